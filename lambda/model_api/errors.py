@@ -1,0 +1,51 @@
+"""The one error shape of the API: every non-2xx body is {"error": {"code": ..., "message": ...}}."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+
+class ApiError(Exception):
+    """An error the API answers with: an HTTP status, a stable machine code and a human message."""
+
+    def __init__(self, status: int, code: str, message: str, retry_after: Optional[int] = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+def error_body(code: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message}}
+
+
+def gateway_response_template(code: str) -> str:
+    """Body template of an API Gateway gateway response in the same shape.
+
+    Gateway response templates only substitute variables (no VTL, no escaping helpers), so the message comes from
+    $context.error.messageString, which API Gateway already emits as a quoted, escaped JSON string.
+    """
+    prefix = json.dumps({"error": {"code": code, "message": "__MESSAGE__"}}, separators=(",", ":"))
+    return prefix.replace('"__MESSAGE__"', "$context.error.messageString")
+
+
+# Errors raised by API Gateway itself, before the Lambda runs: response type -> (status, code).
+# The deployed stage (gateway responses) and local mode both use this table.
+GATEWAY_ERRORS = {
+    "BAD_REQUEST_BODY": (400, "invalid_request"),
+    "BAD_REQUEST_PARAMETERS": (400, "invalid_request"),
+    "INVALID_API_KEY": (403, "forbidden"),
+    "ACCESS_DENIED": (403, "forbidden"),
+    "MISSING_AUTHENTICATION_TOKEN": (404, "not_found"),
+    "RESOURCE_NOT_FOUND": (404, "not_found"),
+    "UNSUPPORTED_MEDIA_TYPE": (415, "unsupported_media_type"),
+    "REQUEST_TOO_LARGE": (413, "request_too_large"),
+    "THROTTLED": (429, "throttled"),
+    "QUOTA_EXCEEDED": (429, "quota_exceeded"),
+    "INTEGRATION_TIMEOUT": (504, "timeout"),
+    "INTEGRATION_FAILURE": (502, "integration_failure"),
+    "DEFAULT_4XX": (400, "bad_request"),
+    "DEFAULT_5XX": (500, "internal_error"),
+}

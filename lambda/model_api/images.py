@@ -1,0 +1,257 @@
+"""The image request pipeline: parse -> validate -> invoke -> store -> respond.
+
+Pure: AWS is reached only through the `Endpoint` and `ImageStore` objects passed in (model_api.aws implements them
+with boto3), so every step can be tested without AWS and local mode runs the very same code.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Mapping, Optional, Protocol, Sequence
+
+from model_api.errors import ApiError
+from model_api.schema import SEED_MAX, ImageLimits, image_request_schema, max_body_bytes
+from model_api.validation import validate
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG = "image/png"
+JSON = "application/json"
+# Longest presigned-URL lifetime we hand out: the URL is signed with the Lambda role's temporary credentials and
+# dies with them whatever X-Amz-Expires says, so promising more would be a lie. Settings refuse a larger TTL.
+MAX_URL_TTL_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    prompt: str
+    negative_prompt: Optional[str]
+    width: int
+    height: int
+    steps: int
+    guidance_scale: float
+    seed: Optional[int]
+    num_images: int
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """What the image route needs to know about its deployment (read from the Lambda environment)."""
+
+    url_ttl_seconds: int = 900
+    limits: ImageLimits = ImageLimits()
+    key_prefix: str = "images/"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "ImageConfig":
+        return cls(
+            url_ttl_seconds=int(env.get("URL_TTL_SECONDS", "900")),
+            limits=ImageLimits.from_env(env),
+            key_prefix=env.get("IMAGE_KEY_PREFIX", "images/"),
+        )
+
+
+class Endpoint(Protocol):
+    def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        """Send one request to the model; return (response body, its content type). Raises ApiError."""
+
+
+class ImageStore(Protocol):
+    def presign(self, key: str, ttl_seconds: int) -> str:
+        """A GET URL for key, valid ttl_seconds. Raises ApiError."""
+
+    def put_all(self, objects: Sequence[tuple[str, bytes]], content_type: str) -> None:
+        """Store every object or none of them (what was stored is removed again on failure). Raises ApiError."""
+
+
+# ---------------------------------------------------------------------------------------------------------- parse
+
+
+def parse_image_request(event: Mapping, limits: ImageLimits) -> ImageRequest:
+    """Turn an API Gateway REST proxy event into a validated ImageRequest, or raise ApiError(4xx)."""
+    method = (event.get("httpMethod") or "").upper()
+    schema = image_request_schema(limits)
+    if method == "POST":
+        data = _json_body(event, limits)
+    elif method == "GET":
+        data = _query_fields(event.get("queryStringParameters") or {}, schema)
+    else:
+        raise ApiError(405, "method_not_allowed", f"method {method or '(none)'} is not allowed; use GET or POST")
+    problems = validate(data, schema)
+    if problems:
+        raise ApiError(400, "invalid_request", "; ".join(problems))
+    return ImageRequest(
+        prompt=data["prompt"],
+        negative_prompt=data.get("negative_prompt") or None,
+        width=data.get("width", limits.default_size),
+        height=data.get("height", limits.default_size),
+        steps=data.get("steps", limits.default_steps),
+        guidance_scale=float(data.get("guidance_scale", limits.default_guidance_scale)),
+        seed=data.get("seed"),
+        num_images=data.get("num_images", 1),
+    )
+
+
+def _json_body(event: Mapping, limits: ImageLimits) -> object:
+    raw = event.get("body")
+    if raw is None or raw == "":
+        raise ApiError(400, "invalid_request", "request body is empty; send a JSON object such as "
+                                               '{"prompt": "a cyborg tiger"}')
+    if event.get("isBase64Encoded"):
+        try:
+            raw = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            raise ApiError(400, "invalid_request", "request body is marked base64 but is not valid base64") from None
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    limit = max_body_bytes(limits)
+    if len(raw) > limit:
+        raise ApiError(413, "request_too_large", f"request body is {len(raw)} bytes; the limit is {limit}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_request", "request body is not valid UTF-8") from None
+    if not text.strip():
+        raise ApiError(400, "invalid_request", "request body is empty; send a JSON object such as "
+                                               '{"prompt": "a cyborg tiger"}')
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, "invalid_request", f"request body is not valid JSON: {_short(exc)}") from None
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _query_fields(params: Mapping[str, str], schema: dict) -> dict:
+    """Query strings are text: convert each known field to the type the schema asks for, so GET and POST are
+    validated by one schema. Unknown names stay as they are and the schema reports them."""
+    out: dict = {}
+    problems = []
+    for name, value in params.items():
+        kind = schema["properties"].get(name, {}).get("type")
+        if kind == "integer":
+            try:
+                out[name] = int(value.strip())
+            except ValueError:
+                problems.append(f"{name} must be an integer (got {value[:40]!r})")
+        elif kind == "number":
+            try:
+                number = float(value.strip())
+            except ValueError:
+                number = float("nan")
+            if number != number or number in (float("inf"), float("-inf")):
+                problems.append(f"{name} must be a number (got {value[:40]!r})")
+            else:
+                out[name] = number
+        else:
+            out[name] = value
+    if problems:
+        raise ApiError(400, "invalid_request", "; ".join(problems))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------- invoke
+
+
+def model_request(request: ImageRequest, seed: int) -> tuple[bytes, str]:
+    """The body sent to the model container (models/stable_diffusion/code/inference.py) and the Accept type.
+
+    One image comes back as raw PNG (no base64: a third fewer bytes and no decode in the Lambda); several come back
+    as JSON with base64 PNGs, in the JumpStart shape.
+    """
+    parameters = {
+        "width": request.width,
+        "height": request.height,
+        "num_inference_steps": request.steps,
+        "guidance_scale": request.guidance_scale,
+        "seed": seed,
+        "num_images_per_prompt": request.num_images,
+    }
+    if request.negative_prompt:
+        parameters["negative_prompt"] = request.negative_prompt
+    body = json.dumps({"inputs": request.prompt, "parameters": parameters}, separators=(",", ":")).encode()
+    return body, PNG if request.num_images == 1 else JSON
+
+
+def decode_model_images(body: bytes, content_type: str, expected: int) -> list[bytes]:
+    """The PNG images in a model response, checked: anything else is the model's fault (502), never stored."""
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type == PNG:
+        images = [body]
+    elif media_type == JSON:
+        try:
+            encoded = json.loads(body)["generated_images"]
+            images = [base64.b64decode(item, validate=True) for item in encoded]
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            raise ApiError(502, "bad_model_response", "the model returned JSON without valid generated_images")
+    else:
+        raise ApiError(502, "bad_model_response", f"the model returned {content_type or 'no content type'}, "
+                                                  "not image/png or application/json")
+    if len(images) != expected:
+        raise ApiError(502, "bad_model_response", f"the model returned {len(images)} images, expected {expected}")
+    for image in images:
+        if not is_complete_png(image):
+            raise ApiError(502, "bad_model_response", "the model returned a truncated or non-PNG image")
+    return images
+
+
+def is_complete_png(data: bytes) -> bool:
+    """PNG signature at the start and the IEND chunk (with its CRC) at the end: catches truncated bodies."""
+    return len(data) > 57 and data.startswith(PNG_SIGNATURE) and data[-12:-8] == b"\x00\x00\x00\x00" and \
+        data[-8:-4] == b"IEND"
+
+
+# ---------------------------------------------------------------------------------------------------------- store
+
+
+def image_key(prefix: str, when: datetime, unique: str) -> str:
+    """images/YYYY/MM/DD/<uuid4>.png: the date groups objects for people and lifecycle rules, the uuid4 makes keys
+    unique under any concurrency (timestamps collide)."""
+    return f"{prefix}{when:%Y/%m/%d}/{unique}.png"
+
+
+# ---------------------------------------------------------------------------------------------------------- respond
+
+
+def generate_images(
+    event: Mapping,
+    config: ImageConfig,
+    endpoint: Endpoint,
+    store: ImageStore,
+    *,
+    request_id: str,
+    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    new_unique: Callable[[], str] = lambda: str(uuid.uuid4()),
+    new_seed: Callable[[], int] = lambda: secrets.randbelow(SEED_MAX + 1),
+) -> dict:
+    """The whole image route: returns the response body of a 200, or raises ApiError. Nothing is stored unless
+    every image is valid, and no URL is returned unless every object was stored."""
+    request = parse_image_request(event, config.limits)
+    seed = request.seed if request.seed is not None else new_seed()
+    body, accept = model_request(request, seed)
+    response_body, response_type = endpoint.invoke(body, JSON, accept)
+    images = decode_model_images(response_body, response_type, request.num_images)
+    issued = now()
+    keys = [image_key(config.key_prefix, issued, new_unique()) for _ in images]
+    # Presign first: it is local computation, so a failure here leaves nothing stored.
+    urls = [store.presign(key, config.url_ttl_seconds) for key in keys]
+    store.put_all(list(zip(keys, images)), PNG)
+    expires_at = (issued + timedelta(seconds=config.url_ttl_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "images": [{"url": url, "key": key, "expires_at": expires_at} for key, url in zip(keys, urls)],
+        "prompt": request.prompt,
+        "seed": seed,
+        "request_id": request_id,
+    }

@@ -1,0 +1,109 @@
+"""The image request: its limits and its JSON schema, defined once.
+
+The CDK app turns `image_request_schema(limits)` into the API Gateway request model, the handler validates every
+request with the same schema (model_api.validation), and local mode enforces it the way the deployed stage does.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Mapping
+
+SEED_MAX = 2**32 - 1
+# Multiple of 8: Stable Diffusion's VAE downsamples by 8, other sizes fail or are cropped inside the pipeline.
+SIZE_MULTIPLE = 8
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """Bounds of one image request. Settable per deployment (stacks/settings.py); the Lambda reads them from its
+    environment (REQUEST_LIMITS), so the gateway, the handler and local mode enforce the same numbers."""
+
+    max_prompt_chars: int = 1000
+    min_size: int = 256
+    max_size: int = 768
+    default_size: int = 512
+    max_steps: int = 50
+    default_steps: int = 30
+    max_images: int = 4
+    max_guidance_scale: float = 20.0
+    default_guidance_scale: float = 7.5
+
+    def problems(self) -> list[str]:
+        """Everything wrong with these limits, as messages (empty when valid)."""
+        out = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                out.append(f"{f.name} must be a positive number (got {value!r})")
+        if out:
+            return out
+        for name in ("min_size", "max_size", "default_size"):
+            if getattr(self, name) % SIZE_MULTIPLE:
+                out.append(f"{name} must be a multiple of {SIZE_MULTIPLE} (got {getattr(self, name)})")
+        if not self.min_size <= self.default_size <= self.max_size:
+            out.append(f"default_size must lie within min_size..max_size ({self.min_size}..{self.max_size})")
+        if self.max_size > 2048:
+            out.append(f"max_size must be at most 2048 (got {self.max_size})")
+        if self.default_steps > self.max_steps:
+            out.append(f"default_steps ({self.default_steps}) must not exceed max_steps ({self.max_steps})")
+        if self.max_steps > 500:
+            out.append(f"max_steps must be at most 500 (got {self.max_steps})")
+        if self.max_images > 8:
+            out.append(f"max_images must be at most 8 (got {self.max_images})")
+        if self.default_guidance_scale > self.max_guidance_scale:
+            out.append("default_guidance_scale must not exceed max_guidance_scale")
+        if self.max_prompt_chars > 10000:
+            out.append(f"max_prompt_chars must be at most 10000 (got {self.max_prompt_chars})")
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> "ImageLimits":
+        return cls(**json.loads(text))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "ImageLimits":
+        text = env.get("REQUEST_LIMITS")
+        return cls.from_json(text) if text else cls()
+
+
+def image_request_schema(limits: ImageLimits) -> dict:
+    """JSON schema (draft 4, the dialect API Gateway models use) of the POST /images body."""
+    size = {
+        "type": "integer",
+        "minimum": limits.min_size,
+        "maximum": limits.max_size,
+        "multipleOf": SIZE_MULTIPLE,
+    }
+    return {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "title": "ImageRequest",
+        "type": "object",
+        "properties": {
+            # pattern \S: a prompt of only white space is as empty as "" to the model.
+            "prompt": {"type": "string", "minLength": 1, "maxLength": limits.max_prompt_chars, "pattern": "\\S"},
+            "negative_prompt": {"type": "string", "maxLength": limits.max_prompt_chars},
+            "width": dict(size),
+            "height": dict(size),
+            "steps": {"type": "integer", "minimum": 1, "maximum": limits.max_steps},
+            "guidance_scale": {"type": "number", "minimum": 0, "maximum": limits.max_guidance_scale},
+            "seed": {"type": "integer", "minimum": 0, "maximum": SEED_MAX},
+            "num_images": {"type": "integer", "minimum": 1, "maximum": limits.max_images},
+        },
+        "required": ["prompt"],
+        "additionalProperties": False,
+    }
+
+
+# GET /images takes the same fields as query parameters; prompt is the one the gateway requires.
+REQUIRED_QUERY_PARAMETERS = ("prompt",)
+
+
+def max_body_bytes(limits: ImageLimits) -> int:
+    """Largest request body worth parsing: two prompts of JSON-escaped astral characters (12 bytes each) plus room
+    for the other fields. Anything larger is refused with 413 before it is parsed."""
+    return 4096 + 2 * 12 * limits.max_prompt_chars

@@ -1,0 +1,112 @@
+"""A small JSON-schema (draft 4) validator for the keywords our request schemas use.
+
+The Lambda ships no dependencies (boto3 comes from the runtime), so this replaces the `jsonschema` package for the
+subset we need. tests/lambda/test_validation.py checks it agrees with `jsonschema`'s Draft4Validator.
+Unsupported keywords raise at once, so a schema can never be silently half-checked.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+SUPPORTED = {
+    "$schema", "title", "description", "type", "properties", "required", "additionalProperties",
+    "minLength", "maxLength", "pattern", "minimum", "maximum", "multipleOf", "enum", "items", "minItems", "maxItems",
+}
+
+_TYPE_NAMES = {
+    "object": "an object", "array": "an array", "string": "a string", "integer": "an integer",
+    "number": "a number", "boolean": "true or false", "null": "null",
+}
+
+
+def _is_type(value: Any, name: str) -> bool:
+    if name == "object":
+        return isinstance(value, dict)
+    if name == "array":
+        return isinstance(value, list)
+    if name == "string":
+        return isinstance(value, str)
+    if name == "boolean":
+        return isinstance(value, bool)
+    if name == "null":
+        return value is None
+    if isinstance(value, bool):  # bool is an int in Python, never a number in JSON
+        return False
+    if name == "integer":
+        # Draft 4: an integer is a number without a fraction part; 512.0 is not one.
+        return isinstance(value, int)
+    if name == "number":
+        return isinstance(value, (int, float)) and not (isinstance(value, float) and not math.isfinite(value))
+    raise ValueError(f"unsupported type {name!r}")
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def validate(instance: Any, schema: dict, path: str = "") -> list[str]:
+    """Every violation of `schema` by `instance`, as readable messages (empty when valid)."""
+    unknown = set(schema) - SUPPORTED
+    if unknown:
+        raise ValueError(f"schema uses unsupported keywords: {sorted(unknown)}")
+    where = path or "body"
+    kind = schema.get("type")
+    if kind is not None:
+        kinds = kind if isinstance(kind, list) else [kind]
+        if not any(_is_type(instance, k) for k in kinds):
+            wanted = " or ".join(_TYPE_NAMES[k] for k in kinds)
+            return [f"{where} must be {wanted} (got {_show(instance)})"]
+    problems: list[str] = []
+    if "enum" in schema and instance not in schema["enum"]:
+        problems.append(f"{where} must be one of {schema['enum']} (got {_show(instance)})")
+    if isinstance(instance, str):
+        if "minLength" in schema and len(instance) < schema["minLength"]:
+            problems.append(
+                f"{where} must not be empty" if schema["minLength"] == 1
+                else f"{where} must be at least {schema['minLength']} characters long"
+            )
+        elif "maxLength" in schema and len(instance) > schema["maxLength"]:
+            problems.append(f"{where} must be at most {schema['maxLength']} characters long (got {len(instance)})")
+        elif "pattern" in schema and not re.search(schema["pattern"], instance):
+            problems.append(
+                f"{where} must not be blank" if schema["pattern"] == "\\S"
+                else f"{where} must match {schema['pattern']!r}"
+            )
+    if isinstance(instance, (int, float)) and not isinstance(instance, bool):
+        if "minimum" in schema and instance < schema["minimum"]:
+            problems.append(f"{where} must be at least {schema['minimum']} (got {_show(instance)})")
+        if "maximum" in schema and instance > schema["maximum"]:
+            problems.append(f"{where} must be at most {schema['maximum']} (got {_show(instance)})")
+        if "multipleOf" in schema and instance % schema["multipleOf"]:
+            problems.append(f"{where} must be a multiple of {schema['multipleOf']} (got {_show(instance)})")
+    if isinstance(instance, list):
+        if "minItems" in schema and len(instance) < schema["minItems"]:
+            problems.append(f"{where} must have at least {schema['minItems']} items")
+        if "maxItems" in schema and len(instance) > schema["maxItems"]:
+            problems.append(f"{where} must have at most {schema['maxItems']} items (got {len(instance)})")
+        if "items" in schema:
+            for i, item in enumerate(instance):
+                problems += validate(item, schema["items"], f"{where}[{i}]")
+    if isinstance(instance, dict):
+        properties = schema.get("properties", {})
+        for name in schema.get("required", []):
+            if name not in instance:
+                problems.append(f"{_join(path, name)} is required")
+        if schema.get("additionalProperties", True) is False:
+            extra = sorted(k for k in instance if k not in properties)
+            if extra:
+                allowed = ", ".join(sorted(properties))
+                shown = ", ".join(_show(k) for k in extra[:5]) + (", ..." if len(extra) > 5 else "")
+                problems.append(f"unknown field{'s' if len(extra) > 1 else ''} {shown} in {where} (allowed: {allowed})")
+        for name, sub in properties.items():
+            if name in instance:
+                problems += validate(instance[name], sub, _join(path, name))
+    return problems
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name

@@ -1,0 +1,112 @@
+"""Container image URIs per region: the AWS Deep Learning Containers (DLC) of Hugging Face, or an image of your own.
+
+The DLC registry account differs per region (table from the SageMaker Python SDK's image config), and the China
+partition uses another ECR host. In the template the URI is `FindInMap(region) + AWS::URLSuffix`, so the same
+template works for environment-agnostic stacks in any listed region.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from aws_cdk import Aws, CfnMapping, Fn, Stack
+from constructs import Construct
+
+HF_INFERENCE_REPOSITORY = "huggingface-pytorch-inference"
+# DLC 2.6 pins transformers 4.51.3, diffusers 0.33.1 and the inference toolkit 2.6.0.
+HF_INFERENCE_TAGS = {
+    True: "2.6.0-transformers4.51.3-gpu-py312-cu124-ubuntu22.04",
+    False: "2.6.0-transformers4.51.3-cpu-py312-ubuntu22.04",
+}
+
+_MAIN_ACCOUNT = "763104351884"
+DLC_ACCOUNTS = {
+    **{region: _MAIN_ACCOUNT for region in (
+        "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "sa-east-1", "eu-central-1",
+        "eu-north-1", "eu-west-1", "eu-west-2", "eu-west-3", "ap-northeast-1", "ap-northeast-2", "ap-south-1",
+        "ap-southeast-1", "ap-southeast-2",
+    )},
+    "af-south-1": "626614931356",
+    "ap-east-1": "871362719292",
+    "ap-east-2": "975050140332",
+    "ap-northeast-3": "364406365360",
+    "ap-south-2": "772153158452",
+    "ap-southeast-3": "907027046896",
+    "ap-southeast-4": "457447274322",
+    "ap-southeast-5": "550225433462",
+    "ap-southeast-6": "633930458069",
+    "ap-southeast-7": "590183813437",
+    "ca-west-1": "204538143572",
+    "cn-north-1": "727897471807",
+    "cn-northwest-1": "727897471807",
+    "eu-central-2": "380420809688",
+    "eu-south-1": "692866216735",
+    "eu-south-2": "503227376785",
+    "il-central-1": "780543022126",
+    "me-central-1": "914824155844",
+    "me-south-1": "217643126080",
+    "mx-central-1": "637423239942",
+    "us-gov-east-1": "446045086412",
+    "us-gov-west-1": "442386744353",
+}
+
+ECR_IMAGE_URI = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?P<cn>\.cn)?"
+    r"/(?P<repository>[a-z0-9][a-z0-9._/-]*)(?::[\w][\w.-]{0,127}|@sha256:[0-9a-f]{64})$"
+)
+
+
+def url_suffix(region: str) -> str:
+    return "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+
+
+def partition(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def hf_inference_image_uri(region: str, gpu: bool) -> str:
+    """The plain URI for a known region (README, tests, local tools)."""
+    account = DLC_ACCOUNTS[region]
+    return f"{account}.dkr.ecr.{region}.{url_suffix(region)}/{HF_INFERENCE_REPOSITORY}:{HF_INFERENCE_TAGS[gpu]}"
+
+
+@dataclass(frozen=True)
+class ContainerImage:
+    """An image for a SageMaker model: its URI and the ECR repository the execution role may pull from."""
+
+    uri: str
+    repository_arn: str
+
+    @classmethod
+    def hugging_face_inference(cls, scope: Construct, gpu: bool) -> "ContainerImage":
+        """The Hugging Face PyTorch inference DLC of the stack's region (GPU or CPU variant)."""
+        account = _dlc_accounts(scope).find_in_map(Aws.REGION, "account")
+        uri = Fn.join("", [account, ".dkr.ecr.", Aws.REGION, ".", Aws.URL_SUFFIX, "/",
+                           HF_INFERENCE_REPOSITORY, ":", HF_INFERENCE_TAGS[gpu]])
+        arn = Fn.join("", ["arn:", Aws.PARTITION, ":ecr:", Aws.REGION, ":", account,
+                           ":repository/", HF_INFERENCE_REPOSITORY])
+        return cls(uri=uri, repository_arn=arn)
+
+    @classmethod
+    def from_uri(cls, uri: str) -> "ContainerImage":
+        """Any ECR image (your own, or another DLC). Raises ValueError for anything that is not an ECR image URI."""
+        match = ECR_IMAGE_URI.match(uri)
+        if not match:
+            raise ValueError(f"not an ECR image URI: {uri!r}")
+        region = match["region"]
+        arn = f"arn:{partition(region)}:ecr:{region}:{match['account']}:repository/{match['repository']}"
+        return cls(uri=uri, repository_arn=arn)
+
+
+def _dlc_accounts(scope: Construct) -> CfnMapping:
+    """One mapping per stack, shared by every model in it."""
+    stack = Stack.of(scope)
+    existing = stack.node.try_find_child("DlcAccounts")
+    if existing is not None:
+        return existing
+    return CfnMapping(stack, "DlcAccounts", mapping={r: {"account": a} for r, a in sorted(DLC_ACCOUNTS.items())})

@@ -1,0 +1,78 @@
+"""The private bucket that holds generated images until their presigned URLs (and then the objects) expire."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+
+class ImageBucket(Construct):
+    """A bucket for generated images.
+
+    Props:
+      expiry_days: objects under key_prefix are deleted this many days after creation (default 7).
+      key_prefix: where images go (default "images/"); grants and the lifecycle rule cover only this prefix.
+      encryption_key: a customer KMS key; None for S3-managed encryption (SSE-S3, the default).
+      retain: keep the bucket and its images on `cdk destroy` (default False: emptied and deleted).
+
+    All public access is blocked, ACLs are disabled and only TLS requests are accepted.
+    Attributes: bucket, key_prefix, encryption_key.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        expiry_days: int = 7,
+        key_prefix: str = "images/",
+        encryption_key: Optional[kms.IKey] = None,
+        retain: bool = False,
+    ):
+        super().__init__(scope, construct_id)
+        if expiry_days < 1:
+            raise ValueError(f"ImageBucket {construct_id}: expiry_days must be at least 1")
+        if not key_prefix.endswith("/") or key_prefix.startswith("/"):
+            raise ValueError(f"ImageBucket {construct_id}: key_prefix must end with '/' and not start with one")
+        self.key_prefix = key_prefix
+        self.encryption_key = encryption_key
+        self.bucket = s3.Bucket(
+            self, "Bucket",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            encryption=s3.BucketEncryption.KMS if encryption_key else s3.BucketEncryption.S3_MANAGED,
+            encryption_key=encryption_key,
+            # One KMS data key per bucket rather than per object: far fewer KMS calls (and costs) per image.
+            bucket_key_enabled=True if encryption_key else None,
+            lifecycle_rules=[s3.LifecycleRule(
+                id="expire-generated-images",
+                prefix=key_prefix,
+                expiration=Duration.days(expiry_days),
+                abort_incomplete_multipart_upload_after=Duration.days(1),
+            )],
+            removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+            auto_delete_objects=not retain,
+        )
+
+    def grant_image_access(self, grantee: iam.IGrantable) -> None:
+        """Write, read (for presigned URLs) and delete (to roll back a partly stored request) under key_prefix,
+        nothing else: no listing, no other prefix, no bucket configuration."""
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+            resource_arns=[self.bucket.arn_for_objects(self.key_prefix + "*")],
+        )
+        if self.encryption_key is not None:
+            # Decrypt: whoever follows a presigned URL reads with the signer's permissions.
+            iam.Grant.add_to_principal(
+                grantee=grantee,
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resource_arns=[self.encryption_key.key_arn],
+            )
