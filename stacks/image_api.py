@@ -155,6 +155,9 @@ class ImageApi(Construct):
                 throttling_burst_limit=throttle_burst,
             ),
         )
+        # The stack outputs the /images URL itself; the base URL output RestApi adds would only be a second,
+        # less useful URL.
+        self.api.node.try_remove_child("Endpoint")
         for response_type, (status, code) in _errors.GATEWAY_ERRORS.items():
             headers = {"Content-Type": "'application/json'"}
             if status == 429:

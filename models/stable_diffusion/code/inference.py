@@ -31,6 +31,7 @@ def model_fn(model_dir, context=None):
     """Load the pipeline once per worker: half precision on GPU (half the memory, tensor cores), fp32 on CPU
     (fp16 is slow or unsupported there)."""
     cuda = torch.cuda.is_available()
+    # torch_dtype, not dtype: the container pins diffusers 0.33, which does not know the newer name.
     pipe = DiffusionPipeline.from_pretrained(model_dir, torch_dtype=torch.float16 if cuda else torch.float32)
     pipe = pipe.to("cuda" if cuda else "cpu")
     pipe.set_progress_bar_config(disable=True)

@@ -1,0 +1,77 @@
+"""Tiny random-weight models built offline, for tests and local mode.
+
+They have the real architectures (so the real inference code loads and runs them) at a fraction of the size, and
+produce noise, not pictures. Building one takes seconds and needs no network.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _byte_level_vocab() -> list[str]:
+    """CLIP's byte-to-unicode alphabet: every byte maps to one printable character."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    chars, extra = [], 0
+    for byte in range(256):
+        if byte in printable:
+            chars.append(chr(byte))
+        else:
+            chars.append(chr(256 + extra))
+            extra += 1
+    return chars
+
+
+def write_clip_tokenizer(folder: Path) -> None:
+    """A byte-level CLIP BPE tokenizer with no merges. Written as files and loaded with from_pretrained: in
+    transformers 5, CLIPTokenizer(vocab_file=..., merges_file=...) silently ignores the files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    alphabet = _byte_level_vocab()
+    tokens = alphabet + [c + "</w>" for c in alphabet] + ["<|startoftext|>", "<|endoftext|>"]
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "CLIPTokenizer", "model_max_length": 77, "bos_token": "<|startoftext|>",
+        "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
+    }), encoding="utf-8")
+
+
+def build_tiny_stable_diffusion(folder: Path, seed: int = 0) -> Path:
+    """Save a random-weight Stable Diffusion pipeline (UNet, VAE with SD's 8x downsampling, CLIP text encoder,
+    DDIM scheduler) to folder, in the layout DiffusionPipeline.from_pretrained reads. About 7 MB."""
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=32, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=[32, 32, 64, 64], in_channels=3, out_channels=3, latent_channels=4,
+        down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
+    )
+    tokenizer_dir = folder / "_tokenizer_source"
+    write_clip_tokenizer(tokenizer_dir)
+    tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_attention_heads=4,
+        num_hidden_layers=2, max_position_embeddings=77, projection_dim=32,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    ))
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                              clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.save_pretrained(folder)
+    for leftover in tokenizer_dir.iterdir():
+        leftover.unlink()
+    tokenizer_dir.rmdir()
+    return folder

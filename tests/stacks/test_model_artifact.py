@@ -1,0 +1,47 @@
+"""The model archive: deterministic bytes, the toolkit's layout, nothing stray."""
+
+import io
+import tarfile
+
+import pytest
+
+from stacks.model_artifact import archive_bytes, build_archive
+from stacks.model_api_stack import STABLE_DIFFUSION_CODE
+
+
+def test_same_sources_give_the_same_bytes(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "inference.py").write_text("def model_fn(d):\n    return d\n")
+    (code / "requirements.txt").write_text("pillow\n")
+    first = archive_bytes(code)
+    # Touch times, add caches and change modes: none of it may change the archive.
+    (code / "__pycache__").mkdir()
+    (code / "__pycache__" / "inference.cpython-311.pyc").write_bytes(b"junk")
+    (code / "inference.py").chmod(0o755)
+    import os
+    os.utime(code / "inference.py", (1, 1))
+    assert archive_bytes(code) == first
+    (code / "inference.py").write_text("def model_fn(d):\n    return None\n")
+    assert archive_bytes(code) != first
+
+
+def test_layout_is_code_folder_with_inference_py():
+    data = archive_bytes(STABLE_DIFFUSION_CODE)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        members = tar.getmembers()
+        assert [m.name for m in members] == ["code/inference.py"]
+        assert all(m.mtime == 0 and m.uid == 0 and m.mode == 0o644 for m in members)
+        assert tar.extractfile("code/inference.py").read() == (STABLE_DIFFUSION_CODE / "inference.py").read_bytes()
+
+
+def test_build_writes_once_per_content(tmp_path):
+    first = build_archive(STABLE_DIFFUSION_CODE, tmp_path)
+    again = build_archive(STABLE_DIFFUSION_CODE, tmp_path)
+    assert first == again and first.name == "model.tar.gz"
+    assert first.read_bytes() == archive_bytes(STABLE_DIFFUSION_CODE)
+
+
+def test_code_without_inference_py_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="has no inference.py"):
+        archive_bytes(tmp_path)

