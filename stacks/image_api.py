@@ -129,8 +129,6 @@ class ImageApi(Construct):
                 "INVOKE_READ_TIMEOUT_SECONDS": str(read_timeout),
             },
         )
-        # The role's policy must exist before the function can run; CDK orders this only for policies it owns.
-        self.function.node.add_dependency(self.role)
 
         self.access_log_group = logs.LogGroup(
             self, "AccessLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)

@@ -1,0 +1,108 @@
+"""Handler test rig helpers: S3 served by moto on 127.0.0.1, the SageMaker endpoint faked at the botocore level (the real
+client builds and sends the request; a before-send hook answers it like the runtime API would)."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import json
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+import boto3
+from botocore.awsrequest import AWSResponse
+
+LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambda"
+REGION = "eu-west-1"
+ENDPOINT_NAME = "test-stable-diffusion"
+
+
+def tiny_png(width: int = 8, height: int = 8, shade: int = 0) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (shade, 255 - shade, 128)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class _Raw(io.BytesIO):
+    def stream(self, **_):
+        yield self.getvalue()
+
+
+class FakeEndpoint:
+    """Answers InvokeEndpoint calls of one client: each queued answer is bytes+content type, an error body, or an
+    exception to raise (timeouts, resets). Records every request it saw."""
+
+    def __init__(self, client):
+        self.requests: list[dict] = []
+        self.answers: list = []
+        client.meta.events.register("before-send.sagemaker-runtime.InvokeEndpoint", self._answer)
+
+    def returns(self, body: bytes, content_type: str = "image/png") -> "FakeEndpoint":
+        self.answers.append(("ok", body, content_type))
+        return self
+
+    def returns_images(self, images: list[bytes]) -> "FakeEndpoint":
+        body = json.dumps({"generated_images": [base64.b64encode(i).decode() for i in images], "prompt": "p"})
+        return self.returns(body.encode(), "application/json")
+
+    def fails(self, status: int, error_type: str, body: dict) -> "FakeEndpoint":
+        self.answers.append(("error", status, error_type, body))
+        return self
+
+    def raises(self, exception: Exception) -> "FakeEndpoint":
+        self.answers.append(("raise", exception))
+        return self
+
+    def _answer(self, request, **_):
+        self.requests.append({"url": request.url, "headers": dict(request.headers),
+                              "body": json.loads(request.body)})
+        answer = self.answers.pop(0)
+        if answer[0] == "raise":
+            raise answer[1]
+        if answer[0] == "ok":
+            _, body, content_type = answer
+            headers = {"Content-Type": content_type, "x-Amzn-Invoked-Production-Variant": "AllTraffic"}
+            return AWSResponse(request.url, 200, headers, _Raw(body))
+        _, status, error_type, body = answer
+        headers = {"Content-Type": "application/json", "x-amzn-ErrorType": error_type}
+        return AWSResponse(request.url, status, headers, _Raw(json.dumps(body).encode()))
+
+
+def load_handler(env: dict):
+    """Import lambda/handler.py afresh (by path: `lambda` is a keyword) with the given environment."""
+    import os
+
+    previous = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        spec = importlib.util.spec_from_file_location(f"handler_{uuid.uuid4().hex}", LAMBDA_DIR / "handler.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        for k, v in previous.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def api_event(method="POST", body=None, query=None, resource="/images", base64_body=False, headers=None):
+    """An API Gateway REST proxy event, as the deployed stage (and local mode) send it."""
+    if body is not None and not isinstance(body, str):
+        body = json.dumps(body)
+    if base64_body and body is not None:
+        body = base64.b64encode(body.encode()).decode()
+    return {
+        "resource": resource, "path": resource, "httpMethod": method,
+        "headers": {"Content-Type": "application/json", **(headers or {})},
+        "queryStringParameters": query, "multiValueQueryStringParameters": None,
+        "pathParameters": None, "stageVariables": None,
+        "requestContext": {"requestId": str(uuid.uuid4()), "stage": "v1", "httpMethod": method,
+                           "resourcePath": resource},
+        "body": body, "isBase64Encoded": base64_body,
+    }

@@ -1,0 +1,56 @@
+"""Our dependency-free draft-4 validator agrees with the jsonschema package on the request schema."""
+
+from __future__ import annotations
+
+import jsonschema
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from model_api.schema import ImageLimits, image_request_schema, max_body_bytes
+from model_api.validation import validate
+
+SCHEMA = image_request_schema(ImageLimits())
+REFERENCE = jsonschema.Draft4Validator(SCHEMA)
+FIELDS = list(SCHEMA["properties"]) + ["extra"]
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30) | st.sampled_from(["", " ", "a cyborg tiger", "\u00e9\u4e2d\U0001f600"]),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=5,
+)
+near_valid_values = st.one_of(
+    st.integers(-10, 2000), st.sampled_from([0, 8, 256, 512, 768, 776, 512.0, 7.5, 2**32 - 1, 2**32, True]),
+    json_values,
+)
+requests = st.dictionaries(st.sampled_from(FIELDS), near_valid_values, max_size=6) | json_values
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(requests)
+def test_agrees_with_jsonschema_draft4(instance):
+    ours = validate(instance, SCHEMA)
+    theirs = list(REFERENCE.iter_errors(instance))
+    assert bool(ours) == bool(theirs), (instance, ours, [e.message for e in theirs])
+
+
+def test_valid_request_has_no_problems():
+    assert validate({"prompt": "p", "width": 512, "height": 768, "steps": 1, "guidance_scale": 0,
+                     "seed": 0, "num_images": 4, "negative_prompt": ""}, SCHEMA) == []
+
+
+def test_unsupported_keywords_are_refused_not_ignored():
+    with pytest.raises(ValueError, match="unsupported keywords"):
+        validate({}, {"type": "object", "oneOf": []})
+
+
+def test_limits_round_trip_and_check_themselves():
+    limits = ImageLimits(max_size=1024, max_images=2)
+    assert ImageLimits.from_json(limits.to_json()) == limits
+    assert ImageLimits.from_env({"REQUEST_LIMITS": limits.to_json()}) == limits
+    assert ImageLimits.from_env({}) == ImageLimits()
+    assert ImageLimits(min_size=1000).problems() == [
+        "default_size must lie within min_size..max_size (1000..768)"]
+    assert ImageLimits(max_size=1020).problems() == ["max_size must be a multiple of 8 (got 1020)"]
+    assert max_body_bytes(ImageLimits()) == 4096 + 24 * 1000
