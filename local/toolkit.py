@@ -1,0 +1,78 @@
+"""Serve a model folder in-process through the real SageMaker Hugging Face inference toolkit.
+
+The deployed container runs `HuggingFaceHandlerService` inside multi-model-server; here the same service object is
+driven directly (initialize, then handle per request), so `code/inference.py` meets exactly the contract it meets
+on SageMaker: the same hook lookup, the same content-type handling, the same error codes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+
+def _load_toolkit():
+    # Toolkit 2.6.0 imports is_tf_available from transformers, which transformers 5 removed. We never use
+    # TensorFlow, so answer the question the toolkit asks before it imports.
+    import transformers.file_utils
+
+    if not hasattr(transformers.file_utils, "is_tf_available"):
+        transformers.file_utils.is_tf_available = lambda: False
+    from mms.service import PredictionException
+    from sagemaker_huggingface_inference_toolkit.handler_service import HuggingFaceHandlerService
+
+    return HuggingFaceHandlerService, PredictionException
+
+
+class ModelError(Exception):
+    """The container answered with an error status (what SageMaker reports as ModelError)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class _Context:
+    """The slice of multi-model-server's Context that the toolkit uses."""
+
+    def __init__(self, model_dir: str):
+        self.system_properties = {"model_dir": model_dir, "batch_size": 1, "gpu_id": 0}
+        self.request_processor = [SimpleNamespace(get_request_properties=lambda: self._request)]
+        self.metrics = SimpleNamespace(add_time=lambda *args, **kwargs: None)
+        self._request: dict = {}
+        self.response_content_type = None
+
+    def set_response_content_type(self, _index: int, content_type: str) -> None:
+        self.response_content_type = content_type
+
+
+class ToolkitModel:
+    """One model folder (weights and/or code/inference.py) loaded once, invoked like /invocations."""
+
+    def __init__(self, model_dir: Path, program: str = "inference.py"):
+        service_class, self._prediction_exception = _load_toolkit()
+        self.model_dir = str(model_dir)
+        os.environ["SAGEMAKER_PROGRAM"] = program
+        # The toolkit imports the user module by name from model_dir/code; forget any other model's module.
+        sys.modules.pop(Path(program).stem, None)
+        importlib.invalidate_caches()
+        self._service = service_class()
+        self._context = _Context(self.model_dir)
+        self._service.initialize(self._context)
+        # One request at a time, as one model-server worker does (SAGEMAKER_MODEL_SERVER_WORKERS=1).
+        self._lock = threading.Lock()
+
+    def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        with self._lock:
+            self._context._request = {"Content-Type": content_type, "Accept": accept}
+            try:
+                output, = self._service.handle([{"body": body}], self._context)
+            except self._prediction_exception as exc:
+                raise ModelError(exc.error_code, exc.message) from exc
+            content = output.encode("utf-8") if isinstance(output, str) else bytes(output)
+            return content, self._context.response_content_type or accept
