@@ -12,6 +12,7 @@ import uuid
 from model_api import aws, images
 from model_api.errors import ApiError
 from model_api.http import error_response, json_response
+from model_api.schema import IMAGES_PATH
 
 log = logging.getLogger("model_api")
 log.setLevel(logging.INFO)
@@ -26,7 +27,7 @@ def _images(event: dict, request_id: str) -> dict:
     return images.generate_images(event, IMAGE_CONFIG, ENDPOINT, STORE, request_id=request_id)
 
 
-ROUTES = {"/images": _images}
+ROUTES = {IMAGES_PATH: _images}
 
 
 def handler(event: dict, context) -> dict:

@@ -17,6 +17,7 @@ from stacks.model_endpoint import ModelEndpoint
 
 _errors = load_lambda_module("model_api.errors")
 _schema = load_lambda_module("model_api.schema")
+_images = load_lambda_module("model_api.images")
 
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
 # ResponseType names in CDK differ from API Gateway's for the DEFAULT_ types.
@@ -123,10 +124,8 @@ class ImageApi(Construct):
             environment={
                 "ENDPOINT_NAME": endpoint.endpoint_name,
                 "BUCKET_NAME": images.bucket.bucket_name,
-                "IMAGE_KEY_PREFIX": images.key_prefix,
-                "URL_TTL_SECONDS": str(url_ttl_seconds),
-                "REQUEST_LIMITS": limits.to_json(),
                 "INVOKE_READ_TIMEOUT_SECONDS": str(read_timeout),
+                **_images.ImageConfig(url_ttl_seconds, limits, images.key_prefix).to_env(),
             },
         )
 
@@ -179,7 +178,7 @@ class ImageApi(Construct):
         validator = self.api.add_request_validator(
             "RequestValidator", validate_request_body=True, validate_request_parameters=True)
         integration = apigw.LambdaIntegration(self.function, proxy=True, timeout=Duration.seconds(timeout_seconds))
-        resource = self.api.root.add_resource("images")
+        resource = self.api.root.add_resource(_schema.IMAGES_PATH.strip("/"))
         resource.add_method(
             "POST", integration,
             api_key_required=True,
@@ -203,4 +202,4 @@ class ImageApi(Construct):
             api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
         )
         self.usage_plan.add_api_key(self.api_key)
-        self.images_url = self.api.url_for_path("/images")
+        self.images_url = self.api.url_for_path(_schema.IMAGES_PATH)

@@ -212,15 +212,15 @@ class Settings:
 
     @classmethod
     def from_context(cls, node) -> "Settings":
-        """Settings from a construct node's context: every context key that is not CDK's own is a setting."""
-        return cls.from_values({name: node.try_get_context(name) for name in _setting_keys(node)})
+        """Settings from a construct node's context (cdk.json and -c name=value)."""
+        return cls.from_values(setting_values(node.get_all_context()))
 
 
-def _setting_keys(node) -> list[str]:
-    # CDK's own context keys contain ':' or start with '@' (feature flags, lookups, CLI options).
-    context = node.get_all_context() if hasattr(node, "get_all_context") else {}
-    return [key for key in context if ":" not in key and not key.startswith("@")
-            and key not in ("acknowledged-issue-numbers",)]
+def setting_values(context: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings in a CDK context: every key that is not CDK's own. CDK's own keys contain ':' or start with
+    '@' (feature flags, lookups, CLI options)."""
+    return {key: value for key, value in context.items()
+            if ":" not in key and not key.startswith("@") and key != "acknowledged-issue-numbers"}
 
 
 def _convert(value: Any, hint: Any) -> Any:

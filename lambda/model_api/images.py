@@ -47,6 +47,14 @@ class ImageConfig:
     limits: ImageLimits = ImageLimits()
     key_prefix: str = "images/"
 
+    def to_env(self) -> dict[str, str]:
+        """The Lambda environment that from_env reads back (used by the CDK app and local mode)."""
+        return {
+            "URL_TTL_SECONDS": str(self.url_ttl_seconds),
+            "REQUEST_LIMITS": self.limits.to_json(),
+            "IMAGE_KEY_PREFIX": self.key_prefix,
+        }
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "ImageConfig":
         return cls(

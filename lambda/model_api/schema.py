@@ -99,6 +99,8 @@ def image_request_schema(limits: ImageLimits) -> dict:
     }
 
 
+# The route of the image API: the gateway resource, the handler's route table and local mode use this.
+IMAGES_PATH = "/images"
 # GET /images takes the same fields as query parameters; prompt is the one the gateway requires.
 REQUIRED_QUERY_PARAMETERS = ("prompt",)
 

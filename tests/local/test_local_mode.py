@@ -1,0 +1,264 @@
+"""Local mode end to end: started as a subprocess, driven with real HTTP clients (curl among them)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+READY_LINE = "Ctrl-C stops everything."
+SMALL = {"width": 256, "height": 256, "steps": 1}
+
+
+class LocalProcess:
+    """`python -m local` as a subprocess; its output is drained by threads so pipes never fill."""
+
+    def __init__(self, tmp_path: Path, *extra: str, cache_dir: Path | None = None):
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "local", "--port", "0", "--s3-port", "0", "--endpoint-port", "0",
+             "--ready-file", str(tmp_path / "ready.json"), "--cache-dir", str(cache_dir or tmp_path / "cache"),
+             *extra],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.lines: queue.Queue = queue.Queue()
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self._drains = [
+            threading.Thread(target=self._drain, args=(self.popen.stdout, self.stdout, self.lines), daemon=True),
+            threading.Thread(target=self._drain, args=(self.popen.stderr, self.stderr, None), daemon=True),
+        ]
+        for thread in self._drains:
+            thread.start()
+
+    @staticmethod
+    def _drain(stream, sink: list, lines):
+        for line in stream:
+            sink.append(line)
+            if lines is not None:
+                lines.put(line)
+        if lines is not None:
+            lines.put(None)
+
+    def wait_until_serving(self, deadline_seconds: float = 300) -> str:
+        """The banner, once local mode says it serves; fails if it exits or takes too long."""
+        deadline = time.monotonic() + deadline_seconds
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.popen.kill()
+                raise AssertionError("local mode did not start in time:\n" + "".join(self.stdout)) from None
+            if line is None:
+                raise AssertionError("local mode exited early:\n" + "".join(self.stdout + self.stderr))
+            if READY_LINE in line:
+                return "".join(self.stdout)
+
+    def stop(self) -> int:
+        """Ctrl-C, as a user would; the exit code, once all output has been read."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGINT)
+            try:
+                self.popen.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+                raise AssertionError("local mode did not stop on Ctrl-C") from None
+        for thread in self._drains:
+            thread.join(timeout=10)
+        return self.popen.returncode
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("local")
+    process = LocalProcess(tmp_path, "--api-key", "test-key")
+    banner = process.wait_until_serving()
+    info = json.loads((tmp_path / "ready.json").read_text())
+    info["banner"] = banner
+    yield info
+    assert process.stop() == 0
+    assert "local: stopping" in "".join(process.stdout)
+
+
+def request(local, method="POST", body=None, query="", key="test-key", content_type="application/json",
+            path="/images"):
+    data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
+    req = urllib.request.Request(f"{local['api_url']}{path}{query}", data=data, method=method)
+    if key is not None:
+        req.add_header("x-api-key", key)
+    if content_type and data is not None:
+        req.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(req, timeout=120) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read())
+
+
+def download_png(url: str) -> tuple[int, int]:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.headers["Content-Type"] == "image/png"
+        data = response.read()
+    Image.open(io.BytesIO(data)).verify()
+    return Image.open(io.BytesIO(data)).size
+
+
+def test_banner_says_where_and_that_the_model_draws_noise(local):
+    banner = local["banner"]
+    assert local["api_url"].startswith("http://127.0.0.1:")
+    assert f"{local['api_url']}/images" in banner and "test-key" in banner
+    assert "RANDOM-WEIGHT" in banner and "curl" in banner
+
+
+def test_the_readme_curl_returns_a_url_that_downloads_a_png(local, tmp_path):
+    result = subprocess.run(
+        ["curl", "-s", "-H", "x-api-key: test-key", "-d", '{"prompt":"a cyborg tiger"}', f"{local['api_url']}/images"],
+        capture_output=True, text=True, timeout=120, check=True)
+    body = json.loads(result.stdout)
+    image, = body["images"]
+    assert body["prompt"] == "a cyborg tiger"
+    target = tmp_path / "tiger.png"
+    subprocess.run(["curl", "-s", "-f", "-o", str(target), image["url"]], check=True, timeout=60)
+    assert Image.open(target).size == (512, 512)
+
+
+def test_get_with_a_prompt_works(local):
+    status, _, body = request(local, "GET", query="?prompt=a%20cyborg%20tiger&width=256&height=320&steps=1")
+    assert status == 200, body
+    assert download_png(body["images"][0]["url"]) == (256, 320)
+
+
+def test_several_images_in_one_request(local):
+    status, _, body = request(local, body={"prompt": "p", "num_images": 3, **SMALL})
+    assert status == 200, body
+    assert [download_png(i["url"]) for i in body["images"]] == [(256, 256)] * 3
+
+
+@pytest.mark.parametrize("key", [None, "wrong-key"])
+def test_without_the_key_403_in_the_error_shape(local, key):
+    status, _, body = request(local, body={"prompt": "p"}, key=key)
+    assert (status, body) == (403, {"error": {"code": "forbidden", "message": "Forbidden"}})
+
+
+def test_the_gateway_validates_json_bodies_like_the_deployed_stage(local):
+    for bad in ({"prompt": ""}, {"prompt": "p", "width": 500}, {"nothing": 1}, b"{not json"):
+        status, _, body = request(local, body=bad)
+        assert (status, body) == (400, {"error": {"code": "invalid_request", "message": "Invalid request body"}})
+
+
+def test_bodies_the_gateway_passes_get_the_handlers_400s(local):
+    # curl -d sends form content type: the gateway's JSON model does not apply, the handler still validates.
+    status, _, body = request(local, body=b'{"prompt": "p", "steps": 99}',
+                              content_type="application/x-www-form-urlencoded")
+    assert status == 400 and body["error"] == {"code": "invalid_request", "message": "steps must be at most 50 (got 99)"}
+    status, _, body = request(local, "GET", query="?prompt=")
+    assert status == 400 and body["error"]["message"] == "prompt must not be empty"
+
+
+def test_missing_prompt_query_and_unknown_routes(local):
+    status, _, body = request(local, "GET", query="?width=256")
+    assert status == 400 and body["error"] == {"code": "invalid_request",
+                                               "message": "Missing required request parameters: [prompt]"}
+    status, _, body = request(local, "POST", body={"prompt": "p"}, path="/videos")
+    assert status == 404 and body["error"]["code"] == "not_found"
+    status, _, body = request(local, "DELETE", path="/images")
+    assert status == 404 and body["error"]["code"] == "not_found"
+
+
+def test_the_stage_prefix_of_the_deployed_url_works_too(local):
+    status, _, body = request(local, body={"prompt": "p", **SMALL}, path="/v1/images")
+    assert status == 200, body
+
+
+def test_the_local_endpoint_speaks_the_container_contract(local):
+    with urllib.request.urlopen(f"{local['endpoint_url']}/ping", timeout=10) as response:
+        assert response.status == 200
+    payload = json.dumps({"inputs": "p", "parameters": {"width": 64, "height": 64, "num_inference_steps": 1}})
+    req = urllib.request.Request(f"{local['endpoint_url']}/invocations", data=payload.encode(), method="POST",
+                                 headers={"Content-Type": "application/json", "Accept": "image/png"})
+    with urllib.request.urlopen(req, timeout=60) as response:
+        assert response.headers["Content-Type"] == "image/png"
+        assert Image.open(io.BytesIO(response.read())).size == (64, 64)
+
+
+def test_the_local_endpoint_answers_boto3_like_sagemaker(local):
+    import boto3
+    from botocore.exceptions import ClientError
+
+    runtime = boto3.client("sagemaker-runtime", region_name="us-east-1", endpoint_url=local["endpoint_url"])
+    payload = json.dumps({"inputs": "p", "parameters": {"width": 64, "height": 64, "num_inference_steps": 1}})
+    response = runtime.invoke_endpoint(EndpointName=local["endpoint_name"], Body=payload,
+                                       ContentType="application/json", Accept="image/png")
+    assert response["ContentType"] == "image/png" and response["Body"].read().startswith(b"\x89PNG")
+    with pytest.raises(ClientError) as caught:
+        runtime.invoke_endpoint(EndpointName=local["endpoint_name"], Body=payload.replace("64", "63"),
+                                ContentType="application/json", Accept="image/png")
+    assert caught.value.response["Error"]["Code"] == "ModelError"
+    assert caught.value.response["OriginalStatusCode"] == 400
+    with pytest.raises(ClientError) as caught:
+        runtime.invoke_endpoint(EndpointName="other", Body=payload, ContentType="application/json")
+    assert caught.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_100_concurrent_requests_all_succeed_with_distinct_keys(local):
+    def one(i):
+        return request(local, body={"prompt": f"tiger {i}", "seed": i, **SMALL})
+
+    with ThreadPoolExecutor(max_workers=100) as pool:
+        results = list(pool.map(one, range(100)))
+    assert [status for status, _, _ in results] == [200] * 100, [b for s, _, b in results if s != 200][:3]
+    keys = [body["images"][0]["key"] for _, _, body in results]
+    assert len(set(keys)) == 100
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        sizes = list(pool.map(lambda body: download_png(body["images"][0]["url"]), [b for _, _, b in results]))
+    assert sizes == [(256, 256)] * 100
+
+
+def test_a_busy_port_is_a_clear_message_not_a_traceback(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "local", "--port", str(port), "--s3-port", "0", "--endpoint-port", "0",
+             "--cache-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert f"port {port} on 127.0.0.1 (API) is already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_settings_are_reported_like_synth(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "local", "-c", "url_ttl_seconds=5", "-c", "max_size=1001"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "url_ttl_seconds must be from 60" in result.stderr and "max_size must be a multiple of 8" in result.stderr
+
+
+def test_settings_apply_locally(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("settings")
+    process = LocalProcess(tmp_path, "-c", "max_images=1", "-c", "url_ttl_seconds=120")
+    try:
+        process.wait_until_serving()
+        info = json.loads((tmp_path / "ready.json").read_text())
+        status, _, body = request({**info}, body={"prompt": "p", "num_images": 2, **SMALL}, key=info["api_key"])
+        assert status == 400  # the gateway model now caps num_images at 1
+        status, _, body = request({**info}, body={"prompt": "p", **SMALL}, key=info["api_key"])
+        assert status == 200 and "X-Amz-Expires=120" in body["images"][0]["url"]
+    finally:
+        assert process.stop() == 0
