@@ -1,5 +1,9 @@
-"""Lambda entry of the Model API: routes an API Gateway REST proxy event to its pipeline and writes one structured
-log line per request. Everything that reaches AWS is created here, once per container."""
+"""Lambda entry of the Model API: one function per model. Routes an API Gateway REST proxy event to its pipeline
+and writes one structured log line per request. Everything that reaches AWS is created here, once per container.
+
+Environment: MODEL_NAME, MODEL_KIND, ENDPOINT_NAME, MODEL_CATALOG (all models, for routing and GET /endpoint),
+BUCKET_NAME (image models), and each pipeline's own settings (model_api.images / model_api.text).
+"""
 
 from __future__ import annotations
 
@@ -9,39 +13,82 @@ import os
 import time
 import uuid
 
-from model_api import aws, images
+from model_api import aws, images, routes, text
 from model_api.errors import ApiError
 from model_api.http import error_response, json_response
-from model_api.schema import IMAGES_PATH
 
 log = logging.getLogger("model_api")
 log.setLevel(logging.INFO)
 
 _ENV = os.environ
-IMAGE_CONFIG = images.ImageConfig.from_env(_ENV)
-ENDPOINT = aws.SageMakerEndpoint(aws.sagemaker_runtime_client(_ENV), _ENV["ENDPOINT_NAME"])
-STORE = aws.S3ImageStore(aws.s3_client(_ENV), _ENV["BUCKET_NAME"])
+MODEL = routes.ModelInfo(
+    name=_ENV.get("MODEL_NAME", "stable-diffusion"),
+    kind=_ENV.get("MODEL_KIND", "text-to-image"),
+    endpoint_name=_ENV["ENDPOINT_NAME"],
+)
+CATALOG = routes.catalog_from_env(_ENV) or [MODEL]
+REGION = _ENV.get("AWS_REGION", "us-east-1")
+ENDPOINT = aws.SageMakerEndpoint(aws.sagemaker_runtime_client(_ENV), MODEL.endpoint_name)
+if MODEL.kind == "text-to-image":
+    IMAGE_CONFIG = images.ImageConfig.from_env(_ENV)
+    STORE = aws.S3ImageStore(aws.s3_client(_ENV), _ENV["BUCKET_NAME"])
+else:
+    TEXT_CONFIG = text.TextConfig.from_env(_ENV)
 
 
 def _images(event: dict, request_id: str) -> dict:
     return images.generate_images(event, IMAGE_CONFIG, ENDPOINT, STORE, request_id=request_id)
 
 
-ROUTES = {IMAGES_PATH: _images}
+def _generate(event: dict, request_id: str) -> dict:
+    return text.generate_text(event, TEXT_CONFIG, ENDPOINT, request_id=request_id)
+
+
+def _embeddings(event: dict, request_id: str) -> dict:
+    return text.embed(event, TEXT_CONFIG, ENDPOINT, request_id=request_id)
+
+
+def _chat(event: dict, request_id: str) -> dict:
+    return text.chat(event, TEXT_CONFIG, ENDPOINT, request_id=request_id)
+
+
+def _endpoint(event: dict, request_id: str) -> dict:
+    info = next((m for m in CATALOG if m.name == MODEL.name), MODEL)
+    return info.describe(REGION)
+
+
+def _catalog(event: dict, request_id: str) -> dict:
+    return {"endpoints": [m.describe(REGION) for m in CATALOG]}
+
+
+PIPELINES = {"images": _images, "generate": _generate, "embeddings": _embeddings, "chat": _chat,
+             "endpoint": _endpoint, "catalog": _catalog}
+# (path, method) -> action, for the routes this model serves.
+ROUTES = {(r.path, r.method): r.action for r in routes.routes(CATALOG) if r.model == MODEL.name}
+
+
+def _route(event: dict):
+    path, method = event.get("resource") or event.get("path") or "", (event.get("httpMethod") or "").upper()
+    action = ROUTES.get((path, method))
+    if action is not None:
+        return PIPELINES[action]
+    allowed = sorted(m for p, m in ROUTES if p == path)
+    if allowed:
+        raise ApiError(405, "method_not_allowed", f"method {method or '(none)'} is not allowed on {path}; "
+                                                  f"use {' or '.join(allowed)}")
+    raise ApiError(404, "not_found", f"no route {path!r}")
 
 
 def handler(event: dict, context) -> dict:
     started = time.monotonic()
     request_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
-    route = event.get("resource") or event.get("path") or ""
-    record = {"request_id": request_id, "method": event.get("httpMethod"), "route": route}
+    record = {"request_id": request_id, "model": MODEL.name, "method": event.get("httpMethod"),
+              "route": event.get("resource") or event.get("path")}
     try:
-        pipeline = ROUTES.get(route)
-        if pipeline is None:
-            raise ApiError(404, "not_found", f"no route {route!r}")
-        body = pipeline(event, request_id)
+        body = _route(event)(event, request_id)
         response = json_response(200, body, {"X-Request-Id": request_id})
-        record["images"] = len(body.get("images", []))
+        if "images" in body:
+            record["images"] = len(body["images"])
     except ApiError as error:
         response = error_response(error, request_id)
         record["error_code"] = error.code

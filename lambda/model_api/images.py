@@ -17,11 +17,13 @@ from typing import Callable, Mapping, Optional, Protocol, Sequence
 
 from model_api.errors import ApiError
 from model_api.schema import SEED_MAX, ImageLimits, image_request_schema, max_body_bytes
-from model_api.validation import validate
+from model_api.requests import read_json_body, validated
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG = "image/png"
+JPEG = "image/jpeg"
 JSON = "application/json"
+JUMPSTART_ACCEPT = "application/json;jpeg"
 # Longest presigned-URL lifetime we hand out: the URL is signed with the Lambda role's temporary credentials and
 # dies with them whatever X-Amz-Expires says, so promising more would be a lie. Settings refuse a larger TTL.
 MAX_URL_TTL_SECONDS = 3600
@@ -46,6 +48,9 @@ class ImageConfig:
     url_ttl_seconds: int = 900
     limits: ImageLimits = ImageLimits()
     key_prefix: str = "images/"
+    # "toolkit": models/stable_diffusion/code/inference.py (raw PNG or JSON of PNGs); "jumpstart": a JumpStart
+    # Stable Diffusion endpoint (its own request fields, JSON of JPEGs).
+    protocol: str = "toolkit"
 
     def to_env(self) -> dict[str, str]:
         """The Lambda environment that from_env reads back (used by the CDK app and local mode)."""
@@ -53,6 +58,7 @@ class ImageConfig:
             "URL_TTL_SECONDS": str(self.url_ttl_seconds),
             "REQUEST_LIMITS": self.limits.to_json(),
             "IMAGE_KEY_PREFIX": self.key_prefix,
+            "MODEL_PROTOCOL": self.protocol,
         }
 
     @classmethod
@@ -61,6 +67,7 @@ class ImageConfig:
             url_ttl_seconds=int(env.get("URL_TTL_SECONDS", "900")),
             limits=ImageLimits.from_env(env),
             key_prefix=env.get("IMAGE_KEY_PREFIX", "images/"),
+            protocol=env.get("MODEL_PROTOCOL", "toolkit"),
         )
 
 
@@ -85,14 +92,12 @@ def parse_image_request(event: Mapping, limits: ImageLimits) -> ImageRequest:
     method = (event.get("httpMethod") or "").upper()
     schema = image_request_schema(limits)
     if method == "POST":
-        data = _json_body(event, limits)
+        data = read_json_body(event, max_body_bytes(limits))
     elif method == "GET":
         data = _query_fields(event.get("queryStringParameters") or {}, schema)
     else:
         raise ApiError(405, "method_not_allowed", f"method {method or '(none)'} is not allowed; use GET or POST")
-    problems = validate(data, schema)
-    if problems:
-        raise ApiError(400, "invalid_request", "; ".join(problems))
+    validated(data, schema)
     return ImageRequest(
         prompt=data["prompt"],
         negative_prompt=data.get("negative_prompt") or None,
@@ -103,43 +108,6 @@ def parse_image_request(event: Mapping, limits: ImageLimits) -> ImageRequest:
         seed=data.get("seed"),
         num_images=data.get("num_images", 1),
     )
-
-
-def _json_body(event: Mapping, limits: ImageLimits) -> object:
-    raw = event.get("body")
-    if raw is None or raw == "":
-        raise ApiError(400, "invalid_request", "request body is empty; send a JSON object such as "
-                                               '{"prompt": "a cyborg tiger"}')
-    if event.get("isBase64Encoded"):
-        try:
-            raw = base64.b64decode(raw, validate=True)
-        except (binascii.Error, ValueError, TypeError):
-            raise ApiError(400, "invalid_request", "request body is marked base64 but is not valid base64") from None
-    if isinstance(raw, str):
-        raw = raw.encode("utf-8", "surrogatepass")
-    limit = max_body_bytes(limits)
-    if len(raw) > limit:
-        raise ApiError(413, "request_too_large", f"request body is {len(raw)} bytes; the limit is {limit}")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ApiError(400, "invalid_request", "request body is not valid UTF-8") from None
-    if not text.strip():
-        raise ApiError(400, "invalid_request", "request body is empty; send a JSON object such as "
-                                               '{"prompt": "a cyborg tiger"}')
-    try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise ApiError(400, "invalid_request", f"request body is not valid JSON: {_short(exc)}") from None
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _query_fields(params: Mapping[str, str], schema: dict) -> dict:
@@ -173,12 +141,20 @@ def _query_fields(params: Mapping[str, str], schema: dict) -> dict:
 # ---------------------------------------------------------------------------------------------------------- invoke
 
 
-def model_request(request: ImageRequest, seed: int) -> tuple[bytes, str]:
-    """The body sent to the model container (models/stable_diffusion/code/inference.py) and the Accept type.
+def model_request(request: ImageRequest, seed: int, protocol: str = "toolkit") -> tuple[bytes, str]:
+    """The body sent to the model container and the Accept type.
 
-    One image comes back as raw PNG (no base64: a third fewer bytes and no decode in the Lambda); several come back
-    as JSON with base64 PNGs, in the JumpStart shape.
+    Our inference code (models/stable_diffusion/code/inference.py): one image comes back as raw PNG (no base64: a
+    third fewer bytes and no decode in the Lambda); several come back as JSON with base64 PNGs, in the JumpStart
+    shape. A JumpStart endpoint takes its own field names and answers JSON with base64 JPEGs.
     """
+    if protocol == "jumpstart":
+        fields = {"prompt": request.prompt, "width": request.width, "height": request.height,
+                  "num_images_per_prompt": request.num_images, "num_inference_steps": request.steps,
+                  "guidance_scale": request.guidance_scale, "seed": seed}
+        if request.negative_prompt:
+            fields["negative_prompt"] = request.negative_prompt
+        return json.dumps(fields, separators=(",", ":")).encode(), JUMPSTART_ACCEPT
     parameters = {
         "width": request.width,
         "height": request.height,
@@ -193,8 +169,9 @@ def model_request(request: ImageRequest, seed: int) -> tuple[bytes, str]:
     return body, PNG if request.num_images == 1 else JSON
 
 
-def decode_model_images(body: bytes, content_type: str, expected: int) -> list[bytes]:
-    """The PNG images in a model response, checked: anything else is the model's fault (502), never stored."""
+def decode_model_images(body: bytes, content_type: str, expected: int) -> tuple[list[bytes], str]:
+    """The images in a model response and their media type, checked: anything else is the model's fault (502),
+    never stored. Raw PNG, or JSON {"generated_images": [base64 PNG or JPEG, ...]}."""
     media_type = (content_type or "").split(";")[0].strip().lower()
     if media_type == PNG:
         images = [body]
@@ -209,10 +186,15 @@ def decode_model_images(body: bytes, content_type: str, expected: int) -> list[b
                                                   "not image/png or application/json")
     if len(images) != expected:
         raise ApiError(502, "bad_model_response", f"the model returned {len(images)} images, expected {expected}")
-    for image in images:
-        if not is_complete_png(image):
-            raise ApiError(502, "bad_model_response", "the model returned a truncated or non-PNG image")
-    return images
+    kinds = {PNG if is_complete_png(i) else JPEG if is_complete_jpeg(i) else None for i in images}
+    if None in kinds or len(kinds) != 1:
+        raise ApiError(502, "bad_model_response", "the model returned a truncated or unknown image")
+    return images, kinds.pop()
+
+
+def is_complete_jpeg(data: bytes) -> bool:
+    """JPEG start-of-image and end-of-image markers: catches truncated bodies."""
+    return len(data) > 4 and data[:2] == b"\xff\xd8" and data[-2:] == b"\xff\xd9"
 
 
 def is_complete_png(data: bytes) -> bool:
@@ -224,10 +206,10 @@ def is_complete_png(data: bytes) -> bool:
 # ---------------------------------------------------------------------------------------------------------- store
 
 
-def image_key(prefix: str, when: datetime, unique: str) -> str:
+def image_key(prefix: str, when: datetime, unique: str, extension: str = "png") -> str:
     """images/YYYY/MM/DD/<uuid4>.png: the date groups objects for people and lifecycle rules, the uuid4 makes keys
     unique under any concurrency (timestamps collide)."""
-    return f"{prefix}{when:%Y/%m/%d}/{unique}.png"
+    return f"{prefix}{when:%Y/%m/%d}/{unique}.{extension}"
 
 
 # ---------------------------------------------------------------------------------------------------------- respond
@@ -248,14 +230,15 @@ def generate_images(
     every image is valid, and no URL is returned unless every object was stored."""
     request = parse_image_request(event, config.limits)
     seed = request.seed if request.seed is not None else new_seed()
-    body, accept = model_request(request, seed)
+    body, accept = model_request(request, seed, config.protocol)
     response_body, response_type = endpoint.invoke(body, JSON, accept)
-    images = decode_model_images(response_body, response_type, request.num_images)
+    images, media_type = decode_model_images(response_body, response_type, request.num_images)
     issued = now()
-    keys = [image_key(config.key_prefix, issued, new_unique()) for _ in images]
+    extension = "png" if media_type == PNG else "jpg"
+    keys = [image_key(config.key_prefix, issued, new_unique(), extension) for _ in images]
     # Presign first: it is local computation, so a failure here leaves nothing stored.
     urls = [store.presign(key, config.url_ttl_seconds) for key in keys]
-    store.put_all(list(zip(keys, images)), PNG)
+    store.put_all(list(zip(keys, images)), media_type)
     expires_at = (issued + timedelta(seconds=config.url_ttl_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "images": [{"url": url, "key": key, "expires_at": expires_at} for key, url in zip(keys, urls)],

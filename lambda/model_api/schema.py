@@ -109,3 +109,122 @@ def max_body_bytes(limits: ImageLimits) -> int:
     """Largest request body worth parsing: two prompts of JSON-escaped astral characters (12 bytes each) plus room
     for the other fields. Anything larger is refused with 413 before it is parsed."""
     return 4096 + 2 * 12 * limits.max_prompt_chars
+
+
+# ---------------------------------------------------------------------------------------------------- text models
+
+
+@dataclass(frozen=True)
+class TextLimits:
+    """Bounds of text-generation, chat and embeddings requests (settable like ImageLimits)."""
+
+    max_input_chars: int = 8000
+    max_new_tokens: int = 1024
+    default_max_new_tokens: int = 128
+    max_batch_inputs: int = 32
+    max_messages: int = 50
+
+    def problems(self) -> list[str]:
+        out = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                out.append(f"{f.name} must be a positive whole number (got {value!r})")
+        if not out and self.default_max_new_tokens > self.max_new_tokens:
+            out.append(f"default_max_new_tokens ({self.default_max_new_tokens}) must not exceed max_new_tokens "
+                       f"({self.max_new_tokens})")
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "TextLimits":
+        text = env.get("TEXT_LIMITS")
+        return cls(**json.loads(text)) if text else cls()
+
+
+def _generation_parameters(limits: TextLimits, tgi: bool) -> dict:
+    """Generation parameters by TGI's own rules (temperature > 0, 0 < top_p < 1, top_k > 0, repetition_penalty > 0),
+    so a caller gets our 400 instead of an opaque model error. seed and stop exist on TGI only."""
+    properties = {
+        "max_new_tokens": {"type": "integer", "minimum": 1, "maximum": limits.max_new_tokens},
+        "temperature": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 100},
+        "top_p": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 1, "exclusiveMaximum": True},
+        "top_k": {"type": "integer", "minimum": 1, "maximum": 100000},
+        "repetition_penalty": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 100},
+        "do_sample": {"type": "boolean"},
+        "return_full_text": {"type": "boolean"},
+    }
+    if tgi:
+        properties["seed"] = {"type": "integer", "minimum": 0, "maximum": SEED_MAX}
+        properties["stop"] = {"type": "array", "maxItems": 4,
+                              "items": {"type": "string", "minLength": 1, "maxLength": 100}}
+    return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
+def generate_request_schema(limits: TextLimits, tgi: bool = True) -> dict:
+    """POST /generate: {"inputs": "...", "parameters": {...}}."""
+    return {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "title": "GenerateRequest",
+        "type": "object",
+        "properties": {
+            "inputs": {"type": "string", "minLength": 1, "maxLength": limits.max_input_chars},
+            "parameters": _generation_parameters(limits, tgi),
+        },
+        "required": ["inputs"],
+        "additionalProperties": False,
+    }
+
+
+def embeddings_request_schema(limits: TextLimits) -> dict:
+    """POST /embeddings: {"inputs": "text" | ["t1", "t2", ...]}."""
+    return {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "title": "EmbeddingsRequest",
+        "type": "object",
+        "properties": {
+            "inputs": {
+                "type": ["string", "array"], "minLength": 1, "maxLength": limits.max_input_chars,
+                "minItems": 1, "maxItems": limits.max_batch_inputs,
+                "items": {"type": "string", "minLength": 1, "maxLength": limits.max_input_chars},
+            },
+        },
+        "required": ["inputs"],
+        "additionalProperties": False,
+    }
+
+
+def chat_request_schema(limits: TextLimits) -> dict:
+    """POST /chat: {"messages": [{"role": "user", "content": "..."}, ...], "parameters": {...}}."""
+    parameters = _generation_parameters(limits, tgi=False)
+    parameters["properties"]["seed"] = {"type": "integer", "minimum": 0, "maximum": SEED_MAX}
+    del parameters["properties"]["return_full_text"]
+    return {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "title": "ChatRequest",
+        "type": "object",
+        "properties": {
+            "messages": {
+                "type": "array", "minItems": 1, "maxItems": limits.max_messages,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "role": {"type": "string", "enum": ["system", "user", "assistant"]},
+                        "content": {"type": "string", "minLength": 1, "maxLength": limits.max_input_chars},
+                    },
+                    "required": ["role", "content"],
+                    "additionalProperties": False,
+                },
+            },
+            "parameters": parameters,
+        },
+        "required": ["messages"],
+        "additionalProperties": False,
+    }
+
+
+def max_text_body_bytes(limits: TextLimits) -> int:
+    """Largest text request body worth parsing (JSON-escaped astral characters take 12 bytes each)."""
+    return 4096 + 12 * limits.max_input_chars * max(limits.max_batch_inputs, limits.max_messages)

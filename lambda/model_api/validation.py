@@ -14,6 +14,7 @@ from typing import Any
 SUPPORTED = {
     "$schema", "title", "description", "type", "properties", "required", "additionalProperties",
     "minLength", "maxLength", "pattern", "minimum", "maximum", "multipleOf", "enum", "items", "minItems", "maxItems",
+    "exclusiveMinimum", "exclusiveMaximum",
 }
 
 _TYPE_NAMES = {
@@ -77,10 +78,16 @@ def validate(instance: Any, schema: dict, path: str = "") -> list[str]:
                 else f"{where} must match {schema['pattern']!r}"
             )
     if isinstance(instance, (int, float)) and not isinstance(instance, bool):
-        if "minimum" in schema and instance < schema["minimum"]:
-            problems.append(f"{where} must be at least {schema['minimum']} (got {_show(instance)})")
-        if "maximum" in schema and instance > schema["maximum"]:
-            problems.append(f"{where} must be at most {schema['maximum']} (got {_show(instance)})")
+        if "minimum" in schema:
+            if schema.get("exclusiveMinimum") and instance <= schema["minimum"]:
+                problems.append(f"{where} must be greater than {schema['minimum']} (got {_show(instance)})")
+            elif instance < schema["minimum"]:
+                problems.append(f"{where} must be at least {schema['minimum']} (got {_show(instance)})")
+        if "maximum" in schema:
+            if schema.get("exclusiveMaximum") and instance >= schema["maximum"]:
+                problems.append(f"{where} must be less than {schema['maximum']} (got {_show(instance)})")
+            elif instance > schema["maximum"]:
+                problems.append(f"{where} must be at most {schema['maximum']} (got {_show(instance)})")
         if "multipleOf" in schema and instance % schema["multipleOf"]:
             problems.append(f"{where} must be a multiple of {schema['multipleOf']} (got {_show(instance)})")
     if isinstance(instance, list):

@@ -32,15 +32,34 @@ def bucket(moto_endpoint):
 
 
 @pytest.fixture
-def rig(bucket, moto_endpoint):
-    handler = load_handler({
-        "AWS_REGION": REGION,
-        "ENDPOINT_NAME": ENDPOINT_NAME,
-        "BUCKET_NAME": bucket.name,
-        "URL_TTL_SECONDS": "900",
-        "AWS_ENDPOINT_URL_S3": moto_endpoint,
-        "S3_ADDRESSING_STYLE": "path",
-    })
+def make_rig(bucket, moto_endpoint):
+    """A handler loaded with the given environment (on top of an image model's), its fake endpoint and bucket."""
+
+    def _make(**env):
+        handler = load_handler({
+            "AWS_REGION": REGION,
+            "ENDPOINT_NAME": ENDPOINT_NAME,
+            "BUCKET_NAME": bucket.name,
+            "URL_TTL_SECONDS": "900",
+            "AWS_ENDPOINT_URL_S3": moto_endpoint,
+            "S3_ADDRESSING_STYLE": "path",
+            "MODEL_NAME": "stable-diffusion",
+            "MODEL_KIND": "text-to-image",
+            "MODEL_PROTOCOL": "toolkit",
+            "MODEL_CATALOG": "",
+            **env,
+        })
+        return _rig(handler, bucket)
+
+    return _make
+
+
+@pytest.fixture
+def rig(make_rig):
+    return make_rig()
+
+
+def _rig(handler, bucket):
     endpoint = FakeEndpoint(handler.ENDPOINT._client)
 
     def call(event):

@@ -45,6 +45,9 @@ class FakeEndpoint:
         self.answers.append(("ok", body, content_type))
         return self
 
+    def returns_json(self, value) -> "FakeEndpoint":
+        return self.returns(json.dumps(value).encode(), "application/json")
+
     def returns_images(self, images: list[bytes]) -> "FakeEndpoint":
         body = json.dumps({"generated_images": [base64.b64encode(i).decode() for i in images], "prompt": "p"})
         return self.returns(body.encode(), "application/json")

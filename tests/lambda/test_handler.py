@@ -121,7 +121,7 @@ def test_one_structured_log_line_per_request(rig, caplog):
         bad = rig.call(api_event("POST", {"prompt": ""}))
     records = [json.loads(r.getMessage()) for r in caplog.records if r.name == "model_api"]
     assert len(records) == 2
-    assert records[0]["status"] == 200 and records[0]["images"] == 1
+    assert records[0]["status"] == 200 and records[0]["images"] == 1 and records[0]["model"] == "stable-diffusion"
     assert records[0]["request_id"] == ok["headers"]["X-Request-Id"]
     assert records[1]["status"] == 400 and records[1]["error_code"] == "invalid_request"
     assert records[1]["request_id"] == bad["headers"]["X-Request-Id"]

@@ -44,7 +44,7 @@ def test_model_request_asks_for_raw_png_for_one_image_and_json_for_several():
 
 def test_decode_accepts_content_type_parameters_and_rejects_mismatches():
     png = tiny_png()
-    assert decode_model_images(png, "image/png; charset=binary", 1) == [png]
+    assert decode_model_images(png, "image/png; charset=binary", 1) == ([png], "image/png")
     with pytest.raises(ApiError) as caught:
         decode_model_images(png, "", 1)
     assert caught.value.status == 502

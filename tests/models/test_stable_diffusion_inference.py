@@ -116,5 +116,6 @@ def test_toolkit_and_lambda_agree_on_the_request(served):
     for count in (1, 2):
         body, accept = model_request(ImageRequest("p", "n", 64, 64, 2, 5.0, 9, count), seed=9)
         content, content_type = served.invoke(body, "application/json", accept)
-        images = decode_model_images(content, content_type, count)
+        images, media_type = decode_model_images(content, content_type, count)
+        assert media_type == "image/png"
         assert len(images) == count and all(png_size(i) == (64, 64) for i in images)
