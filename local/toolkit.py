@@ -51,19 +51,38 @@ class _Context:
         self.response_content_type = content_type
 
 
+def _set_env(values: dict) -> None:
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 class ToolkitModel:
     """One model folder (weights and/or code/inference.py) loaded once, invoked like /invocations."""
 
-    def __init__(self, model_dir: Path, program: str = "inference.py"):
+    def __init__(self, model_dir: Path, program: str = "inference.py", task: str | None = None):
+        """task: HF_TASK for a model served without code (the toolkit's own pipeline)."""
         service_class, self._prediction_exception = _load_toolkit()
         self.model_dir = str(model_dir)
-        os.environ["SAGEMAKER_PROGRAM"] = program
-        # The toolkit imports the user module by name from model_dir/code; forget any other model's module.
-        sys.modules.pop(Path(program).stem, None)
+        module, code_dir = Path(program).stem, str(Path(model_dir) / "code")
+        overrides = {"SAGEMAKER_PROGRAM": program, "HF_TASK": task}
+        saved = {name: os.environ.get(name) for name in overrides}
+        # The toolkit imports the user module by name from a code/ folder it puts on sys.path. Several models live
+        # in one process here, so no other model's module or folder may be found instead of this one's.
+        sys.modules.pop(module, None)
         importlib.invalidate_caches()
-        self._service = service_class()
-        self._context = _Context(self.model_dir)
-        self._service.initialize(self._context)
+        try:
+            _set_env(overrides)
+            self._service = service_class()
+            self._context = _Context(self.model_dir)
+            self._service.initialize(self._context)
+        finally:
+            _set_env(saved)
+            sys.modules.pop(module, None)
+            while code_dir in sys.path:
+                sys.path.remove(code_dir)
         # One request at a time, as one model-server worker does (SAGEMAKER_MODEL_SERVER_WORKERS=1).
         self._lock = threading.Lock()
 

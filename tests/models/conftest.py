@@ -7,6 +7,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SD_CODE = ROOT / "models" / "stable_diffusion" / "code"
+CHAT_CODE = ROOT / "models" / "chat_embeddings" / "code"
+
+
+def load_by_path(path: Path):
+    spec = importlib.util.spec_from_file_location(f"inference_{uuid.uuid4().hex}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")
@@ -20,10 +28,7 @@ def tiny_sd_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def sd_inference():
     """models/stable_diffusion/code/inference.py, imported by path."""
-    spec = importlib.util.spec_from_file_location(f"sd_inference_{uuid.uuid4().hex}", SD_CODE / "inference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_by_path(SD_CODE / "inference.py")
 
 
 @pytest.fixture(scope="session")
@@ -32,4 +37,25 @@ def sd_artifact_dir(tiny_sd_dir, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("sd-artifact")
     shutil.copytree(tiny_sd_dir, folder, dirs_exist_ok=True)
     shutil.copytree(SD_CODE, folder / "code")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory) -> Path:
+    """A random-weight GPT-2 style causal LM with a chat template, built offline (~1 s)."""
+    from local.tiny_models import build_tiny_causal_lm
+
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-lm"))
+
+
+@pytest.fixture(scope="session")
+def chat_inference():
+    return load_by_path(CHAT_CODE / "inference.py")
+
+
+@pytest.fixture(scope="session")
+def chat_artifact_dir(tiny_lm_dir, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("chat-artifact")
+    shutil.copytree(tiny_lm_dir, folder, dirs_exist_ok=True)
+    shutil.copytree(CHAT_CODE, folder / "code")
     return folder

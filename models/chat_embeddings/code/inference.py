@@ -1,0 +1,114 @@
+"""Chat and embeddings from one causal LLM, for the SageMaker Hugging Face inference container (toolkit hooks).
+
+The request chooses the task:
+  {"task": "chat", "messages": [{"role": "user", "content": "..."}], "parameters": {"max_new_tokens", "temperature",
+   "top_p", "top_k", "repetition_penalty", "do_sample", "seed"}}  ->  {"reply": "..."}
+  {"task": "embeddings", "inputs": ["text", ...]}  ->  {"embeddings": [[...], ...]}: the last hidden state,
+   mean-pooled over real tokens (padding masked out) and L2-normalised.
+One model in memory serves both, as the well-known ChatGLM-6B custom API does. The API validates requests first;
+the bounds here protect the container from any other caller.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+MAX_NEW_TOKENS = int(os.environ.get("CHAT_MAX_NEW_TOKENS", "1024"))
+MAX_INPUT_TOKENS = int(os.environ.get("CHAT_MAX_INPUT_TOKENS", "4096"))
+MAX_BATCH = int(os.environ.get("EMBEDDINGS_MAX_BATCH", "32"))
+GENERATION = {"max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "do_sample", "seed"}
+ROLES = {"system", "user", "assistant"}
+
+
+def model_fn(model_dir, context=None):
+    cuda = torch.cuda.is_available()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    # torch_dtype, not dtype: the container pins transformers 4.51, which does not know the newer name.
+    model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float16 if cuda else torch.float32)
+    model = model.to("cuda" if cuda else "cpu").eval()
+    return {"model": model, "tokenizer": tokenizer}
+
+
+def input_fn(input_data, content_type, context=None):
+    if content_type != "application/json":
+        raise ValueError(f"content type {content_type!r} is not supported; send application/json")
+    if isinstance(input_data, (bytes, bytearray)):
+        input_data = input_data.decode("utf-8")
+    try:
+        request = json.loads(input_data)
+    except ValueError as exc:
+        raise ValueError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(request, dict):
+        raise ValueError("body must be a JSON object")
+    task = request.get("task", "chat")
+    if task == "embeddings":
+        inputs = request.get("inputs")
+        inputs = [inputs] if isinstance(inputs, str) else inputs
+        if not isinstance(inputs, list) or not inputs or len(inputs) > MAX_BATCH or \
+                not all(isinstance(t, str) and t for t in inputs):
+            raise ValueError(f"inputs must be a non-empty string or a list of 1 to {MAX_BATCH} of them")
+        return {"task": "embeddings", "inputs": inputs}
+    if task != "chat":
+        raise ValueError("task must be 'chat' or 'embeddings'")
+    messages = request.get("messages")
+    if not isinstance(messages, list) or not messages or not all(
+            isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str) for m in messages):
+        raise ValueError("messages must be a non-empty list of {role: system|user|assistant, content: string}")
+    parameters = request.get("parameters") or {}
+    if not isinstance(parameters, dict) or set(parameters) - GENERATION:
+        raise ValueError(f"parameters must be an object with keys from {sorted(GENERATION)}")
+    new_tokens = parameters.get("max_new_tokens", 128)
+    if isinstance(new_tokens, bool) or not isinstance(new_tokens, int) or not 1 <= new_tokens <= MAX_NEW_TOKENS:
+        raise ValueError(f"max_new_tokens must be an integer from 1 to {MAX_NEW_TOKENS}")
+    return {"task": "chat", "messages": messages, "parameters": parameters}
+
+
+def predict_fn(data, bundle, context=None):
+    model, tokenizer = bundle["model"], bundle["tokenizer"]
+    if data["task"] == "embeddings":
+        return {"embeddings": embed(model, tokenizer, data["inputs"])}
+    return {"reply": reply(model, tokenizer, data["messages"], data["parameters"])}
+
+
+def embed(model, tokenizer, texts):
+    encoded = tokenizer(texts, padding=True, truncation=True, max_length=MAX_INPUT_TOKENS, return_tensors="pt")
+    encoded = encoded.to(model.device)
+    with torch.inference_mode():
+        hidden = model(**encoded, output_hidden_states=True).hidden_states[-1].float()
+    mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+    return torch.nn.functional.normalize(pooled, dim=-1).cpu().tolist()
+
+
+def chat_prompt(tokenizer, messages) -> str:
+    """The model's own chat template where it has one; a plain role-prefixed transcript otherwise."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+    return "\n".join(lines) + "\nAssistant:"
+
+
+def reply(model, tokenizer, messages, parameters) -> str:
+    encoded = tokenizer(chat_prompt(tokenizer, messages), return_tensors="pt", truncation=True,
+                        max_length=MAX_INPUT_TOKENS).to(model.device)
+    options = {k: v for k, v in parameters.items() if k != "seed"}
+    options.setdefault("max_new_tokens", 128)
+    # Sampling parameters imply sampling; without them decoding is greedy (deterministic).
+    options.setdefault("do_sample", any(k in options for k in ("temperature", "top_p", "top_k")))
+    if "seed" in parameters:
+        torch.manual_seed(parameters["seed"])
+    with torch.inference_mode():
+        output = model.generate(**encoded, **options, pad_token_id=tokenizer.pad_token_id)
+    return tokenizer.decode(output[0, encoded["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+
+def output_fn(prediction, accept, context=None):
+    if accept not in ("application/json", "*/*"):
+        raise ValueError(f"accept type {accept!r} is not supported; use application/json")
+    return json.dumps(prediction)

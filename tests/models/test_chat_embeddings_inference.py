@@ -1,0 +1,129 @@
+"""models/chat_embeddings/code/inference.py with a tiny random-weight causal LM, directly and through the toolkit;
+and the no-code embeddings path (HF_TASK=feature-extraction) with the real MiniLM model."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from local.tiny_models import minilm_model_dir
+from local.toolkit import ModelError, ToolkitModel
+from model_api.text import pooled_vectors
+
+
+@pytest.fixture(scope="module")
+def bundle(chat_inference, tiny_lm_dir):
+    return chat_inference.model_fn(str(tiny_lm_dir))
+
+
+def run(inference, bundle, request: dict):
+    data = inference.input_fn(json.dumps(request), "application/json")
+    return json.loads(inference.output_fn(inference.predict_fn(data, bundle), "application/json"))
+
+
+def cosine(a, b):
+    return sum(x * y for x, y in zip(a, b))
+
+
+def test_embeddings_are_unit_length_and_batched(chat_inference, bundle):
+    texts = ["a", "a much longer sentence that needs padding in a batch", "third"]
+    vectors = run(chat_inference, bundle, {"task": "embeddings", "inputs": texts})["embeddings"]
+    assert len(vectors) == 3 and len({len(v) for v in vectors}) == 1
+    assert all(abs(math.sqrt(sum(x * x for x in v)) - 1) < 1e-5 for v in vectors)
+
+
+def test_padding_does_not_change_an_embedding(chat_inference, bundle):
+    alone, = run(chat_inference, bundle, {"task": "embeddings", "inputs": "short"})["embeddings"]
+    batched = run(chat_inference, bundle, {"task": "embeddings",
+                                           "inputs": ["short", "a far longer text that forces padding"]})
+    assert cosine(alone, batched["embeddings"][0]) > 0.9999
+
+
+def test_chat_replies_with_text_and_greedy_decoding_is_deterministic(chat_inference, bundle):
+    request = {"task": "chat", "messages": [{"role": "system", "content": "Be brief."},
+                                            {"role": "user", "content": "Hello"}],
+               "parameters": {"max_new_tokens": 8}}
+    first = run(chat_inference, bundle, request)["reply"]
+    assert isinstance(first, str)
+    assert run(chat_inference, bundle, request)["reply"] == first
+
+
+def test_seeded_sampling_reproduces(chat_inference, bundle):
+    request = {"task": "chat", "messages": [{"role": "user", "content": "Hi"}],
+               "parameters": {"max_new_tokens": 8, "temperature": 1.5, "top_k": 50, "seed": 11}}
+    assert run(chat_inference, bundle, request) == run(chat_inference, bundle, request)
+
+
+def test_chat_prompt_uses_the_template_or_a_plain_transcript(chat_inference, bundle):
+    messages = [{"role": "user", "content": "Hi"}]
+    assert chat_inference.chat_prompt(bundle["tokenizer"], messages) == "<|user|>Hi<|end|><|assistant|>"
+
+    class NoTemplate:
+        chat_template = None
+
+    assert chat_inference.chat_prompt(NoTemplate(), messages) == "User: Hi\nAssistant:"
+
+
+@pytest.mark.parametrize("request_body, message", [
+    ({"task": "translate"}, "task must be"),
+    ({"task": "embeddings", "inputs": []}, "inputs must be"),
+    ({"task": "embeddings", "inputs": [""]}, "inputs must be"),
+    ({"task": "chat", "messages": []}, "messages must be"),
+    ({"task": "chat", "messages": [{"role": "robot", "content": "x"}]}, "messages must be"),
+    ({"task": "chat", "messages": [{"role": "user", "content": "x"}], "parameters": {"beam": 2}}, "parameters must"),
+    ({"task": "chat", "messages": [{"role": "user", "content": "x"}], "parameters": {"max_new_tokens": 0}},
+     "max_new_tokens must be"),
+])
+def test_bad_requests_raise(chat_inference, request_body, message):
+    with pytest.raises(ValueError, match=message):
+        chat_inference.input_fn(json.dumps(request_body), "application/json")
+
+
+@pytest.fixture(scope="module")
+def served_chat(chat_artifact_dir):
+    return ToolkitModel(chat_artifact_dir)
+
+
+def test_toolkit_serves_chat_and_embeddings(served_chat):
+    body, content_type = served_chat.invoke(json.dumps({
+        "task": "chat", "messages": [{"role": "user", "content": "Hi"}], "parameters": {"max_new_tokens": 4}}
+    ).encode(), "application/json", "application/json")
+    assert content_type == "application/json" and isinstance(json.loads(body)["reply"], str)
+    body, _ = served_chat.invoke(b'{"task": "embeddings", "inputs": ["a", "b"]}', "application/json",
+                                 "application/json")
+    assert len(pooled_vectors(json.loads(body)["embeddings"], 2)) == 2
+
+
+def test_toolkit_turns_bad_chat_input_into_400(served_chat):
+    with pytest.raises(ModelError) as caught:
+        served_chat.invoke(b'{"task": "chat", "messages": []}', "application/json", "application/json")
+    assert caught.value.status == 400
+
+
+# ------------------------------------------------------------------------------------------------------ MiniLM
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    """The no-code path: the toolkit's own feature-extraction pipeline (HF_MODEL_ID + HF_TASK on SageMaker)."""
+    return ToolkitModel(minilm_model_dir(), task="feature-extraction")
+
+
+def test_minilm_related_sentences_are_closer_than_unrelated(minilm):
+    texts = ["A man is playing a guitar.", "Someone plays an acoustic guitar.", "The stock market fell sharply."]
+    body, _ = minilm.invoke(json.dumps({"inputs": texts}).encode(), "application/json", "application/json")
+    vectors = pooled_vectors(json.loads(body), 3)
+    assert len(vectors[0]) == 384
+    assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2]) + 0.2
+
+
+def test_minilm_pooling_matches_sentence_transformers(minilm):
+    from sentence_transformers import SentenceTransformer
+
+    text = "Mean pooling, then L2 normalisation."
+    body, _ = minilm.invoke(json.dumps({"inputs": [text]}).encode(), "application/json", "application/json")
+    ours, = pooled_vectors(json.loads(body), 1)
+    reference = SentenceTransformer(str(minilm_model_dir()), device="cpu").encode([text], normalize_embeddings=True)[0]
+    assert cosine(ours, reference.tolist()) > 0.9999
