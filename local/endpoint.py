@@ -1,9 +1,10 @@
-"""A local SageMaker endpoint: one model behind the inference container contract and the runtime API path.
+"""Local SageMaker endpoints: models behind the inference container contract and the runtime API path.
 
-- `GET /ping`, `POST /invocations`: the container contract (what SageMaker itself calls inside the instance).
+- `GET /ping`, `POST /invocations`: the container contract (what SageMaker itself calls inside the instance), for
+  the first model.
 - `POST /endpoints/<name>/invocations`: the SageMaker runtime InvokeEndpoint API, so the unchanged Lambda code
-  reaches it through boto3 with only AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME set. Errors come back the way the runtime
-  reports them (ModelError with the container's status, ValidationException for an unknown endpoint).
+  reaches each model through boto3 with only AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME set. Errors come back the way the
+  runtime reports them (ModelError with the container's status, ValidationException for an unknown endpoint).
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ class EndpointServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
 
-    def __init__(self, address, model, endpoint_name: str):
-        self.model = model  # anything with invoke(body, content_type, accept) -> (bytes, content_type)
-        self.endpoint_name = endpoint_name
+    def __init__(self, address):
+        # endpoint name -> anything with invoke(body, content_type, accept) -> (bytes, content_type)
+        self.models: dict = {}
         super().__init__(address, _Handler)
 
 
@@ -38,7 +39,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.path == "/ping":
-            self._send(200, b"", "text/plain")
+            self._send(200 if self.server.models else 503, b"", "text/plain")
         else:
             self._runtime_error(404, "UnknownOperationException", "not found")
 
@@ -46,21 +47,21 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         content_type = self.headers.get("Content-Type", "application/json")
         accept = self.headers.get("Accept", "application/json")
-        if self.path == "/invocations":
-            self._invoke(body, content_type, accept, runtime=False)
+        if self.path == "/invocations" and self.server.models:
+            self._invoke(next(iter(self.server.models.values())), body, content_type, accept, runtime=False)
             return
         match = RUNTIME_PATH.match(self.path)
         if not match:
             self._runtime_error(404, "UnknownOperationException", "not found")
-        elif match["name"] != self.server.endpoint_name:
+        elif match["name"] not in self.server.models:
             self._runtime_error(400, "ValidationException",
                                 f"Endpoint {match['name']} of account {LOCAL_ACCOUNT} not found.")
         else:
-            self._invoke(body, content_type, accept, runtime=True)
+            self._invoke(self.server.models[match["name"]], body, content_type, accept, runtime=True)
 
-    def _invoke(self, body: bytes, content_type: str, accept: str, runtime: bool) -> None:
+    def _invoke(self, model, body: bytes, content_type: str, accept: str, runtime: bool) -> None:
         try:
-            content, response_type = self.server.model.invoke(body, content_type, accept)
+            content, response_type = model.invoke(body, content_type, accept)
         except ModelError as error:
             if not runtime:  # the container contract: the container's own status and message
                 self._send(error.status, error.message.encode(), "text/plain")

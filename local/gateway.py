@@ -16,11 +16,11 @@ import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 from urllib.parse import parse_qs, urlsplit
 
+from model_api import routes as api_routes
 from model_api.errors import GATEWAY_ERRORS, error_body
-from model_api.schema import IMAGES_PATH, REQUIRED_QUERY_PARAMETERS, ImageLimits, image_request_schema
 from model_api.validation import validate
 
 log = logging.getLogger("local.gateway")
@@ -37,13 +37,17 @@ STAGE = "v1"
 
 
 class LocalGateway:
-    """Turns HTTP requests into API Gateway REST proxy events for `handler(event, context)`."""
+    """Turns HTTP requests into API Gateway REST proxy events for each model's `handler(event, context)`."""
 
-    def __init__(self, handler: Callable[[dict, object], dict], api_key: str, limits: ImageLimits):
-        self._handler = handler
+    def __init__(self, handlers: Mapping[str, Callable[[dict, object], dict]], api_key: str,
+                 routes: Sequence, schemas: Mapping[tuple, dict | None]):
+        """handlers: model name -> handler; routes: model_api.routes.Route list; schemas: (path, method) -> the
+        body schema the deployed stage checks (model_api.routes.body_schema)."""
         self._api_key = api_key
-        # The deployed stage validates POST bodies against this model and GET against the required parameters.
-        self._routes = {IMAGES_PATH: {"POST": image_request_schema(limits), "GET": None}}
+        self._routes: dict[str, dict] = {}
+        for route in routes:
+            self._routes.setdefault(route.path, {})[route.method] = (
+                handlers[route.model], schemas.get((route.path, route.method)), api_routes.required_query(route))
 
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes,
                source_ip: str = "127.0.0.1") -> tuple[int, dict, bytes]:
@@ -60,12 +64,11 @@ class LocalGateway:
         if len(body) > MAX_PAYLOAD_BYTES:
             return _gateway_error("REQUEST_TOO_LARGE")
         query = parse_qs(url.query, keep_blank_values=True)
-        if method == "GET":
-            missing = [name for name in REQUIRED_QUERY_PARAMETERS if name not in query]
-            if missing:
-                return _gateway_error("BAD_REQUEST_PARAMETERS",
-                                      f"Missing required request parameters: [{', '.join(missing)}]")
-        schema = methods[method]
+        handler, schema, required = methods[method]
+        missing = [name for name in required if name not in query]
+        if missing:
+            return _gateway_error("BAD_REQUEST_PARAMETERS",
+                                  f"Missing required request parameters: [{', '.join(missing)}]")
         media_type = (lowered.get("content-type") or "application/json").split(";")[0].strip().lower()
         if schema is not None and media_type == "application/json":
             # The gateway parses the body as JSON and checks it against the model; anything else fails alike.
@@ -76,7 +79,7 @@ class LocalGateway:
                 return _gateway_error("BAD_REQUEST_BODY")
         event = _proxy_event(method, path, url.path, headers, query, body, source_ip, self._api_key)
         context = SimpleNamespace(aws_request_id=event["requestContext"]["requestId"], function_name="local")
-        response = self._handler(event, context)
+        response = handler(event, context)
         payload = response.get("body") or ""
         data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode("utf-8")
         return response["statusCode"], dict(response.get("headers") or {}), data

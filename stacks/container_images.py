@@ -14,6 +14,8 @@ from aws_cdk import Aws, CfnMapping, Fn, Stack
 from constructs import Construct
 
 HF_INFERENCE_REPOSITORY = "huggingface-pytorch-inference"
+TGI_REPOSITORY = "huggingface-pytorch-tgi-inference"
+TGI_TAG = "2.7.0-tgi3.3.6-gpu-py311-cu124-ubuntu22.04"  # the newest TGI DLC the SageMaker SDK lists; GPU only
 # DLC 2.6 pins transformers 4.51.3, diffusers 0.33.1 and the inference toolkit 2.6.0.
 HF_INFERENCE_TAGS = {
     True: "2.6.0-transformers4.51.3-gpu-py312-cu124-ubuntu22.04",
@@ -69,10 +71,13 @@ def partition(region: str) -> str:
     return "aws"
 
 
+def dlc_image_uri(region: str, repository: str, tag: str) -> str:
+    """The plain URI of a DLC image in a known region (README, tests, local tools)."""
+    return f"{DLC_ACCOUNTS[region]}.dkr.ecr.{region}.{url_suffix(region)}/{repository}:{tag}"
+
+
 def hf_inference_image_uri(region: str, gpu: bool) -> str:
-    """The plain URI for a known region (README, tests, local tools)."""
-    account = DLC_ACCOUNTS[region]
-    return f"{account}.dkr.ecr.{region}.{url_suffix(region)}/{HF_INFERENCE_REPOSITORY}:{HF_INFERENCE_TAGS[gpu]}"
+    return dlc_image_uri(region, HF_INFERENCE_REPOSITORY, HF_INFERENCE_TAGS[gpu])
 
 
 @dataclass(frozen=True)
@@ -85,11 +90,18 @@ class ContainerImage:
     @classmethod
     def hugging_face_inference(cls, scope: Construct, gpu: bool) -> "ContainerImage":
         """The Hugging Face PyTorch inference DLC of the stack's region (GPU or CPU variant)."""
+        return cls._dlc(scope, HF_INFERENCE_REPOSITORY, HF_INFERENCE_TAGS[gpu])
+
+    @classmethod
+    def text_generation_inference(cls, scope: Construct) -> "ContainerImage":
+        """The Hugging Face Text Generation Inference (TGI) DLC of the stack's region (GPU only)."""
+        return cls._dlc(scope, TGI_REPOSITORY, TGI_TAG)
+
+    @classmethod
+    def _dlc(cls, scope: Construct, repository: str, tag: str) -> "ContainerImage":
         account = _dlc_accounts(scope).find_in_map(Aws.REGION, "account")
-        uri = Fn.join("", [account, ".dkr.ecr.", Aws.REGION, ".", Aws.URL_SUFFIX, "/",
-                           HF_INFERENCE_REPOSITORY, ":", HF_INFERENCE_TAGS[gpu]])
-        arn = Fn.join("", ["arn:", Aws.PARTITION, ":ecr:", Aws.REGION, ":", account,
-                           ":repository/", HF_INFERENCE_REPOSITORY])
+        uri = Fn.join("", [account, ".dkr.ecr.", Aws.REGION, ".", Aws.URL_SUFFIX, "/", repository, ":", tag])
+        arn = Fn.join("", ["arn:", Aws.PARTITION, ":ecr:", Aws.REGION, ":", account, ":repository/", repository])
         return cls(uri=uri, repository_arn=arn)
 
     @classmethod

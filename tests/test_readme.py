@@ -4,6 +4,7 @@ import re
 from dataclasses import fields
 from pathlib import Path
 
+from stacks.model_catalog import OVERRIDABLE
 from stacks.settings import Settings
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
@@ -12,7 +13,9 @@ README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 def test_every_setting_is_documented():
     table = README.split("## Settings", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"`([a-z_]+)`", table))
-    assert {f.name for f in fields(Settings)} <= documented
+    settings = {f.name for f in fields(Settings) if not f.metadata.get("derived")}
+    assert settings <= documented, settings - documented
+    assert set(OVERRIDABLE) <= documented, set(OVERRIDABLE) - documented
 
 
 def test_quick_start_is_two_commands_and_ci_runs_the_test_one():

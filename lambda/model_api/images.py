@@ -16,8 +16,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping, Optional, Protocol, Sequence
 
 from model_api.errors import ApiError
-from model_api.schema import SEED_MAX, ImageLimits, image_request_schema, max_body_bytes
 from model_api.requests import read_json_body, validated
+from model_api.routes import EXAMPLE_BODIES
+from model_api.schema import SEED_MAX, ImageLimits, image_request_schema, max_body_bytes
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG = "image/png"
@@ -92,7 +93,7 @@ def parse_image_request(event: Mapping, limits: ImageLimits) -> ImageRequest:
     method = (event.get("httpMethod") or "").upper()
     schema = image_request_schema(limits)
     if method == "POST":
-        data = read_json_body(event, max_body_bytes(limits))
+        data = read_json_body(event, max_body_bytes(limits), EXAMPLE_BODIES["images"])
     elif method == "GET":
         data = _query_fields(event.get("queryStringParameters") or {}, schema)
     else:

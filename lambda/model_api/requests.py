@@ -11,7 +11,7 @@ from model_api.errors import ApiError
 from model_api.validation import validate
 
 
-def read_json_body(event: Mapping, limit: int, example: str = '{"prompt": "a cyborg tiger"}') -> object:
+def read_json_body(event: Mapping, limit: int, example: str) -> object:
     """The JSON value in a proxy event's body (base64 or not), or ApiError 400/413 saying what is wrong."""
     raw = event.get("body")
     if raw is None or raw == "":

@@ -13,7 +13,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Mapping, Optional, Sequence
 
-from model_api.schema import IMAGES_PATH
+from model_api import schema
+from model_api.schema import IMAGES_PATH, REQUIRED_QUERY_PARAMETERS
 
 KINDS = ("text-to-image", "text-generation", "embeddings", "chat")
 # The actions each kind serves; the first is its main action.
@@ -83,3 +84,32 @@ def routes(models: Sequence[ModelInfo]) -> list[Route]:
     if models:
         out.append(Route(CATALOG_PATH, "GET", models[0].name, "catalog"))
     return out
+
+
+# A request body that works, per action: the API's hints, the stack's curl example and local mode's banner.
+EXAMPLE_BODIES = {
+    "images": '{"prompt": "a cyborg tiger"}',
+    "generate": '{"inputs": "Once upon a time"}',
+    "embeddings": '{"inputs": ["a cyborg tiger", "a robot cat"]}',
+    "chat": '{"messages": [{"role": "user", "content": "Hello!"}]}',
+}
+
+
+def body_schema(route: Route, protocol: str, image_limits, text_limits) -> Optional[dict]:
+    """The JSON schema the gateway checks a route's body against (None: no body)."""
+    if route.method != "POST":
+        return None
+    if route.action == "images":
+        return schema.image_request_schema(image_limits)
+    if route.action == "generate":
+        return schema.generate_request_schema(text_limits, tgi=protocol == "tgi")
+    if route.action == "embeddings":
+        return schema.embeddings_request_schema(text_limits)
+    if route.action == "chat":
+        return schema.chat_request_schema(text_limits)
+    return None
+
+
+def required_query(route: Route) -> tuple[str, ...]:
+    """Query parameters the gateway requires on a route."""
+    return REQUIRED_QUERY_PARAMETERS if (route.action, route.method) == ("images", "GET") else ()

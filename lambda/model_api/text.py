@@ -13,6 +13,7 @@ from typing import Mapping
 from model_api.errors import ApiError
 from model_api.images import JSON, Endpoint
 from model_api.requests import read_json_body, validated
+from model_api.routes import EXAMPLE_BODIES
 from model_api.schema import (
     TextLimits,
     chat_request_schema,
@@ -55,7 +56,7 @@ def _invoke_json(endpoint: Endpoint, payload: dict):
 
 def generate_text(event: Mapping, config: TextConfig, endpoint: Endpoint, *, request_id: str) -> dict:
     data = _request(event, config, generate_request_schema(config.limits, tgi=config.protocol == "tgi"),
-                    '{"inputs": "Once upon a time"}')
+                    EXAMPLE_BODIES["generate"])
     # Only the new text by default (TGI and the pipeline would repeat the prompt for GPT-2 style models).
     parameters = {"max_new_tokens": config.limits.default_max_new_tokens, "return_full_text": False,
                   **data.get("parameters", {})}
@@ -71,7 +72,8 @@ def generate_text(event: Mapping, config: TextConfig, endpoint: Endpoint, *, req
 
 
 def embed(event: Mapping, config: TextConfig, endpoint: Endpoint, *, request_id: str) -> dict:
-    data = _request(event, config, embeddings_request_schema(config.limits), '{"inputs": ["a", "b"]}')
+    data = _request(event, config, embeddings_request_schema(config.limits),
+                    EXAMPLE_BODIES["embeddings"])
     inputs = data["inputs"] if isinstance(data["inputs"], list) else [data["inputs"]]
     if config.protocol == "pipeline":
         answer = _invoke_json(endpoint, {"inputs": inputs})
@@ -125,7 +127,7 @@ def _depth(value) -> int:
 
 def chat(event: Mapping, config: TextConfig, endpoint: Endpoint, *, request_id: str) -> dict:
     data = _request(event, config, chat_request_schema(config.limits),
-                    '{"messages": [{"role": "user", "content": "Hello"}]}')
+                    EXAMPLE_BODIES["chat"])
     parameters = {"max_new_tokens": config.limits.default_max_new_tokens, **data.get("parameters", {})}
     answer = _invoke_json(endpoint, {"task": "chat", "messages": data["messages"], "parameters": parameters})
     if not isinstance(answer, dict) or not isinstance(answer.get("reply"), str):

@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import boto3
 import pytest
-
 from lambda_rig import ENDPOINT_NAME, REGION, FakeEndpoint, load_handler
 
 

@@ -9,9 +9,7 @@ import io
 import json
 import uuid
 from pathlib import Path
-from types import SimpleNamespace
 
-import boto3
 from botocore.awsrequest import AWSResponse
 
 LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambda"

@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 
 import pytest
 from lambda_rig import tiny_png
-
 from model_api.errors import ApiError
 from model_api.images import ImageRequest, decode_model_images, image_key, is_complete_png, model_request
 

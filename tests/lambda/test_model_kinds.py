@@ -10,9 +10,8 @@ import urllib.request
 
 import pytest
 from lambda_rig import REGION, api_event
-from test_handler import assert_error
-
 from model_api.routes import ModelInfo, catalog_to_json
+from test_handler import assert_error
 
 CATALOG = [ModelInfo("gpt2-tgi", "text-generation", "api-gpt2-tgi", "ml.g5.xlarge"),
            ModelInfo("minilm", "embeddings", "api-minilm", "ml.m5.large"),

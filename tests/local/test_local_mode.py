@@ -4,111 +4,31 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import queue
-import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
+from local_rig import ROOT, LocalProcess, request
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
-READY_LINE = "Ctrl-C stops everything."
-SMALL = {"width": 256, "height": 256, "steps": 1}
-
-
-class LocalProcess:
-    """`python -m local` as a subprocess; its output is drained by threads so pipes never fill."""
-
-    def __init__(self, tmp_path: Path, *extra: str, cache_dir: Path | None = None):
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "local", "--port", "0", "--s3-port", "0", "--endpoint-port", "0",
-             "--ready-file", str(tmp_path / "ready.json"), "--cache-dir", str(cache_dir or tmp_path / "cache"),
-             *extra],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        self.lines: queue.Queue = queue.Queue()
-        self.stdout: list[str] = []
-        self.stderr: list[str] = []
-        self._drains = [
-            threading.Thread(target=self._drain, args=(self.popen.stdout, self.stdout, self.lines), daemon=True),
-            threading.Thread(target=self._drain, args=(self.popen.stderr, self.stderr, None), daemon=True),
-        ]
-        for thread in self._drains:
-            thread.start()
-
-    @staticmethod
-    def _drain(stream, sink: list, lines):
-        for line in stream:
-            sink.append(line)
-            if lines is not None:
-                lines.put(line)
-        if lines is not None:
-            lines.put(None)
-
-    def wait_until_serving(self, deadline_seconds: float = 300) -> str:
-        """The banner, once local mode says it serves; fails if it exits or takes too long."""
-        deadline = time.monotonic() + deadline_seconds
-        while True:
-            try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                self.popen.kill()
-                raise AssertionError("local mode did not start in time:\n" + "".join(self.stdout)) from None
-            if line is None:
-                raise AssertionError("local mode exited early:\n" + "".join(self.stdout + self.stderr))
-            if READY_LINE in line:
-                return "".join(self.stdout)
-
-    def stop(self) -> int:
-        """Ctrl-C, as a user would; the exit code, once all output has been read."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGINT)
-            try:
-                self.popen.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-                raise AssertionError("local mode did not stop on Ctrl-C") from None
-        for thread in self._drains:
-            thread.join(timeout=10)
-        return self.popen.returncode
+# The shared local mode allows 64 px images (-c min_size=64), so the tiny model answers in milliseconds.
+SMALL = {"width": 64, "height": 64, "steps": 1}
 
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("local")
-    process = LocalProcess(tmp_path, "--api-key", "test-key")
+    process = LocalProcess(tmp_path, "--api-key", "test-key", "-c", "min_size=64")
     banner = process.wait_until_serving()
     info = json.loads((tmp_path / "ready.json").read_text())
     info["banner"] = banner
     yield info
-    assert process.stop() == 0
+    assert process.stop() == 0, "".join(process.stderr[-20:])
     assert "local: stopping" in "".join(process.stdout)
-
-
-def request(local, method="POST", body=None, query="", key="test-key", content_type="application/json",
-            path="/images"):
-    data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
-    req = urllib.request.Request(f"{local['api_url']}{path}{query}", data=data, method=method)
-    if key is not None:
-        req.add_header("x-api-key", key)
-    if content_type and data is not None:
-        req.add_header("Content-Type", content_type)
-    try:
-        with urllib.request.urlopen(req, timeout=120) as response:
-            return response.status, dict(response.headers), json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), json.loads(error.read())
 
 
 def download_png(url: str) -> tuple[int, int]:
@@ -147,7 +67,7 @@ def test_get_with_a_prompt_works(local):
 def test_several_images_in_one_request(local):
     status, _, body = request(local, body={"prompt": "p", "num_images": 3, **SMALL})
     assert status == 200, body
-    assert [download_png(i["url"]) for i in body["images"]] == [(256, 256)] * 3
+    assert [download_png(i["url"]) for i in body["images"]] == [(64, 64)] * 3
 
 
 @pytest.mark.parametrize("key", [None, "wrong-key"])
@@ -203,11 +123,11 @@ def test_the_local_endpoint_answers_boto3_like_sagemaker(local):
 
     runtime = boto3.client("sagemaker-runtime", region_name="us-east-1", endpoint_url=local["endpoint_url"])
     payload = json.dumps({"inputs": "p", "parameters": {"width": 64, "height": 64, "num_inference_steps": 1}})
-    response = runtime.invoke_endpoint(EndpointName=local["endpoint_name"], Body=payload,
+    response = runtime.invoke_endpoint(EndpointName=local["endpoints"]["stable-diffusion"], Body=payload,
                                        ContentType="application/json", Accept="image/png")
     assert response["ContentType"] == "image/png" and response["Body"].read().startswith(b"\x89PNG")
     with pytest.raises(ClientError) as caught:
-        runtime.invoke_endpoint(EndpointName=local["endpoint_name"], Body=payload.replace("64", "63"),
+        runtime.invoke_endpoint(EndpointName=local["endpoints"]["stable-diffusion"], Body=payload.replace("64", "63"),
                                 ContentType="application/json", Accept="image/png")
     assert caught.value.response["Error"]["Code"] == "ModelError"
     assert caught.value.response["OriginalStatusCode"] == 400
@@ -227,7 +147,7 @@ def test_100_concurrent_requests_all_succeed_with_distinct_keys(local):
     assert len(set(keys)) == 100
     with ThreadPoolExecutor(max_workers=16) as pool:
         sizes = list(pool.map(lambda body: download_png(body["images"][0]["url"]), [b for _, _, b in results]))
-    assert sizes == [(256, 256)] * 100
+    assert sizes == [(64, 64)] * 100
 
 
 def test_a_busy_port_is_a_clear_message_not_a_traceback(tmp_path):
@@ -252,7 +172,7 @@ def test_bad_settings_are_reported_like_synth(tmp_path):
 
 def test_settings_apply_locally(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("settings")
-    process = LocalProcess(tmp_path, "-c", "max_images=1", "-c", "url_ttl_seconds=120")
+    process = LocalProcess(tmp_path, "-c", "max_images=1", "-c", "url_ttl_seconds=120", "-c", "min_size=64")
     try:
         process.wait_until_serving()
         info = json.loads((tmp_path / "ready.json").read_text())
@@ -261,4 +181,4 @@ def test_settings_apply_locally(tmp_path_factory):
         status, _, body = request({**info}, body={"prompt": "p", **SMALL}, key=info["api_key"])
         assert status == 200 and "X-Amz-Expires=120" in body["images"][0]["url"]
     finally:
-        assert process.stop() == 0
+        assert process.stop() == 0, "".join(process.stderr[-20:])

@@ -7,10 +7,10 @@ import json
 import math
 
 import pytest
+from model_api.text import pooled_vectors
 
 from local.tiny_models import minilm_model_dir
 from local.toolkit import ModelError, ToolkitModel
-from model_api.text import pooled_vectors
 
 
 @pytest.fixture(scope="module")

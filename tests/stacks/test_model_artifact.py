@@ -6,7 +6,9 @@ import tarfile
 import pytest
 
 from stacks.model_artifact import archive_bytes, build_archive
-from stacks.model_api_stack import STABLE_DIFFUSION_CODE
+from stacks.model_catalog import PRESETS
+
+STABLE_DIFFUSION_CODE = PRESETS["stable-diffusion"].code_dir
 
 
 def test_same_sources_give_the_same_bytes(tmp_path):

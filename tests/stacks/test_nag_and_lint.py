@@ -5,10 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_iam as iam
-from cdk_nag import AwsSolutionsChecks
 
 from app import build_app
 

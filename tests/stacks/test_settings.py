@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from model_api.schema import ImageLimits
+
 from stacks.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,8 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_defaults_are_valid_and_documented_values():
     s = Settings.from_values({})
-    assert (s.instance_type, s.instance_count, s.url_ttl_seconds, s.image_expiry_days) == ("ml.g5.xlarge", 1, 900, 7)
-    assert s.gpu and s.nvme
+    model, = s.catalog
+    assert (model.name, model.instance_type, model.instance_count) == ("stable-diffusion", "ml.g5.xlarge", 1)
+    assert (s.url_ttl_seconds, s.image_expiry_days) == (900, 7)
+    assert model.gpu and model.nvme and s.endpoint_name(model) == "sagemakermodelapi-stable-diffusion"
     assert s.limits == ImageLimits()
     assert (s.lambda_timeout_seconds, s.invoke_read_timeout_seconds) == (28, 22)
 
@@ -25,8 +27,9 @@ def test_defaults_are_valid_and_documented_values():
 def test_text_values_from_the_command_line_are_converted():
     s = Settings.from_values({"instance_count": "3", "retain_bucket": "true", "throttle_rate": "0.5",
                               "hub_token_secret": "none", "max_images": "2", "instance_type": "ml.c5.xlarge"})
-    assert (s.instance_count, s.retain_bucket, s.throttle_rate, s.hub_token_secret) == (3, True, 0.5, None)
-    assert s.limits.max_images == 2 and not s.gpu and not s.nvme
+    model, = s.catalog
+    assert (model.instance_count, s.retain_bucket, s.throttle_rate, s.hub_token_secret) == (3, True, 0.5, None)
+    assert s.limits.max_images == 2 and not model.gpu and not model.nvme
 
 
 def test_every_problem_is_listed_in_one_message():
@@ -55,8 +58,9 @@ def test_every_problem_is_listed_in_one_message():
     ({"instance_type": "g5.xlarge"}, "is not a SageMaker instance type"),
     ({"volume_size_gb": "50"}, "volume_size_gb cannot be set for ml.g5.xlarge"),
     ({"startup_timeout_seconds": "30"}, "startup_timeout_seconds must be from 60 to 3600"),
-    ({"image_uri": "docker.io/library/python:3"}, "is not an ECR image URI"),
-    ({"hf_model_id": "not a model id"}, "is not a Hugging Face Hub id"),
+    ({"container": "docker.io/library/python:3"}, "expected hf-inference, hf-inference-gpu, hf-inference-cpu, tgi "
+                                                  "or an ECR image URI"),
+    ({"source": "hub:not a model id"}, "expected hub:<org>/<model>"),
     ({"stack_name": "1bad_name"}, "stack_name '1bad_name'"),
     ({"throttle_rate": "0"}, "throttle_rate must be positive"),
     ({"throttle_burst": "0"}, "throttle_burst must be at least 1"),
@@ -74,7 +78,7 @@ def test_single_problems(values, fragment):
 
 def test_region_with_image_override_needs_no_dlc_account():
     uri = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/my-image:1"
-    assert Settings.from_values({"region": "eu-west-9", "image_uri": uri}).region == "eu-west-9"
+    assert Settings.from_values({"region": "eu-west-9", "container": uri}).region == "eu-west-9"
 
 
 def test_synth_fails_with_the_message_and_no_traceback(tmp_path):

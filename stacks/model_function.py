@@ -1,0 +1,76 @@
+"""The Lambda function serving one model's routes, with a role that reaches that model's endpoint only."""
+
+from __future__ import annotations
+
+from typing import Mapping, Optional
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.image_bucket import ImageBucket
+from stacks.lambda_source import LAMBDA_DIR
+
+LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
+
+
+class ModelFunction(Construct):
+    """lambda/handler.py deployed for one model.
+
+    Props:
+      model_name: the model this function serves (its routes only, see model_api.routes).
+      endpoint_arn: the one SageMaker endpoint the role may invoke.
+      environment: the handler's environment (model, catalog, pipeline settings).
+      images: an ImageBucket for text-to-image models; the role may write, read and delete under its prefix only.
+      timeout_seconds: Lambda timeout (default 28, one second inside API Gateway's 29).
+      memory_mb: memory (and so CPU) of the function (default 512).
+      log_retention: retention of the function's log group (default one month).
+
+    Attributes: function, role, log_group.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        model_name: str,
+        endpoint_arn: str,
+        environment: Mapping[str, str],
+        images: Optional[ImageBucket] = None,
+        timeout_seconds: int = 28,
+        memory_mb: int = 512,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+    ):
+        super().__init__(scope, construct_id)
+        if not 1 <= timeout_seconds <= 900:
+            raise ValueError(f"ModelFunction {construct_id}: timeout_seconds must be from 1 to 900")
+        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
+        # Our own role and log policy instead of AWSLambdaBasicExecutionRole, which may write to every log group.
+        self.role = iam.Role(
+            self, "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Model API Lambda of {model_name}: invoke its endpoint, write own logs"
+                        + (", store images under one prefix" if images else ""),
+        )
+        iam.Grant.add_to_principal(grantee=self.role, actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                                   resource_arns=[self.log_group.log_group_arn])
+        iam.Grant.add_to_principal(grantee=self.role, actions=["sagemaker:InvokeEndpoint"],
+                                   resource_arns=[endpoint_arn])
+        if images is not None:
+            images.grant_image_access(self.role)
+        self.function = lambda_.Function(
+            self, "Function",
+            runtime=LAMBDA_RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler="handler.handler",
+            code=lambda_.Code.from_asset(str(LAMBDA_DIR), exclude=["__pycache__", "*.pyc", "**/__pycache__"]),
+            role=self.role,
+            log_group=self.log_group,
+            memory_size=memory_mb,
+            timeout=Duration.seconds(timeout_seconds),
+            description=f"Model API: requests for model {model_name}",
+            environment={**environment, **({"BUCKET_NAME": images.bucket.bucket_name} if images else {})},
+        )

@@ -1,0 +1,172 @@
+"""The REST API: API key, usage plan, request validation, JSON error bodies, access logs; routes to functions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Optional, Sequence
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.lambda_source import load_lambda_module
+
+_errors = load_lambda_module("model_api.errors")
+
+# ResponseType names in CDK differ from API Gateway's for the DEFAULT_ types.
+_RESPONSE_TYPES = {"DEFAULT_4XX": "DEFAULT_4_XX", "DEFAULT_5XX": "DEFAULT_5_XX"}
+_JSON_SCHEMA_KEYS = {
+    "title": "title", "required": "required", "additionalProperties": "additional_properties",
+    "minLength": "min_length", "maxLength": "max_length", "pattern": "pattern", "minimum": "minimum",
+    "maximum": "maximum", "exclusiveMinimum": "exclusive_minimum", "exclusiveMaximum": "exclusive_maximum",
+    "multipleOf": "multiple_of", "enum": "enum", "minItems": "min_items", "maxItems": "max_items",
+}
+
+
+def to_api_gateway_schema(schema: dict) -> apigw.JsonSchema:
+    """model_api's schema dict -> CDK JsonSchema (the API Gateway model renders it back as the same JSON)."""
+    kwargs: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "$schema":
+            kwargs["schema"] = apigw.JsonSchemaVersion.DRAFT4
+        elif key == "type":
+            kinds = [apigw.JsonSchemaType[v.upper()] for v in (value if isinstance(value, list) else [value])]
+            kwargs["type"] = kinds if isinstance(value, list) else kinds[0]
+        elif key == "properties":
+            kwargs["properties"] = {name: to_api_gateway_schema(sub) for name, sub in value.items()}
+        elif key == "items":
+            kwargs["items"] = to_api_gateway_schema(value)
+        elif key in _JSON_SCHEMA_KEYS:
+            kwargs[_JSON_SCHEMA_KEYS[key]] = value
+        else:
+            raise ValueError(f"schema keyword {key!r} has no API Gateway mapping")
+    return apigw.JsonSchema(**kwargs)
+
+
+class ModelRestApi(Construct):
+    """A regional REST API whose every method needs the API key.
+
+    Props:
+      timeout_seconds: integration timeout (default 29, the REST maximum without a quota increase).
+      throttle_rate, throttle_burst, daily_quota: usage plan of the key, also the stage's throttle (2/s, 5, 1000).
+      log_retention: access log retention (default one month).
+      stage_name: the stage (default "v1").
+
+    Routes are added with add_route. Errors raised by API Gateway itself (bad key, invalid body, throttled, ...)
+    answer in the API's JSON error shape (model_api.errors.GATEWAY_ERRORS).
+    Attributes: api, api_key, usage_plan, access_log_group, validator.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        timeout_seconds: int = 29,
+        throttle_rate: float = 2.0,
+        throttle_burst: int = 5,
+        daily_quota: int = 1000,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        stage_name: str = "v1",
+        description: str = "Models on SageMaker endpoints",
+    ):
+        super().__init__(scope, construct_id)
+        problems = []
+        if not 1 <= timeout_seconds <= 29:
+            problems.append("timeout_seconds must be from 1 to 29")
+        if throttle_rate <= 0 or throttle_burst < 1 or daily_quota < 1:
+            problems.append("throttle_rate, throttle_burst and daily_quota must be positive")
+        if problems:
+            raise ValueError(f"ModelRestApi {construct_id}: " + "; ".join(problems))
+        self._timeout = Duration.seconds(timeout_seconds)
+        self._integrations: dict[str, apigw.LambdaIntegration] = {}
+        self._models: dict[str, apigw.Model] = {}
+
+        self.access_log_group = logs.LogGroup(
+            self, "AccessLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
+        stack_name = Stack.of(self).stack_name
+        self.api = apigw.RestApi(
+            self, "Api",
+            rest_api_name=stack_name,
+            description=description,
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            api_key_source_type=apigw.ApiKeySourceType.HEADER,
+            # Execution logging needs the account-wide API Gateway CloudWatch role, shared by every API in the
+            # region and left behind by `cdk destroy`; access logs below record every request instead.
+            cloud_watch_role=False,
+            deploy_options=apigw.StageOptions(
+                stage_name=stage_name,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_log_group),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=False, http_method=True, ip=True, protocol=True, request_time=True,
+                    resource_path=True, response_length=True, status=True, user=False,
+                ),
+                throttling_rate_limit=throttle_rate,
+                throttling_burst_limit=throttle_burst,
+            ),
+        )
+        # The stack outputs the URLs it wants; the base URL output RestApi adds would only be noise.
+        self.api.node.try_remove_child("Endpoint")
+        for response_type, (status, code) in _errors.GATEWAY_ERRORS.items():
+            headers = {"Content-Type": "'application/json'"}
+            if status == 429:
+                headers["Retry-After"] = "'1'"
+            self.api.add_gateway_response(
+                f"Gateway{response_type.title().replace('_', '')}",
+                type=getattr(apigw.ResponseType, _RESPONSE_TYPES.get(response_type, response_type)),
+                status_code=None if response_type.startswith("DEFAULT_") else str(status),
+                templates={"application/json": _errors.gateway_response_template(code)},
+                response_headers=headers,
+            )
+        # One validator for every method: a method without a body model or required parameters passes.
+        self.validator = self.api.add_request_validator(
+            "RequestValidator", validate_request_body=True, validate_request_parameters=True)
+
+        self.api_key = apigw.ApiKey(self, "ApiKey", description=f"Key of the {stack_name} model API")
+        self.usage_plan = self.api.add_usage_plan(
+            "UsagePlan",
+            description="Throttle and daily quota of the model API key",
+            throttle=apigw.ThrottleSettings(rate_limit=throttle_rate, burst_limit=throttle_burst),
+            quota=apigw.QuotaSettings(limit=daily_quota, period=apigw.Period.DAY),
+            api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
+        )
+        self.usage_plan.add_api_key(self.api_key)
+
+    def add_route(self, path: str, method: str, function: lambda_.IFunction, *,
+                  body_schema: Optional[dict] = None, required_query: Sequence[str] = ()) -> apigw.Method:
+        """method on path, proxied to function, behind the API key, validated against body_schema (a model_api
+        schema dict) and the required query parameters."""
+        resource = self.api.root.resource_for_path(path)
+        return resource.add_method(
+            method, self._integration(function),
+            api_key_required=True,
+            request_validator=self.validator,
+            request_models={"application/json": self._model(body_schema)} if body_schema else None,
+            request_parameters={f"method.request.querystring.{q}": True for q in required_query} or None,
+        )
+
+    def url_for(self, path: str) -> str:
+        return self.api.url_for_path(path)
+
+    def _integration(self, function: lambda_.IFunction) -> apigw.LambdaIntegration:
+        key = function.node.path
+        if key not in self._integrations:
+            # No test-invoke permission: halves the function's resource policy; the console's test button is all
+            # it would serve.
+            self._integrations[key] = apigw.LambdaIntegration(function, proxy=True, timeout=self._timeout,
+                                                              allow_test_invoke=False)
+        return self._integrations[key]
+
+    def _model(self, schema: dict) -> apigw.Model:
+        """One API Gateway model per distinct schema, named after its title."""
+        text = json.dumps(schema, sort_keys=True)
+        if text not in self._models:
+            title = schema.get("title", "Request")
+            same_title = [m for m in self._models.values() if m.node.id.startswith(title)]
+            name = title if not same_title else f"{title}{hashlib.sha256(text.encode()).hexdigest()[:6]}"
+            self._models[text] = self.api.add_model(name, content_type="application/json", model_name=name,
+                                                    schema=to_api_gateway_schema(schema))
+        return self._models[text]

@@ -1,0 +1,92 @@
+"""Helpers of the local mode tests: local mode as a subprocess, and HTTP requests to it."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+READY_LINE = "Ctrl-C stops everything."
+
+
+class LocalProcess:
+    """`python -m local` as a subprocess; its output is drained by threads so pipes never fill."""
+
+    def __init__(self, tmp_path: Path, *extra: str, cache_dir: Path | None = None):
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "local", "--port", "0", "--s3-port", "0", "--endpoint-port", "0",
+             "--ready-file", str(tmp_path / "ready.json"), "--cache-dir", str(cache_dir or tmp_path / "cache"),
+             *extra],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.lines: queue.Queue = queue.Queue()
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self._drains = [
+            threading.Thread(target=self._drain, args=(self.popen.stdout, self.stdout, self.lines), daemon=True),
+            threading.Thread(target=self._drain, args=(self.popen.stderr, self.stderr, None), daemon=True),
+        ]
+        for thread in self._drains:
+            thread.start()
+
+    @staticmethod
+    def _drain(stream, sink: list, lines):
+        for line in stream:
+            sink.append(line)
+            if lines is not None:
+                lines.put(line)
+        if lines is not None:
+            lines.put(None)
+
+    def wait_until_serving(self, deadline_seconds: float = 300) -> str:
+        """The banner, once local mode says it serves; fails if it exits or takes too long."""
+        deadline = time.monotonic() + deadline_seconds
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.popen.kill()
+                raise AssertionError("local mode did not start in time:\n" + "".join(self.stdout)) from None
+            if line is None:
+                raise AssertionError("local mode exited early:\n" + "".join(self.stdout + self.stderr))
+            if READY_LINE in line:
+                return "".join(self.stdout)
+
+    def stop(self) -> int:
+        """Ctrl-C, as a user would; the exit code, once all output has been read."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGINT)
+            try:
+                self.popen.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+                raise AssertionError("local mode did not stop on Ctrl-C") from None
+        for thread in self._drains:
+            thread.join(timeout=10)
+        return self.popen.returncode
+
+
+def request(local, method="POST", body=None, query="", key="test-key", content_type="application/json",
+            path="/images"):
+    data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
+    req = urllib.request.Request(f"{local['api_url']}{path}{query}", data=data, method=method)
+    if key is not None:
+        req.add_header("x-api-key", key)
+    if content_type and data is not None:
+        req.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(req, timeout=120) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read())

@@ -1,0 +1,97 @@
+"""Local mode with text models: TGI-style generation and chat on a tiny random-weight LM, embeddings with the real
+MiniLM model, all through the same handler, schemas and inference code as deployed."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from local_rig import LocalProcess, request
+
+MODELS = "gpt2-tgi,minilm-embeddings,chat-embeddings,gpt2-cpu"
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("local-text")
+    process = LocalProcess(tmp_path, "--api-key", "k", "-c", f"models={MODELS}")
+    banner = process.wait_until_serving()
+    info = json.loads((tmp_path / "ready.json").read_text())
+    info["banner"] = banner
+    yield info
+    assert process.stop() == 0, "".join(process.stderr[-20:])
+
+
+def post(local, path, body, content_type="application/json"):
+    return request(local, "POST", body=body, key="k", path=path, content_type=content_type)
+
+
+def cosine(a, b):
+    return sum(x * y for x, y in zip(a, b))
+
+
+def test_banner_names_what_each_model_runs_on(local):
+    assert "gpt2-tgi (text-generation): a tiny RANDOM-WEIGHT language model" in local["banner"]
+    assert "minilm-embeddings (embeddings): the real all-MiniLM-L6-v2" in local["banner"]
+
+
+def test_generate_answers_from_local_weights(local):
+    status, _, body = post(local, "/generate", {"inputs": "Once upon a time", "parameters": {
+        "max_new_tokens": 5, "do_sample": True, "seed": 3, "top_k": 20, "stop": ["\n"]}})
+    assert status == 200, body
+    assert isinstance(body["generated_text"], str)
+    again = post(local, "/generate", {"inputs": "Once upon a time", "parameters": {
+        "max_new_tokens": 5, "do_sample": True, "seed": 3, "top_k": 20, "stop": ["\n"]}})[2]
+    assert again["generated_text"] == body["generated_text"]  # TGI's seed reproduces
+
+
+def test_generate_parameters_follow_tgi_rules(local):
+    status, _, body = post(local, "/generate", {"inputs": "a", "parameters": {"top_p": 1.0}})
+    assert (status, body["error"]["message"]) == (400, "Invalid request body")  # the gateway's model
+    status, _, body = post(local, "/generate", b'{"inputs": "a", "parameters": {"top_p": 1.0}}',
+                           content_type="text/plain")
+    assert status == 400 and body["error"]["message"] == "parameters.top_p must be less than 1 (got 1.0)"
+    status, _, body = post(local, "/generate", b"", content_type="text/plain")
+    assert status == 400 and "body is empty" in body["error"]["message"]
+    status, _, body = post(local, "/generate", b"{}", content_type="text/plain")
+    assert status == 400 and body["error"]["message"] == "inputs is required"
+
+
+def test_the_cpu_pipeline_model_generates_too(local):
+    status, _, body = post(local, "/models/gpt2-cpu", {"inputs": "Hello", "parameters": {"max_new_tokens": 4}})
+    assert status == 200, body
+    assert isinstance(body["generated_text"], str)
+
+
+def test_minilm_embeddings_put_related_sentences_closer(local):
+    texts = ["A man is playing a guitar.", "Someone plays an acoustic guitar.", "The stock market fell sharply."]
+    status, _, body = post(local, "/embeddings", {"inputs": texts})
+    assert status == 200, body
+    vectors = body["embeddings"]
+    assert body["dimensions"] == 384 and len(vectors) == 3
+    assert all(abs(math.sqrt(sum(x * x for x in v)) - 1) < 1e-6 for v in vectors)
+    assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2]) + 0.2
+
+
+def test_chat_and_its_embeddings(local):
+    status, _, body = post(local, "/chat", {"messages": [{"role": "user", "content": "Hello!"}],
+                                            "parameters": {"max_new_tokens": 5}})
+    assert status == 200 and isinstance(body["reply"], str), body
+    status, _, body = post(local, "/models/chat-embeddings/embeddings", {"inputs": ["a", "b c d"]})
+    assert status == 200 and body["dimensions"] == 32 and len(body["embeddings"]) == 2
+
+
+def test_endpoint_lists_every_model(local):
+    status, _, body = request(local, "GET", key="k", path="/endpoint")
+    assert status == 200
+    assert [e["name"] for e in body["endpoints"]] == MODELS.split(",")
+    assert body["endpoints"][0]["runtime_url"] == (
+        "https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/sagemakermodelapi-gpt2-tgi/invocations")
+    status, _, own = request(local, "GET", key="k", path="/models/minilm-embeddings/endpoint")
+    assert own == body["endpoints"][1]
+
+
+def test_no_image_routes_without_an_image_model(local):
+    status, _, body = post(local, "/images", {"prompt": "p"})
+    assert status == 404 and body["error"]["code"] == "not_found"

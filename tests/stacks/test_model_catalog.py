@@ -1,0 +1,232 @@
+"""Synth per preset and for a multi-model deployment: containers, environments, routes, and IAM (each route's
+function reaches only its model's endpoint)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cfn_render import one, render, resources, statements
+
+from stacks.container_images import TGI_REPOSITORY, TGI_TAG, dlc_image_uri, hf_inference_image_uri
+from stacks.model_catalog import PRESETS
+from stacks.settings import Settings, SettingsError
+
+ALL = "stable-diffusion,gpt2-tgi,gpt2-cpu,minilm-embeddings,chat-embeddings,jumpstart-stable-diffusion"
+ALL_SETTINGS = {"models": ALL, "jumpstart-stable-diffusion.source": "endpoint:My-JumpStart-SD"}
+US_EAST_1 = {"AWS::Region": "us-east-1", "AWS::URLSuffix": "amazonaws.com"}
+
+
+def by_path(template, kind, fragment):
+    found = {k: v for k, v in resources(template, kind).items()
+             if fragment in v.get("Metadata", {}).get("aws:cdk:path", "")}
+    assert len(found) == 1, (kind, fragment, sorted(found))
+    return next(iter(found.items()))
+
+
+def model_of(template, pascal_name):
+    return by_path(template, "AWS::SageMaker::Model", f"/{pascal_name}/Model")[1]["Properties"]
+
+
+def function_policy(template, pascal_name):
+    role_id, _ = by_path(template, "AWS::IAM::Role", f"/{pascal_name}Function/Role")
+    policy, = [p for p in resources(template, "AWS::IAM::Policy").values()
+               if {"Ref": role_id} in p["Properties"]["Roles"]]
+    return statements(policy["Properties"]["PolicyDocument"], template)
+
+
+def route_table(template) -> dict:
+    """(path, method) -> logical id of the Lambda function the method proxies to."""
+    def path(ref):
+        if "Fn::GetAtt" in ref:
+            return ""
+        props = template["Resources"][ref["Ref"]]["Properties"]
+        return f"{path(props['ParentId'])}/{props['PathPart']}"
+
+    table = {}
+    for method in resources(template, "AWS::ApiGateway::Method").values():
+        props = method["Properties"]
+        uri = json.dumps(props["Integration"]["Uri"])
+        function = next(k for k in resources(template, "AWS::Lambda::Function") if k in uri)
+        table[(path(props["ResourceId"]), props["HttpMethod"])] = function
+    return table
+
+
+@pytest.fixture(scope="module")
+def everything(synth):
+    return synth(**ALL_SETTINGS)
+
+
+def test_gpt2_on_tgi(synth):
+    template = synth(models="gpt2-tgi")
+    model = model_of(template, "Gpt2Tgi")
+    assert render(model["PrimaryContainer"]["Image"], template, US_EAST_1) == \
+        dlc_image_uri("us-east-1", TGI_REPOSITORY, TGI_TAG)
+    assert model["PrimaryContainer"]["Environment"] == {
+        "HF_MODEL_ID": "openai-community/gpt2", "SM_NUM_GPUS": "1", "MAX_INPUT_TOKENS": "768",
+        "MAX_TOTAL_TOKENS": "1024"}
+    assert "ModelDataUrl" not in model["PrimaryContainer"]
+    _, generate_model = one(template, "AWS::ApiGateway::Model")
+    assert "seed" in generate_model["Properties"]["Schema"]["properties"]["parameters"]["properties"]
+    assert resources(template, "AWS::S3::Bucket") == {}
+
+
+def test_tgi_shards_over_every_gpu_of_the_instance(synth):
+    template = synth(models="gpt2-tgi", instance_type="ml.g5.12xlarge", max_total_tokens="2048")
+    env = model_of(template, "Gpt2Tgi")["PrimaryContainer"]["Environment"]
+    assert env["SM_NUM_GPUS"] == "4" and env["MAX_TOTAL_TOKENS"] == "2048"
+
+
+def test_gpt2_by_hub_id_and_task_on_the_cpu_container(synth):
+    template = synth(models="gpt2-cpu")
+    container = model_of(template, "Gpt2Cpu")["PrimaryContainer"]
+    assert render(container["Image"], template, US_EAST_1) == hf_inference_image_uri("us-east-1", gpu=False)
+    assert container["Environment"] == {"HF_MODEL_ID": "openai-community/gpt2", "HF_TASK": "text-generation",
+                                        "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
+    variant = one(template, "AWS::SageMaker::EndpointConfig")[1]["Properties"]["ProductionVariants"][0]
+    assert variant["InstanceType"] == "ml.m5.xlarge"
+
+
+def test_minilm_embeddings_with_no_code(synth):
+    template = synth(models="minilm-embeddings")
+    container = model_of(template, "MinilmEmbeddings")["PrimaryContainer"]
+    assert container["Environment"]["HF_TASK"] == "feature-extraction"
+    assert "ModelDataUrl" not in container
+    fn_id, fn = by_path(template, "AWS::Lambda::Function", "/MinilmEmbeddingsFunction/Function")
+    assert fn["Properties"]["Environment"]["Variables"]["MODEL_PROTOCOL"] == "pipeline"
+    assert set(route_table(template)) == {("/embeddings", "POST"), ("/models/minilm-embeddings", "POST"),
+                                          ("/models/minilm-embeddings/endpoint", "GET"), ("/endpoint", "GET")}
+
+
+def test_chat_embeddings_code_is_packaged_and_serves_both_routes(synth):
+    template = synth(models="chat-embeddings")
+    container = model_of(template, "ChatEmbeddings")["PrimaryContainer"]
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert container["Environment"]["HF_MODEL_ID"] == "Qwen/Qwen2.5-0.5B-Instruct"
+    assert render(container["ModelDataUrl"], template).endswith(".gz")
+    assert set(route_table(template)) == {
+        ("/chat", "POST"), ("/embeddings", "POST"), ("/models/chat-embeddings", "POST"),
+        ("/models/chat-embeddings/embeddings", "POST"), ("/models/chat-embeddings/endpoint", "GET"),
+        ("/endpoint", "GET")}
+
+
+def test_existing_jumpstart_endpoint_is_fronted_without_creating_a_model(synth):
+    template = synth(models="jumpstart-stable-diffusion",
+                     **{"jumpstart-stable-diffusion.source": "endpoint:My-JumpStart-SD"})
+    for kind in ("AWS::SageMaker::Model", "AWS::SageMaker::EndpointConfig", "AWS::SageMaker::Endpoint"):
+        assert resources(template, kind) == {}
+    env = by_path(template, "AWS::Lambda::Function", "/JumpstartStableDiffusionFunction/Function")[1][
+        "Properties"]["Environment"]["Variables"]
+    assert env["ENDPOINT_NAME"] == "My-JumpStart-SD" and env["MODEL_PROTOCOL"] == "jumpstart"
+    invoke = [s for s in function_policy(template, "JumpstartStableDiffusion")
+              if s["Action"] == ["sagemaker:InvokeEndpoint"]]
+    assert invoke[0]["Resource"] == [
+        "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:endpoint/my-jumpstart-sd"]
+
+
+def test_trained_artifact_from_s3(synth):
+    spec = {"artifact-sd": {"kind": "text-to-image", "source": "s3://my-models/sd/model.tar.gz",
+                            "instance_type": "ml.g4dn.xlarge"}}
+    template = synth(models="artifact-sd", model_specs=json.dumps(spec))
+    container = model_of(template, "ArtifactSd")["PrimaryContainer"]
+    assert container["ModelDataUrl"] == "s3://my-models/sd/model.tar.gz"
+    assert "HF_MODEL_ID" not in container["Environment"]
+    _, role = by_path(template, "AWS::IAM::Role", "/ArtifactSd/ExecutionRole")
+    got = statements(role["Properties"]["Policies"][0]["PolicyDocument"], template)
+    assert {"Action": ["s3:GetObject"], "Effect": "Allow",
+            "Resource": ["arn:${AWS::Partition}:s3:::my-models/sd/model.tar.gz"]} in got
+
+
+def test_every_route_reaches_only_its_models_function(everything):
+    table = route_table(everything)
+    functions = {name: by_path(everything, "AWS::Lambda::Function", f"/{name}Function/Function")[0]
+                 for name in ("StableDiffusion", "Gpt2Tgi", "Gpt2Cpu", "MinilmEmbeddings", "ChatEmbeddings",
+                              "JumpstartStableDiffusion")}
+    assert table[("/images", "POST")] == functions["StableDiffusion"]
+    assert table[("/generate", "POST")] == functions["Gpt2Tgi"]
+    assert table[("/embeddings", "POST")] == functions["MinilmEmbeddings"]  # embeddings kind beats chat
+    assert table[("/chat", "POST")] == functions["ChatEmbeddings"]
+    assert table[("/endpoint", "GET")] == functions["StableDiffusion"]
+    assert table[("/models/gpt2-cpu", "POST")] == functions["Gpt2Cpu"]
+    assert table[("/models/jumpstart-stable-diffusion", "GET")] == functions["JumpstartStableDiffusion"]
+    assert len(table) == 21
+
+
+def test_each_function_may_invoke_only_its_own_endpoint(everything):
+    prefix = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:endpoint/"
+    expected = {"StableDiffusion": "sagemakermodelapi-stable-diffusion", "Gpt2Tgi": "sagemakermodelapi-gpt2-tgi",
+                "Gpt2Cpu": "sagemakermodelapi-gpt2-cpu", "MinilmEmbeddings": "sagemakermodelapi-minilm-embeddings",
+                "ChatEmbeddings": "sagemakermodelapi-chat-embeddings",
+                "JumpstartStableDiffusion": "my-jumpstart-sd"}
+    for name, endpoint in expected.items():
+        got = function_policy(everything, name)
+        invoke = [s for s in got if "sagemaker:InvokeEndpoint" in s["Action"]]
+        assert invoke == [{"Action": ["sagemaker:InvokeEndpoint"], "Effect": "Allow",
+                           "Resource": [prefix + endpoint]}], name
+        touches_s3 = any(a.startswith("s3:") for s in got for a in s["Action"])
+        assert touches_s3 == (name in ("StableDiffusion", "JumpstartStableDiffusion")), name
+
+
+def test_catalog_tells_every_function_about_every_model(everything):
+    env = by_path(everything, "AWS::Lambda::Function", "/Gpt2CpuFunction/Function")[1]["Properties"][
+        "Environment"]["Variables"]
+    catalog = json.loads(env["MODEL_CATALOG"])
+    assert [m["name"] for m in catalog] == ALL.split(",")
+    assert catalog[-1] == {"name": "jumpstart-stable-diffusion", "kind": "text-to-image",
+                           "endpoint_name": "My-JumpStart-SD", "instance_type": None}
+
+
+def test_multi_model_template_passes_cfn_lint(synth_assembly, everything):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = synth_assembly(**ALL_SETTINGS).stacks[0].template_full_path
+    result = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), path], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode in (0, 4), result.stdout
+
+
+def test_each_model_can_be_tuned_by_name(synth):
+    template = synth(models="stable-diffusion,gpt2-cpu", **{"gpt2-cpu.instance_type": "ml.c5.2xlarge",
+                                                            "gpt2-cpu.environment": '{"EXTRA": "1"}'})
+    variants = [c["Properties"]["ProductionVariants"][0]["InstanceType"]
+                for c in resources(template, "AWS::SageMaker::EndpointConfig").values()]
+    assert sorted(variants) == ["ml.c5.2xlarge", "ml.g5.xlarge"]
+    assert model_of(template, "Gpt2Cpu")["PrimaryContainer"]["Environment"]["EXTRA"] == "1"
+
+
+@pytest.mark.parametrize("values, fragment", [
+    ({"models": "gpt2-tgi", "instance_type": "ml.m5.xlarge"}, "container tgi needs a GPU instance"),
+    ({"models": "stable-diffusion", "container": "hf-inference-gpu", "instance_type": "ml.c5.xlarge"},
+     "container hf-inference-gpu needs a GPU instance"),
+    ({"models": "jumpstart-stable-diffusion"}, "set the name of the existing endpoint"),
+    ({"models": "stable-diffusion,stable-diffusion"}, "models lists 'stable-diffusion' twice"),
+    ({"models": "dall-e"}, "unknown model 'dall-e'"),
+    ({"models": "stable-diffusion,gpt2-cpu", "instance_type": "ml.g5.2xlarge"},
+     "setting 'instance_type' is ambiguous with 2 models"),
+    ({"models": "gpt2-cpu", "gpt2-tgi.instance_type": "ml.g5.2xlarge"}, "names a model that models does not select"),
+    ({"models": "gpt2-tgi", "max_input_tokens": "2048"}, "max_input_tokens must be below max_total_tokens"),
+    ({"models": "gpt2-cpu", "max_input_tokens": "2048"}, "apply to the tgi container only"),
+    ({"models": "gpt2-cpu", "task": "none"}, "a Hub model without code needs a task"),
+    ({"models": "x", "model_specs": '{"x": {"kind": "text-to-image", "source": "s3://b/m.tar.gz", '
+                                    '"code": "models/stable_diffusion/code"}}'}, "code cannot be added to an s3"),
+    ({"models": "x", "model_specs": '{"x": {"kind": "poetry", "source": "hub:a/b", "task": "t"}}'},
+     "kind 'poetry' is not one of"),
+    ({"models": "x", "model_specs": '{"x": {"kind": "chat"}}'}, "must be an object with at least kind and source"),
+    ({"models": "stable-diffusion", "protocol": "tgi"}, "protocol 'tgi' does not fit kind text-to-image"),
+    ({"models": "stable-diffusion", "code": "models/nowhere"}, "has no inference.py"),
+])
+def test_catalog_problems_fail_synth(values, fragment):
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_values(values)
+    assert fragment in str(caught.value)
+
+
+def test_every_preset_is_valid_on_its_own():
+    for name, preset in PRESETS.items():
+        problems = preset.problems()
+        if preset.existing_endpoint is not None:
+            assert problems and "set the name of the existing endpoint" in problems[0]
+        else:
+            assert problems == [], name
