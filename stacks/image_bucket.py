@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Acknowledgment, CfnCustomResource, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
+
+EMPTY_BUCKET_CODE = Path(__file__).resolve().parent / "functions" / "empty_bucket.py"
 
 
 class ImageBucket(Construct):
@@ -19,9 +24,10 @@ class ImageBucket(Construct):
       key_prefix: where images go (default "images/"); grants and the lifecycle rule cover only this prefix.
       encryption_key: a customer KMS key; None for S3-managed encryption (SSE-S3, the default).
       retain: keep the bucket and its images on `cdk destroy` (default False: emptied and deleted).
+      log_retention: retention of the emptying function's log group (default one month).
 
     All public access is blocked, ACLs are disabled and only TLS requests are accepted.
-    Attributes: bucket, key_prefix, encryption_key.
+    Attributes: bucket, key_prefix, encryption_key, emptier (the function emptying it on delete, or None).
     """
 
     def __init__(
@@ -33,6 +39,7 @@ class ImageBucket(Construct):
         key_prefix: str = "images/",
         encryption_key: Optional[kms.IKey] = None,
         retain: bool = False,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ):
         super().__init__(scope, construct_id)
         if expiry_days < 1:
@@ -58,8 +65,42 @@ class ImageBucket(Construct):
                 abort_incomplete_multipart_upload_after=Duration.days(1),
             )],
             removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
-            auto_delete_objects=not retain,
         )
+        self.emptier = None if retain else self._empty_on_delete(log_retention)
+
+    def _empty_on_delete(self, log_retention: logs.RetentionDays) -> lambda_.Function:
+        """A custom resource that empties the bucket before CloudFormation deletes it. Not CDK's autoDeleteObjects:
+        its provider's log group is created by Lambda at run time and outlives the stack."""
+        log_group = logs.LogGroup(self, "EmptierLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
+        role = iam.Role(self, "EmptierRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                        description="Empties the image bucket when the stack is deleted")
+        iam.Grant.add_to_principal(grantee=role, actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                                   resource_arns=[log_group.log_group_arn])
+        iam.Grant.add_to_principal(grantee=role, actions=["s3:ListBucket", "s3:ListBucketVersions"],
+                                   resource_arns=[self.bucket.bucket_arn])
+        iam.Grant.add_to_principal(grantee=role, actions=["s3:DeleteObject", "s3:DeleteObjectVersion"],
+                                   resource_arns=[self.bucket.arn_for_objects("*")])
+        function = lambda_.Function(
+            self, "Emptier",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            architecture=lambda_.Architecture.ARM_64,
+            handler="index.handler",
+            code=lambda_.Code.from_inline(EMPTY_BUCKET_CODE.read_text()),
+            role=role,
+            log_group=log_group,
+            timeout=Duration.minutes(15),
+            description="Empties the image bucket on stack delete",
+        )
+        bucket_id = Stack.of(self).get_logical_id(self.bucket.node.default_child)
+        Validations.of(role).acknowledge(Acknowledgment(
+            id=f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/*]",
+            reason="Emptying a bucket means deleting every object in it, whose keys are unknown at deploy time; the "
+                   "grant is limited to this one bucket and runs only on stack delete."))
+        resource = CfnCustomResource(self, "EmptyOnDelete", service_token=function.function_arn)
+        resource.add_property_override("BucketName", self.bucket.bucket_name)
+        # The resource depends on the function, which depends on its role and policy: CloudFormation deletes the
+        # resource (emptying the bucket) while the function can still run, and the bucket after it.
+        return function
 
     def grant_image_access(self, grantee: iam.IGrantable) -> None:
         """Write, read (for presigned URLs) and delete (to roll back a partly stored request) under key_prefix,

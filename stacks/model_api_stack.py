@@ -38,7 +38,7 @@ class ModelApiStack(Stack):
         self.images = None
         if any(m.kind == "text-to-image" for m in settings.catalog):
             self.images = ImageBucket(self, "Images", expiry_days=settings.image_expiry_days, encryption_key=key,
-                                      retain=settings.retain_bucket)
+                                      retain=settings.retain_bucket, log_retention=retention)
         catalog = [_routes.ModelInfo(m.name, m.kind, settings.endpoint_name(m),
                                      None if m.existing_endpoint is not None else m.instance_type)
                    for m in settings.catalog]

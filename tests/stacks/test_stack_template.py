@@ -47,7 +47,8 @@ def test_bucket_is_private_encrypted_tls_only_and_expires_images(template):
         "Id": "expire-generated-images", "Prefix": "images/", "ExpirationInDays": 7, "Status": "Enabled",
         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]
     assert bucket["DeletionPolicy"] == "Delete"
-    assert len(resources(template, "Custom::S3AutoDeleteObjects")) == 1
+    _, emptier = one(template, "AWS::CloudFormation::CustomResource")
+    assert emptier["Properties"]["BucketName"] == {"Ref": bucket_id}
 
     _, policy = one(template, "AWS::S3::BucketPolicy")
     denies = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
@@ -60,7 +61,7 @@ def test_retained_bucket_survives_destroy_and_is_not_emptied(synth):
     template = synth(retain_bucket="true")
     _, bucket = one(template, "AWS::S3::Bucket")
     assert bucket["DeletionPolicy"] == "Retain"
-    assert resources(template, "Custom::S3AutoDeleteObjects") == {}
+    assert resources(template, "AWS::CloudFormation::CustomResource") == {}
 
 
 def test_image_expiry_is_settable(synth):

@@ -1,0 +1,134 @@
+"""Every synthesized template (each preset, all models together, and the setting variants that change IAM): no
+wildcard grants, no secrets, nothing left behind on delete, and updates that replace model and config cleanly."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from cfn_render import resources
+
+from stacks.model_catalog import PRESETS
+
+# Actions AWS allows only on Resource "*": nothing narrower exists for them.
+STAR_RESOURCE_ALLOWED = {
+    "ecr:GetAuthorizationToken",  # no resource type: the token is account-wide
+    "cloudwatch:PutMetricData",  # no resource type; scoped by a cloudwatch:namespace condition instead
+}
+KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+VARIANTS = {
+    **{name: {"models": name} for name in PRESETS if PRESETS[name].existing_endpoint is None},
+    "jumpstart": {"models": "jumpstart-stable-diffusion", "jumpstart-stable-diffusion.source": "endpoint:js-sd"},
+    "all": {"models": ",".join(PRESETS), "jumpstart-stable-diffusion.source": "endpoint:js-sd"},
+    "kms-cpu": {"kms_key_arn": KMS_KEY, "instance_type": "ml.m5.xlarge"},
+    "retained-token": {"retain_bucket": "true", "hub_token_secret": "prod/hf-token"},
+    "s3-artifact": {"models": "mine", "model_specs": json.dumps(
+        {"mine": {"kind": "text-generation", "source": "s3://my-models/llm/model.tar.gz", "container": "tgi"}})},
+}
+
+
+@pytest.fixture(scope="module", params=sorted(VARIANTS), ids=sorted(VARIANTS))
+def variant(request, synth):
+    return request.param, synth(**VARIANTS[request.param])
+
+
+def allow_statements(template):
+    """(where, statement) for every Allow statement of every identity and resource policy in the template."""
+    for logical_id, resource in template["Resources"].items():
+        props = resource.get("Properties", {})
+        documents = []
+        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::S3::BucketPolicy"):
+            documents.append(props["PolicyDocument"])
+        if resource["Type"] == "AWS::IAM::Role":
+            documents += [p["PolicyDocument"] for p in props.get("Policies", [])]
+        for document in documents:
+            for statement in document["Statement"]:
+                if statement["Effect"] == "Allow":
+                    yield logical_id, statement
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def test_no_wildcard_actions_or_resources(variant):
+    name, template = variant
+    checked = 0
+    for where, statement in allow_statements(template):
+        if "Principal" in statement and statement.get("Action") == "sts:AssumeRole":
+            continue
+        actions = as_list(statement["Action"])
+        for action in actions:
+            assert action != "*", (name, where, statement)
+            assert not re.fullmatch(r"[a-z0-9-]+:\*", action), (name, where, statement)
+        if "*" in as_list(statement.get("Resource", [])):
+            assert set(actions) <= STAR_RESOURCE_ALLOWED, (name, where, statement)
+            if "cloudwatch:PutMetricData" in actions:
+                assert statement["Condition"]["StringEquals"]["cloudwatch:namespace"]
+        checked += 1
+    assert checked > 3  # the walk found the policies
+
+
+def test_no_managed_policies_at_all(variant):
+    _, template = variant
+    for resource in resources(template, "AWS::IAM::Role").values():
+        assert "ManagedPolicyArns" not in resource["Properties"]
+
+
+def test_no_secret_in_the_template(variant):
+    name, template = variant
+    text = json.dumps(template)
+    for pattern in (r"AKIA[0-9A-Z]{16}", r"hf_[A-Za-z0-9]{20,}", r"-----BEGIN", r"aws_secret_access_key"):
+        assert not re.search(pattern, text), (name, pattern)
+    if name == "retained-token":
+        assert "{{resolve:secretsmanager:prod/hf-token:SecretString:::}}" in text
+
+
+def test_everything_goes_away_on_delete(variant):
+    name, template = variant
+    for logical_id, resource in template["Resources"].items():
+        retained = resource.get("DeletionPolicy") == "Retain" or resource.get("UpdateReplacePolicy") == "Retain"
+        if retained:
+            assert name == "retained-token" and resource["Type"] == "AWS::S3::Bucket", logical_id
+    buckets = resources(template, "AWS::S3::Bucket")
+    emptiers = resources(template, "AWS::CloudFormation::CustomResource")
+    if buckets and name != "retained-token":
+        bucket_id, = buckets
+        emptier, = emptiers.values()
+        assert emptier["Properties"]["BucketName"] == {"Ref": bucket_id}
+    else:
+        assert emptiers == {}
+
+
+def test_every_log_group_is_the_stacks_own_with_a_retention(variant):
+    name, template = variant
+    groups = resources(template, "AWS::Logs::LogGroup")
+    for group in groups.values():
+        assert group["Properties"]["RetentionInDays"] == 30 and group["DeletionPolicy"] == "Delete"
+    # Every Lambda writes to a log group of the stack (Lambda would otherwise make one that outlives it) ...
+    for logical_id, function in resources(template, "AWS::Lambda::Function").items():
+        assert function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] in groups, logical_id
+    # ... and so does every endpoint (SageMaker writes to /aws/sagemaker/Endpoints/<name>).
+    names = {g["Properties"].get("LogGroupName") for g in groups.values()}
+    for endpoint in resources(template, "AWS::SageMaker::Endpoint").values():
+        assert f"/aws/sagemaker/Endpoints/{endpoint['Properties']['EndpointName']}" in names
+
+
+def test_models_and_configs_are_unnamed_so_changes_replace_them_cleanly(variant):
+    _, template = variant
+    for model in resources(template, "AWS::SageMaker::Model").values():
+        assert "ModelName" not in model["Properties"]
+    for config in resources(template, "AWS::SageMaker::EndpointConfig").values():
+        assert "EndpointConfigName" not in config["Properties"]
+
+
+def test_an_instance_change_updates_the_endpoint_in_place(synth):
+    before, after = synth(), synth(instance_type="ml.g6.xlarge")
+    endpoints = [resources(t, "AWS::SageMaker::Endpoint") for t in (before, after)]
+    assert endpoints[0] == endpoints[1]  # same logical id, same name, same reference to the config's attribute
+    configs = [resources(t, "AWS::SageMaker::EndpointConfig") for t in (before, after)]
+    assert configs[0].keys() == configs[1].keys() and configs[0] != configs[1]
+    # The changed config gets a new generated name (replacement) and the endpoint moves to it: UpdateEndpoint.
+    models = [resources(t, "AWS::SageMaker::Model") for t in (before, after)]
+    assert models[0] == models[1]
