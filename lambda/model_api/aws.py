@@ -30,6 +30,8 @@ log = logging.getLogger("model_api")
 RETRY_AFTER_THROTTLED = 2
 RETRY_AFTER_UNAVAILABLE = 30
 RETRY_AFTER_STORAGE = 1
+# SageMaker real-time responses are at most 6 MB; a longer body is not something to hold in memory and parse.
+MAX_MODEL_RESPONSE_BYTES = 6 * 1024 * 1024
 
 
 def sagemaker_runtime_client(env: Mapping[str, str]):
@@ -77,7 +79,10 @@ class SageMakerEndpoint:
             response = self._client.invoke_endpoint(
                 EndpointName=self.endpoint_name, Body=body, ContentType=content_type, Accept=accept
             )
-            return response["Body"].read(), response.get("ContentType", "")
+            body = response["Body"].read(MAX_MODEL_RESPONSE_BYTES + 1)
+            if len(body) > MAX_MODEL_RESPONSE_BYTES:
+                raise ApiError(502, "bad_model_response", "the model's answer is over the 6 MB real-time limit")
+            return body, response.get("ContentType", "")
         except ClientError as exc:
             raise invoke_error(exc, self.endpoint_name) from exc
         except ReadTimeoutError as exc:

@@ -107,3 +107,23 @@ def api_event(method="POST", body=None, query=None, resource="/images", base64_b
                            "resourcePath": resource},
         "body": body, "isBase64Encoded": base64_body,
     }
+
+
+class ImagesForAnyRequest:
+    """An endpoint that answers every InvokeEndpoint with as many valid PNGs as the request asked for, in the
+    format its Accept header wants: whatever the handler lets through succeeds, so any 5xx is the handler's."""
+
+    def __init__(self, client):
+        self.calls = 0
+        self._png = tiny_png()
+        client.meta.events.register("before-send.sagemaker-runtime.InvokeEndpoint", self._answer)
+
+    def _answer(self, request, **_):
+        self.calls += 1
+        count = json.loads(request.body)["parameters"]["num_images_per_prompt"]
+        accept = request.headers["Accept"]
+        accept = accept.decode() if isinstance(accept, bytes) else accept
+        if accept == "image/png":
+            return AWSResponse(request.url, 200, {"Content-Type": "image/png"}, _Raw(self._png))
+        body = json.dumps({"generated_images": [base64.b64encode(self._png).decode()] * count}).encode()
+        return AWSResponse(request.url, 200, {"Content-Type": "application/json"}, _Raw(body))

@@ -238,16 +238,23 @@ ENDPOINT_FAILURES = [
     ("truncated png", lambda e: e.returns(tiny_png()[:-20]), 502, "bad_model_response", None),
     ("not an image", lambda e: e.returns(b"<html>oops</html>", "text/html"), 502, "bad_model_response", None),
     ("png that is not png", lambda e: e.returns(b"GIF89a" + b"\0" * 100), 502, "bad_model_response", None),
+    ("body over 6 MB", lambda e: e.returns(tiny_png()[:-12] + b"\0" * (6 * 1024 * 1024) + tiny_png()[-12:]), 502,
+     "bad_model_response", None),
 ]
 
 
 @pytest.mark.parametrize("case, arrange, status, code, retry_after", ENDPOINT_FAILURES,
                          ids=[c[0] for c in ENDPOINT_FAILURES])
-def test_endpoint_failures_map_to_deliberate_statuses(rig, case, arrange, status, code, retry_after):
+def test_endpoint_failures_map_to_deliberate_statuses(rig, caplog, case, arrange, status, code, retry_after):
     arrange(rig.endpoint)
-    response = rig.call(api_event("POST", {"prompt": "p"}))
+    with caplog.at_level(logging.INFO, logger="model_api"):
+        response = rig.call(api_event("POST", {"prompt": "p"}))
     assert_error(response, status, code, rig)
     assert response["headers"].get("Retry-After") == retry_after
+    # One structured line per request, with the request id the caller sees, the code and the status.
+    record, = [json.loads(r.getMessage()) for r in caplog.records if r.name == "model_api"]
+    assert record["request_id"] == response["headers"]["X-Request-Id"]
+    assert (record["status"], record["error_code"]) == (status, code)
 
 
 def test_model_error_message_carries_the_container_status(rig):

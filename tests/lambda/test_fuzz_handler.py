@@ -1,0 +1,89 @@
+"""Several hundred generated requests against the handler (moto S3, an endpoint that always succeeds): a client
+error is never a 5xx, every error has the JSON shape, and a rejected request never writes to S3."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from types import SimpleNamespace
+
+import boto3
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lambda_rig import ENDPOINT_NAME, REGION, ImagesForAnyRequest, load_handler
+
+FIELDS = ["prompt", "negative_prompt", "width", "height", "steps", "guidance_scale", "seed", "num_images"]
+EXAMPLES = 500
+
+scalars = (st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False)
+           | st.text(max_size=50) | st.sampled_from(["", " ", "\u0000", "\ud800", "a" * 5000, "\U0001f600" * 300]))
+values = st.recursive(scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c,
+                                                                                    max_size=3), max_leaves=6)
+near_valid = st.fixed_dictionaries(
+    {"prompt": st.text(min_size=0, max_size=40) | values},
+    optional={name: st.sampled_from([0, 1, 2, 4, 5, 7.5, 256, 512, 520, 768, 776, -1, 2**32, "512", None, True])
+              | values for name in FIELDS[1:]},
+)
+bodies = st.one_of(
+    st.none(),
+    st.text(max_size=200),
+    st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
+    values.map(json.dumps),
+    near_valid.map(lambda d: json.dumps(d, ensure_ascii=False)),
+    st.integers(1, 200_000).map(lambda n: json.dumps({"prompt": "x" * n})),
+)
+queries = st.none() | st.dictionaries(st.sampled_from(FIELDS + ["size", "", "prompt[]"]),
+                                      st.text(max_size=30), max_size=5)
+events = st.fixed_dictionaries({
+    "httpMethod": st.sampled_from(["GET", "POST", "POST", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "", "post"]),
+    "resource": st.sampled_from(["/images", "/images", "/models/stable-diffusion", "/endpoint",
+                                 "/models/stable-diffusion/endpoint", "/", "/images/../admin", "/IMAGES", ""]),
+    "headers": st.none() | st.dictionaries(st.text(max_size=20), st.text(max_size=40), max_size=4),
+    "queryStringParameters": queries,
+    "body": bodies,
+    "isBase64Encoded": st.booleans(),
+}).map(lambda e: {**e, "body": base64.b64encode(e["body"].encode("utf-8", "surrogatepass")).decode()
+                  if e["isBase64Encoded"] and e["body"] is not None and len(e["body"]) % 3 else e["body"]})
+
+
+@pytest.fixture(scope="module")
+def fuzz(moto_endpoint):
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=moto_endpoint)
+    bucket = f"fuzz-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    handler = load_handler({"AWS_REGION": REGION, "ENDPOINT_NAME": ENDPOINT_NAME, "BUCKET_NAME": bucket,
+                            "AWS_ENDPOINT_URL_S3": moto_endpoint, "S3_ADDRESSING_STYLE": "path",
+                            "MODEL_NAME": "stable-diffusion", "MODEL_KIND": "text-to-image", "MODEL_CATALOG": ""})
+    endpoint = ImagesForAnyRequest(handler.ENDPOINT._client)
+    count = lambda: s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0)  # noqa: E731
+    return SimpleNamespace(handler=handler, endpoint=endpoint, count=count, statuses=[])
+
+
+@settings(max_examples=EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large])
+@given(event=events)
+def test_generated_requests_never_5xx_and_never_store_for_rejections(fuzz, event):
+    before = fuzz.count()
+    response = fuzz.handler.handler(event, SimpleNamespace(aws_request_id=str(uuid.uuid4())))
+    status = response["statusCode"]
+    fuzz.statuses.append(status)
+    body = json.loads(response["body"])
+    assert status < 500, (event, body)
+    stored = fuzz.count() - before
+    if status >= 400:
+        assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+        assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+        assert stored == 0, event
+    elif "images" in body:
+        assert stored == len(body["images"]) >= 1
+    else:
+        assert stored == 0
+
+
+def test_the_generated_requests_covered_both_outcomes(fuzz):
+    """The run above tried successes and many kinds of rejection, not one path over and over."""
+    assert len(fuzz.statuses) >= EXAMPLES
+    assert 200 in fuzz.statuses and {400, 404, 405, 413} <= set(fuzz.statuses), sorted(set(fuzz.statuses))
