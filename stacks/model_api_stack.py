@@ -118,6 +118,8 @@ class ModelApiStack(Stack):
         CfnOutput(self, "ApiUrl", value=self.api.url_for("/"), description="Base URL of the API")
         CfnOutput(self, "ApiKeyId", value=key_id, description="Id of the API key (send its value as x-api-key)")
         CfnOutput(self, "GetApiKeyCommand", value=get_key, description="Prints the API key value")
+        CfnOutput(self, "UsagePlanId", value=self.api.usage_plan.usage_plan_id,
+                  description="Usage plan of the key (for key rotation)")
         if self.images is not None:
             CfnOutput(self, "BucketName", value=self.images.bucket.bucket_name, description="Where images go")
         for info in catalog:
