@@ -13,7 +13,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CDK := cdk --no-notices
 LOCAL_ARGS ?=
 
-.PHONY: help setup local test lint synth deploy destroy clean
+.PHONY: help setup local test lint bench synth deploy destroy clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -29,6 +29,9 @@ test: setup  ## run every test, offline
 
 lint: setup  ## static checks of the Python code (ruff)
 	ruff check --select F,E9,I --line-length 120 app.py stacks lambda local tests
+
+bench: setup  ## measure the request path, cold start, synth, tests and local mode (writes bench/latest.md)
+	python bench/run.py --output bench/latest.md
 
 synth: setup  ## synthesize the CloudFormation template into cdk.out (offline); settings via CDK_ARGS="-c key=value"
 	AWS_EC2_METADATA_DISABLED=true $(CDK) synth -q $(CDK_ARGS)

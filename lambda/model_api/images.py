@@ -25,6 +25,8 @@ PNG = "image/png"
 JPEG = "image/jpeg"
 JSON = "application/json"
 JUMPSTART_ACCEPT = "application/json;jpeg"
+# Several PNG files back to back: our inference code's answer for several images (no base64, no JSON to parse).
+PNG_SEQUENCE = "application/x-png-sequence"
 # Longest presigned-URL lifetime we hand out: the URL is signed with the Lambda role's temporary credentials and
 # dies with them whatever X-Amz-Expires says, so promising more would be a lie. Settings refuse a larger TTL.
 MAX_URL_TTL_SECONDS = 3600
@@ -145,9 +147,9 @@ def _query_fields(params: Mapping[str, str], schema: dict) -> dict:
 def model_request(request: ImageRequest, seed: int, protocol: str = "toolkit") -> tuple[bytes, str]:
     """The body sent to the model container and the Accept type.
 
-    Our inference code (models/stable_diffusion/code/inference.py): one image comes back as raw PNG (no base64: a
-    third fewer bytes and no decode in the Lambda); several come back as JSON with base64 PNGs, in the JumpStart
-    shape. A JumpStart endpoint takes its own field names and answers JSON with base64 JPEGs.
+    Our inference code (models/stable_diffusion/code/inference.py) answers raw PNG bytes: one file, or several back
+    to back (no base64: a quarter fewer bytes, and no JSON to parse or base64 to decode in the Lambda). A JumpStart
+    endpoint takes its own field names and answers JSON with base64 JPEGs.
     """
     if protocol == "jumpstart":
         fields = {"prompt": request.prompt, "width": request.width, "height": request.height,
@@ -167,7 +169,7 @@ def model_request(request: ImageRequest, seed: int, protocol: str = "toolkit") -
     if request.negative_prompt:
         parameters["negative_prompt"] = request.negative_prompt
     body = json.dumps({"inputs": request.prompt, "parameters": parameters}, separators=(",", ":")).encode()
-    return body, PNG if request.num_images == 1 else JSON
+    return body, PNG if request.num_images == 1 else PNG_SEQUENCE
 
 
 def decode_model_images(body: bytes, content_type: str, expected: int) -> tuple[list[bytes], str]:
@@ -176,6 +178,8 @@ def decode_model_images(body: bytes, content_type: str, expected: int) -> tuple[
     media_type = (content_type or "").split(";")[0].strip().lower()
     if media_type == PNG:
         images = [body]
+    elif media_type == PNG_SEQUENCE:
+        images = split_png_sequence(body)
     elif media_type == JSON:
         try:
             encoded = json.loads(body)["generated_images"]
@@ -184,13 +188,36 @@ def decode_model_images(body: bytes, content_type: str, expected: int) -> tuple[
             raise ApiError(502, "bad_model_response", "the model returned JSON without valid generated_images")
     else:
         raise ApiError(502, "bad_model_response", f"the model returned {content_type or 'no content type'}, "
-                                                  "not image/png or application/json")
+                                                  "not images")
     if len(images) != expected:
         raise ApiError(502, "bad_model_response", f"the model returned {len(images)} images, expected {expected}")
     kinds = {PNG if is_complete_png(i) else JPEG if is_complete_jpeg(i) else None for i in images}
     if None in kinds or len(kinds) != 1:
         raise ApiError(502, "bad_model_response", "the model returned a truncated or unknown image")
     return images, kinds.pop()
+
+
+def split_png_sequence(data: bytes) -> list[bytes]:
+    """PNG files back to back -> each file, by walking the chunks (length, type, data, CRC) to each IEND. A body
+    that does not parse that way is the model's fault (502)."""
+    images, start = [], 0
+    while start < len(data):
+        if data[start:start + 8] != PNG_SIGNATURE:
+            raise ApiError(502, "bad_model_response", "the model returned a PNG sequence that is not PNG files")
+        position = start + 8
+        while True:
+            if position + 12 > len(data):
+                raise ApiError(502, "bad_model_response", "the model returned a truncated PNG sequence")
+            length = int.from_bytes(data[position:position + 4], "big")
+            kind = data[position + 4:position + 8]
+            position += 12 + length
+            if kind == b"IEND":
+                break
+        if position > len(data):
+            raise ApiError(502, "bad_model_response", "the model returned a truncated PNG sequence")
+        images.append(data[start:position])
+        start = position
+    return images
 
 
 def is_complete_jpeg(data: bytes) -> bool:

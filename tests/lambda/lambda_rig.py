@@ -46,6 +46,9 @@ class FakeEndpoint:
     def returns_json(self, value) -> "FakeEndpoint":
         return self.returns(json.dumps(value).encode(), "application/json")
 
+    def returns_png_sequence(self, images: list[bytes]) -> "FakeEndpoint":
+        return self.returns(b"".join(images), "application/x-png-sequence")
+
     def returns_images(self, images: list[bytes]) -> "FakeEndpoint":
         body = json.dumps({"generated_images": [base64.b64encode(i).decode() for i in images], "prompt": "p"})
         return self.returns(body.encode(), "application/json")
@@ -125,5 +128,7 @@ class ImagesForAnyRequest:
         accept = accept.decode() if isinstance(accept, bytes) else accept
         if accept == "image/png":
             return AWSResponse(request.url, 200, {"Content-Type": "image/png"}, _Raw(self._png))
+        if accept == "application/x-png-sequence":
+            return AWSResponse(request.url, 200, {"Content-Type": accept}, _Raw(self._png * count))
         body = json.dumps({"generated_images": [base64.b64encode(self._png).decode()] * count}).encode()
         return AWSResponse(request.url, 200, {"Content-Type": "application/json"}, _Raw(body))

@@ -84,12 +84,12 @@ def test_defaults_and_a_fresh_seed_are_filled_in(rig):
     assert first["seed"] != second["seed"]  # 1 in 2**32 chance of a false failure
 
 
-def test_several_images_come_as_json_and_each_url_downloads_its_own_bytes(rig):
+def test_several_images_come_as_a_png_sequence_and_each_url_downloads_its_own_bytes(rig):
     pngs = [tiny_png(8, 8, shade) for shade in (10, 20, 30)]
-    rig.endpoint.returns_images(pngs)
+    rig.endpoint.returns_png_sequence(pngs)
     response = rig.call(api_event("POST", {"prompt": "three", "num_images": 3}))
     assert response["statusCode"] == 200, response["body"]
-    assert accept(rig.endpoint.requests[0]) == "application/json"
+    assert accept(rig.endpoint.requests[0]) == "application/x-png-sequence"
     images = response["json"]["images"]
     assert len({i["key"] for i in images}) == 3
     assert sorted(rig.stored_keys()) == sorted(i["key"] for i in images)
@@ -263,7 +263,18 @@ def test_model_error_message_carries_the_container_status(rig):
     assert "container status 400" in message and "width must be a multiple of 8" in message
 
 
+def test_json_answers_in_the_jumpstart_shape_are_decoded_too(rig):
+    pngs = [tiny_png(8, 8, shade) for shade in (1, 2)]
+    rig.endpoint.returns_images(pngs)
+    response = rig.call(api_event("POST", {"prompt": "two", "num_images": 2}))
+    assert response["statusCode"] == 200 and len(rig.stored_keys()) == 2
+
+
 def test_wrong_image_count_or_bad_json_from_the_model_is_502(rig):
+    rig.endpoint.returns_png_sequence([tiny_png()])  # asked for 2
+    assert_error(rig.call(api_event("POST", {"prompt": "p", "num_images": 2})), 502, "bad_model_response", rig)
+    rig.endpoint.returns_png_sequence([tiny_png(), tiny_png()[:-5]])
+    assert_error(rig.call(api_event("POST", {"prompt": "p", "num_images": 2})), 502, "bad_model_response", rig)
     rig.endpoint.returns_images([tiny_png()])  # asked for 2
     assert_error(rig.call(api_event("POST", {"prompt": "p", "num_images": 2})), 502, "bad_model_response", rig)
     rig.endpoint.returns(b'{"generated_images": ["***"]}', "application/json")
@@ -302,7 +313,7 @@ def test_s3_outage_is_503_with_retry_after_and_nothing_stored(rig):
 
 def test_a_partly_stored_request_is_rolled_back(rig, monkeypatch):
     pngs = [tiny_png(8, 8, s) for s in (1, 2, 3)]
-    rig.endpoint.returns_images(pngs)
+    rig.endpoint.returns_png_sequence(pngs)
     client = rig.handler.STORE._client
     _fail_puts(client, lambda body: body == pngs[1])  # the second image fails on every retry
     stored, deleted = [], []

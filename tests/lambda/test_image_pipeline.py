@@ -10,7 +10,14 @@ from datetime import datetime, timezone
 import pytest
 from lambda_rig import tiny_png
 from model_api.errors import ApiError
-from model_api.images import ImageRequest, decode_model_images, image_key, is_complete_png, model_request
+from model_api.images import (
+    ImageRequest,
+    decode_model_images,
+    image_key,
+    is_complete_png,
+    model_request,
+    split_png_sequence,
+)
 
 
 def test_keys_are_dated_and_unique_under_concurrency():
@@ -38,7 +45,17 @@ def test_model_request_asks_for_raw_png_for_one_image_and_json_for_several():
         "width": 512, "height": 512, "num_inference_steps": 30, "guidance_scale": 7.5, "seed": 5,
         "num_images_per_prompt": 1}}
     _, accept = model_request(ImageRequest("p", "n", 512, 512, 30, 7.5, 1, 2), seed=1)
-    assert accept == "application/json"
+    assert accept == "application/x-png-sequence"
+
+
+def test_png_sequences_split_into_their_files():
+    pngs = [tiny_png(8, 8, shade) for shade in (1, 2, 3)]
+    assert split_png_sequence(b"".join(pngs)) == pngs
+    assert decode_model_images(b"".join(pngs), "application/x-png-sequence", 3) == (pngs, "image/png")
+    for broken in (b"".join(pngs)[:-3], pngs[0] + b"junk", b"GIF89a" + pngs[0], pngs[0][:20]):
+        with pytest.raises(ApiError) as caught:
+            split_png_sequence(broken)
+        assert caught.value.status == 502
 
 
 def test_decode_accepts_content_type_parameters_and_rejects_mismatches():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import queue
@@ -38,6 +39,13 @@ class LocalProcess:
         ]
         for thread in self._drains:
             thread.start()
+        # Whatever happens to the test, no local mode outlives the test run.
+        atexit.register(self._kill_if_alive)
+
+    def _kill_if_alive(self):
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
 
     @staticmethod
     def _drain(stream, sink: list, lines):

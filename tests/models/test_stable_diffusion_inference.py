@@ -103,6 +103,16 @@ def test_toolkit_serves_jumpstart_json_for_application_json(served):
     assert len(json.loads(body)["generated_images"]) == 2
 
 
+def test_toolkit_serves_several_pngs_back_to_back(served):
+    from model_api.images import split_png_sequence
+
+    body, content_type = served.invoke(request(num_images_per_prompt=3).encode(), "application/json",
+                                       "application/x-png-sequence")
+    assert content_type == "application/x-png-sequence"
+    images = split_png_sequence(body)
+    assert len(images) == 3 and len(set(images)) == 3 and all(png_size(i) == (64, 64) for i in images)
+
+
 def test_toolkit_turns_bad_input_into_a_400_model_error(served):
     with pytest.raises(ModelError) as caught:
         served.invoke(request(width=100).encode(), "application/json", "image/png")

@@ -3,7 +3,9 @@
 Request (application/json): {"inputs": "<prompt>", "parameters": {"negative_prompt", "width", "height",
 "num_inference_steps", "guidance_scale", "seed", "num_images_per_prompt"}}.
 Response: Accept image/png -> the PNG bytes of one image (no base64: a third smaller, nothing to decode);
-Accept application/json -> {"generated_images": [<base64 PNG>, ...], "prompt": ...} (the JumpStart shape).
+Accept application/x-png-sequence -> the PNG files of every image back to back (PNG files delimit themselves), the
+same saving for several images; Accept application/json -> {"generated_images": [<base64 PNG>, ...], "prompt": ...}
+(the JumpStart shape).
 
 The API validates requests before they get here; the bounds below protect the container from any other caller.
 Local mode (local/) loads this same file through the same hooks.
@@ -106,10 +108,13 @@ def output_fn(prediction, accept, context=None):
         if len(images) != 1:
             raise ValueError("image/png carries exactly one image; ask for application/json for several")
         return _png(images[0])
+    if accept == "application/x-png-sequence":
+        return b"".join(_png(image) for image in images)
     if accept == "application/json":
         encoded = [base64.b64encode(_png(image)).decode("ascii") for image in images]
         return json.dumps({"generated_images": encoded, "prompt": prediction["prompt"]})
-    raise ValueError(f"accept type {accept!r} is not supported; use image/png or application/json")
+    raise ValueError(f"accept type {accept!r} is not supported; use image/png, application/x-png-sequence or "
+                     "application/json")
 
 
 def _png(image) -> bytes:
