@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import boto3
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from local_rig import LocalProcess
 
@@ -72,6 +72,15 @@ requests_ = st.fixed_dictionaries({
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])
 @given(req=requests_)
+# Known outcomes always run, on top of the generated ones: a valid POST and GET, a bad key, a bad body, no route.
+@example(req={"method": "POST", "path": "/images", "query": "", "key": "k", "content_type": "application/json",
+              "body": b'{"prompt": "a cyborg tiger", "num_images": 2}'})
+@example(req={"method": "GET", "path": "/v1/images", "query": "prompt=tiger&seed=3", "key": "k",
+              "content_type": None, "body": b""})
+@example(req={"method": "POST", "path": "/images", "query": "", "key": "wrong", "content_type": None, "body": b""})
+@example(req={"method": "POST", "path": "/images", "query": "", "key": "k", "content_type": "application/json",
+              "body": b'{"prompt": ""}'})
+@example(req={"method": "FOO", "path": "/nope", "query": "", "key": "k", "content_type": None, "body": b""})
 def test_generated_http_requests(local, req):
     url = urlsplit(local["api_url"])
     headers = {}

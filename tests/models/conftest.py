@@ -31,13 +31,16 @@ def sd_inference():
     return load_by_path(SD_CODE / "inference.py")
 
 
+def artifact_dir(weights: Path, code: Path, folder: Path) -> Path:
+    """Weights plus code/, the layout of a model.tar.gz the container unpacks into /opt/ml/model."""
+    shutil.copytree(weights, folder, dirs_exist_ok=True)
+    shutil.copytree(code, folder / "code")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def sd_artifact_dir(tiny_sd_dir, tmp_path_factory) -> Path:
-    """Weights plus code/, the layout of a model.tar.gz the container unpacks into /opt/ml/model."""
-    folder = tmp_path_factory.mktemp("sd-artifact")
-    shutil.copytree(tiny_sd_dir, folder, dirs_exist_ok=True)
-    shutil.copytree(SD_CODE, folder / "code")
-    return folder
+    return artifact_dir(tiny_sd_dir, SD_CODE, tmp_path_factory.mktemp("sd-artifact"))
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +58,4 @@ def chat_inference():
 
 @pytest.fixture(scope="session")
 def chat_artifact_dir(tiny_lm_dir, tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("chat-artifact")
-    shutil.copytree(tiny_lm_dir, folder, dirs_exist_ok=True)
-    shutil.copytree(CHAT_CODE, folder / "code")
-    return folder
+    return artifact_dir(tiny_lm_dir, CHAT_CODE, tmp_path_factory.mktemp("chat-artifact"))
