@@ -275,10 +275,11 @@ def local_end_to_end(requests_per_level: int) -> None:
 # ------------------------------------------------------------------------------------------------------ GPU
 
 
-def gpu_serving(steps: int, images: int) -> None:
+def gpu_serving(steps: int, images: int, device: str = "cuda", size: int = 512) -> None:
+    """device="cpu" with a small size and 1 step only checks this code path where no GPU exists."""
     import torch
 
-    if not torch.cuda.is_available():
+    if device == "cuda" and not torch.cuda.is_available():
         row("model serving on GPU", "skipped: no CUDA device on this machine")
         return
     import importlib.util
@@ -308,21 +309,22 @@ def gpu_serving(steps: int, images: int) -> None:
                                        requires_safety_checker=False)
         pipe.save_pretrained(Path(tmp) / "sd")
         ours = inference.model_fn(str(Path(tmp) / "sd"))
-        plain = StableDiffusionPipeline.from_pretrained(Path(tmp) / "sd", torch_dtype=torch.float32).to("cuda")
+        plain = StableDiffusionPipeline.from_pretrained(Path(tmp) / "sd", torch_dtype=torch.float32).to(device)
         request = inference.input_fn(json.dumps({"inputs": "a cyborg tiger", "parameters": {
-            "num_inference_steps": steps, "seed": 1}}), "application/json")
+            "num_inference_steps": steps, "seed": 1, "width": size, "height": size}}), "application/json")
+        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
         def run_ours():
             inference.predict_fn(request, ours)
-            torch.cuda.synchronize()
+            sync()
 
         def run_plain():
-            plain("a cyborg tiger", num_inference_steps=steps)
-            torch.cuda.synchronize()
+            plain("a cyborg tiger", num_inference_steps=steps, width=size, height=size)
+            sync()
 
         ours_ms, plain_ms = median_ms(run_ours, images, 1), median_ms(run_plain, images, 1)
-        row(f"SD 512x512 {steps} steps, plain diffusers fp32", f"{plain_ms / 1000:.2f} s/image")
-        row(f"SD 512x512 {steps} steps, our inference code", f"{ours_ms / 1000:.2f} s/image, "
+        row(f"SD {size}x{size} {steps} steps on {device}, plain diffusers fp32", f"{plain_ms / 1000:.2f} s/image")
+        row(f"SD {size}x{size} {steps} steps on {device}, our inference code", f"{ours_ms / 1000:.2f} s/image, "
             f"{1000 / ours_ms:.2f} images/s ({plain_ms / ours_ms:.2f}x faster)")
 
 
@@ -341,9 +343,14 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=60, help="rounds of the request-path comparison")
     parser.add_argument("--skip-tests", action="store_true", help="do not time the whole test suite")
     parser.add_argument("--output", type=Path, help="also write the table as Markdown here")
+    parser.add_argument("--serving-smoke", action="store_true",
+                        help="only run the model-serving part on the CPU, small and 1 step (checks the code path)")
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)
     print(f"Machine: {machine()}\n")
+    if args.serving_smoke:
+        gpu_serving(steps=1, images=1, device="cpu", size=64)
+        return 0
     print("Request path (handler in-process, endpoint faked at the botocore level, S3 in its own process):")
     glue(args.runs, "standin", judge=True)
     glue(args.runs // 2, "standin", judge=False, latency_ms=40)
