@@ -130,6 +130,11 @@ class Settings:
             out.append(f"hub_token_secret {self.hub_token_secret!r} is not a Secrets Manager secret name or ARN")
         if not self.catalog:
             out.append("models must name at least one model")
+        # Every function's environment carries the catalog, and Lambda allows 4 KB of environment in all.
+        catalog_bytes = sum(len(m.name) + len(m.kind) + len(self.endpoint_name(m)) + 80 for m in self.catalog)
+        if catalog_bytes > 2500:
+            out.append(f"{len(self.catalog)} models do not fit in one deployment (the catalog every Lambda carries "
+                       "would pass Lambda's 4 KB environment limit); split them over two stacks (stack_name)")
         for model in self.catalog:
             out += model.problems()
         if self.image_expiry_days < 1:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
 from typing import Mapping
 
 SEED_MAX = 2**32 - 1
@@ -71,6 +72,7 @@ class ImageLimits:
         return cls.from_json(text) if text else cls()
 
 
+@lru_cache(maxsize=None)  # built once per set of limits; callers only read it
 def image_request_schema(limits: ImageLimits) -> dict:
     """JSON schema (draft 4, the dialect API Gateway models use) of the POST /images body."""
     size = {
@@ -163,6 +165,7 @@ def _generation_parameters(limits: TextLimits, tgi: bool) -> dict:
     return {"type": "object", "properties": properties, "additionalProperties": False}
 
 
+@lru_cache(maxsize=None)  # built once per set of limits; callers only read it
 def generate_request_schema(limits: TextLimits, tgi: bool = True) -> dict:
     """POST /generate: {"inputs": "...", "parameters": {...}}."""
     return {
@@ -178,6 +181,7 @@ def generate_request_schema(limits: TextLimits, tgi: bool = True) -> dict:
     }
 
 
+@lru_cache(maxsize=None)  # built once per set of limits; callers only read it
 def embeddings_request_schema(limits: TextLimits) -> dict:
     """POST /embeddings: {"inputs": "text" | ["t1", "t2", ...]}."""
     return {
@@ -196,6 +200,7 @@ def embeddings_request_schema(limits: TextLimits) -> dict:
     }
 
 
+@lru_cache(maxsize=None)  # built once per set of limits; callers only read it
 def chat_request_schema(limits: TextLimits) -> dict:
     """POST /chat: {"messages": [{"role": "user", "content": "..."}, ...], "parameters": {...}}."""
     parameters = _generation_parameters(limits, tgi=False)

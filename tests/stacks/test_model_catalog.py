@@ -230,3 +230,14 @@ def test_every_preset_is_valid_on_its_own():
             assert problems and "set the name of the existing endpoint" in problems[0]
         else:
             assert problems == [], name
+
+
+def test_a_catalog_too_big_for_the_lambda_environment_is_refused():
+    specs = {f"model-number-{i:02d}": {"kind": "embeddings", "source": "hub:org/some-embedding-model",
+                                       "task": "feature-extraction", "instance_type": "ml.m5.large"}
+             for i in range(25)}
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_values({"models": ",".join(specs), "model_specs": json.dumps(specs)})
+    assert "Lambda's 4 KB environment limit" in str(caught.value)
+    # A generous but real deployment fits.
+    Settings.from_values({"models": ",".join(list(specs)[:10]), "model_specs": json.dumps(specs)})

@@ -415,3 +415,21 @@ def test_stack_name_is_settable_so_two_deployments_coexist(synth):
     _, endpoint = one(template, "AWS::SageMaker::Endpoint")
     assert endpoint["Properties"]["EndpointName"] == "imagestwo-stable-diffusion"
     assert one(template, "AWS::ApiGateway::RestApi")[1]["Properties"]["Name"] == "ImagesTwo"
+
+
+def test_log_retention_and_url_ttl_settings_reach_every_resource(synth):
+    template = synth(log_retention_days="7", url_ttl_seconds="600")
+    assert {g["Properties"]["RetentionInDays"] for g in resources(template, "AWS::Logs::LogGroup").values()} == {7}
+    fn_id = logical_id(template, "AWS::Lambda::Function", "StableDiffusionFunction/Function")
+    assert template["Resources"][fn_id]["Properties"]["Environment"]["Variables"]["URL_TTL_SECONDS"] == "600"
+
+
+def test_text_limits_reach_the_gateway_model_and_the_function(synth):
+    from model_api.schema import TextLimits, generate_request_schema
+
+    template = synth(models="gpt2-tgi", max_new_tokens="256", default_max_new_tokens="64")
+    limits = TextLimits(max_new_tokens=256, default_max_new_tokens=64)
+    assert one(template, "AWS::ApiGateway::Model")[1]["Properties"]["Schema"] == generate_request_schema(limits)
+    fn_id = logical_id(template, "AWS::Lambda::Function", "Gpt2TgiFunction/Function")
+    env = template["Resources"][fn_id]["Properties"]["Environment"]["Variables"]
+    assert TextLimits(**json.loads(env["TEXT_LIMITS"])) == limits
