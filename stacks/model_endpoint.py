@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Mapping, Optional
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import ArnFormat, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
@@ -90,6 +90,15 @@ class ModelEndpoint(Construct):
                 sid="WriteOwnLogs",
                 actions=["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
                 resources=[self.log_group.log_group_arn],
+            ),
+            # CreateLogGroup on the group that already exists (its ARN without the ":*" of streams): SageMaker may
+            # ask for it at start, and a denial there is a needless risk; it can create no other group.
+            iam.PolicyStatement(
+                sid="EnsureOwnLogGroup",
+                actions=["logs:CreateLogGroup"],
+                resources=[stack.format_arn(service="logs", resource="log-group",
+                                            resource_name=self.log_group.log_group_name,
+                                            arn_format=ArnFormat.COLON_RESOURCE_NAME)],
             ),
             # cloudwatch:PutMetricData has no resource type ("*" only); the namespace condition is the scope.
             iam.PolicyStatement(

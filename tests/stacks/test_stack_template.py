@@ -190,6 +190,8 @@ def test_sagemaker_execution_role_is_least_privilege(template):
         {"Action": ["ecr:GetAuthorizationToken"], "Effect": "Allow", "Resource": ["*"]},
         {"Action": ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"], "Effect": "Allow",
          "Resource": [f"${{{log_group}.Arn}}"]},
+        {"Action": ["logs:CreateLogGroup"], "Effect": "Allow",
+         "Resource": [f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:${{{log_group}}}"]},
         {"Action": ["cloudwatch:PutMetricData"], "Effect": "Allow", "Resource": ["*"],
          "Condition": {"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints"}}},
         {"Action": ["s3:GetObject"], "Effect": "Allow", "Resource": [object_arn]},
