@@ -2,7 +2,7 @@
 and writes one structured log line per request. Everything that reaches AWS is created here, once per container.
 
 Environment: MODEL_NAME, MODEL_KIND, ENDPOINT_NAME, MODEL_CATALOG (all models, for routing and GET /endpoint),
-BUCKET_NAME (image models), and each pipeline's own settings (model_api.images / model_api.text).
+BUCKET_NAME and SIGNER_ROLE_ARN (image models), and each pipeline's own settings (model_api.images / model_api.text).
 """
 
 from __future__ import annotations
@@ -31,7 +31,10 @@ REGION = _ENV.get("AWS_REGION", "us-east-1")
 ENDPOINT = aws.SageMakerEndpoint(aws.sagemaker_runtime_client(_ENV), MODEL.endpoint_name)
 if MODEL.kind == "text-to-image":
     IMAGE_CONFIG = images.ImageConfig.from_env(_ENV)
-    STORE = aws.S3ImageStore(aws.s3_client(_ENV), _ENV["BUCKET_NAME"])
+    # URLs are signed as the read-only signer role, whose sessions outlive every URL (model_api.aws.UrlSigner).
+    SIGNER = aws.UrlSigner(aws.sts_client(_ENV), _ENV["SIGNER_ROLE_ARN"], IMAGE_CONFIG.url_ttl_seconds)
+    STORE = aws.S3ImageStore(aws.s3_client(_ENV), _ENV["BUCKET_NAME"],
+                             signing_client=aws.s3_client(_ENV, SIGNER.credentials), signer=SIGNER)
 else:
     TEXT_CONFIG = text.TextConfig.from_env(_ENV)
 

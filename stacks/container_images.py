@@ -16,13 +16,21 @@ from constructs import Construct
 HF_INFERENCE_REPOSITORY = "huggingface-pytorch-inference"
 TGI_REPOSITORY = "huggingface-pytorch-tgi-inference"
 TGI_TAG = "2.7.0-tgi3.3.6-gpu-py311-cu124-ubuntu22.04"  # the newest TGI DLC the SageMaker SDK lists; GPU only
-# DLC 2.6 pins transformers 4.51.3, diffusers 0.33.1 and the inference toolkit 2.6.0.
+# The maintained Hugging Face inference DLC: the DLC project's available-images list names
+# huggingface-pytorch-inference:2.6.0-transformers5.5.3-{gpu-py312-cu124,cpu-py312}-ubuntu22.04 and marks the 4.51.3
+# images superseded. What it holds, as far as the tag and the DLC sources say: PyTorch 2.6.0, transformers 5.5.3,
+# Python 3.12, multi-model-server 1.1.11, and a sagemaker-huggingface-inference-toolkit with the transformers-5
+# changes (aws/sagemaker-huggingface-inference-toolkit#141, no PyPI release yet). Its diffusers and toolkit versions
+# are not in the stored DLC sources: the inference code uses only APIs that diffusers 0.33-0.42 share.
 HF_INFERENCE_TAGS = {
-    True: "2.6.0-transformers4.51.3-gpu-py312-cu124-ubuntu22.04",
-    False: "2.6.0-transformers4.51.3-cpu-py312-ubuntu22.04",
+    True: "2.6.0-transformers5.5.3-gpu-py312-cu124-ubuntu22.04",
+    False: "2.6.0-transformers5.5.3-cpu-py312-ubuntu22.04",
 }
+# Library versions of that container whose MAJOR version local mode must share (tests/models/test_container_parity).
+HF_INFERENCE_LIBRARIES = {"torch": "2.6.0", "transformers": "5.5.3"}
 
 _MAIN_ACCOUNT = "763104351884"
+# Registry account per region (the SageMaker Python SDK's image config). Every DLC repository lives in these.
 DLC_ACCOUNTS = {
     **{region: _MAIN_ACCOUNT for region in (
         "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "sa-east-1", "eu-central-1",
@@ -52,6 +60,13 @@ DLC_ACCOUNTS = {
     "us-gov-east-1": "446045086412",
     "us-gov-west-1": "442386744353",
 }
+# The regions each repository is published in. The SDK's Hugging Face inference entries have no registry in these
+# newer regions (TGI 3.3.6 has them all): a stack there with an HF inference image would fail at deploy time.
+_HF_INFERENCE_MISSING = {"ap-east-2", "ap-southeast-5", "ap-southeast-6", "ap-southeast-7", "mx-central-1"}
+IMAGE_REGIONS = {
+    HF_INFERENCE_REPOSITORY: {r: a for r, a in DLC_ACCOUNTS.items() if r not in _HF_INFERENCE_MISSING},
+    TGI_REPOSITORY: dict(DLC_ACCOUNTS),
+}
 
 ECR_IMAGE_URI = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?P<cn>\.cn)?"
@@ -72,8 +87,13 @@ def partition(region: str) -> str:
 
 
 def dlc_image_uri(region: str, repository: str, tag: str) -> str:
-    """The plain URI of a DLC image in a known region (README, tests, local tools)."""
-    return f"{DLC_ACCOUNTS[region]}.dkr.ecr.{region}.{url_suffix(region)}/{repository}:{tag}"
+    """The plain URI of a DLC image in a region where its repository is published (README, tests, preflight)."""
+    return f"{IMAGE_REGIONS[repository][region]}.dkr.ecr.{region}.{url_suffix(region)}/{repository}:{tag}"
+
+
+def repository_regions(repository: str) -> set[str]:
+    """Regions a DLC repository is published in (every region for an image of your own)."""
+    return set(IMAGE_REGIONS.get(repository, DLC_ACCOUNTS))
 
 
 def hf_inference_image_uri(region: str, gpu: bool) -> str:
@@ -99,7 +119,8 @@ class ContainerImage:
 
     @classmethod
     def _dlc(cls, scope: Construct, repository: str, tag: str) -> "ContainerImage":
-        account = _dlc_accounts(scope).find_in_map(Aws.REGION, "account")
+        # A region outside the repository's map fails the deploy at once (FindInMap), before anything is created.
+        account = _dlc_accounts(scope, repository).find_in_map(Aws.REGION, "account")
         uri = Fn.join("", [account, ".dkr.ecr.", Aws.REGION, ".", Aws.URL_SUFFIX, "/", repository, ":", tag])
         arn = Fn.join("", ["arn:", Aws.PARTITION, ":ecr:", Aws.REGION, ":", account, ":repository/", repository])
         return cls(uri=uri, repository_arn=arn)
@@ -115,10 +136,14 @@ class ContainerImage:
         return cls(uri=uri, repository_arn=arn)
 
 
-def _dlc_accounts(scope: Construct) -> CfnMapping:
-    """One mapping per stack, shared by every model in it."""
+_MAPPING_IDS = {HF_INFERENCE_REPOSITORY: "HfInferenceRegions", TGI_REPOSITORY: "TgiRegions"}
+
+
+def _dlc_accounts(scope: Construct, repository: str) -> CfnMapping:
+    """One mapping per repository and stack, shared by every model using that repository."""
     stack = Stack.of(scope)
-    existing = stack.node.try_find_child("DlcAccounts")
+    existing = stack.node.try_find_child(_MAPPING_IDS[repository])
     if existing is not None:
         return existing
-    return CfnMapping(stack, "DlcAccounts", mapping={r: {"account": a} for r, a in sorted(DLC_ACCOUNTS.items())})
+    return CfnMapping(stack, _MAPPING_IDS[repository],
+                      mapping={r: {"account": a} for r, a in sorted(IMAGE_REGIONS[repository].items())})

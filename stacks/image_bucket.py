@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from aws_cdk import Acknowledgment, CfnCustomResource, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, CfnCustomResource, Duration, RemovalPolicy, Stack, Tags, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
+
+from stacks.functions.empty_bucket import EMPTY_ON_DELETE_TAG
 
 EMPTY_BUCKET_CODE = Path(__file__).resolve().parent / "functions" / "empty_bucket.py"
 
@@ -26,8 +28,9 @@ class ImageBucket(Construct):
       retain: keep the bucket and its images on `cdk destroy` (default False: emptied and deleted).
       log_retention: retention of the emptying function's log group (default one month).
 
-    All public access is blocked, ACLs are disabled and only TLS requests are accepted.
-    Attributes: bucket, key_prefix, encryption_key, emptier (the function emptying it on delete, or None).
+    All public access is blocked, ACLs are disabled and only TLS requests are accepted. Presigned URLs are signed
+    by url_signer, a role that may only read under key_prefix (grant_presign lets a function assume it).
+    Attributes: bucket, key_prefix, encryption_key, url_signer, emptier (the function emptying it on delete, or None).
     """
 
     def __init__(
@@ -66,6 +69,9 @@ class ImageBucket(Construct):
             )],
             removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
         )
+        self.url_signer: Optional[iam.Role] = None  # made by the first grant_presign
+        if not retain:
+            Tags.of(self.bucket).add(EMPTY_ON_DELETE_TAG, "true")
         self.emptier = None if retain else self._empty_on_delete(log_retention)
 
     def _empty_on_delete(self, log_retention: logs.RetentionDays) -> lambda_.Function:
@@ -76,7 +82,10 @@ class ImageBucket(Construct):
                         description="Empties the image bucket when the stack is deleted")
         iam.Grant.add_to_principal(grantee=role, actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                                    resource_arns=[log_group.log_group_arn])
-        iam.Grant.add_to_principal(grantee=role, actions=["s3:ListBucket", "s3:ListBucketVersions"],
+        # Tagging: is it still to be emptied (see EMPTY_ON_DELETE_TAG); policy: deny uploads that race the delete.
+        iam.Grant.add_to_principal(grantee=role, actions=["s3:GetBucketPolicy", "s3:GetBucketTagging",
+                                                          "s3:ListBucket", "s3:ListBucketVersions",
+                                                          "s3:PutBucketPolicy"],
                                    resource_arns=[self.bucket.bucket_arn])
         iam.Grant.add_to_principal(grantee=role, actions=["s3:DeleteObject", "s3:DeleteObjectVersion"],
                                    resource_arns=[self.bucket.arn_for_objects("*")])
@@ -84,8 +93,9 @@ class ImageBucket(Construct):
             self, "Emptier",
             runtime=lambda_.Runtime.PYTHON_3_14,
             architecture=lambda_.Architecture.ARM_64,
-            handler="index.handler",
-            code=lambda_.Code.from_inline(EMPTY_BUCKET_CODE.read_text()),
+            handler="empty_bucket.handler",
+            # An asset, not inline code: CloudFormation's inline ZipFile stops at 4 KB.
+            code=lambda_.Code.from_asset(str(EMPTY_BUCKET_CODE.parent), exclude=["__pycache__", "*.pyc"]),
             role=role,
             log_group=log_group,
             timeout=Duration.minutes(15),
@@ -99,19 +109,50 @@ class ImageBucket(Construct):
         resource = CfnCustomResource(self, "EmptyOnDelete", service_token=function.function_arn)
         resource.add_property_override("BucketName", self.bucket.bucket_name)
         # The resource depends on the function, which depends on its role and policy: CloudFormation deletes the
-        # resource (emptying the bucket) while the function can still run, and the bucket after it.
+        # resource (emptying the bucket) while the function can still run, and the bucket after it. It depends on
+        # the bucket policy too, which the emptier extends with its write denial, so that is deleted after it.
+        resource.node.add_dependency(self.bucket.policy)
         return function
 
+    def grant_presign(self, role: iam.Role) -> iam.Role:
+        """Let role assume url_signer to sign URLs. url_signer may only read under key_prefix and trusts exactly
+        the roles granted here. Returns url_signer."""
+        if self.url_signer is None:
+            self.url_signer = iam.Role(
+                self, "UrlSigner",
+                assumed_by=iam.ArnPrincipal(role.role_arn),
+                description="Signs the presigned URLs of generated images: read-only, images prefix only",
+                # Sessions assumed from a Lambda's session are role chaining: AWS caps them at 1 hour anyway.
+                max_session_duration=Duration.hours(1),
+            )
+            iam.Grant.add_to_principal(grantee=self.url_signer, actions=["s3:GetObject"],
+                                       resource_arns=[self.bucket.arn_for_objects(self.key_prefix + "*")])
+            if self.encryption_key is not None:
+                # Whoever follows a presigned URL reads with the signer's permissions, so it decrypts too.
+                iam.Grant.add_to_principal(grantee=self.url_signer, actions=["kms:Decrypt"],
+                                           resource_arns=[self.encryption_key.key_arn])
+            bucket_id = Stack.of(self).get_logical_id(self.bucket.node.default_child)
+            Validations.of(self.url_signer).acknowledge(Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{self.key_prefix}*]",
+                reason="Image keys are uuid4s made per request, so signing a URL for any of them needs read on the "
+                       "images/ prefix; the role can do nothing else."))
+        else:
+            self.url_signer.assume_role_policy.add_statements(iam.PolicyStatement(
+                actions=["sts:AssumeRole"], principals=[iam.ArnPrincipal(role.role_arn)]))
+        iam.Grant.add_to_principal(grantee=role, actions=["sts:AssumeRole"],
+                                   resource_arns=[self.url_signer.role_arn])
+        return self.url_signer
+
     def grant_image_access(self, grantee: iam.IGrantable) -> None:
-        """Write, read (for presigned URLs) and delete (to roll back a partly stored request) under key_prefix,
-        nothing else: no listing, no other prefix, no bucket configuration."""
+        """Write and delete (to roll back a partly stored request) under key_prefix, nothing else: no reading (URLs
+        are signed by url_signer), no listing, no other prefix, no bucket configuration."""
         iam.Grant.add_to_principal(
             grantee=grantee,
-            actions=["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+            actions=["s3:DeleteObject", "s3:PutObject"],
             resource_arns=[self.bucket.arn_for_objects(self.key_prefix + "*")],
         )
         if self.encryption_key is not None:
-            # Decrypt: whoever follows a presigned URL reads with the signer's permissions.
+            # SSE-KMS uploads need a data key (and Decrypt where S3 re-reads it, e.g. bucket keys, multipart).
             iam.Grant.add_to_principal(
                 grantee=grantee,
                 actions=["kms:Decrypt", "kms:GenerateDataKey"],

@@ -3,7 +3,20 @@ an image bucket when a model makes images, and what a user needs to call it."""
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, CfnOutput, SecretValue, Stack, Validations
+import re
+
+from aws_cdk import (
+    Acknowledgment,
+    ArnFormat,
+    Aws,
+    CfnOutput,
+    CfnRule,
+    CfnRuleAssertion,
+    Fn,
+    SecretValue,
+    Stack,
+    Validations,
+)
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -19,8 +32,13 @@ from stacks.rest_api import ModelRestApi
 from stacks.settings import LOG_RETENTION_DAYS, Settings
 
 _routes = load_lambda_module("model_api.routes")
-_images = load_lambda_module("model_api.images")
-_text = load_lambda_module("model_api.text")
+# Where a model whose code downloads its weights puts them: on SageMaker the instance's large storage (the ML
+# storage volume, or the NVMe instance store on g4dn/g5/... types) is mounted at /tmp, while the container's own
+# root volume holds only tens of GB (sagemaker-huggingface-inference-toolkit issues 78 and 115).
+MODEL_DOWNLOAD_DIR = "/tmp/model-weights"
+
+
+SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
 
 
 def pascal(name: str) -> str:
@@ -39,9 +57,7 @@ class ModelApiStack(Stack):
         if any(m.kind == "text-to-image" for m in settings.catalog):
             self.images = ImageBucket(self, "Images", expiry_days=settings.image_expiry_days, encryption_key=key,
                                       retain=settings.retain_bucket, log_retention=retention)
-        catalog = [_routes.ModelInfo(m.name, m.kind, settings.endpoint_name(m),
-                                     None if m.existing_endpoint is not None else m.instance_type)
-                   for m in settings.catalog]
+        catalog = settings.model_infos()
         self.endpoints: dict[str, ModelEndpoint] = {}
         self.functions: dict[str, ModelFunction] = {}
         for model in settings.catalog:
@@ -54,7 +70,7 @@ class ModelApiStack(Stack):
                 # SageMaker writes endpoint ARNs in lowercase, and IAM compares them exactly.
                 endpoint_arn=self.format_arn(service="sagemaker", resource="endpoint",
                                              resource_name=endpoint_name.lower()),
-                environment=_function_environment(model, endpoint_name, catalog, settings),
+                environment=settings.function_environment(model),
                 images=self.images if model.kind == "text-to-image" else None,
                 timeout_seconds=settings.lambda_timeout_seconds,
                 log_retention=retention,
@@ -66,15 +82,16 @@ class ModelApiStack(Stack):
             throttle_burst=settings.throttle_burst,
             daily_quota=settings.daily_quota,
             log_retention=retention,
+            logging=settings.api_logging,
         )
-        protocols = {m.name: m.api_protocol for m in settings.catalog}
         for route in _routes.routes(catalog):
             self.api.add_route(
                 route.path, route.method, self.functions[route.model].function,
-                body_schema=_routes.body_schema(route, protocols[route.model], settings.limits,
-                                                settings.text_limits),
+                body_schema=settings.body_schema(route),
                 required_query=_routes.required_query(route),
             )
+        if settings.kms_key_arn and settings.region is None:
+            self._key_in_stack_region(settings.kms_key_arn)
         self._outputs(catalog)
         self._acknowledge_nag_findings()
 
@@ -109,7 +126,25 @@ class ModelApiStack(Stack):
             # SageMaker rejects a volume key on instance types with NVMe storage (encrypted by the hardware).
             volume_kms_key_arn=None if model.nvme else self.settings.kms_key_arn,
             log_retention=retention,
+            readable_secret_arn=self._hub_token_arn() if model.code_downloads and self.settings.hub_token_secret
+            else None,
         )
+
+    def _hub_token_arn(self) -> str:
+        """The hub token secret's ARN for IAM: as given, or with Secrets Manager's random "-XXXXXX" suffix
+        matched by "-??????" when a name (or a partial ARN) was given."""
+        secret = self.settings.hub_token_secret
+        if secret.startswith("arn:"):
+            return secret if SECRET_SUFFIX.search(secret) else secret + "-??????"
+        return self.format_arn(service="secretsmanager", resource="secret", resource_name=secret + "-??????",
+                               arn_format=ArnFormat.COLON_RESOURCE_NAME)
+
+    def _key_in_stack_region(self, key_arn: str) -> None:
+        """Environment-agnostic template: refuse, before anything is created, a key of another region."""
+        CfnRule(self, "KmsKeyInStackRegion", assertions=[CfnRuleAssertion(
+            assert_=Fn.condition_equals(Fn.select(3, Fn.split(":", key_arn)), Aws.REGION),
+            assert_description="kms_key_arn must be a key of the region the stack deploys to",
+        )])
 
     def _outputs(self, catalog) -> None:
         key_id = self.api.api_key.key_id
@@ -122,6 +157,9 @@ class ModelApiStack(Stack):
                   description="Usage plan of the key (for key rotation)")
         if self.images is not None:
             CfnOutput(self, "BucketName", value=self.images.bucket.bucket_name, description="Where images go")
+        if self.api.cloudwatch_role is not None:
+            CfnOutput(self, "ApiGatewayCloudWatchRoleName", value=self.api.cloudwatch_role.role_name,
+                      description="Account-wide API Gateway logging role this stack created; kept on destroy")
         for info in catalog:
             CfnOutput(self, f"{pascal(info.name)}Url", value=self.api.url_for(f"/models/{info.name}"),
                       description=f"The {info.kind} model {info.name}")
@@ -149,9 +187,21 @@ class ModelApiStack(Stack):
             (api, "AwsSolutions-APIG4", "Access is controlled by the API key and its usage plan, the product's "
              "documented auth model; IAM or Cognito authorizers are out of scope for a key-based API."),
             (api, "AwsSolutions-COG4", "No Cognito user pool: callers authenticate with the API key."),
-            (api, "AwsSolutions-APIG6", "Execution logging needs the account-wide API Gateway CloudWatch role, "
-             "shared by every API in the region and left behind by cdk destroy; access logging is on."),
+            (api, "AwsSolutions-APIG6", "Execution logs go to a log group API Gateway creates itself "
+             "(API-Gateway-Execution-Logs_<api id>/<stage>), which no stack owns and cdk destroy leaves behind; "
+             "access logging records every request in the stack's own group (api_logging: it needs the same "
+             "account-wide CloudWatch role as execution logging would)."),
         ]
+        if self.api.access_log_group is None:
+            acks.append((api, "AwsSolutions-APIG1", "Access logging is off because the deployer chose "
+                         "api_logging=off: it needs the account-wide API Gateway CloudWatch role, which this account "
+                         "does not have and the deployer did not let the stack create. The Lambdas still log every "
+                         "request."))
+        if self.api.cloudwatch_role is not None:
+            acks.append((self.api.cloudwatch_role, "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:"
+                         "<AWS::Region>:<AWS::AccountId>:log-group:*]", "API Gateway's account-wide logging role "
+                         "writes the logs of every API in this account and region, whose log groups no stack can "
+                         "list in advance (the same scope as AWS's AmazonAPIGatewayPushToCloudWatchLogs)."))
         for endpoint in self.endpoints.values():
             acks.append((endpoint.role, "AwsSolutions-IAM5[Resource::*]", "Only ecr:GetAuthorizationToken and "
                          "cloudwatch:PutMetricData, which AWS allows on '*' alone; the metrics one is scoped by a "
@@ -176,24 +226,10 @@ def _retention(settings: Settings) -> logs.RetentionDays:
     return dict(zip(LOG_RETENTION_DAYS, finite))[settings.log_retention_days]
 
 
-def _function_environment(model: ModelSpec, endpoint_name: str, catalog, settings: Settings) -> dict[str, str]:
-    environment = {
-        "MODEL_NAME": model.name,
-        "MODEL_KIND": model.kind,
-        "ENDPOINT_NAME": endpoint_name,
-        "MODEL_CATALOG": _routes.catalog_to_json(catalog),
-        "INVOKE_READ_TIMEOUT_SECONDS": str(settings.invoke_read_timeout_seconds),
-    }
-    if model.kind == "text-to-image":
-        config = _images.ImageConfig(settings.url_ttl_seconds, settings.limits, protocol=model.api_protocol)
-    else:
-        config = _text.TextConfig(settings.text_limits, protocol=model.api_protocol)
-    return {**environment, **config.to_env()}
-
-
 def _model_environment(model: ModelSpec, settings: Settings) -> dict[str, str]:
     """The container environment of a model: what its container needs to find, load and bound the model."""
     environment: dict[str, str] = {}
+    token_in_environment = bool(settings.hub_token_secret and model.hub_id)
     if model.container == "tgi":
         # TGI loads HF_MODEL_ID from the Hub, or from the unpacked model.tar.gz.
         environment["HF_MODEL_ID"] = model.hub_id or "/opt/ml/model"
@@ -203,7 +239,15 @@ def _model_environment(model: ModelSpec, settings: Settings) -> dict[str, str]:
         if model.max_total_tokens:
             environment["MAX_TOTAL_TOKENS"] = str(model.max_total_tokens)
     else:
-        if model.hub_id:
+        if model.code_downloads:
+            # Not HF_MODEL_ID: with it the toolkit downloads the whole repository to the root volume before the
+            # server starts. The code's model_fn fetches only what the pipeline needs (hub_files.py), to /tmp.
+            environment.update({"MODEL_HUB_ID": model.hub_id, "MODEL_DOWNLOAD_DIR": MODEL_DOWNLOAD_DIR})
+            if settings.hub_token_secret:
+                # model_fn reads the secret with the execution role (ReadHubToken), so DescribeModel shows no token.
+                environment["HF_TOKEN_SECRET_ID"] = settings.hub_token_secret
+                token_in_environment = False
+        elif model.hub_id:
             environment["HF_MODEL_ID"] = model.hub_id
         if model.task:
             environment["HF_TASK"] = model.task
@@ -211,16 +255,26 @@ def _model_environment(model: ModelSpec, settings: Settings) -> dict[str, str]:
             environment["SAGEMAKER_PROGRAM"] = "inference.py"
         # Requests hold the accelerator for seconds: one worker, no interleaving.
         environment["SAGEMAKER_MODEL_SERVER_WORKERS"] = "1"
+        # multi-model-server 1.1.11 (the DLC's) reads SAGEMAKER_MODEL_SERVER_TIMEOUT in MINUTES (default 60: an
+        # hour) and applies it to loading the model as well as to each request (ConfigManager.
+        # getDefaultResponseTimeoutSeconds, WorkerThread.runWorker). The seconds variant, set to the startup
+        # timeout, still lets the model load (downloads included) and frees a hung worker 3x sooner than the
+        # default; each request is bounded far tighter by the inference code itself (REQUEST_DEADLINE_SECONDS).
+        environment["SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS"] = str(model.startup_timeout_seconds)
     if model.kind == "text-to-image" and model.code:
         environment.update({"SD_MAX_SIZE": str(settings.max_size), "SD_MAX_STEPS": str(settings.max_steps),
-                            "SD_MAX_IMAGES": str(settings.max_images)})
+                            "SD_MAX_IMAGES": str(settings.max_images),
+                            # The Lambda stops waiting after its read timeout; the model stops denoising then too,
+                            # so an abandoned request does not hold the single worker.
+                            "REQUEST_DEADLINE_SECONDS": str(settings.invoke_read_timeout_seconds + 1)})
     if model.kind == "chat":
         environment.update({"CHAT_MAX_NEW_TOKENS": str(settings.max_new_tokens),
                             "EMBEDDINGS_MAX_BATCH": str(settings.max_batch_inputs)})
     if model.revision:
-        environment["HF_MODEL_REVISION"] = model.revision
-    if settings.hub_token_secret and model.hub_id:
-        # A CloudFormation dynamic reference: the token is resolved at deploy time and never in the template.
+        environment["MODEL_HUB_REVISION" if model.code_downloads else "HF_MODEL_REVISION"] = model.revision
+    if token_in_environment:
+        # The container reads the token from its environment (TGI, the toolkit's own download): a CloudFormation
+        # dynamic reference keeps it out of the template, but DescribeModel shows it (README, threat model).
         token = SecretValue.secrets_manager(settings.hub_token_secret).unsafe_unwrap()
         environment["HF_API_TOKEN"] = token
         environment["HF_TOKEN"] = token

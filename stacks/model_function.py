@@ -23,7 +23,8 @@ class ModelFunction(Construct):
       model_name: the model this function serves (its routes only, see model_api.routes).
       endpoint_arn: the one SageMaker endpoint the role may invoke.
       environment: the handler's environment (model, catalog, pipeline settings).
-      images: an ImageBucket for text-to-image models; the role may write, read and delete under its prefix only.
+      images: an ImageBucket for text-to-image models; the role may write and delete under its prefix only, and
+        assume the bucket's URL signer (read-only) to presign.
       timeout_seconds: Lambda timeout (default 28, one second inside API Gateway's 29).
       memory_mb: memory (and so CPU) of the function (default 512).
       log_retention: retention of the function's log group (default one month).
@@ -59,8 +60,10 @@ class ModelFunction(Construct):
                                    resource_arns=[self.log_group.log_group_arn])
         iam.Grant.add_to_principal(grantee=self.role, actions=["sagemaker:InvokeEndpoint"],
                                    resource_arns=[endpoint_arn])
+        signer = None
         if images is not None:
             images.grant_image_access(self.role)
+            signer = images.grant_presign(self.role)
         self.function = lambda_.Function(
             self, "Function",
             runtime=LAMBDA_RUNTIME,
@@ -72,5 +75,6 @@ class ModelFunction(Construct):
             memory_size=memory_mb,
             timeout=Duration.seconds(timeout_seconds),
             description=f"Model API: requests for model {model_name}",
-            environment={**environment, **({"BUCKET_NAME": images.bucket.bucket_name} if images else {})},
+            environment={**environment, **({"BUCKET_NAME": images.bucket.bucket_name,
+                                            "SIGNER_ROLE_ARN": signer.role_arn} if images else {})},
         )

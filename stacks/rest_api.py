@@ -6,8 +6,9 @@ import hashlib
 import json
 from typing import Any, Optional, Sequence
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -54,10 +55,14 @@ class ModelRestApi(Construct):
       throttle_rate, throttle_burst, daily_quota: usage plan of the key, also the stage's throttle (2/s, 5, 1000).
       log_retention: access log retention (default one month).
       stage_name: the stage (default "v1").
+      logging: "account-role" (access logs; the account's API Gateway CloudWatch role must be set already),
+        "create-role" (access logs; this construct creates that role and sets the account-wide setting, both kept
+        on destroy because every API of the account and region logs through them), or "off" (no access logs).
 
     Routes are added with add_route. Errors raised by API Gateway itself (bad key, invalid body, throttled, ...)
     answer in the API's JSON error shape (model_api.errors.GATEWAY_ERRORS).
-    Attributes: api, api_key, usage_plan, access_log_group, validator.
+    Attributes: api, api_key, usage_plan, access_log_group (None when logging is off), validator,
+    cloudwatch_role (the account-wide role when logging is "create-role", else None).
     """
 
     def __init__(
@@ -72,6 +77,7 @@ class ModelRestApi(Construct):
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         stage_name: str = "v1",
         description: str = "Models on SageMaker endpoints",
+        logging: str = "account-role",
     ):
         super().__init__(scope, construct_id)
         problems = []
@@ -79,35 +85,40 @@ class ModelRestApi(Construct):
             problems.append("timeout_seconds must be from 1 to 29")
         if throttle_rate <= 0 or throttle_burst < 1 or daily_quota < 1:
             problems.append("throttle_rate, throttle_burst and daily_quota must be positive")
+        if logging not in ("account-role", "create-role", "off"):
+            problems.append("logging must be account-role, create-role or off")
         if problems:
             raise ValueError(f"ModelRestApi {construct_id}: " + "; ".join(problems))
         self._timeout = Duration.seconds(timeout_seconds)
         self._integrations: dict[str, apigw.LambdaIntegration] = {}
         self._models: dict[str, apigw.Model] = {}
 
-        self.access_log_group = logs.LogGroup(
+        self.access_log_group = None if logging == "off" else logs.LogGroup(
             self, "AccessLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
         stack_name = Stack.of(self).stack_name
+        access_logs = {} if self.access_log_group is None else dict(
+            access_log_destination=apigw.LogGroupLogDestination(self.access_log_group),
+            access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                caller=False, http_method=True, ip=True, protocol=True, request_time=True,
+                resource_path=True, response_length=True, status=True, user=False,
+            ),
+        )
         self.api = apigw.RestApi(
             self, "Api",
             rest_api_name=stack_name,
             description=description,
             endpoint_types=[apigw.EndpointType.REGIONAL],
             api_key_source_type=apigw.ApiKeySourceType.HEADER,
-            # Execution logging needs the account-wide API Gateway CloudWatch role, shared by every API in the
-            # region and left behind by `cdk destroy`; access logs below record every request instead.
+            # Not CDK's own role: it attaches an AWS-managed policy. See _account_cloudwatch_role.
             cloud_watch_role=False,
             deploy_options=apigw.StageOptions(
                 stage_name=stage_name,
-                access_log_destination=apigw.LogGroupLogDestination(self.access_log_group),
-                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=False, http_method=True, ip=True, protocol=True, request_time=True,
-                    resource_path=True, response_length=True, status=True, user=False,
-                ),
                 throttling_rate_limit=throttle_rate,
                 throttling_burst_limit=throttle_burst,
+                **access_logs,
             ),
         )
+        self.cloudwatch_role = self._account_cloudwatch_role() if logging == "create-role" else None
         # The stack outputs the URLs it wants; the base URL output RestApi adds would only be noise.
         self.api.node.try_remove_child("Endpoint")
         for response_type, (status, code) in _errors.GATEWAY_ERRORS.items():
@@ -134,6 +145,32 @@ class ModelRestApi(Construct):
             api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
         )
         self.usage_plan.add_api_key(self.api_key)
+
+    def _account_cloudwatch_role(self) -> iam.Role:
+        """The role API Gateway writes every log of this account and region with, and the account setting naming
+        it (AWS::ApiGateway::Account, one per account and region). Both stay after `cdk destroy`: deleting the
+        role would break logging of every other API that now relies on the setting. The stage waits for both."""
+        stack = Stack.of(self)
+        role = iam.Role(
+            self, "AccountCloudWatchRole",
+            assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
+            description="API Gateway's account-wide CloudWatch Logs role (kept on destroy: every API of this "
+                        "account and region logs through it)",
+            inline_policies={"PushToCloudWatchLogs": iam.PolicyDocument(statements=[iam.PolicyStatement(
+                # The actions of AWS's AmazonAPIGatewayPushToCloudWatchLogs. Every log group of the region:
+                # the role is account-wide and serves the execution and access logs of every API there.
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogGroups",
+                         "logs:DescribeLogStreams", "logs:FilterLogEvents", "logs:GetLogEvents",
+                         "logs:PutLogEvents"],
+                resources=[stack.format_arn(service="logs", resource="log-group", resource_name="*",
+                                            arn_format=ArnFormat.COLON_RESOURCE_NAME)],
+            )])},
+        )
+        role.apply_removal_policy(RemovalPolicy.RETAIN)
+        account = apigw.CfnAccount(self, "AccountSetting", cloud_watch_role_arn=role.role_arn)
+        account.apply_removal_policy(RemovalPolicy.RETAIN)
+        self.api.deployment_stage.node.add_dependency(account)
+        return role
 
     def add_route(self, path: str, method: str, function: lambda_.IFunction, *,
                   body_schema: Optional[dict] = None, required_query: Sequence[str] = ()) -> apigw.Method:

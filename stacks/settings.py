@@ -14,12 +14,14 @@ import typing
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping, Optional
 
-from stacks.container_images import DLC_ACCOUNTS
+from stacks.container_images import repository_regions
 from stacks.lambda_source import load_lambda_module
 from stacks.model_catalog import OVERRIDABLE, PRESETS, ModelSpec
 
 _schema = load_lambda_module("model_api.schema")
 _images = load_lambda_module("model_api.images")
+_text = load_lambda_module("model_api.text")
+_routes = load_lambda_module("model_api.routes")
 ImageLimits = _schema.ImageLimits
 TextLimits = _schema.TextLimits
 MAX_URL_TTL_SECONDS = _images.MAX_URL_TTL_SECONDS
@@ -27,11 +29,18 @@ MAX_URL_TTL_SECONDS = _images.MAX_URL_TTL_SECONDS
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
                       2922, 3288, 3653)
 STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,99}$")
-KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")
+# Single-Region keys are UUIDs; multi-Region keys are "mrk-" and 32 hex digits.
+KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):\d{12}:key/(mrk-[0-9a-f]{32}|[0-9a-f-]{36})$")
 SECRET_ID = re.compile(r"^(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:)?[\w/+=.@-]{1,512}$")
 REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 # The Lambda needs this long to store and presign after the model answers (S3 PUTs with retries).
 STORE_BUDGET_SECONDS = 6
+# How API access logs get the account's API Gateway CloudWatch Logs role (needed by access and execution logging
+# alike; unset in every new account and region, where the stage then fails to create):
+#   account-role: use the role the account already has (make preflight checks it and says how to set one);
+#   create-role: the stack creates the role and sets the account-wide setting (both outlive cdk destroy, see README);
+#   off: no access logs, nothing account-wide needed.
+API_LOGGING = ("account-role", "create-role", "off")
 
 
 class SettingsError(ValueError):
@@ -70,6 +79,7 @@ class Settings:
     throttle_rate: float = 2.0
     throttle_burst: int = 5
     daily_quota: int = 1000
+    api_logging: str = "account-role"  # see API_LOGGING
     log_retention_days: int = 30
     # Request limits (model_api.schema.ImageLimits): the gateway model, the handler and local mode share them
     max_prompt_chars: int = _limit("max_prompt_chars")
@@ -99,6 +109,54 @@ class Settings:
     @property
     def text_limits(self):
         return TextLimits(**{f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("limit") == "text"})
+
+    def text_limits_for(self, model: ModelSpec):
+        """A model's text limits: the deployment's, with max_new_tokens bounded by the model's own token budget, so
+        every value the API accepts fits (TGI answers 422 when input + max_new_tokens > MAX_TOTAL_TOKENS)."""
+        limits = self.text_limits
+        if model.container == "tgi" and model.max_total_tokens:
+            budget = model.max_total_tokens - (model.max_input_tokens or 1)
+            if budget < limits.max_new_tokens:
+                limits = replace(limits, max_new_tokens=max(budget, 1),
+                                 default_max_new_tokens=min(limits.default_max_new_tokens, max(budget, 1)))
+        return limits
+
+    def image_config_for(self, model: ModelSpec):
+        """What an image model's Lambda needs: limits, URL TTL, protocol and the work bound of its instance."""
+        return _images.ImageConfig(self.url_ttl_seconds, self.limits, protocol=model.api_protocol,
+                                   step_seconds=model.step_seconds,
+                                   time_budget_seconds=float(self.invoke_read_timeout_seconds),
+                                   instance_type=model.instance_type if model.existing_endpoint is None else "")
+
+    def model_infos(self) -> list:
+        """What every function (and local mode) is told about the catalog (model_api.routes.ModelInfo)."""
+        return [_routes.ModelInfo(m.name, m.kind, self.endpoint_name(m),
+                                  None if m.existing_endpoint is not None else m.instance_type)
+                for m in self.catalog]
+
+    def model(self, name: str) -> ModelSpec:
+        return next(m for m in self.catalog if m.name == name)
+
+    def function_environment(self, model: ModelSpec) -> dict[str, str]:
+        """The handler's environment for one model, as the stack deploys it and local mode loads it (local mode
+        adds its own endpoints and credentials)."""
+        environment = {
+            "MODEL_NAME": model.name,
+            "MODEL_KIND": model.kind,
+            "ENDPOINT_NAME": self.endpoint_name(model),
+            "MODEL_CATALOG": _routes.catalog_to_json(self.model_infos()),
+            "INVOKE_READ_TIMEOUT_SECONDS": str(self.invoke_read_timeout_seconds),
+        }
+        if model.kind == "text-to-image":
+            config = self.image_config_for(model)
+        else:
+            config = _text.TextConfig(self.text_limits_for(model), protocol=model.api_protocol)
+        return {**environment, **config.to_env()}
+
+    def body_schema(self, route) -> Optional[dict]:
+        """The JSON schema the gateway checks a route's body against (None: no body), with its model's limits."""
+        model = self.model(route.model)
+        return _routes.body_schema(route, model.api_protocol, self.limits, self.text_limits_for(model))
 
     def endpoint_name(self, model: ModelSpec) -> str:
         """The endpoint's name: the existing one, or <stack>-<model> in lowercase, because SageMaker writes endpoint
@@ -139,12 +197,18 @@ class Settings:
             out += model.problems()
         if self.image_expiry_days < 1:
             out.append(f"image_expiry_days must be at least 1 (got {self.image_expiry_days})")
-        if self.kms_key_arn is not None and not KMS_KEY_ARN.match(self.kms_key_arn):
-            out.append(f"kms_key_arn {self.kms_key_arn!r} is not a KMS key ARN")
+        key = KMS_KEY_ARN.match(self.kms_key_arn) if self.kms_key_arn is not None else None
+        if self.kms_key_arn is not None and not key:
+            out.append(f"kms_key_arn {self.kms_key_arn!r} is not a KMS key ARN (key/<uuid> or key/mrk-<32 hex>)")
+        elif key and self.region is not None and key["region"] != self.region:
+            out.append(f"kms_key_arn is in {key['region']}, the stack in {self.region}: S3 and SageMaker use keys of "
+                       "their own region only (a multi-Region key has a replica ARN in each region)")
         if not 60 <= self.url_ttl_seconds <= MAX_URL_TTL_SECONDS:
             out.append(f"url_ttl_seconds must be from 60 to {MAX_URL_TTL_SECONDS} (got {self.url_ttl_seconds}): "
-                       "presigned URLs die with the Lambda's temporary credentials, so longer would be a false "
-                       "promise")
+                       "URLs are signed with a role session, which AWS caps at 1 hour when assumed from the "
+                       "Lambda's own, and the signer renews it while it still outlives the URL")
+        if self.api_logging not in API_LOGGING:
+            out.append(f"api_logging must be one of {', '.join(API_LOGGING)} (got {self.api_logging!r})")
         if not STORE_BUDGET_SECONDS + 6 <= self.api_timeout_seconds <= 29:
             out.append(f"api_timeout_seconds must be from {STORE_BUDGET_SECONDS + 6} to 29 "
                        f"(got {self.api_timeout_seconds})")
@@ -159,11 +223,17 @@ class Settings:
                        f"(got {self.log_retention_days})")
         out += self.limits.problems()
         out += self.text_limits.problems()
-        if self.region is not None and REGION.match(self.region) and self.region not in DLC_ACCOUNTS:
-            uses_dlc = [m.name for m in self.catalog if m.existing_endpoint is None and not m.container.count(".")]
-            if uses_dlc:
-                out.append(f"region {self.region!r} has no Hugging Face DLC registry known to this app; "
-                           f"set <model>.container to an image URI in that region for {', '.join(uses_dlc)}")
+        if self.region is not None and REGION.match(self.region):
+            for model in self.catalog:
+                repository = model.dlc_repository
+                if repository and self.region not in repository_regions(repository):
+                    out.append(f"model {model.name!r}: region {self.region!r} has no {repository} image (the DLC "
+                               f"registry does not publish it there); pick another region or set "
+                               f"{model.name}.container to an image URI in {self.region}")
+        if not self.limits.problems():
+            for model in self.catalog:
+                if model.kind == "text-to-image" and model.step_seconds is not None and not self.limits.problems():
+                    out += _default_image_fits(model, self)
         return out
 
     # ------------------------------------------------------------------------------------------------ reading
@@ -205,6 +275,21 @@ class Settings:
     def from_context(cls, node) -> "Settings":
         """Settings from a construct node's context (cdk.json and -c name=value)."""
         return cls.from_values(setting_values(node.get_all_context()))
+
+
+def _default_image_fits(model: ModelSpec, settings: "Settings") -> list[str]:
+    """The default image request (default size and steps, one image) must fit in the time a request has."""
+    config = settings.image_config_for(model)
+    limits = settings.limits
+    request = _images.ImageRequest("x", None, limits.default_size, limits.default_size, limits.default_steps,
+                                   limits.default_guidance_scale, None, 1)
+    needed = _images.estimate_seconds(request, config.step_seconds)
+    if needed <= config.time_budget_seconds:
+        return []
+    return [f"model {model.name!r}: the default image request ({limits.default_size}x{limits.default_size}, "
+            f"{limits.default_steps} steps) takes about {needed:.0f} s on {model.instance_type}, over the "
+            f"{config.time_budget_seconds:.0f} s a request has; use a GPU instance or lower default_steps / "
+            "default_size"]
 
 
 def setting_values(context: Mapping[str, Any]) -> dict[str, Any]:

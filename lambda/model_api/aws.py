@@ -7,11 +7,16 @@ ApiError with a deliberate status, so the caller never sees a botocore traceback
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Mapping, Optional, Sequence
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.credentials import CredentialProvider, RefreshableCredentials
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -49,10 +54,15 @@ def sagemaker_runtime_client(env: Mapping[str, str]):
     )
 
 
-def s3_client(env: Mapping[str, str]):
-    """SigV4 on the regional virtual-hosted endpoint (boto3's default can presign SigV2 on the global host, which
-    fails outside us-east-1). Local mode sets S3_ADDRESSING_STYLE=path for its loopback S3."""
-    return boto3.client(
+def s3_client(env: Mapping[str, str], credentials=None):
+    """SigV4, virtual-hosted: https://<bucket>.s3.<region>.amazonaws.com/... in every region but us-east-1, where
+    botocore keeps the legacy global host https://<bucket>.s3.amazonaws.com/... (us-east-1's own endpoint; the
+    signature's scope still names us-east-1). Without signature_version boto3 may presign SigV2, which newer regions
+    refuse. Local mode sets S3_ADDRESSING_STYLE=path for its loopback S3. credentials: botocore credentials to sign
+    with (the URL signer's), instead of the Lambda's own."""
+    session = boto3.session.Session(botocore_session=_session_with(credentials)) if credentials is not None \
+        else boto3.session.Session()
+    return session.client(
         "s3",
         region_name=env.get("AWS_REGION"),
         config=Config(
@@ -65,6 +75,85 @@ def s3_client(env: Mapping[str, str]):
             tcp_keepalive=True,
         ),
     )
+
+
+class _GivenCredentials(CredentialProvider):
+    METHOD = CANONICAL_NAME = "given"
+
+    def __init__(self, credentials):
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self):
+        return self._credentials
+
+
+def _session_with(credentials) -> botocore.session.Session:
+    """A botocore session whose first credential provider hands out `credentials` (botocore's extension point)."""
+    session = botocore.session.get_session()
+    session.get_component("credential_provider").insert_before("env", _GivenCredentials(credentials))
+    return session
+
+
+def sts_client(env: Mapping[str, str]):
+    return boto3.client(
+        "sts",
+        region_name=env.get("AWS_REGION"),
+        config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3}),
+    )
+
+
+class UrlSigner:
+    """Credentials for presigned URLs whose expiry is known: a session of a read-only signer role, assumed from the
+    Lambda's role and renewed while it still has `ttl_seconds + margin` to live, so every URL signed with it dies at
+    its own X-Amz-Expires and not earlier. (A URL signed with the Lambda's own session dies when that session does,
+    at a time Lambda does not expose.) Assuming a role from a role session is role chaining: AWS caps the session at
+    1 hour, which is why MAX_URL_TTL_SECONDS is below it."""
+
+    SESSION_SECONDS = 3600
+    MARGIN_SECONDS = 60
+
+    def __init__(self, sts, role_arn: str, ttl_seconds: int, session_name: str = "presign-images",
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+        if ttl_seconds + self.MARGIN_SECONDS >= self.SESSION_SECONDS:
+            raise ValueError(f"a URL TTL of {ttl_seconds} s does not fit in a {self.SESSION_SECONDS} s role session")
+        self._sts, self.role_arn, self._session_name = sts, role_arn, session_name
+        self.assumed = 0  # how many sessions were assumed (tests, logs)
+        # botocore refreshes when fewer than advisory seconds remain, and refuses to sign with fewer than mandatory:
+        # so a signing session always has more than ttl + margin seconds left.
+        self.credentials = RefreshableCredentials.create_from_metadata(
+            metadata={"access_key": "", "secret_key": "", "token": "",
+                      "expiry_time": "1970-01-01T00:00:00Z"},  # expired: the first use assumes the role
+            refresh_using=self._assume,
+            method="assume-role",
+            advisory_timeout=ttl_seconds + 2 * self.MARGIN_SECONDS,
+            mandatory_timeout=ttl_seconds + self.MARGIN_SECONDS,
+        )
+        self.credentials._time_fetcher = clock
+        self._lock = threading.Lock()
+
+    def _assume(self) -> dict:
+        with self._lock:
+            try:
+                answer = self._sts.assume_role(RoleArn=self.role_arn, RoleSessionName=self._session_name,
+                                               DurationSeconds=self.SESSION_SECONDS)
+            except (BotoCoreError, ClientError) as exc:
+                raise ApiError(500, "presign_failed", "could not get the credentials that sign image URLs") from exc
+            self.assumed += 1
+        creds = answer["Credentials"]
+        return {"access_key": creds["AccessKeyId"], "secret_key": creds["SecretAccessKey"],
+                "token": creds["SessionToken"], "expiry_time": creds["Expiration"].isoformat()}
+
+    @property
+    def expiry(self) -> Optional[datetime]:
+        return self.credentials._expiry_time
+
+
+def url_expiry(url: str) -> datetime:
+    """When a SigV4 presigned URL stops working by its own terms: X-Amz-Date + X-Amz-Expires."""
+    query = parse_qs(urlsplit(url).query)
+    signed = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    return signed + timedelta(seconds=int(query["X-Amz-Expires"][0]))
 
 
 class SageMakerEndpoint:
@@ -106,6 +195,10 @@ def invoke_error(exc: ClientError, endpoint_name: str) -> ApiError:
         original = exc.response.get("OriginalStatusCode")
         detail = (exc.response.get("OriginalMessage") or message)[:300]
         status = f" (container status {original})" if original else ""
+        if isinstance(original, int) and 400 <= original < 500:
+            # The container refused this input (TGI's 422 for a token budget, the toolkit's 400 for a ValueError in
+            # input_fn): the caller's to fix, with the container's own words.
+            return ApiError(400, "model_rejected_input", f"the model refused the input{status}: {detail}")
         return ApiError(502, "model_error", f"the model failed{status}: {detail}")
     if code == "ThrottlingException":
         return ApiError(429, "throttled", "the model endpoint is busy; retry later", RETRY_AFTER_THROTTLED)
@@ -126,21 +219,32 @@ def _means_endpoint_missing(message: str) -> bool:
 
 
 class S3ImageStore:
-    """ImageStore (model_api.images) on one bucket."""
+    """ImageStore (model_api.images) on one bucket: writes with the Lambda's client, signs URLs with the signer's
+    (a client over the UrlSigner's credentials)."""
 
-    def __init__(self, client, bucket: str, max_workers: int = 8):
+    def __init__(self, client, bucket: str, signing_client=None, signer: Optional[UrlSigner] = None,
+                 max_workers: int = 8):
         self._client = client
+        self._signing_client = signing_client or client
+        self._signer = signer
         self.bucket = bucket
         # Created once: uploads of a multi-image request overlap instead of queueing.
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="s3-put")
 
-    def presign(self, key: str, ttl_seconds: int) -> str:
+    def presign(self, key: str, ttl_seconds: int) -> tuple[str, datetime]:
         try:
-            return self._client.generate_presigned_url(
+            url = self._signing_client.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=ttl_seconds
             )
-        except (BotoCoreError, ClientError) as exc:
+        except ApiError:
+            raise
+        except (BotoCoreError, ClientError, ValueError) as exc:
             raise ApiError(500, "presign_failed", "could not sign the image URL") from exc
+        expires = url_expiry(url)
+        if self._signer is not None and (self._signer.expiry is None or self._signer.expiry < expires):
+            # Cannot happen while botocore honours the mandatory refresh window; never hand out a URL that lies.
+            raise ApiError(500, "presign_failed", "the signing credentials would expire before the URL")
+        return url, expires
 
     def put_all(self, objects: Sequence[tuple[str, bytes]], content_type: str) -> None:
         if len(objects) == 1:

@@ -12,7 +12,7 @@ import json
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Callable, Mapping, Optional, Protocol, Sequence
 
 from model_api.errors import ApiError
@@ -27,9 +27,15 @@ JSON = "application/json"
 JUMPSTART_ACCEPT = "application/json;jpeg"
 # Several PNG files back to back: our inference code's answer for several images (no base64, no JSON to parse).
 PNG_SEQUENCE = "application/x-png-sequence"
-# Longest presigned-URL lifetime we hand out: the URL is signed with the Lambda role's temporary credentials and
-# dies with them whatever X-Amz-Expires says, so promising more would be a lie. Settings refuse a larger TTL.
-MAX_URL_TTL_SECONDS = 3600
+# Longest presigned-URL lifetime. URLs are signed with the credentials of a read-only signer role (model_api.aws.
+# UrlSigner), renewed so that they always outlive the URL; a role session assumed from the Lambda's own is role
+# chaining, which AWS caps at 1 hour, and the signer renews TTL + 60 s before its session ends. 3000 s leaves every
+# session at least 10 minutes of use before it is renewed.
+MAX_URL_TTL_SECONDS = 3000
+# The work model of one image request (see estimate_seconds): a fixed cost (text encoder, transfer) plus, per image,
+# the denoising steps and about two steps' worth of VAE decoding and PNG encoding, scaled by pixels.
+FIXED_SECONDS = 1.0
+DECODE_STEPS = 2
 
 
 @dataclass(frozen=True)
@@ -54,23 +60,37 @@ class ImageConfig:
     # "toolkit": models/stable_diffusion/code/inference.py (raw PNG or JSON of PNGs); "jumpstart": a JumpStart
     # Stable Diffusion endpoint (its own request fields, JSON of JPEGs).
     protocol: str = "toolkit"
+    # Seconds one 512x512 denoising step takes on the model's instance (stacks/model_catalog.STEP_SECONDS_512);
+    # None: unknown (an existing endpoint), no work bound.
+    step_seconds: Optional[float] = None
+    # What a request may take on the model: the endpoint read timeout. A request estimated above it is refused.
+    time_budget_seconds: float = 22.0
+    instance_type: str = ""
 
     def to_env(self) -> dict[str, str]:
         """The Lambda environment that from_env reads back (used by the CDK app and local mode)."""
-        return {
+        env = {
             "URL_TTL_SECONDS": str(self.url_ttl_seconds),
             "REQUEST_LIMITS": self.limits.to_json(),
             "IMAGE_KEY_PREFIX": self.key_prefix,
             "MODEL_PROTOCOL": self.protocol,
+            "IMAGE_TIME_BUDGET_SECONDS": f"{self.time_budget_seconds:g}",
         }
+        if self.step_seconds is not None:
+            env.update({"IMAGE_STEP_SECONDS": f"{self.step_seconds:g}", "INSTANCE_TYPE": self.instance_type})
+        return env
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "ImageConfig":
+        step = env.get("IMAGE_STEP_SECONDS")
         return cls(
             url_ttl_seconds=int(env.get("URL_TTL_SECONDS", "900")),
             limits=ImageLimits.from_env(env),
             key_prefix=env.get("IMAGE_KEY_PREFIX", "images/"),
             protocol=env.get("MODEL_PROTOCOL", "toolkit"),
+            step_seconds=float(step) if step else None,
+            time_budget_seconds=float(env.get("IMAGE_TIME_BUDGET_SECONDS", "22")),
+            instance_type=env.get("INSTANCE_TYPE", ""),
         )
 
 
@@ -80,8 +100,9 @@ class Endpoint(Protocol):
 
 
 class ImageStore(Protocol):
-    def presign(self, key: str, ttl_seconds: int) -> str:
-        """A GET URL for key, valid ttl_seconds. Raises ApiError."""
+    def presign(self, key: str, ttl_seconds: int) -> tuple[str, datetime]:
+        """A GET URL for key and the instant it stops working (exactly: signed with credentials that outlive it).
+        Raises ApiError."""
 
     def put_all(self, objects: Sequence[tuple[str, bytes]], content_type: str) -> None:
         """Store every object or none of them (what was stored is removed again on failure). Raises ApiError."""
@@ -111,6 +132,26 @@ def parse_image_request(event: Mapping, limits: ImageLimits) -> ImageRequest:
         seed=data.get("seed"),
         num_images=data.get("num_images", 1),
     )
+
+
+def estimate_seconds(request: ImageRequest, step_seconds: float) -> float:
+    """Seconds the model needs for a request, from the documented cost of one 512x512 step on its instance."""
+    scale = request.width * request.height / (512 * 512)
+    return FIXED_SECONDS + request.num_images * scale * step_seconds * (request.steps + DECODE_STEPS)
+
+
+def check_work(request: ImageRequest, config: ImageConfig) -> None:
+    """Refuse (400) a request that cannot finish in the time the API gives the model: the gateway would cut it off
+    and the GPU would still spend the time."""
+    if config.step_seconds is None:
+        return
+    needed = estimate_seconds(request, config.step_seconds)
+    if needed > config.time_budget_seconds:
+        on = f" on {config.instance_type}" if config.instance_type else ""
+        raise ApiError(400, "request_too_heavy",
+                       f"{request.num_images} image(s) of {request.width}x{request.height} with {request.steps} "
+                       f"steps take about {needed:.0f} s{on}, and a request must finish within "
+                       f"{config.time_budget_seconds:.0f} s; lower steps, width/height or num_images")
 
 
 def _query_fields(params: Mapping[str, str], schema: dict) -> dict:
@@ -257,6 +298,7 @@ def generate_images(
     """The whole image route: returns the response body of a 200, or raises ApiError. Nothing is stored unless
     every image is valid, and no URL is returned unless every object was stored."""
     request = parse_image_request(event, config.limits)
+    check_work(request, config)
     seed = request.seed if request.seed is not None else new_seed()
     body, accept = model_request(request, seed, config.protocol)
     response_body, response_type = endpoint.invoke(body, JSON, accept)
@@ -265,11 +307,11 @@ def generate_images(
     extension = "png" if media_type == PNG else "jpg"
     keys = [image_key(config.key_prefix, issued, new_unique(), extension) for _ in images]
     # Presign first: it is local computation, so a failure here leaves nothing stored.
-    urls = [store.presign(key, config.url_ttl_seconds) for key in keys]
+    signed = [store.presign(key, config.url_ttl_seconds) for key in keys]
     store.put_all(list(zip(keys, images)), media_type)
-    expires_at = (issued + timedelta(seconds=config.url_ttl_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
-        "images": [{"url": url, "key": key, "expires_at": expires_at} for key, url in zip(keys, urls)],
+        "images": [{"url": url, "key": key, "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}
+                   for key, (url, expires) in zip(keys, signed)],
         "prompt": request.prompt,
         "seed": seed,
         "request_id": request_id,

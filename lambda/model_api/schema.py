@@ -12,6 +12,15 @@ from functools import lru_cache
 from typing import Mapping
 
 SEED_MAX = 2**32 - 1
+# Characters that show nothing: white space, and the invisible format characters (zero-width space and joiners,
+# word joiner, BOM, soft hyphen, bidi marks, Hangul fillers). A prompt made only of these is blank.
+BLANK_CHARACTERS = (r"\t-\r \u0085\u00a0\u00ad\u034f\u115f\u1160\u1680\u180e\u2000-\u200f\u2028-\u202f"
+                    r"\u205f-\u2064\u206a-\u206f\u3000\u3164\ufeff\uffa0")
+# "Has at least one visible character", written so that it means the same whether the engine searches (Python's
+# re.search, our validator) or matches the whole string (API Gateway's model validator is not ours, and draft 4 does
+# not say which): anchored at both ends, it can only match the whole string, and it does so exactly when one
+# character outside BLANK_CHARACTERS is present. Only escapes common to ECMA 262, Java and Python are used.
+NOT_BLANK = f"^[{BLANK_CHARACTERS}]*[^{BLANK_CHARACTERS}][\\s\\S]*$"
 # Multiple of 8: Stable Diffusion's VAE downsamples by 8, other sizes fail or are cropped inside the pipeline.
 SIZE_MULTIPLE = 8
 
@@ -86,8 +95,9 @@ def image_request_schema(limits: ImageLimits) -> dict:
         "title": "ImageRequest",
         "type": "object",
         "properties": {
-            # pattern \S: a prompt of only white space is as empty as "" to the model.
-            "prompt": {"type": "string", "minLength": 1, "maxLength": limits.max_prompt_chars, "pattern": "\\S"},
+            # A prompt of only blank characters is as empty as "" to the model.
+            "prompt": {"type": "string", "minLength": 1, "maxLength": limits.max_prompt_chars,
+                       "pattern": NOT_BLANK},
             "negative_prompt": {"type": "string", "maxLength": limits.max_prompt_chars},
             "width": dict(size),
             "height": dict(size),

@@ -11,6 +11,8 @@ import math
 import re
 from typing import Any
 
+from model_api.schema import NOT_BLANK
+
 SUPPORTED = {
     "$schema", "title", "description", "type", "properties", "required", "additionalProperties",
     "minLength", "maxLength", "pattern", "minimum", "maximum", "multipleOf", "enum", "items", "minItems", "maxItems",
@@ -74,7 +76,7 @@ def validate(instance: Any, schema: dict, path: str = "") -> list[str]:
             problems.append(f"{where} must be at most {schema['maxLength']} characters long (got {len(instance)})")
         elif "pattern" in schema and not re.search(schema["pattern"], instance):
             problems.append(
-                f"{where} must not be blank" if schema["pattern"] == "\\S"
+                f"{where} must not be blank" if schema["pattern"] == NOT_BLANK
                 else f"{where} must match {schema['pattern']!r}"
             )
     if isinstance(instance, (int, float)) and not isinstance(instance, bool):

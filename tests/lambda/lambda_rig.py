@@ -76,9 +76,17 @@ class FakeEndpoint:
         return AWSResponse(request.url, status, headers, _Raw(json.dumps(body).encode()))
 
 
+SIGNER_ROLE_ARN = "arn:aws:iam::123456789012:role/url-signer"
+
+
 def load_handler(env: dict):
-    """Import lambda/handler.py afresh (by path: `lambda` is a keyword) with the given environment."""
+    """Import lambda/handler.py afresh (by path: `lambda` is a keyword) with the given environment. Image models
+    sign URLs as SIGNER_ROLE_ARN, assumed through the same moto server that serves S3."""
     import os
+
+    env = {"SIGNER_ROLE_ARN": SIGNER_ROLE_ARN, **env}
+    if "AWS_ENDPOINT_URL_S3" in env:
+        env.setdefault("AWS_ENDPOINT_URL_STS", env["AWS_ENDPOINT_URL_S3"])
 
     previous = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

@@ -258,9 +258,16 @@ def test_endpoint_failures_map_to_deliberate_statuses(rig, caplog, case, arrange
 
 
 def test_model_error_message_carries_the_container_status(rig):
-    rig.endpoint.fails(424, "ModelError", model_error(400, "width must be a multiple of 8"))
+    rig.endpoint.fails(424, "ModelError", model_error(500, "CUDA error: an illegal memory access"))
     message = assert_error(rig.call(api_event("POST", {"prompt": "p"})), 502, "model_error", rig)
-    assert "container status 400" in message and "width must be a multiple of 8" in message
+    assert "container status 500" in message and "illegal memory access" in message
+
+
+@pytest.mark.parametrize("status", [400, 413, 422])
+def test_a_container_refusing_the_input_is_the_callers_400_with_its_words(rig, status):
+    rig.endpoint.fails(424, "ModelError", model_error(status, "width must be a multiple of 8"))
+    message = assert_error(rig.call(api_event("POST", {"prompt": "p"})), 400, "model_rejected_input", rig)
+    assert f"container status {status}" in message and "width must be a multiple of 8" in message
 
 
 def test_json_answers_in_the_jumpstart_shape_are_decoded_too(rig):
@@ -340,7 +347,7 @@ def test_presign_failure_stores_nothing(rig, monkeypatch):
     def no_credentials(*args, **kwargs):
         raise NoCredentialsError()
 
-    monkeypatch.setattr(rig.handler.STORE._client, "generate_presigned_url", no_credentials)
+    monkeypatch.setattr(rig.handler.STORE._signing_client, "generate_presigned_url", no_credentials)
     assert_error(rig.call(api_event("POST", {"prompt": "p"})), 500, "presign_failed", rig)
 
 
@@ -355,21 +362,6 @@ def test_unexpected_bugs_become_500_without_internals(rig, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------------------ presigned URLs
-
-
-def test_presigned_urls_are_sigv4_on_the_regional_virtual_host():
-    handler = load_handler({"AWS_REGION": REGION, "ENDPOINT_NAME": "e", "BUCKET_NAME": "my-images",
-                            "AWS_ENDPOINT_URL_S3": "", "S3_ADDRESSING_STYLE": "virtual"})
-    url = handler.STORE.presign("images/2026/11/21/x.png", 900)
-    parsed = urlparse(url)
-    query = parse_qs(parsed.query)
-    assert parsed.scheme == "https"
-    assert parsed.netloc == f"my-images.s3.{REGION}.amazonaws.com"
-    assert parsed.path == "/images/2026/11/21/x.png"
-    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
-    assert query["X-Amz-Expires"] == ["900"]
-    assert query["X-Amz-Credential"][0].endswith(f"/{REGION}/s3/aws4_request")
-    assert "X-Amz-Security-Token" in query and "X-Amz-Signature" in query
 
 
 def test_clients_have_explicit_timeouts_and_retries():

@@ -11,7 +11,14 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from stacks.image_bucket import EMPTY_BUCKET_CODE
+from stacks.image_bucket import EMPTY_BUCKET_CODE, EMPTY_ON_DELETE_TAG
+
+
+def EXISTING(name):
+    """A statement of the bucket's own policy, which the emptier must keep (moto's loopback S3 is plain HTTP, so
+    the stack's real TLS-only denial would refuse these very tests)."""
+    return {"Sid": "AccountReads", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+            "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{name}/*"}
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +58,13 @@ def event(request_type, bucket):
             "ResourceProperties": {"BucketName": bucket}}
 
 
-def make_bucket(s3, versioned=False, count=0):
+def make_bucket(s3, versioned=False, count=0, tagged=True):
+    """A bucket as the stack makes it: tagged for emptying (unless retained) and with a TLS-only policy."""
     name = f"b-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=name)
+    if tagged:
+        s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": [{"Key": EMPTY_ON_DELETE_TAG, "Value": "true"}]})
+    s3.put_bucket_policy(Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": [EXISTING(name)]}))
     if versioned:
         s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     with ThreadPoolExecutor(8) as pool:
@@ -90,8 +101,47 @@ def test_create_and_update_touch_nothing(s3, function):
     assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 2
 
 
-def test_failure_is_reported_to_cloudformation_not_left_hanging(s3, function):
+def test_a_bucket_that_is_already_gone_does_not_fail_the_destroy(s3, function):
     responses = Responses()
     function.handler(event("Delete", "no-such-bucket-xyz"), None, client=s3, opener=responses)
+    assert responses.sent[0][2]["Status"] == "SUCCESS"
+
+
+def test_a_bucket_no_longer_tagged_is_kept_with_its_images(s3, function):
+    # Turning retain_bucket on for a deployed stack removes the tag (a bucket update) before CloudFormation deletes
+    # this custom resource: the live bucket must keep every image.
+    bucket = make_bucket(s3, count=3, tagged=False)
+    responses = Responses()
+    function.handler(event("Delete", bucket), None, client=s3, opener=responses)
+    assert responses.sent[0][2]["Status"] == "SUCCESS"
+    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 3
+    assert "DenyUploads" not in s3.get_bucket_policy(Bucket=bucket)["Policy"]
+
+
+def test_uploads_are_denied_before_emptying_and_the_policy_keeps_its_statements(s3, function):
+    bucket = make_bucket(s3, count=2)
+    function.handler(event("Delete", bucket), None, client=s3, opener=Responses())
+    statements = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
+    assert statements[0] == EXISTING(bucket)
+    assert statements[1] == {"Sid": "DenyUploadsWhileEmptying", "Effect": "Deny", "Principal": "*",
+                             "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/*"}
+    # moto evaluates bucket policies: an upload racing the destroy is refused, so the bucket stays empty.
+    with pytest.raises(s3.exceptions.ClientError, match="Forbidden|AccessDenied"):
+        s3.put_object(Bucket=bucket, Key="images/late.png", Body=b"x")
+    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+    # Twice (CloudFormation retries a delete): still one denial.
+    function.handler(event("Delete", bucket), None, client=s3, opener=Responses())
+    assert len(json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]) == 2
+
+
+def test_failure_is_reported_to_cloudformation_not_left_hanging(s3, function, monkeypatch):
+    bucket = make_bucket(s3, count=1)
+
+    def broken(**kwargs):
+        raise RuntimeError("S3 is having a bad day")
+
+    monkeypatch.setattr(s3, "delete_objects", broken)
+    responses = Responses()
+    function.handler(event("Delete", bucket), None, client=s3, opener=responses)
     body = responses.sent[0][2]
-    assert body["Status"] == "FAILED" and "no-such-bucket-xyz" in body["Reason"]
+    assert body["Status"] == "FAILED" and bucket in body["Reason"] and "bad day" in body["Reason"]

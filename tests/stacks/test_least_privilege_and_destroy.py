@@ -21,8 +21,11 @@ VARIANTS = {
     **{name: {"models": name} for name in PRESETS if PRESETS[name].existing_endpoint is None},
     "jumpstart": {"models": "jumpstart-stable-diffusion", "jumpstart-stable-diffusion.source": "endpoint:js-sd"},
     "all": {"models": ",".join(PRESETS), "jumpstart-stable-diffusion.source": "endpoint:js-sd"},
-    "kms-cpu": {"kms_key_arn": KMS_KEY, "instance_type": "ml.m5.xlarge"},
+    "kms-ebs": {"kms_key_arn": KMS_KEY, "instance_type": "ml.p3.2xlarge"},
+    "logging-role": {"api_logging": "create-role"},
+    "logging-off": {"api_logging": "off"},
     "retained-token": {"retain_bucket": "true", "hub_token_secret": "prod/hf-token"},
+    "tgi-token": {"models": "gpt2-tgi", "hub_token_secret": "prod/hf-token"},
     "s3-artifact": {"models": "mine", "model_specs": json.dumps(
         {"mine": {"kind": "text-generation", "source": "s3://my-models/llm/model.tar.gz", "container": "tgi"}})},
 }
@@ -66,6 +69,10 @@ def test_no_wildcard_actions_or_resources(variant):
             assert set(actions) <= STAR_RESOURCE_ALLOWED, (name, where, statement)
             if "cloudwatch:PutMetricData" in actions:
                 assert statement["Condition"]["StringEquals"]["cloudwatch:namespace"]
+        if re.search(r"log-group:\*", json.dumps(statement.get("Resource"))):
+            # Every log group of the region: only API Gateway's account-wide logging role, which the deployer
+            # asked the stack to create (api_logging=create-role), serves every API there.
+            assert name == "logging-role" and "AccountCloudWatchRole" in where, (name, where, statement)
         checked += 1
     assert checked > 3  # the walk found the policies
 
@@ -81,15 +88,22 @@ def test_no_secret_in_the_template(variant):
     text = json.dumps(template)
     for pattern in (r"AKIA[0-9A-Z]{16}", r"hf_[A-Za-z0-9]{20,}", r"-----BEGIN", r"aws_secret_access_key"):
         assert not re.search(pattern, text), (name, pattern)
-    if name == "retained-token":
+    if name == "tgi-token":
+        # TGI reads the token from its environment: a dynamic reference, resolved at deploy time only.
         assert "{{resolve:secretsmanager:prod/hf-token:SecretString:::}}" in text
+    if name == "retained-token":
+        # Stable Diffusion's model_fn reads the secret itself: not even a reference in the model's environment.
+        assert "resolve:secretsmanager" not in text and '"HF_TOKEN_SECRET_ID": "prod/hf-token"' in text
 
 
 def test_everything_goes_away_on_delete(variant):
     name, template = variant
     for logical_id, resource in template["Resources"].items():
         retained = resource.get("DeletionPolicy") == "Retain" or resource.get("UpdateReplacePolicy") == "Retain"
-        if retained:
+        if retained and name == "logging-role":
+            # What api_logging=create-role says it keeps: the account-wide logging role and setting (README).
+            assert resource["Type"] in ("AWS::IAM::Role", "AWS::ApiGateway::Account"), logical_id
+        elif retained:
             assert name == "retained-token" and resource["Type"] == "AWS::S3::Bucket", logical_id
     buckets = resources(template, "AWS::S3::Bucket")
     emptiers = resources(template, "AWS::CloudFormation::CustomResource")

@@ -32,7 +32,7 @@ def test_layout_is_code_folder_with_inference_py():
     data = archive_bytes(STABLE_DIFFUSION_CODE)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         members = tar.getmembers()
-        assert [m.name for m in members] == ["code/inference.py"]
+        assert [m.name for m in members] == ["code/hub_files.py", "code/inference.py"]
         assert all(m.mtime == 0 and m.uid == 0 and m.mode == 0o644 for m in members)
         assert tar.extractfile("code/inference.py").read() == (STABLE_DIFFUSION_CODE / "inference.py").read_bytes()
 

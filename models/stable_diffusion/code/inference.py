@@ -7,6 +7,10 @@ Accept application/x-png-sequence -> the PNG files of every image back to back (
 same saving for several images; Accept application/json -> {"generated_images": [<base64 PNG>, ...], "prompt": ...}
 (the JumpStart shape).
 
+Weights: from model_dir when it holds a pipeline (a model.tar.gz with the weights: the production path, nothing
+downloaded from a third party at instance start), else from the Hub repository MODEL_HUB_ID (at MODEL_HUB_REVISION),
+fetching only the files the pipeline needs (hub_files.py) into MODEL_DOWNLOAD_DIR.
+
 The API validates requests before they get here; the bounds below protect the container from any other caller.
 Local mode (local/) loads this same file through the same hooks.
 """
@@ -17,9 +21,15 @@ import base64
 import io
 import json
 import os
+import sys
+import time
+from pathlib import Path
 
 import torch
 from diffusers import DiffusionPipeline
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # hub_files.py beside this file, wherever loaded
+import hub_files  # noqa: E402
 
 MAX_SIZE = int(os.environ.get("SD_MAX_SIZE", "1024"))
 MAX_STEPS = int(os.environ.get("SD_MAX_STEPS", "150"))
@@ -27,14 +37,38 @@ MAX_IMAGES = int(os.environ.get("SD_MAX_IMAGES", "8"))
 SEED_MAX = 2**32 - 1
 DEFAULTS = {"width": 512, "height": 512, "num_inference_steps": 30, "guidance_scale": 7.5, "num_images_per_prompt": 1}
 PARAMETERS = set(DEFAULTS) | {"negative_prompt", "seed"}
+# Seconds a request may denoise: past it the caller (the API's Lambda) has stopped waiting, so the worker stops
+# too instead of finishing an image nobody will fetch. 0: no deadline.
+REQUEST_DEADLINE_SECONDS = float(os.environ.get("REQUEST_DEADLINE_SECONDS", "0"))
+
+
+class DeadlineExceeded(RuntimeError):
+    pass
+
+
+def model_folder(model_dir, cuda: bool, hub=None):
+    """(folder holding the pipeline, variant): model_dir itself when it has model_index.json, else the files the
+    pipeline needs, downloaded from MODEL_HUB_ID."""
+    if (Path(model_dir) / "model_index.json").is_file():
+        return Path(model_dir), None
+    repo_id = os.environ.get("MODEL_HUB_ID")
+    if not repo_id:
+        raise RuntimeError(f"{model_dir} holds no pipeline (model_index.json) and MODEL_HUB_ID is not set")
+    root = Path(os.environ.get("MODEL_DOWNLOAD_DIR") or "/tmp/model-weights")
+    return hub_files.download(repo_id, os.environ.get("MODEL_HUB_REVISION") or None, root, fp16=cuda,
+                              hub=hub or hub_files.HubRepository(hub_files.hub_token()))
 
 
 def model_fn(model_dir, context=None):
     """Load the pipeline once per worker: half precision on GPU (half the memory, tensor cores), fp32 on CPU
     (fp16 is slow or unsupported there)."""
     cuda = torch.cuda.is_available()
-    # torch_dtype, not dtype: the container pins diffusers 0.33, which does not know the newer name.
-    pipe = DiffusionPipeline.from_pretrained(model_dir, torch_dtype=torch.float16 if cuda else torch.float32)
+    folder, variant = model_folder(model_dir, cuda)
+    # torch_dtype, not dtype: older diffusers (0.33) do not know the newer name; every version accepts this one.
+    options = {"torch_dtype": torch.float16 if cuda else torch.float32}
+    if variant:
+        options["variant"] = variant
+    pipe = DiffusionPipeline.from_pretrained(str(folder), **options)
     pipe = pipe.to("cuda" if cuda else "cpu")
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -84,10 +118,21 @@ def _check_int(params, name, low, high):
         raise ValueError(f"{name} must be an integer from {low} to {high}")
 
 
+def _deadline_callback(deadline: float):
+    def check(pipe, step, timestep, callback_kwargs):
+        if time.monotonic() > deadline:
+            raise DeadlineExceeded(f"stopped after step {step + 1}: the request passed its "
+                                   f"{REQUEST_DEADLINE_SECONDS:g} s deadline")
+        return callback_kwargs
+    return check
+
+
 def predict_fn(data, pipe, context=None):
     seed = data.get("seed")
     # A CPU generator gives the same latents on CPU and GPU, so a seed reproduces an image anywhere.
     generator = torch.Generator("cpu").manual_seed(seed) if seed is not None else None
+    deadline = {"callback_on_step_end": _deadline_callback(time.monotonic() + REQUEST_DEADLINE_SECONDS)} \
+        if REQUEST_DEADLINE_SECONDS > 0 else {}
     with torch.inference_mode():
         result = pipe(
             prompt=data["prompt"],
@@ -98,6 +143,7 @@ def predict_fn(data, pipe, context=None):
             guidance_scale=float(data["guidance_scale"]),
             num_images_per_prompt=data["num_images_per_prompt"],
             generator=generator,
+            **deadline,
         )
     return {"images": result.images, "prompt": data["prompt"]}
 

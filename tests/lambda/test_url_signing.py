@@ -1,0 +1,100 @@
+"""Presigned URLs whose expires_at is the truth: signed as a signer role whose session outlives every URL
+(model_api.aws.UrlSigner), against moto's STS in-process. A URL dies at min(X-Amz-Date + X-Amz-Expires, end of the
+signing session); the signer keeps the second later than the first, so expires_at is exactly the first."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from lambda_rig import REGION, SIGNER_ROLE_ARN, load_handler
+from model_api import aws
+from model_api.errors import ApiError
+from model_api.images import MAX_URL_TTL_SECONDS
+from moto import mock_aws
+
+
+@pytest.fixture
+def moto_sts():
+    with mock_aws():
+        yield
+
+
+def signer_and_store(ttl: int, clock=None, region: str = REGION):
+    env = {"AWS_REGION": region}
+    options = {"clock": clock} if clock else {}
+    signer = aws.UrlSigner(aws.sts_client(env), SIGNER_ROLE_ARN, ttl, **options)
+    store = aws.S3ImageStore(aws.s3_client(env), "my-images", signing_client=aws.s3_client(env, signer.credentials),
+                             signer=signer)
+    return signer, store
+
+
+@pytest.mark.parametrize("region, host", [
+    (REGION, f"my-images.s3.{REGION}.amazonaws.com"),
+    # us-east-1: botocore keeps the legacy global host, which is us-east-1's own endpoint.
+    ("us-east-1", "my-images.s3.amazonaws.com"),
+])
+def test_urls_are_sigv4_virtual_hosted_and_signed_by_the_signer_session(moto_sts, region, host):
+    signer, store = signer_and_store(900, region=region)
+    url, expires = store.presign("images/2026/11/21/x.png", 900)
+    parsed = urlparse(url)
+    query = parse_qs(parsed.query)
+    assert (parsed.scheme, parsed.netloc, parsed.path) == ("https", host, "/images/2026/11/21/x.png")
+    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"] and query["X-Amz-Expires"] == ["900"]
+    assert query["X-Amz-Credential"][0].endswith(f"/{region}/s3/aws4_request")
+    # The signer's session, not the Lambda's: moto hands assumed-role sessions ASIA keys and a token.
+    assert query["X-Amz-Credential"][0].startswith("ASIA") and "X-Amz-Security-Token" in query
+    assert signer.assumed == 1
+
+
+def test_expires_at_is_when_the_url_stops_working_and_the_session_outlives_it(moto_sts):
+    signer, store = signer_and_store(900)
+    url, expires = store.presign("images/a.png", 900)
+    signed = datetime.strptime(parse_qs(urlparse(url).query)["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(
+        tzinfo=timezone.utc)
+    assert expires == signed + timedelta(seconds=900)
+    assert signer.expiry >= expires + timedelta(seconds=aws.UrlSigner.MARGIN_SECONDS)
+
+
+def test_the_session_is_reused_and_renewed_before_it_could_cut_a_url_short(moto_sts):
+    now = [datetime.now(timezone.utc)]
+    signer, store = signer_and_store(900, clock=lambda: now[0])
+    store.presign("images/a.png", 900)
+    first_expiry = signer.expiry
+    now[0] += timedelta(seconds=1000)  # 2600 s of the session left: plenty for a 900 s URL
+    store.presign("images/b.png", 900)
+    assert signer.assumed == 1
+    # Fewer than ttl + margins left: the next URL is signed with a new session.
+    now[0] = first_expiry - timedelta(seconds=900 + aws.UrlSigner.MARGIN_SECONDS)
+    store.presign("images/c.png", 900)
+    assert signer.assumed == 2
+
+
+def test_no_url_when_the_signer_role_cannot_be_assumed(monkeypatch, moto_sts):
+    from botocore.exceptions import ClientError
+
+    signer, store = signer_and_store(900)
+
+    def denied(**kwargs):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "AssumeRole")
+
+    monkeypatch.setattr(signer._sts, "assume_role", denied)
+    with pytest.raises(ApiError) as caught:
+        store.presign("images/a.png", 900)
+    assert (caught.value.status, caught.value.code) == (500, "presign_failed")
+
+
+def test_a_ttl_that_no_role_session_can_cover_is_refused():
+    with pytest.raises(ValueError, match="does not fit"):
+        aws.UrlSigner(None, SIGNER_ROLE_ARN, 3600)
+    aws.UrlSigner(None, SIGNER_ROLE_ARN, MAX_URL_TTL_SECONDS)
+
+
+def test_the_handler_signs_as_the_role_in_its_environment(moto_sts):
+    handler = load_handler({"AWS_REGION": REGION, "ENDPOINT_NAME": "e", "BUCKET_NAME": "my-images",
+                            "SIGNER_ROLE_ARN": "arn:aws:iam::123456789012:role/other-signer",
+                            "URL_TTL_SECONDS": "600"})
+    assert handler.SIGNER.role_arn == "arn:aws:iam::123456789012:role/other-signer"
+    url, expires = handler.STORE.presign("images/x.png", 600)
+    assert parse_qs(urlparse(url).query)["X-Amz-Expires"] == ["600"]

@@ -1,0 +1,201 @@
+"""Stable Diffusion weights from the Hub: only the files the pipeline needs (hub_files.py), proved on a recorded
+listing of the default model's repository, and the download path of model_fn run against a fake Hub."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from stacks.model_catalog import PRESETS
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "models" / "stable_diffusion" / "code"))
+import hub_files  # noqa: E402
+
+LISTING = json.loads((Path(__file__).parent / "fixtures" / "sd2-1-base-listing.json").read_text())
+FILES, MODEL_INDEX = LISTING["files"], LISTING["model_index"]
+GB = 1_000_000_000
+
+
+def toolkit_download(files: dict) -> list[str]:
+    """What the inference toolkit 2.6.0 downloads for HF_MODEL_ID: its own filter, applied the way it applies it."""
+    import transformers.file_utils
+
+    if not hasattr(transformers.file_utils, "is_tf_available"):
+        transformers.file_utils.is_tf_available = lambda: False
+    from huggingface_hub.utils import filter_repo_objects
+    from sagemaker_huggingface_inference_toolkit.transformers_utils import create_artifact_filter
+
+    return list(filter_repo_objects(files, ignore_patterns=create_artifact_filter("safetensors")))
+
+
+def test_the_listing_is_the_default_models_repository():
+    assert PRESETS["stable-diffusion"].hub_id == LISTING["repo"]
+    assert PRESETS["stable-diffusion"].code_downloads
+
+
+def test_default_model_on_gpu_downloads_at_most_3_gb_of_fp16_safetensors():
+    paths, variant = hub_files.select_files(FILES, MODEL_INDEX, fp16=True)
+    assert variant == "fp16"
+    weights = [p for p in paths if p.endswith(".safetensors")]
+    assert weights == ["text_encoder/model.fp16.safetensors", "unet/diffusion_pytorch_model.fp16.safetensors",
+                       "vae/diffusion_pytorch_model.fp16.safetensors"]
+    assert not any(p.endswith((".bin", ".ckpt")) or "/" not in p and p != "model_index.json" for p in paths)
+    assert {"tokenizer/vocab.json", "tokenizer/merges.txt", "scheduler/scheduler_config.json",
+            "feature_extractor/preprocessor_config.json", "unet/config.json"} <= set(paths)
+    downloaded = hub_files.total_bytes(FILES, paths)
+    assert downloaded <= 3 * GB, downloaded
+    # The toolkit's HF_MODEL_ID download of the same repository: every copy but the .ckpt files.
+    before = hub_files.total_bytes(FILES, toolkit_download(FILES))
+    assert before > 20 * GB and before / downloaded > 8
+
+
+def test_on_cpu_one_fp32_copy_of_each_component():
+    paths, variant = hub_files.select_files(FILES, MODEL_INDEX, fp16=False)
+    assert variant is None
+    assert [p for p in paths if p.endswith(".safetensors")] == [
+        "text_encoder/model.safetensors", "unet/diffusion_pytorch_model.safetensors",
+        "vae/diffusion_pytorch_model.safetensors"]
+    assert hub_files.total_bytes(FILES, paths) < 5.5 * GB
+
+
+def test_one_component_without_fp16_means_no_variant_for_any():
+    files = {k: v for k, v in FILES.items() if not k.startswith("vae/diffusion_pytorch_model.fp16")}
+    paths, variant = hub_files.select_files(files, MODEL_INDEX, fp16=True)
+    assert variant is None
+    assert "unet/diffusion_pytorch_model.safetensors" in paths and not any(".fp16." in p for p in paths)
+
+
+def test_shards_with_their_index_and_bin_when_there_is_no_safetensors():
+    files = {"model_index.json": 1, "unet/config.json": 1,
+             "unet/diffusion_pytorch_model-00001-of-00002.safetensors": 5,
+             "unet/diffusion_pytorch_model-00002-of-00002.safetensors": 5,
+             "unet/diffusion_pytorch_model.safetensors.index.json": 1,
+             "vae/config.json": 1, "vae/diffusion_pytorch_model.bin": 3, "scheduler/scheduler_config.json": 1,
+             "extra/ignored.json": 1}
+    index = {"unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
+             "scheduler": ["diffusers", "DDIMScheduler"], "safety_checker": [None, None]}
+    paths, variant = hub_files.select_files(files, index, fp16=True)
+    assert variant is None
+    assert set(paths) == set(files) - {"extra/ignored.json"}
+
+
+def test_fp16_only_weights_serve_the_cpu_too():
+    files = {"model_index.json": 1, "unet/config.json": 1, "unet/diffusion_pytorch_model.fp16.safetensors": 5}
+    index = {"unet": ["diffusers", "UNet2DConditionModel"]}
+    assert hub_files.select_files(files, index, fp16=False) == (
+        ["model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.fp16.safetensors"], "fp16")
+
+
+def test_a_component_with_no_usable_weights_is_an_error():
+    files = {"model_index.json": 1, "unet/config.json": 1, "unet/model.onnx": 5, "scheduler/scheduler_config.json": 1}
+    index = {"unet": ["diffusers", "UNet2DConditionModel"], "scheduler": ["diffusers", "DDIMScheduler"]}
+    with pytest.raises(ValueError, match="without weights in safetensors or bin: unet"):
+        hub_files.select_files(files, index, fp16=False)
+
+
+class FakeHub:
+    """A Hub repository served from a local pipeline folder, plus files a real repository carries that a pipeline
+    does not need (a root checkpoint, .bin copies). Records what it was asked for."""
+
+    def __init__(self, source: Path, revision: str = "0" * 40):
+        self.source, self.sha = source, revision
+        self.files = {p.relative_to(source).as_posix(): p.stat().st_size for p in source.rglob("*") if p.is_file()}
+        self.extra = {"v2-1_512-ema-pruned.ckpt": 5 * GB, "unet/diffusion_pytorch_model.bin": 3 * GB}
+        self.listings, self.fetched = [], []
+
+    def listing(self, repo_id, revision):
+        self.listings.append((repo_id, revision))
+        return self.sha, {**self.files, **self.extra}
+
+    def read_json(self, repo_id, sha, path):
+        return json.loads((self.source / path).read_text())
+
+    def fetch(self, repo_id, sha, paths, destination):
+        assert sha == self.sha
+        self.fetched.append(list(paths))
+        for path in paths:
+            (destination / path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(self.source / path, destination / path)
+
+
+def test_model_fn_downloads_only_what_the_pipeline_needs_once_and_loads_it(sd_inference, tiny_sd_dir, tmp_path,
+                                                                         monkeypatch):
+    hub = FakeHub(tiny_sd_dir)
+    monkeypatch.setattr(sd_inference.hub_files, "HubRepository", lambda token=None: hub)
+    monkeypatch.setenv("MODEL_HUB_ID", "org/tiny-sd")
+    monkeypatch.setenv("MODEL_HUB_REVISION", "v1.0")
+    monkeypatch.setenv("MODEL_DOWNLOAD_DIR", str(tmp_path / "weights"))
+    empty_model_dir = tmp_path / "opt-ml-model"
+    (empty_model_dir / "code").mkdir(parents=True)
+    pipe = sd_inference.model_fn(str(empty_model_dir))
+    assert hub.listings == [("org/tiny-sd", "v1.0")]
+    fetched, = hub.fetched
+    assert "v2-1_512-ema-pruned.ckpt" not in fetched and "unet/diffusion_pytorch_model.bin" not in fetched
+    assert "unet/diffusion_pytorch_model.safetensors" in fetched
+    folder = tmp_path / "weights" / "org--tiny-sd" / hub.sha
+    assert (folder / hub_files.COMPLETE_MARKER).is_file()
+    data = sd_inference.input_fn(json.dumps({"inputs": "x", "parameters": {"width": 64, "height": 64,
+                                                                           "num_inference_steps": 1}}),
+                                 "application/json")
+    assert sd_inference.predict_fn(data, pipe)["images"][0].size == (64, 64)
+    # A restarted worker finds the finished download and fetches nothing.
+    sd_inference.model_fn(str(empty_model_dir))
+    assert len(hub.fetched) == 1
+
+
+def test_weights_inside_the_artifact_never_touch_the_hub(sd_inference, sd_artifact_dir, monkeypatch):
+    def no_hub(*args, **kwargs):
+        raise AssertionError("the Hub was contacted")
+
+    monkeypatch.setattr(sd_inference.hub_files, "HubRepository", no_hub)
+    monkeypatch.setenv("MODEL_HUB_ID", "org/tiny-sd")
+    folder, variant = sd_inference.model_folder(str(sd_artifact_dir), cuda=False)
+    assert folder == Path(sd_artifact_dir) and variant is None
+
+
+def test_no_weights_and_no_hub_id_is_a_clear_error(sd_inference, tmp_path, monkeypatch):
+    monkeypatch.delenv("MODEL_HUB_ID", raising=False)
+    with pytest.raises(RuntimeError, match="holds no pipeline"):
+        sd_inference.model_folder(str(tmp_path), cuda=False)
+
+
+@pytest.mark.parametrize("stored, token", [("hf_abc", "hf_abc"), ('{"HF_TOKEN": "hf_json"}', "hf_json")])
+def test_the_hub_token_comes_from_the_secret_not_the_environment(stored, token):
+    from moto import mock_aws
+
+    with mock_aws():
+        import boto3
+
+        boto3.client("secretsmanager", region_name="us-east-1").create_secret(Name="hf-token", SecretString=stored)
+        assert hub_files.hub_token({"HF_TOKEN_SECRET_ID": "hf-token"}) == token
+    assert hub_files.hub_token({}) is None
+
+
+def test_a_request_past_its_deadline_stops_denoising(sd_inference, tiny_sd_dir, monkeypatch):
+    pipe = sd_inference.model_fn(str(tiny_sd_dir))
+    steps = []
+    monkeypatch.setattr(sd_inference, "REQUEST_DEADLINE_SECONDS", 1e-9)
+    original = sd_inference._deadline_callback
+
+    def counting(deadline):
+        check = original(deadline)
+
+        def wrapped(*args):
+            steps.append(args[1])
+            return check(*args)
+        return wrapped
+
+    monkeypatch.setattr(sd_inference, "_deadline_callback", counting)
+    data = sd_inference.input_fn(json.dumps({"inputs": "x", "parameters": {"width": 64, "height": 64,
+                                                                           "num_inference_steps": 5}}),
+                                 "application/json")
+    with pytest.raises(sd_inference.DeadlineExceeded, match="deadline"):
+        sd_inference.predict_fn(data, pipe)
+    assert steps == [0]
+    monkeypatch.setattr(sd_inference, "REQUEST_DEADLINE_SECONDS", 0)
+    assert len(sd_inference.predict_fn(data, pipe)["images"]) == 1
