@@ -11,9 +11,14 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 CDK := cdk --no-notices
+export CDK
 LOCAL_ARGS ?=
+SKIP_PREFLIGHT ?=
+MODEL ?=
+SMOKE_ARGS ?=
+LOGS_ARGS ?=
 
-.PHONY: help setup local test lint bench synth deploy destroy clean
+.PHONY: help setup local test lint bench synth preflight deploy smoke logs destroy clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -28,7 +33,7 @@ test: setup  ## run every test, offline
 	AWS_EC2_METADATA_DISABLED=true python -m pytest
 
 lint: setup  ## static checks of the Python code (ruff)
-	ruff check --select F,E9,I --line-length 120 app.py stacks lambda local tests
+	ruff check --select F,E9,I --line-length 120 app.py stacks lambda local ops models tests bench
 
 bench: setup  ## measure the request path, cold start, synth, tests and local mode (writes bench/latest.md)
 	python bench/run.py --output bench/latest.md
@@ -36,11 +41,20 @@ bench: setup  ## measure the request path, cold start, synth, tests and local mo
 synth: setup  ## synthesize the CloudFormation template into cdk.out (offline); settings via CDK_ARGS="-c key=value"
 	AWS_EC2_METADATA_DISABLED=true $(CDK) synth -q $(CDK_ARGS)
 
-deploy: setup  ## deploy to the AWS account and region of your AWS CLI credentials
-	$(CDK) deploy $(CDK_ARGS)
+preflight: setup  ## check your account before deploying: credentials, bootstrap, quotas, logging role, cost
+	python -m ops.preflight $(CDK_ARGS)
 
-destroy: setup  ## delete everything the stack made
-	$(CDK) destroy $(CDK_ARGS)
+deploy: setup  ## preflight, then deploy to your AWS CLI credentials' account and region (SKIP_PREFLIGHT=1 skips it)
+	python -m ops.deploy $(if $(SKIP_PREFLIGHT),--skip-preflight) $(CDK_ARGS)
+
+smoke: setup  ## after a deploy: call every route of every model and print a table (SMOKE_ARGS="--url U --key K")
+	python -m ops.smoke $(SMOKE_ARGS) $(CDK_ARGS)
+
+logs: setup  ## follow a model's endpoint and Lambda logs (MODEL=stable-diffusion; LOGS_ARGS="--since 2h")
+	python -m ops.logs $(or $(MODEL),$(error set MODEL=<model name>)) $(LOGS_ARGS) $(CDK_ARGS)
+
+destroy: setup  ## delete everything the stack made, and say what stays behind on purpose
+	python -m ops.destroy $(CDK_ARGS)
 
 clean:  ## remove build outputs (keeps .venv and node_modules)
 	rm -rf cdk.out .build .pytest_cache .hypothesis .local

@@ -21,11 +21,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "lambda")) if p not in sys.path]
 
 from stacks.lambda_source import LAMBDA_DIR  # noqa: E402
-from stacks.settings import Settings, SettingsError, setting_values  # noqa: E402
+from stacks.settings import Settings, SettingsError, load_settings  # noqa: E402
 
 HOST = "127.0.0.1"  # loopback only: local mode is never reachable from the network
 BUCKET = "local-images"
 REGION = "us-east-1"
+# The read-only role URLs are signed as (moto's STS lets any role be assumed; on AWS it is the stack's UrlSigner).
+SIGNER_ROLE_ARN = "arn:aws:iam::123456789012:role/local-url-signer"
 DEFAULT_CACHE = ROOT / ".local"
 
 
@@ -50,13 +52,7 @@ def parse_args(argv):
 
 
 def read_settings(pairs: list[str]) -> Settings:
-    context = json.loads((ROOT / "cdk.json").read_text())["context"]
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep:
-            raise SettingsError([f"-c {pair!r}: expected NAME=VALUE"])
-        context[name.strip()] = value
-    return Settings.from_values(setting_values(context))
+    return load_settings(pairs)
 
 
 def bind(server_class, port: int, what: str, flag: str, *args):
@@ -100,12 +96,16 @@ def tiny_weights(model, cache_dir: Path) -> tuple[Path, str]:
     return folder, description
 
 
-def model_weights(model, dirs: dict, ids: dict, cache_dir: Path) -> tuple[Path, str]:
+def model_weights(model, dirs: dict, ids: dict, cache_dir: Path) -> tuple[Path | None, str]:
+    """(weights folder, what it is); None when the model's own code downloads from the Hub (as on SageMaker)."""
     if model.name in dirs:
         folder = Path(dirs[model.name])
         if not folder.is_dir():
             raise SystemExit(f"local: --model-dir {folder} is not a folder")
         return folder, f"weights from {folder}"
+    if model.name in ids and model.code_downloads:
+        return None, f"{ids[model.name]} from the Hugging Face Hub, only the files the pipeline needs (its code's " \
+                     f"own download, as on SageMaker)"
     if model.name in ids:
         from huggingface_hub import snapshot_download
 
@@ -116,19 +116,23 @@ def model_weights(model, dirs: dict, ids: dict, cache_dir: Path) -> tuple[Path, 
     return tiny_weights(model, cache_dir)
 
 
-def local_model(model, weights: Path, cache_dir: Path):
-    """The model served the way its container would serve it."""
+def local_model(model, weights: Path | None, cache_dir: Path, hub_id: str | None = None):
+    """The model served the way its container would serve it. weights None: its code downloads hub_id."""
     from local.tgi import TgiModel
     from local.toolkit import ToolkitModel
 
     if model.container == "tgi":
         return TgiModel(weights)
     if model.code:
-        return ToolkitModel(staged_model_dir(model, weights, cache_dir))
+        environment = None
+        if weights is None:
+            environment = {"MODEL_HUB_ID": hub_id, "MODEL_HUB_REVISION": model.revision,
+                           "MODEL_DOWNLOAD_DIR": str(cache_dir / "hub")}
+        return ToolkitModel(staged_model_dir(model, weights, cache_dir), environment=environment)
     return ToolkitModel(weights, task=model.task)
 
 
-def staged_model_dir(model, weights: Path, cache_dir: Path) -> Path:
+def staged_model_dir(model, weights: Path | None, cache_dir: Path) -> Path:
     """weights + the model's code/ from the repo, the layout the container sees: links, so code edits apply on
     restart."""
     stage = cache_dir / "run" / model.name
@@ -136,7 +140,7 @@ def staged_model_dir(model, weights: Path, cache_dir: Path) -> Path:
     for entry in stage.iterdir():
         if entry.is_symlink():
             entry.unlink()
-    for entry in weights.iterdir():
+    for entry in (weights.iterdir() if weights is not None else ()):
         if entry.name != "code":
             (stage / entry.name).symlink_to(entry.resolve())
     (stage / "code").symlink_to(model.code_dir.resolve())
@@ -195,21 +199,19 @@ def main(argv=None) -> int:
         signal.signal(signum, lambda *_: stop.set())
     try:
         from model_api import routes as api_routes
-        from model_api.images import ImageConfig
-        from model_api.text import TextConfig
 
         catalog = settings.catalog
         dirs = _per_model(args.model_dir, catalog, "--model-dir")
         ids = _per_model(args.model_id, catalog, "--model-id")
-        infos = [api_routes.ModelInfo(m.name, m.kind, settings.endpoint_name(m),
-                                      None if m.existing_endpoint is not None else m.instance_type) for m in catalog]
+        infos = settings.model_infos()
         served = []
         for model, info in zip(catalog, infos):
             if model.existing_endpoint is not None:
                 served.append(f"  {model.name}: not served (an existing endpoint; its routes answer 503 here)")
                 continue
             weights, description = model_weights(model, dirs, ids, args.cache_dir)
-            endpoint_server.models[info.endpoint_name] = local_model(model, weights, args.cache_dir)
+            endpoint_server.models[info.endpoint_name] = local_model(model, weights, args.cache_dir,
+                                                                     ids.get(model.name))
             served.append(f"  {model.name} ({model.kind}): {description}")
 
         # Fake credentials: requests are signed as on AWS, and only ever sent to these loopback servers.
@@ -217,24 +219,20 @@ def main(argv=None) -> int:
             "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local",
             "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_ENDPOINT_URL_S3": s3_url, "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": endpoint_url,
-            "S3_ADDRESSING_STYLE": "path", "BUCKET_NAME": BUCKET,
-            "INVOKE_READ_TIMEOUT_SECONDS": str(args.timeout),
-            "MODEL_CATALOG": api_routes.catalog_to_json(infos),
+            "AWS_ENDPOINT_URL_STS": s3_url,  # moto's server answers STS too: the URL signer's AssumeRole
+            "S3_ADDRESSING_STYLE": "path", "BUCKET_NAME": BUCKET, "SIGNER_ROLE_ARN": SIGNER_ROLE_ARN,
         }
         handlers = {}
-        for model, info in zip(catalog, infos):
-            config = ImageConfig(settings.url_ttl_seconds, settings.limits, protocol=model.api_protocol) \
-                if model.kind == "text-to-image" else TextConfig(settings.text_limits, protocol=model.api_protocol)
+        for model in catalog:
+            # The deployed function's environment, with local mode's own model timeout (no 29 s gateway here).
             handlers[model.name] = load_handler({
-                **base_environment, "MODEL_NAME": model.name, "MODEL_KIND": model.kind,
-                "ENDPOINT_NAME": info.endpoint_name, **config.to_env()}).handler
+                **settings.function_environment(model), **base_environment,
+                "INVOKE_READ_TIMEOUT_SECONDS": str(args.timeout)}).handler
         import boto3
 
         boto3.client("s3", region_name=REGION, endpoint_url=s3_url).create_bucket(Bucket=BUCKET)
         routes = api_routes.routes(infos)
-        protocols = {m.name: m.api_protocol for m in catalog}
-        schemas = {(r.path, r.method): api_routes.body_schema(r, protocols[r.model], settings.limits,
-                                                              settings.text_limits) for r in routes}
+        schemas = {(r.path, r.method): settings.body_schema(r) for r in routes}
         api_key = args.api_key or secrets.token_hex(16)
         gateway_server.gateway = LocalGateway(handlers, api_key, routes, schemas)
 

@@ -62,12 +62,14 @@ def _set_env(values: dict) -> None:
 class ToolkitModel:
     """One model folder (weights and/or code/inference.py) loaded once, invoked like /invocations."""
 
-    def __init__(self, model_dir: Path, program: str = "inference.py", task: str | None = None):
-        """task: HF_TASK for a model served without code (the toolkit's own pipeline)."""
+    def __init__(self, model_dir: Path, program: str = "inference.py", task: str | None = None,
+                 environment: dict | None = None):
+        """task: HF_TASK for a model served without code (the toolkit's own pipeline); environment: the container
+        environment the model loads with (e.g. MODEL_HUB_ID for code that downloads its weights)."""
         service_class, self._prediction_exception = _load_toolkit()
         self.model_dir = str(model_dir)
         module, code_dir = Path(program).stem, str(Path(model_dir) / "code")
-        overrides = {"SAGEMAKER_PROGRAM": program, "HF_TASK": task}
+        overrides = {"SAGEMAKER_PROGRAM": program, "HF_TASK": task, **(environment or {})}
         saved = {name: os.environ.get(name) for name in overrides}
         # The toolkit imports the user module by name from a code/ folder it puts on sys.path. Several models live
         # in one process here, so no other model's module or folder may be found instead of this one's.

@@ -25,7 +25,7 @@ from stacks.container_images import ContainerImage
 from stacks.image_bucket import ImageBucket
 from stacks.lambda_source import load_lambda_module
 from stacks.model_artifact import ModelArtifact
-from stacks.model_catalog import S3_URI, ModelSpec, gpu_count
+from stacks.model_catalog import S3_URI, ModelSpec, gpu_count, pascal
 from stacks.model_endpoint import ModelEndpoint
 from stacks.model_function import ModelFunction
 from stacks.rest_api import ModelRestApi
@@ -39,10 +39,6 @@ MODEL_DOWNLOAD_DIR = "/tmp/model-weights"
 
 
 SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
-
-
-def pascal(name: str) -> str:
-    return "".join(part.capitalize() for part in name.split("-"))
 
 
 class ModelApiStack(Stack):
@@ -261,7 +257,7 @@ def _model_environment(model: ModelSpec, settings: Settings) -> dict[str, str]:
         # timeout, still lets the model load (downloads included) and frees a hung worker 3x sooner than the
         # default; each request is bounded far tighter by the inference code itself (REQUEST_DEADLINE_SECONDS).
         environment["SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS"] = str(model.startup_timeout_seconds)
-    if model.kind == "text-to-image" and model.code:
+    if model.kind == "text-to-image":  # our inference code, from the repo or inside an s3 artifact
         environment.update({"SD_MAX_SIZE": str(settings.max_size), "SD_MAX_STEPS": str(settings.max_steps),
                             "SD_MAX_IMAGES": str(settings.max_images),
                             # The Lambda stops waiting after its read timeout; the model stops denoising then too,

@@ -51,6 +51,11 @@ S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key
 ENDPOINT = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
+def pascal(name: str) -> str:
+    """stable-diffusion -> StableDiffusion: how a model's name appears in construct ids and logical ids."""
+    return "".join(part.capitalize() for part in name.split("-"))
+
+
 def instance_family(instance_type: str) -> str:
     match = INSTANCE_TYPE.match(instance_type)
     return match["family"] if match else ""

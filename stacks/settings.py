@@ -12,6 +12,7 @@ import json
 import re
 import typing
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from stacks.container_images import repository_regions
@@ -290,6 +291,19 @@ def _default_image_fits(model: ModelSpec, settings: "Settings") -> list[str]:
             f"{limits.default_steps} steps) takes about {needed:.0f} s on {model.instance_type}, over the "
             f"{config.time_budget_seconds:.0f} s a request has; use a GPU instance or lower default_steps / "
             "default_size"]
+
+
+def load_settings(pairs: list[str] = (), cdk_json: Optional[Path] = None) -> Settings:
+    """Settings as `cdk synth` reads them: cdk.json's context, then each NAME=VALUE (like -c NAME=VALUE)."""
+    from stacks.lambda_source import ROOT
+
+    context = json.loads((cdk_json or ROOT / "cdk.json").read_text())["context"]
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise SettingsError([f"-c {pair!r}: expected NAME=VALUE"])
+        context[name.strip()] = value
+    return Settings.from_values(setting_values(context))
 
 
 def setting_values(context: Mapping[str, Any]) -> dict[str, Any]:

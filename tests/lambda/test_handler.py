@@ -7,7 +7,6 @@ import logging
 import re
 import urllib.request
 from datetime import datetime, timedelta, timezone
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 from botocore.awsrequest import AWSResponse

@@ -182,3 +182,24 @@ def test_settings_apply_locally(tmp_path_factory):
         assert status == 200 and "X-Amz-Expires=120" in body["images"][0]["url"]
     finally:
         assert process.stop() == 0, "".join(process.stderr[-20:])
+
+
+def test_make_smoke_passes_against_local_mode(local):
+    """The command a user runs after deploying, run against local mode: every route, images downloaded."""
+    from ops import smoke
+
+    out = io.StringIO()
+    assert smoke.main(["--url", local["api_url"], "--key", "test-key"], out=out) == 0, out.getvalue()
+    text = out.getvalue()
+    for row in ("GET /endpoint", "POST /images ", "GET /images ", "POST /models/stable-diffusion (invalid body)",
+                "GET /models/stable-diffusion (no key)", "GET /no-such-route"):
+        assert row in text, row
+    assert "FAIL" not in text and "checks fine" in text
+
+
+def test_make_smoke_fails_loudly_on_a_wrong_key(local):
+    from ops import smoke
+
+    out = io.StringIO()
+    assert smoke.main(["--url", local["api_url"], "--key", "wrong"], out=out) == 1
+    assert "FAIL" in out.getvalue() and "1 FAILED" in out.getvalue()

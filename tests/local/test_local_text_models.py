@@ -95,3 +95,16 @@ def test_endpoint_lists_every_model(local):
 def test_no_image_routes_without_an_image_model(local):
     status, _, body = post(local, "/images", {"prompt": "p"})
     assert status == 404 and body["error"]["code"] == "not_found"
+
+
+def test_make_smoke_passes_for_every_text_model(local):
+    import io
+
+    from ops import smoke
+
+    out = io.StringIO()
+    assert smoke.main(["--url", local["api_url"], "--key", "k"], out=out) == 0, out.getvalue()
+    text = out.getvalue()
+    for row in ("POST /generate ", "POST /embeddings ", "POST /chat ", "POST /models/chat-embeddings/embeddings ",
+                "POST /models/gpt2-cpu (empty body)"):
+        assert row in text, row

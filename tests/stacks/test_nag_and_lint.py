@@ -18,12 +18,34 @@ SETTING_VARIANTS = [
 ]
 
 
+def acknowledgments(assembly) -> dict[str, str]:
+    """rule -> reason of every cdk-nag acknowledgment the synthesized stack records (aws:cdk:acknowledged-rules)."""
+    metadata = json.loads(open(f"{assembly.directory}/{assembly.stacks[0].stack_name}.metadata.json").read())
+    found = {}
+    for entries in metadata.values():
+        for entry in entries:
+            if entry.get("type") == "aws:cdk:acknowledged-rules":
+                found.update(entry["data"])
+    return found
+
+
 @pytest.mark.parametrize("settings", SETTING_VARIANTS, ids=["default", "ebs-kms", "retained-token-region"])
-def test_cdk_nag_has_no_unacknowledged_findings(synth_assembly, settings):
-    # synth raises on any unacknowledged finding; also check every acknowledgment carries a reason.
+def test_cdk_nag_has_no_unacknowledged_findings_and_every_acknowledgment_says_why(synth_assembly, settings):
+    # synth raises on any unacknowledged finding (the fixture would fail); the report says success.
     assembly = synth_assembly(**settings)
     report = json.loads(open(f"{assembly.directory}/validation-report.json").read())
     assert report["pluginReports"] == [] or all(r["summary"]["status"] == "success" for r in report["pluginReports"])
+    acks = acknowledgments(assembly)
+    assert len(acks) >= 5
+    for rule, reason in acks.items():
+        assert len(reason.split()) >= 8, (rule, reason)  # a sentence a reviewer can judge, not "ok"
+
+
+def test_the_logging_acknowledgment_says_access_logging_needs_the_account_role_too(synth_assembly):
+    reason = acknowledgments(synth_assembly())["Annotation::AwsSolutions-APIG6"]
+    assert "access logging" in reason and "same account-wide CloudWatch role" in reason
+    off = acknowledgments(synth_assembly(api_logging="off"))["Annotation::AwsSolutions-APIG1"]
+    assert "api_logging=off" in off
 
 
 def test_cdk_nag_is_active_and_fails_synth_on_a_new_wildcard():

@@ -477,3 +477,62 @@ def test_text_limits_reach_the_gateway_model_and_the_function(synth):
     fn_id = logical_id(template, "AWS::Lambda::Function", "Gpt2TgiFunction/Function")
     env = template["Resources"][fn_id]["Properties"]["Environment"]["Variables"]
     assert TextLimits(**json.loads(env["TEXT_LIMITS"])) == limits
+
+
+# ------------------------------------------------------------------------------------------------ first deploy
+
+
+def test_default_logging_uses_the_accounts_role_and_changes_nothing_account_wide(template):
+    assert resources(template, "AWS::ApiGateway::Account") == {}
+    assert "ApiGatewayCloudWatchRoleName" not in template["Outputs"]
+
+
+def test_create_role_makes_the_account_setting_before_the_stage_and_keeps_both(synth):
+    template = synth(api_logging="create-role")
+    account_id, account = one(template, "AWS::ApiGateway::Account")
+    role_id = logical_id(template, "AWS::IAM::Role", "Api/AccountCloudWatchRole")
+    assert account["Properties"]["CloudWatchRoleArn"] == {"Fn::GetAtt": [role_id, "Arn"]}
+    assert account["DeletionPolicy"] == "Retain" and template["Resources"][role_id]["DeletionPolicy"] == "Retain"
+    role = template["Resources"][role_id]
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "apigateway.amazonaws.com"}
+    assert "ManagedPolicyArns" not in role["Properties"]
+    # The stage (which enables access logging) waits for the account setting, or it fails to create.
+    stage_id, stage = one(template, "AWS::ApiGateway::Stage")
+    assert account_id in stage.get("DependsOn", []), stage.get("DependsOn")
+    assert template["Outputs"]["ApiGatewayCloudWatchRoleName"]["Value"] == {"Ref": role_id}
+
+
+def test_logging_off_has_no_access_logs_and_needs_no_account_role(synth):
+    template = synth(api_logging="off")
+    _, stage = one(template, "AWS::ApiGateway::Stage")
+    assert "AccessLogSetting" not in stage["Properties"]
+    assert resources(template, "AWS::ApiGateway::Account") == {}
+
+
+def test_a_kms_key_of_another_region_fails_before_anything_is_created(synth):
+    mrk = "arn:aws:kms:eu-west-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef"
+    template = synth(kms_key_arn=mrk)
+    rule = template["Rules"]["KmsKeyInStackRegion"]
+    assertion, = rule["Assertions"]
+    # The key's region (CDK resolves the Select of a literal ARN at synth) against the region deployed to.
+    assert assertion["Assert"] == {"Fn::Equals": ["eu-west-1", {"Ref": "AWS::Region"}]}
+    assert "KmsKeyInStackRegion" not in synth(kms_key_arn=mrk, region="eu-west-1").get("Rules", {})
+
+
+def test_tgi_max_new_tokens_are_bounded_by_the_models_token_budget_at_gateway_and_lambda(synth):
+    from model_api.schema import TextLimits
+
+    template = synth(models="gpt2-tgi")  # MAX_TOTAL_TOKENS 1024, MAX_INPUT_TOKENS 768
+    schema = one(template, "AWS::ApiGateway::Model")[1]["Properties"]["Schema"]
+    assert schema["properties"]["parameters"]["properties"]["max_new_tokens"]["maximum"] == 256
+    fn_id = logical_id(template, "AWS::Lambda::Function", "Gpt2TgiFunction/Function")
+    env = template["Resources"][fn_id]["Properties"]["Environment"]["Variables"]
+    assert TextLimits(**json.loads(env["TEXT_LIMITS"])).max_new_tokens == 256
+
+
+def test_the_image_function_knows_its_instances_step_cost_and_time_budget(template):
+    fn_id = logical_id(template, "AWS::Lambda::Function", "StableDiffusionFunction/Function")
+    env = template["Resources"][fn_id]["Properties"]["Environment"]["Variables"]
+    assert (env["IMAGE_STEP_SECONDS"], env["IMAGE_TIME_BUDGET_SECONDS"], env["INSTANCE_TYPE"]) == (
+        "0.09", "22", "ml.g5.xlarge")

@@ -1,0 +1,1 @@
+"""Operating a deployment: preflight before deploying, deploy and destroy wrappers, smoke test, logs."""

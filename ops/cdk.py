@@ -1,0 +1,34 @@
+"""What the deploy and destroy wrappers share: CDK arguments, running the CDK CLI, reading a stack's outputs."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from typing import Optional, Sequence
+
+
+def context_pairs(cdk_args: Sequence[str]) -> list[str]:
+    """The NAME=VALUE of every -c/--context in CDK arguments (they are settings too)."""
+    pairs, args = [], list(cdk_args)
+    for i, arg in enumerate(args):
+        if arg in ("-c", "--context") and i + 1 < len(args):
+            pairs.append(args[i + 1])
+        elif arg.startswith("--context="):
+            pairs.append(arg.split("=", 1)[1])
+    return pairs
+
+
+def run_cdk(verb: str, stack_name: str, cdk_args: Sequence[str]) -> int:
+    """The pinned CDK CLI (node_modules/.bin, put on PATH by the Makefile) with the user's arguments."""
+    command = shlex.split(os.environ.get("CDK", "cdk --no-notices")) + [verb, stack_name, *cdk_args]
+    return subprocess.call(command)
+
+
+def stack_outputs(cloudformation, stack_name: str) -> Optional[dict]:
+    """OutputKey -> OutputValue, or None when the stack does not exist (or cannot be read)."""
+    try:
+        stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    except Exception:
+        return None
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}

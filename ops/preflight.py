@@ -1,0 +1,355 @@
+"""`make preflight`: check, with your AWS credentials, everything that can fail a deploy, before it costs 15 minutes
+and a rollback. Prints one table (fine / warning / blocker, with what to do) and exits 1 on a blocker.
+
+    python -m ops.preflight [-c NAME=VALUE ...] [--region REGION]
+
+Only read calls are made: STS GetCallerIdentity, SSM GetParameter, Service Quotas, API Gateway GetAccount, IAM
+GetRole, CloudFormation DescribeStacks, SageMaker Describe/List, CloudWatch Logs DescribeLogGroups, Secrets Manager
+DescribeSecret, S3 HeadObject. Each check is a function over clients, so tests drive each with botocore's Stubber.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from ops import prices
+from stacks.container_images import repository_regions
+from stacks.model_catalog import S3_URI
+from stacks.settings import Settings, SettingsError, load_settings
+
+OK, INFO, WARN, BLOCK = "ok", "info", "warning", "BLOCKER"
+BOOTSTRAP_PARAMETER = "/cdk-bootstrap/hnb659fds/version"
+# Templates synthesized by aws-cdk-lib 2.x refuse to deploy on a bootstrap stack older than this (their
+# CheckBootstrapVersion rule).
+MIN_BOOTSTRAP_VERSION = 6
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+class Clients:
+    """boto3 clients of one region, made once each, with explicit timeouts and retries."""
+
+    def __init__(self, region: Optional[str], session=None):
+        import boto3
+        from botocore.config import Config
+
+        self._session = session or boto3.session.Session(region_name=region)
+        self.region = region or self._session.region_name
+        self._config = Config(connect_timeout=5, read_timeout=20, retries={"mode": "standard", "max_attempts": 3})
+        self._made: dict = {}
+
+    def __call__(self, service: str):
+        if service not in self._made:
+            self._made[service] = self._session.client(service, region_name=self.region, config=self._config)
+        return self._made[service]
+
+
+def _code(error) -> str:
+    return getattr(error, "response", {}).get("Error", {}).get("Code", "")
+
+
+# ----------------------------------------------------------------------------------------------------- checks
+
+
+def credentials(clients) -> tuple[Check, Optional[str]]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        identity = clients("sts").get_caller_identity()
+    except (BotoCoreError, ClientError) as error:
+        return Check("credentials", BLOCK, f"no usable AWS credentials ({type(error).__name__}: {error})",
+                     "configure credentials: aws configure, or AWS_PROFILE / AWS_ACCESS_KEY_ID"), None
+    return Check("credentials", OK, f"account {identity['Account']} as {identity['Arn']}"), identity["Account"]
+
+
+def region(settings: Settings, name: Optional[str]) -> Check:
+    if not name:
+        return Check("region", BLOCK, "no region: neither the region setting nor your AWS configuration names one",
+                     "set AWS_REGION (or AWS_DEFAULT_REGION), or -c region=<region>")
+    missing = sorted({f"{m.name} ({m.dlc_repository})" for m in settings.catalog
+                      if m.dlc_repository and name not in repository_regions(m.dlc_repository)})
+    if missing:
+        return Check("region", BLOCK, f"{name} has no image for {', '.join(missing)}",
+                     "deploy to another region, or set <model>.container to an image URI in this region")
+    return Check("region", OK, f"{name}: every model's image is published there")
+
+
+def bootstrap(clients, account: str, name: str) -> Check:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    fix = f"npx cdk bootstrap aws://{account}/{name}   (once per account and region)"
+    try:
+        version = int(clients("ssm").get_parameter(Name=BOOTSTRAP_PARAMETER)["Parameter"]["Value"])
+    except ClientError as error:
+        if _code(error) == "ParameterNotFound":
+            return Check("CDK bootstrap", BLOCK, f"{name} is not bootstrapped for the CDK", fix)
+        return Check("CDK bootstrap", BLOCK, f"could not read {BOOTSTRAP_PARAMETER}: {_code(error)}", fix)
+    except (BotoCoreError, ValueError) as error:
+        return Check("CDK bootstrap", BLOCK, f"could not read {BOOTSTRAP_PARAMETER}: {error}", fix)
+    if version < MIN_BOOTSTRAP_VERSION:
+        return Check("CDK bootstrap", BLOCK, f"bootstrap version {version} is older than {MIN_BOOTSTRAP_VERSION}",
+                     fix.replace("(once", "(again to upgrade; once"))
+    return Check("CDK bootstrap", OK, f"version {version}")
+
+
+def _endpoint_usage(clients, ours: set[str]) -> Counter:
+    """Instances per type of the account's other endpoints (they count against the same quota)."""
+    sagemaker = clients("sagemaker")
+    usage: Counter = Counter()
+    for page in sagemaker.get_paginator("list_endpoints").paginate():
+        for summary in page["Endpoints"]:
+            if summary["EndpointName"] in ours or summary["EndpointStatus"] in ("Failed", "Deleting"):
+                continue
+            endpoint = sagemaker.describe_endpoint(EndpointName=summary["EndpointName"])
+            config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+            counts = {v["VariantName"]: v.get("CurrentInstanceCount", 0) for v in endpoint.get("ProductionVariants", [])}
+            for variant in config["ProductionVariants"]:
+                if "InstanceType" in variant:
+                    usage[variant["InstanceType"]] += counts.get(variant["VariantName"], variant.get(
+                        "InitialInstanceCount", 0))
+    return usage
+
+
+def quotas(settings: Settings, clients) -> list[Check]:
+    """Endpoint-usage quota per instance type: the first deploy needs the models' instances, every later update
+    twice that (SageMaker starts the new fleet before it stops the old one: blue/green)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    wanted: Counter = Counter()
+    for model in settings.catalog:
+        if model.existing_endpoint is None:
+            wanted[model.instance_type] += model.instance_count
+    if not wanted:
+        return []
+    try:
+        values = {}
+        for page in clients("service-quotas").get_paginator("list_service_quotas").paginate(ServiceCode="sagemaker"):
+            for quota in page["Quotas"]:
+                values[quota["QuotaName"]] = int(quota["Value"])
+        usage = _endpoint_usage(clients, {settings.endpoint_name(m) for m in settings.catalog})
+    except (BotoCoreError, ClientError) as error:
+        return [Check("instance quotas", WARN, f"could not read SageMaker quotas or endpoints: {error}",
+                      "check Service Quotas > SageMaker > '<type> for endpoint usage' yourself")]
+    checks = []
+    for instance_type, count in sorted(wanted.items()):
+        name = f"{instance_type} for endpoint usage"
+        quota, used = values.get(name), usage[instance_type]
+        fix = (f"request an increase of '{name}' to at least {used + 2 * count} (Service Quotas console, or aws "
+               f"service-quotas request-service-quota-increase --service-code sagemaker ...)")
+        where = f" ({used} already in use by other endpoints)" if used else ""
+        if quota is None:
+            checks.append(Check(f"quota {instance_type}", WARN, f"no quota named '{name}' found", fix))
+        elif quota < used + count:
+            checks.append(Check(f"quota {instance_type}", BLOCK, f"quota {quota}{where}; the deploy needs {count}",
+                                fix))
+        elif quota < used + 2 * count:
+            checks.append(Check(f"quota {instance_type}", WARN,
+                                f"quota {quota}{where}: the first deploy fits, but every update (code, image, "
+                                f"instance type) runs old and new fleets side by side and needs {2 * count}; it "
+                                "would fail with ResourceLimitExceeded", fix))
+        else:
+            checks.append(Check(f"quota {instance_type}", OK,
+                                f"quota {quota}{where} covers {count} and the {2 * count} an update needs"))
+    return checks
+
+
+def api_logging(settings: Settings, clients) -> Check:
+    """Access logs need the account's API Gateway CloudWatch role (account setting cloudwatchRoleArn)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if settings.api_logging == "off":
+        return Check("API Gateway logging", OK, "api_logging=off: no access logs, no account role needed")
+    try:
+        role_arn = clients("apigateway").get_account().get("cloudwatchRoleArn")
+    except (BotoCoreError, ClientError) as error:
+        return Check("API Gateway logging", WARN, f"could not read the API Gateway account settings: {error}")
+    if settings.api_logging == "create-role":
+        if role_arn:
+            return Check("API Gateway logging", WARN, f"the account already logs through {role_arn}; "
+                         "api_logging=create-role replaces that account-wide setting with the stack's own role",
+                         "use -c api_logging=account-role to keep the account's role")
+        return Check("API Gateway logging", OK, "the stack creates the account's API Gateway CloudWatch role (it "
+                     "stays after destroy: other APIs of the region may log through it)")
+    fix = ("deploy with -c api_logging=create-role (the stack creates the account-wide role and setting, kept after "
+           "destroy), or -c api_logging=off (no access logs)")
+    if not role_arn:
+        return Check("API Gateway logging", BLOCK, "this account and region have no API Gateway CloudWatch Logs "
+                     "role (account setting cloudwatchRoleArn); the stage would fail to create and the stack roll "
+                     "back", fix)
+    try:
+        clients("iam").get_role(RoleName=role_arn.rsplit("/", 1)[-1])
+    except ClientError as error:
+        if _code(error) == "NoSuchEntity":
+            return Check("API Gateway logging", BLOCK, f"the account setting names {role_arn}, which no longer "
+                         "exists", fix)
+    except BotoCoreError:
+        pass
+    return Check("API Gateway logging", OK, f"the account logs through {role_arn}")
+
+
+def stack_state(clients, stack_name: str) -> tuple[Check, bool]:
+    """(check, whether the stack exists)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        stack = clients("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
+    except ClientError as error:
+        if "does not exist" in str(error):
+            return Check("stack", OK, f"{stack_name} is new: this deploy creates it"), False
+        return Check("stack", WARN, f"could not describe {stack_name}: {_code(error)}"), False
+    except BotoCoreError as error:
+        return Check("stack", WARN, f"could not describe {stack_name}: {error}"), False
+    status = stack["StackStatus"]
+    if status == "ROLLBACK_COMPLETE" or status.endswith("_IN_PROGRESS"):
+        blocked = status == "ROLLBACK_COMPLETE"
+        return Check("stack", BLOCK if blocked else WARN, f"{stack_name} is {status}",
+                     "make destroy, then deploy again" if blocked else "wait for it to finish"), True
+    if status.endswith("_FAILED"):
+        return Check("stack", WARN, f"{stack_name} is {status} (a failed deploy left its resources for you to read "
+                     "the logs)", "deploying again continues from there; make destroy removes everything"), True
+    return Check("stack", OK, f"{stack_name} is {status}: this deploy updates it"), True
+
+
+def names_free(settings: Settings, clients, stack_exists: bool) -> list[Check]:
+    """Names the stack creates must not exist outside it: the endpoint and its log group."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if stack_exists:
+        return []
+    checks = []
+    for model in settings.catalog:
+        if model.existing_endpoint is not None:
+            continue
+        name = settings.endpoint_name(model)
+        group = f"/aws/sagemaker/Endpoints/{name}"
+        try:
+            groups = clients("logs").describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+            if any(g["logGroupName"] == group for g in groups):
+                checks.append(Check(f"names {model.name}", BLOCK, f"log group {group} already exists (an earlier "
+                                    "endpoint of that name); the stack creates it", f"aws logs delete-log-group "
+                                    f"--log-group-name {group}   (or -c stack_name=<another>)"))
+            clients("sagemaker").describe_endpoint(EndpointName=name)
+            checks.append(Check(f"names {model.name}", BLOCK, f"endpoint {name} already exists outside this stack",
+                                "delete it, or deploy under another stack_name"))
+        except ClientError as error:
+            if _code(error) != "ValidationException":
+                checks.append(Check(f"names {model.name}", WARN, f"could not check {name}: {_code(error)}"))
+        except BotoCoreError as error:
+            checks.append(Check(f"names {model.name}", WARN, f"could not check {name}: {error}"))
+    return checks or [Check("names", OK, "endpoint names and their log groups are free")]
+
+
+def references(settings: Settings, clients) -> list[Check]:
+    """What the stack points at must exist: the hub token secret, S3 artifacts, existing endpoints."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    checks = []
+    if settings.hub_token_secret:
+        try:
+            clients("secretsmanager").describe_secret(SecretId=settings.hub_token_secret)
+            checks.append(Check("hub token secret", OK, settings.hub_token_secret))
+        except (BotoCoreError, ClientError) as error:
+            checks.append(Check("hub token secret", BLOCK, f"{settings.hub_token_secret}: {_code(error) or error}",
+                                "create it (aws secretsmanager create-secret --name ... --secret-string hf_...)"))
+    for model in settings.catalog:
+        if model.source_type == "s3":
+            match = S3_URI.match(model.source)
+            try:
+                clients("s3").head_object(Bucket=match["bucket"], Key=match["key"])
+                checks.append(Check(f"artifact {model.name}", OK, model.source))
+            except (BotoCoreError, ClientError) as error:
+                checks.append(Check(f"artifact {model.name}", BLOCK, f"{model.source}: {_code(error) or error}",
+                                    "upload the model.tar.gz there (same region as the stack)"))
+        if model.existing_endpoint is not None:
+            try:
+                status = clients("sagemaker").describe_endpoint(
+                    EndpointName=model.existing_endpoint)["EndpointStatus"]
+                checks.append(Check(f"endpoint {model.name}", OK if status == "InService" else WARN,
+                                    f"{model.existing_endpoint} is {status}"))
+            except (BotoCoreError, ClientError) as error:
+                checks.append(Check(f"endpoint {model.name}", BLOCK, f"{model.existing_endpoint}: "
+                                    f"{_code(error) or error}", "deploy it first (e.g. from JumpStart)"))
+    return checks
+
+
+def hub_revisions(settings: Settings) -> list[Check]:
+    loose = [m.name for m in settings.catalog if m.hub_id and not m.revision]
+    if not loose:
+        return []
+    return [Check("hub revisions", WARN, f"{', '.join(loose)} download the Hub's latest revision at every instance "
+                  "start: a change upstream changes what runs", "pin one: -c <model>.revision=<commit sha>")]
+
+
+def hourly_cost(settings: Settings, region_name: Optional[str]) -> Check:
+    total, unknown = 0.0, []
+    for model in settings.catalog:
+        if model.existing_endpoint is not None:
+            continue
+        price = prices.hourly(region_name, model.instance_type)
+        if price is None:
+            unknown.append(model.instance_type)
+        else:
+            total += price * model.instance_count
+    detail = f"${total:.2f}/hour while deployed (~${total * prices.HOURS_PER_MONTH:,.0f}/month), idle or not"
+    if unknown:
+        return Check("cost", WARN, f"{detail} plus {', '.join(sorted(set(unknown)))} in {region_name}, whose price "
+                     "is not in ops/prices.py", "see https://aws.amazon.com/sagemaker/pricing/")
+    return Check("cost", INFO, detail + "; make destroy stops it")
+
+
+def run(settings: Settings, clients) -> list[Check]:
+    checks = []
+    identity, account = credentials(clients)
+    checks.append(identity)
+    region_check = region(settings, clients.region)
+    checks.append(region_check)
+    if account is None or region_check.status == BLOCK:
+        return checks
+    stack, exists = stack_state(clients, settings.stack_name)
+    checks += [bootstrap(clients, account, clients.region), stack, *quotas(settings, clients),
+               api_logging(settings, clients), *names_free(settings, clients, exists), *references(settings, clients),
+               *hub_revisions(settings), hourly_cost(settings, clients.region)]
+    return checks
+
+
+def render(checks: list[Check]) -> str:
+    width = max(len(c.name) for c in checks)
+    lines = []
+    for check in checks:
+        lines.append(f"{check.status:<8} {check.name:<{width}}  {check.detail}")
+        if check.fix and check.status != OK:
+            lines.append(f"{'':<8} {'':<{width}}  -> {check.fix}")
+    blockers = sum(c.status == BLOCK for c in checks)
+    lines.append("")
+    lines.append(f"{blockers} blocker(s): fix them before deploying." if blockers else "Ready to deploy.")
+    return "\n".join(lines)
+
+
+def main(argv=None, clients_factory: Callable = Clients, out=sys.stdout) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ops.preflight", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-c", "--context", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--region", help="region to check (default: the region setting, else your AWS config)")
+    # Other CDK arguments (make passes CDK_ARGS to every command) are not ours: ignored.
+    args, _ = parser.parse_known_args(argv)
+    try:
+        settings = load_settings(args.context)
+    except SettingsError as error:
+        print(error, file=out)
+        return 2
+    checks = run(settings, clients_factory(args.region or settings.region))
+    print(render(checks), file=out)
+    return 1 if any(c.status == BLOCK for c in checks) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

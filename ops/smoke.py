@@ -1,0 +1,209 @@
+"""`make smoke`: after a deploy, call every route of every deployed model the way a client would and print a table.
+
+    python -m ops.smoke                     # the deployed stack: its outputs give the URL, its key is fetched
+    python -m ops.smoke --url URL --key KEY # any deployment, or local mode (how the tests run it)
+
+Per model: a small valid request on its routes (images are downloaded and checked to be complete PNG/JPEG files,
+embeddings to be unit vectors), the catalog and endpoint routes, and requests that must be refused (no key: 403, an
+unknown route: 404, an empty and an invalid body: 400 in the API's error shape). Exit 1 if anything is off.
+Small requests: 256x256 images with 4 steps, 8 new tokens, so a smoke run costs seconds of GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from stacks.lambda_source import load_lambda_module
+
+_routes = load_lambda_module("model_api.routes")
+_images = load_lambda_module("model_api.images")
+
+VALID = {
+    "images": {"prompt": "a red apple on a wooden table", "width": 256, "height": 256, "steps": 4, "seed": 7},
+    "generate": {"inputs": "The capital of France is", "parameters": {"max_new_tokens": 8}},
+    "embeddings": {"inputs": ["a cyborg tiger", "a robot cat"]},
+    "chat": {"messages": [{"role": "user", "content": "Say hello."}], "parameters": {"max_new_tokens": 8}},
+}
+INVALID = {
+    "images": {"prompt": "x", "width": 100000},
+    "generate": {"inputs": "x", "parameters": {"temperature": -1}},
+    "embeddings": {"inputs": []},
+    "chat": {"messages": [{"role": "robot", "content": "x"}]},
+}
+
+
+@dataclass
+class Result:
+    method: str
+    path: str
+    status: Optional[int]
+    milliseconds: float
+    ok: bool
+    note: str
+
+
+class Api:
+    def __init__(self, base_url: str, key: str, timeout: float = 60):
+        self.base_url, self.key, self.timeout = base_url.rstrip("/"), key, timeout
+
+    def call(self, method: str, path: str, body=None, key: Optional[str] = "", query: str = ""):
+        """(status, parsed JSON or None, headers, milliseconds). key "" means the API key, None means none."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.base_url}{path}{query}", data=data, method=method)
+        if key is not None:
+            request.add_header("x-api-key", key or self.key)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                status, raw, headers = response.status, response.read(), dict(response.headers)
+        except urllib.error.HTTPError as error:
+            status, raw, headers = error.code, error.read(), dict(error.headers)
+        except OSError as error:
+            return None, {"error": {"message": str(error)}}, {}, (time.monotonic() - started) * 1000
+        milliseconds = (time.monotonic() - started) * 1000
+        try:
+            return status, json.loads(raw), headers, milliseconds
+        except ValueError:
+            return status, None, headers, milliseconds
+
+
+def fetch(url: str, timeout: float = 60) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read()
+
+
+def check_answer(action: str, answer: dict, fetcher: Callable[[str], bytes]) -> str:
+    """'' when the answer is right for the action, else what is wrong."""
+    if action == "images":
+        images = answer.get("images") or []
+        if len(images) != 1:
+            return f"expected 1 image, got {len(images)}"
+        for image in images:
+            data = fetcher(image["url"])
+            if not (_images.is_complete_png(data) or _images.is_complete_jpeg(data)):
+                return f"{image['key']} is not a complete PNG/JPEG ({len(data)} bytes)"
+        return ""
+    if action == "generate":
+        return "" if isinstance(answer.get("generated_text"), str) else "no generated_text"
+    if action == "chat":
+        return "" if isinstance(answer.get("reply"), str) else "no reply"
+    if action == "embeddings":
+        vectors = answer.get("embeddings") or []
+        if len(vectors) != 2 or len({len(v) for v in vectors}) != 1:
+            return "expected 2 vectors of one size"
+        if any(abs(math.sqrt(sum(x * x for x in v)) - 1) > 1e-3 for v in vectors):
+            return "vectors are not unit length"
+        return ""
+    return ""
+
+
+def error_shape(answer) -> str:
+    error = (answer or {}).get("error") if isinstance(answer, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("code"), str) or not isinstance(
+            error.get("message"), str):
+        return "body is not {\"error\": {\"code\", \"message\"}}"
+    return ""
+
+
+def run(api: Api, fetcher: Callable[[str], bytes] = fetch) -> list[Result]:
+    results: list[Result] = []
+
+    def record(method, path, status, ms, expected, note=""):
+        ok = status == expected and not note
+        results.append(Result(method, path, status, ms, ok, note or ("ok" if ok else f"expected {expected}")))
+
+    status, catalog, _, ms = api.call("GET", _routes.CATALOG_PATH)
+    models = (catalog or {}).get("endpoints") if status == 200 else None
+    record("GET", _routes.CATALOG_PATH, status, ms, 200, "" if models else f"no catalog: {catalog}")
+    if not models:
+        return results
+    infos = [_routes.ModelInfo(m["name"], m["kind"], m["endpoint_name"], m.get("instance_type")) for m in models]
+    for route in _routes.routes(infos):
+        if route.action == "catalog":
+            continue
+        if route.action == "endpoint":
+            status, answer, _, ms = api.call("GET", route.path)
+            record("GET", route.path, status, ms, 200,
+                   "" if status != 200 or (answer or {}).get("name") == route.model else "wrong model described")
+            continue
+        if route.method == "GET":  # images by query string
+            query = "?" + urllib.parse.urlencode({k: v for k, v in VALID["images"].items()})
+            status, answer, _, ms = api.call("GET", route.path, query=query)
+        else:
+            status, answer, _, ms = api.call("POST", route.path, VALID[route.action])
+        note = check_answer(route.action, answer or {}, fetcher) if status == 200 else error_text(answer)
+        record(route.method, route.path, status, ms, 200, note)
+        if route.method == "POST":
+            for body, what in ((INVALID[route.action], "invalid"), ({}, "empty")):
+                status, answer, _, ms = api.call("POST", route.path, body)
+                record("POST", f"{route.path} ({what} body)", status, ms, 400, error_shape(answer))
+    first = _routes.routes(infos)[0]
+    status, answer, _, ms = api.call(first.method, first.path, VALID[first.action] if first.method == "POST" else None,
+                                     key=None, query="" if first.method == "POST" else "?prompt=x")
+    record(first.method, f"{first.path} (no key)", status, ms, 403, error_shape(answer))
+    status, answer, _, ms = api.call("GET", "/no-such-route")
+    record("GET", "/no-such-route", status, ms, 404, error_shape(answer))
+    return results
+
+
+def error_text(answer) -> str:
+    error = (answer or {}).get("error") if isinstance(answer, dict) else None
+    return f"{error.get('code')}: {error.get('message')}" if isinstance(error, dict) else str(answer)[:200]
+
+
+def render(results: list[Result]) -> str:
+    width = max(len(f"{r.method} {r.path}") for r in results)
+    lines = [f"{'route':<{width}}  status  latency  result"]
+    for r in results:
+        lines.append(f"{r.method + ' ' + r.path:<{width}}  {str(r.status or '-'):>6}  {r.milliseconds:>5.0f} ms  "
+                     f"{'ok' if r.ok else 'FAIL: ' + r.note}")
+    failed = sum(not r.ok for r in results)
+    lines.append("")
+    lines.append(f"smoke: {len(results) - failed} of {len(results)} checks fine" + (f", {failed} FAILED" if failed else ""))
+    return "\n".join(lines)
+
+
+def deployed(stack_name: str, region: Optional[str]) -> tuple[str, str]:
+    """(API base URL, key) of a deployed stack: its outputs, and the key's value from API Gateway."""
+    import boto3
+
+    session = boto3.session.Session(region_name=region)
+    stack = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    key = session.client("apigateway").get_api_key(apiKey=outputs["ApiKeyId"], includeValue=True)["value"]
+    return outputs["ApiUrl"], key
+
+
+def main(argv=None, out=sys.stdout) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ops.smoke", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", help="base URL of the API (default: the deployed stack's ApiUrl output)")
+    parser.add_argument("--key", help="API key (default: fetched from API Gateway)")
+    parser.add_argument("-c", "--context", action="append", default=[], metavar="NAME=VALUE",
+                        help="settings naming the stack (stack_name, region), as for deploy")
+    parser.add_argument("--timeout", type=float, default=60, help="seconds per request (default 60)")
+    # Other CDK arguments (make passes CDK_ARGS to every command) are not ours: ignored.
+    args, _ = parser.parse_known_args(argv)
+    if not (args.url and args.key):
+        from stacks.settings import load_settings
+
+        settings = load_settings(args.context)
+        url, key = deployed(settings.stack_name, settings.region)
+        args.url, args.key = args.url or url, args.key or key
+    results = run(Api(args.url, args.key, args.timeout), lambda u: fetch(u, args.timeout))
+    print(render(results), file=out)
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Bounds that keep a valid request valid on the real model: the work an image request asks of its instance, the
+token budget of a TGI model, and a prompt pattern that means the same to every regex engine."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lambda_rig import api_event, tiny_png
+from model_api.images import ImageConfig, ImageRequest, estimate_seconds
+from model_api.routes import ModelInfo, catalog_to_json
+from model_api.schema import BLANK_CHARACTERS, NOT_BLANK, image_request_schema
+from model_api.validation import validate
+
+from stacks.settings import Settings
+
+G5 = Settings.from_values({}).image_config_for(Settings.from_values({}).catalog[0])
+
+
+def test_the_documented_step_cost_reaches_the_image_config():
+    assert (G5.step_seconds, G5.time_budget_seconds, G5.instance_type) == (0.09, 22.0, "ml.g5.xlarge")
+    assert ImageConfig.from_env(G5.to_env()) == G5
+
+
+@pytest.mark.parametrize("size, steps, images, fits", [
+    (512, 30, 1, True),     # the default: ~3.9 s on a g5
+    (768, 50, 1, True),     # the largest single image
+    (512, 50, 4, True),     # four default-size images at the most steps
+    (768, 50, 4, False),    # everything at once: ~43 s, past the gateway's time
+    (768, 40, 3, False),
+])
+def test_heavy_requests_are_refused_before_the_gpu_spends_the_time(make_rig, size, steps, images, fits):
+    rig = make_rig(**G5.to_env())
+    body = {"prompt": "p", "width": size, "height": size, "steps": steps, "num_images": images}
+    request = ImageRequest("p", None, size, size, steps, 7.5, None, images)
+    assert (estimate_seconds(request, 0.09) <= 22) == fits
+    if fits:
+        rig.endpoint.returns_png_sequence([tiny_png()] * images) if images > 1 else rig.endpoint.returns(tiny_png())
+        assert rig.call(api_event("POST", body))["statusCode"] == 200
+    else:
+        response = rig.call(api_event("POST", body))
+        assert response["statusCode"] == 400 and response["json"]["error"]["code"] == "request_too_heavy"
+        message = response["json"]["error"]["message"]
+        assert f"{images} image(s) of {size}x{size} with {steps} steps" in message and "ml.g5.xlarge" in message
+        assert "within 22 s" in message and rig.endpoint.requests == [] and rig.stored_keys() == []
+
+
+def test_an_existing_endpoint_of_unknown_speed_is_not_bounded(make_rig):
+    rig = make_rig(**ImageConfig(step_seconds=None).to_env())
+    rig.endpoint.returns_png_sequence([tiny_png()] * 4)
+    body = {"prompt": "p", "width": 768, "height": 768, "steps": 50, "num_images": 4}
+    assert rig.call(api_event("POST", body))["statusCode"] == 200
+
+
+def test_tgi_refusing_a_token_budget_is_the_callers_400_with_tgis_words(make_rig):
+    catalog = [ModelInfo("gpt2-tgi", "text-generation", "api-gpt2-tgi")]
+    limits = Settings.from_values({"models": "gpt2-tgi"}).text_limits_for(Settings.from_values(
+        {"models": "gpt2-tgi"}).catalog[0])
+    rig = make_rig(MODEL_NAME="gpt2-tgi", MODEL_KIND="text-generation", ENDPOINT_NAME="api-gpt2-tgi",
+                   MODEL_PROTOCOL="tgi", MODEL_CATALOG=catalog_to_json(catalog), TEXT_LIMITS=limits.to_json())
+    too_many = api_event("POST", {"inputs": "x", "parameters": {"max_new_tokens": 300}}, resource="/generate")
+    response = rig.call(too_many)
+    assert response["statusCode"] == 400 and "max_new_tokens must be at most 256" in response["body"]
+    message = "Input validation error: `inputs` must have less than 768 tokens. Given: 2051"
+    rig.endpoint.fails(424, "ModelError", {"ErrorCode": "CLIENT_ERROR_FROM_MODEL", "OriginalStatusCode": 422,
+                                           "OriginalMessage": message, "Message": "Received client error (422)"})
+    response = rig.call(api_event("POST", {"inputs": "long " * 1500}, resource="/generate"))
+    assert response["statusCode"] == 400
+    assert response["json"]["error"] == {"code": "model_rejected_input",
+                                         "message": f"the model refused the input (container status 422): {message}"}
+
+
+# ------------------------------------------------------------------------------------- a pattern for every engine
+
+blank = st.text(alphabet=st.sampled_from([" ", "\t", "\n", "\r", "\u00a0", "\u200b", "\u200c", "\u200d", "\u2060",
+                                          "\ufeff", "\u3000", "\u2028", "\u00ad", "\u180e", "\u202e"]), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(before=blank, visible=st.text(min_size=0, max_size=3), after=blank)
+def test_not_blank_means_the_same_searched_matched_or_fully_matched(before, visible, after):
+    text = before + visible + after
+    expected = any(re.fullmatch(f"[{BLANK_CHARACTERS}]", c) is None for c in text)
+    assert bool(re.search(NOT_BLANK, text)) == expected
+    assert bool(re.fullmatch(NOT_BLANK, text)) == expected  # Java's matches(): API Gateway's validator, likely
+    assert bool(re.match(NOT_BLANK, text)) == expected
+    problems = validate({"prompt": text}, image_request_schema(G5.limits)) if text else ["empty"]
+    assert (not problems) == expected or (not text)
+
+
+def test_invisible_only_prompts_are_blank_at_the_lambda(rig):
+    for prompt in ("\u200b\u200b", "\ufeff ", "\u2060\t\u3000"):
+        response = rig.call(api_event("POST", {"prompt": prompt}))
+        assert response["statusCode"] == 400 and "prompt must not be blank" in response["body"], prompt
+    assert json.dumps(NOT_BLANK).isascii()  # the same bytes in the gateway model and the Lambda

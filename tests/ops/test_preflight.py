@@ -1,0 +1,231 @@
+"""make preflight: every check both ways, against botocore's Stubber (no AWS, no network)."""
+
+from __future__ import annotations
+
+import io
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from ops import preflight
+from stacks.settings import Settings
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+class StubbedClients:
+    """preflight's Clients with real boto3 clients whose every call is answered by a Stubber."""
+
+    def __init__(self, region=REGION):
+        self.region = region
+        self._clients, self.stubs = {}, {}
+
+    def __call__(self, service):
+        if service not in self._clients:
+            client = boto3.client(service, region_name=self.region)
+            self.stubs[service] = Stubber(client)
+            self.stubs[service].activate()
+            self._clients[service] = client
+        return self._clients[service]
+
+    def stub(self, service) -> Stubber:
+        self(service)
+        return self.stubs[service]
+
+    def verify(self):
+        for stub in self.stubs.values():
+            stub.assert_no_pending_responses()
+
+
+@pytest.fixture
+def clients():
+    made = StubbedClients()
+    yield made
+    made.verify()
+
+
+def settings(**values):
+    return Settings.from_values(values)
+
+
+def quota_page(*pairs):
+    return {"Quotas": [{"QuotaName": f"{t} for endpoint usage", "Value": float(v), "ServiceCode": "sagemaker",
+                        "QuotaCode": "L-1"} for t, v in pairs]}
+
+
+def test_credentials_both_ways(clients):
+    clients.stub("sts").add_response("get_caller_identity", {"Account": ACCOUNT, "Arn": "arn:aws:iam::1:user/me",
+                                                             "UserId": "x"})
+    check, account = preflight.credentials(clients)
+    assert (check.status, account) == (preflight.OK, ACCOUNT)
+    clients.stub("sts").add_client_error("get_caller_identity", "ExpiredToken", "token expired")
+    check, account = preflight.credentials(clients)
+    assert check.status == preflight.BLOCK and account is None and "aws configure" in check.fix
+
+
+def test_region_both_ways():
+    assert preflight.region(settings(), "eu-west-1").status == preflight.OK
+    blocked = preflight.region(settings(), "ap-southeast-7")
+    assert blocked.status == preflight.BLOCK and "stable-diffusion (huggingface-pytorch-inference)" in blocked.detail
+    assert preflight.region(settings(models="gpt2-tgi"), "ap-southeast-7").status == preflight.OK
+    assert preflight.region(settings(), None).status == preflight.BLOCK
+
+
+@pytest.mark.parametrize("answer, status", [("14", preflight.OK), ("5", preflight.BLOCK), (None, preflight.BLOCK)])
+def test_bootstrap(clients, answer, status):
+    ssm = clients.stub("ssm")
+    if answer is None:
+        ssm.add_client_error("get_parameter", "ParameterNotFound", "no such parameter")
+    else:
+        ssm.add_response("get_parameter", {"Parameter": {"Name": preflight.BOOTSTRAP_PARAMETER, "Value": answer}},
+                         {"Name": preflight.BOOTSTRAP_PARAMETER})
+    check = preflight.bootstrap(clients, ACCOUNT, REGION)
+    assert check.status == status
+    if status == preflight.BLOCK:
+        assert f"cdk bootstrap aws://{ACCOUNT}/{REGION}" in check.fix
+
+
+def stub_quotas(clients, *pairs, others=()):
+    clients.stub("service-quotas").add_response("list_service_quotas", quota_page(*pairs), {"ServiceCode": "sagemaker"})
+    sagemaker = clients.stub("sagemaker")
+    sagemaker.add_response("list_endpoints", {"Endpoints": [
+        {"EndpointName": name, "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{name}",
+         "CreationTime": "2026-01-01", "LastModifiedTime": "2026-01-01", "EndpointStatus": "InService"}
+        for name, _, _ in others]})
+    for name, instance_type, count in others:
+        sagemaker.add_response("describe_endpoint", {
+            "EndpointName": name, "EndpointArn": "arn:aws:sagemaker:us-east-1:1:endpoint/x",
+            "EndpointConfigName": f"{name}-config", "EndpointStatus": "InService", "CreationTime": "2026-01-01",
+            "LastModifiedTime": "2026-01-01",
+            "ProductionVariants": [{"VariantName": "AllTraffic", "CurrentInstanceCount": count}]})
+        sagemaker.add_response("describe_endpoint_config", {
+            "EndpointConfigName": f"{name}-config", "EndpointConfigArn": "arn:aws:sagemaker:us-east-1:1:x/y",
+            "CreationTime": "2026-01-01",
+            "ProductionVariants": [{"VariantName": "AllTraffic", "InstanceType": instance_type,
+                                    "InitialInstanceCount": count, "ModelName": "m"}]})
+
+
+@pytest.mark.parametrize("quota, others, status", [
+    (2, (), preflight.OK),              # the instance and the blue/green twin of an update
+    (1, (), preflight.WARN),            # the first deploy fits, an update would fail
+    (0, (), preflight.BLOCK),           # new accounts often have 0 for GPU types
+    (2, (("other", "ml.g5.xlarge", 1),), preflight.WARN),  # another endpoint already uses one
+    (2, (("other", "ml.g5.xlarge", 2),), preflight.BLOCK),
+])
+def test_quota_covers_twice_the_instances_for_updates(clients, quota, others, status):
+    stub_quotas(clients, ("ml.g5.xlarge", quota), others=others)
+    check, = preflight.quotas(settings(), clients)
+    assert check.status == status, check
+    if status != preflight.OK:
+        assert "ml.g5.xlarge for endpoint usage" in check.fix and "at least" in check.fix
+
+
+def test_quotas_add_up_models_sharing_a_type(clients):
+    stub_quotas(clients, ("ml.g5.xlarge", 4), ("ml.m5.xlarge", 2))
+    checks = preflight.quotas(settings(models="stable-diffusion,chat-embeddings,gpt2-cpu"), clients)
+    assert [(c.name, c.status) for c in checks] == [("quota ml.g5.xlarge", preflight.OK),
+                                                    ("quota ml.m5.xlarge", preflight.OK)]
+    assert "covers 2 and the 4 an update needs" in checks[0].detail
+
+
+@pytest.mark.parametrize("mode, role, role_exists, status", [
+    ("account-role", None, None, preflight.BLOCK),
+    ("account-role", "arn:aws:iam::1:role/apigw-logs", True, preflight.OK),
+    ("account-role", "arn:aws:iam::1:role/apigw-logs", False, preflight.BLOCK),
+    ("create-role", None, None, preflight.OK),
+    ("create-role", "arn:aws:iam::1:role/apigw-logs", None, preflight.WARN),
+    ("off", None, None, preflight.OK),
+])
+def test_api_gateway_logging_role(clients, mode, role, role_exists, status):
+    if mode != "off":
+        clients.stub("apigateway").add_response("get_account", {"cloudwatchRoleArn": role} if role else {})
+    if role_exists is not None:
+        iam = clients.stub("iam")
+        if role_exists:
+            iam.add_response("get_role", {"Role": {"Path": "/", "RoleName": "apigw-logs", "RoleId": "AROAEXAMPLEID1234",
+                                                   "Arn": role, "CreateDate": "2026-01-01"}},
+                             {"RoleName": "apigw-logs"})
+        else:
+            iam.add_client_error("get_role", "NoSuchEntity", "gone")
+    check = preflight.api_logging(settings(api_logging=mode), clients)
+    assert check.status == status, check
+    if status == preflight.BLOCK:
+        assert "api_logging=create-role" in check.fix and "api_logging=off" in check.fix
+
+
+@pytest.mark.parametrize("status, expected", [
+    (None, preflight.OK), ("CREATE_COMPLETE", preflight.OK), ("ROLLBACK_COMPLETE", preflight.BLOCK),
+    ("UPDATE_FAILED", preflight.WARN), ("UPDATE_IN_PROGRESS", preflight.WARN)])
+def test_stack_state(clients, status, expected):
+    cfn = clients.stub("cloudformation")
+    if status is None:
+        cfn.add_client_error("describe_stacks", "ValidationError", "Stack with id SageMakerModelApi does not exist")
+    else:
+        cfn.add_response("describe_stacks", {"Stacks": [{"StackName": "SageMakerModelApi", "StackStatus": status,
+                                                         "CreationTime": "2026-01-01"}]})
+    check, exists = preflight.stack_state(clients, "SageMakerModelApi")
+    assert (check.status, exists) == (expected, status is not None)
+
+
+@pytest.mark.parametrize("group_exists, endpoint_exists, status", [
+    (False, False, preflight.OK), (True, False, preflight.BLOCK), (False, True, preflight.BLOCK)])
+def test_names_the_stack_creates_must_be_free(clients, group_exists, endpoint_exists, status):
+    group = "/aws/sagemaker/Endpoints/sagemakermodelapi-stable-diffusion"
+    clients.stub("logs").add_response("describe_log_groups", {"logGroups": [{"logGroupName": group}] if group_exists
+                                                              else []}, {"logGroupNamePrefix": group})
+    sagemaker = clients.stub("sagemaker")
+    if endpoint_exists:
+        sagemaker.add_response("describe_endpoint", {
+            "EndpointName": "x", "EndpointArn": "arn:aws:sagemaker:us-east-1:1:endpoint/x", "EndpointConfigName": "c",
+            "EndpointStatus": "InService", "CreationTime": "2026-01-01", "LastModifiedTime": "2026-01-01"})
+    else:
+        sagemaker.add_client_error("describe_endpoint", "ValidationException", "Could not find endpoint")
+    checks = preflight.names_free(settings(), clients, stack_exists=False)
+    assert {c.status for c in checks} == {status}
+    assert preflight.names_free(settings(), clients, stack_exists=True) == []
+
+
+def test_references_must_exist(clients):
+    spec = '{"mine": {"kind": "text-generation", "source": "s3://my-models/llm/model.tar.gz", "container": "tgi"}}'
+    configured = settings(models="mine,jumpstart-stable-diffusion", model_specs=spec, hub_token_secret="hf",
+                          **{"jumpstart-stable-diffusion.source": "endpoint:js-sd"})
+    clients.stub("secretsmanager").add_client_error("describe_secret", "ResourceNotFoundException", "no")
+    clients.stub("s3").add_response("head_object", {}, {"Bucket": "my-models", "Key": "llm/model.tar.gz"})
+    clients.stub("sagemaker").add_client_error("describe_endpoint", "ValidationException", "Could not find")
+    checks = {c.name: c.status for c in preflight.references(configured, clients)}
+    assert checks == {"hub token secret": preflight.BLOCK, "artifact mine": preflight.OK,
+                      "endpoint jumpstart-stable-diffusion": preflight.BLOCK}
+
+
+def test_unpinned_hub_revisions_warn_and_cost_is_shown_or_unknown():
+    assert preflight.hub_revisions(settings(**{"revision": "4e63672c03103b6c636b8fb4119ba982469b2955"})) == []
+    warning, = preflight.hub_revisions(settings())
+    assert warning.status == preflight.WARN and "stable-diffusion" in warning.detail
+    cost = preflight.hourly_cost(settings(instance_count="2"), "us-east-1")
+    assert cost.status == preflight.INFO and "$2.82/hour" in cost.detail and "~$2,056/month" in cost.detail
+    assert preflight.hourly_cost(settings(), "eu-west-1").status == preflight.WARN
+
+
+def test_a_blocker_makes_the_command_fail_with_one_table(clients):
+    clients.stub("sts").add_response("get_caller_identity", {"Account": ACCOUNT, "Arn": "arn:aws:iam::1:user/me",
+                                                             "UserId": "x"})
+    clients.stub("cloudformation").add_client_error("describe_stacks", "ValidationError", "does not exist")
+    clients.stub("ssm").add_response("get_parameter", {"Parameter": {"Value": "27"}})
+    stub_quotas(clients, ("ml.g5.xlarge", 2))
+    clients.stub("apigateway").add_response("get_account", {})
+    clients.stub("logs").add_response("describe_log_groups", {"logGroups": []})
+    clients.stub("sagemaker").add_client_error("describe_endpoint", "ValidationException", "Could not find")
+    out = io.StringIO()
+    code = preflight.main(["-c", "region=us-east-1"], clients_factory=lambda region: clients, out=out)
+    text = out.getvalue()
+    assert code == 1
+    assert "BLOCKER  API Gateway logging" in text and "1 blocker(s)" in text and "ok       CDK bootstrap" in text
+    assert "warning  hub revisions" in text and "info     cost" in text
+
+
+def test_settings_errors_are_reported_not_thrown():
+    out = io.StringIO()
+    assert preflight.main(["-c", "instance_type=ml.zz9.xlarge"], out=out) == 2
+    assert "unknown instance family" in out.getvalue()
