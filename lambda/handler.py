@@ -31,10 +31,12 @@ REGION = _ENV.get("AWS_REGION", "us-east-1")
 ENDPOINT = aws.SageMakerEndpoint(aws.sagemaker_runtime_client(_ENV), MODEL.endpoint_name)
 if MODEL.kind == "text-to-image":
     IMAGE_CONFIG = images.ImageConfig.from_env(_ENV)
-    # URLs are signed as the read-only signer role, whose sessions outlive every URL (model_api.aws.UrlSigner).
-    SIGNER = aws.UrlSigner(aws.sts_client(_ENV), _ENV["SIGNER_ROLE_ARN"], IMAGE_CONFIG.url_ttl_seconds)
+    _ENV["SIGNER_ROLE_ARN"]  # required: a deployment error shows at init, not at the first request
+    # URLs are signed as the read-only signer role, whose sessions outlive every URL (model_api.aws.UrlSigner); its
+    # clients are built in the background, after this one, while the first request waits on the model.
     STORE = aws.S3ImageStore(aws.s3_client(_ENV), _ENV["BUCKET_NAME"],
-                             signing_client=aws.s3_client(_ENV, SIGNER.credentials), signer=SIGNER)
+                             signing=aws.Deferred(lambda env=dict(_ENV): aws.url_signing(
+                                 env, IMAGE_CONFIG.url_ttl_seconds)))
 else:
     TEXT_CONFIG = text.TextConfig.from_env(_ENV)
 

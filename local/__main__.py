@@ -168,6 +168,8 @@ def load_handler(environment: dict):
     spec = importlib.util.spec_from_file_location("lambda_handler", LAMBDA_DIR / "handler.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    if getattr(module, "STORE", None) is not None:
+        module.STORE.signing_client  # finish the background build before the next handler changes os.environ
     return module
 
 

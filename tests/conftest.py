@@ -24,3 +24,20 @@ os.environ.pop("AWS_PROFILE", None)
 for path in (str(ROOT), str(LAMBDA_DIR)):
     if path not in sys.path:
         sys.path.insert(0, path)
+
+# No test may reach the network: any name lookup other than this machine's fails at once, in this process (a test
+# that would have called AWS fails loudly instead of quietly trying the internet).
+import socket  # noqa: E402
+
+_getaddrinfo = socket.getaddrinfo
+LOCAL_NAMES = {"localhost", "127.0.0.1", "::1", "0.0.0.0", ""}
+
+
+def _local_only(host, *args, **kwargs):
+    name = host.decode() if isinstance(host, bytes) else str(host or "")
+    if name not in LOCAL_NAMES and not name.startswith("127.") and not name.endswith(".localhost"):
+        raise socket.gaierror(socket.EAI_NONAME, f"tests are offline: no lookup of {name}")
+    return _getaddrinfo(host, *args, **kwargs)
+
+
+socket.getaddrinfo = _local_only

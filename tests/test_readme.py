@@ -27,3 +27,20 @@ def test_quick_start_is_two_commands_and_ci_runs_the_test_one():
     assert commands == ["make local", "make test"]
     ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_deploy_section_tells_the_quota_and_the_tools_of_a_first_deploy():
+    deploy = README.split("## Deploy, call, destroy", 1)[1].split("\n## ", 1)[0]
+    for fragment in ("make preflight", "make smoke", "make logs MODEL=", "make destroy", "2 × that",
+                     "ResourceLimitExceeded", "api_logging", "Both stay after `make destroy`", "--no-rollback"):
+        assert fragment in deploy, fragment
+
+
+def test_error_table_lists_only_what_the_deployed_api_can_answer():
+    api = README.split("## The API", 1)[1].split("\n## ", 1)[0]
+    statuses = re.findall(r"^\| (\d{3}) \| `([a-z_]+)`", api, flags=re.M)
+    codes = {code for _, code in statuses}
+    # API Gateway answers a method a route lacks (MISSING_AUTHENTICATION_TOKEN -> our 404); the Lambda's 405
+    # branch is unreachable behind it.
+    assert "405" not in {s for s, _ in statuses} and "method_not_allowed" not in api
+    assert {"request_too_heavy", "model_rejected_input", "invalid_request", "forbidden", "not_found"} <= codes

@@ -35,6 +35,9 @@ log = logging.getLogger("model_api")
 RETRY_AFTER_THROTTLED = 2
 RETRY_AFTER_UNAVAILABLE = 30
 RETRY_AFTER_STORAGE = 1
+# How our inference code marks a refused input (models/*/code/inference.py INVALID_INPUT): the HF inference toolkit
+# answers 400 for every exception, CUDA faults included, so a bare 400 from it says nothing about who is at fault.
+INPUT_REFUSED = "invalid input: "
 # SageMaker real-time responses are at most 6 MB; a longer body is not something to hold in memory and parse.
 MAX_MODEL_RESPONSE_BYTES = 6 * 1024 * 1024
 
@@ -45,6 +48,7 @@ def sagemaker_runtime_client(env: Mapping[str, str]):
     return boto3.client(
         "sagemaker-runtime",
         region_name=env.get("AWS_REGION"),
+        endpoint_url=env.get("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME") or None,
         config=Config(
             connect_timeout=float(env.get("INVOKE_CONNECT_TIMEOUT_SECONDS", "2")),
             read_timeout=float(env.get("INVOKE_READ_TIMEOUT_SECONDS", "22")),
@@ -65,6 +69,7 @@ def s3_client(env: Mapping[str, str], credentials=None):
     return session.client(
         "s3",
         region_name=env.get("AWS_REGION"),
+        endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or None,
         config=Config(
             signature_version="s3v4",
             s3={"addressing_style": env.get("S3_ADDRESSING_STYLE", "virtual")},
@@ -89,16 +94,22 @@ class _GivenCredentials(CredentialProvider):
 
 
 def _session_with(credentials) -> botocore.session.Session:
-    """A botocore session whose first credential provider hands out `credentials` (botocore's extension point)."""
+    """A botocore session whose first credential provider hands out `credentials` (botocore's extension point).
+    It shares the default session's data loader, so the service model and endpoint rules already parsed for the
+    first S3 client are not parsed again (about 100 ms of a cold start)."""
     session = botocore.session.get_session()
+    session.register_component("data_loader", boto3._get_default_session()._session.get_component("data_loader"))
     session.get_component("credential_provider").insert_before("env", _GivenCredentials(credentials))
     return session
 
 
 def sts_client(env: Mapping[str, str]):
+    # Endpoint overrides from `env` (local mode, tests), not only os.environ: these clients may be built later,
+    # on another thread, from a snapshot of the environment.
     return boto3.client(
         "sts",
         region_name=env.get("AWS_REGION"),
+        endpoint_url=env.get("AWS_ENDPOINT_URL_STS") or None,
         config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3}),
     )
 
@@ -195,9 +206,10 @@ def invoke_error(exc: ClientError, endpoint_name: str) -> ApiError:
         original = exc.response.get("OriginalStatusCode")
         detail = (exc.response.get("OriginalMessage") or message)[:300]
         status = f" (container status {original})" if original else ""
-        if isinstance(original, int) and 400 <= original < 500:
-            # The container refused this input (TGI's 422 for a token budget, the toolkit's 400 for a ValueError in
-            # input_fn): the caller's to fix, with the container's own words.
+        if isinstance(original, int) and 400 <= original < 500 and (
+                original != 400 or detail.startswith(INPUT_REFUSED)):
+            # The container refused this input (TGI's 422 for a token budget; our inference code's marked 400): the
+            # caller's to fix, in the container's own words. A bare 400 from the toolkit may be its own fault: 502.
             return ApiError(400, "model_rejected_input", f"the model refused the input{status}: {detail}")
         return ApiError(502, "model_error", f"the model failed{status}: {detail}")
     if code == "ThrottlingException":
@@ -218,22 +230,52 @@ def _means_endpoint_missing(message: str) -> bool:
     return "not found" in lowered or "inservice" in lowered or "in service" in lowered or "status" in lowered
 
 
+def url_signing(env: Mapping[str, str], ttl_seconds: int) -> tuple:
+    """(S3 client signing as the URL signer role, the UrlSigner): what S3ImageStore signs URLs with."""
+    signer = UrlSigner(sts_client(env), env["SIGNER_ROLE_ARN"], ttl_seconds)
+    return s3_client(env, signer.credentials), signer
+
+
+class Deferred:
+    """A value built on a background thread, started now and waited for at first use: the Lambda builds its URL
+    signing clients (about 150 ms) while the model works on the first request, not before it."""
+
+    def __init__(self, build: Callable[[], object]):
+        self._future = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deferred").submit(build)
+
+    def get(self):
+        return self._future.result()
+
+
 class S3ImageStore:
     """ImageStore (model_api.images) on one bucket: writes with the Lambda's client, signs URLs with the signer's
-    (a client over the UrlSigner's credentials)."""
+    (a client over the UrlSigner's credentials; `signing`: that pair, or a Deferred of it)."""
 
-    def __init__(self, client, bucket: str, signing_client=None, signer: Optional[UrlSigner] = None,
-                 max_workers: int = 8):
+    def __init__(self, client, bucket: str, signing=None, max_workers: int = 8):
         self._client = client
-        self._signing_client = signing_client or client
-        self._signer = signer
+        self._signing = signing
         self.bucket = bucket
         # Created once: uploads of a multi-image request overlap instead of queueing.
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="s3-put")
 
+    def _signing_pair(self) -> tuple:
+        if self._signing is None:
+            return self._client, None
+        if isinstance(self._signing, Deferred):
+            self._signing = self._signing.get()
+        return self._signing
+
+    @property
+    def signing_client(self):
+        return self._signing_pair()[0]
+
+    @property
+    def signer(self) -> Optional[UrlSigner]:
+        return self._signing_pair()[1]
+
     def presign(self, key: str, ttl_seconds: int) -> tuple[str, datetime]:
         try:
-            url = self._signing_client.generate_presigned_url(
+            url = self.signing_client.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=ttl_seconds
             )
         except ApiError:
@@ -241,7 +283,8 @@ class S3ImageStore:
         except (BotoCoreError, ClientError, ValueError) as exc:
             raise ApiError(500, "presign_failed", "could not sign the image URL") from exc
         expires = url_expiry(url)
-        if self._signer is not None and (self._signer.expiry is None or self._signer.expiry < expires):
+        signer = self.signer
+        if signer is not None and (signer.expiry is None or signer.expiry < expires):
             # Cannot happen while botocore honours the mandatory refresh window; never hand out a URL that lies.
             raise ApiError(500, "presign_failed", "the signing credentials would expire before the URL")
         return url, expires

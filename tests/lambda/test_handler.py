@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
-from lambda_rig import ENDPOINT_NAME, REGION, _Raw, api_event, load_handler, tiny_png
+from lambda_rig import ENDPOINT_NAME, LAMBDA_DIR, REGION, _Raw, api_event, load_handler, tiny_png
 
 KEY = re.compile(r"^images/\d{4}/\d{2}/\d{2}/[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\.png$")
 
@@ -262,11 +262,27 @@ def test_model_error_message_carries_the_container_status(rig):
     assert "container status 500" in message and "illegal memory access" in message
 
 
-@pytest.mark.parametrize("status", [400, 413, 422])
-def test_a_container_refusing_the_input_is_the_callers_400_with_its_words(rig, status):
-    rig.endpoint.fails(424, "ModelError", model_error(status, "width must be a multiple of 8"))
+@pytest.mark.parametrize("status, words", [(400, "invalid input: width must be a multiple of 8"),
+                                           (413, "payload too large"), (422, "`inputs` must have less than 768 tokens")])
+def test_a_container_refusing_the_input_is_the_callers_400_with_its_words(rig, status, words):
+    rig.endpoint.fails(424, "ModelError", model_error(status, words))
     message = assert_error(rig.call(api_event("POST", {"prompt": "p"})), 400, "model_rejected_input", rig)
-    assert f"container status {status}" in message and "width must be a multiple of 8" in message
+    assert f"container status {status}" in message and words in message
+
+
+def test_a_bare_toolkit_400_is_not_blamed_on_the_caller(rig):
+    # The inference toolkit answers 400 for every exception, its own CUDA faults included.
+    rig.endpoint.fails(424, "ModelError", model_error(400, "CUDA out of memory. Tried to allocate 2.00 GiB"))
+    message = assert_error(rig.call(api_event("POST", {"prompt": "p"})), 502, "model_error", rig)
+    assert "container status 400" in message and "CUDA out of memory" in message
+
+
+def test_the_marker_is_the_one_the_inference_code_uses():
+    from model_api.aws import INPUT_REFUSED
+
+    for name in ("stable_diffusion", "chat_embeddings"):
+        source = (LAMBDA_DIR.parent / "models" / name / "code" / "inference.py").read_text()
+        assert f'INVALID_INPUT = "{INPUT_REFUSED}"' in source, name
 
 
 def test_json_answers_in_the_jumpstart_shape_are_decoded_too(rig):
@@ -346,7 +362,7 @@ def test_presign_failure_stores_nothing(rig, monkeypatch):
     def no_credentials(*args, **kwargs):
         raise NoCredentialsError()
 
-    monkeypatch.setattr(rig.handler.STORE._signing_client, "generate_presigned_url", no_credentials)
+    monkeypatch.setattr(rig.handler.STORE.signing_client, "generate_presigned_url", no_credentials)
     assert_error(rig.call(api_event("POST", {"prompt": "p"})), 500, "presign_failed", rig)
 
 

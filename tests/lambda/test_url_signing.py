@@ -25,8 +25,8 @@ def signer_and_store(ttl: int, clock=None, region: str = REGION):
     env = {"AWS_REGION": region}
     options = {"clock": clock} if clock else {}
     signer = aws.UrlSigner(aws.sts_client(env), SIGNER_ROLE_ARN, ttl, **options)
-    store = aws.S3ImageStore(aws.s3_client(env), "my-images", signing_client=aws.s3_client(env, signer.credentials),
-                             signer=signer)
+    store = aws.S3ImageStore(aws.s3_client(env), "my-images", signing=(aws.s3_client(env, signer.credentials),
+                                                                        signer))
     return signer, store
 
 
@@ -95,6 +95,6 @@ def test_the_handler_signs_as_the_role_in_its_environment(moto_sts):
     handler = load_handler({"AWS_REGION": REGION, "ENDPOINT_NAME": "e", "BUCKET_NAME": "my-images",
                             "SIGNER_ROLE_ARN": "arn:aws:iam::123456789012:role/other-signer",
                             "URL_TTL_SECONDS": "600"})
-    assert handler.SIGNER.role_arn == "arn:aws:iam::123456789012:role/other-signer"
+    assert handler.STORE.signer.role_arn == "arn:aws:iam::123456789012:role/other-signer"
     url, expires = handler.STORE.presign("images/x.png", 600)
     assert parse_qs(urlparse(url).query)["X-Amz-Expires"] == ["600"]

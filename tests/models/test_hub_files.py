@@ -3,6 +3,7 @@ listing of the default model's repository, and the download path of model_fn run
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import sys
@@ -13,8 +14,20 @@ import pytest
 from stacks.model_catalog import PRESETS
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "models" / "stable_diffusion" / "code"))
-import hub_files  # noqa: E402
+
+
+def _hub_files():
+    """The module inference.py imports as hub_files (by path: the code folder must not go on sys.path, where its
+    inference.py would shadow every other model's in this process)."""
+    if "hub_files" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "hub_files", ROOT / "models" / "stable_diffusion" / "code" / "hub_files.py")
+        sys.modules["hub_files"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["hub_files"])
+    return sys.modules["hub_files"]
+
+
+hub_files = _hub_files()
 
 LISTING = json.loads((Path(__file__).parent / "fixtures" / "sd2-1-base-listing.json").read_text())
 FILES, MODEL_INDEX = LISTING["files"], LISTING["model_index"]

@@ -24,6 +24,16 @@ GENERATION = {"max_new_tokens", "temperature", "top_p", "top_k", "repetition_pen
 ROLES = {"system", "user", "assistant"}
 
 
+# The toolkit answers 400 for every exception, its own faults included; a message starting with this marks the
+# caller's mistake, which the API passes on as its own 400 (model_api.aws.INPUT_REFUSED: keep the two equal).
+INVALID_INPUT = "invalid input: "
+
+
+class InvalidInput(ValueError):
+    def __init__(self, message: str):
+        super().__init__(INVALID_INPUT + message)
+
+
 def model_fn(model_dir, context=None):
     cuda = torch.cuda.is_available()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -37,35 +47,35 @@ def model_fn(model_dir, context=None):
 
 def input_fn(input_data, content_type, context=None):
     if content_type != "application/json":
-        raise ValueError(f"content type {content_type!r} is not supported; send application/json")
+        raise InvalidInput(f"content type {content_type!r} is not supported; send application/json")
     if isinstance(input_data, (bytes, bytearray)):
         input_data = input_data.decode("utf-8")
     try:
         request = json.loads(input_data)
     except ValueError as exc:
-        raise ValueError(f"body is not valid JSON: {exc}") from None
+        raise InvalidInput(f"body is not valid JSON: {exc}") from None
     if not isinstance(request, dict):
-        raise ValueError("body must be a JSON object")
+        raise InvalidInput("body must be a JSON object")
     task = request.get("task", "chat")
     if task == "embeddings":
         inputs = request.get("inputs")
         inputs = [inputs] if isinstance(inputs, str) else inputs
         if not isinstance(inputs, list) or not inputs or len(inputs) > MAX_BATCH or \
                 not all(isinstance(t, str) and t for t in inputs):
-            raise ValueError(f"inputs must be a non-empty string or a list of 1 to {MAX_BATCH} of them")
+            raise InvalidInput(f"inputs must be a non-empty string or a list of 1 to {MAX_BATCH} of them")
         return {"task": "embeddings", "inputs": inputs}
     if task != "chat":
-        raise ValueError("task must be 'chat' or 'embeddings'")
+        raise InvalidInput("task must be 'chat' or 'embeddings'")
     messages = request.get("messages")
     if not isinstance(messages, list) or not messages or not all(
             isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str) for m in messages):
-        raise ValueError("messages must be a non-empty list of {role: system|user|assistant, content: string}")
+        raise InvalidInput("messages must be a non-empty list of {role: system|user|assistant, content: string}")
     parameters = request.get("parameters") or {}
     if not isinstance(parameters, dict) or set(parameters) - GENERATION:
-        raise ValueError(f"parameters must be an object with keys from {sorted(GENERATION)}")
+        raise InvalidInput(f"parameters must be an object with keys from {sorted(GENERATION)}")
     new_tokens = parameters.get("max_new_tokens", 128)
     if isinstance(new_tokens, bool) or not isinstance(new_tokens, int) or not 1 <= new_tokens <= MAX_NEW_TOKENS:
-        raise ValueError(f"max_new_tokens must be an integer from 1 to {MAX_NEW_TOKENS}")
+        raise InvalidInput(f"max_new_tokens must be an integer from 1 to {MAX_NEW_TOKENS}")
     return {"task": "chat", "messages": messages, "parameters": parameters}
 
 

@@ -18,6 +18,7 @@ Local mode (local/) loads this same file through the same hooks.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 import json
 import os
@@ -28,8 +29,12 @@ from pathlib import Path
 import torch
 from diffusers import DiffusionPipeline
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # hub_files.py beside this file, wherever loaded
-import hub_files  # noqa: E402
+try:
+    import hub_files  # beside this file: the toolkit puts code/ on sys.path while it loads this module
+except ImportError:  # loaded by path (tests): load the sibling by path too, without changing sys.path for others
+    _spec = importlib.util.spec_from_file_location("hub_files", Path(__file__).with_name("hub_files.py"))
+    hub_files = sys.modules["hub_files"] = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(hub_files)
 
 MAX_SIZE = int(os.environ.get("SD_MAX_SIZE", "1024"))
 MAX_STEPS = int(os.environ.get("SD_MAX_STEPS", "150"))
@@ -40,6 +45,16 @@ PARAMETERS = set(DEFAULTS) | {"negative_prompt", "seed"}
 # Seconds a request may denoise: past it the caller (the API's Lambda) has stopped waiting, so the worker stops
 # too instead of finishing an image nobody will fetch. 0: no deadline.
 REQUEST_DEADLINE_SECONDS = float(os.environ.get("REQUEST_DEADLINE_SECONDS", "0"))
+
+
+# The toolkit answers 400 for every exception, its own faults included; a message starting with this marks the
+# caller's mistake, which the API passes on as its own 400 (model_api.aws.INPUT_REFUSED: keep the two equal).
+INVALID_INPUT = "invalid input: "
+
+
+class InvalidInput(ValueError):
+    def __init__(self, message: str):
+        super().__init__(INVALID_INPUT + message)
 
 
 class DeadlineExceeded(RuntimeError):
@@ -76,46 +91,46 @@ def model_fn(model_dir, context=None):
 
 def input_fn(input_data, content_type, context=None):
     if content_type != "application/json":
-        raise ValueError(f"content type {content_type!r} is not supported; send application/json")
+        raise InvalidInput(f"content type {content_type!r} is not supported; send application/json")
     if isinstance(input_data, (bytes, bytearray)):
         input_data = input_data.decode("utf-8")
     try:
         request = json.loads(input_data)
     except ValueError as exc:
-        raise ValueError(f"body is not valid JSON: {exc}") from None
+        raise InvalidInput(f"body is not valid JSON: {exc}") from None
     if not isinstance(request, dict):
-        raise ValueError("body must be a JSON object")
+        raise InvalidInput("body must be a JSON object")
     prompt = request.get("inputs")
     if not isinstance(prompt, str) or not prompt.strip():
-        raise ValueError("inputs must be a non-empty prompt string")
+        raise InvalidInput("inputs must be a non-empty prompt string")
     parameters = request.get("parameters") or {}
     if not isinstance(parameters, dict):
-        raise ValueError("parameters must be an object")
+        raise InvalidInput("parameters must be an object")
     unknown = sorted(set(parameters) - PARAMETERS)
     if unknown:
-        raise ValueError(f"unknown parameters {unknown}; allowed: {sorted(PARAMETERS)}")
+        raise InvalidInput(f"unknown parameters {unknown}; allowed: {sorted(PARAMETERS)}")
     params = {**DEFAULTS, **parameters}
     for name in ("width", "height"):
         _check_int(params, name, 64, MAX_SIZE)
         if params[name] % 8:
-            raise ValueError(f"{name} must be a multiple of 8")
+            raise InvalidInput(f"{name} must be a multiple of 8")
     _check_int(params, "num_inference_steps", 1, MAX_STEPS)
     _check_int(params, "num_images_per_prompt", 1, MAX_IMAGES)
     scale = params["guidance_scale"]
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 <= scale <= 50:
-        raise ValueError("guidance_scale must be a number from 0 to 50")
+        raise InvalidInput("guidance_scale must be a number from 0 to 50")
     if params.get("seed") is not None:
         _check_int(params, "seed", 0, SEED_MAX)
     negative = params.get("negative_prompt")
     if negative is not None and not isinstance(negative, str):
-        raise ValueError("negative_prompt must be a string")
+        raise InvalidInput("negative_prompt must be a string")
     return {"prompt": prompt, **params}
 
 
 def _check_int(params, name, low, high):
     value = params[name]
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer from {low} to {high}")
+        raise InvalidInput(f"{name} must be an integer from {low} to {high}")
 
 
 def _deadline_callback(deadline: float):
