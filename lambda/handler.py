@@ -28,7 +28,8 @@ MODEL = routes.ModelInfo(
 )
 CATALOG = routes.catalog_from_env(_ENV) or [MODEL]
 REGION = _ENV.get("AWS_REGION", "us-east-1")
-ENDPOINT = aws.SageMakerEndpoint(aws.sagemaker_runtime_client(_ENV), MODEL.endpoint_name)
+ENDPOINT = aws.SageMakerEndpoint(aws.sagemaker_runtime_client(_ENV), MODEL.endpoint_name,
+                                 inputs_only_fail_400=_ENV.get("MODEL_PROTOCOL") == "pipeline")
 if MODEL.kind == "text-to-image":
     IMAGE_CONFIG = images.ImageConfig.from_env(_ENV)
     _ENV["SIGNER_ROLE_ARN"]  # required: a deployment error shows at init, not at the first request

@@ -148,7 +148,11 @@ def staged_model_dir(model, weights: Path | None, cache_dir: Path) -> Path:
 
 
 def start_s3(port: int):
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
     from werkzeug.serving import make_server
 
     try:
@@ -175,12 +179,18 @@ def load_handler(environment: dict):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    for flag, port in (("--port", args.port), ("--s3-port", args.s3_port), ("--endpoint-port", args.endpoint_port)):
+        if not 0 <= port <= 65535:
+            print(f"local: {flag} {port}: port {port} is not a port number (0-65535)", file=sys.stderr)
+            return 2
     try:
         settings = read_settings(args.context)
     except SettingsError as error:
         print(error, file=sys.stderr)
         return 2
     os.environ.setdefault("HF_HUB_OFFLINE", "0" if args.model_id else "1")
+    # torch keeps a compile cache in /tmp/torchinductor_<user> unless told otherwise: keep it with ours.
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(args.cache_dir).resolve() / "torchinductor"))
 
     from local.endpoint import EndpointServer
     from local.gateway import GatewayServer, LocalGateway
@@ -234,9 +244,8 @@ def main(argv=None) -> int:
 
         boto3.client("s3", region_name=REGION, endpoint_url=s3_url).create_bucket(Bucket=BUCKET)
         routes = api_routes.routes(infos)
-        schemas = {(r.path, r.method): settings.body_schema(r) for r in routes}
         api_key = args.api_key or secrets.token_hex(16)
-        gateway_server.gateway = LocalGateway(handlers, api_key, routes, schemas)
+        gateway_server.gateway = LocalGateway(handlers, api_key, routes)
 
         if args.ready_file:  # before the banner: whoever reads the banner may read this at once
             args.ready_file.write_text(json.dumps({

@@ -1,6 +1,6 @@
-"""A local stand-in for the deployed REST API stage: same routes, API key check, request validation, gateway error
-bodies and Lambda proxy event, calling the same handler function. It has no request logic of its own: the schema,
-the error table and the handler all come from lambda/model_api.
+"""A local stand-in for the deployed REST API stage: same routes, API key check, gateway error bodies and Lambda
+proxy event, calling the same handler function, which validates every request as it does deployed. It has no
+request logic of its own: the routes, the error table and the handler all come from lambda/model_api.
 
 What it does not emulate: usage-plan throttling and quotas (one user, one machine), and API Gateway's 29 s limit.
 """
@@ -19,9 +19,7 @@ from types import SimpleNamespace
 from typing import Callable, Mapping, Sequence
 from urllib.parse import parse_qs, urlsplit
 
-from model_api import routes as api_routes
 from model_api.errors import GATEWAY_ERRORS, error_body
-from model_api.validation import validate
 
 log = logging.getLogger("local.gateway")
 
@@ -29,7 +27,6 @@ log = logging.getLogger("local.gateway")
 MESSAGES = {
     "MISSING_AUTHENTICATION_TOKEN": "Missing Authentication Token",
     "INVALID_API_KEY": "Forbidden",
-    "BAD_REQUEST_BODY": "Invalid request body",
     "REQUEST_TOO_LARGE": "Request Too Long",
 }
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # REST API payload limit
@@ -39,15 +36,12 @@ STAGE = "v1"
 class LocalGateway:
     """Turns HTTP requests into API Gateway REST proxy events for each model's `handler(event, context)`."""
 
-    def __init__(self, handlers: Mapping[str, Callable[[dict, object], dict]], api_key: str,
-                 routes: Sequence, schemas: Mapping[tuple, dict | None]):
-        """handlers: model name -> handler; routes: model_api.routes.Route list; schemas: (path, method) -> the
-        body schema the deployed stage checks (model_api.routes.body_schema)."""
+    def __init__(self, handlers: Mapping[str, Callable[[dict, object], dict]], api_key: str, routes: Sequence):
+        """handlers: model name -> handler; routes: model_api.routes.Route list."""
         self._api_key = api_key
         self._routes: dict[str, dict] = {}
         for route in routes:
-            self._routes.setdefault(route.path, {})[route.method] = (
-                handlers[route.model], schemas.get((route.path, route.method)), api_routes.required_query(route))
+            self._routes.setdefault(route.path, {})[route.method] = handlers[route.model]
 
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes,
                source_ip: str = "127.0.0.1") -> tuple[int, dict, bytes]:
@@ -64,19 +58,7 @@ class LocalGateway:
         if len(body) > MAX_PAYLOAD_BYTES:
             return _gateway_error("REQUEST_TOO_LARGE")
         query = parse_qs(url.query, keep_blank_values=True)
-        handler, schema, required = methods[method]
-        missing = [name for name in required if name not in query]
-        if missing:
-            return _gateway_error("BAD_REQUEST_PARAMETERS",
-                                  f"Missing required request parameters: [{', '.join(missing)}]")
-        media_type = (lowered.get("content-type") or "application/json").split(";")[0].strip().lower()
-        if schema is not None and media_type == "application/json":
-            # The gateway parses the body as JSON and checks it against the model; anything else fails alike.
-            try:
-                if validate(json.loads(body.decode("utf-8")), schema):
-                    return _gateway_error("BAD_REQUEST_BODY")
-            except (ValueError, UnicodeDecodeError, RecursionError):
-                return _gateway_error("BAD_REQUEST_BODY")
+        handler = methods[method]
         event = _proxy_event(method, path, url.path, headers, query, body, source_ip, self._api_key)
         context = SimpleNamespace(aws_request_id=event["requestContext"]["requestId"], function_name="local")
         response = handler(event, context)

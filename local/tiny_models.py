@@ -42,7 +42,12 @@ def build_tiny_stable_diffusion(folder: Path, seed: int = 0) -> Path:
     """Save a random-weight Stable Diffusion pipeline (UNet, VAE with SD's 8x downsampling, CLIP text encoder,
     DDIM scheduler) to folder, in the layout DiffusionPipeline.from_pretrained reads. About 7 MB."""
     import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     folder = Path(folder)

@@ -23,7 +23,9 @@ def _load_toolkit():
     if not hasattr(transformers.file_utils, "is_tf_available"):
         transformers.file_utils.is_tf_available = lambda: False
     from mms.service import PredictionException
-    from sagemaker_huggingface_inference_toolkit.handler_service import HuggingFaceHandlerService
+    from sagemaker_huggingface_inference_toolkit.handler_service import (
+        HuggingFaceHandlerService,
+    )
 
     return HuggingFaceHandlerService, PredictionException
 

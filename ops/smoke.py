@@ -116,7 +116,7 @@ def error_shape(answer) -> str:
     return ""
 
 
-def run(api: Api, fetcher: Callable[[str], bytes] = fetch) -> list[Result]:
+def run(api: Api, fetcher: Callable[[str], bytes] = fetch, only: Optional[set] = None) -> list[Result]:
     results: list[Result] = []
 
     def record(method, path, status, ms, expected, note=""):
@@ -128,7 +128,8 @@ def run(api: Api, fetcher: Callable[[str], bytes] = fetch) -> list[Result]:
     record("GET", _routes.CATALOG_PATH, status, ms, 200, "" if models else f"no catalog: {catalog}")
     if not models:
         return results
-    infos = [_routes.ModelInfo(m["name"], m["kind"], m["endpoint_name"], m.get("instance_type")) for m in models]
+    infos = [_routes.ModelInfo(m["name"], m["kind"], m["endpoint_name"], m.get("instance_type")) for m in models
+             if not only or m["name"] in only]
     for route in _routes.routes(infos):
         if route.action == "catalog":
             continue
@@ -192,6 +193,7 @@ def main(argv=None, out=sys.stdout) -> int:
     parser.add_argument("-c", "--context", action="append", default=[], metavar="NAME=VALUE",
                         help="settings naming the stack (stack_name, region), as for deploy")
     parser.add_argument("--timeout", type=float, default=60, help="seconds per request (default 60)")
+    parser.add_argument("--model", action="append", default=[], help="only this model (repeatable; default: all)")
     # Other CDK arguments (make passes CDK_ARGS to every command) are not ours: ignored.
     args, _ = parser.parse_known_args(argv)
     if not (args.url and args.key):
@@ -200,7 +202,7 @@ def main(argv=None, out=sys.stdout) -> int:
         settings = load_settings(args.context)
         url, key = deployed(settings.stack_name, settings.region)
         args.url, args.key = args.url or url, args.key or key
-    results = run(Api(args.url, args.key, args.timeout), lambda u: fetch(u, args.timeout))
+    results = run(Api(args.url, args.key, args.timeout), lambda u: fetch(u, args.timeout), set(args.model))
     print(render(results), file=out)
     return 0 if all(r.ok for r in results) else 1
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from aws_cdk import Aws, CfnMapping, Fn, Stack
-from constructs import Construct
+if TYPE_CHECKING:  # aws_cdk starts a Node.js (jsii) process on import: settings, local mode and ops do without it
+    from constructs import Construct
 
 HF_INFERENCE_REPOSITORY = "huggingface-pytorch-inference"
 TGI_REPOSITORY = "huggingface-pytorch-tgi-inference"
@@ -119,6 +120,8 @@ class ContainerImage:
 
     @classmethod
     def _dlc(cls, scope: Construct, repository: str, tag: str) -> "ContainerImage":
+        from aws_cdk import Aws, Fn
+
         # A region outside the repository's map fails the deploy at once (FindInMap), before anything is created.
         account = _dlc_accounts(scope, repository).find_in_map(Aws.REGION, "account")
         uri = Fn.join("", [account, ".dkr.ecr.", Aws.REGION, ".", Aws.URL_SUFFIX, "/", repository, ":", tag])
@@ -139,8 +142,10 @@ class ContainerImage:
 _MAPPING_IDS = {HF_INFERENCE_REPOSITORY: "HfInferenceRegions", TGI_REPOSITORY: "TgiRegions"}
 
 
-def _dlc_accounts(scope: Construct, repository: str) -> CfnMapping:
-    """One mapping per repository and stack, shared by every model using that repository."""
+def _dlc_accounts(scope: "Construct", repository: str):
+    """One mapping per repository and stack (a CfnMapping), shared by every model using that repository."""
+    from aws_cdk import CfnMapping, Stack
+
     stack = Stack.of(scope)
     existing = stack.node.try_find_child(_MAPPING_IDS[repository])
     if existing is not None:

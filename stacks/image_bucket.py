@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from aws_cdk import Acknowledgment, CfnCustomResource, Duration, RemovalPolicy, Stack, Tags, Validations
+from aws_cdk import (
+    Acknowledgment,
+    CfnCustomResource,
+    Duration,
+    RemovalPolicy,
+    Stack,
+    Tags,
+    Validations,
+)
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_

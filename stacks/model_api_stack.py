@@ -81,11 +81,7 @@ class ModelApiStack(Stack):
             logging=settings.api_logging,
         )
         for route in _routes.routes(catalog):
-            self.api.add_route(
-                route.path, route.method, self.functions[route.model].function,
-                body_schema=settings.body_schema(route),
-                required_query=_routes.required_query(route),
-            )
+            self.api.add_route(route.path, route.method, self.functions[route.model].function)
         if settings.kms_key_arn and settings.region is None:
             self._key_in_stack_region(settings.kms_key_arn)
         self._outputs(catalog)
@@ -180,6 +176,10 @@ class ModelApiStack(Stack):
         acks = [
             (api, "AwsSolutions-APIG3", "WAF costs at least ~$6/month per web ACL; API key, usage-plan throttling "
              "and a daily quota already bound what any caller can spend on the GPU."),
+            (api, "AwsSolutions-APIG2", "Every request is validated by its Lambda against the same schema, which "
+             "names every problem for every content type and refuses duplicate keys; API Gateway's validator would "
+             "answer application/json clients only 'Invalid request body' (its gateway responses cannot escape the "
+             "detail into JSON) and could resolve duplicate keys differently from the Lambda."),
             (api, "AwsSolutions-APIG4", "Access is controlled by the API key and its usage plan, the product's "
              "documented auth model; IAM or Cognito authorizers are out of scope for a key-based API."),
             (api, "AwsSolutions-COG4", "No Cognito user pool: callers authenticate with the API key."),

@@ -10,7 +10,11 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Optional
 
-from stacks.container_images import ECR_IMAGE_URI, HF_INFERENCE_REPOSITORY, TGI_REPOSITORY
+from stacks.container_images import (
+    ECR_IMAGE_URI,
+    HF_INFERENCE_REPOSITORY,
+    TGI_REPOSITORY,
+)
 from stacks.lambda_source import ROOT, load_lambda_module
 
 KINDS = load_lambda_module("model_api.routes").KINDS

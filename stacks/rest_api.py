@@ -1,10 +1,6 @@
-"""The REST API: API key, usage plan, request validation, JSON error bodies, access logs; routes to functions."""
+"""The REST API: API key, usage plan, JSON error bodies, access logs; routes to the functions."""
 
 from __future__ import annotations
-
-import hashlib
-import json
-from typing import Any, Optional, Sequence
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
@@ -19,32 +15,6 @@ _errors = load_lambda_module("model_api.errors")
 
 # ResponseType names in CDK differ from API Gateway's for the DEFAULT_ types.
 _RESPONSE_TYPES = {"DEFAULT_4XX": "DEFAULT_4_XX", "DEFAULT_5XX": "DEFAULT_5_XX"}
-_JSON_SCHEMA_KEYS = {
-    "title": "title", "required": "required", "additionalProperties": "additional_properties",
-    "minLength": "min_length", "maxLength": "max_length", "pattern": "pattern", "minimum": "minimum",
-    "maximum": "maximum", "exclusiveMinimum": "exclusive_minimum", "exclusiveMaximum": "exclusive_maximum",
-    "multipleOf": "multiple_of", "enum": "enum", "minItems": "min_items", "maxItems": "max_items",
-}
-
-
-def to_api_gateway_schema(schema: dict) -> apigw.JsonSchema:
-    """model_api's schema dict -> CDK JsonSchema (the API Gateway model renders it back as the same JSON)."""
-    kwargs: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key == "$schema":
-            kwargs["schema"] = apigw.JsonSchemaVersion.DRAFT4
-        elif key == "type":
-            kinds = [apigw.JsonSchemaType[v.upper()] for v in (value if isinstance(value, list) else [value])]
-            kwargs["type"] = kinds if isinstance(value, list) else kinds[0]
-        elif key == "properties":
-            kwargs["properties"] = {name: to_api_gateway_schema(sub) for name, sub in value.items()}
-        elif key == "items":
-            kwargs["items"] = to_api_gateway_schema(value)
-        elif key in _JSON_SCHEMA_KEYS:
-            kwargs[_JSON_SCHEMA_KEYS[key]] = value
-        else:
-            raise ValueError(f"schema keyword {key!r} has no API Gateway mapping")
-    return apigw.JsonSchema(**kwargs)
 
 
 class ModelRestApi(Construct):
@@ -59,9 +29,12 @@ class ModelRestApi(Construct):
         "create-role" (access logs; this construct creates that role and sets the account-wide setting, both kept
         on destroy because every API of the account and region logs through them), or "off" (no access logs).
 
-    Routes are added with add_route. Errors raised by API Gateway itself (bad key, invalid body, throttled, ...)
-    answer in the API's JSON error shape (model_api.errors.GATEWAY_ERRORS).
-    Attributes: api, api_key, usage_plan, access_log_group (None when logging is off), validator,
+    Routes are added with add_route. Errors raised by API Gateway itself (bad key, unknown route, throttled, ...)
+    answer in the API's JSON error shape (model_api.errors.GATEWAY_ERRORS). Request bodies are validated by the
+    functions, not here: API Gateway's validator tells a client only "Invalid request body", and its gateway
+    response templates are not processed by VTL, so its detailed $context.error.validationErrorString (which holds
+    double quotes) cannot be escaped into a JSON body. The functions name every problem, for every content type.
+    Attributes: api, api_key, usage_plan, access_log_group (None when logging is off),
     cloudwatch_role (the account-wide role when logging is "create-role", else None).
     """
 
@@ -91,7 +64,6 @@ class ModelRestApi(Construct):
             raise ValueError(f"ModelRestApi {construct_id}: " + "; ".join(problems))
         self._timeout = Duration.seconds(timeout_seconds)
         self._integrations: dict[str, apigw.LambdaIntegration] = {}
-        self._models: dict[str, apigw.Model] = {}
 
         self.access_log_group = None if logging == "off" else logs.LogGroup(
             self, "AccessLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
@@ -132,10 +104,6 @@ class ModelRestApi(Construct):
                 templates={"application/json": _errors.gateway_response_template(code)},
                 response_headers=headers,
             )
-        # One validator for every method: a method without a body model or required parameters passes.
-        self.validator = self.api.add_request_validator(
-            "RequestValidator", validate_request_body=True, validate_request_parameters=True)
-
         self.api_key = apigw.ApiKey(self, "ApiKey", description=f"Key of the {stack_name} model API")
         self.usage_plan = self.api.add_usage_plan(
             "UsagePlan",
@@ -172,18 +140,10 @@ class ModelRestApi(Construct):
         self.api.deployment_stage.node.add_dependency(account)
         return role
 
-    def add_route(self, path: str, method: str, function: lambda_.IFunction, *,
-                  body_schema: Optional[dict] = None, required_query: Sequence[str] = ()) -> apigw.Method:
-        """method on path, proxied to function, behind the API key, validated against body_schema (a model_api
-        schema dict) and the required query parameters."""
+    def add_route(self, path: str, method: str, function: lambda_.IFunction) -> apigw.Method:
+        """method on path, proxied to function (which validates the request), behind the API key."""
         resource = self.api.root.resource_for_path(path)
-        return resource.add_method(
-            method, self._integration(function),
-            api_key_required=True,
-            request_validator=self.validator,
-            request_models={"application/json": self._model(body_schema)} if body_schema else None,
-            request_parameters={f"method.request.querystring.{q}": True for q in required_query} or None,
-        )
+        return resource.add_method(method, self._integration(function), api_key_required=True)
 
     def url_for(self, path: str) -> str:
         return self.api.url_for_path(path)
@@ -196,14 +156,3 @@ class ModelRestApi(Construct):
             self._integrations[key] = apigw.LambdaIntegration(function, proxy=True, timeout=self._timeout,
                                                               allow_test_invoke=False)
         return self._integrations[key]
-
-    def _model(self, schema: dict) -> apigw.Model:
-        """One API Gateway model per distinct schema, named after its title."""
-        text = json.dumps(schema, sort_keys=True)
-        if text not in self._models:
-            title = schema.get("title", "Request")
-            same_title = [m for m in self._models.values() if m.node.id.startswith(title)]
-            name = title if not same_title else f"{title}{hashlib.sha256(text.encode()).hexdigest()[:6]}"
-            self._models[text] = self.api.add_model(name, content_type="application/json", model_name=name,
-                                                    schema=to_api_gateway_schema(schema))
-        return self._models[text]

@@ -154,11 +154,6 @@ class Settings:
             config = _text.TextConfig(self.text_limits_for(model), protocol=model.api_protocol)
         return {**environment, **config.to_env()}
 
-    def body_schema(self, route) -> Optional[dict]:
-        """The JSON schema the gateway checks a route's body against (None: no body), with its model's limits."""
-        model = self.model(route.model)
-        return _routes.body_schema(route, model.api_protocol, self.limits, self.text_limits_for(model))
-
     def endpoint_name(self, model: ModelSpec) -> str:
         """The endpoint's name: the existing one, or <stack>-<model> in lowercase, because SageMaker writes endpoint
         ARNs in lowercase and IAM compares them exactly."""

@@ -168,11 +168,13 @@ def url_expiry(url: str) -> datetime:
 
 
 class SageMakerEndpoint:
-    """Endpoint (model_api.images) backed by InvokeEndpoint on one endpoint."""
+    """Endpoint (model_api.images) backed by InvokeEndpoint on one endpoint. inputs_only_fail_400: a model served by
+    the toolkit's own pipeline (no code of ours), where a 400 means the pipeline could not take the input."""
 
-    def __init__(self, client, endpoint_name: str):
+    def __init__(self, client, endpoint_name: str, inputs_only_fail_400: bool = False):
         self._client = client
         self.endpoint_name = endpoint_name
+        self._inputs_only_fail_400 = inputs_only_fail_400
 
     def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
         try:
@@ -184,7 +186,7 @@ class SageMakerEndpoint:
                 raise ApiError(502, "bad_model_response", "the model's answer is over the 6 MB real-time limit")
             return body, response.get("ContentType", "")
         except ClientError as exc:
-            raise invoke_error(exc, self.endpoint_name) from exc
+            raise invoke_error(exc, self.endpoint_name, self._inputs_only_fail_400) from exc
         except ReadTimeoutError as exc:
             raise ApiError(504, "model_timeout", "the model did not answer in time; try fewer steps, fewer images "
                                                  "or a smaller size") from exc
@@ -197,7 +199,7 @@ class SageMakerEndpoint:
             raise ApiError(502, "model_unavailable", f"invoking the model failed: {type(exc).__name__}") from exc
 
 
-def invoke_error(exc: ClientError, endpoint_name: str) -> ApiError:
+def invoke_error(exc: ClientError, endpoint_name: str, inputs_only_fail_400: bool = False) -> ApiError:
     """The status the caller gets for each InvokeEndpoint error code."""
     error = exc.response.get("Error", {})
     code = error.get("Code", "")
@@ -207,7 +209,7 @@ def invoke_error(exc: ClientError, endpoint_name: str) -> ApiError:
         detail = (exc.response.get("OriginalMessage") or message)[:300]
         status = f" (container status {original})" if original else ""
         if isinstance(original, int) and 400 <= original < 500 and (
-                original != 400 or detail.startswith(INPUT_REFUSED)):
+                original != 400 or detail.startswith(INPUT_REFUSED) or inputs_only_fail_400):
             # The container refused this input (TGI's 422 for a token budget; our inference code's marked 400): the
             # caller's to fix, in the container's own words. A bare 400 from the toolkit may be its own fault: 502.
             return ApiError(400, "model_rejected_input", f"the model refused the input{status}: {detail}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -154,6 +155,12 @@ def check_work(request: ImageRequest, config: ImageConfig) -> None:
                        f"{config.time_budget_seconds:.0f} s; lower steps, width/height or num_images")
 
 
+# Query-string numbers as JSON writes them, ASCII only: Python's int() and float() also take "2_56", " 256 " and
+# digits of other scripts ("２５６"), which no other client or gateway reads as 256.
+QUERY_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)\Z", re.ASCII)
+QUERY_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?\Z", re.ASCII)
+
+
 def _query_fields(params: Mapping[str, str], schema: dict) -> dict:
     """Query strings are text: convert each known field to the type the schema asks for, so GET and POST are
     validated by one schema. Unknown names stay as they are and the schema reports them."""
@@ -162,17 +169,14 @@ def _query_fields(params: Mapping[str, str], schema: dict) -> dict:
     for name, value in params.items():
         kind = schema["properties"].get(name, {}).get("type")
         if kind == "integer":
-            try:
-                out[name] = int(value.strip())
-            except ValueError:
-                problems.append(f"{name} must be an integer (got {value[:40]!r})")
+            if QUERY_INTEGER.match(value):
+                out[name] = int(value)
+            else:
+                problems.append(f"{name} must be an integer in plain digits (got {value[:40]!r})")
         elif kind == "number":
-            try:
-                number = float(value.strip())
-            except ValueError:
-                number = float("nan")
+            number = float(value) if QUERY_NUMBER.match(value) else float("nan")
             if number != number or number in (float("inf"), float("-inf")):
-                problems.append(f"{name} must be a number (got {value[:40]!r})")
+                problems.append(f"{name} must be a number in plain digits (got {value[:40]!r})")
             else:
                 out[name] = number
         else:

@@ -1,5 +1,5 @@
-"""Which paths the API has and which model serves each: one definition for the gateway (CDK), the handler and
-local mode.
+"""Which paths the API has and which model serves each: one definition for the gateway (CDK), the handler, local
+mode and the smoke test.
 
 Every model answers at /models/<name> (its main action) and /models/<name>/endpoint (its endpoint info); a chat
 model also embeds at /models/<name>/embeddings. The first model offering an action also answers at the action's
@@ -13,8 +13,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Mapping, Optional, Sequence
 
-from model_api import schema
-from model_api.schema import IMAGES_PATH, REQUIRED_QUERY_PARAMETERS
+from model_api.schema import IMAGES_PATH
 
 KINDS = ("text-to-image", "text-generation", "embeddings", "chat")
 # The actions each kind serves; the first is its main action.
@@ -93,23 +92,3 @@ EXAMPLE_BODIES = {
     "embeddings": '{"inputs": ["a cyborg tiger", "a robot cat"]}',
     "chat": '{"messages": [{"role": "user", "content": "Hello!"}]}',
 }
-
-
-def body_schema(route: Route, protocol: str, image_limits, text_limits) -> Optional[dict]:
-    """The JSON schema the gateway checks a route's body against (None: no body)."""
-    if route.method != "POST":
-        return None
-    if route.action == "images":
-        return schema.image_request_schema(image_limits)
-    if route.action == "generate":
-        return schema.generate_request_schema(text_limits, tgi=protocol == "tgi")
-    if route.action == "embeddings":
-        return schema.embeddings_request_schema(text_limits)
-    if route.action == "chat":
-        return schema.chat_request_schema(text_limits)
-    return None
-
-
-def required_query(route: Route) -> tuple[str, ...]:
-    """Query parameters the gateway requires on a route."""
-    return REQUIRED_QUERY_PARAMETERS if (route.action, route.method) == ("images", "GET") else ()

@@ -1,7 +1,7 @@
 """The image request: its limits and its JSON schema, defined once.
 
-The CDK app turns `image_request_schema(limits)` into the API Gateway request model, the handler validates every
-request with the same schema (model_api.validation), and local mode enforces it the way the deployed stage does.
+The handler validates every request with these schemas (model_api.validation), deployed and in local mode alike,
+and the CDK app reads the same limits from the settings.
 """
 
 from __future__ import annotations
@@ -113,8 +113,6 @@ def image_request_schema(limits: ImageLimits) -> dict:
 
 # The route of the image API: the gateway resource, the handler's route table and local mode use this.
 IMAGES_PATH = "/images"
-# GET /images takes the same fields as query parameters; prompt is the one the gateway requires.
-REQUIRED_QUERY_PARAMETERS = ("prompt",)
 
 
 def max_body_bytes(limits: ImageLimits) -> int:
@@ -183,7 +181,7 @@ def generate_request_schema(limits: TextLimits, tgi: bool = True) -> dict:
         "title": "GenerateRequest",
         "type": "object",
         "properties": {
-            "inputs": {"type": "string", "minLength": 1, "maxLength": limits.max_input_chars},
+            "inputs": {"type": "string", "minLength": 1, "maxLength": limits.max_input_chars, "pattern": NOT_BLANK},
             "parameters": _generation_parameters(limits, tgi),
         },
         "required": ["inputs"],
@@ -201,8 +199,9 @@ def embeddings_request_schema(limits: TextLimits) -> dict:
         "properties": {
             "inputs": {
                 "type": ["string", "array"], "minLength": 1, "maxLength": limits.max_input_chars,
-                "minItems": 1, "maxItems": limits.max_batch_inputs,
-                "items": {"type": "string", "minLength": 1, "maxLength": limits.max_input_chars},
+                "pattern": NOT_BLANK, "minItems": 1, "maxItems": limits.max_batch_inputs,
+                "items": {"type": "string", "minLength": 1, "maxLength": limits.max_input_chars,
+                          "pattern": NOT_BLANK},
             },
         },
         "required": ["inputs"],
@@ -227,7 +226,8 @@ def chat_request_schema(limits: TextLimits) -> dict:
                     "type": "object",
                     "properties": {
                         "role": {"type": "string", "enum": ["system", "user", "assistant"]},
-                        "content": {"type": "string", "minLength": 1, "maxLength": limits.max_input_chars},
+                        "content": {"type": "string", "minLength": 1, "maxLength": limits.max_input_chars,
+                                    "pattern": NOT_BLANK},
                     },
                     "required": ["role", "content"],
                     "additionalProperties": False,

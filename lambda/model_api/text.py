@@ -76,7 +76,9 @@ def embed(event: Mapping, config: TextConfig, endpoint: Endpoint, *, request_id:
                     EXAMPLE_BODIES["embeddings"])
     inputs = data["inputs"] if isinstance(data["inputs"], list) else [data["inputs"]]
     if config.protocol == "pipeline":
-        answer = _invoke_json(endpoint, {"inputs": inputs})
+        # Truncation to the model's positions: what sentence-transformers does with long texts (MiniLM reads 256
+        # word pieces, 512 positions), instead of the pipeline failing on them.
+        answer = _invoke_json(endpoint, {"inputs": inputs, "parameters": {"truncation": True}})
     else:
         answer = _invoke_json(endpoint, {"task": "embeddings", "inputs": inputs})
         answer = answer.get("embeddings") if isinstance(answer, dict) else None

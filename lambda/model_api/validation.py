@@ -46,6 +46,14 @@ def _is_type(value: Any, name: str) -> bool:
     raise ValueError(f"unsupported type {name!r}")
 
 
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -67,6 +75,9 @@ def validate(instance: Any, schema: dict, path: str = "") -> list[str]:
     if "enum" in schema and instance not in schema["enum"]:
         problems.append(f"{where} must be one of {schema['enum']} (got {_show(instance)})")
     if isinstance(instance, str):
+        if not _is_unicode(instance):
+            # JSON may escape half of a UTF-16 surrogate pair ("\ud800"); no tokenizer or encoder takes that.
+            return [f"{where} is not valid text: it holds an unpaired UTF-16 surrogate (\\ud800-\\udfff)"]
         if "minLength" in schema and len(instance) < schema["minLength"]:
             problems.append(
                 f"{where} must not be empty" if schema["minLength"] == 1

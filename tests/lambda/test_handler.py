@@ -10,8 +10,20 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
-from lambda_rig import ENDPOINT_NAME, LAMBDA_DIR, REGION, _Raw, api_event, load_handler, tiny_png
+from botocore.exceptions import (
+    ConnectionClosedError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+from lambda_rig import (
+    ENDPOINT_NAME,
+    LAMBDA_DIR,
+    REGION,
+    _Raw,
+    api_event,
+    load_handler,
+    tiny_png,
+)
 
 KEY = re.compile(r"^images/\d{4}/\d{2}/\d{2}/[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\.png$")
 

@@ -22,13 +22,13 @@ READY_LINE = "Ctrl-C stops everything."
 class LocalProcess:
     """`python -m local` as a subprocess; its output is drained by threads so pipes never fill."""
 
-    def __init__(self, tmp_path: Path, *extra: str, cache_dir: Path | None = None):
+    def __init__(self, tmp_path: Path, *extra: str, cache_dir: Path | None = None, env: dict | None = None):
         self.popen = subprocess.Popen(
             [sys.executable, "-m", "local", "--port", "0", "--s3-port", "0", "--endpoint-port", "0",
              "--ready-file", str(tmp_path / "ready.json"), "--cache-dir", str(cache_dir or tmp_path / "cache"),
              *extra],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         self.lines: queue.Queue = queue.Queue()
         self.stdout: list[str] = []
@@ -98,3 +98,19 @@ def request(local, method="POST", body=None, query="", key="test-key", content_t
             return response.status, dict(response.headers), json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), json.loads(error.read())
+
+
+def readme_error_rows(local_only: bool = False) -> dict[tuple[int, str], str]:
+    """(status, code) -> who answers, for every row of the README's error table (local_only: the rows local mode
+    can produce, i.e. not marked "not in local mode")."""
+    import re
+
+    readme = (ROOT / "README.md").read_text().split("## The API", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in readme.splitlines():
+        match = re.match(r"^\| (\d{3}) \| (.+?) \| (API Gateway|Lambda) \| (.*) \|$", line)
+        if not match or (local_only and "not in local mode" in match[4] and "the same way" not in match[4]):
+            continue
+        for code in re.findall(r"`([a-z_]+)`", match[2]):
+            rows[(int(match[1]), code)] = match[3]
+    return rows

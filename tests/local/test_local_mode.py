@@ -22,13 +22,18 @@ SMALL = {"width": 64, "height": 64, "steps": 1}
 @pytest.fixture(scope="module")
 def local(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("local")
-    process = LocalProcess(tmp_path, "--api-key", "test-key", "-c", "min_size=64")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    process = LocalProcess(tmp_path, "--api-key", "test-key", "-c", "min_size=64", env={"TMPDIR": str(temp)})
     banner = process.wait_until_serving()
     info = json.loads((tmp_path / "ready.json").read_text())
     info["banner"] = banner
     yield info
     assert process.stop() == 0, "".join(process.stderr[-20:])
     assert "local: stopping" in "".join(process.stdout)
+    # A run leaves no temporary files behind (the CDK's jsii runtime, which unpacks into a temp folder, is not
+    # even started: settings need no aws_cdk).
+    assert list(temp.iterdir()) == []
 
 
 def download_png(url: str) -> tuple[int, int]:
@@ -76,25 +81,37 @@ def test_without_the_key_403_in_the_error_shape(local, key):
     assert (status, body) == (403, {"error": {"code": "forbidden", "message": "Forbidden"}})
 
 
-def test_the_gateway_validates_json_bodies_like_the_deployed_stage(local):
-    for bad in ({"prompt": ""}, {"prompt": "p", "width": 500}, {"nothing": 1}, b"{not json"):
-        status, _, body = request(local, body=bad)
-        assert (status, body) == (400, {"error": {"code": "invalid_request", "message": "Invalid request body"}})
-
-
-def test_bodies_the_gateway_passes_get_the_handlers_400s(local):
-    # curl -d sends form content type: the gateway's JSON model does not apply, the handler still validates.
-    status, _, body = request(local, body=b'{"prompt": "p", "steps": 99}',
-                              content_type="application/x-www-form-urlencoded")
-    assert status == 400 and body["error"] == {"code": "invalid_request", "message": "steps must be at most 50 (got 99)"}
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8",
+                                          "application/x-www-form-urlencoded", "text/plain", None])
+def test_every_client_gets_the_message_that_names_the_problem(local, content_type):
+    # Real clients send application/json, curl -d sends a form type: the same detailed 400 for all of them.
+    cases = [
+        ({"prompt": "", "width": 500}, "prompt must not be empty; width must be a multiple of 8 (got 500)"),
+        ({"prompt": "p", "steps": 99}, "steps must be at most 50 (got 99)"),
+        ({"nothing": 1}, "prompt is required; unknown field 'nothing' in body (allowed: guidance_scale, height, "
+                         "negative_prompt, num_images, prompt, seed, steps, width)"),
+        (b'{"prompt": "", "prompt": "x"}', "request body is not valid JSON: duplicate key 'prompt' in an object"),
+        (b'{"prompt": "\\ud800"}', "prompt is not valid text: it holds an unpaired UTF-16 surrogate"),
+        ({"prompt": "\u200b\u2060 "}, "prompt must not be blank"),
+    ]
+    for bad, message in cases:
+        status, _, body = request(local, body=bad, content_type=content_type)
+        assert status == 400 and body["error"]["code"] == "invalid_request", (bad, body)
+        assert body["error"]["message"].startswith(message), (bad, body)
     status, _, body = request(local, "GET", query="?prompt=")
     assert status == 400 and body["error"]["message"] == "prompt must not be empty"
 
 
+@pytest.mark.parametrize("query", ["?prompt=p&steps=2_0", "?prompt=p&steps=%EF%BC%92", "?prompt=p&steps=+2",
+                                   "?prompt=p&guidance_scale=1_0", "?prompt=p&width=%20256"])
+def test_query_numbers_are_plain_ascii_digits(local, query):
+    status, _, body = request(local, "GET", query=query)
+    assert status == 400 and "in plain digits" in body["error"]["message"], body
+
+
 def test_missing_prompt_query_and_unknown_routes(local):
     status, _, body = request(local, "GET", query="?width=256")
-    assert status == 400 and body["error"] == {"code": "invalid_request",
-                                               "message": "Missing required request parameters: [prompt]"}
+    assert status == 400 and body["error"] == {"code": "invalid_request", "message": "prompt is required"}
     status, _, body = request(local, "POST", body={"prompt": "p"}, path="/videos")
     assert status == 404 and body["error"]["code"] == "not_found"
     status, _, body = request(local, "DELETE", path="/images")
@@ -203,3 +220,47 @@ def test_make_smoke_fails_loudly_on_a_wrong_key(local):
     out = io.StringIO()
     assert smoke.main(["--url", local["api_url"], "--key", "wrong"], out=out) == 1
     assert "FAIL" in out.getvalue() and "1 FAILED" in out.getvalue()
+
+
+def test_every_error_row_local_mode_can_produce_comes_back_as_the_readme_says(local):
+    from local_rig import readme_error_rows
+
+    rows = readme_error_rows(local_only=True)
+    produced = {}
+    status, _, body = request(local, body={"prompt": ""})
+    produced[(status, body["error"]["code"])] = "Lambda"
+    status, _, body = request(local, body={"prompt": "p", "width": 768, "height": 768, "steps": 50, "num_images": 4})
+    produced[(status, body["error"]["code"])] = "Lambda"
+    status, _, body = request(local, body={"prompt": "p"}, key=None)
+    produced[(status, body["error"]["code"])] = "API Gateway"
+    status, _, body = request(local, body={"prompt": "p"}, path="/videos")
+    produced[(status, body["error"]["code"])] = "API Gateway"
+    status, _, body = request(local, "DELETE", path="/images")
+    assert (status, body["error"]["code"]) == (404, "not_found")
+    status, _, body = request(local, body={"prompt": "p" * 40_000})
+    produced[(status, body["error"]["code"])] = "Lambda"
+    assert produced == {(400, "invalid_request"): "Lambda", (400, "request_too_heavy"): "Lambda",
+                        (403, "forbidden"): "API Gateway", (404, "not_found"): "API Gateway",
+                        (413, "request_too_large"): "Lambda"}
+    for row, who in produced.items():
+        assert rows[row] == who, row
+    # The rest of the rows local mode can produce come from the text models (test_local_text_models.py).
+    assert set(rows) - set(produced) == {(400, "model_rejected_input"), (503, "endpoint_unavailable")}
+
+
+def test_a_run_that_fails_on_settings_leaves_nothing_behind_and_says_why(tmp_path):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    result = subprocess.run([sys.executable, "-m", "local", "-c", "instance_type=ml.zz9.xlarge", "--port", "0"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={**__import__("os").environ, "TMPDIR": str(temp)})
+    assert result.returncode == 2 and "unknown instance family 'zz9'" in result.stderr
+    assert "Traceback" not in result.stderr and list(temp.iterdir()) == []
+
+
+@pytest.mark.parametrize("port, message", [("70000", "port 70000 is not a port number (0-65535)"),
+                                           ("http", "argument --port: invalid int value: 'http'")])
+def test_an_invalid_port_gets_a_message_not_a_traceback(tmp_path, port, message):
+    result = subprocess.run([sys.executable, "-m", "local", "--port", port], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

@@ -9,13 +9,15 @@ import math
 import pytest
 from local_rig import LocalProcess, request
 
-MODELS = "gpt2-tgi,minilm-embeddings,chat-embeddings,gpt2-cpu"
+MODELS = "gpt2-tgi,minilm-embeddings,chat-embeddings,gpt2-cpu,jumpstart-stable-diffusion"
 
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("local-text")
-    process = LocalProcess(tmp_path, "--api-key", "k", "-c", f"models={MODELS}")
+    # The JumpStart model is an existing endpoint: not served locally, its routes answer 503.
+    process = LocalProcess(tmp_path, "--api-key", "k", "-c", f"models={MODELS}",
+                           "-c", "jumpstart-stable-diffusion.source=endpoint:js-sd")
     banner = process.wait_until_serving()
     info = json.loads((tmp_path / "ready.json").read_text())
     info["banner"] = banner
@@ -48,7 +50,7 @@ def test_generate_answers_from_local_weights(local):
 
 def test_generate_parameters_follow_tgi_rules(local):
     status, _, body = post(local, "/generate", {"inputs": "a", "parameters": {"top_p": 1.0}})
-    assert (status, body["error"]["message"]) == (400, "Invalid request body")  # the gateway's model
+    assert (status, body["error"]["message"]) == (400, "parameters.top_p must be less than 1 (got 1.0)")
     status, _, body = post(local, "/generate", b'{"inputs": "a", "parameters": {"top_p": 1.0}}',
                            content_type="text/plain")
     assert status == 400 and body["error"]["message"] == "parameters.top_p must be less than 1 (got 1.0)"
@@ -92,8 +94,8 @@ def test_endpoint_lists_every_model(local):
     assert own == body["endpoints"][1]
 
 
-def test_no_image_routes_without_an_image_model(local):
-    status, _, body = post(local, "/images", {"prompt": "p"})
+def test_routes_of_kinds_not_deployed_do_not_exist(local):
+    status, _, body = post(local, "/videos", {"prompt": "p"})
     assert status == 404 and body["error"]["code"] == "not_found"
 
 
@@ -103,8 +105,40 @@ def test_make_smoke_passes_for_every_text_model(local):
     from ops import smoke
 
     out = io.StringIO()
-    assert smoke.main(["--url", local["api_url"], "--key", "k"], out=out) == 0, out.getvalue()
+    served = ["gpt2-tgi", "minilm-embeddings", "chat-embeddings", "gpt2-cpu"]
+    assert smoke.main(["--url", local["api_url"], "--key", "k", *[f"--model={m}" for m in served]], out=out) == 0, \
+        out.getvalue()
     text = out.getvalue()
     for row in ("POST /generate ", "POST /embeddings ", "POST /chat ", "POST /models/chat-embeddings/embeddings ",
                 "POST /models/gpt2-cpu (empty body)"):
         assert row in text, row
+
+
+def test_text_the_model_cannot_take_is_never_a_5xx(local):
+    long_text = "tiger " * 1333  # 7998 characters: within max_input_chars, far over MiniLM's 512 positions
+    status, _, body = post(local, "/embeddings", {"inputs": [long_text, "a cat"]})
+    assert status == 200, body  # truncated to the model's positions, as sentence-transformers does
+    assert len(body["embeddings"]) == 2
+    status, _, body = post(local, "/chat", {"messages": [{"role": "user", "content": long_text}]})
+    assert status == 400 and body["error"]["code"] == "model_rejected_input", body
+    assert "shorten the messages or lower max_new_tokens" in body["error"]["message"]
+    status, _, body = post(local, "/models/gpt2-cpu", {"inputs": long_text})
+    assert 400 <= status < 500, body
+    status, _, body = post(local, "/models/chat-embeddings/embeddings", {"inputs": [long_text]})
+    assert status == 200, body
+    for payload, path in ((b'{"inputs": "\\ud800"}', "/generate"), (b'{"inputs": ["ok", "\\udfff"]}', "/embeddings"),
+                          ({"inputs": "\u200b\u200d"}, "/generate"),
+                          ({"messages": [{"role": "user", "content": "\ufeff "}]}, "/chat")):
+        status, _, body = post(local, path, payload)
+        assert status == 400 and body["error"]["code"] == "invalid_request", (payload, body)
+
+
+def test_error_rows_only_local_mode_answers_with_text_models(local):
+    """The README's error table, the rows these models produce (test_local_mode.py covers the image rows)."""
+    from local_rig import readme_error_rows
+
+    rows = readme_error_rows()
+    status, _, body = post(local, "/chat", {"messages": [{"role": "user", "content": "tiger " * 1300}]})
+    assert (status, body["error"]["code"]) == (400, "model_rejected_input") and (400, "model_rejected_input") in rows
+    status, _, body = post(local, "/images", {"prompt": "a tiger"})
+    assert (status, body["error"]["code"]) == (503, "endpoint_unavailable") and (503, "endpoint_unavailable") in rows

@@ -41,7 +41,9 @@ def toolkit_download(files: dict) -> list[str]:
     if not hasattr(transformers.file_utils, "is_tf_available"):
         transformers.file_utils.is_tf_available = lambda: False
     from huggingface_hub.utils import filter_repo_objects
-    from sagemaker_huggingface_inference_toolkit.transformers_utils import create_artifact_filter
+    from sagemaker_huggingface_inference_toolkit.transformers_utils import (
+        create_artifact_filter,
+    )
 
     return list(filter_repo_objects(files, ignore_patterns=create_artifact_filter("safetensors")))
 

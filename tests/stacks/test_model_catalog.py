@@ -8,7 +8,12 @@ import json
 import pytest
 from cfn_render import one, render, resources, statements
 
-from stacks.container_images import TGI_REPOSITORY, TGI_TAG, dlc_image_uri, hf_inference_image_uri
+from stacks.container_images import (
+    TGI_REPOSITORY,
+    TGI_TAG,
+    dlc_image_uri,
+    hf_inference_image_uri,
+)
 from stacks.model_catalog import PRESETS
 from stacks.settings import Settings, SettingsError
 
@@ -66,8 +71,8 @@ def test_gpt2_on_tgi(synth):
         "HF_MODEL_ID": "openai-community/gpt2", "SM_NUM_GPUS": "1", "MAX_INPUT_TOKENS": "768",
         "MAX_TOTAL_TOKENS": "1024"}
     assert "ModelDataUrl" not in model["PrimaryContainer"]
-    _, generate_model = one(template, "AWS::ApiGateway::Model")
-    assert "seed" in generate_model["Properties"]["Schema"]["properties"]["parameters"]["properties"]
+    function = by_path(template, "AWS::Lambda::Function", "/Gpt2TgiFunction/Function")[1]["Properties"]
+    assert function["Environment"]["Variables"]["MODEL_PROTOCOL"] == "tgi"  # seed and stop allowed: TGI's rules
     assert resources(template, "AWS::S3::Bucket") == {}
 
 

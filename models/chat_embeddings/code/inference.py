@@ -86,8 +86,16 @@ def predict_fn(data, bundle, context=None):
     return {"reply": reply(model, tokenizer, data["messages"], data["parameters"])}
 
 
+def positions(model) -> int:
+    """Tokens the model can attend to at once (its position embeddings), capped by CHAT_MAX_INPUT_TOKENS."""
+    config = model.config
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    return min(MAX_INPUT_TOKENS, limit) if limit else MAX_INPUT_TOKENS
+
+
 def embed(model, tokenizer, texts):
-    encoded = tokenizer(texts, padding=True, truncation=True, max_length=MAX_INPUT_TOKENS, return_tensors="pt")
+    # Longer texts are truncated to the positions the model has, as sentence-transformers does for embeddings.
+    encoded = tokenizer(texts, padding=True, truncation=True, max_length=positions(model), return_tensors="pt")
     encoded = encoded.to(model.device)
     with torch.inference_mode():
         hidden = model(**encoded, output_hidden_states=True).hidden_states[-1].float()
@@ -105,10 +113,15 @@ def chat_prompt(tokenizer, messages) -> str:
 
 
 def reply(model, tokenizer, messages, parameters) -> str:
-    encoded = tokenizer(chat_prompt(tokenizer, messages), return_tensors="pt", truncation=True,
-                        max_length=MAX_INPUT_TOKENS).to(model.device)
+    encoded = tokenizer(chat_prompt(tokenizer, messages), return_tensors="pt").to(model.device)
     options = {k: v for k, v in parameters.items() if k != "seed"}
     options.setdefault("max_new_tokens", 128)
+    used, limit = encoded["input_ids"].shape[1], positions(model)
+    if used + options["max_new_tokens"] > limit:
+        # Cutting a conversation short would silently drop what the caller said last: refuse, as TGI does.
+        raise InvalidInput(f"the conversation is {used} tokens and max_new_tokens {options['max_new_tokens']}: "
+                           f"together over the {limit} the model takes; shorten the messages or lower "
+                           "max_new_tokens")
     # Sampling parameters imply sampling; without them decoding is greedy (deterministic).
     options.setdefault("do_sample", any(k in options for k in ("temperature", "top_p", "top_k")))
     if "seed" in parameters:

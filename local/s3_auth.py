@@ -1,0 +1,138 @@
+"""Presigned URLs checked the way S3 checks them, in front of moto's S3 (which accepts any signature, an expired URL,
+a PUT to a GET URL and anonymous requests).
+
+A WSGI layer around the local S3 server:
+- a request with a query-string signature (a presigned URL) must carry a valid AWS Signature Version 4 for its
+  method, path, query and host, signed by credentials this machine issued (the URL signer's session from moto's
+  STS), dated no later than now and not past X-Amz-Expires; otherwise 403 with S3's XML error
+  (SignatureDoesNotMatch, or AccessDenied "Request has expired" / "Request is not yet valid");
+- a request with neither a signature nor an Authorization header is anonymous: 403 AccessDenied, as S3 answers for
+  a bucket that blocks public access (object reads and bucket listings alike);
+- requests signed in the Authorization header (boto3's own calls from the Lambda) pass through to moto.
+
+The signature is recomputed from the request per the SigV4 specification (canonical request, string to sign,
+derived key), not with botocore's signer, so a URL botocore makes is checked by an independent implementation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Optional
+from urllib.parse import parse_qsl, quote
+
+# S3 accepts a presigned URL whose X-Amz-Date is at most this far in the future (clock skew).
+MAX_CLOCK_SKEW = timedelta(minutes=15)
+MAX_EXPIRES_SECONDS = 7 * 24 * 3600  # SigV4's own cap
+
+
+def _uri_encode(value: str, safe: str = "-_.~") -> str:
+    return quote(value, safe=safe)
+
+
+def canonical_query(pairs: list[tuple[str, str]]) -> str:
+    encoded = sorted((_uri_encode(k), _uri_encode(v)) for k, v in pairs if k != "X-Amz-Signature")
+    return "&".join(f"{k}={v}" for k, v in encoded)
+
+
+def expected_signature(secret: str, method: str, path: str, pairs: list[tuple[str, str]], headers: dict,
+                       signed_headers: list[str], date: str, scope: str) -> str:
+    """SigV4 (query-string form, S3's UNSIGNED-PAYLOAD) of a request, as S3 computes it."""
+    canonical_headers = "".join(f"{h}:{' '.join(headers.get(h, '').split())}\n" for h in signed_headers)
+    canonical_request = "\n".join([method, _uri_encode(path, safe="/-_.~"), canonical_query(pairs),
+                                   canonical_headers, ";".join(signed_headers), "UNSIGNED-PAYLOAD"])
+    string_to_sign = "\n".join(["AWS4-HMAC-SHA256", date, scope,
+                                hashlib.sha256(canonical_request.encode()).hexdigest()])
+    key = ("AWS4" + secret).encode()
+    for part in scope.split("/"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+class Refused(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def check(method: str, path: str, query: str, headers: dict, secret_for: Callable[[str], Optional[str]],
+          now: datetime) -> None:
+    """Raise Refused unless the request is a presigned URL S3 would honour now (path: as sent, still encoded)."""
+    from urllib.parse import unquote
+
+    pairs = parse_qsl(query, keep_blank_values=True)
+    params = dict(pairs)
+    try:
+        if params.get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256":
+            raise Refused("AuthorizationQueryParametersError", "X-Amz-Algorithm must be AWS4-HMAC-SHA256")
+        access_key, scope_date, region, service, terminal = params["X-Amz-Credential"].split("/")
+        signed = datetime.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+        expires = int(params["X-Amz-Expires"])
+        signed_headers = params["X-Amz-SignedHeaders"].split(";")
+        signature = params["X-Amz-Signature"]
+    except (KeyError, ValueError):
+        raise Refused("AuthorizationQueryParametersError", "Query-string authentication version 4 requires the "
+                      "X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and "
+                      "X-Amz-Expires parameters.") from None
+    if not 0 < expires <= MAX_EXPIRES_SECONDS or (service, terminal) != ("s3", "aws4_request") or \
+            scope_date != params["X-Amz-Date"][:8]:
+        raise Refused("AuthorizationQueryParametersError", "X-Amz-Expires or X-Amz-Credential is malformed")
+    secret = secret_for(access_key)
+    if secret is None:
+        raise Refused("InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
+    lowered = {k.lower(): v for k, v in headers.items()}
+    scope = f"{scope_date}/{region}/s3/aws4_request"
+    wanted = expected_signature(secret, method, unquote(path), pairs, lowered, signed_headers, params["X-Amz-Date"],
+                                scope)
+    if not hmac.compare_digest(wanted, signature):
+        raise Refused("SignatureDoesNotMatch", "The request signature we calculated does not match the signature "
+                      "you provided. Check your key and signing method.")
+    if signed > now + MAX_CLOCK_SKEW:
+        raise Refused("AccessDenied", "Request is not yet valid")
+    if now > signed + timedelta(seconds=expires):
+        raise Refused("AccessDenied", "Request has expired")
+
+
+def assumed_role_secret(access_key: str) -> Optional[str]:
+    """The secret of a session moto's STS issued in this process (the URL signer's), or None."""
+    from moto.sts.models import sts_backends
+
+    for account in list(sts_backends.keys()):
+        for partition in ("aws", "aws-cn", "aws-us-gov"):
+            try:
+                role = sts_backends[account][partition].get_assumed_role_from_access_key(access_key)
+            except KeyError:
+                continue
+            if role is not None:
+                return role.secret_access_key
+    return None
+
+
+class PresignedUrlCheck:
+    """WSGI middleware: S3's refusals for bad presigned URLs and anonymous requests, then the wrapped app."""
+
+    def __init__(self, app, secret_for: Callable[[str], Optional[str]] = assumed_role_secret,
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+        self.app, self.secret_for, self.now = app, secret_for, now
+
+    def __call__(self, environ, start_response):
+        query = environ.get("QUERY_STRING", "")
+        if "X-Amz-Signature=" in query or "X-Amz-Credential=" in query:
+            headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
+                       if key.startswith("HTTP_")}
+            path = environ.get("RAW_URI", "").split("?", 1)[0] or quote(environ.get("PATH_INFO", ""))
+            try:
+                check(environ["REQUEST_METHOD"], path, query, headers, self.secret_for, self.now())
+            except Refused as refused:
+                return self._refuse(start_response, refused.code, refused.message)
+        elif "HTTP_AUTHORIZATION" not in environ:
+            return self._refuse(start_response, "AccessDenied", "Access Denied")
+        return self.app(environ, start_response)
+
+    @staticmethod
+    def _refuse(start_response, code: str, message: str):
+        body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
+                "</Error>").encode()
+        start_response("403 Forbidden", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+        return [body]
