@@ -155,9 +155,12 @@ def start_s3(port: int):
     )
     from werkzeug.serving import make_server
 
+    from local.s3_auth import PresignedUrlCheck
+
     try:
-        server = make_server(HOST, port, DomainDispatcherApplication(create_backend_app), threaded=True,
-                             request_handler=MotoRequestHandler)
+        # S3's own checks of presigned URLs and anonymous requests, in front of moto's (which has none).
+        server = make_server(HOST, port, PresignedUrlCheck(DomainDispatcherApplication(create_backend_app)),
+                             threaded=True, request_handler=MotoRequestHandler)
     except (OSError, SystemExit) as error:
         raise SystemExit(f"local: port {port} on {HOST} (S3) is already in use; pick another with --s3-port "
                          f"PORT (0 picks a free one) [{error}]") from None

@@ -51,9 +51,12 @@ def expected_signature(secret: str, method: str, path: str, pairs: list[tuple[st
 
 
 class Refused(Exception):
+    """S3's refusal: 400 for a malformed query-string authorization, 403 for everything else."""
+
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code, self.message = code, message
+        self.status = 400 if code == "AuthorizationQueryParametersError" else 403
 
 
 def check(method: str, path: str, query: str, headers: dict, secret_for: Callable[[str], Optional[str]],
@@ -125,14 +128,15 @@ class PresignedUrlCheck:
             try:
                 check(environ["REQUEST_METHOD"], path, query, headers, self.secret_for, self.now())
             except Refused as refused:
-                return self._refuse(start_response, refused.code, refused.message)
+                return self._refuse(start_response, refused)
         elif "HTTP_AUTHORIZATION" not in environ:
-            return self._refuse(start_response, "AccessDenied", "Access Denied")
+            return self._refuse(start_response, Refused("AccessDenied", "Access Denied"))
         return self.app(environ, start_response)
 
     @staticmethod
-    def _refuse(start_response, code: str, message: str):
-        body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
-                "</Error>").encode()
-        start_response("403 Forbidden", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+    def _refuse(start_response, refused: Refused):
+        body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{refused.code}</Code>'
+                f"<Message>{refused.message}</Message></Error>").encode()
+        status = "400 Bad Request" if refused.status == 400 else "403 Forbidden"
+        start_response(status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
         return [body]

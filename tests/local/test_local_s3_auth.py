@@ -1,0 +1,116 @@
+"""Local S3 refuses presigned URLs the way S3 does: over real sockets against local mode (tampering, a PUT to a GET
+URL, anonymous requests), and in-process with a moved clock for expiry (no sleeping in tests)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import pytest
+from local_rig import LocalProcess, request
+
+from local import s3_auth
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("local-s3")
+    process = LocalProcess(tmp_path, "--api-key", "test-key", "-c", "min_size=64", "-c", "url_ttl_seconds=60")
+    process.wait_until_serving()
+    info = json.loads((tmp_path / "ready.json").read_text())
+    status, _, body = request(info, body={"prompt": "p", "width": 64, "height": 64, "steps": 1})
+    assert status == 200, body
+    info["image"] = body["images"][0]
+    yield info
+    assert process.stop() == 0
+
+
+def fetch(url: str, method: str = "GET", data: bytes | None = None) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method, data=data), timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def with_params(url: str, **changes) -> str:
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    query.update(changes)
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def test_the_url_the_api_returns_downloads_the_image(local):
+    status, body = fetch(local["image"]["url"])
+    assert status == 200 and body.startswith(b"\x89PNG")
+
+
+def same_day_later(url: str) -> str:
+    date = parse_qs(urlsplit(url).query)["X-Amz-Date"][0]
+    return date[:9] + ("235959" if date[9:] != "235959" else "000000") + "Z"
+
+
+@pytest.mark.parametrize("change, status, code", [
+    (lambda url: {"X-Amz-Signature": "0" * 64}, 403, b"SignatureDoesNotMatch"),
+    (lambda url: {"X-Amz-Expires": "3600"}, 403, b"SignatureDoesNotMatch"),  # not the life that was signed
+    (lambda url: {"X-Amz-Date": same_day_later(url)}, 403, b"SignatureDoesNotMatch"),  # nor the date
+    (lambda url: {"X-Amz-Date": "20300101T000000Z"}, 400, b"AuthorizationQueryParametersError"),  # scope mismatch
+    (lambda url: {"X-Amz-Credential": "ASIAOTHERKEY/" + parse_qs(urlsplit(url).query)["X-Amz-Credential"][0]
+                  .split("/", 1)[1]}, 403, b"InvalidAccessKeyId"),
+])
+def test_a_tampered_url_is_refused(local, change, status, code):
+    url = local["image"]["url"]
+    got, body = fetch(with_params(url, **change(url)))
+    assert got == status and code in body
+
+
+def test_another_key_or_a_put_with_the_url_is_refused(local):
+    url = local["image"]["url"]
+    parts = urlsplit(url)
+    other = urlunsplit(parts._replace(path=parts.path.replace(".png", "x.png")))
+    assert fetch(other)[0] == 403
+    status, body = fetch(url, "PUT", b"overwrite")
+    assert status == 403 and b"SignatureDoesNotMatch" in body
+    assert fetch(url)[1].startswith(b"\x89PNG")  # still the original
+
+
+def test_anonymous_reads_and_listings_are_refused(local):
+    parts = urlsplit(local["image"]["url"])
+    bare = urlunsplit(parts._replace(query=""))
+    assert fetch(bare) == (403, fetch(bare)[1]) and b"AccessDenied" in fetch(bare)[1]
+    bucket = "/".join(parts.path.split("/")[:2])
+    for listing in (f"{local['s3_url']}{bucket}", f"{local['s3_url']}{bucket}?list-type=2", f"{local['s3_url']}/"):
+        status, body = fetch(listing)
+        assert status == 403 and b"AccessDenied" in body, listing
+
+
+def test_expiry_and_future_dates_are_judged_against_the_clock(tmp_path):
+    """In-process: a URL signed by a real botocore client, checked at moved clocks."""
+    import boto3
+    from botocore.config import Config
+
+    secret = "local-secret"
+    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="ASIALOCAL", aws_secret_access_key=secret,
+                          aws_session_token="token", endpoint_url="http://127.0.0.1:9",
+                          config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+    url = client.generate_presigned_url("get_object", Params={"Bucket": "b", "Key": "images/a.png"}, ExpiresIn=60)
+    parts = urlsplit(url)
+    headers = {"host": parts.netloc}
+    signed = datetime.strptime(parse_qs(parts.query)["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+
+    def at(moment):
+        s3_auth.check("GET", parts.path, parts.query, headers, {"ASIALOCAL": secret}.get, moment)
+
+    at(signed)
+    at(signed + timedelta(seconds=60))
+    for moment, message in ((signed + timedelta(seconds=70), "Request has expired"),
+                            (signed - timedelta(minutes=16), "Request is not yet valid")):
+        with pytest.raises(s3_auth.Refused, match=message):
+            at(moment)
+    with pytest.raises(s3_auth.Refused, match="signature we calculated does not match"):
+        s3_auth.check("GET", parts.path, parts.query, headers, {"ASIALOCAL": "wrong"}.get, signed)
+    with pytest.raises(s3_auth.Refused, match="signature we calculated does not match"):
+        s3_auth.check("HEAD", parts.path, parts.query, headers, {"ASIALOCAL": secret}.get, signed)
