@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import logging
 import os
 import secrets
 import signal
@@ -45,6 +46,8 @@ def parse_args(argv):
                         help="a setting, as with `cdk synth -c` (e.g. -c url_ttl_seconds=600)")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where the tiny model is cached")
     parser.add_argument("--ready-file", type=Path, help="write the URLs and key here as JSON once serving")
+    parser.add_argument("--request-timeout", type=float, default=10,
+                        help="seconds a client has to send its request (default 10; then 408)")
     parser.add_argument("--timeout", type=int, default=900,
                         help="seconds to wait for a model answer (default 900: CPU inference with real weights is "
                              "slow, and there is no API Gateway 29 s limit here)")
@@ -157,6 +160,8 @@ def start_s3(port: int):
 
     from local.s3_auth import PresignedUrlCheck
 
+    # werkzeug logs every request line, presigned URLs included: URLs are never printed (README, threat model).
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     try:
         # S3's own checks of presigned URLs and anonymous requests, in front of moto's (which has none).
         server = make_server(HOST, port, PresignedUrlCheck(DomainDispatcherApplication(create_backend_app)),
@@ -199,7 +204,7 @@ def main(argv=None) -> int:
     from local.gateway import GatewayServer, LocalGateway
 
     # Bind every port first, so a busy port is reported before minutes of model loading.
-    gateway_server = bind(GatewayServer, args.port, "API", "--port")
+    gateway_server = bind(GatewayServer, args.port, "API", "--port", None, args.request_timeout)
     endpoint_server = bind(EndpointServer, args.endpoint_port, "SageMaker endpoint", "--endpoint-port")
     s3_server = start_s3(args.s3_port)
     servers = [gateway_server, endpoint_server, s3_server]

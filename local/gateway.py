@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import sys
 import time
 import uuid
@@ -102,39 +103,133 @@ def _proxy_event(method, resource, path, headers, query, body: bytes, source_ip,
     }
 
 
+# HTTP framing, checked before anything is read: what API Gateway's own front door refuses, answered here in the
+# API's JSON error shape. The standard library's server, hardened where it is not strict enough on its own:
+# - Content-Length must be plain digits, one value; negative, malformed or conflicting values: 400;
+# - Transfer-Encoding (chunked uploads): 411, a length is required (no body of unknown size is read);
+# - bodies over the REST API's 10 MB payload limit: 413, refused from the header, the body never read;
+# - a request line over MAX_TARGET bytes: 414; headers over MAX_HEADER_BYTES in all (or one line over the
+#   library's 64 KB, or over 100 of them): 431;
+# - a client that sends nothing, or less body than it announced, gets 408 after `request_timeout` seconds;
+# - a client that goes away is one quiet log line, never a traceback.
+MAX_TARGET = 8192  # API Gateway's URL limit is about 8 KB
+MAX_HEADER_BYTES = 10240  # API Gateway: 10 KB of request headers
+_CONNECTION_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+_ERRORS = {400: "bad_request", 408: "request_timeout", 411: "length_required", 413: "request_too_large",
+           414: "uri_too_long", 431: "headers_too_large", 501: "not_implemented", 505: "http_version_not_supported"}
+
+
 class GatewayServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
 
-    def __init__(self, address, gateway: LocalGateway | None = None):
+    def __init__(self, address, gateway: LocalGateway | None = None, request_timeout: float = 10.0):
         self.gateway = gateway
+        self.request_timeout = request_timeout
         super().__init__(address, _Handler)
+
+    def handle_error(self, request, client_address):
+        error = sys.exc_info()[1]
+        if isinstance(error, _CONNECTION_GONE):
+            print(f"local: client {client_address[0]} went away ({type(error).__name__})", file=sys.stderr,
+                  flush=True)
+            return
+        print(f"local: error serving {client_address[0]}: {error!r}", file=sys.stderr, flush=True)
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: GatewayServer
     protocol_version = "HTTP/1.1"
+    default_request_version = "HTTP/1.1"  # no HTTP/0.9: every answer, errors included, has a status line
+
+    def setup(self):
+        self.timeout = self.server.request_timeout  # socket timeout for every read of this connection
+        super().setup()
 
     def log_message(self, *args):
         pass
 
+    def log_error(self, format, *args):
+        # http.server's handle_one_request catches a read timeout itself and only logs it: answer it here.
+        if format.startswith("Request timed out"):
+            self._error(408, f"the request did not arrive within {self.server.request_timeout:g} s")
+
+    def parse_request(self) -> bool:
+        if len(self.raw_requestline) > MAX_TARGET:
+            self.requestline, self.request_version, self.command = "", "HTTP/1.1", ""
+            self._error(414, f"the request line is over {MAX_TARGET} bytes")
+            return False
+        if not super().parse_request():
+            return False
+        size = sum(len(k) + len(v) + 4 for k, v in self.headers.items())
+        if size > MAX_HEADER_BYTES:
+            self._error(431, f"the request headers are {size} bytes; the limit is {MAX_HEADER_BYTES}")
+            return False
+        return True
+
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own refusals (bad request line, long header line, too many headers, ...) as JSON."""
+        self._error(code, message or HTTPStatus(code).phrase)
+
+    def _error(self, status: int, message: str) -> None:
+        for name, default in (("requestline", ""), ("request_version", "HTTP/1.1"), ("command", "")):
+            if not getattr(self, name, None):  # nothing (or no request line) arrived yet
+                setattr(self, name, default)
+        body = json.dumps(error_body(_ERRORS.get(status, "bad_request"), message)).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+        except _CONNECTION_GONE:
+            pass
+        self.close_connection = True
+
+    def _body(self) -> bytes | None:
+        """The request body, or None after answering an error: every check is made before a byte is read."""
+        if self.headers.get("Transfer-Encoding"):
+            self._error(411, "send the body with a Content-Length, not Transfer-Encoding")
+            return None
+        values = self.headers.get_all("Content-Length") or []
+        if not values:
+            return b""
+        if len(set(v.strip() for v in values)) != 1 or not re.fullmatch(r"[0-9]{1,12}", values[0].strip()):
+            self._error(400, f"Content-Length {', '.join(values)[:40]!r} is not one length in digits")
+            return None
+        length = int(values[0])
+        if length > MAX_PAYLOAD_BYTES:
+            self._error(413, f"the body is {length} bytes; the limit is {MAX_PAYLOAD_BYTES}")
+            return None
+        body = self.rfile.read(length)
+        if len(body) < length:  # the client closed before sending what it announced
+            self.close_connection = True
+            return None
+        return body
+
     def _serve(self):
         started = time.monotonic()
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = self._body()
+        if body is None:
+            return
         if self.server.gateway is None:
             status, headers, data = 503, {"Content-Type": "application/json"}, json.dumps(
                 error_body("starting", "local mode is still loading the model")).encode()
         else:
             status, headers, data = self.server.gateway.handle(
                 self.command, self.path, dict(self.headers.items()), body, self.client_address[0])
-        self.send_response(status)
-        for name, value in headers.items():
-            if name.lower() not in ("content-length", "connection"):
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        try:
+            self.send_response(status)
+            for name, value in headers.items():
+                if name.lower() not in ("content-length", "connection"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        except _CONNECTION_GONE:
+            self.close_connection = True
         print(f"{self.command} {urlsplit(self.path).path} -> {status} "
               f"({(time.monotonic() - started) * 1000:.0f} ms)", file=sys.stderr, flush=True)
 

@@ -15,25 +15,8 @@ import pytest
 from local_rig import ROOT, LocalProcess, request
 from PIL import Image
 
-# The shared local mode allows 64 px images (-c min_size=64), so the tiny model answers in milliseconds.
+# The shared local mode (conftest.py) allows 64 px images, so the tiny model answers in milliseconds.
 SMALL = {"width": 64, "height": 64, "steps": 1}
-
-
-@pytest.fixture(scope="module")
-def local(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("local")
-    temp = tmp_path / "tmp"
-    temp.mkdir()
-    process = LocalProcess(tmp_path, "--api-key", "test-key", "-c", "min_size=64", env={"TMPDIR": str(temp)})
-    banner = process.wait_until_serving()
-    info = json.loads((tmp_path / "ready.json").read_text())
-    info["banner"] = banner
-    yield info
-    assert process.stop() == 0, "".join(process.stderr[-20:])
-    assert "local: stopping" in "".join(process.stdout)
-    # A run leaves no temporary files behind (the CDK's jsii runtime, which unpacks into a temp folder, is not
-    # even started: settings need no aws_cdk).
-    assert list(temp.iterdir()) == []
 
 
 def download_png(url: str) -> tuple[int, int]:

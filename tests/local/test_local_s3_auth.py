@@ -3,29 +3,22 @@ URL, anonymous requests), and in-process with a moved clock for expiry (no sleep
 
 from __future__ import annotations
 
-import json
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
-from local_rig import LocalProcess, request
+from local_rig import request
 
 from local import s3_auth
 
 
 @pytest.fixture(scope="module")
-def local(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("local-s3")
-    process = LocalProcess(tmp_path, "--api-key", "test-key", "-c", "min_size=64", "-c", "url_ttl_seconds=60")
-    process.wait_until_serving()
-    info = json.loads((tmp_path / "ready.json").read_text())
-    status, _, body = request(info, body={"prompt": "p", "width": 64, "height": 64, "steps": 1})
+def image(local):
+    status, _, body = request(local, body={"prompt": "p", "width": 64, "height": 64, "steps": 1})
     assert status == 200, body
-    info["image"] = body["images"][0]
-    yield info
-    assert process.stop() == 0
+    return {**local, "image": body["images"][0]}
 
 
 def fetch(url: str, method: str = "GET", data: bytes | None = None) -> tuple[int, bytes]:
@@ -43,8 +36,8 @@ def with_params(url: str, **changes) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def test_the_url_the_api_returns_downloads_the_image(local):
-    status, body = fetch(local["image"]["url"])
+def test_the_url_the_api_returns_downloads_the_image(image):
+    status, body = fetch(image["image"]["url"])
     assert status == 200 and body.startswith(b"\x89PNG")
 
 
@@ -61,14 +54,14 @@ def same_day_later(url: str) -> str:
     (lambda url: {"X-Amz-Credential": "ASIAOTHERKEY/" + parse_qs(urlsplit(url).query)["X-Amz-Credential"][0]
                   .split("/", 1)[1]}, 403, b"InvalidAccessKeyId"),
 ])
-def test_a_tampered_url_is_refused(local, change, status, code):
-    url = local["image"]["url"]
+def test_a_tampered_url_is_refused(image, change, status, code):
+    url = image["image"]["url"]
     got, body = fetch(with_params(url, **change(url)))
     assert got == status and code in body
 
 
-def test_another_key_or_a_put_with_the_url_is_refused(local):
-    url = local["image"]["url"]
+def test_another_key_or_a_put_with_the_url_is_refused(image):
+    url = image["image"]["url"]
     parts = urlsplit(url)
     other = urlunsplit(parts._replace(path=parts.path.replace(".png", "x.png")))
     assert fetch(other)[0] == 403
@@ -77,12 +70,12 @@ def test_another_key_or_a_put_with_the_url_is_refused(local):
     assert fetch(url)[1].startswith(b"\x89PNG")  # still the original
 
 
-def test_anonymous_reads_and_listings_are_refused(local):
-    parts = urlsplit(local["image"]["url"])
+def test_anonymous_reads_and_listings_are_refused(image):
+    parts = urlsplit(image["image"]["url"])
     bare = urlunsplit(parts._replace(query=""))
     assert fetch(bare) == (403, fetch(bare)[1]) and b"AccessDenied" in fetch(bare)[1]
     bucket = "/".join(parts.path.split("/")[:2])
-    for listing in (f"{local['s3_url']}{bucket}", f"{local['s3_url']}{bucket}?list-type=2", f"{local['s3_url']}/"):
+    for listing in (f"{image['s3_url']}{bucket}", f"{image['s3_url']}{bucket}?list-type=2", f"{image['s3_url']}/"):
         status, body = fetch(listing)
         assert status == 403 and b"AccessDenied" in body, listing
 

@@ -1,0 +1,33 @@
+"""The local mode most local tests share: one process for the whole session (each start costs ~10 s)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from local_rig import LocalProcess
+
+# Clients get REQUEST_TIMEOUT seconds to send a request (default 10; short here for the framing tests).
+REQUEST_TIMEOUT = 1.0
+
+
+@pytest.fixture(scope="session")
+def local(tmp_path_factory):
+    """Local mode allowing 64 px images (-c min_size=64), so the tiny model answers in milliseconds."""
+    tmp_path = tmp_path_factory.mktemp("local")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    process = LocalProcess(tmp_path, "--api-key", "test-key", "-c", "min_size=64", "--request-timeout",
+                           str(REQUEST_TIMEOUT), env={"TMPDIR": str(temp)})
+    banner = process.wait_until_serving()
+    info = json.loads((tmp_path / "ready.json").read_text())
+    info["banner"] = banner
+    yield info
+    assert process.stop() == 0, "".join(process.stderr[-20:])
+    output = "".join(process.stdout + process.stderr)
+    assert "local: stopping" in output
+    # No traceback (clients hanging up, broken framing), and no presigned URL printed anywhere.
+    assert "Traceback" not in output and "X-Amz-Signature" not in output, output[-3000:]
+    # A run leaves no temporary files behind (the CDK's jsii runtime, which unpacks into a temp folder, is not
+    # even started: settings need no aws_cdk).
+    assert list(temp.iterdir()) == []
