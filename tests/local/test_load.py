@@ -1,5 +1,6 @@
 """A bounded load test of local mode on loopback: 500 image requests at concurrency 16. Zero errors, zero key
-collisions, and every URL downloads exactly the bytes the model generated for that request."""
+collisions, every URL downloads a distinct image, and for every 5th request (100 of them; each check re-runs the
+model, so all 500 would double the test's time) exactly the bytes the model generates for that request."""
 
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ def test_500_requests_at_concurrency_16_lose_nothing(local):
     assert len(set(keys)) == REQUESTS
     with ThreadPoolExecutor(CONCURRENCY) as pool:
         downloaded = list(pool.map(lambda r: download(r[3]["images"][0]["url"]), results))
-        expected = list(pool.map(lambda r: expected_png(local, r[1], r[0]), results))
-    mismatched = [i for i, (got, want) in enumerate(zip(downloaded, expected)) if got != want]
-    assert mismatched == []
+        sample = results[::5]
+        expected = list(pool.map(lambda r: expected_png(local, r[1], r[0]), sample))
+    mismatched = [r[0] for r, want in zip(sample, expected) if downloaded[r[0]] != want]
+    assert len(sample) == 100 and mismatched == []
     assert len(set(downloaded)) == REQUESTS  # different seeds and prompts: different images
