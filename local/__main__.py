@@ -150,6 +150,28 @@ def staged_model_dir(model, weights: Path | None, cache_dir: Path) -> Path:
     return stage
 
 
+def image_time_estimate(served_model, limits) -> str:
+    """Time one denoising step of a default-size image on this machine, and say what the default request takes
+    (a real model on a laptop CPU takes minutes: better said at start than discovered at the first curl)."""
+    import time
+
+    size = limits.default_size
+
+    def seconds(steps: int) -> float:
+        body = json.dumps({"inputs": "timing", "parameters": {"width": size, "height": size,
+                                                              "num_inference_steps": steps, "seed": 0}}).encode()
+        started = time.perf_counter()
+        served_model.invoke(body, "application/json", "image/png")
+        return time.perf_counter() - started
+
+    seconds(1)  # the first call warms up (memory, kernels) and would overstate everything
+    one, three = seconds(1), seconds(3)
+    step = max((three - one) / 2, 0.0)
+    total = max(one - step, 0.0) + step * limits.default_steps  # fixed cost (encode, decode, PNG) + the steps
+    note = "" if total < 5 else "  (slow on CPU: lower steps and size per request, or use --model-dir on a GPU)"
+    return f"on this machine: {size}x{size}, {limits.default_steps} steps ≈ {total:.1f} s per image{note}"
+
+
 def start_s3(port: int):
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
@@ -197,6 +219,14 @@ def main(argv=None) -> int:
         print(error, file=sys.stderr)
         return 2
     os.environ.setdefault("HF_HUB_OFFLINE", "0" if args.model_id else "1")
+    # A quiet console: no third-party progress bars or advice; local mode prints its banner and one line a request.
+    for name, value in (("TRANSFORMERS_VERBOSITY", "error"), ("DIFFUSERS_VERBOSITY", "error"), ("TQDM_DISABLE", "1"),
+                        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TOKENIZERS_PARALLELISM", "false")):
+        os.environ.setdefault(name, value)
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     # torch keeps a compile cache in /tmp/torchinductor_<user> unless told otherwise: keep it with ours.
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(args.cache_dir).resolve() / "torchinductor"))
 
@@ -233,6 +263,9 @@ def main(argv=None) -> int:
             endpoint_server.models[info.endpoint_name] = local_model(model, weights, args.cache_dir,
                                                                      ids.get(model.name))
             served.append(f"  {model.name} ({model.kind}): {description}")
+            if model.kind == "text-to-image" and model.container != "tgi":
+                served.append("    " + image_time_estimate(endpoint_server.models[info.endpoint_name],
+                                                           settings.limits))
 
         # Fake credentials: requests are signed as on AWS, and only ever sent to these loopback servers.
         base_environment = {

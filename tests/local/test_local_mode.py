@@ -247,3 +247,9 @@ def test_an_invalid_port_gets_a_message_not_a_traceback(tmp_path, port, message)
     result = subprocess.run([sys.executable, "-m", "local", "--port", port], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_banner_says_how_long_the_default_request_takes_here_and_requests_log_their_latency(local):
+    assert "on this machine: 512x512, 30 steps ≈" in local["banner"] and "s per image" in local["banner"]
+    status, _, _ = request(local, body={"prompt": "timing", **SMALL})
+    assert status == 200
