@@ -23,8 +23,9 @@ from stacks.settings import Settings, SettingsError, load_settings
 
 OK, INFO, WARN, BLOCK = "ok", "info", "warning", "BLOCKER"
 BOOTSTRAP_PARAMETER = "/cdk-bootstrap/hnb659fds/version"
-# Templates synthesized by aws-cdk-lib 2.x refuse to deploy on a bootstrap stack older than this (their
-# CheckBootstrapVersion rule).
+# Templates synthesized by aws-cdk-lib 2.x refuse to deploy on a bootstrap stack older than this: their
+# CheckBootstrapVersion rule asserts the BootstrapVersion SSM parameter is at least 6 (see any synthesized template's
+# Rules section; tests/stacks/test_stack_template.py checks the two agree).
 MIN_BOOTSTRAP_VERSION = 6
 
 

@@ -32,9 +32,12 @@ from stacks.rest_api import ModelRestApi
 from stacks.settings import LOG_RETENTION_DAYS, Settings
 
 _routes = load_lambda_module("model_api.routes")
-# Where a model whose code downloads its weights puts them: on SageMaker the instance's large storage (the ML
-# storage volume, or the NVMe instance store on g4dn/g5/... types) is mounted at /tmp, while the container's own
-# root volume holds only tens of GB (sagemaker-huggingface-inference-toolkit issues 78 and 115).
+# Where a model whose code downloads its weights puts them: on SageMaker hosting the instance's large storage (the
+# ML storage volume, or the NVMe instance store on g4dn/g5/... types) is mounted at /tmp, while the container's own
+# root volume holds only tens of GB (sagemaker-huggingface-inference-toolkit issues 78 and 115; "the volume is
+# typically mounted to /tmp/ while there is a separate volume mounted to /": tiiuae/falcon-40b-instruct discussion
+# 16 on the Hugging Face Hub, about an ml.g5.24xlarge endpoint). Unverified here: the first deploy's logs
+# (hub_files logs the target folder and bytes) will show it.
 MODEL_DOWNLOAD_DIR = "/tmp/model-weights"
 
 

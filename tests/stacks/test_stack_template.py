@@ -519,3 +519,11 @@ def test_the_image_function_knows_its_instances_step_cost_and_time_budget(templa
     env = template["Resources"][fn_id]["Properties"]["Environment"]["Variables"]
     assert (env["IMAGE_STEP_SECONDS"], env["IMAGE_TIME_BUDGET_SECONDS"], env["INSTANCE_TYPE"]) == (
         "0.09", "22", "ml.g5.xlarge")
+
+
+def test_preflights_bootstrap_minimum_is_the_templates_own(template):
+    from ops.preflight import MIN_BOOTSTRAP_VERSION
+
+    rule = template["Rules"]["CheckBootstrapVersion"]["Assertions"][0]
+    refused = rule["Assert"]["Fn::Not"][0]["Fn::Contains"][0]
+    assert refused == [str(v) for v in range(1, MIN_BOOTSTRAP_VERSION)]
