@@ -18,7 +18,7 @@ MODEL ?=
 SMOKE_ARGS ?=
 LOGS_ARGS ?=
 
-.PHONY: help setup local test lint bench synth preflight deploy smoke logs destroy clean
+.PHONY: help setup local test lint bench mutation synth cost preflight deploy smoke logs destroy clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -38,8 +38,15 @@ lint: setup  ## static checks of the Python code (ruff)
 bench: setup  ## measure the request path, cold start, synth, tests and local mode (writes bench/latest.md)
 	python bench/run.py --output bench/latest.md
 
+mutation: setup  ## mutation testing (mutmut, not in make test): SAMPLE=400 runs a fixed-seed sample, else every mutant (hours)
+	cd $(CURDIR) && python bench/mutation.py $(if $(SAMPLE),sample --size $(SAMPLE),run) && python bench/mutation.py report $(if $(SAMPLE),--only mutants/sample.txt) > bench/mutation-latest.md
+	@echo "score and surviving mutants: bench/mutation-latest.md"
+
 synth: setup  ## synthesize the CloudFormation template into cdk.out (offline); settings via CDK_ARGS="-c key=value"
 	AWS_EC2_METADATA_DISABLED=true $(CDK) synth -q $(CDK_ARGS)
+
+cost: setup  ## what the chosen settings cost per hour, per month, idle and per 1,000 images (no AWS call)
+	python -m ops.cost $(CDK_ARGS)
 
 preflight: setup  ## check your account before deploying: credentials, bootstrap, quotas, logging role, cost
 	python -m ops.preflight $(CDK_ARGS)

@@ -16,8 +16,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from ops import prices
+from ops import cost, prices
 from stacks.container_images import repository_regions
+from stacks.hosting import hosting_of
 from stacks.model_catalog import S3_URI
 from stacks.settings import Settings, SettingsError, load_settings
 
@@ -128,8 +129,8 @@ def quotas(settings: Settings, clients) -> list[Check]:
 
     wanted: Counter = Counter()
     for model in settings.catalog:
-        if model.existing_endpoint is None:
-            wanted[model.instance_type] += model.instance_count
+        if model.existing_endpoint is None and model.hosting == "realtime":
+            wanted[model.instance_type] += hosting_of(model).max_instances
     if not wanted:
         return []
     try:
@@ -292,20 +293,18 @@ def hub_revisions(settings: Settings) -> list[Check]:
 
 
 def hourly_cost(settings: Settings, region_name: Optional[str]) -> Check:
-    total, unknown = 0.0, []
-    for model in settings.catalog:
-        if model.existing_endpoint is not None:
-            continue
-        price = prices.hourly(region_name, model.instance_type)
-        if price is None:
-            unknown.append(model.instance_type)
-        else:
-            total += price * model.instance_count
-    detail = f"${total:.2f}/hour while deployed (~${total * prices.HOURS_PER_MONTH:,.0f}/month), idle or not"
+    """What the deployment costs idle (ops/cost.py has the whole table: make cost)."""
+    cost_rows = cost.rows(settings, region_name)
+    hourly = sum(r.hourly_min or 0 for r in cost_rows)
+    unknown = sorted({r.instance for r in cost_rows if r.hourly_min is None and r.hosting != "existing"})
+    detail = f"${hourly:.2f}/hour while deployed (~${hourly * prices.HOURS_PER_MONTH:,.0f}/month) at the minimum, " \
+             "idle or not"
+    if any(r.hosting == "serverless" for r in cost_rows):
+        detail += "; serverless models bill per second of use"
     if unknown:
-        return Check("cost", WARN, f"{detail} plus {', '.join(sorted(set(unknown)))} in {region_name}, whose price "
+        return Check("cost", WARN, f"{detail} plus {', '.join(unknown)} in {region_name}, whose price "
                      "is not in ops/prices.py", "see https://aws.amazon.com/sagemaker/pricing/")
-    return Check("cost", INFO, detail + "; make destroy stops it")
+    return Check("cost", INFO, detail + "; make cost has the table; make destroy stops it")
 
 
 def run(settings: Settings, clients) -> list[Check]:

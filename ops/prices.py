@@ -2,17 +2,20 @@
 
 Source: the Amazon SageMaker AI pricing page (real-time inference, on-demand), as quoted by public write-ups in
 October 2025 to March 2026 (ml.g5.xlarge "about $1.41/hour" in us-east-1 as of October 2025, ml.m5.xlarge $0.269);
-the ml.g4dn.xlarge figure is the one this project's README has carried since its first release. Recorded
-2026-11-22. Prices change and differ by region: a type or region not in this table is reported as unknown, never
+the ml.g4dn.xlarge figure is the one this project's README has carried since its first release; ml.m5.large
+($0.115) and Serverless Inference ($0.0000200 per second per GB of memory) from a public price digest quoting the
+same page. Recorded 2026-11-22. Prices change and differ by region: a type or region not in this table is reported as unknown, never
 guessed. Check https://aws.amazon.com/sagemaker/pricing/ before relying on a figure.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
-SOURCE = "Amazon SageMaker AI pricing page, real-time inference on-demand (recorded 2026-11-22)"
-HOURS_PER_MONTH = 730
+from stacks.hosting import HOURS_PER_MONTH  # noqa: F401 (the one definition, re-exported for ops)
+
+SOURCE = "Amazon SageMaker AI pricing page, real-time and serverless inference on-demand (recorded 2026-11-22)"
 
 HOURLY_USD = {
     "us-east-1": {
@@ -20,10 +23,32 @@ HOURLY_USD = {
         "ml.g5.2xlarge": 1.515,
         "ml.g4dn.xlarge": 0.736,
         "ml.m5.xlarge": 0.269,
+        "ml.m5.large": 0.115,
     },
 }
+# Serverless Inference compute, USD per second per GB of configured memory (billed per millisecond of inference);
+# data processed in and out ($0.016/GB) is left out: cents per thousand requests at this API's payload sizes.
+SERVERLESS_GB_SECOND_USD = {"us-east-1": 0.0000200}
 
 
 def hourly(region: Optional[str], instance_type: str) -> Optional[float]:
     """USD per instance-hour, or None when the table does not know the region or type."""
     return HOURLY_USD.get(region or "", {}).get(instance_type)
+
+
+def serverless_gb_second(region: Optional[str]) -> Optional[float]:
+    """USD per second of serverless inference per GB of memory, or None when the table does not know the region."""
+    return SERVERLESS_GB_SECOND_USD.get(region or "")
+
+
+@dataclass(frozen=True)
+class PriceBook:
+    """One region's prices, as stacks.hosting's modes read them."""
+
+    region: Optional[str]
+
+    def hourly(self, instance_type: str) -> Optional[float]:
+        return hourly(self.region, instance_type)
+
+    def serverless_gb_second(self) -> Optional[float]:
+        return serverless_gb_second(self.region)

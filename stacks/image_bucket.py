@@ -22,6 +22,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.functions.empty_bucket import EMPTY_ON_DELETE_TAG
+from stacks.lambda_source import ASSET_EXCLUDE
 
 EMPTY_BUCKET_CODE = Path(__file__).resolve().parent / "functions" / "empty_bucket.py"
 
@@ -103,7 +104,7 @@ class ImageBucket(Construct):
             architecture=lambda_.Architecture.ARM_64,
             handler="empty_bucket.handler",
             # An asset, not inline code: CloudFormation's inline ZipFile stops at 4 KB.
-            code=lambda_.Code.from_asset(str(EMPTY_BUCKET_CODE.parent), exclude=["__pycache__", "*.pyc"]),
+            code=lambda_.Code.from_asset(str(EMPTY_BUCKET_CODE.parent), exclude=ASSET_EXCLUDE),
             role=role,
             log_group=log_group,
             timeout=Duration.minutes(15),

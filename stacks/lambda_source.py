@@ -14,6 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LAMBDA_DIR = ROOT / "lambda"
 MODELS_DIR = ROOT / "models"
+# Never shipped in an asset: caches, and the sidecars mutation testing (make mutation) writes beside each file.
+ASSET_EXCLUDE = ["__pycache__", "**/__pycache__", "*.pyc", "*.pyo", "*.py.meta", "*.py.spans"]
 
 
 def load_lambda_module(name: str):

@@ -22,6 +22,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks.container_images import ContainerImage
+from stacks.hosting import hosting_of
 from stacks.image_bucket import ImageBucket
 from stacks.lambda_source import load_lambda_module
 from stacks.model_artifact import ModelArtifact
@@ -61,19 +62,22 @@ class ModelApiStack(Stack):
         self.functions: dict[str, ModelFunction] = {}
         for model in settings.catalog:
             endpoint_name = settings.endpoint_name(model)
+            endpoint = None
             if model.existing_endpoint is None:
-                self.endpoints[model.name] = self._endpoint(model, endpoint_name, retention)
+                endpoint = self.endpoints[model.name] = self._endpoint(model, endpoint_name, retention)
             self.functions[model.name] = ModelFunction(
                 self, f"{pascal(model.name)}Function",
                 model_name=model.name,
-                # SageMaker writes endpoint ARNs in lowercase, and IAM compares them exactly.
-                endpoint_arn=self.format_arn(service="sagemaker", resource="endpoint",
-                                             resource_name=endpoint_name.lower()),
+                # An endpoint made elsewhere: its ARN in lowercase, as SageMaker writes it (IAM compares exactly).
+                endpoint_arn=None if endpoint else self.format_arn(service="sagemaker", resource="endpoint",
+                                                                   resource_name=endpoint_name.lower()),
                 environment=settings.function_environment(model),
                 images=self.images if model.kind == "text-to-image" else None,
                 timeout_seconds=settings.lambda_timeout_seconds,
                 log_retention=retention,
             )
+            if endpoint is not None:
+                endpoint.grant_invoke(self.functions[model.name].role)
         self.api = ModelRestApi(
             self, "Api",
             timeout_seconds=settings.api_timeout_seconds,
@@ -114,12 +118,10 @@ class ModelApiStack(Stack):
             environment=_model_environment(model, self.settings),
             model_data_url=data_url,
             model_data_arn=data_arn,
-            instance_type=model.instance_type,
-            instance_count=model.instance_count,
-            startup_timeout_seconds=model.startup_timeout_seconds,
-            volume_size_gb=model.volume_size_gb,
-            # SageMaker rejects a volume key on instance types with NVMe storage (encrypted by the hardware).
-            volume_kms_key_arn=None if model.nvme else self.settings.kms_key_arn,
+            hosting=hosting_of(model),
+            # SageMaker rejects a volume key on instance types with NVMe storage (encrypted by the hardware);
+            # serverless hosting has no volume.
+            volume_kms_key_arn=None if model.nvme or model.hosting == "serverless" else self.settings.kms_key_arn,
             log_retention=retention,
             readable_secret_arn=self._hub_token_arn() if model.code_downloads and self.settings.hub_token_secret
             else None,

@@ -21,7 +21,8 @@ from stacks.lambda_source import ROOT
 
 BUILD_DIR = ROOT / ".build" / "models"
 _SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints"}
-_SKIP_SUFFIXES = (".pyc", ".pyo")
+# .meta/.spans: the sidecars mutation testing (make mutation) writes beside each file it mutates.
+_SKIP_SUFFIXES = (".pyc", ".pyo", ".py.meta", ".py.spans")
 
 
 def archive_bytes(code_dir: Path) -> bytes:

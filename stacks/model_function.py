@@ -11,7 +11,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks.image_bucket import ImageBucket
-from stacks.lambda_source import LAMBDA_DIR
+from stacks.lambda_source import ASSET_EXCLUDE, LAMBDA_DIR
 
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
 
@@ -21,7 +21,8 @@ class ModelFunction(Construct):
 
     Props:
       model_name: the model this function serves (its routes only, see model_api.routes).
-      endpoint_arn: the one SageMaker endpoint the role may invoke.
+      endpoint_arn: the one SageMaker endpoint the role may invoke; None when the caller grants it instead
+        (ModelEndpoint.grant_invoke(function.role)).
       environment: the handler's environment (model, catalog, pipeline settings).
       images: an ImageBucket for text-to-image models; the role may write and delete under its prefix only, and
         assume the bucket's URL signer (read-only) to presign.
@@ -38,7 +39,7 @@ class ModelFunction(Construct):
         construct_id: str,
         *,
         model_name: str,
-        endpoint_arn: str,
+        endpoint_arn: Optional[str] = None,
         environment: Mapping[str, str],
         images: Optional[ImageBucket] = None,
         timeout_seconds: int = 28,
@@ -58,8 +59,9 @@ class ModelFunction(Construct):
         )
         iam.Grant.add_to_principal(grantee=self.role, actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                                    resource_arns=[self.log_group.log_group_arn])
-        iam.Grant.add_to_principal(grantee=self.role, actions=["sagemaker:InvokeEndpoint"],
-                                   resource_arns=[endpoint_arn])
+        if endpoint_arn is not None:
+            iam.Grant.add_to_principal(grantee=self.role, actions=["sagemaker:InvokeEndpoint"],
+                                       resource_arns=[endpoint_arn])
         signer = None
         if images is not None:
             images.grant_image_access(self.role)
@@ -69,7 +71,7 @@ class ModelFunction(Construct):
             runtime=LAMBDA_RUNTIME,
             architecture=lambda_.Architecture.ARM_64,
             handler="handler.handler",
-            code=lambda_.Code.from_asset(str(LAMBDA_DIR), exclude=["__pycache__", "*.pyc", "**/__pycache__"]),
+            code=lambda_.Code.from_asset(str(LAMBDA_DIR), exclude=ASSET_EXCLUDE),
             role=self.role,
             log_group=self.log_group,
             memory_size=memory_mb,

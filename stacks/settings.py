@@ -17,7 +17,7 @@ from typing import Any, Mapping, Optional
 
 from stacks.container_images import repository_regions
 from stacks.lambda_source import load_lambda_module
-from stacks.model_catalog import OVERRIDABLE, PRESETS, ModelSpec
+from stacks.model_catalog import FIELD_ALIASES, OVERRIDABLE, PRESETS, ModelSpec
 
 _schema = load_lambda_module("model_api.schema")
 _images = load_lambda_module("model_api.images")
@@ -248,16 +248,16 @@ class Settings:
         for name, value in values.items():
             if "." in name:
                 model, _, field_name = name.partition(".")
-                model_values[(model, field_name)] = value
+                model_values[(model, FIELD_ALIASES.get(field_name, field_name))] = value
             elif name in known:
                 try:
                     converted[name] = _convert(value, hints[name])
                 except ValueError as exc:
                     problems.append(f"{name}: {exc}")
-            elif name in OVERRIDABLE:
-                model_values[(None, name)] = value
+            elif name in OVERRIDABLE or name in FIELD_ALIASES:
+                model_values[(None, FIELD_ALIASES.get(name, name))] = value
             else:
-                close = difflib.get_close_matches(name, known | set(OVERRIDABLE), n=1)
+                close = difflib.get_close_matches(name, known | set(OVERRIDABLE) | set(FIELD_ALIASES), n=1)
                 problems.append(f"unknown setting {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         settings = replace(cls(), **converted)
         catalog, catalog_problems = _build_catalog(settings.models, settings.model_specs, model_values)
@@ -320,6 +320,7 @@ def _build_catalog(models: str, specs: Mapping[str, Any], values: Mapping[tuple,
         if not isinstance(spec, dict) or not {"kind", "source"} <= set(spec):
             problems.append(f"model_specs[{name!r}] must be an object with at least kind and source")
             continue
+        spec = {FIELD_ALIASES.get(k, k): v for k, v in spec.items()}
         unknown = sorted(set(spec) - set(OVERRIDABLE))
         if unknown:
             problems.append(f"model_specs[{name!r}] has unknown fields {unknown}; known: {', '.join(OVERRIDABLE)}")

@@ -1,6 +1,5 @@
 import importlib.util
 import shutil
-import uuid
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,9 @@ CHAT_CODE = ROOT / "models" / "chat_embeddings" / "code"
 
 
 def load_by_path(path: Path):
-    spec = importlib.util.spec_from_file_location(f"inference_{uuid.uuid4().hex}", path)
+    # A fresh module object each call, named after its path (models.<kind>.code.inference): readable tracebacks, and
+    # the name mutation testing (make mutation) gives the file.
+    spec = importlib.util.spec_from_file_location(".".join(path.relative_to(ROOT).with_suffix("").parts), path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -26,6 +26,8 @@ VARIANTS = {
     "logging-off": {"api_logging": "off"},
     "retained-token": {"retain_bucket": "true", "hub_token_secret": "prod/hf-token"},
     "tgi-token": {"models": "gpt2-tgi", "hub_token_secret": "prod/hf-token"},
+    "hosting-modes": {"models": "gpt2-cpu,minilm-embeddings", "gpt2-cpu.max_instances": "3",
+                      "minilm-embeddings.hosting": "serverless"},
     "s3-artifact": {"models": "mine", "model_specs": json.dumps(
         {"mine": {"kind": "text-generation", "source": "s3://my-models/llm/model.tar.gz", "container": "tgi"}})},
 }

@@ -15,7 +15,10 @@ SETTING_VARIANTS = [
     {"instance_type": "ml.p3.2xlarge", "kms_key_arn":
         "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"},
     {"retain_bucket": "true", "hub_token_secret": "hf-token", "region": "eu-west-1"},
+    {"models": "gpt2-cpu,minilm-embeddings", "gpt2-cpu.max_instances": "3", "minilm-embeddings.hosting": "serverless",
+     "minilm-embeddings.provisioned_concurrency": "1"},
 ]
+VARIANT_IDS = ["default", "ebs-kms", "retained-token-region", "autoscaled-and-serverless"]
 
 
 def acknowledgments(assembly) -> dict[str, str]:
@@ -29,7 +32,7 @@ def acknowledgments(assembly) -> dict[str, str]:
     return found
 
 
-@pytest.mark.parametrize("settings", SETTING_VARIANTS, ids=["default", "ebs-kms", "retained-token-region"])
+@pytest.mark.parametrize("settings", SETTING_VARIANTS, ids=VARIANT_IDS)
 def test_cdk_nag_has_no_unacknowledged_findings_and_every_acknowledgment_says_why(synth_assembly, settings):
     # synth raises on any unacknowledged finding (the fixture would fail); the report says success.
     assembly = synth_assembly(**settings)
@@ -58,7 +61,7 @@ def test_cdk_nag_is_active_and_fails_synth_on_a_new_wildcard():
     assert "AwsSolutions-IAM5" in str(caught.value) or "Validation failed" in str(caught.value)
 
 
-@pytest.mark.parametrize("settings", SETTING_VARIANTS, ids=["default", "ebs-kms", "retained-token-region"])
+@pytest.mark.parametrize("settings", SETTING_VARIANTS, ids=VARIANT_IDS)
 def test_cfn_lint_finds_no_errors(synth_assembly, settings):
     assembly = synth_assembly(**settings)
     path = assembly.stacks[0].template_full_path

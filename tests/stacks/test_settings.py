@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_defaults_are_valid_and_documented_values():
     s = Settings.from_values({})
     model, = s.catalog
-    assert (model.name, model.instance_type, model.instance_count) == ("stable-diffusion", "ml.g5.xlarge", 1)
+    assert (model.name, model.instance_type, model.min_instances) == ("stable-diffusion", "ml.g5.xlarge", 1)
     assert (s.url_ttl_seconds, s.image_expiry_days) == (900, 7)
     assert model.gpu and model.nvme and s.endpoint_name(model) == "sagemakermodelapi-stable-diffusion"
     assert s.limits == ImageLimits()
@@ -29,7 +29,7 @@ def test_text_values_from_the_command_line_are_converted():
                               "hub_token_secret": "none", "max_images": "2", "instance_type": "ml.c5.xlarge",
                               "seconds_per_step": "0.25", "api_logging": "off"})
     model, = s.catalog
-    assert (model.instance_count, s.retain_bucket, s.throttle_rate, s.hub_token_secret) == (3, True, 0.5, None)
+    assert (model.min_instances, s.retain_bucket, s.throttle_rate, s.hub_token_secret) == (3, True, 0.5, None)
     assert s.limits.max_images == 2 and not model.gpu and not model.nvme
     assert (model.seconds_per_step, s.api_logging) == (0.25, "off")
 
@@ -44,7 +44,7 @@ def test_every_problem_is_listed_in_one_message():
     problems = caught.value.problems
     text = str(caught.value)
     expected = [
-        "unknown instance family 'zz9'", "instance_count must be at least 1", "url_ttl_seconds must be from 60 to 3000",
+        "unknown instance family 'zz9'", "min_instances must be at least 1", "url_ttl_seconds must be from 60 to 3000",
         "log_retention_days must be one of", "image_expiry_days must be at least 1",
         "unknown setting 'instnce_count' (did you mean 'instance_count'?)", "retain_bucket: expected true or false",
         "max_size must be a multiple of 8", "api_timeout_seconds must be from 12 to 29",
@@ -70,7 +70,7 @@ def test_every_problem_is_listed_in_one_message():
     ({"default_steps": "80"}, "default_steps (80) must not exceed max_steps (50)"),
     ({"min_size": "0"}, "min_size must be a positive number"),
     ({"hub_token_secret": "bad secret!"}, "is not a Secrets Manager secret name or ARN"),
-    ({"instance_count": 1.5}, "instance_count: expected int"),
+    ({"min_instances": 1.5}, "min_instances: expected int"),
 ])
 def test_single_problems(values, fragment):
     with pytest.raises(SettingsError) as caught:

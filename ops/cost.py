@@ -1,0 +1,126 @@
+"""`make cost`: what the chosen settings cost before anything is deployed. No AWS call, no credentials.
+
+    python -m ops.cost [-c NAME=VALUE ...] [--region REGION]
+
+Per model: hosting mode, instance type, instance range, USD per hour and per month at the minimum and at the
+maximum, what it costs idle, and for image models the cost of 1,000 default images at the documented per-image time.
+Prices come from ops/prices.py (source and date there); a type or region the table does not know is shown as
+unknown, never guessed. Lambda, API Gateway, S3 and CloudWatch are left out: cents per thousand requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from typing import Optional
+
+from ops import prices
+from stacks.hosting import HOURS_PER_MONTH, hosting_of
+from stacks.settings import Settings, SettingsError, load_settings
+
+DEFAULT_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class CostRow:
+    model: str
+    hosting: str
+    instance: str  # instance type, or the serverless memory
+    instances: str  # "1", "1-4", or serverless concurrency
+    hourly_min: Optional[float]
+    hourly_max: Optional[float]
+    monthly_min: Optional[float]
+    monthly_max: Optional[float]
+    idle_monthly: Optional[float]
+    per_1000_images: Optional[float]
+    note: str = ""
+
+
+def seconds_per_default_image(settings: Settings, model) -> Optional[float]:
+    """Seconds one default image (default size and steps) takes on the model's instance, from its step time."""
+    step = model.step_seconds
+    if model.kind != "text-to-image" or step is None:
+        return None
+    limits = settings.limits
+    return step * limits.default_steps * (limits.default_size / 512) ** 2
+
+
+def rows(settings: Settings, region: Optional[str]) -> list[CostRow]:
+    book = prices.PriceBook(region)
+    out = []
+    for model in settings.catalog:
+        config = hosting_of(model)
+        if config is None:
+            out.append(CostRow(model.name, "existing", "-", "-", None, None, None, None, None, None,
+                               "an endpoint made elsewhere: billed to whoever made it"))
+            continue
+        line = config.cost(book)
+        if model.hosting == "serverless":
+            instance = f"{config.memory_mb} MB"
+            instances = f"0-{config.max_concurrency} concurrent"
+        else:
+            instance = model.instance_type
+            instances = (f"{config.min_instances}-{config.max_instances}" if config.autoscaled
+                         else str(config.min_instances))
+        per_image = seconds_per_default_image(settings, model)
+        per_1000 = None
+        if per_image is not None:
+            if model.hosting == "serverless" and line.per_second_busy is not None:
+                per_1000 = line.per_second_busy * per_image * 1000
+            elif model.hosting != "serverless" and line.hourly_min is not None:
+                # One instance busy: its price per second times the seconds 1,000 images take back to back.
+                per_1000 = line.hourly_min / config.min_instances / 3600 * per_image * 1000
+        monthly = [None if h is None else h * HOURS_PER_MONTH for h in (line.hourly_min, line.hourly_max)]
+        out.append(CostRow(model.name, model.hosting, instance, instances, line.hourly_min, line.hourly_max,
+                           monthly[0], monthly[1], line.idle_monthly, per_1000, line.note))
+    return out
+
+
+def _usd(value: Optional[float], digits: int = 2) -> str:
+    return "unknown" if value is None else f"${value:,.{digits}f}"
+
+
+def table(cost_rows: list[CostRow], region: str) -> str:
+    head = ["model", "hosting", "instance", "count", "$/hour min", "$/hour max", "$/month min", "$/month max",
+            "idle $/month", "$/1,000 images"]
+    body = [[r.model, r.hosting, r.instance, r.instances, _usd(r.hourly_min, 3), _usd(r.hourly_max, 3),
+             _usd(r.monthly_min, 0), _usd(r.monthly_max, 0), _usd(r.idle_monthly, 0),
+             "-" if r.per_1000_images is None else _usd(r.per_1000_images)] for r in cost_rows]
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *body)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head, *body]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    notes = [f"  {r.model}: {r.note}" for r in cost_rows if r.note]
+    known = sum(r.idle_monthly or 0 for r in cost_rows)
+    unknown = [r.model for r in cost_rows if r.idle_monthly is None and r.hosting != "existing"]
+    total = f"Idle total: {_usd(known, 0)}/month" + (f" plus {', '.join(unknown)} (price unknown)" if unknown else "")
+    return "\n".join([f"Costs in {region} ({prices.SOURCE}; a month is {HOURS_PER_MONTH} hours):", *lines,
+                      *(["Notes:", *notes] if notes else []), total,
+                      "Lambda, API Gateway, S3 and CloudWatch add cents per thousand requests. make destroy stops "
+                      "every charge above."])
+
+
+def region_of(settings: Settings, given: Optional[str]) -> str:
+    return given or settings.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") \
+        or DEFAULT_REGION
+
+
+def main(argv=None, out=sys.stdout) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ops.cost", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-c", "--context", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--region", help=f"prices of this region (default: the region setting, AWS_REGION, "
+                                         f"else {DEFAULT_REGION})")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.context)
+    except SettingsError as error:
+        print(error, file=sys.stderr)
+        return 2
+    region = region_of(settings, args.region)
+    print(table(rows(settings, region), region), file=out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""Hosting modes: how SageMaker runs a model, chosen per model with `-c <model>.hosting=<mode>`.
+
+Each mode is one class here plus its entry in HOSTING_MODES: its settings' checks (run at synth, with every other
+setting's), the endpoint config's production variant it makes, and what it costs (ops/cost.py). No aws_cdk import:
+settings, local mode and the cost report read this module without starting the CDK's node kernel.
+
+  realtime    instances always on (min_instances), optionally autoscaled up to max_instances on invocations per
+              instance. Lowest latency; pays for every instance-hour, idle or not.
+  serverless  SageMaker Serverless Inference: CPU only, 1-6 GB of memory, scales to zero, pays per second of
+              inference (plus provisioned concurrency, if any, while deployed). Cold starts of seconds to a minute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Optional, Protocol
+
+if TYPE_CHECKING:
+    from stacks.model_catalog import ModelSpec
+
+HOURS_PER_MONTH = 730
+SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
+
+# Default autoscaling target, SageMakerVariantInvocationsPerInstance (invocations per instance per minute), per kind:
+# about half of what one instance serves flat out, so a second instance starts before requests queue. An image at
+# 30 steps takes ~3 s on a g5 (~20/min); a short generation or chat reply ~1 s; an embeddings batch ~50 ms.
+TARGET_INVOCATIONS = {"text-to-image": 10.0, "text-generation": 30.0, "chat": 30.0, "embeddings": 300.0}
+MAX_INSTANCES = 100  # a bound on a typo, far above any default quota
+
+# Serverless Inference limits (SageMaker API reference, ProductionVariantServerlessConfig; Developer Guide, "Invoke
+# a serverless endpoint"): memory 1024..6144 MB in 1 GB steps, 1..200 concurrent invocations, provisioned
+# concurrency <= max concurrency; the container must answer /ping within 3 minutes (download included) and each
+# invocation within 60 s; payloads up to 4 MB. CPU only: no GPU image can run there.
+SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
+SERVERLESS_MAX_CONCURRENCY = 200
+SERVERLESS_INVOCATION_SECONDS = 60
+# Memory a CPU model needs beyond its fp32 weights: the Python runtime, torch and the inference toolkit (~1 GB), and
+# activations (half the weights again, a deliberate margin). Serverless refuses a model that needs more than 6 GB.
+RUNTIME_OVERHEAD_GB = 1.0
+
+
+def serverless_memory_needed_mb(weights_gb: float) -> int:
+    return int((weights_gb * 1.5 + RUNTIME_OVERHEAD_GB) * 1024)
+
+
+class PriceBook(Protocol):
+    """Prices of one region (ops/prices.py): None where unknown."""
+
+    def hourly(self, instance_type: str) -> Optional[float]: ...
+
+    def serverless_gb_second(self) -> Optional[float]: ...
+
+
+@dataclass(frozen=True)
+class CostLine:
+    """What a model's hosting costs in USD; None where the price table does not know (never guessed)."""
+
+    hourly_min: Optional[float]
+    hourly_max: Optional[float]
+    idle_monthly: Optional[float]
+    per_second_busy: Optional[float]  # serverless: per second of inference (per request-second)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Realtime:
+    """Instances always on; autoscaled between min_instances and max_instances when they differ."""
+
+    name: ClassVar[str] = "realtime"
+    instance_type: str
+    min_instances: int = 1
+    max_instances: int = 1
+    target_invocations: float = 10.0
+    scale_in_cooldown_seconds: int = 900
+    scale_out_cooldown_seconds: int = 300
+    startup_timeout_seconds: int = 600
+    volume_size_gb: Optional[int] = None
+
+    @classmethod
+    def from_model(cls, model: "ModelSpec") -> "Realtime":
+        return cls(instance_type=model.instance_type, min_instances=model.min_instances,
+                   max_instances=model.min_instances if model.max_instances is None else model.max_instances,
+                   target_invocations=TARGET_INVOCATIONS.get(model.kind, 10.0) if model.target_invocations is None
+                   else model.target_invocations,
+                   scale_in_cooldown_seconds=model.scale_in_cooldown_seconds,
+                   scale_out_cooldown_seconds=model.scale_out_cooldown_seconds,
+                   startup_timeout_seconds=model.startup_timeout_seconds, volume_size_gb=model.volume_size_gb)
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.max_instances > self.min_instances
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.min_instances < 1:
+            out.append(f"min_instances must be at least 1 (got {self.min_instances}); for a model that costs "
+                       "nothing when idle use hosting=serverless")
+        if not self.min_instances <= self.max_instances <= MAX_INSTANCES:
+            out.append(f"max_instances must be from min_instances ({self.min_instances}) to {MAX_INSTANCES} "
+                       f"(got {self.max_instances})")
+        if not self.target_invocations > 0:
+            out.append(f"target_invocations must be above 0 (got {self.target_invocations})")
+        for name in ("scale_in_cooldown_seconds", "scale_out_cooldown_seconds"):
+            if not 0 <= getattr(self, name) <= 3600:
+                out.append(f"{name} must be from 0 to 3600 (got {getattr(self, name)})")
+        return out
+
+    def variant(self) -> dict:
+        """The production variant's hosting fields (CfnEndpointConfig.ProductionVariantProperty keywords)."""
+        return {"instance_type": self.instance_type, "initial_instance_count": self.min_instances,
+                "container_startup_health_check_timeout_in_seconds": self.startup_timeout_seconds,
+                "volume_size_in_gb": self.volume_size_gb}
+
+    def cost(self, prices: "PriceBook") -> CostLine:
+        price = prices.hourly(self.instance_type)
+        if price is None:
+            return CostLine(None, None, None, None, f"{self.instance_type}: not in the price table")
+        return CostLine(price * self.min_instances, price * self.max_instances,
+                        price * self.min_instances * HOURS_PER_MONTH, None)
+
+
+@dataclass(frozen=True)
+class Serverless:
+    """SageMaker Serverless Inference: no instances, billed per second of inference."""
+
+    name: ClassVar[str] = "serverless"
+    memory_mb: int = 4096
+    max_concurrency: int = 5
+    provisioned_concurrency: Optional[int] = None
+
+    @classmethod
+    def from_model(cls, model: "ModelSpec") -> "Serverless":
+        return cls(memory_mb=model.memory_mb, max_concurrency=model.max_concurrency,
+                   provisioned_concurrency=model.provisioned_concurrency)
+
+    autoscaled: ClassVar[bool] = False
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.memory_mb not in SERVERLESS_MEMORY_MB:
+            out.append(f"memory_mb must be one of {', '.join(map(str, SERVERLESS_MEMORY_MB))} (got {self.memory_mb})")
+        if not 1 <= self.max_concurrency <= SERVERLESS_MAX_CONCURRENCY:
+            out.append(f"max_concurrency must be from 1 to {SERVERLESS_MAX_CONCURRENCY} (got {self.max_concurrency})")
+        if self.provisioned_concurrency is not None and not 1 <= self.provisioned_concurrency <= self.max_concurrency:
+            out.append(f"provisioned_concurrency must be from 1 to max_concurrency ({self.max_concurrency}) "
+                       f"(got {self.provisioned_concurrency})")
+        return out
+
+    def variant(self) -> dict:
+        config = {"memory_size_in_mb": self.memory_mb, "max_concurrency": self.max_concurrency}
+        if self.provisioned_concurrency is not None:
+            config["provisioned_concurrency"] = self.provisioned_concurrency
+        return {"serverless_config": config}
+
+    def cost(self, prices: "PriceBook") -> CostLine:
+        per_gb_second = prices.serverless_gb_second()
+        if per_gb_second is None:
+            return CostLine(None, None, None, None, "serverless: not in the price table")
+        busy = per_gb_second * self.memory_mb / 1024
+        warm = busy * (self.provisioned_concurrency or 0)
+        # Provisioned concurrency is billed while deployed (priced here at the on-demand rate: an upper bound).
+        return CostLine(warm * 3600, busy * self.max_concurrency * 3600, warm * SECONDS_PER_MONTH, busy,
+                        "provisioned concurrency billed at the on-demand rate (an upper bound)"
+                        if self.provisioned_concurrency else "")
+
+
+HOSTING_MODES = {mode.name: mode for mode in (Realtime, Serverless)}
+
+
+def hosting_of(model: "ModelSpec"):
+    """The model's hosting config (Realtime or Serverless), or None for an existing endpoint."""
+    if model.existing_endpoint is not None or model.hosting not in HOSTING_MODES:
+        return None
+    return HOSTING_MODES[model.hosting].from_model(model)
+
+
+def hosting_problems(model: "ModelSpec") -> list[str]:
+    """Every problem of a model's hosting settings, each starting with the model's name."""
+    p = f"model {model.name!r}: "
+    if model.hosting not in HOSTING_MODES:
+        return [p + f"hosting {model.hosting!r} must be one of {', '.join(HOSTING_MODES)}"]
+    config = hosting_of(model)
+    out = [p + problem for problem in config.problems()] if config is not None else []
+    if model.hosting == "serverless":
+        if model.container in ("tgi", "hf-inference-gpu"):
+            out.append(p + f"container {model.container} needs a GPU; serverless hosting has none (use "
+                           "hf-inference or hf-inference-cpu, or hosting=realtime)")
+        if model.volume_size_gb is not None:
+            out.append(p + "volume_size_gb does not apply to serverless hosting (SageMaker manages its storage)")
+        # weights_gb unset (a model of your own): its size is unknown here; SageMaker fails it if it does not fit.
+        if model.weights_gb is None:
+            pass
+        elif serverless_memory_needed_mb(model.weights_gb) > SERVERLESS_MEMORY_MB[-1]:
+            out.append(p + f"about {model.weights_gb:g} GB of weights need ~"
+                           f"{serverless_memory_needed_mb(model.weights_gb) / 1024:.1f} GB of memory; serverless "
+                           f"hosting offers at most {SERVERLESS_MEMORY_MB[-1] // 1024} GB: use hosting=realtime")
+        elif serverless_memory_needed_mb(model.weights_gb) > model.memory_mb:
+            out.append(p + f"about {model.weights_gb:g} GB of weights need ~"
+                           f"{serverless_memory_needed_mb(model.weights_gb) / 1024:.1f} GB of memory; memory_mb is "
+                           f"{model.memory_mb}: raise it")
+        if model.max_instances is not None or model.min_instances != 1:
+            out.append(p + "min_instances and max_instances apply to realtime hosting; serverless scales on its own "
+                           "up to max_concurrency")
+    elif model.provisioned_concurrency is not None:
+        out.append(p + "provisioned_concurrency applies to serverless hosting only")
+    return out

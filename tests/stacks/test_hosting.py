@@ -1,0 +1,164 @@
+"""Hosting modes: ModelEndpoint on its own (aws_cdk.assertions), the settings' checks, and the whole app."""
+
+from __future__ import annotations
+
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk.assertions import Match, Template
+
+from stacks.container_images import ContainerImage
+from stacks.hosting import TARGET_INVOCATIONS, Realtime, Serverless, serverless_memory_needed_mb
+from stacks.model_endpoint import ModelEndpoint
+from stacks.settings import Settings, SettingsError
+
+IMAGE_URI = "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-inference:2.6.0-cpu"
+
+
+def endpoint_stack(**props):
+    stack = Stack(App(), "T")
+    endpoint = ModelEndpoint(stack, "Model", image=ContainerImage.from_uri(IMAGE_URI), **props)
+    return stack, endpoint
+
+
+def test_realtime_without_a_range_has_no_scaling_and_resets_nothing():
+    stack, endpoint = endpoint_stack(endpoint_name="plain", hosting=Realtime("ml.m5.large", 2, 2))
+    template = Template.from_stack(stack)
+    template.resource_count_is("AWS::ApplicationAutoScaling::ScalableTarget", 0)
+    template.has_resource_properties("AWS::SageMaker::EndpointConfig", {"ProductionVariants": [Match.object_like(
+        {"InstanceType": "ml.m5.large", "InitialInstanceCount": 2})]})
+    assert "RetainAllVariantProperties" not in template.find_resources("AWS::SageMaker::Endpoint")[
+        stack.get_logical_id(endpoint.endpoint)]["Properties"]
+    assert endpoint.scalable_target is None
+
+
+def test_autoscaled_realtime_tracks_invocations_per_instance_with_the_service_linked_role():
+    stack, endpoint = endpoint_stack(endpoint_name="busy", hosting=Realtime(
+        "ml.g5.xlarge", 1, 4, target_invocations=12.5, scale_in_cooldown_seconds=600, scale_out_cooldown_seconds=120))
+    template = Template.from_stack(stack)
+    targets = template.find_resources("AWS::ApplicationAutoScaling::ScalableTarget")
+    (target_id, target), = targets.items()
+    assert target["Properties"] == {
+        "MinCapacity": 1, "MaxCapacity": 4, "ServiceNamespace": "sagemaker",
+        "ResourceId": "endpoint/busy/variant/AllTraffic", "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}
+    # No RoleARN: Application Auto Scaling uses its service-linked role; no role of the stack gains scaling rights.
+    assert target["DependsOn"] == [stack.get_logical_id(endpoint.endpoint)]
+    template.resource_count_is("AWS::IAM::Role", 1)  # the execution role only
+    template.has_resource_properties("AWS::ApplicationAutoScaling::ScalingPolicy", {
+        "PolicyType": "TargetTrackingScaling", "ScalingTargetId": {"Ref": target_id},
+        "TargetTrackingScalingPolicyConfiguration": {
+            "TargetValue": 12.5, "ScaleInCooldown": 600, "ScaleOutCooldown": 120,
+            "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}}})
+    # A deploy with new code keeps the count autoscaling reached instead of dropping to the minimum.
+    template.has_resource_properties("AWS::SageMaker::Endpoint", {"RetainAllVariantProperties": True})
+
+
+def test_serverless_has_memory_and_concurrency_and_no_instances_or_volume():
+    stack, endpoint = endpoint_stack(endpoint_name="idle", hosting=Serverless(2048, 10, 2))
+    template = Template.from_stack(stack)
+    (config,) = template.find_resources("AWS::SageMaker::EndpointConfig").values()
+    variant = config["Properties"]["ProductionVariants"][0]
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 10, "ProvisionedConcurrency": 2}
+    assert not {"InstanceType", "InitialInstanceCount", "VolumeSizeInGB",
+                "ContainerStartupHealthCheckTimeoutInSeconds"} & set(variant)
+    assert "KmsKeyId" not in config["Properties"]
+    with pytest.raises(ValueError, match="only instance"):
+        endpoint.autoscale(1, 2, 10)
+
+
+def test_construct_validates_its_props_in_one_message():
+    with pytest.raises(ValueError) as error:
+        endpoint_stack(endpoint_name="Bad_Name", hosting=Serverless(3000, 0),
+                       volume_kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/x")
+    message = str(error.value)
+    for part in ("memory_mb must be one of", "max_concurrency must be from 1", "endpoint_name 'Bad_Name'",
+                 "volume_kms_key_arn does not apply to serverless"):
+        assert part in message
+
+
+def test_default_name_is_lowercase_from_the_path_and_grant_and_metrics_use_it():
+    stack, endpoint = endpoint_stack()
+    assert endpoint.endpoint_name == endpoint.endpoint_name.lower() and "model" in endpoint.endpoint_name
+    role = iam.Role(stack, "Caller", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    endpoint.grant_invoke(role)
+    template = Template.from_stack(stack)
+    template.has_resource_properties("AWS::IAM::Policy", {"PolicyDocument": {"Statement": [{
+        "Action": "sagemaker:InvokeEndpoint", "Effect": "Allow",
+        "Resource": {"Fn::Join": ["", Match.array_with([f":endpoint/{endpoint.endpoint_name}"])]}}]}})
+    latency = endpoint.metric_model_latency()
+    assert (latency.metric_name, latency.statistic, latency.namespace) == ("ModelLatency", "p90", "AWS/SageMaker")
+    assert latency.dimensions == {"EndpointName": endpoint.endpoint_name, "VariantName": "AllTraffic"}
+    assert endpoint.metric_invocation_5xx_errors().metric_name == "Invocation5XXErrors"
+
+
+def test_autoscale_twice_is_refused():
+    _, endpoint = endpoint_stack(endpoint_name="twice", hosting=Realtime("ml.m5.large", 1, 2))
+    with pytest.raises(ValueError, match="already"):
+        endpoint.autoscale(1, 3, 10)
+
+
+# ------------------------------------------------------------------------------------------------ settings
+
+
+def problems(**values) -> str:
+    with pytest.raises(SettingsError) as error:
+        Settings.from_values(values)
+    return str(error.value)
+
+
+def test_realtime_range_checks():
+    message = problems(**{"min_instances": "0", "max_instances": "101", "target_invocations": "0",
+                          "scale_in_cooldown_seconds": "-1", "scale_out_cooldown_seconds": "3601"})
+    for part in ("min_instances must be at least 1", "max_instances must be from min_instances (0) to 100",
+                 "target_invocations must be above 0", "scale_in_cooldown_seconds must be from 0 to 3600",
+                 "scale_out_cooldown_seconds must be from 0 to 3600"):
+        assert part in message
+    assert "max_instances must be from min_instances (3)" in problems(min_instances="3", max_instances="2")
+
+
+def test_serverless_refuses_gpu_containers_oversized_models_and_instance_fields():
+    message = problems(**{"models": "gpt2-tgi,stable-diffusion", "gpt2-tgi.hosting": "serverless",
+                          "stable-diffusion.hosting": "serverless", "stable-diffusion.max_instances": "2",
+                          "stable-diffusion.volume_size_gb": "10"})
+    assert "model 'gpt2-tgi': container tgi needs a GPU; serverless hosting has none" in message
+    assert "model 'stable-diffusion': about 5.2 GB of weights need ~8.8 GB of memory; serverless hosting offers " \
+           "at most 6 GB" in message
+    assert "min_instances and max_instances apply to realtime hosting" in message
+    assert "volume_size_gb does not apply to serverless hosting" in message
+
+
+def test_serverless_bounds_and_memory_for_the_weights():
+    message = problems(**{"models": "chat-embeddings", "hosting": "serverless", "memory_mb": "2048",
+                          "max_concurrency": "201", "provisioned_concurrency": "202"})
+    assert "max_concurrency must be from 1 to 200 (got 201)" in message
+    assert "provisioned_concurrency must be from 1 to max_concurrency (201) (got 202)" in message
+    assert "about 2 GB of weights need ~4.0 GB of memory; memory_mb is 2048: raise it" in message
+    assert serverless_memory_needed_mb(2.0) == 4096
+    assert "provisioned_concurrency applies to serverless hosting only" in problems(provisioned_concurrency="1")
+    assert "hosting 'spot' must be one of realtime, serverless" in problems(hosting="spot")
+
+
+def test_defaults_keep_one_instance_and_the_old_instance_count_name_still_works():
+    model = Settings.from_values({}).catalog[0]
+    assert (model.hosting, model.min_instances, model.max_instances) == ("realtime", 1, None)
+    assert Settings.from_values({"instance_count": "2"}).catalog[0].min_instances == 2
+    assert Settings.from_values({"stable-diffusion.instance_count": "3"}).catalog[0].min_instances == 3
+    specs = '{"mine": {"kind": "embeddings", "source": "hub:a/b", "task": "feature-extraction", "instance_count": 2}}'
+    assert Settings.from_values({"models": "mine", "model_specs": specs}).catalog[0].min_instances == 2
+
+
+def test_serverless_cpu_model_synthesizes_on_the_cpu_image(synth):
+    template = synth(models="gpt2-cpu", **{"gpt2-cpu.hosting": "serverless", "gpt2-cpu.instance_type": "ml.g5.xlarge"})
+    (model,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::SageMaker::Model"]
+    image = model["Properties"]["PrimaryContainer"]["Image"]
+    assert "cpu-py" in str(image) and "gpu" not in str(image)
+
+
+def test_each_kind_has_a_documented_scaling_target():
+    from stacks.model_catalog import KINDS
+
+    assert set(TARGET_INVOCATIONS) == set(KINDS)
+    settings = Settings.from_values({"models": "gpt2-cpu,minilm-embeddings"})
+    from stacks.hosting import hosting_of
+
+    assert [hosting_of(m).target_invocations for m in settings.catalog] == [30.0, 300.0]
