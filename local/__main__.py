@@ -54,6 +54,13 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def hosting_summary(model) -> str:
+    """How a model is hosted once deployed, in a few words (local mode runs every mode the same way)."""
+    if model.hosting == "serverless":
+        return f"serverless ({model.memory_mb} MB, up to {model.max_concurrency} at once)"
+    return f"on {model.min_instances}-{model.max_instances} x {model.instance_type} (autoscaled)"
+
+
 def read_settings(pairs: list[str]) -> Settings:
     return load_settings(pairs)
 
@@ -263,6 +270,9 @@ def main(argv=None) -> int:
             endpoint_server.models[info.endpoint_name] = local_model(model, weights, args.cache_dir,
                                                                      ids.get(model.name))
             served.append(f"  {model.name} ({model.kind}): {description}")
+            if model.hosting != "realtime" or (model.max_instances or model.min_instances) > model.min_instances:
+                served.append(f"    hosted {hosting_summary(model)} on AWS; here one local worker serves it the "
+                              "same way")
             if model.kind == "text-to-image" and model.container != "tgi":
                 served.append("    " + image_time_estimate(endpoint_server.models[info.endpoint_name],
                                                            settings.limits))

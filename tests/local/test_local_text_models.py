@@ -16,8 +16,11 @@ MODELS = "gpt2-tgi,minilm-embeddings,chat-embeddings,gpt2-cpu,jumpstart-stable-d
 def local(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("local-text")
     # The JumpStart model is an existing endpoint: not served locally, its routes answer 503.
+    # Hosting modes as deployed: MiniLM serverless, GPT-2 on CPU autoscaled; local mode serves both the same way.
     process = LocalProcess(tmp_path, "--api-key", "k", "-c", f"models={MODELS}",
-                           "-c", "jumpstart-stable-diffusion.source=endpoint:js-sd")
+                           "-c", "jumpstart-stable-diffusion.source=endpoint:js-sd",
+                           "-c", "minilm-embeddings.hosting=serverless", "-c", "minilm-embeddings.memory_mb=2048",
+                           "-c", "gpt2-cpu.max_instances=3")
     banner = process.wait_until_serving()
     info = json.loads((tmp_path / "ready.json").read_text())
     info["banner"] = banner
@@ -36,6 +39,8 @@ def cosine(a, b):
 def test_banner_names_what_each_model_runs_on(local):
     assert "gpt2-tgi (text-generation): a tiny RANDOM-WEIGHT language model" in local["banner"]
     assert "minilm-embeddings (embeddings): the real all-MiniLM-L6-v2" in local["banner"]
+    assert "hosted serverless (2048 MB, up to 5 at once) on AWS" in local["banner"]
+    assert "hosted on 1-3 x ml.m5.xlarge (autoscaled) on AWS" in local["banner"]
 
 
 def test_generate_answers_from_local_weights(local):
