@@ -20,6 +20,7 @@ names before handing over to it.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import random
 import sys
@@ -48,6 +49,28 @@ def runtime_mutant_name(relative_source_path: Path, mutant_method_name: str) -> 
             break
     return _path_mutant_name(Path(*parts).with_suffix(".py"), mutant_method_name)
 
+
+# Our own lru_caches run a function once per process, so mutmut's per-test record of who calls it names only the
+# first test, and a mutant in it is then tried against that test alone (a false "survived"). Under mutation testing
+# the caches of our modules pass through; everyone else's stay. Installed before any of our modules is imported.
+OUR_MODULES = ("model_api.", "stacks.", "hub_files", "models.", "empty_bucket")
+_lru_cache = functools.lru_cache
+
+
+def _lru_cache_except_ours(*args, **kwargs):
+    def decorate(function):
+        if getattr(function, "__module__", "").startswith(OUR_MODULES):
+            return function
+        return _lru_cache(**kwargs)(function)
+
+    if len(args) == 1 and callable(args[0]) and not kwargs:  # @lru_cache without arguments
+        return decorate(args[0])
+    if args:  # lru_cache(128): positional maxsize
+        kwargs = {"maxsize": args[0], **kwargs}
+    return decorate
+
+
+functools.lru_cache = _lru_cache_except_ours
 
 # Each mutmut module imported the function by name: replace every binding.
 format_utils.get_mutant_name = file_mutation.get_mutant_name = mutmut_main.get_mutant_name = runtime_mutant_name
