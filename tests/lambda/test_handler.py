@@ -233,6 +233,12 @@ ENDPOINT_FAILURES = [
     ("model error", lambda e: e.fails(424, "ModelError", model_error()), 502, "model_error", None),
     ("endpoint missing", lambda e: e.fails(400, "ValidationException", {
         "message": f"Endpoint {ENDPOINT_NAME} of account 123456789012 not found."}), 503, "endpoint_unavailable", "30"),
+    ("endpoint not in service", lambda e: e.fails(400, "ValidationException", {
+        "message": f"Endpoint {ENDPOINT_NAME} is not in service."}), 503, "endpoint_unavailable", "30"),
+    ("endpoint updating", lambda e: e.fails(400, "ValidationException", {
+        "message": f"Endpoint {ENDPOINT_NAME} is not InService."}), 503, "endpoint_unavailable", "30"),
+    ("other validation error", lambda e: e.fails(400, "ValidationException", {
+        "message": "1 validation error detected: Value at 'contentType' failed"}), 502, "model_unavailable", None),
     ("throttled", lambda e: e.fails(400, "ThrottlingException", {"message": "Rate exceeded"}), 429, "throttled", "2"),
     ("not ready", lambda e: e.fails(429, "ModelNotReadyException", {"Message": "not ready"}), 503,
      "endpoint_unavailable", "30"),
@@ -241,6 +247,10 @@ ENDPOINT_FAILURES = [
     ("internal failure", lambda e: e.fails(500, "InternalFailure", {"Message": "oops"}), 502, "model_unavailable",
      None),
     ("access denied", lambda e: e.fails(400, "AccessDeniedException", {"Message": "no"}), 500, "misconfigured", None),
+    ("access denied (S3-style code)", lambda e: e.fails(403, "AccessDenied", {"Message": "no"}), 500, "misconfigured",
+     None),
+    ("bad credentials", lambda e: e.fails(403, "UnrecognizedClientException", {"Message": "no"}), 500,
+     "misconfigured", None),
     ("read timeout", lambda e: e.raises(ReadTimeoutError(endpoint_url="https://runtime")), 504, "model_timeout", None),
     ("connect failure", lambda e: e.raises(EndpointConnectionError(endpoint_url="https://runtime")), 503,
      "endpoint_unreachable", "30"),

@@ -47,6 +47,15 @@ def test_generate_sends_tgi_parameters_and_returns_the_text(tgi):
         "seed": 3, "stop": ["\n"], "do_sample": True}}
 
 
+def test_generate_takes_the_bounds_themselves(tgi):
+    for tokens in (1, 1024):
+        tgi.endpoint.returns_json([{"generated_text": "x"}])
+        response = tgi.call(api_event("POST", {"inputs": "a", "parameters": {"max_new_tokens": tokens}},
+                                      resource="/generate"))
+        assert response["statusCode"] == 200, response["body"]
+        assert tgi.endpoint.requests[-1]["body"]["parameters"]["max_new_tokens"] == tokens
+
+
 def test_generate_answers_at_its_own_path_too(tgi):
     tgi.endpoint.returns_json({"generated_text": "x"})
     assert tgi.call(api_event("POST", {"inputs": "a"}, resource="/models/gpt2-tgi"))["statusCode"] == 200
@@ -118,6 +127,7 @@ def test_a_single_string_is_a_batch_of_one(make_rig):
     [[["a", "b"]], [[1.0, 2.0]]],
     [[[0.0, 0.0]], [[1.0, 2.0]]],
     [[[1.0, 2.0]], [[1.0, 2.0, 3.0]]],
+    [[[1.0, 2.0], [3.0]], [[1.0, 2.0]]],  # token vectors of one input of different lengths
     {"embeddings": []},
 ])
 def test_malformed_embeddings_are_502(make_rig, answer):

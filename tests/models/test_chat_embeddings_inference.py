@@ -127,3 +127,60 @@ def test_minilm_pooling_matches_sentence_transformers(minilm):
     ours, = pooled_vectors(json.loads(body), 1)
     reference = SentenceTransformer(str(minilm_model_dir()), device="cpu").encode([text], normalize_embeddings=True)[0]
     assert cosine(ours, reference.tolist()) > 0.9999
+
+
+def test_max_new_tokens_takes_its_bounds_and_the_default_fits_a_low_limit(chat_inference, monkeypatch):
+    chat = {"task": "chat", "messages": [{"role": "user", "content": "x"}]}
+    for tokens in (1, chat_inference.MAX_NEW_TOKENS):
+        assert chat_inference.input_fn(json.dumps({**chat, "parameters": {"max_new_tokens": tokens}}),
+                                       "application/json")["parameters"] == {"max_new_tokens": tokens}
+    with pytest.raises(ValueError, match="max_new_tokens must be"):
+        chat_inference.input_fn(json.dumps({**chat, "parameters": {"max_new_tokens": chat_inference.MAX_NEW_TOKENS
+                                                                   + 1}}), "application/json")
+    # A deployment whose CHAT_MAX_NEW_TOKENS is below the default still takes requests that leave it out.
+    monkeypatch.setenv("CHAT_MAX_NEW_TOKENS", "16")
+    from conftest import CHAT_CODE, load_by_path
+
+    low = load_by_path(CHAT_CODE / "inference.py")
+    assert low.input_fn(json.dumps(chat), "application/json")["task"] == "chat"
+
+
+class Config:
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+
+class ModelWithConfig:
+    def __init__(self, **values):
+        self.config = Config(**values)
+
+
+@pytest.mark.parametrize("config, expected", [
+    ({"max_position_embeddings": 512}, 512),
+    ({"max_position_embeddings": None, "n_positions": 64}, 64),  # GPT-2 style configs
+    ({"n_positions": 1024}, 1024),
+    ({"max_position_embeddings": 1_000_000}, 4096),  # capped by CHAT_MAX_INPUT_TOKENS
+    ({}, 4096),
+])
+def test_positions_come_from_the_config_capped(chat_inference, config, expected):
+    assert chat_inference.MAX_INPUT_TOKENS == 4096
+    assert chat_inference.positions(ModelWithConfig(**config)) == expected
+
+
+@pytest.mark.parametrize("parameters, sampling", [
+    ({}, False), ({"temperature": 0.7}, True), ({"top_p": 0.9}, True), ({"top_k": 5}, True),
+    ({"temperature": 0.7, "do_sample": False}, False), ({"seed": 3}, False),
+])
+def test_sampling_parameters_imply_sampling(chat_inference, bundle, parameters, sampling):
+    model, seen = bundle["model"], {}
+
+    class Spy:
+        config, device = model.config, model.device
+
+        def generate(self, **options):
+            seen.update(options)
+            return model.generate(**options)
+
+    chat_inference.reply(Spy(), bundle["tokenizer"], [{"role": "user", "content": "Hi"}],
+                         {"max_new_tokens": 2, **parameters})
+    assert seen["do_sample"] is sampling and seen["max_new_tokens"] == 2 and "seed" not in seen

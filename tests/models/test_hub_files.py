@@ -214,3 +214,58 @@ def test_a_request_past_its_deadline_stops_denoising(sd_inference, tiny_sd_dir, 
     assert steps == [0]
     monkeypatch.setattr(sd_inference, "REQUEST_DEADLINE_SECONDS", 0)
     assert len(sd_inference.predict_fn(data, pipe)["images"]) == 1
+
+
+def test_components_with_different_variants_only_are_an_error_naming_them():
+    files = {"model_index.json": 1, "unet/config.json": 1, "unet/diffusion_pytorch_model.fp16.safetensors": 5,
+             "vae/config.json": 1, "vae/diffusion_pytorch_model.safetensors": 5}
+    index = {"unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]}
+    for fp16 in (True, False):
+        with pytest.raises(ValueError, match=r"neither one plain nor one fp16 set of weights for every component "
+                                             r"\(unet, vae\) in safetensors or bin"):
+            hub_files.select_files(files, index, fp16=fp16)
+
+
+def test_the_hub_adapter_asks_for_the_resolved_commit(monkeypatch, tmp_path):
+    """HubRepository.read_json / fetch pass the commit the listing resolved, so every file comes from one revision."""
+    import huggingface_hub
+
+    asked = []
+    (tmp_path / "model_index.json").write_text('{"unet": ["diffusers", "UNet2DConditionModel"]}')
+
+    def fake_download(repo_id, filename, revision=None, token=None):
+        asked.append((repo_id, filename, revision, token))
+        return str(tmp_path / filename)
+
+    def fake_snapshot(repo_id, revision=None, allow_patterns=None, local_dir=None, token=None):
+        asked.append((repo_id, tuple(allow_patterns), revision, token, local_dir))
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
+    hub = hub_files.HubRepository(token="hf_t")
+    assert hub.read_json("org/m", "a" * 40, "model_index.json") == {"unet": ["diffusers", "UNet2DConditionModel"]}
+    hub.fetch("org/m", "b" * 40, ["unet/config.json"], tmp_path)
+    assert asked == [("org/m", "model_index.json", "a" * 40, "hf_t"),
+                     ("org/m", ("unet/config.json",), "b" * 40, "hf_t", str(tmp_path))]
+
+
+def test_the_download_is_logged_with_its_revision_and_size(tiny_sd_dir, tmp_path):
+    hub, lines = FakeHub(tiny_sd_dir), []
+    hub_files.download("org/tiny-sd", "v1", tmp_path, fp16=False, hub=hub, log=lines.append)
+    event = json.loads(lines[0])
+    paths = hub.fetched[0]
+    assert event == {"event": "model_download", "repo": "org/tiny-sd", "revision": hub.sha, "files": len(paths),
+                     "bytes": sum(hub.files[p] for p in paths),
+                     "repository_bytes": sum(hub.files.values()) + sum(hub.extra.values()),
+                     "variant": None, "to": str(tmp_path / "org--tiny-sd" / hub.sha)}
+
+
+@pytest.mark.parametrize("stored", ['{"token": "hf_json"}', '{"HF_TOKEN": "", "token": "hf_json"}'])
+def test_a_json_secret_may_name_the_token_token(stored):
+    from moto import mock_aws
+
+    with mock_aws():
+        import boto3
+
+        boto3.client("secretsmanager", region_name="us-east-1").create_secret(Name="hf-token", SecretString=stored)
+        assert hub_files.hub_token({"HF_TOKEN_SECRET_ID": "hf-token"}) == "hf_json"

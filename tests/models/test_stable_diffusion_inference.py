@@ -129,3 +129,36 @@ def test_toolkit_and_lambda_agree_on_the_request(served):
         images, media_type = decode_model_images(content, content_type, count)
         assert media_type == "image/png"
         assert len(images) == count and all(png_size(i) == (64, 64) for i in images)
+
+
+def test_on_a_gpu_the_pipeline_loads_in_half_precision_onto_cuda(sd_inference, sd_artifact_dir, monkeypatch):
+    loaded = {}
+
+    class FakePipe:
+        def to(self, device):
+            loaded["device"] = device
+            return self
+
+        def set_progress_bar_config(self, **options):
+            loaded["progress"] = options
+
+    class FakePipeline:
+        @staticmethod
+        def from_pretrained(folder, **options):
+            loaded.update(folder=folder, **options)
+            return FakePipe()
+
+    monkeypatch.setattr(sd_inference.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(sd_inference, "DiffusionPipeline", FakePipeline)
+    sd_inference.model_fn(str(sd_artifact_dir))
+    assert loaded == {"folder": str(sd_artifact_dir), "torch_dtype": sd_inference.torch.float16, "device": "cuda",
+                      "progress": {"disable": True}}
+
+
+def test_png_accept_with_several_images_says_what_to_ask_for(sd_inference):
+    from PIL import Image
+
+    images = [Image.new("RGB", (8, 8)), Image.new("RGB", (8, 8))]
+    with pytest.raises(ValueError, match=r"^image/png carries exactly one image; ask for application/json for "
+                                         r"several$"):
+        sd_inference.output_fn({"images": images, "prompt": "p"}, "image/png")

@@ -89,3 +89,9 @@ def test_readme_cost_table_is_what_make_cost_prints():
         out = io.StringIO()
         assert cost.main(shlex.split(args), out=out) == 0
         assert quoted == out.getvalue()
+
+
+def test_serverless_in_an_unknown_region_is_unknown_and_says_so():
+    row = rows("models=minilm-embeddings", "hosting=serverless", region="eu-west-1")["minilm-embeddings"]
+    assert (row.hourly_min, row.hourly_max, row.idle_monthly) == (None, None, None)
+    assert row.note == "serverless: not in the price table"

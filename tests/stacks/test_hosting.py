@@ -44,6 +44,8 @@ def test_autoscaled_realtime_tracks_invocations_per_instance_with_the_service_li
     # No RoleARN: Application Auto Scaling uses its service-linked role; no role of the stack gains scaling rights.
     assert target["DependsOn"] == [stack.get_logical_id(endpoint.endpoint)]
     template.resource_count_is("AWS::IAM::Role", 1)  # the execution role only
+    # Stable ids: a renamed policy would be replaced (deleted and made again) on the next deploy.
+    assert endpoint.node.find_child("InvocationsPerInstance") and endpoint.node.find_child("ScalableTarget")
     template.has_resource_properties("AWS::ApplicationAutoScaling::ScalingPolicy", {
         "PolicyType": "TargetTrackingScaling", "ScalingTargetId": {"Ref": target_id},
         "TargetTrackingScalingPolicyConfiguration": {

@@ -18,6 +18,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 MAX_NEW_TOKENS = int(os.environ.get("CHAT_MAX_NEW_TOKENS", "1024"))
+DEFAULT_NEW_TOKENS = 128  # a request without max_new_tokens; capped by MAX_NEW_TOKENS
 MAX_INPUT_TOKENS = int(os.environ.get("CHAT_MAX_INPUT_TOKENS", "4096"))
 MAX_BATCH = int(os.environ.get("EMBEDDINGS_MAX_BATCH", "32"))
 GENERATION = {"max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "do_sample", "seed"}
@@ -73,7 +74,7 @@ def input_fn(input_data, content_type, context=None):
     parameters = request.get("parameters") or {}
     if not isinstance(parameters, dict) or set(parameters) - GENERATION:
         raise InvalidInput(f"parameters must be an object with keys from {sorted(GENERATION)}")
-    new_tokens = parameters.get("max_new_tokens", 128)
+    new_tokens = parameters.get("max_new_tokens", min(DEFAULT_NEW_TOKENS, MAX_NEW_TOKENS))
     if isinstance(new_tokens, bool) or not isinstance(new_tokens, int) or not 1 <= new_tokens <= MAX_NEW_TOKENS:
         raise InvalidInput(f"max_new_tokens must be an integer from 1 to {MAX_NEW_TOKENS}")
     return {"task": "chat", "messages": messages, "parameters": parameters}
@@ -115,7 +116,7 @@ def chat_prompt(tokenizer, messages) -> str:
 def reply(model, tokenizer, messages, parameters) -> str:
     encoded = tokenizer(chat_prompt(tokenizer, messages), return_tensors="pt").to(model.device)
     options = {k: v for k, v in parameters.items() if k != "seed"}
-    options.setdefault("max_new_tokens", 128)
+    options.setdefault("max_new_tokens", min(DEFAULT_NEW_TOKENS, MAX_NEW_TOKENS))
     used, limit = encoded["input_ids"].shape[1], positions(model)
     if used + options["max_new_tokens"] > limit:
         # Cutting a conversation short would silently drop what the caller said last: refuse, as TGI does.
