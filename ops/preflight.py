@@ -4,7 +4,7 @@ and a rollback. Prints one table (fine / warning / blocker, with what to do) and
     python -m ops.preflight [-c NAME=VALUE ...] [--region REGION]
 
 Only read calls are made: STS GetCallerIdentity, SSM GetParameter, Service Quotas, API Gateway GetAccount, IAM
-GetRole, CloudFormation DescribeStacks, SageMaker Describe/List, CloudWatch Logs DescribeLogGroups, Secrets Manager
+GetRole, CloudFormation DescribeStacks, SageMaker Describe/List, Application Auto Scaling DescribeScalableTargets, CloudWatch Logs DescribeLogGroups, Secrets Manager
 DescribeSecret, S3 HeadObject. Each check is a function over clients, so tests drive each with botocore's Stubber.
 """
 
@@ -251,6 +251,48 @@ def names_free(settings: Settings, clients, stack_exists: bool) -> list[Check]:
     return checks or [Check("names", OK, "endpoint names and their log groups are free")]
 
 
+def hosting_changes(settings: Settings, clients, stack_exists: bool) -> list[Check]:
+    """Updates SageMaker refuses, caught before CloudFormation tries them and rolls back: switching a deployed
+    endpoint between serverless and instances (the serverless guide: an instance endpoint cannot be converted), and
+    a new instance type on a variant registered for autoscaling (Developer Guide, "Update endpoints that use auto
+    scaling": the update fails while the variant is a scalable target)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if not stack_exists:
+        return []
+    checks = []
+    for model in settings.catalog:
+        if model.existing_endpoint is not None:
+            continue
+        name = settings.endpoint_name(model)
+        try:
+            sagemaker = clients("sagemaker")
+            endpoint = sagemaker.describe_endpoint(EndpointName=name)
+            config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+            variant = config["ProductionVariants"][0]
+            deployed = "serverless" if "ServerlessConfig" in variant else "realtime"
+            if deployed != model.hosting:
+                checks.append(Check(f"hosting {model.name}", BLOCK, f"{name} runs {deployed}; SageMaker cannot "
+                                    f"switch a deployed endpoint to {model.hosting} in place",
+                                    "make destroy first, or deploy beside it with -c stack_name=<another>"))
+            elif deployed == "realtime" and variant.get("InstanceType") != model.instance_type:
+                targets = clients("application-autoscaling").describe_scalable_targets(
+                    ServiceNamespace="sagemaker", ResourceIds=[f"endpoint/{name}/variant/{variant['VariantName']}"],
+                )["ScalableTargets"]
+                if targets:
+                    checks.append(Check(
+                        f"hosting {model.name}", BLOCK, f"{name} is autoscaled on {variant.get('InstanceType')}; "
+                        f"SageMaker refuses to change an autoscaled variant to {model.instance_type}",
+                        f"deploy once with -c {model.name}.max_instances={model.min_instances} and the old type, "
+                        "then change the type, then restore max_instances"))
+        except ClientError as error:
+            if _code(error) != "ValidationException":  # no such endpoint yet: nothing to change
+                checks.append(Check(f"hosting {model.name}", WARN, f"could not read {name}: {_code(error)}"))
+        except BotoCoreError as error:
+            checks.append(Check(f"hosting {model.name}", WARN, f"could not read {name}: {error}"))
+    return checks
+
+
 def references(settings: Settings, clients) -> list[Check]:
     """What the stack points at must exist: the hub token secret, S3 artifacts, existing endpoints."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -317,7 +359,8 @@ def run(settings: Settings, clients) -> list[Check]:
         return checks
     stack, exists = stack_state(clients, settings.stack_name)
     checks += [bootstrap(clients, account, clients.region), stack, *quotas(settings, clients),
-               api_logging(settings, clients), *names_free(settings, clients, exists), *references(settings, clients),
+               api_logging(settings, clients), *names_free(settings, clients, exists),
+               *hosting_changes(settings, clients, exists), *references(settings, clients),
                *hub_revisions(settings), hourly_cost(settings, clients.region)]
     return checks
 

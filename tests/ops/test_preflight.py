@@ -229,3 +229,59 @@ def test_settings_errors_are_reported_not_thrown():
     out = io.StringIO()
     assert preflight.main(["-c", "instance_type=ml.zz9.xlarge"], out=out) == 2
     assert "unknown instance family" in out.getvalue()
+
+
+def deployed(clients, variant: dict, name="sagemakermodelapi-stable-diffusion"):
+    sagemaker = clients.stub("sagemaker")
+    sagemaker.add_response("describe_endpoint", {
+        "EndpointName": name, "EndpointArn": f"arn:aws:sagemaker:us-east-1:1:endpoint/{name}",
+        "EndpointConfigName": "c1", "EndpointStatus": "InService", "CreationTime": "2026-01-01",
+        "LastModifiedTime": "2026-01-01"}, {"EndpointName": name})
+    sagemaker.add_response("describe_endpoint_config", {
+        "EndpointConfigName": "c1", "EndpointConfigArn": "arn:aws:sagemaker:us-east-1:1:endpoint-config/c1",
+        "CreationTime": "2026-01-01", "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "m",
+                                                               **variant}]}, {"EndpointConfigName": "c1"})
+
+
+def scalable(clients, registered: bool, name="sagemakermodelapi-stable-diffusion"):
+    target = {"ServiceNamespace": "sagemaker", "ResourceId": f"endpoint/{name}/variant/AllTraffic",
+              "ScalableDimension": "sagemaker:variant:DesiredInstanceCount", "MinCapacity": 1, "MaxCapacity": 3,
+              "RoleARN": "arn:aws:iam::1:role/x", "CreationTime": "2026-01-01"}
+    clients.stub("application-autoscaling").add_response(
+        "describe_scalable_targets", {"ScalableTargets": [target] if registered else []},
+        {"ServiceNamespace": "sagemaker", "ResourceIds": [f"endpoint/{name}/variant/AllTraffic"]})
+
+
+def test_an_autoscaled_endpoint_cannot_change_instance_type_in_place(clients):
+    deployed(clients, {"InstanceType": "ml.g5.xlarge", "InitialInstanceCount": 1})
+    scalable(clients, registered=True)
+    check, = preflight.hosting_changes(settings(instance_type="ml.g5.2xlarge", max_instances="3"), clients, True)
+    assert check.status == preflight.BLOCK and "refuses to change an autoscaled variant" in check.detail
+    assert "-c stable-diffusion.max_instances=1" in check.fix
+
+
+def test_a_type_change_without_autoscaling_and_same_type_pass(clients):
+    deployed(clients, {"InstanceType": "ml.g5.xlarge", "InitialInstanceCount": 1})
+    scalable(clients, registered=False)
+    assert preflight.hosting_changes(settings(instance_type="ml.g5.2xlarge"), clients, True) == []
+    deployed(clients, {"InstanceType": "ml.g5.xlarge", "InitialInstanceCount": 1})
+    assert preflight.hosting_changes(settings(max_instances="2"), clients, True) == []  # no scaling lookup needed
+
+
+def test_switching_between_serverless_and_instances_is_a_blocker(clients):
+    name = "sagemakermodelapi-minilm-embeddings"
+    deployed(clients, {"InstanceType": "ml.m5.large", "InitialInstanceCount": 1}, name)
+    check, = preflight.hosting_changes(settings(models="minilm-embeddings", hosting="serverless"), clients, True)
+    assert check.status == preflight.BLOCK and "runs realtime" in check.detail
+    deployed(clients, {"ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}, name)
+    check, = preflight.hosting_changes(settings(models="minilm-embeddings"), clients, True)
+    assert check.status == preflight.BLOCK and "runs serverless" in check.detail
+
+
+def test_hosting_is_not_looked_up_before_the_first_deploy_or_for_a_missing_endpoint(clients):
+    assert preflight.hosting_changes(settings(), clients, stack_exists=False) == []
+    clients.stub("sagemaker").add_client_error("describe_endpoint", "ValidationException", "Could not find endpoint")
+    assert preflight.hosting_changes(settings(), clients, stack_exists=True) == []
+    clients.stub("sagemaker").add_client_error("describe_endpoint", "AccessDeniedException", "no")
+    check, = preflight.hosting_changes(settings(), clients, stack_exists=True)
+    assert check.status == preflight.WARN
