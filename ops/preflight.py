@@ -222,33 +222,51 @@ def stack_state(clients, stack_name: str) -> tuple[Check, bool]:
     return Check("stack", OK, f"{stack_name} is {status}: this deploy updates it"), True
 
 
-def names_free(settings: Settings, clients, stack_exists: bool) -> list[Check]:
-    """Names the stack creates must not exist outside it: the endpoint and its log group."""
+def _each_created_endpoint(settings: Settings, label: str, check) -> list[Check]:
+    """check(model, endpoint_name) -> checks, for each endpoint the stack creates; a missing endpoint
+    (ValidationException) adds nothing, any other failure to read is a warning, not a crash."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    if stack_exists:
-        return []
     checks = []
     for model in settings.catalog:
         if model.existing_endpoint is not None:
             continue
         name = settings.endpoint_name(model)
-        group = f"/aws/sagemaker/Endpoints/{name}"
         try:
-            groups = clients("logs").describe_log_groups(logGroupNamePrefix=group)["logGroups"]
-            if any(g["logGroupName"] == group for g in groups):
-                checks.append(Check(f"names {model.name}", BLOCK, f"log group {group} already exists (an earlier "
-                                    "endpoint of that name); the stack creates it", f"aws logs delete-log-group "
-                                    f"--log-group-name {group}   (or -c stack_name=<another>)"))
-            clients("sagemaker").describe_endpoint(EndpointName=name)
-            checks.append(Check(f"names {model.name}", BLOCK, f"endpoint {name} already exists outside this stack",
-                                "delete it, or deploy under another stack_name"))
+            checks += check(model, name)
         except ClientError as error:
             if _code(error) != "ValidationException":
-                checks.append(Check(f"names {model.name}", WARN, f"could not check {name}: {_code(error)}"))
+                checks.append(Check(f"{label} {model.name}", WARN, f"could not check {name}: {_code(error)}"))
         except BotoCoreError as error:
-            checks.append(Check(f"names {model.name}", WARN, f"could not check {name}: {error}"))
-    return checks or [Check("names", OK, "endpoint names and their log groups are free")]
+            checks.append(Check(f"{label} {model.name}", WARN, f"could not check {name}: {error}"))
+    return checks
+
+
+def names_free(settings: Settings, clients, stack_exists: bool) -> list[Check]:
+    """Names the stack creates must not exist outside it: the endpoint and its log group."""
+    from botocore.exceptions import ClientError
+
+    if stack_exists:
+        return []
+
+    def check(model, name):
+        found, group = [], f"/aws/sagemaker/Endpoints/{name}"
+        groups = clients("logs").describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+        if any(g["logGroupName"] == group for g in groups):
+            found.append(Check(f"names {model.name}", BLOCK, f"log group {group} already exists (an earlier "
+                               "endpoint of that name); the stack creates it", f"aws logs delete-log-group "
+                               f"--log-group-name {group}   (or -c stack_name=<another>)"))
+        try:
+            clients("sagemaker").describe_endpoint(EndpointName=name)
+        except ClientError as error:
+            if _code(error) == "ValidationException":  # no such endpoint: the name is free
+                return found
+            raise
+        return found + [Check(f"names {model.name}", BLOCK, f"endpoint {name} already exists outside this stack",
+                              "delete it, or deploy under another stack_name")]
+
+    return _each_created_endpoint(settings, "names", check) or [
+        Check("names", OK, "endpoint names and their log groups are free")]
 
 
 def hosting_changes(settings: Settings, clients, stack_exists: bool) -> list[Check]:
@@ -256,41 +274,31 @@ def hosting_changes(settings: Settings, clients, stack_exists: bool) -> list[Che
     endpoint between serverless and instances (the serverless guide: an instance endpoint cannot be converted), and
     a new instance type on a variant registered for autoscaling (Developer Guide, "Update endpoints that use auto
     scaling": the update fails while the variant is a scalable target)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     if not stack_exists:
         return []
-    checks = []
-    for model in settings.catalog:
-        if model.existing_endpoint is not None:
-            continue
-        name = settings.endpoint_name(model)
-        try:
-            sagemaker = clients("sagemaker")
-            endpoint = sagemaker.describe_endpoint(EndpointName=name)
-            config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
-            variant = config["ProductionVariants"][0]
-            deployed = "serverless" if "ServerlessConfig" in variant else "realtime"
-            if deployed != model.hosting:
-                checks.append(Check(f"hosting {model.name}", BLOCK, f"{name} runs {deployed}; SageMaker cannot "
-                                    f"switch a deployed endpoint to {model.hosting} in place",
-                                    "make destroy first, or deploy beside it with -c stack_name=<another>"))
-            elif deployed == "realtime" and variant.get("InstanceType") != model.instance_type:
-                targets = clients("application-autoscaling").describe_scalable_targets(
-                    ServiceNamespace="sagemaker", ResourceIds=[f"endpoint/{name}/variant/{variant['VariantName']}"],
-                )["ScalableTargets"]
-                if targets:
-                    checks.append(Check(
-                        f"hosting {model.name}", BLOCK, f"{name} is autoscaled on {variant.get('InstanceType')}; "
-                        f"SageMaker refuses to change an autoscaled variant to {model.instance_type}",
-                        f"deploy once with -c {model.name}.max_instances={model.min_instances} and the old type, "
-                        "then change the type, then restore max_instances"))
-        except ClientError as error:
-            if _code(error) != "ValidationException":  # no such endpoint yet: nothing to change
-                checks.append(Check(f"hosting {model.name}", WARN, f"could not read {name}: {_code(error)}"))
-        except BotoCoreError as error:
-            checks.append(Check(f"hosting {model.name}", WARN, f"could not read {name}: {error}"))
-    return checks
+
+    def check(model, name):
+        sagemaker = clients("sagemaker")
+        endpoint = sagemaker.describe_endpoint(EndpointName=name)  # ValidationException: not deployed yet
+        config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+        variant = config["ProductionVariants"][0]
+        deployed = "serverless" if "ServerlessConfig" in variant else "realtime"
+        if deployed != model.hosting:
+            return [Check(f"hosting {model.name}", BLOCK, f"{name} runs {deployed}; SageMaker cannot switch a "
+                          f"deployed endpoint to {model.hosting} in place",
+                          "make destroy first, or deploy beside it with -c stack_name=<another>")]
+        if deployed == "realtime" and variant.get("InstanceType") != model.instance_type:
+            targets = clients("application-autoscaling").describe_scalable_targets(
+                ServiceNamespace="sagemaker", ResourceIds=[f"endpoint/{name}/variant/{variant['VariantName']}"],
+            )["ScalableTargets"]
+            if targets:
+                return [Check(f"hosting {model.name}", BLOCK, f"{name} is autoscaled on {variant.get('InstanceType')}; "
+                              f"SageMaker refuses to change an autoscaled variant to {model.instance_type}",
+                              f"deploy once with -c {model.name}.max_instances={model.min_instances} and the old "
+                              "type, then change the type, then restore max_instances")]
+        return []
+
+    return _each_created_endpoint(settings, "hosting", check)
 
 
 def references(settings: Settings, clients) -> list[Check]:
