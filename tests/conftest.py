@@ -41,3 +41,23 @@ def _local_only(host, *args, **kwargs):
 
 
 socket.getaddrinfo = _local_only
+
+# Under mutation testing (make mutation sets MUTANT_UNDER_TEST), a fixture shared across tests would run product code
+# once, for whichever test came first: mutmut would record only that test as reaching the code, and a mutant would
+# meet a fixture value built before it was switched on. So every fixture that runs our code is set up per test then.
+# Fixtures that only build offline test models stay shared (they run no product code, and take seconds).
+if os.environ.get("MUTANT_UNDER_TEST"):
+    import pytest  # noqa: E402
+
+    _fixture = pytest.fixture
+    SHARED_UNDER_MUTATION = {"tiny_sd_dir", "tiny_lm_dir", "minilm", "moto_endpoint"}
+
+    def _per_test_fixture(function=None, **options):
+        def decorate(fn):
+            if fn.__name__ not in SHARED_UNDER_MUTATION:
+                options.pop("scope", None)
+            return _fixture(fn, **options)
+
+        return decorate(function) if function is not None else decorate
+
+    pytest.fixture = _per_test_fixture

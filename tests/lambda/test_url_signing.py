@@ -98,3 +98,19 @@ def test_the_handler_signs_as_the_role_in_its_environment(moto_sts):
     assert handler.STORE.signer.role_arn == "arn:aws:iam::123456789012:role/other-signer"
     url, expires = handler.STORE.presign("images/x.png", 600)
     assert parse_qs(urlparse(url).query)["X-Amz-Expires"] == ["600"]
+
+
+@pytest.mark.parametrize("code, status, error", [
+    ("AccessDenied", 500, "misconfigured"), ("NoSuchBucket", 500, "misconfigured"),
+    ("AllAccessDisabled", 500, "misconfigured"), ("InvalidAccessKeyId", 500, "misconfigured"),
+    ("KMS.DisabledException", 500, "misconfigured"), ("KMS.NotFoundException", 500, "misconfigured"),
+    ("SlowDown", 503, "storage_unavailable"), ("InternalError", 503, "storage_unavailable"),
+    ("", 503, "storage_unavailable"),
+])
+def test_storage_failures_map_to_a_deployment_error_or_a_retryable_503(code, status, error):
+    from botocore.exceptions import ClientError
+    from model_api.aws import storage_error
+
+    mapped = storage_error(ClientError({"Error": {"Code": code, "Message": "m"}}, "PutObject"))
+    assert (mapped.status, mapped.code) == (status, error)
+    assert (mapped.retry_after is None) == (status == 500)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -70,7 +72,8 @@ def test_json_output_is_the_jumpstart_shape_with_several_images(sd_inference, pi
     (request(), "text/csv", "content type 'text/csv' is not supported"),
 ])
 def test_input_fn_rejects_bad_requests(sd_inference, body, content_type, message):
-    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    # The caller reads this text (the API passes it on as model_rejected_input): it starts the message.
+    with pytest.raises(ValueError, match="^" + re.escape(sd_inference.INVALID_INPUT + message)):
         sd_inference.input_fn(body, content_type)
 
 
@@ -162,3 +165,21 @@ def test_png_accept_with_several_images_says_what_to_ask_for(sd_inference):
     with pytest.raises(ValueError, match=r"^image/png carries exactly one image; ask for application/json for "
                                          r"several$"):
         sd_inference.output_fn({"images": images, "prompt": "p"}, "image/png")
+
+
+@pytest.mark.parametrize("cuda", [True, False])
+def test_weights_download_to_the_instance_storage_in_the_precision_of_the_device(sd_inference, tmp_path, monkeypatch,
+                                                                                  cuda):
+    asked = {}
+
+    def download(repo_id, revision, root, fp16, hub):
+        asked.update(repo_id=repo_id, revision=revision, root=root, fp16=fp16)
+        return tmp_path, "fp16" if fp16 else None
+
+    monkeypatch.setattr(sd_inference.hub_files, "download", download)
+    monkeypatch.setenv("MODEL_HUB_ID", "org/m")
+    monkeypatch.delenv("MODEL_DOWNLOAD_DIR", raising=False)
+    monkeypatch.delenv("MODEL_HUB_REVISION", raising=False)
+    assert sd_inference.model_folder(str(tmp_path / "empty"), cuda=cuda, hub=object()) == (
+        tmp_path, "fp16" if cuda else None)
+    assert asked == {"repo_id": "org/m", "revision": None, "root": Path("/tmp/model-weights"), "fp16": cuda}

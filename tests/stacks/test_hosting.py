@@ -136,6 +136,9 @@ def test_serverless_bounds_and_memory_for_the_weights():
     assert "provisioned_concurrency must be from 1 to max_concurrency (201) (got 202)" in message
     assert "about 2 GB of weights need ~4.0 GB of memory; memory_mb is 2048: raise it" in message
     assert serverless_memory_needed_mb(2.0) == 4096
+    # The bounds themselves are allowed.
+    for memory, concurrency in ((1024, 1), (6144, 200)):
+        assert Serverless(memory, concurrency, concurrency).problems() == []
     assert "provisioned_concurrency applies to serverless hosting only" in problems(provisioned_concurrency="1")
     assert "hosting 'spot' must be one of realtime, serverless" in problems(hosting="spot")
 

@@ -47,3 +47,20 @@ def test_build_writes_once_per_content(tmp_path):
 def test_code_without_inference_py_is_refused(tmp_path):
     with pytest.raises(ValueError, match="has no inference.py"):
         archive_bytes(tmp_path)
+
+
+def test_members_are_ordered_by_their_path_in_the_archive(tmp_path):
+    """By the archive path as text ("a.b" before "a/b"), not by Path order, which splits at "/" first."""
+    code = tmp_path / "code"
+    (code / "a").mkdir(parents=True)
+    (code / "inference.py").write_text("")
+    (code / "a" / "b").write_text("")
+    (code / "a.b").write_text("")
+    with tarfile.open(fileobj=io.BytesIO(archive_bytes(code)), mode="r:gz") as tar:
+        assert tar.getnames() == ["code/a.b", "code/a/b", "code/inference.py"]
+
+
+def test_a_damaged_archive_on_disk_is_written_again(tmp_path):
+    first = build_archive(STABLE_DIFFUSION_CODE, tmp_path)
+    first.write_bytes(b"truncated")
+    assert build_archive(STABLE_DIFFUSION_CODE, tmp_path).read_bytes() == archive_bytes(STABLE_DIFFUSION_CODE)

@@ -49,6 +49,17 @@ def test_bucket_is_private_encrypted_tls_only_and_expires_images(template):
     assert bucket["DeletionPolicy"] == "Delete"
     _, emptier = one(template, "AWS::CloudFormation::CustomResource")
     assert emptier["Properties"]["BucketName"] == {"Ref": bucket_id}
+    # The emptier: arm64 like the API's functions, and exactly what emptying needs (tags say whether to, the
+    # policy is tightened first, then every object version goes).
+    emptier_fn = template["Resources"][logical_id(template, "AWS::Lambda::Function", "Images/Emptier")]
+    assert emptier_fn["Properties"]["Architectures"] == ["arm64"]
+    role_id, _ = one_role(template, "Images/EmptierRole")
+    emptier_policy, = [p for p in resources(template, "AWS::IAM::Policy").values()
+                       if {"Ref": role_id} in p["Properties"]["Roles"]]
+    granted = {a for s in statements(emptier_policy["Properties"]["PolicyDocument"], template) for a in s["Action"]}
+    assert granted == {"logs:CreateLogStream", "logs:PutLogEvents", "s3:GetBucketPolicy", "s3:GetBucketTagging",
+                       "s3:ListBucket", "s3:ListBucketVersions", "s3:PutBucketPolicy", "s3:DeleteObject",
+                       "s3:DeleteObjectVersion"}
 
     _, policy = one(template, "AWS::S3::BucketPolicy")
     denies = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
