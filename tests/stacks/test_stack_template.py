@@ -539,3 +539,10 @@ def test_preflights_bootstrap_minimum_is_the_templates_own(template):
     rule = template["Rules"]["CheckBootstrapVersion"]["Assertions"][0]
     refused = rule["Assert"]["Fn::Not"][0]["Fn::Contains"][0]
     assert refused == [str(v) for v in range(1, MIN_BOOTSTRAP_VERSION)]
+
+
+def test_the_chat_model_gets_the_token_and_batch_bounds_of_the_api(synth):
+    template = synth(models="chat-embeddings", max_new_tokens="300", max_batch_inputs="8")
+    env = one(template, "AWS::SageMaker::Model")[1]["Properties"]["PrimaryContainer"]["Environment"]
+    assert (env["CHAT_MAX_NEW_TOKENS"], env["EMBEDDINGS_MAX_BATCH"]) == ("300", "8")
+    assert env["SAGEMAKER_PROGRAM"] == "inference.py" and "REQUEST_DEADLINE_SECONDS" not in env
