@@ -139,9 +139,11 @@ def test_max_new_tokens_takes_its_bounds_and_the_default_fits_a_low_limit(chat_i
                                                                    + 1}}), "application/json")
     # A deployment whose CHAT_MAX_NEW_TOKENS is below the default still takes requests that leave it out.
     monkeypatch.setenv("CHAT_MAX_NEW_TOKENS", "16")
-    from conftest import CHAT_CODE, load_by_path
+    import importlib.util
 
-    low = load_by_path(CHAT_CODE / "inference.py")
+    spec = importlib.util.spec_from_file_location(chat_inference.__name__, chat_inference.__file__)
+    low = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(low)
     assert low.input_fn(json.dumps(chat), "application/json")["task"] == "chat"
 
 
