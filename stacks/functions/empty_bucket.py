@@ -74,12 +74,8 @@ def on_delete(bucket: str, client) -> dict:
             return {"bucket": bucket, "kept": True}
         deny_uploads(bucket, client)
         return {"bucket": bucket, "deleted": empty(bucket, client)}
-    except client.exceptions.NoSuchBucket:
+    except client.exceptions.NoSuchBucket:  # botocore raises this class for the code from any S3 operation
         return {"bucket": bucket, "already_gone": True}
-    except client.exceptions.ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "NoSuchBucket":
-            return {"bucket": bucket, "already_gone": True}
-        raise
 
 
 def respond(event: dict, status: str, reason: str, opener=urllib.request.urlopen) -> None:

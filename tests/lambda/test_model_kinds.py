@@ -90,7 +90,8 @@ def test_pipeline_protocol_refuses_tgi_only_parameters(make_rig):
 
 def test_generate_rejects_answers_without_text(tgi):
     tgi.endpoint.returns_json([{"text": "nope"}])
-    assert_error(tgi.call(api_event("POST", {"inputs": "a"}, resource="/generate")), 502, "bad_model_response")
+    assert assert_error(tgi.call(api_event("POST", {"inputs": "a"}, resource="/generate")), 502,
+                        "bad_model_response") == "the model's answer has no generated_text"
     tgi.endpoint.returns(b"not json", "text/plain")
     assert_error(tgi.call(api_event("POST", {"inputs": "a"}, resource="/generate")), 502, "bad_model_response")
 
@@ -165,6 +166,18 @@ def test_chat_model_chats_and_embeds(make_rig):
     response = rig.call(api_event("POST", {"inputs": "x"}, resource="/models/assistant/embeddings"))
     assert response["json"]["embeddings"] == [[1.0, 0.0]]
     assert rig.endpoint.requests[1]["body"] == {"task": "embeddings", "inputs": ["x"]}
+
+
+def test_chat_answer_without_a_reply_is_502(make_rig):
+    rig = make_rig(**model_env("assistant", "toolkit"))
+    rig.endpoint.returns_json({"text": "Hello!"})
+    response = rig.call(api_event("POST", {"messages": [{"role": "user", "content": "Hi"}]}, resource="/chat"))
+    assert assert_error(response, 502, "bad_model_response") == "the model's answer has no reply"
+
+
+def test_an_empty_body_is_told_what_to_send(tgi):
+    message = assert_error(tgi.call(api_event("POST", None, resource="/generate")), 400, "invalid_request")
+    assert message == 'request body is empty; send a JSON object such as {"inputs": "Once upon a time"}'
 
 
 @pytest.mark.parametrize("body, message", [

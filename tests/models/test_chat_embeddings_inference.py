@@ -186,3 +186,4 @@ def test_sampling_parameters_imply_sampling(chat_inference, bundle, parameters, 
     chat_inference.reply(Spy(), bundle["tokenizer"], [{"role": "user", "content": "Hi"}],
                          {"max_new_tokens": 2, **parameters})
     assert seen["do_sample"] is sampling and seen["max_new_tokens"] == 2 and "seed" not in seen
+    assert seen["pad_token_id"] == bundle["tokenizer"].pad_token_id is not None

@@ -269,3 +269,34 @@ def test_a_json_secret_may_name_the_token_token(stored):
 
         boto3.client("secretsmanager", region_name="us-east-1").create_secret(Name="hf-token", SecretString=stored)
         assert hub_files.hub_token({"HF_TOKEN_SECRET_ID": "hf-token"}) == "hf_json"
+
+
+def test_an_interrupted_download_is_resumed_into_its_folder(tiny_sd_dir, tmp_path):
+    hub = FakeHub(tiny_sd_dir)
+    folder = tmp_path / "org--tiny-sd" / hub.sha
+    folder.mkdir(parents=True)  # a worker died mid-download: folder, no completion marker
+    (folder / "model_index.json").write_text("{}")
+    assert hub_files.download("org/tiny-sd", None, tmp_path, fp16=False, hub=hub, log=lambda line: None)[0] == folder
+    assert (folder / hub_files.COMPLETE_MARKER).is_file()
+
+
+def test_a_download_that_misses_files_fails_before_it_is_marked_complete(tiny_sd_dir, tmp_path):
+    class LossyHub(FakeHub):
+        def fetch(self, repo_id, sha, paths, destination):
+            super().fetch(repo_id, sha, [p for p in paths if not p.startswith("unet/")], destination)
+
+    hub = LossyHub(tiny_sd_dir)
+    with pytest.raises(RuntimeError, match=r"download of org/tiny-sd@0{40} is missing \['unet/"):
+        hub_files.download("org/tiny-sd", None, tmp_path, fp16=False, hub=hub, log=lambda line: None)
+    assert not (tmp_path / "org--tiny-sd" / hub.sha / hub_files.COMPLETE_MARKER).exists()
+
+
+def test_a_secret_without_a_token_says_which_secret():
+    from moto import mock_aws
+
+    with mock_aws():
+        import boto3
+
+        boto3.client("secretsmanager", region_name="us-east-1").create_secret(Name="hf-token", SecretString="{}")
+        with pytest.raises(RuntimeError, match="^secret hf-token holds no Hub token$"):
+            hub_files.hub_token({"HF_TOKEN_SECRET_ID": "hf-token"})

@@ -183,3 +183,8 @@ def test_weights_download_to_the_instance_storage_in_the_precision_of_the_device
     assert sd_inference.model_folder(str(tmp_path / "empty"), cuda=cuda, hub=object()) == (
         tmp_path, "fp16" if cuda else None)
     assert asked == {"repo_id": "org/m", "revision": None, "root": Path("/tmp/model-weights"), "fp16": cuda}
+
+
+def test_input_arrives_as_bytes_from_the_toolkit(sd_inference):
+    data = sd_inference.input_fn(json.dumps({"inputs": "a fox"}).encode(), "application/json")
+    assert data["prompt"] == "a fox"

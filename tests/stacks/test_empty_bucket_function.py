@@ -145,3 +145,32 @@ def test_failure_is_reported_to_cloudformation_not_left_hanging(s3, function, mo
     function.handler(event("Delete", bucket), None, client=s3, opener=responses)
     body = responses.sent[0][2]
     assert body["Status"] == "FAILED" and bucket in body["Reason"] and "bad day" in body["Reason"]
+
+
+def test_a_bucket_without_a_policy_gets_a_valid_one_that_denies_uploads(s3, function):
+    bucket = f"b-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": EMPTY_ON_DELETE_TAG, "Value": "true"}]})
+    assert function.on_delete(bucket, s3) == {"bucket": bucket, "deleted": 0}
+    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    assert policy["Version"] == "2012-10-17" and [s["Sid"] for s in policy["Statement"]] == [
+        "DenyUploadsWhileEmptying"]
+
+
+def test_what_delete_reports_kept_or_gone(s3, function):
+    kept = make_bucket(s3, count=1, tagged=False)
+    assert function.on_delete(kept, s3) == {"bucket": kept, "kept": True}
+    assert function.on_delete("no-such-bucket-xyz", s3) == {"bucket": "no-such-bucket-xyz", "already_gone": True}
+
+
+def test_the_physical_id_is_the_buckets_until_cloudformation_has_one(function):
+    responses = Responses()
+    function.respond(event("Create", "my-bucket"), "SUCCESS", "ok", responses)
+    function.respond({**event("Delete", "my-bucket"), "PhysicalResourceId": "given"}, "SUCCESS", "ok", responses)
+    assert [body["PhysicalResourceId"] for _, _, body in responses.sent] == ["empty-my-bucket", "given"]
+
+
+@pytest.mark.parametrize("region, partition", [("us-east-1", "aws"), ("cn-north-1", "aws-cn"),
+                                                ("us-gov-west-1", "aws-us-gov"), ("eu-west-1", "aws")])
+def test_the_denial_names_the_buckets_partition(function, region, partition):
+    assert function.partition_of(boto3.client("s3", region_name=region)) == partition

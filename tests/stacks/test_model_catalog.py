@@ -247,3 +247,11 @@ def test_a_catalog_too_big_for_the_lambda_environment_is_refused():
     assert "Lambda's 4 KB environment limit" in str(caught.value)
     # A generous but real deployment fits.
     Settings.from_values({"models": ",".join(list(specs)[:10]), "model_specs": json.dumps(specs)})
+
+
+@pytest.mark.parametrize("instance_type, count", [("ml.t2.medium", 2), ("ml.m5.large", 2), ("ml.m5.xlarge", 4),
+                                                  ("ml.m5.2xlarge", 8), ("ml.g5.12xlarge", 48), ("nonsense", 0)])
+def test_vcpus_by_size(instance_type, count):
+    from stacks.model_catalog import vcpus
+
+    assert vcpus(instance_type) == count
