@@ -46,6 +46,7 @@ class Responses:
 
     def __call__(self, request, timeout):
         self.sent.append((request.full_url, request.get_method(), json.loads(request.data)))
+        self.timeout = timeout
         return self
 
     def close(self):
@@ -168,6 +169,7 @@ def test_the_physical_id_is_the_buckets_until_cloudformation_has_one(function):
     function.respond(event("Create", "my-bucket"), "SUCCESS", "ok", responses)
     function.respond({**event("Delete", "my-bucket"), "PhysicalResourceId": "given"}, "SUCCESS", "ok", responses)
     assert [body["PhysicalResourceId"] for _, _, body in responses.sent] == ["empty-my-bucket", "given"]
+    assert responses.timeout == 30  # a stuck response URL must not hold the function to its own timeout
 
 
 @pytest.mark.parametrize("region, partition", [("us-east-1", "aws"), ("cn-north-1", "aws-cn"),
