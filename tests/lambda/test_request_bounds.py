@@ -96,3 +96,62 @@ def test_invisible_only_prompts_are_blank_at_the_lambda(rig):
         response = rig.call(api_event("POST", {"prompt": prompt}))
         assert response["statusCode"] == 400 and "prompt must not be blank" in response["body"], prompt
     assert json.dumps(NOT_BLANK).isascii()  # the same bytes in the gateway model and the Lambda
+
+
+def test_parser_messages_are_cut_at_120_characters():
+    from model_api.requests import _short
+
+    assert _short(ValueError("x" * 120)) == "x" * 120
+    assert _short(ValueError("x" * 121)) == "x" * 117 + "..."
+    assert _short(ValueError("")) == "ValueError"
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"GIF89a" + b"\0" * 64, "the model returned a PNG sequence that is not PNG files"),
+    (b"\x89PNG\r\n\x1a\n" + b"\0\0\0\x0dIHDR", "the model returned a truncated PNG sequence"),
+])
+def test_png_sequences_that_do_not_parse_are_the_models_fault(data, message):
+    from model_api.errors import ApiError
+    from model_api.images import split_png_sequence
+
+    with pytest.raises(ApiError) as caught:
+        split_png_sequence(data)
+    assert (caught.value.status, caught.value.code, caught.value.message) == (502, "bad_model_response", message)
+
+
+def test_runtime_urls_of_china_regions_use_their_domain():
+    from model_api.routes import ModelInfo
+
+    info = ModelInfo("m", "embeddings", "ep")
+    assert info.runtime_url("cn-north-1") == \
+        "https://runtime.sagemaker.cn-north-1.amazonaws.com.cn/endpoints/ep/invocations"
+    assert info.runtime_url("eu-west-1") == "https://runtime.sagemaker.eu-west-1.amazonaws.com/endpoints/ep/invocations"
+
+
+class _Body:
+    def __init__(self, data):
+        self.data = data
+
+    def read(self, limit):
+        return self.data[:limit]
+
+
+class _Runtime:
+    def __init__(self, response):
+        self.response = response
+
+    def invoke_endpoint(self, **request):
+        return self.response
+
+
+def test_an_answer_without_a_content_type_reads_as_empty_and_an_oversized_one_is_refused():
+    from model_api.aws import MAX_MODEL_RESPONSE_BYTES, SageMakerEndpoint
+    from model_api.errors import ApiError
+
+    endpoint = SageMakerEndpoint(_Runtime({"Body": _Body(b"{}")}), "ep")
+    assert endpoint.invoke(b"{}", "application/json", "application/json") == (b"{}", "")
+    endpoint = SageMakerEndpoint(_Runtime({"Body": _Body(b"x" * (MAX_MODEL_RESPONSE_BYTES + 1)),
+                                           "ContentType": "image/png"}), "ep")
+    with pytest.raises(ApiError) as caught:
+        endpoint.invoke(b"{}", "application/json", "image/png")
+    assert caught.value.message == "the model's answer is over the 6 MB real-time limit"
