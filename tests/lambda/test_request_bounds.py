@@ -155,3 +155,31 @@ def test_an_answer_without_a_content_type_reads_as_empty_and_an_oversized_one_is
     with pytest.raises(ApiError) as caught:
         endpoint.invoke(b"{}", "application/json", "image/png")
     assert caught.value.message == "the model's answer is over the 6 MB real-time limit"
+
+
+def test_runtime_client_timeouts_come_from_the_environment():
+    from model_api.aws import sagemaker_runtime_client
+
+    config = sagemaker_runtime_client({"AWS_REGION": "us-east-1", "INVOKE_CONNECT_TIMEOUT_SECONDS": "3",
+                                       "INVOKE_READ_TIMEOUT_SECONDS": "17"}).meta.config
+    assert (config.connect_timeout, config.read_timeout) == (3.0, 17.0)
+
+
+def test_a_body_that_is_not_utf8_is_the_callers_400():
+    import base64
+
+    from model_api.errors import ApiError
+    from model_api.requests import read_json_body
+
+    with pytest.raises(ApiError) as caught:
+        read_json_body({"body": base64.b64encode(b'{"prompt": "\xff"}').decode(), "isBase64Encoded": True}, 1000,
+                       "{}")
+    assert (caught.value.status, caught.value.code, caught.value.message) == (
+        400, "invalid_request", "request body is not valid UTF-8")
+
+
+def test_an_image_model_speaks_the_toolkit_protocol_unless_told_otherwise():
+    from model_api.images import ImageConfig
+
+    assert ImageConfig.from_env({}).protocol == "toolkit"
+    assert ImageConfig.from_env({"MODEL_PROTOCOL": "jumpstart"}).protocol == "jumpstart"

@@ -137,3 +137,8 @@ def test_tgi_max_new_tokens_fit_the_models_token_budget():
     assert (limits.max_new_tokens, limits.default_max_new_tokens) == (50, 50)
     cpu = Settings.from_values({"models": "gpt2-cpu"})
     assert cpu.text_limits_for(cpu.catalog[0]) == cpu.text_limits
+
+
+def test_limits_and_text_limits_are_read_from_the_settings():
+    s = Settings.from_values({"max_size": "640", "default_steps": "20", "max_new_tokens": "300"})
+    assert (s.limits.max_size, s.limits.default_steps, s.text_limits.max_new_tokens) == (640, 20, 300)

@@ -53,6 +53,7 @@ def test_bucket_is_private_encrypted_tls_only_and_expires_images(template):
     # policy is tightened first, then every object version goes).
     emptier_fn = template["Resources"][logical_id(template, "AWS::Lambda::Function", "Images/Emptier")]
     assert emptier_fn["Properties"]["Architectures"] == ["arm64"]
+    assert emptier_fn["Properties"]["Timeout"] == 900  # thousands of objects: Lambda's longest
     role_id, _ = one_role(template, "Images/EmptierRole")
     emptier_policy, = [p for p in resources(template, "AWS::IAM::Policy").values()
                        if {"Ref": role_id} in p["Properties"]["Roles"]]
