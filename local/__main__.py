@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "lambda")) if p not in sys.path]
 
+from stacks.hosting import hosting_of  # noqa: E402
 from stacks.lambda_source import LAMBDA_DIR  # noqa: E402
 from stacks.settings import Settings, SettingsError, load_settings  # noqa: E402
 
@@ -270,7 +271,7 @@ def main(argv=None) -> int:
             endpoint_server.models[info.endpoint_name] = local_model(model, weights, args.cache_dir,
                                                                      ids.get(model.name))
             served.append(f"  {model.name} ({model.kind}): {description}")
-            if model.hosting != "realtime" or (model.max_instances or model.min_instances) > model.min_instances:
+            if model.hosting != "realtime" or hosting_of(model).autoscaled:
                 served.append(f"    hosted {hosting_summary(model)} on AWS; here one local worker serves it the "
                               "same way")
             if model.kind == "text-to-image" and model.container != "tgi":

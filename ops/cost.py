@@ -69,9 +69,9 @@ def rows(settings: Settings, region: Optional[str]) -> list[CostRow]:
         if per_image is not None:
             if model.hosting == "serverless" and line.per_second_busy is not None:
                 per_1000 = line.per_second_busy * per_image * 1000
-            elif model.hosting != "serverless" and line.hourly_min is not None:
+            elif model.hosting != "serverless" and book.hourly(model.instance_type) is not None:
                 # One instance busy: its price per second times the seconds 1,000 images take back to back.
-                per_1000 = line.hourly_min / config.min_instances / 3600 * per_image * 1000
+                per_1000 = book.hourly(model.instance_type) / 3600 * per_image * 1000
         monthly = [None if h is None else h * HOURS_PER_MONTH for h in (line.hourly_min, line.hourly_max)]
         out.append(CostRow(model.name, model.hosting, instance, instances, line.hourly_min, line.hourly_max,
                            monthly[0], monthly[1], line.idle_monthly, per_1000, line.note))

@@ -271,7 +271,8 @@ def names_free(settings: Settings, clients, stack_exists: bool) -> list[Check]:
 
 def hosting_changes(settings: Settings, clients, stack_exists: bool) -> list[Check]:
     """Updates SageMaker refuses, caught before CloudFormation tries them and rolls back: switching a deployed
-    endpoint between serverless and instances (the serverless guide: an instance endpoint cannot be converted), and
+    endpoint between serverless and instances (Developer Guide, "Update a serverless endpoint": updating a real-time
+    endpoint to serverless is not supported; the other way is assumed to fail alike, unverified), and
     a new instance type on a variant registered for autoscaling (Developer Guide, "Update endpoints that use auto
     scaling": the update fails while the variant is a scalable target)."""
     if not stack_exists:
