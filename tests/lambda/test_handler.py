@@ -410,3 +410,18 @@ def test_clients_have_explicit_timeouts_and_retries():
     s3 = handler.STORE._client.meta.config
     assert (s3.read_timeout, s3.connect_timeout, s3.retries["total_max_attempts"]) == (5, 2, 3)
     assert s3.signature_version == "s3v4"
+
+
+def test_s3_unreachable_is_503_naming_the_failure_with_retry_after(rig, monkeypatch):
+    from botocore.exceptions import EndpointConnectionError
+
+    rig.endpoint.returns(tiny_png())
+
+    def unreachable(**kwargs):
+        raise EndpointConnectionError(endpoint_url="https://s3.example")
+
+    monkeypatch.setattr(rig.handler.STORE._client, "put_object", unreachable)
+    response = rig.call(api_event("POST", {"prompt": "p"}))
+    message = assert_error(response, 503, "storage_unavailable", rig)
+    assert message == "storing the image failed: EndpointConnectionError"
+    assert response["headers"]["Retry-After"] == "1"

@@ -53,3 +53,12 @@ def test_limits_round_trip_and_check_themselves():
         "default_size must lie within min_size..max_size (1000..768)"]
     assert ImageLimits(max_size=1020).problems() == ["max_size must be a multiple of 8 (got 1020)"]
     assert max_body_bytes(ImageLimits()) == 4096 + 24 * 1000
+
+
+@pytest.mark.parametrize("schema, instance, problem", [
+    ({"type": "string", "minLength": 1}, "", "body must not be empty"),
+    ({"type": "string", "minLength": 3}, "ab", "body must be at least 3 characters long"),
+    ({"type": "string", "maxLength": 2}, "abc", "body must be at most 2 characters long (got 3)"),
+])
+def test_length_bounds_are_named_with_their_number(schema, instance, problem):
+    assert validate(instance, schema) == [problem]
