@@ -2,7 +2,9 @@
 and writes one structured log line per request. Everything that reaches AWS is created here, once per container.
 
 Environment: MODEL_NAME, MODEL_KIND, ENDPOINT_NAME, MODEL_CATALOG (all models, for routing and GET /endpoint),
-BUCKET_NAME and SIGNER_ROLE_ARN (image models), and each pipeline's own settings (model_api.images / model_api.text).
+BUCKET_NAME and SIGNER_ROLE_ARN (image models), and each pipeline's own settings (model_api.images / model_api.text);
+MODEL_HOSTING=async with JOB_TIMEOUT_SECONDS and JOB_TTL_SECONDS for a model hosted async (BUCKET_NAME holds its
+jobs).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 import time
 import uuid
 
-from model_api import aws, images, routes, text
+from model_api import aws, images, jobs, routes, text
 from model_api.errors import ApiError
 from model_api.http import error_response, json_response
 
@@ -28,8 +30,11 @@ MODEL = routes.ModelInfo(
 )
 CATALOG = routes.catalog_from_env(_ENV) or [MODEL]
 REGION = _ENV.get("AWS_REGION", "us-east-1")
+ASYNC = _ENV.get("MODEL_HOSTING") == "async"
 ENDPOINT = aws.SageMakerEndpoint(aws.sagemaker_runtime_client(_ENV), MODEL.endpoint_name,
-                                 inputs_only_fail_400=_ENV.get("MODEL_PROTOCOL") == "pipeline")
+                                 inputs_only_fail_400=_ENV.get("MODEL_PROTOCOL") == "pipeline",
+                                 job_timeout_seconds=int(_ENV.get("JOB_TIMEOUT_SECONDS", "900")),
+                                 job_ttl_seconds=int(_ENV.get("JOB_TTL_SECONDS", "21600")))
 if MODEL.kind == "text-to-image":
     IMAGE_CONFIG = images.ImageConfig.from_env(_ENV)
     _ENV["SIGNER_ROLE_ARN"]  # required: a deployment error shows at init, not at the first request
@@ -40,6 +45,8 @@ if MODEL.kind == "text-to-image":
                                  env, IMAGE_CONFIG.url_ttl_seconds)))
 else:
     TEXT_CONFIG = text.TextConfig.from_env(_ENV)
+JOBS = aws.S3JobStore(STORE._client if MODEL.kind == "text-to-image" else aws.s3_client(_ENV),
+                      _ENV["BUCKET_NAME"]) if ASYNC else None
 
 
 def _images(event: dict, request_id: str) -> dict:
@@ -67,17 +74,57 @@ def _catalog(event: dict, request_id: str) -> dict:
     return {"endpoints": [m.describe(REGION) for m in CATALOG]}
 
 
+def _submit(event: dict, request_id: str) -> dict:
+    """Any action of an async model: validate as the synchronous route does, then queue it (202)."""
+    action = ROUTES[_key(event)]
+    if action == "images":
+        call = images.prepare_images(event, IMAGE_CONFIG)
+    else:
+        call = text.JOB_ACTIONS[action][0](event, TEXT_CONFIG)
+    return jobs.submit(call, model=MODEL.name, action=action, endpoint=ENDPOINT, store=JOBS, event=event,
+                       request_id=request_id)
+
+
+def _finish(record: jobs.JobRecord, answer: bytes) -> dict:
+    if record.action == "images":
+        if MODEL.kind != "text-to-image":  # cannot happen: routes.job_reader picks an image model when one is async
+            raise ApiError(500, "misconfigured", "this function cannot store images (deployment error)")
+        return images.store_job_images(record, answer, IMAGE_CONFIG, STORE)
+    return text.JOB_ACTIONS[record.action][1](answer, record.meta)
+
+
+def _respond(record: jobs.JobRecord, result: dict) -> dict:
+    if record.action == "images":
+        return images.job_images_body(record, result, IMAGE_CONFIG, STORE)
+    return {**result, "request_id": record.request_id}
+
+
+def _job(event: dict, request_id: str) -> dict:
+    path = event.get("resource") or ""
+    return jobs.status(jobs.job_id_from(event), store=JOBS, finish=_finish, respond=_respond,
+                       model=None if path == routes.JOB_PATH else MODEL.name)
+
+
 PIPELINES = {"images": _images, "generate": _generate, "embeddings": _embeddings, "chat": _chat,
-             "endpoint": _endpoint, "catalog": _catalog}
+             "endpoint": _endpoint, "catalog": _catalog, "job": _job}
+# The actions that queue a job when the model is hosted async (answered 202).
+JOB_SUBMITTING = {"images", "generate", "embeddings", "chat"}
 # (path, method) -> action, for the routes this model serves.
 ROUTES = {(r.path, r.method): r.action for r in routes.routes(CATALOG) if r.model == MODEL.name}
 
 
+def _key(event: dict) -> tuple[str, str]:
+    return event.get("resource") or event.get("path") or "", (event.get("httpMethod") or "").upper()
+
+
 def _route(event: dict):
-    path, method = event.get("resource") or event.get("path") or "", (event.get("httpMethod") or "").upper()
+    """(pipeline, status of its success) for the event's route, or ApiError 404/405."""
+    path, method = _key(event)
     action = ROUTES.get((path, method))
     if action is not None:
-        return PIPELINES[action]
+        if ASYNC and action in JOB_SUBMITTING:
+            return _submit, 202
+        return PIPELINES[action], 200
     allowed = sorted(m for p, m in ROUTES if p == path)
     if allowed:
         raise ApiError(405, "method_not_allowed", f"method {method or '(none)'} is not allowed on {path}; "
@@ -91,8 +138,9 @@ def handler(event: dict, context) -> dict:
     record = {"request_id": request_id, "model": MODEL.name, "method": event.get("httpMethod"),
               "route": event.get("resource") or event.get("path")}
     try:
-        body = _route(event)(event, request_id)
-        response = json_response(200, body, {"X-Request-Id": request_id})
+        pipeline, status = _route(event)
+        body = pipeline(event, request_id)
+        response = json_response(status, body, {"X-Request-Id": request_id})
         if "images" in body:
             record["images"] = len(body["images"])
     except ApiError as error:

@@ -57,9 +57,13 @@ def parse_args(argv):
 
 def hosting_summary(model) -> str:
     """How a model is hosted once deployed, in a few words (local mode runs every mode the same way)."""
+    config = hosting_of(model)
     if model.hosting == "serverless":
-        return f"serverless ({model.memory_mb} MB, up to {model.max_concurrency} at once)"
-    return f"on {model.min_instances}-{model.max_instances} x {model.instance_type} (autoscaled)"
+        return f"serverless ({config.memory_mb} MB, up to {config.max_concurrency} at once)"
+    if model.hosting == "async":
+        return (f"as async jobs on {config.min_instances}-{config.max_instances} x {config.instance_type} "
+                f"(scaled on the backlog)")
+    return f"on {config.min_instances}-{config.max_instances} x {config.instance_type} (autoscaled)"
 
 
 def read_settings(pairs: list[str]) -> Settings:
@@ -271,7 +275,10 @@ def main(argv=None) -> int:
             endpoint_server.models[info.endpoint_name] = local_model(model, weights, args.cache_dir,
                                                                      ids.get(model.name))
             served.append(f"  {model.name} ({model.kind}): {description}")
-            if model.hosting != "realtime" or hosting_of(model).autoscaled:
+            if model.hosting == "async":
+                served.append(f"    hosted {hosting_summary(model)} on AWS; here jobs run in the background on one "
+                              "local worker (POST answers 202, poll GET /jobs/<job_id>)")
+            elif model.hosting != "realtime" or hosting_of(model).autoscaled:
                 served.append(f"    hosted {hosting_summary(model)} on AWS; here one local worker serves it the "
                               "same way")
             if model.kind == "text-to-image" and model.container != "tgi":

@@ -272,7 +272,8 @@ def names_free(settings: Settings, clients, stack_exists: bool) -> list[Check]:
 def hosting_changes(settings: Settings, clients, stack_exists: bool) -> list[Check]:
     """Updates SageMaker refuses, caught before CloudFormation tries them and rolls back: switching a deployed
     endpoint between serverless and instances (Developer Guide, "Update a serverless endpoint": updating a real-time
-    endpoint to serverless is not supported; the other way is assumed to fail alike, unverified), and
+    endpoint to serverless is not supported; the other way, and switches between real-time and async, are assumed to
+    fail alike: unverified, so the check errs on the side of a fresh stack), and
     a new instance type on a variant registered for autoscaling (Developer Guide, "Update endpoints that use auto
     scaling": the update fails while the variant is a scalable target)."""
     if not stack_exists:
@@ -283,19 +284,21 @@ def hosting_changes(settings: Settings, clients, stack_exists: bool) -> list[Che
         endpoint = sagemaker.describe_endpoint(EndpointName=name)  # ValidationException: not deployed yet
         config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
         variant = config["ProductionVariants"][0]
-        deployed = "serverless" if "ServerlessConfig" in variant else "realtime"
+        deployed = "serverless" if "ServerlessConfig" in variant else \
+            "async" if "AsyncInferenceConfig" in config else "realtime"
         if deployed != model.hosting:
             return [Check(f"hosting {model.name}", BLOCK, f"{name} runs {deployed}; SageMaker cannot switch a "
                           f"deployed endpoint to {model.hosting} in place",
                           "make destroy first, or deploy beside it with -c stack_name=<another>")]
-        if deployed == "realtime" and variant.get("InstanceType") != model.instance_type:
+        if deployed != "serverless" and variant.get("InstanceType") != model.instance_type:
             targets = clients("application-autoscaling").describe_scalable_targets(
                 ServiceNamespace="sagemaker", ResourceIds=[f"endpoint/{name}/variant/{variant['VariantName']}"],
             )["ScalableTargets"]
             if targets:
                 return [Check(f"hosting {model.name}", BLOCK, f"{name} is autoscaled on {variant.get('InstanceType')}; "
                               f"SageMaker refuses to change an autoscaled variant to {model.instance_type}",
-                              f"deploy once with -c {model.name}.max_instances={model.min_instances} and the old "
+                              f"deploy once with -c {model.name}.max_instances={hosting_of(model).min_instances} "
+                              "and the old "
                               "type, then change the type, then restore max_instances")]
         return []
 

@@ -8,6 +8,9 @@ settings, local mode and the cost report read this module without starting the C
               instance. Lowest latency; pays for every instance-hour, idle or not.
   serverless  SageMaker Serverless Inference: CPU only, 1-6 GB of memory, scales to zero, pays per second of
               inference (plus provisioned concurrency, if any, while deployed). Cold starts of seconds to a minute.
+  async       SageMaker Asynchronous Inference: requests queue in S3, results land in S3, the API answers 202 with
+              a job id; instances scale on the backlog between min_instances (default 0: none while idle) and
+              max_instances. Jobs may run up to an hour and return many large images.
 """
 
 from __future__ import annotations
@@ -78,8 +81,9 @@ class Realtime:
 
     @classmethod
     def from_model(cls, model: "ModelSpec") -> "Realtime":
-        return cls(instance_type=model.instance_type, min_instances=model.min_instances,
-                   max_instances=model.min_instances if model.max_instances is None else model.max_instances,
+        low = 1 if model.min_instances is None else model.min_instances
+        return cls(instance_type=model.instance_type, min_instances=low,
+                   max_instances=low if model.max_instances is None else model.max_instances,
                    target_invocations=TARGET_INVOCATIONS.get(model.kind, 10.0) if model.target_invocations is None
                    else model.target_invocations,
                    scale_in_cooldown_seconds=model.scale_in_cooldown_seconds,
@@ -94,7 +98,7 @@ class Realtime:
         out = []
         if self.min_instances < 1:
             out.append(f"min_instances must be at least 1 (got {self.min_instances}); for a model that costs "
-                       "nothing when idle use hosting=serverless")
+                       "nothing when idle use hosting=async or hosting=serverless")
         if not self.min_instances <= self.max_instances <= MAX_INSTANCES:
             out.append(f"max_instances must be from min_instances ({self.min_instances}) to {MAX_INSTANCES} "
                        f"(got {self.max_instances})")
@@ -164,11 +168,98 @@ class Serverless:
                         if self.provisioned_concurrency else "")
 
 
-HOSTING_MODES = {mode.name: mode for mode in (Realtime, Serverless)}
+# Asynchronous Inference limits (SageMaker Runtime API reference, InvokeEndpointAsync): InvocationTimeoutSeconds
+# 1..3600 (default 900), RequestTTLSeconds 60..21600 (default 6 h); AsyncInferenceClientConfig
+# MaxConcurrentInvocationsPerInstance 1..1000; ProductionVariant InitialInstanceCount >= 1, so an endpoint that
+# scales to zero starts with one instance and scales in once idle (Developer Guide, "Autoscale an asynchronous
+# endpoint": MinCapacity 0 with target tracking on ApproximateBacklogSizePerInstance, plus a step policy on the
+# HasBacklogWithoutCapacity metric so a job arriving at zero instances starts one).
+JOB_TIMEOUT_SECONDS = (1, 3600)
+JOB_TTL_SECONDS = (60, 21600)
+MAX_CONCURRENT_INVOCATIONS = 1000
+# Default backlog per instance to aim for: jobs waiting per running instance before another starts.
+TARGET_BACKLOG = {"text-to-image": 5.0, "text-generation": 20.0, "chat": 20.0, "embeddings": 100.0}
+
+
+@dataclass(frozen=True)
+class Async:
+    """SageMaker Asynchronous Inference on instances that scale on the job backlog, to zero when min_instances is 0.
+
+    The job bucket (input, output and failure objects) is the stack's; ModelEndpoint takes it as a prop."""
+
+    name: ClassVar[str] = "async"
+    instance_type: str
+    min_instances: int = 0
+    max_instances: int = 1
+    target_backlog: float = 5.0
+    max_concurrent_invocations: int = 1  # per instance: one job holds the accelerator at a time
+    job_timeout_seconds: int = 900  # InvocationTimeoutSeconds: how long one job may run on the model
+    job_ttl_seconds: int = 21600  # RequestTTLSeconds: how long a job may wait in the queue
+    scale_in_cooldown_seconds: int = 900
+    scale_out_cooldown_seconds: int = 300
+    startup_timeout_seconds: int = 600
+    volume_size_gb: Optional[int] = None
+
+    @classmethod
+    def from_model(cls, model: "ModelSpec") -> "Async":
+        return cls(instance_type=model.instance_type,
+                   min_instances=0 if model.min_instances is None else model.min_instances,
+                   max_instances=1 if model.max_instances is None else model.max_instances,
+                   target_backlog=TARGET_BACKLOG.get(model.kind, 5.0) if model.target_backlog is None
+                   else model.target_backlog,
+                   max_concurrent_invocations=model.max_concurrent_invocations,
+                   job_timeout_seconds=model.job_timeout_seconds, job_ttl_seconds=model.job_ttl_seconds,
+                   scale_in_cooldown_seconds=model.scale_in_cooldown_seconds,
+                   scale_out_cooldown_seconds=model.scale_out_cooldown_seconds,
+                   startup_timeout_seconds=model.startup_timeout_seconds, volume_size_gb=model.volume_size_gb)
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.max_instances > self.min_instances
+
+    @property
+    def scales_to_zero(self) -> bool:
+        return self.min_instances == 0
+
+    def problems(self) -> list[str]:
+        out = []
+        if not 0 <= self.min_instances <= self.max_instances <= MAX_INSTANCES or self.max_instances < 1:
+            out.append(f"min_instances and max_instances must satisfy 0 <= min <= max <= {MAX_INSTANCES} with max "
+                       f"at least 1 (got {self.min_instances} and {self.max_instances})")
+        if not self.target_backlog > 0:
+            out.append(f"target_backlog must be above 0 (got {self.target_backlog})")
+        if not 1 <= self.max_concurrent_invocations <= MAX_CONCURRENT_INVOCATIONS:
+            out.append(f"max_concurrent_invocations must be from 1 to {MAX_CONCURRENT_INVOCATIONS} "
+                       f"(got {self.max_concurrent_invocations})")
+        for name, (low, high) in (("job_timeout_seconds", JOB_TIMEOUT_SECONDS), ("job_ttl_seconds", JOB_TTL_SECONDS)):
+            if not low <= getattr(self, name) <= high:
+                out.append(f"{name} must be from {low} to {high} (got {getattr(self, name)})")
+        for name in ("scale_in_cooldown_seconds", "scale_out_cooldown_seconds"):
+            if not 0 <= getattr(self, name) <= 3600:
+                out.append(f"{name} must be from 0 to 3600 (got {getattr(self, name)})")
+        return out
+
+    def variant(self) -> dict:
+        # SageMaker wants at least one instance at creation; scaling in to min_instances follows once idle.
+        return {"instance_type": self.instance_type, "initial_instance_count": max(1, self.min_instances),
+                "container_startup_health_check_timeout_in_seconds": self.startup_timeout_seconds,
+                "volume_size_in_gb": self.volume_size_gb}
+
+    def cost(self, prices: "PriceBook") -> CostLine:
+        price = prices.hourly(self.instance_type)
+        if price is None:
+            return CostLine(None, None, None, None, f"{self.instance_type}: not in the price table")
+        note = "instances only while jobs wait or run; one runs after deploy until the first scale-in" \
+            if self.scales_to_zero else ""
+        return CostLine(price * self.min_instances, price * self.max_instances,
+                        price * self.min_instances * HOURS_PER_MONTH, None, note)
+
+
+HOSTING_MODES = {mode.name: mode for mode in (Realtime, Serverless, Async)}
 
 
 def hosting_of(model: "ModelSpec"):
-    """The model's hosting config (Realtime or Serverless), or None for an existing endpoint."""
+    """The model's hosting config (Realtime, Serverless or Async), or None for an existing endpoint."""
     if model.existing_endpoint is not None or model.hosting not in HOSTING_MODES:
         return None
     return HOSTING_MODES[model.hosting].from_model(model)
@@ -198,9 +289,22 @@ def hosting_problems(model: "ModelSpec") -> list[str]:
             out.append(p + f"about {model.weights_gb:g} GB of weights need ~"
                            f"{serverless_memory_needed_mb(model.weights_gb) / 1024:.1f} GB of memory; memory_mb is "
                            f"{model.memory_mb}: raise it")
-        if model.max_instances is not None or model.min_instances != 1:
+        if model.max_instances is not None or model.min_instances is not None:
             out.append(p + "min_instances and max_instances apply to realtime hosting; serverless scales on its own "
                            "up to max_concurrency")
     elif model.provisioned_concurrency is not None:
         out.append(p + "provisioned_concurrency applies to serverless hosting only")
+    if model.hosting == "async":
+        if model.existing_endpoint is not None:
+            out.append(p + "hosting=async needs an endpoint this stack creates (an existing endpoint is hosted as "
+                           "it was made)")
+        if model.kind == "text-to-image" and model.protocol == "jumpstart":
+            out.append(p + "hosting=async serves this app's own image code, not the JumpStart protocol")
+    else:
+        for name, default in (("target_backlog", None), ("job_timeout_seconds", 900), ("job_ttl_seconds", 21600),
+                              ("max_concurrent_invocations", 1)):
+            if getattr(model, name) != default:
+                out.append(p + f"{name} applies to hosting=async only")
+    if model.hosting != "realtime" and model.target_invocations is not None:
+        out.append(p + "target_invocations applies to hosting=realtime only (async scales on target_backlog)")
     return out

@@ -105,11 +105,18 @@ class ModelSpec:
     code: Optional[str] = None  # repo folder with inference.py, packaged into model.tar.gz at synth time
     container: str = "hf-inference"  # hf-inference[-gpu|-cpu] | tgi | an ECR image URI
     instance_type: str = "ml.g5.xlarge"
-    hosting: str = "realtime"  # realtime | serverless (HOSTING_MODES): how SageMaker runs the model
-    min_instances: int = 1  # realtime: instances at deploy and the autoscaling floor (-c <model>.instance_count too)
-    max_instances: Optional[int] = None  # realtime: autoscaling ceiling; None = min_instances (no autoscaling)
+    hosting: str = "realtime"  # realtime | serverless | async (HOSTING_MODES): how SageMaker runs the model
+    # realtime and async: the autoscaling floor (-c <model>.instance_count too); None = 1 (realtime), 0 (async)
+    min_instances: Optional[int] = None
+    # realtime: autoscaling ceiling, None = min_instances (no autoscaling); async: None = 1
+    max_instances: Optional[int] = None
     # realtime autoscaling: target of SageMakerVariantInvocationsPerInstance (per minute); None = the kind's default
     target_invocations: Optional[float] = None
+    # async: target of ApproximateBacklogSizePerInstance (jobs waiting per instance); None = the kind's default
+    target_backlog: Optional[float] = None
+    job_timeout_seconds: int = 900  # async: how long one job may run on the model (1..3600)
+    job_ttl_seconds: int = 21600  # async: how long a job may wait in the queue (60..21600)
+    max_concurrent_invocations: int = 1  # async: jobs one instance runs at once
     scale_in_cooldown_seconds: int = 900
     scale_out_cooldown_seconds: int = 300
     memory_mb: int = 4096  # serverless: 1024..6144 in 1024 steps

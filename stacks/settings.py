@@ -124,15 +124,18 @@ class Settings:
 
     def image_config_for(self, model: ModelSpec):
         """What an image model's Lambda needs: limits, URL TTL, protocol and the work bound of its instance."""
+        # Async: a job may take what its invocation timeout allows, not what one API call may.
+        budget = model.job_timeout_seconds if model.hosting == "async" else self.invoke_read_timeout_seconds
         return _images.ImageConfig(self.url_ttl_seconds, self.limits, protocol=model.api_protocol,
                                    step_seconds=model.step_seconds,
-                                   time_budget_seconds=float(self.invoke_read_timeout_seconds),
+                                   time_budget_seconds=float(budget),
                                    instance_type=model.instance_type if model.existing_endpoint is None else "")
 
     def model_infos(self) -> list:
         """What every function (and local mode) is told about the catalog (model_api.routes.ModelInfo)."""
         return [_routes.ModelInfo(m.name, m.kind, self.endpoint_name(m),
-                                  None if m.existing_endpoint is not None else m.instance_type)
+                                  None if m.existing_endpoint is not None or m.hosting == "serverless"
+                                  else m.instance_type, m.hosting)
                 for m in self.catalog]
 
     def model(self, name: str) -> ModelSpec:
@@ -148,6 +151,9 @@ class Settings:
             "MODEL_CATALOG": _routes.catalog_to_json(self.model_infos()),
             "INVOKE_READ_TIMEOUT_SECONDS": str(self.invoke_read_timeout_seconds),
         }
+        if model.hosting == "async":
+            environment.update({"MODEL_HOSTING": "async", "JOB_TIMEOUT_SECONDS": str(model.job_timeout_seconds),
+                                "JOB_TTL_SECONDS": str(model.job_ttl_seconds)})
         if model.kind == "text-to-image":
             config = self.image_config_for(model)
         else:

@@ -171,10 +171,12 @@ class SageMakerEndpoint:
     """Endpoint (model_api.images) backed by InvokeEndpoint on one endpoint. inputs_only_fail_400: a model served by
     the toolkit's own pipeline (no code of ours), where a 400 means the pipeline could not take the input."""
 
-    def __init__(self, client, endpoint_name: str, inputs_only_fail_400: bool = False):
+    def __init__(self, client, endpoint_name: str, inputs_only_fail_400: bool = False, job_timeout_seconds: int = 900,
+                 job_ttl_seconds: int = 21600):
         self._client = client
         self.endpoint_name = endpoint_name
         self._inputs_only_fail_400 = inputs_only_fail_400
+        self.job_timeout_seconds, self.job_ttl_seconds = job_timeout_seconds, job_ttl_seconds
 
     def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
         try:
@@ -199,6 +201,25 @@ class SageMakerEndpoint:
             raise ApiError(502, "model_unavailable", f"invoking the model failed: {type(exc).__name__}") from exc
 
 
+    def invoke_async(self, input_uri: str, content_type: str, accept: str, job_id: str) -> tuple[str, str]:
+        """InvokeEndpointAsync (model_api.jobs.AsyncEndpoint): the request is read from input_uri by SageMaker.
+        Only parameters every botocore since async inference knows (InputLocation, InferenceId, the types, the
+        timeouts): the Lambda runtime's boto3 may trail this repository's."""
+        try:
+            response = self._client.invoke_endpoint_async(
+                EndpointName=self.endpoint_name, InputLocation=input_uri, ContentType=content_type, Accept=accept,
+                InferenceId=job_id, InvocationTimeoutSeconds=self.job_timeout_seconds,
+                RequestTTLSeconds=self.job_ttl_seconds)
+        except ClientError as exc:
+            raise invoke_error(exc, self.endpoint_name) from exc
+        except (ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError) as exc:
+            raise ApiError(503, "endpoint_unreachable", "the SageMaker runtime could not be reached",
+                           RETRY_AFTER_UNAVAILABLE) from exc
+        except BotoCoreError as exc:
+            raise ApiError(502, "model_unavailable", f"queueing the job failed: {type(exc).__name__}") from exc
+        return response["OutputLocation"], response.get("FailureLocation") or ""
+
+
 def invoke_error(exc: ClientError, endpoint_name: str, inputs_only_fail_400: bool = False) -> ApiError:
     """The status the caller gets for each InvokeEndpoint error code."""
     error = exc.response.get("Error", {})
@@ -216,10 +237,11 @@ def invoke_error(exc: ClientError, endpoint_name: str, inputs_only_fail_400: boo
         return ApiError(502, "model_error", f"the model failed{status}: {detail}")
     if code == "ThrottlingException":
         return ApiError(429, "throttled", "the model endpoint is busy; retry later", RETRY_AFTER_THROTTLED)
-    if code in ("ModelNotReadyException", "ServiceUnavailable"):
+    if code in ("ModelNotReadyException", "ServiceUnavailable", "ServiceUnavailableException"):
         return ApiError(503, "endpoint_unavailable", "the model endpoint is not ready; retry later",
                         RETRY_AFTER_UNAVAILABLE)
-    if code == "ValidationException" and _means_endpoint_missing(message):
+    # InvokeEndpointAsync names it ValidationError, InvokeEndpoint ValidationException.
+    if code in ("ValidationException", "ValidationError") and _means_endpoint_missing(message):
         return ApiError(503, "endpoint_unavailable", f"endpoint {endpoint_name} is missing or not in service",
                         RETRY_AFTER_UNAVAILABLE)
     if code in ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException"):
@@ -327,9 +349,70 @@ class S3ImageStore:
                 log.warning("could not roll back %s: %s", key, exc)
 
 
-def storage_error(exc: ClientError) -> ApiError:
+def storage_error(exc: ClientError, doing: str = "storing the image") -> ApiError:
     code = exc.response.get("Error", {}).get("Code", "")
     if code in ("AccessDenied", "NoSuchBucket", "AllAccessDisabled", "InvalidAccessKeyId") or code.startswith("KMS"):
-        return ApiError(500, "misconfigured", f"the image bucket refused the upload ({code}): deployment error")
-    return ApiError(503, "storage_unavailable", f"storing the image failed ({code or 'unknown error'})",
+        return ApiError(500, "misconfigured", f"the bucket refused {doing} ({code}): deployment error")
+    return ApiError(503, "storage_unavailable", f"{doing} failed ({code or 'unknown error'})",
                     RETRY_AFTER_STORAGE)
+
+
+class S3JobStore:
+    """JobStore (model_api.jobs) on the deployment's bucket, under jobs/<job_id>/. Existence is asked with
+    ListObjectsV2 on the exact key: the role's s3:ListBucket is limited to the jobs/ prefix (a condition GetObject
+    requests cannot satisfy), and without it S3 answers a missing key with 403, not 404 (S3 API reference, GetObject:
+    "If you don't have the s3:ListBucket permission, Amazon S3 returns an HTTP status code 403")."""
+
+    def __init__(self, client, bucket: str, prefix: str = "jobs/"):
+        self._client = client
+        self.bucket = bucket
+        self.prefix = prefix
+
+    def key(self, job_id: str, name: str) -> str:
+        return f"{self.prefix}{job_id}/{name}"
+
+    def put_input(self, job_id: str, model: str, body: bytes, content_type: str) -> str:
+        key = self.key(job_id, f"input-{model}.json")
+        self._put(key, body, content_type)
+        return f"s3://{self.bucket}/{key}"
+
+    def delete_input(self, job_id: str, model: str) -> None:
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=self.key(job_id, f"input-{model}.json"))
+        except (BotoCoreError, ClientError) as exc:  # lifecycle expiry removes it later
+            log.warning("could not remove the input of job %s: %s", job_id, exc)
+
+    def put_json(self, job_id: str, name: str, data: bytes) -> None:
+        self._put(self.key(job_id, name), data, "application/json")
+
+    def get_json(self, job_id: str, name: str) -> Optional[bytes]:
+        return self._get(self.bucket, self.key(job_id, name))
+
+    def read(self, uri: str) -> Optional[bytes]:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        if bucket != self.bucket or not key.startswith(self.prefix):
+            raise ApiError(500, "misconfigured", "a job's result lies outside the job prefix (deployment error)")
+        return self._get(bucket, key)
+
+    def _put(self, key: str, data: bytes, content_type: str) -> None:
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        except ClientError as exc:
+            raise storage_error(exc) from exc
+        except BotoCoreError as exc:
+            raise ApiError(503, "storage_unavailable", f"storing the job failed: {type(exc).__name__}",
+                           RETRY_AFTER_STORAGE) from exc
+
+    def _get(self, bucket: str, key: str) -> Optional[bytes]:
+        try:
+            listed = self._client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+            if not any(item["Key"] == key for item in listed.get("Contents", [])):
+                return None
+            return self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchKey":  # removed between the list and the get
+                return None
+            raise storage_error(exc, "reading the job") from exc
+        except BotoCoreError as exc:
+            raise ApiError(503, "storage_unavailable", f"reading the job failed: {type(exc).__name__}",
+                           RETRY_AFTER_STORAGE) from exc

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Callable, Mapping, Optional, Protocol, Sequence
 
 from model_api.errors import ApiError
+from model_api.jobs import JobRecord, ModelCall
 from model_api.requests import read_json_body, validated
 from model_api.routes import EXAMPLE_BODIES
 from model_api.schema import SEED_MAX, ImageLimits, image_request_schema, max_body_bytes
@@ -288,6 +289,21 @@ def image_key(prefix: str, when: datetime, unique: str, extension: str = "png") 
 # ---------------------------------------------------------------------------------------------------------- respond
 
 
+def prepare_images(event: Mapping, config: ImageConfig,
+                   new_seed: Callable[[], int] = lambda: secrets.randbelow(SEED_MAX + 1)) -> ModelCall:
+    """Parse, validate and bound an image request; the model call it makes (the same for a job and a request)."""
+    request = parse_image_request(event, config.limits)
+    check_work(request, config)
+    seed = request.seed if request.seed is not None else new_seed()
+    body, accept = model_request(request, seed, config.protocol)
+    return ModelCall(body, JSON, accept, {"prompt": request.prompt, "seed": seed, "num_images": request.num_images})
+
+
+def image_entries(keys: Sequence[str], signed: Sequence[tuple[str, datetime]]) -> list[dict]:
+    return [{"url": url, "key": key, "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}
+            for key, (url, expires) in zip(keys, signed)]
+
+
 def generate_images(
     event: Mapping,
     config: ImageConfig,
@@ -301,22 +317,35 @@ def generate_images(
 ) -> dict:
     """The whole image route: returns the response body of a 200, or raises ApiError. Nothing is stored unless
     every image is valid, and no URL is returned unless every object was stored."""
-    request = parse_image_request(event, config.limits)
-    check_work(request, config)
-    seed = request.seed if request.seed is not None else new_seed()
-    body, accept = model_request(request, seed, config.protocol)
-    response_body, response_type = endpoint.invoke(body, JSON, accept)
-    images, media_type = decode_model_images(response_body, response_type, request.num_images)
+    call = prepare_images(event, config, new_seed)
+    response_body, response_type = endpoint.invoke(call.body, call.content_type, call.accept)
+    images, media_type = decode_model_images(response_body, response_type, call.meta["num_images"])
     issued = now()
     extension = "png" if media_type == PNG else "jpg"
     keys = [image_key(config.key_prefix, issued, new_unique(), extension) for _ in images]
     # Presign first: it is local computation, so a failure here leaves nothing stored.
     signed = [store.presign(key, config.url_ttl_seconds) for key in keys]
     store.put_all(list(zip(keys, images)), media_type)
-    return {
-        "images": [{"url": url, "key": key, "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}
-                   for key, (url, expires) in zip(keys, signed)],
-        "prompt": request.prompt,
-        "seed": seed,
-        "request_id": request_id,
-    }
+    return {"images": image_entries(keys, signed), "prompt": call.meta["prompt"], "seed": call.meta["seed"],
+            "request_id": request_id}
+
+
+# ---------------------------------------------------------------------------------------------------------- jobs
+
+
+def store_job_images(record: JobRecord, answer: bytes, config: ImageConfig, store: ImageStore) -> dict:
+    """An async job's answer -> its images stored as objects of their own, under keys made from the job id (so a
+    retried poll writes the same objects, never more); the job's stored result names them."""
+    images, media_type = decode_model_images(answer, record.accept, record.meta["num_images"])
+    day = record.created_at[:10].replace("-", "/")
+    extension = "png" if media_type == PNG else "jpg"
+    keys = [f"{config.key_prefix}{day}/{record.job_id}-{i}.{extension}" for i in range(len(images))]
+    store.put_all(list(zip(keys, images)), media_type)
+    return {"keys": keys}
+
+
+def job_images_body(record: JobRecord, result: dict, config: ImageConfig, store: ImageStore) -> dict:
+    """A finished image job's body: the synchronous route's, with URLs signed now (each poll gets fresh ones)."""
+    signed = [store.presign(key, config.url_ttl_seconds) for key in result["keys"]]
+    return {"images": image_entries(result["keys"], signed), "prompt": record.meta["prompt"],
+            "seed": record.meta["seed"], "request_id": record.request_id}

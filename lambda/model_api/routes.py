@@ -5,6 +5,11 @@ Every model answers at /models/<name> (its main action) and /models/<name>/endpo
 model also embeds at /models/<name>/embeddings. The first model offering an action also answers at the action's
 short path (/images, /generate, /embeddings, /chat), and the first model of the deployment answers GET /endpoint
 with the whole catalog.
+
+A model hosted async answers every action with 202 and a job (also at POST /models/<name>/jobs, its main action),
+and GET /models/<name>/jobs/{job_id} reads a job. GET /jobs/{job_id} reads any job of the deployment: it is served
+by one async model's function (an image model's if there is one, as only those can store and sign images), which
+finishes text jobs by the same pure code.
 """
 
 from __future__ import annotations
@@ -31,6 +36,11 @@ class ModelInfo:
     kind: str
     endpoint_name: str
     instance_type: Optional[str] = None  # None for an endpoint the stack did not create
+    hosting: str = "realtime"  # realtime | serverless | async (stacks.hosting)
+
+    @property
+    def is_async(self) -> bool:
+        return self.hosting == "async"
 
     def runtime_url(self, region: str) -> str:
         suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
@@ -39,7 +49,7 @@ class ModelInfo:
     def describe(self, region: str) -> dict:
         return {"name": self.name, "kind": self.kind, "endpoint_name": self.endpoint_name,
                 "runtime_url": self.runtime_url(region), "instance_type": self.instance_type,
-                "path": f"/models/{self.name}"}
+                "hosting": self.hosting, "path": f"/models/{self.name}"}
 
 
 @dataclass(frozen=True)
@@ -47,7 +57,7 @@ class Route:
     path: str
     method: str
     model: str
-    action: str  # images | generate | embeddings | chat | endpoint | catalog
+    action: str  # images | generate | embeddings | chat | endpoint | catalog | job
 
 
 def catalog_to_json(models: Sequence[ModelInfo]) -> str:
@@ -68,6 +78,15 @@ def default_models(models: Sequence[ModelInfo]) -> dict[str, str]:
     return defaults
 
 
+JOB_PATH = "/jobs/{job_id}"
+
+
+def job_reader(models: Sequence[ModelInfo]) -> Optional[str]:
+    """The model whose function serves GET /jobs/{job_id}: the first async image model, else the first async one."""
+    hosted = [m for m in models if m.is_async]
+    return next((m.name for m in hosted if m.kind == "text-to-image"), hosted[0].name if hosted else None)
+
+
 def routes(models: Sequence[ModelInfo]) -> list[Route]:
     """Every route of a deployment, in a stable order."""
     out: list[Route] = []
@@ -77,11 +96,17 @@ def routes(models: Sequence[ModelInfo]) -> list[Route]:
         out += [Route(f"/models/{model.name}", m, model.name, main) for m in methods]
         out += [Route(f"/models/{model.name}/{action}", "POST", model.name, action) for action in others]
         out.append(Route(f"/models/{model.name}/endpoint", "GET", model.name, "endpoint"))
+        if model.is_async:
+            out.append(Route(f"/models/{model.name}/jobs", "POST", model.name, main))
+            out.append(Route(f"/models/{model.name}{JOB_PATH}", "GET", model.name, "job"))
     for action, name in default_models(models).items():
         methods = ("GET", "POST") if action == "images" else ("POST",)
         out += [Route(SHORT_PATHS[action], m, name, action) for m in methods]
     if models:
         out.append(Route(CATALOG_PATH, "GET", models[0].name, "catalog"))
+    reader = job_reader(models)
+    if reader is not None:
+        out.append(Route(JOB_PATH, "GET", reader, "job"))
     return out
 
 

@@ -12,6 +12,7 @@ from typing import Mapping
 
 from model_api.errors import ApiError
 from model_api.images import JSON, Endpoint
+from model_api.jobs import ModelCall
 from model_api.requests import read_json_body, validated
 from model_api.routes import EXAMPLE_BODIES
 from model_api.schema import (
@@ -42,8 +43,11 @@ def _request(event: Mapping, config: TextConfig, schema: dict, example: str) -> 
     return validated(read_json_body(event, max_text_body_bytes(config.limits), example), schema)
 
 
-def _invoke_json(endpoint: Endpoint, payload: dict):
-    body, content_type = endpoint.invoke(json.dumps(payload, separators=(",", ":")).encode(), JSON, JSON)
+def _json_call(payload: dict, **meta) -> ModelCall:
+    return ModelCall(json.dumps(payload, separators=(",", ":")).encode(), JSON, JSON, meta)
+
+
+def _answer_json(body: bytes, content_type: str = ""):
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -51,39 +55,62 @@ def _invoke_json(endpoint: Endpoint, payload: dict):
                                                   "JSON") from None
 
 
+def run(call: ModelCall, endpoint: Endpoint, finish, request_id: str) -> dict:
+    """A synchronous text request: send the call, shape the answer, add the request id."""
+    body, content_type = endpoint.invoke(call.body, call.content_type, call.accept)
+    return {**finish(body, call.meta, content_type), "request_id": request_id}
+
+
 # ------------------------------------------------------------------------------------------------------ generate
 
 
-def generate_text(event: Mapping, config: TextConfig, endpoint: Endpoint, *, request_id: str) -> dict:
+def prepare_generate(event: Mapping, config: TextConfig) -> ModelCall:
     data = _request(event, config, generate_request_schema(config.limits, tgi=config.protocol == "tgi"),
                     EXAMPLE_BODIES["generate"])
     # Only the new text by default (TGI and the pipeline would repeat the prompt for GPT-2 style models).
     parameters = {"max_new_tokens": config.limits.default_max_new_tokens, "return_full_text": False,
                   **data.get("parameters", {})}
-    answer = _invoke_json(endpoint, {"inputs": data["inputs"], "parameters": parameters})
+    return _json_call({"inputs": data["inputs"], "parameters": parameters})
+
+
+def finish_generate(body: bytes, meta: dict, content_type: str = "") -> dict:
+    answer = _answer_json(body, content_type)
     if isinstance(answer, list) and len(answer) == 1:
         answer = answer[0]
     if not isinstance(answer, dict) or not isinstance(answer.get("generated_text"), str):
         raise ApiError(502, "bad_model_response", "the model's answer has no generated_text")
-    return {"generated_text": answer["generated_text"], "request_id": request_id}
+    return {"generated_text": answer["generated_text"]}
+
+
+def generate_text(event: Mapping, config: TextConfig, endpoint: Endpoint, *, request_id: str) -> dict:
+    return run(prepare_generate(event, config), endpoint, finish_generate, request_id)
 
 
 # ------------------------------------------------------------------------------------------------------ embeddings
 
 
-def embed(event: Mapping, config: TextConfig, endpoint: Endpoint, *, request_id: str) -> dict:
+def prepare_embed(event: Mapping, config: TextConfig) -> ModelCall:
     data = _request(event, config, embeddings_request_schema(config.limits),
                     EXAMPLE_BODIES["embeddings"])
     inputs = data["inputs"] if isinstance(data["inputs"], list) else [data["inputs"]]
     if config.protocol == "pipeline":
         # Truncation to the model's positions: what sentence-transformers does with long texts (MiniLM reads 256
         # word pieces, 512 positions), instead of the pipeline failing on them.
-        answer = _invoke_json(endpoint, {"inputs": inputs, "parameters": {"truncation": True}})
-    else:
-        answer = _invoke_json(endpoint, {"task": "embeddings", "inputs": inputs})
+        return _json_call({"inputs": inputs, "parameters": {"truncation": True}}, count=len(inputs),
+                          protocol="pipeline")
+    return _json_call({"task": "embeddings", "inputs": inputs}, count=len(inputs), protocol="toolkit")
+
+
+def finish_embed(body: bytes, meta: dict, content_type: str = "") -> dict:
+    answer = _answer_json(body, content_type)
+    if meta["protocol"] != "pipeline":
         answer = answer.get("embeddings") if isinstance(answer, dict) else None
-    vectors = pooled_vectors(answer, len(inputs))
-    return {"embeddings": vectors, "dimensions": len(vectors[0]), "request_id": request_id}
+    vectors = pooled_vectors(answer, meta["count"])
+    return {"embeddings": vectors, "dimensions": len(vectors[0])}
+
+
+def embed(event: Mapping, config: TextConfig, endpoint: Endpoint, *, request_id: str) -> dict:
+    return run(prepare_embed(event, config), endpoint, finish_embed, request_id)
 
 
 def pooled_vectors(answer, count: int) -> list[list[float]]:
@@ -127,11 +154,24 @@ def _depth(value) -> int:
 # ------------------------------------------------------------------------------------------------------ chat
 
 
-def chat(event: Mapping, config: TextConfig, endpoint: Endpoint, *, request_id: str) -> dict:
+def prepare_chat(event: Mapping, config: TextConfig) -> ModelCall:
     data = _request(event, config, chat_request_schema(config.limits),
                     EXAMPLE_BODIES["chat"])
     parameters = {"max_new_tokens": config.limits.default_max_new_tokens, **data.get("parameters", {})}
-    answer = _invoke_json(endpoint, {"task": "chat", "messages": data["messages"], "parameters": parameters})
+    return _json_call({"task": "chat", "messages": data["messages"], "parameters": parameters})
+
+
+def finish_chat(body: bytes, meta: dict, content_type: str = "") -> dict:
+    answer = _answer_json(body, content_type)
     if not isinstance(answer, dict) or not isinstance(answer.get("reply"), str):
         raise ApiError(502, "bad_model_response", "the model's answer has no reply")
-    return {"reply": answer["reply"], "request_id": request_id}
+    return {"reply": answer["reply"]}
+
+
+def chat(event: Mapping, config: TextConfig, endpoint: Endpoint, *, request_id: str) -> dict:
+    return run(prepare_chat(event, config), endpoint, finish_chat, request_id)
+
+
+# The asynchronous forms of each action: (prepare(event, config) -> ModelCall, finish(answer, meta) -> result).
+JOB_ACTIONS = {"generate": (prepare_generate, finish_generate), "embeddings": (prepare_embed, finish_embed),
+               "chat": (prepare_chat, finish_chat)}

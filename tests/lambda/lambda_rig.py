@@ -142,3 +142,35 @@ class ImagesForAnyRequest:
             return AWSResponse(request.url, 200, {"Content-Type": accept}, _Raw(self._png * count))
         body = json.dumps({"generated_images": [base64.b64encode(self._png).decode()] * count}).encode()
         return AWSResponse(request.url, 200, {"Content-Type": "application/json"}, _Raw(body))
+
+
+class FakeAsyncEndpoint:
+    """Answers InvokeEndpointAsync calls of one client as the runtime does (202, InferenceId in the body, the output
+    and failure locations in headers), naming each output <path>/<inference id>.out. Records every request's
+    headers; `fails(...)` queues an error answer instead."""
+
+    def __init__(self, client, bucket: str, model: str = "stable-diffusion"):
+        self.requests: list[dict] = []
+        self.errors: list = []
+        self.output_path = f"s3://{bucket}/jobs/output/{model}"
+        self.failure_path = f"s3://{bucket}/jobs/failures/{model}"
+        client.meta.events.register("before-send.sagemaker-runtime.InvokeEndpointAsync", self._answer)
+
+    def fails(self, status: int, error_type: str, message: str) -> "FakeAsyncEndpoint":
+        self.errors.append((status, error_type, message))
+        return self
+
+    def _answer(self, request, **_):
+        headers = {k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
+        self.requests.append({"url": request.url, "headers": headers})
+        if self.errors:
+            status, error_type, message = self.errors.pop(0)
+            return AWSResponse(request.url, status, {"Content-Type": "application/json",
+                                                     "x-amzn-ErrorType": error_type},
+                               _Raw(json.dumps({"message": message}).encode()))
+        job_id = headers["X-Amzn-SageMaker-Inference-Id"]
+        return AWSResponse(request.url, 202, {
+            "Content-Type": "application/json",
+            "X-Amzn-SageMaker-OutputLocation": f"{self.output_path}/{job_id}.out",
+            "X-Amzn-SageMaker-FailureLocation": f"{self.failure_path}/{job_id}-error.out",
+        }, _Raw(json.dumps({"InferenceId": job_id}).encode()))

@@ -1,0 +1,186 @@
+"""Models hosted async: POST queues a job (202) with the request in S3, GET /jobs/<id> reads its state from S3 and,
+once SageMaker has written the answer, stores the images as objects of their own and answers the synchronous
+route's body. S3 is moto; the endpoint is faked at the botocore level (the real client builds the request)."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from urllib.parse import urlsplit
+
+import pytest
+from lambda_rig import FakeAsyncEndpoint, api_event, tiny_png
+from model_api.routes import ModelInfo, catalog_to_json
+
+ASYNC_ENV = {"MODEL_HOSTING": "async", "JOB_TIMEOUT_SECONDS": "1200", "JOB_TTL_SECONDS": "3600"}
+
+
+def catalog(*models: ModelInfo) -> str:
+    return catalog_to_json(list(models))
+
+
+SD = ModelInfo("stable-diffusion", "text-to-image", "test-stable-diffusion", "ml.g5.xlarge", "async")
+GPT2 = ModelInfo("gpt2", "text-generation", "test-gpt2", "ml.g5.xlarge", "async")
+
+
+@pytest.fixture
+def jobs(make_rig):
+    rig = make_rig(**ASYNC_ENV, MODEL_CATALOG=catalog(SD))
+    rig.async_endpoint = FakeAsyncEndpoint(rig.handler.ENDPOINT._client, rig.bucket.name)
+    return rig
+
+
+def job_event(job_id: str, resource="/jobs/{job_id}"):
+    event = api_event("GET", resource=resource)
+    event["pathParameters"] = {"job_id": job_id}
+    event["path"] = resource.replace("{job_id}", job_id)
+    return event
+
+
+def put_uri(rig, uri: str, data: bytes) -> None:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    rig.bucket.client.put_object(Bucket=bucket, Key=key, Body=data)
+
+
+def read_key(rig, key: str) -> bytes:
+    return rig.bucket.client.get_object(Bucket=rig.bucket.name, Key=key)["Body"].read()
+
+
+def submit(rig, body=None, resource="/images"):
+    event = api_event("POST", body or {"prompt": "a tiger", "num_images": 2, "seed": 7}, resource=resource)
+    event["requestContext"].update({"domainName": "abc.execute-api.eu-west-1.amazonaws.com",
+                                    "path": f"/v1{resource}"})
+    return rig.call(event)
+
+
+def test_submit_answers_202_with_an_unguessable_job_and_queues_the_validated_request(jobs):
+    response = submit(jobs)
+    assert response["statusCode"] == 202, response["body"]
+    body = response["json"]
+    assert re.fullmatch(r"[0-9a-f]{32}", body["job_id"]) and body["status"] == "queued"
+    assert body["status_url"] == f"https://abc.execute-api.eu-west-1.amazonaws.com/v1/jobs/{body['job_id']}"
+    (sent,) = jobs.async_endpoint.requests
+    headers = sent["headers"]
+    assert sent["url"].endswith("/endpoints/test-stable-diffusion/async-invocations")
+    assert headers["X-Amzn-SageMaker-Inference-Id"] == body["job_id"]
+    assert headers["X-Amzn-SageMaker-InvocationTimeoutSeconds"] == "1200"
+    assert headers["X-Amzn-SageMaker-RequestTTLSeconds"] == "3600"
+    assert headers["X-Amzn-SageMaker-Accept"] == "application/x-png-sequence"
+    input_key = f"jobs/{body['job_id']}/input-stable-diffusion.json"
+    assert headers["X-Amzn-SageMaker-InputLocation"] == f"s3://{jobs.bucket.name}/{input_key}"
+    queued = json.loads(read_key(jobs, input_key))
+    assert queued["inputs"] == "a tiger" and queued["parameters"]["num_images_per_prompt"] == 2
+    assert queued["parameters"]["seed"] == 7
+    assert sorted(jobs.stored_keys()) == sorted([input_key, f"jobs/{body['job_id']}/job.json"])
+    assert submit(jobs)["json"]["job_id"] != body["job_id"]
+
+
+def test_every_action_path_of_an_async_model_queues_a_job(jobs):
+    for resource in ("/images", "/models/stable-diffusion", "/models/stable-diffusion/jobs"):
+        assert submit(jobs, resource=resource)["statusCode"] == 202
+    event = api_event("GET", query={"prompt": "p"}, resource="/images")
+    assert jobs.call(event)["statusCode"] == 202
+
+
+def test_a_job_is_queued_then_done_with_each_image_stored_once_and_fresh_urls_each_poll(jobs):
+    job_id = submit(jobs)["json"]["job_id"]
+    polled = jobs.call(job_event(job_id))
+    assert polled["statusCode"] == 200 and polled["json"]["status"] == "queued"
+    pngs = [tiny_png(8, 8, 1), tiny_png(8, 8, 2)]
+    put_uri(jobs, f"{jobs.async_endpoint.output_path}/{job_id}.out", b"".join(pngs))
+    done = jobs.call(job_event(job_id))["json"]
+    assert done["status"] == "done" and done["seed"] == 7 and done["prompt"] == "a tiger"
+    keys = [image["key"] for image in done["images"]]
+    assert [re.fullmatch(rf"images/\d{{4}}/\d{{2}}/\d{{2}}/{job_id}-{i}\.png", k) is not None
+            for i, k in enumerate(keys)] == [True, True]
+    assert [read_key(jobs, k) for k in keys] == pngs
+    for image, png in zip(done["images"], pngs):
+        with urllib.request.urlopen(image["url"], timeout=10) as answer:
+            assert answer.read() == png
+    puts = []
+    jobs.handler.STORE._client.meta.events.register("before-send.s3.PutObject", lambda **kw: puts.append(1))
+    again = jobs.call(job_event(job_id))["json"]
+    assert [i["key"] for i in again["images"]] == keys and puts == []  # stored once, read from result.json
+    assert json.loads(read_key(jobs, f"jobs/{job_id}/result.json")) == {"result": {"keys": keys}}
+
+
+def test_a_failed_job_answers_the_models_error(jobs):
+    job_id = submit(jobs)["json"]["job_id"]
+    put_uri(jobs, f"{jobs.async_endpoint.failure_path}/{job_id}-error.out", b"CUDA out of memory. " + b"x" * 500)
+    body = jobs.call(job_event(job_id))["json"]
+    assert body["status"] == "failed" and body["error"]["code"] == "model_error"
+    assert body["error"]["message"].startswith("the model failed: CUDA out of memory.")
+    assert len(body["error"]["message"]) <= 300 + len("the model failed: ")
+    put_uri(jobs, f"{jobs.async_endpoint.failure_path}/{job_id}-error.out", b"invalid input: width too big")
+    assert jobs.call(job_event(job_id))["json"]["error"]["code"] == "model_rejected_input"
+
+
+def test_an_answer_that_is_not_images_fails_the_job_and_stores_no_image(jobs):
+    job_id = submit(jobs)["json"]["job_id"]
+    put_uri(jobs, f"{jobs.async_endpoint.output_path}/{job_id}.out", b"not a png")
+    body = jobs.call(job_event(job_id))["json"]
+    assert body["status"] == "failed" and body["error"]["code"] == "bad_model_response"
+    assert not [k for k in jobs.stored_keys() if k.startswith("images/")]
+
+
+@pytest.mark.parametrize("job_id", ["0" * 32, "not-a-job", "A" * 32, "0" * 33, "../../images"])
+def test_unknown_or_malformed_job_ids_are_404(jobs, job_id):
+    response = jobs.call(job_event(job_id))
+    assert response["statusCode"] == 404 and response["json"]["error"]["code"] == "job_not_found"
+
+
+def test_a_model_route_reads_only_its_own_jobs(make_rig):
+    rig = make_rig(**ASYNC_ENV, MODEL_CATALOG=catalog(SD, GPT2))
+    rig.async_endpoint = FakeAsyncEndpoint(rig.handler.ENDPOINT._client, rig.bucket.name)
+    job_id = submit(rig)["json"]["job_id"]
+    assert rig.call(job_event(job_id, "/models/stable-diffusion/jobs/{job_id}"))["json"]["status"] == "queued"
+    text = make_rig(**ASYNC_ENV, MODEL_CATALOG=catalog(SD, GPT2), MODEL_NAME="gpt2", MODEL_KIND="text-generation",
+                    MODEL_PROTOCOL="tgi", ENDPOINT_NAME="test-gpt2")
+    response = text.call(job_event(job_id, "/models/gpt2/jobs/{job_id}"))
+    assert response["statusCode"] == 404
+
+
+def test_an_invalid_request_is_400_and_queues_nothing(jobs):
+    response = submit(jobs, {"prompt": "", "width": 500})
+    assert response["statusCode"] == 400 and response["json"]["error"]["code"] == "invalid_request"
+    assert jobs.async_endpoint.requests == [] and jobs.stored_keys() == []
+
+
+def test_a_job_may_take_what_the_job_timeout_allows_not_what_one_call_may(make_rig):
+    env = {**ASYNC_ENV, "MODEL_CATALOG": catalog(SD), "IMAGE_STEP_SECONDS": "0.09", "INSTANCE_TYPE": "ml.g5.xlarge",
+           "IMAGE_TIME_BUDGET_SECONDS": "1200"}
+    rig = make_rig(**env)
+    rig.async_endpoint = FakeAsyncEndpoint(rig.handler.ENDPOINT._client, rig.bucket.name)
+    heavy = {"prompt": "p", "num_images": 4, "steps": 50, "width": 768, "height": 768}
+    assert submit(rig, heavy)["statusCode"] == 202  # ~48 s of work: over any API call, well inside a job
+
+
+def test_an_endpoint_that_refuses_the_job_leaves_nothing_behind(jobs):
+    jobs.async_endpoint.fails(400, "ValidationError", "Endpoint test-stable-diffusion of account 1 not found.")
+    response = submit(jobs)
+    assert response["statusCode"] == 503 and response["json"]["error"]["code"] == "endpoint_unavailable"
+    assert jobs.stored_keys() == []
+
+
+def test_a_text_job_answers_the_synchronous_body(make_rig):
+    rig = make_rig(**ASYNC_ENV, MODEL_CATALOG=catalog(GPT2), MODEL_NAME="gpt2", MODEL_KIND="text-generation",
+                   MODEL_PROTOCOL="tgi", ENDPOINT_NAME="test-gpt2")
+    rig.async_endpoint = FakeAsyncEndpoint(rig.handler.ENDPOINT._client, rig.bucket.name, "gpt2")
+    submitted = submit(rig, {"inputs": "Once upon"}, resource="/generate")
+    assert submitted["statusCode"] == 202
+    job_id = submitted["json"]["job_id"]
+    put_uri(rig, f"{rig.async_endpoint.output_path}/{job_id}.out", json.dumps([{"generated_text": " a time"}]).encode())
+    body = rig.call(job_event(job_id))["json"]
+    assert body["status"] == "done" and body["generated_text"] == " a time"
+    assert body["request_id"] == submitted["json"]["request_id"]
+
+
+def test_status_url_follows_the_host_without_a_stage_locally():
+    from model_api.jobs import status_url
+
+    event = {"headers": {"Host": "127.0.0.1:8000", "X-Forwarded-Proto": "http"},
+             "requestContext": {"stage": "v1", "path": "/v1/images"}}
+    assert status_url(event, "ab") == "http://127.0.0.1:8000/v1/jobs/ab"
+    event["requestContext"]["path"] = "/images"
+    assert urlsplit(status_url(event, "ab")).path == "/jobs/ab"
