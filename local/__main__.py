@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "lambda")) if p not in sys.path]
 
-from stacks.hosting import hosting_of  # noqa: E402
+from stacks.hosting import JOB_PREFIX, hosting_of  # noqa: E402
 from stacks.lambda_source import LAMBDA_DIR  # noqa: E402
 from stacks.settings import Settings, SettingsError, load_settings  # noqa: E402
 
@@ -274,6 +274,9 @@ def main(argv=None) -> int:
             weights, description = model_weights(model, dirs, ids, args.cache_dir)
             endpoint_server.models[info.endpoint_name] = local_model(model, weights, args.cache_dir,
                                                                      ids.get(model.name))
+            if model.hosting == "async":  # the stack's AsyncInferenceConfig paths (stacks/image_bucket.py)
+                endpoint_server.async_paths[info.endpoint_name] = (
+                    f"s3://{BUCKET}/{JOB_PREFIX}output/{model.name}", f"s3://{BUCKET}/{JOB_PREFIX}failures/{model.name}")
             served.append(f"  {model.name} ({model.kind}): {description}")
             if model.hosting == "async":
                 served.append(f"    hosted {hosting_summary(model)} on AWS; here jobs run in the background on one "
@@ -300,8 +303,15 @@ def main(argv=None) -> int:
                 **settings.function_environment(model), **base_environment,
                 "INVOKE_READ_TIMEOUT_SECONDS": str(args.timeout)}).handler
         import boto3
+        from botocore.config import Config
 
         boto3.client("s3", region_name=REGION, endpoint_url=s3_url).create_bucket(Bucket=BUCKET)
+        # Async jobs read their requests and write their answers as SageMaker does: signed S3 calls.
+        endpoint_server.s3 = boto3.client(
+            "s3", region_name=REGION, endpoint_url=s3_url, aws_access_key_id=base_environment["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=base_environment["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=base_environment["AWS_SESSION_TOKEN"],
+            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"))
         routes = api_routes.routes(infos)
         api_key = args.api_key or secrets.token_hex(16)
         gateway_server.gateway = LocalGateway(handlers, api_key, routes)

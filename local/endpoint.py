@@ -5,18 +5,25 @@
 - `POST /endpoints/<name>/invocations`: the SageMaker runtime InvokeEndpoint API, so the unchanged Lambda code
   reaches each model through boto3 with only AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME set. Errors come back the way the
   runtime reports them (ModelError with the container's status, ValidationException for an unknown endpoint).
+- `POST /endpoints/<name>/async-invocations`: InvokeEndpointAsync for a model hosted async: 202 at once, then a
+  background worker (one per model, jobs in order) reads the request from the local S3, runs the model and writes
+  the answer to <output path>/<inference id>.out or the error to <failure path>/<inference id>-error.out, the
+  layout the stack configures (AsyncInferenceConfig). The S3 write is what the Lambda polls for, as deployed.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from local.toolkit import ModelError
 
 RUNTIME_PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations$")
+ASYNC_PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/async-invocations$")
 LOCAL_ACCOUNT = "000000000000"
 
 
@@ -27,7 +34,44 @@ class EndpointServer(ThreadingHTTPServer):
     def __init__(self, address):
         # endpoint name -> anything with invoke(body, content_type, accept) -> (bytes, content_type)
         self.models: dict = {}
+        # endpoint name -> (S3 output URI, S3 failure URI) for models hosted async; `s3` reads and writes them.
+        self.async_paths: dict[str, tuple[str, str]] = {}
+        self.s3 = None
+        self._workers: dict[str, ThreadPoolExecutor] = {}
         super().__init__(address, _Handler)
+
+    def queue_job(self, name: str, input_uri: str, content_type: str, accept: str, job_id: str) -> tuple[str, str]:
+        output, failure = self.async_paths[name]
+        output_uri, failure_uri = f"{output}/{job_id}.out", f"{failure}/{job_id}-error.out"
+        worker = self._workers.setdefault(name, ThreadPoolExecutor(1, thread_name_prefix=f"job-{name}"))
+        worker.submit(self._run_job, self.models[name], input_uri, content_type, accept, output_uri, failure_uri)
+        return output_uri, failure_uri
+
+    def _run_job(self, model, input_uri, content_type, accept, output_uri, failure_uri) -> None:
+        try:
+            body = self._get(input_uri)
+            content, _ = model.invoke(body, content_type, accept)
+            self._put(output_uri, content)
+        except ModelError as error:
+            kind = "client" if 400 <= error.status < 500 else "server"
+            self._put(failure_uri, f"Received {kind} error ({error.status}) from primary with message "
+                                   f"\"{error.message}\".".encode())
+        except Exception as error:  # a stand-in's own fault still ends the job, as SageMaker's would
+            print(f"local: async job failed: {error!r}", file=sys.stderr, flush=True)
+            self._put(failure_uri, f"the job could not run: {type(error).__name__}".encode())
+
+    def _get(self, uri: str) -> bytes:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def _put(self, uri: str, data: bytes) -> None:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        self.s3.put_object(Bucket=bucket, Key=key, Body=data)
+
+    def server_close(self):
+        for worker in self._workers.values():
+            worker.shutdown(wait=False, cancel_futures=True)
+        super().server_close()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -49,6 +93,10 @@ class _Handler(BaseHTTPRequestHandler):
         accept = self.headers.get("Accept", "application/json")
         if self.path == "/invocations" and self.server.models:
             self._invoke(next(iter(self.server.models.values())), body, content_type, accept, runtime=False)
+            return
+        queued = ASYNC_PATH.match(self.path)
+        if queued:
+            self._queue(queued["name"])
             return
         match = RUNTIME_PATH.match(self.path)
         if not match:
@@ -77,6 +125,23 @@ class _Handler(BaseHTTPRequestHandler):
             return
         extra = {"x-Amzn-Invoked-Production-Variant": "AllTraffic"} if runtime else {}
         self._send(200, content, response_type, extra)
+
+    def _queue(self, name: str) -> None:
+        """InvokeEndpointAsync: its parameters arrive as X-Amzn-SageMaker-* headers (botocore's service model)."""
+        if name not in self.server.models:
+            self._runtime_error(400, "ValidationError", f"Endpoint {name} of account {LOCAL_ACCOUNT} not found.")
+            return
+        if name not in self.server.async_paths:
+            self._runtime_error(400, "ValidationError", f"Endpoint {name} is not an asynchronous inference endpoint.")
+            return
+        header = self.headers.get
+        job_id = header("X-Amzn-SageMaker-Inference-Id") or ""
+        output, failure = self.server.queue_job(
+            name, header("X-Amzn-SageMaker-InputLocation") or "",
+            header("X-Amzn-SageMaker-Content-Type") or "application/json",
+            header("X-Amzn-SageMaker-Accept") or "application/json", job_id)
+        self._send(202, json.dumps({"InferenceId": job_id}).encode(), "application/json",
+                   {"X-Amzn-SageMaker-OutputLocation": output, "X-Amzn-SageMaker-FailureLocation": failure})
 
     def _runtime_error(self, status: int, error_type: str, message: str) -> None:
         self._send(status, json.dumps({"message": message}).encode(), "application/json",

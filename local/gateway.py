@@ -17,7 +17,7 @@ import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 from urllib.parse import parse_qs, urlsplit
 
 from model_api.errors import GATEWAY_ERRORS, error_body
@@ -41,8 +41,23 @@ class LocalGateway:
         """handlers: model name -> handler; routes: model_api.routes.Route list."""
         self._api_key = api_key
         self._routes: dict[str, dict] = {}
+        # Paths with a {parameter} (GET /jobs/{job_id}): matched as API Gateway does, one path segment each.
+        self._templates: list[tuple[re.Pattern, str]] = []
         for route in routes:
             self._routes.setdefault(route.path, {})[route.method] = handlers[route.model]
+            if "{" in route.path and route.path not in [t for _, t in self._templates]:
+                pattern = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(route.path))
+                self._templates.append((re.compile(pattern + r"\Z"), route.path))
+
+    def _resource(self, path: str) -> tuple[str, Optional[dict]]:
+        """(the API resource a path belongs to, its path parameters or None)."""
+        if path in self._routes:
+            return path, None
+        for pattern, template in self._templates:
+            match = pattern.match(path)
+            if match:
+                return template, match.groupdict()
+        return path, None
 
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes,
                source_ip: str = "127.0.0.1") -> tuple[int, dict, bytes]:
@@ -51,7 +66,8 @@ class LocalGateway:
         if path.startswith(f"/{STAGE}/"):
             path = path[len(STAGE) + 1:]
         lowered = {k.lower(): v for k, v in headers.items()}
-        methods = self._routes.get(path)
+        resource, parameters = self._resource(path)
+        methods = self._routes.get(resource)
         if methods is None or method not in methods:
             return _gateway_error("MISSING_AUTHENTICATION_TOKEN")
         if lowered.get("x-api-key") != self._api_key:
@@ -60,7 +76,11 @@ class LocalGateway:
             return _gateway_error("REQUEST_TOO_LARGE")
         query = parse_qs(url.query, keep_blank_values=True)
         handler = methods[method]
-        event = _proxy_event(method, path, url.path, headers, query, body, source_ip, self._api_key)
+        event = _proxy_event(method, resource, url.path, headers, query, body, source_ip, self._api_key)
+        event["pathParameters"] = parameters
+        # What API Gateway tells the Lambda about the host it was called on (status URLs of async jobs).
+        event["requestContext"]["domainName"] = lowered.get("host", "127.0.0.1")
+        event["headers"] = {**(event["headers"] or {}), "X-Forwarded-Proto": "http"}
         context = SimpleNamespace(aws_request_id=event["requestContext"]["requestId"], function_name="local")
         response = handler(event, context)
         payload = response.get("body") or ""

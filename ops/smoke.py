@@ -6,7 +6,9 @@
 Per model: a small valid request on its routes (images are downloaded and checked to be complete PNG/JPEG files,
 embeddings to be unit vectors), the catalog and endpoint routes, and requests that must be refused (no key: 403, an
 unknown route: 404, an empty and an invalid body: 400 in the API's error shape). Exit 1 if anything is off.
-Small requests: 256x256 images with 4 steps, 8 new tokens, so a smoke run costs seconds of GPU.
+Small requests: 256x256 images with 4 steps, 8 new tokens, so a smoke run costs seconds of GPU. An async model's
+actions must answer 202 with a job; its first job is polled (GET /jobs/<job_id>) until done or --job-wait seconds,
+which must cover an instance start when it has scaled to zero, and an unknown job id must be 404.
 """
 
 from __future__ import annotations
@@ -116,8 +118,10 @@ def error_shape(answer) -> str:
     return ""
 
 
-def run(api: Api, fetcher: Callable[[str], bytes] = fetch, only: Optional[set] = None) -> list[Result]:
+def run(api: Api, fetcher: Callable[[str], bytes] = fetch, only: Optional[set] = None, job_wait: float = 900,
+        sleep: Callable[[float], None] = time.sleep) -> list[Result]:
     results: list[Result] = []
+    first_jobs: dict[str, tuple[str, str]] = {}  # model -> (action, job id) of its first job
 
     def record(method, path, status, ms, expected, note=""):
         ok = status == expected and not note
@@ -128,10 +132,11 @@ def run(api: Api, fetcher: Callable[[str], bytes] = fetch, only: Optional[set] =
     record("GET", _routes.CATALOG_PATH, status, ms, 200, "" if models else f"no catalog: {catalog}")
     if not models:
         return results
-    infos = [_routes.ModelInfo(m["name"], m["kind"], m["endpoint_name"], m.get("instance_type")) for m in models
-             if not only or m["name"] in only]
+    infos = [_routes.ModelInfo(m["name"], m["kind"], m["endpoint_name"], m.get("instance_type"),
+                               m.get("hosting", "realtime")) for m in models if not only or m["name"] in only]
+    hosted_async = {m.name for m in infos if m.is_async}
     for route in _routes.routes(infos):
-        if route.action == "catalog":
+        if route.action in ("catalog", "job"):  # jobs are read below, with the ids of real jobs
             continue
         if route.action == "endpoint":
             status, answer, _, ms = api.call("GET", route.path)
@@ -143,12 +148,42 @@ def run(api: Api, fetcher: Callable[[str], bytes] = fetch, only: Optional[set] =
             status, answer, _, ms = api.call("GET", route.path, query=query)
         else:
             status, answer, _, ms = api.call("POST", route.path, VALID[route.action])
-        note = check_answer(route.action, answer or {}, fetcher) if status == 200 else error_text(answer)
-        record(route.method, route.path, status, ms, 200, note)
+        if route.model in hosted_async:
+            job_id = (answer or {}).get("job_id") if status == 202 else None
+            if job_id:
+                first_jobs.setdefault(route.model, (route.action, job_id))
+            record(route.method, route.path, status, ms, 202,
+                   "" if status != 202 or job_id else f"no job id: {str(answer)[:100]}")
+        else:
+            note = check_answer(route.action, answer or {}, fetcher) if status == 200 else error_text(answer)
+            record(route.method, route.path, status, ms, 200, note)
         if route.method == "POST":
             for body, what in ((INVALID[route.action], "invalid"), ({}, "empty")):
                 status, answer, _, ms = api.call("POST", route.path, body)
                 record("POST", f"{route.path} ({what} body)", status, ms, 400, error_shape(answer))
+    for model, (action, job_id) in first_jobs.items():
+        path = f"{_routes.JOB_PATH.split('{')[0]}{job_id}"
+        started, answer, status, ms = time.monotonic(), None, None, 0.0
+        while True:
+            status, answer, _, ms = api.call("GET", path)
+            if status != 200 or (answer or {}).get("status") != "queued" or time.monotonic() - started > job_wait:
+                break
+            sleep(5)
+        state = (answer or {}).get("status")
+        if status == 200 and state == "done":
+            note = check_answer(action, answer, fetcher)
+        elif status == 200 and state == "queued":
+            note = f"still queued after {job_wait:g} s (an instance may still be starting; --job-wait)"
+        elif status == 200 and state == "failed":
+            note = "job failed: " + error_text(answer)
+        elif status == 200:
+            note = f"unexpected job status {state!r}"
+        else:
+            note = error_text(answer)
+        record("GET", f"/jobs/<{model} job>", status, ms, 200, note)
+    if first_jobs:
+        status, answer, _, ms = api.call("GET", f"{_routes.JOB_PATH.split('{')[0]}{'0' * 32}")
+        record("GET", "/jobs/<unknown id>", status, ms, 404, error_shape(answer))
     first = _routes.routes(infos)[0]
     status, answer, _, ms = api.call(first.method, first.path, VALID[first.action] if first.method == "POST" else None,
                                      key=None, query="" if first.method == "POST" else "?prompt=x")
@@ -194,6 +229,9 @@ def main(argv=None, out=sys.stdout) -> int:
                         help="settings naming the stack (stack_name, region), as for deploy")
     parser.add_argument("--timeout", type=float, default=60, help="seconds per request (default 60)")
     parser.add_argument("--model", action="append", default=[], help="only this model (repeatable; default: all)")
+    parser.add_argument("--job-wait", type=float, default=900,
+                        help="seconds to wait for an async model's first job (default 900: an instance may have to "
+                             "start from zero)")
     # Other CDK arguments (make passes CDK_ARGS to every command) are not ours: ignored.
     args, _ = parser.parse_known_args(argv)
     if not (args.url and args.key):
@@ -202,7 +240,8 @@ def main(argv=None, out=sys.stdout) -> int:
         settings = load_settings(args.context)
         url, key = deployed(settings.stack_name, settings.region)
         args.url, args.key = args.url or url, args.key or key
-    results = run(Api(args.url, args.key, args.timeout), lambda u: fetch(u, args.timeout), set(args.model))
+    results = run(Api(args.url, args.key, args.timeout), lambda u: fetch(u, args.timeout), set(args.model),
+                  job_wait=args.job_wait)
     print(render(results), file=out)
     return 0 if all(r.ok for r in results) else 1
 

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from stacks.model_catalog import ModelSpec
 
 HOURS_PER_MONTH = 730
+# Where async jobs live in the deployment's bucket (lambda/model_api/aws.S3JobStore's default prefix; the stack's
+# ImageBucket job_prefix; local mode's stand-in endpoint writes answers under it too).
+JOB_PREFIX = "jobs/"
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
 
 # Default autoscaling target, SageMakerVariantInvocationsPerInstance (invocations per instance per minute), per kind:
@@ -295,9 +298,6 @@ def hosting_problems(model: "ModelSpec") -> list[str]:
     elif model.provisioned_concurrency is not None:
         out.append(p + "provisioned_concurrency applies to serverless hosting only")
     if model.hosting == "async":
-        if model.existing_endpoint is not None:
-            out.append(p + "hosting=async needs an endpoint this stack creates (an existing endpoint is hosted as "
-                           "it was made)")
         if model.kind == "text-to-image" and model.protocol == "jumpstart":
             out.append(p + "hosting=async serves this app's own image code, not the JumpStart protocol")
     else:

@@ -1,4 +1,5 @@
-"""The private bucket that holds generated images until their presigned URLs (and then the objects) expire."""
+"""The private bucket that holds generated images until their presigned URLs (and then the objects) expire, and the
+jobs of async models (requests, SageMaker's answers and failures, finished results) until they expire too."""
 
 from __future__ import annotations
 
@@ -33,13 +34,16 @@ class ImageBucket(Construct):
     Props:
       expiry_days: objects under key_prefix are deleted this many days after creation (default 7).
       key_prefix: where images go (default "images/"); grants and the lifecycle rule cover only this prefix.
+      job_prefix: where async jobs live (e.g. "jobs/"), expiring like images; None: no async model, no jobs.
       encryption_key: a customer KMS key; None for S3-managed encryption (SSE-S3, the default).
       retain: keep the bucket and its images on `cdk destroy` (default False: emptied and deleted).
       log_retention: retention of the emptying function's log group (default one month).
 
     All public access is blocked, ACLs are disabled and only TLS requests are accepted. Presigned URLs are signed
     by url_signer, a role that may only read under key_prefix (grant_presign lets a function assume it).
-    Attributes: bucket, key_prefix, encryption_key, url_signer, emptier (the function emptying it on delete, or None).
+    Attributes: bucket, key_prefix, job_prefix, encryption_key, url_signer, emptier (the function emptying it on
+    delete, or None). Methods: grant_presign, grant_image_access, grant_job_access (a model's Lambda),
+    job_processing_statements (a model's SageMaker role), job_output_uri, job_failure_uri.
     """
 
     def __init__(
@@ -49,6 +53,7 @@ class ImageBucket(Construct):
         *,
         expiry_days: int = 7,
         key_prefix: str = "images/",
+        job_prefix: Optional[str] = None,
         encryption_key: Optional[kms.IKey] = None,
         retain: bool = False,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
@@ -58,7 +63,12 @@ class ImageBucket(Construct):
             raise ValueError(f"ImageBucket {construct_id}: expiry_days must be at least 1")
         if not key_prefix.endswith("/") or key_prefix.startswith("/"):
             raise ValueError(f"ImageBucket {construct_id}: key_prefix must end with '/' and not start with one")
+        if job_prefix is not None and (not job_prefix.endswith("/") or job_prefix.startswith("/")
+                                       or job_prefix.startswith(key_prefix) or key_prefix.startswith(job_prefix)):
+            raise ValueError(f"ImageBucket {construct_id}: job_prefix must end with '/', not start with one, and "
+                             "not overlap key_prefix")
         self.key_prefix = key_prefix
+        self.job_prefix = job_prefix
         self.encryption_key = encryption_key
         self.bucket = s3.Bucket(
             self, "Bucket",
@@ -75,7 +85,12 @@ class ImageBucket(Construct):
                 prefix=key_prefix,
                 expiration=Duration.days(expiry_days),
                 abort_incomplete_multipart_upload_after=Duration.days(1),
-            )],
+            )] + ([s3.LifecycleRule(
+                id="expire-async-jobs",
+                prefix=job_prefix,
+                expiration=Duration.days(expiry_days),
+                abort_incomplete_multipart_upload_after=Duration.days(1),
+            )] if job_prefix else []),
             removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
         )
         self.url_signer: Optional[iam.Role] = None  # made by the first grant_presign
@@ -167,3 +182,66 @@ class ImageBucket(Construct):
                 actions=["kms:Decrypt", "kms:GenerateDataKey"],
                 resource_arns=[self.encryption_key.key_arn],
             )
+
+    # ------------------------------------------------------------------------------------------------ async jobs
+    # Layout (lambda/model_api/jobs.py): <job_prefix><job id>/input-<model>.json, job.json and result.json, written
+    # by the model's Lambda; SageMaker writes answers under <job_prefix>output/<model>/ and errors under
+    # <job_prefix>failures/<model>/ (job ids are hex, so neither folder can be a job's).
+
+    def _job_prefix(self) -> str:
+        if self.job_prefix is None:
+            raise ValueError(f"ImageBucket {self.node.id}: made without job_prefix, so it holds no jobs")
+        return self.job_prefix
+
+    def job_output_uri(self, model: str) -> str:
+        return f"s3://{self.bucket.bucket_name}/{self._job_prefix()}output/{model}"
+
+    def job_failure_uri(self, model: str) -> str:
+        return f"s3://{self.bucket.bucket_name}/{self._job_prefix()}failures/{model}"
+
+    def grant_job_access(self, grantee: iam.IGrantable, model: str) -> None:
+        """What a model's Lambda needs for its jobs: write (and roll back) its own job inputs, write job records and
+        results, read anything under the job prefix (records, SageMaker's answers, results: the function that
+        serves GET /jobs/{job_id} reads every model's jobs), and list only that prefix, so a job that does not exist
+        is S3's 404, not its 403 (S3 answers a missing key with 403 to a caller without s3:ListBucket)."""
+        prefix = self._job_prefix()
+        iam.Grant.add_to_principal(grantee=grantee, actions=["s3:DeleteObject", "s3:PutObject"],
+                                   resource_arns=[self.bucket.arn_for_objects(f"{prefix}*/input-{model}.json")])
+        iam.Grant.add_to_principal(grantee=grantee, actions=["s3:PutObject"],
+                                   resource_arns=[self.bucket.arn_for_objects(f"{prefix}*/job.json"),
+                                                  self.bucket.arn_for_objects(f"{prefix}*/result.json")])
+        iam.Grant.add_to_principal(grantee=grantee, actions=["s3:GetObject"],
+                                   resource_arns=[self.bucket.arn_for_objects(f"{prefix}*")])
+        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+            actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}}))
+        if self.encryption_key is not None:
+            iam.Grant.add_to_principal(grantee=grantee, actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                                       resource_arns=[self.encryption_key.key_arn])
+        self.acknowledge_job_wildcards(grantee, [f"*/input-{model}.json", "*/job.json", "*/result.json", "*"],
+                                       "Job ids are 128-bit random values made per request, so a model's Lambda "
+                                       "needs its job files under any id; it writes only its own inputs and the job "
+                                       "records and results, and reads only the jobs/ prefix.")
+
+    def acknowledge_job_wildcards(self, scope, patterns: list[str], reason: str) -> None:
+        """cdk-nag IAM5 acknowledgments of job-prefix wildcards (`patterns` after the prefix) on scope."""
+        bucket_id = Stack.of(self).get_logical_id(self.bucket.node.default_child)
+        for pattern in patterns:
+            Validations.of(scope).acknowledge(Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{self._job_prefix()}{pattern}]", reason=reason))
+
+    def job_processing_statements(self, model: str) -> list[iam.PolicyStatement]:
+        """What a model's SageMaker execution role needs to run its jobs: read that model's job inputs, write its
+        answers and failures. Statements, so the endpoint can put them in its role's inline policy."""
+        prefix = self._job_prefix()
+        statements = [
+            iam.PolicyStatement(sid="ReadJobInputs", actions=["s3:GetObject"],
+                                resources=[self.bucket.arn_for_objects(f"{prefix}*/input-{model}.json")]),
+            iam.PolicyStatement(sid="WriteJobOutcomes", actions=["s3:PutObject"],
+                                resources=[self.bucket.arn_for_objects(f"{prefix}output/{model}/*"),
+                                           self.bucket.arn_for_objects(f"{prefix}failures/{model}/*")]),
+        ]
+        if self.encryption_key is not None:
+            statements.append(iam.PolicyStatement(sid="UseJobKey", actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                                                  resources=[self.encryption_key.key_arn]))
+        return statements

@@ -22,7 +22,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks.container_images import ContainerImage
-from stacks.hosting import hosting_of
+from stacks.hosting import JOB_PREFIX, hosting_of
 from stacks.image_bucket import ImageBucket
 from stacks.lambda_source import load_lambda_module
 from stacks.model_artifact import ModelArtifact
@@ -54,8 +54,11 @@ class ModelApiStack(Stack):
         retention = _retention(settings)
         key = kms.Key.from_key_arn(self, "ImageKey", settings.kms_key_arn) if settings.kms_key_arn else None
         self.images = None
-        if any(m.kind == "text-to-image" for m in settings.catalog):
+        hosts_jobs = any(m.hosting == "async" for m in settings.catalog)
+        if hosts_jobs or any(m.kind == "text-to-image" for m in settings.catalog):
+            # One bucket for images and async jobs: both expire after image_expiry_days, under their own prefixes.
             self.images = ImageBucket(self, "Images", expiry_days=settings.image_expiry_days, encryption_key=key,
+                                      job_prefix=JOB_PREFIX if hosts_jobs else None,
                                       retain=settings.retain_bucket, log_retention=retention)
         catalog = settings.model_infos()
         self.endpoints: dict[str, ModelEndpoint] = {}
@@ -73,6 +76,7 @@ class ModelApiStack(Stack):
                                                                    resource_name=endpoint_name.lower()),
                 environment=settings.function_environment(model),
                 images=self.images if model.kind == "text-to-image" else None,
+                jobs=self.images if model.hosting == "async" else None,
                 timeout_seconds=settings.lambda_timeout_seconds,
                 log_retention=retention,
             )
@@ -119,6 +123,8 @@ class ModelApiStack(Stack):
             model_data_url=data_url,
             model_data_arn=data_arn,
             hosting=hosting_of(model),
+            job_bucket=self.images if model.hosting == "async" else None,
+            job_model=model.name,
             # SageMaker rejects a volume key on instance types with NVMe storage (encrypted by the hardware);
             # serverless hosting has no volume.
             volume_kms_key_arn=None if model.nvme or model.hosting == "serverless" else self.settings.kms_key_arn,

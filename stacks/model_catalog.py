@@ -221,6 +221,9 @@ class ModelSpec:
                                f"(-c {self.name}.source=endpoint:<endpoint-name>)")
             if self.code:
                 out.append(p + "code cannot be deployed to an existing endpoint")
+            if self.hosting != "realtime":
+                out.append(p + f"hosting={self.hosting} needs an endpoint this stack creates (an existing endpoint "
+                               "is hosted as it was made)")
             return out  # nothing is created: container and instance settings do not apply
         else:
             out.append(p + f"source {self.source!r}: expected hub:<id>, s3://<bucket>/<key>.tar.gz or "

@@ -1,5 +1,6 @@
 """A SageMaker endpoint for one model: execution role, log group, model, endpoint config, endpoint, and (on
-instances) autoscaling. How it is hosted is a stacks.hosting config: Realtime (instances) or Serverless."""
+instances) autoscaling. How it is hosted is a stacks.hosting config: Realtime (instances), Serverless, or Async
+(instances scaled on a job backlog, to zero)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks.container_images import ContainerImage
-from stacks.hosting import Realtime, Serverless
+from stacks.hosting import Async, Realtime, Serverless
+from stacks.image_bucket import ImageBucket
 
 ENDPOINT_NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}$")
 # The namespace SageMaker hosting publishes endpoint metrics under; the role may write no other.
@@ -41,8 +43,11 @@ class ModelEndpoint(Construct):
       endpoint_name: lowercase endpoint name (SageMaker lowercases ARNs; a fixed name lets the role and the log
         group be made before the endpoint, so the container can pull and log from its first second). Default: a
         name made from the construct's path (stack name included).
-      hosting: stacks.hosting.Realtime(instance_type, min_instances, ...) or Serverless(memory_mb, ...); default
-        one ml.g5.xlarge instance. Realtime with max_instances above min_instances is autoscaled (autoscale()).
+      hosting: stacks.hosting.Realtime(instance_type, min_instances, ...), Serverless(memory_mb, ...) or
+        Async(instance_type, min_instances=0, ...); default one ml.g5.xlarge instance. Realtime with max_instances
+        above min_instances is autoscaled (autoscale()); Async scales on its backlog (autoscale_on_backlog()).
+      job_bucket / job_model: for Async, the ImageBucket made with a job_prefix and the model's name in its job
+        layout; the role may read that model's job inputs and write its answers and failures, nothing else.
       image: the container image (ContainerImage); the role may pull from its repository only.
       environment: container environment (e.g. HF_MODEL_ID); values may be tokens such as dynamic references.
       model_data_url / model_data_arn: the model.tar.gz (S3 URL for SageMaker, object ARN for the role), optional.
@@ -52,7 +57,8 @@ class ModelEndpoint(Construct):
         so the token is not in the model's environment); an ARN, "-??????" allowed for a name's random suffix.
 
     Attributes: role, log_group, model, endpoint_config, endpoint, endpoint_name, endpoint_arn, hosting,
-    scalable_target (None unless autoscaled). Methods: grant_invoke, autoscale, metric and metric_* helpers.
+    scalable_target (None unless autoscaled), backlog_alarm (async scaling from zero, else None). Methods:
+    grant_invoke, autoscale, autoscale_on_backlog, metric and metric_* helpers.
     """
 
     def __init__(
@@ -62,7 +68,9 @@ class ModelEndpoint(Construct):
         *,
         image: ContainerImage,
         endpoint_name: Optional[str] = None,
-        hosting: Optional[Realtime | Serverless] = None,
+        hosting: Optional[Realtime | Serverless | Async] = None,
+        job_bucket: Optional[ImageBucket] = None,
+        job_model: Optional[str] = None,
         environment: Optional[Mapping[str, str]] = None,
         model_data_url: Optional[str] = None,
         model_data_arn: Optional[str] = None,
@@ -81,6 +89,8 @@ class ModelEndpoint(Construct):
             problems.append("volume_kms_key_arn does not apply to serverless hosting (it has no ML storage volume)")
         if (model_data_url is None) != (model_data_arn is None):
             problems.append("model_data_url and model_data_arn go together")
+        if isinstance(hosting, Async) and (job_bucket is None or job_bucket.job_prefix is None or not job_model):
+            problems.append("async hosting needs job_bucket (an ImageBucket with a job_prefix) and job_model")
         if problems:
             raise ValueError(f"ModelEndpoint {construct_id}: " + "; ".join(problems))
 
@@ -88,6 +98,7 @@ class ModelEndpoint(Construct):
         self.endpoint_name = endpoint_name
         self.hosting = hosting
         self.scalable_target: Optional[appscaling.CfnScalableTarget] = None
+        self.backlog_alarm: Optional[cloudwatch.CfnAlarm] = None  # async at zero instances: starts one
         self.endpoint_arn = stack.format_arn(service="sagemaker", resource="endpoint", resource_name=endpoint_name)
         # Made here, not by SageMaker on first write, so it has a retention and goes away with the stack.
         self.log_group = logs.LogGroup(
@@ -132,6 +143,8 @@ class ModelEndpoint(Construct):
         if readable_secret_arn is not None:
             statements.append(iam.PolicyStatement(
                 sid="ReadHubToken", actions=["secretsmanager:GetSecretValue"], resources=[readable_secret_arn]))
+        if isinstance(hosting, Async):
+            statements += job_bucket.job_processing_statements(job_model)
         if volume_kms_key_arn is not None:
             statements.append(iam.PolicyStatement(
                 sid="UseVolumeKey", actions=["kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey",
@@ -164,6 +177,8 @@ class ModelEndpoint(Construct):
                 initial_variant_weight=1.0,
                 **_variant_properties(hosting),
             )],
+            async_inference_config=_async_config(hosting, job_bucket, job_model) if isinstance(hosting, Async)
+            else None,
         )
         self.endpoint = sagemaker.CfnEndpoint(
             self, "Endpoint",
@@ -175,15 +190,25 @@ class ModelEndpoint(Construct):
             retain_all_variant_properties=True if hosting.autoscaled else None,
         )
         self.endpoint.node.add_dependency(self.log_group)
-        if hosting.autoscaled:
+        if isinstance(hosting, Async):
+            job_bucket.acknowledge_job_wildcards(
+                self.role, [f"*/input-{job_model}.json", f"output/{job_model}/*", f"failures/{job_model}/*"],
+                "SageMaker reads each job's input by its random job id and names each answer and failure itself, so "
+                "the role reads this model's job inputs and writes under this model's output and failure folders.")
+        if isinstance(hosting, Async) and hosting.autoscaled:
+            self.autoscale_on_backlog(hosting.min_instances, hosting.max_instances, hosting.target_backlog,
+                                      scale_in_cooldown_seconds=hosting.scale_in_cooldown_seconds,
+                                      scale_out_cooldown_seconds=hosting.scale_out_cooldown_seconds)
+        elif hosting.autoscaled:
             self.autoscale(hosting.min_instances, hosting.max_instances, hosting.target_invocations,
                            scale_in_cooldown_seconds=hosting.scale_in_cooldown_seconds,
                            scale_out_cooldown_seconds=hosting.scale_out_cooldown_seconds)
 
     def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
-        """sagemaker:InvokeEndpoint on this endpoint only."""
-        return iam.Grant.add_to_principal(grantee=grantee, actions=["sagemaker:InvokeEndpoint"],
-                                          resource_arns=[self.endpoint_arn])
+        """sagemaker:InvokeEndpoint on this endpoint only; sagemaker:InvokeEndpointAsync instead when it is async
+        (an async endpoint answers only that)."""
+        action = "sagemaker:InvokeEndpointAsync" if isinstance(self.hosting, Async) else "sagemaker:InvokeEndpoint"
+        return iam.Grant.add_to_principal(grantee=grantee, actions=[action], resource_arns=[self.endpoint_arn])
 
     def autoscale(self, min_instances: int, max_instances: int, target_invocations: float, *,
                   scale_in_cooldown_seconds: int = 900, scale_out_cooldown_seconds: int = 300
@@ -196,20 +221,11 @@ class ModelEndpoint(Construct):
         refuses it while the variant is registered): set max_instances to min_instances, deploy, then change it.
         """
         if not isinstance(self.hosting, Realtime):
-            raise ValueError(f"ModelEndpoint {self.node.id}: only instance (realtime) hosting autoscales")
+            raise ValueError(f"ModelEndpoint {self.node.id}: only instance (realtime) hosting autoscales on "
+                             "invocations")
         if not 1 <= min_instances <= max_instances:
             raise ValueError(f"ModelEndpoint {self.node.id}: need 1 <= min_instances <= max_instances")
-        if self.scalable_target is not None:
-            raise ValueError(f"ModelEndpoint {self.node.id}: autoscaling is already set")
-        self.scalable_target = appscaling.CfnScalableTarget(
-            self, "ScalableTarget",
-            service_namespace="sagemaker",
-            resource_id=f"endpoint/{self.endpoint_name}/variant/{VARIANT_NAME}",
-            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
-            min_capacity=min_instances,
-            max_capacity=max_instances,
-        )
-        self.scalable_target.node.add_dependency(self.endpoint)
+        self._scalable_target(min_instances, max_instances)
         appscaling.CfnScalingPolicy(
             self, "InvocationsPerInstance",
             policy_name=f"{self.endpoint_name}-invocations-per-instance",
@@ -225,6 +241,81 @@ class ModelEndpoint(Construct):
             ),
         )
         return self.scalable_target
+
+    def _scalable_target(self, min_instances: int, max_instances: int) -> appscaling.CfnScalableTarget:
+        if self.scalable_target is not None:
+            raise ValueError(f"ModelEndpoint {self.node.id}: autoscaling is already set")
+        self.scalable_target = appscaling.CfnScalableTarget(
+            self, "ScalableTarget",
+            service_namespace="sagemaker",
+            resource_id=f"endpoint/{self.endpoint_name}/variant/{VARIANT_NAME}",
+            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+            min_capacity=min_instances,
+            max_capacity=max_instances,
+        )
+        self.scalable_target.node.add_dependency(self.endpoint)
+        return self.scalable_target
+
+    def autoscale_on_backlog(self, min_instances: int, max_instances: int, target_backlog: float, *,
+                             scale_in_cooldown_seconds: int = 900, scale_out_cooldown_seconds: int = 300
+                             ) -> appscaling.CfnScalableTarget:
+        """Async endpoints: target tracking of jobs waiting per instance (ApproximateBacklogSizePerInstance), and,
+        when min_instances is 0, a step policy that adds an instance when jobs wait and none runs: target tracking
+        alone would not leave zero until the backlog exceeded the target (Developer Guide, "Autoscale an
+        asynchronous endpoint": its HasBacklogWithoutCapacity alarm, 2 of 2 one-minute periods >= 1). The
+        service-linked role does the scaling, as for autoscale()."""
+        if not isinstance(self.hosting, Async):
+            raise ValueError(f"ModelEndpoint {self.node.id}: only async hosting scales on a backlog")
+        if not 0 <= min_instances <= max_instances or max_instances < 1:
+            raise ValueError(f"ModelEndpoint {self.node.id}: need 0 <= min_instances <= max_instances, max >= 1")
+        target = self._scalable_target(min_instances, max_instances)
+        dimensions = [appscaling.CfnScalingPolicy.MetricDimensionProperty(name="EndpointName",
+                                                                          value=self.endpoint_name)]
+        appscaling.CfnScalingPolicy(
+            self, "BacklogPerInstance",
+            policy_name=f"{self.endpoint_name}-backlog-per-instance",
+            policy_type="TargetTrackingScaling",
+            scaling_target_id=target.ref,
+            target_tracking_scaling_policy_configuration=appscaling.CfnScalingPolicy
+            .TargetTrackingScalingPolicyConfigurationProperty(
+                target_value=float(target_backlog),
+                customized_metric_specification=appscaling.CfnScalingPolicy.CustomizedMetricSpecificationProperty(
+                    metric_name="ApproximateBacklogSizePerInstance", namespace="AWS/SageMaker",
+                    dimensions=dimensions, statistic="Average"),
+                scale_in_cooldown=scale_in_cooldown_seconds,
+                scale_out_cooldown=scale_out_cooldown_seconds,
+            ),
+        )
+        if min_instances == 0:
+            start = appscaling.CfnScalingPolicy(
+                self, "StartOnBacklog",
+                policy_name=f"{self.endpoint_name}-start-on-backlog",
+                policy_type="StepScaling",
+                scaling_target_id=target.ref,
+                step_scaling_policy_configuration=appscaling.CfnScalingPolicy.StepScalingPolicyConfigurationProperty(
+                    adjustment_type="ChangeInCapacity",
+                    cooldown=scale_out_cooldown_seconds,
+                    metric_aggregation_type="Average",
+                    step_adjustments=[appscaling.CfnScalingPolicy.StepAdjustmentProperty(
+                        metric_interval_lower_bound=0, scaling_adjustment=1)],
+                ),
+            )
+            self.backlog_alarm = cloudwatch.CfnAlarm(
+                self, "BacklogWithoutCapacity",
+                alarm_description=f"Jobs wait for {self.endpoint_name} and no instance runs: start one",
+                namespace="AWS/SageMaker",
+                metric_name="HasBacklogWithoutCapacity",
+                dimensions=[cloudwatch.CfnAlarm.DimensionProperty(name="EndpointName", value=self.endpoint_name)],
+                statistic="Average",
+                period=60,
+                evaluation_periods=2,
+                datapoints_to_alarm=2,
+                threshold=1,
+                comparison_operator="GreaterThanOrEqualToThreshold",
+                treat_missing_data="missing",
+                alarm_actions=[start.ref],  # a scaling policy's Ref is its ARN
+            )
+        return target
 
     def metric(self, metric_name: str, *, statistic: str = "Sum", period: Duration = Duration.minutes(1),
                namespace: str = "AWS/SageMaker") -> cloudwatch.Metric:
@@ -245,3 +336,16 @@ class ModelEndpoint(Construct):
 
     def metric_invocation_4xx_errors(self, **kwargs) -> cloudwatch.Metric:
         return self.metric("Invocation4XXErrors", **kwargs)
+
+
+def _async_config(hosting: Async, bucket: ImageBucket, model: str):
+    """CfnEndpointConfig.AsyncInferenceConfigProperty: answers and failures under the bucket's job prefix."""
+    return sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty(
+        output_config=sagemaker.CfnEndpointConfig.AsyncInferenceOutputConfigProperty(
+            s3_output_path=bucket.job_output_uri(model),
+            s3_failure_path=bucket.job_failure_uri(model),
+            kms_key_id=bucket.encryption_key.key_arn if bucket.encryption_key is not None else None,
+        ),
+        client_config=sagemaker.CfnEndpointConfig.AsyncInferenceClientConfigProperty(
+            max_concurrent_invocations_per_instance=hosting.max_concurrent_invocations),
+    )

@@ -26,6 +26,8 @@ class ModelFunction(Construct):
       environment: the handler's environment (model, catalog, pipeline settings).
       images: an ImageBucket for text-to-image models; the role may write and delete under its prefix only, and
         assume the bucket's URL signer (read-only) to presign.
+      jobs: for a model hosted async, the ImageBucket (made with a job_prefix) its jobs live in; the role may write
+        this model's job inputs and records and read (and list) only the job prefix (ImageBucket.grant_job_access).
       timeout_seconds: Lambda timeout (default 28, one second inside API Gateway's 29).
       memory_mb: memory (and so CPU) of the function (default 512).
       log_retention: retention of the function's log group (default one month).
@@ -42,6 +44,7 @@ class ModelFunction(Construct):
         endpoint_arn: Optional[str] = None,
         environment: Mapping[str, str],
         images: Optional[ImageBucket] = None,
+        jobs: Optional[ImageBucket] = None,
         timeout_seconds: int = 28,
         memory_mb: int = 512,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
@@ -55,7 +58,8 @@ class ModelFunction(Construct):
             self, "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"Model API Lambda of {model_name}: invoke its endpoint, write own logs"
-                        + (", store images under one prefix" if images else ""),
+                        + (", store images under one prefix" if images else "")
+                        + (", queue and read async jobs" if jobs else ""),
         )
         iam.Grant.add_to_principal(grantee=self.role, actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                                    resource_arns=[self.log_group.log_group_arn])
@@ -66,6 +70,8 @@ class ModelFunction(Construct):
         if images is not None:
             images.grant_image_access(self.role)
             signer = images.grant_presign(self.role)
+        if jobs is not None:
+            jobs.grant_job_access(self.role, model_name)
         self.function = lambda_.Function(
             self, "Function",
             runtime=LAMBDA_RUNTIME,
@@ -77,6 +83,8 @@ class ModelFunction(Construct):
             memory_size=memory_mb,
             timeout=Duration.seconds(timeout_seconds),
             description=f"Model API: requests for model {model_name}",
-            environment={**environment, **({"BUCKET_NAME": images.bucket.bucket_name,
-                                            "SIGNER_ROLE_ARN": signer.role_arn} if images else {})},
+            environment={**environment,
+                         **({"BUCKET_NAME": jobs.bucket.bucket_name} if jobs else {}),
+                         **({"BUCKET_NAME": images.bucket.bucket_name,
+                             "SIGNER_ROLE_ARN": signer.role_arn} if images else {})},
         )

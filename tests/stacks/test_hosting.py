@@ -145,7 +145,9 @@ def test_serverless_bounds_and_memory_for_the_weights():
 
 def test_defaults_keep_one_instance_and_the_old_instance_count_name_still_works():
     model = Settings.from_values({}).catalog[0]
-    assert (model.hosting, model.min_instances, model.max_instances) == ("realtime", 1, None)
+    assert (model.hosting, model.min_instances, model.max_instances) == ("realtime", None, None)
+    from stacks.hosting import hosting_of
+    assert (hosting_of(model).min_instances, hosting_of(model).max_instances) == (1, 1)
     assert Settings.from_values({"instance_count": "2"}).catalog[0].min_instances == 2
     assert Settings.from_values({"stable-diffusion.instance_count": "3"}).catalog[0].min_instances == 3
     specs = '{"mine": {"kind": "embeddings", "source": "hub:a/b", "task": "feature-extraction", "instance_count": 2}}'

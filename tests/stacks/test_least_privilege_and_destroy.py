@@ -28,6 +28,10 @@ VARIANTS = {
     "tgi-token": {"models": "gpt2-tgi", "hub_token_secret": "prod/hf-token"},
     "hosting-modes": {"models": "gpt2-cpu,minilm-embeddings", "gpt2-cpu.max_instances": "3",
                       "minilm-embeddings.hosting": "serverless"},
+    # The same settings as test_nag_and_lint's async-kms variant: one cached synth for both.
+    "async-kms": {"models": "stable-diffusion,gpt2-cpu", "stable-diffusion.hosting": "async",
+                  "gpt2-cpu.hosting": "async", "gpt2-cpu.min_instances": "1", "gpt2-cpu.max_instances": "2",
+                  "kms_key_arn": KMS_KEY},
     "s3-artifact": {"models": "mine", "model_specs": json.dumps(
         {"mine": {"kind": "text-generation", "source": "s3://my-models/llm/model.tar.gz", "container": "tgi"}})},
 }

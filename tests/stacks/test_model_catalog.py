@@ -179,7 +179,7 @@ def test_catalog_tells_every_function_about_every_model(everything):
     catalog = json.loads(env["MODEL_CATALOG"])
     assert [m["name"] for m in catalog] == ALL.split(",")
     assert catalog[-1] == {"name": "jumpstart-stable-diffusion", "kind": "text-to-image",
-                           "endpoint_name": "My-JumpStart-SD", "instance_type": None}
+                           "endpoint_name": "My-JumpStart-SD", "instance_type": None, "hosting": "realtime"}
 
 
 def test_multi_model_template_passes_cfn_lint(synth_assembly, everything):

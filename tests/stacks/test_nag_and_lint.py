@@ -17,8 +17,11 @@ SETTING_VARIANTS = [
     {"retain_bucket": "true", "hub_token_secret": "hf-token", "region": "eu-west-1"},
     {"models": "gpt2-cpu,minilm-embeddings", "gpt2-cpu.max_instances": "3", "minilm-embeddings.hosting": "serverless",
      "minilm-embeddings.provisioned_concurrency": "1"},
+    {"models": "stable-diffusion,gpt2-cpu", "stable-diffusion.hosting": "async", "gpt2-cpu.hosting": "async",
+     "gpt2-cpu.min_instances": "1", "gpt2-cpu.max_instances": "2",
+     "kms_key_arn": "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"},
 ]
-VARIANT_IDS = ["default", "ebs-kms", "retained-token-region", "autoscaled-and-serverless"]
+VARIANT_IDS = ["default", "ebs-kms", "retained-token-region", "autoscaled-and-serverless", "async-kms"]
 
 
 def acknowledgments(assembly) -> dict[str, str]:

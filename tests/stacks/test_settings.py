@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_defaults_are_valid_and_documented_values():
     s = Settings.from_values({})
     model, = s.catalog
-    assert (model.name, model.instance_type, model.min_instances) == ("stable-diffusion", "ml.g5.xlarge", 1)
+    assert (model.name, model.instance_type, model.min_instances) == ("stable-diffusion", "ml.g5.xlarge", None)
     assert (s.url_ttl_seconds, s.image_expiry_days) == (900, 7)
     assert model.gpu and model.nvme and s.endpoint_name(model) == "sagemakermodelapi-stable-diffusion"
     assert s.limits == ImageLimits()

@@ -296,7 +296,8 @@ def test_lambda_runs_latest_python_on_arm_with_no_bundled_dependencies(template,
     assert (env["MODEL_NAME"], env["MODEL_KIND"], env["MODEL_PROTOCOL"]) == ("stable-diffusion", "text-to-image",
                                                                            "toolkit")
     assert json.loads(env["MODEL_CATALOG"]) == [{"name": "stable-diffusion", "kind": "text-to-image",
-                                                 "endpoint_name": ENDPOINT, "instance_type": "ml.g5.xlarge"}]
+                                                 "endpoint_name": ENDPOINT, "instance_type": "ml.g5.xlarge",
+                                                 "hosting": "realtime"}]
     assert env["INVOKE_READ_TIMEOUT_SECONDS"] == "22"
     assert env["IMAGE_KEY_PREFIX"] == "images/"
     assert ImageLimits.from_json(env["REQUEST_LIMITS"]) == ImageLimits()
@@ -305,8 +306,8 @@ def test_lambda_runs_latest_python_on_arm_with_no_bundled_dependencies(template,
     import os
     shipped = sorted(os.path.relpath(os.path.join(d, f), asset) for d, _, fs in os.walk(asset) for f in fs)
     assert shipped == ["handler.py", "model_api/__init__.py", "model_api/aws.py", "model_api/errors.py",
-                       "model_api/http.py", "model_api/images.py", "model_api/requests.py", "model_api/routes.py",
-                       "model_api/schema.py", "model_api/text.py", "model_api/validation.py"]
+                       "model_api/http.py", "model_api/images.py", "model_api/jobs.py", "model_api/requests.py",
+                       "model_api/routes.py", "model_api/schema.py", "model_api/text.py", "model_api/validation.py"]
 
 
 def test_timeouts_nest_gateway_then_lambda_then_endpoint_read(synth):

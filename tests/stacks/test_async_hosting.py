@@ -1,0 +1,153 @@
+"""hosting=async: ModelEndpoint with an ImageBucket holding its jobs (aws_cdk.assertions), the settings' checks, and
+the whole app's grants, routes and scaling."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk.assertions import Match, Template
+
+from stacks.container_images import ContainerImage
+from stacks.hosting import TARGET_BACKLOG, Async
+from stacks.image_bucket import ImageBucket
+from stacks.model_endpoint import ModelEndpoint
+from stacks.settings import Settings, SettingsError
+
+IMAGE_URI = "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-inference:2.6.0-gpu"
+ASYNC_SD = {"stable-diffusion.hosting": "async"}
+
+
+def async_stack(hosting: Async, **props):
+    stack = Stack(App(), "T")
+    bucket = ImageBucket(stack, "Jobs", job_prefix="jobs/")
+    endpoint = ModelEndpoint(stack, "Model", image=ContainerImage.from_uri(IMAGE_URI), endpoint_name="sd",
+                             hosting=hosting, job_bucket=bucket, job_model="sd", **props)
+    return stack, bucket, endpoint
+
+
+def statements_of(template: dict, logical_id: str) -> list[dict]:
+    role = template["Resources"][logical_id]["Properties"]
+    return [s for policy in role.get("Policies", []) for s in policy["PolicyDocument"]["Statement"]]
+
+
+def test_async_endpoint_writes_answers_and_failures_under_its_own_job_folders():
+    stack, bucket, endpoint = async_stack(Async("ml.g5.xlarge", 0, 3, max_concurrent_invocations=2))
+    template = Template.from_stack(stack)
+    bucket_ref = {"Ref": stack.get_logical_id(bucket.bucket.node.default_child)}
+    template.has_resource_properties("AWS::SageMaker::EndpointConfig", {
+        "AsyncInferenceConfig": {
+            "ClientConfig": {"MaxConcurrentInvocationsPerInstance": 2},
+            "OutputConfig": {"S3OutputPath": {"Fn::Join": ["", ["s3://", bucket_ref, "/jobs/output/sd"]]},
+                             "S3FailurePath": {"Fn::Join": ["", ["s3://", bucket_ref, "/jobs/failures/sd"]]}}},
+        # SageMaker needs one instance at creation (InitialInstanceCount >= 1); scaling takes it to zero.
+        "ProductionVariants": [Match.object_like({"InstanceType": "ml.g5.xlarge", "InitialInstanceCount": 1})]})
+    statements = {s.get("Sid"): s for s in statements_of(template.to_json(), stack.get_logical_id(
+        endpoint.role.node.default_child))}
+    bucket_arn = {"Fn::GetAtt": [bucket_ref["Ref"], "Arn"]}
+    assert statements["ReadJobInputs"]["Action"] == "s3:GetObject"
+    assert statements["ReadJobInputs"]["Resource"] == {"Fn::Join": ["", [bucket_arn, "/jobs/*/input-sd.json"]]}
+    assert statements["WriteJobOutcomes"]["Action"] == "s3:PutObject"
+    assert statements["WriteJobOutcomes"]["Resource"] == [
+        {"Fn::Join": ["", [bucket_arn, "/jobs/output/sd/*"]]}, {"Fn::Join": ["", [bucket_arn, "/jobs/failures/sd/*"]]}]
+
+
+def test_scale_to_zero_tracks_the_backlog_and_starts_an_instance_when_jobs_wait_at_zero():
+    stack, _, endpoint = async_stack(Async("ml.g5.xlarge", 0, 3, target_backlog=4, scale_in_cooldown_seconds=600))
+    template = Template.from_stack(stack)
+    template.has_resource_properties("AWS::ApplicationAutoScaling::ScalableTarget", {
+        "MinCapacity": 0, "MaxCapacity": 3, "ResourceId": "endpoint/sd/variant/AllTraffic"})
+    template.has_resource_properties("AWS::ApplicationAutoScaling::ScalingPolicy", {
+        "PolicyType": "TargetTrackingScaling",
+        "TargetTrackingScalingPolicyConfiguration": {
+            "TargetValue": 4, "ScaleInCooldown": 600, "ScaleOutCooldown": 300,
+            "CustomizedMetricSpecification": {
+                "MetricName": "ApproximateBacklogSizePerInstance", "Namespace": "AWS/SageMaker",
+                "Statistic": "Average", "Dimensions": [{"Name": "EndpointName", "Value": "sd"}]}}})
+    policies = template.find_resources("AWS::ApplicationAutoScaling::ScalingPolicy",
+                                       {"Properties": {"PolicyType": "StepScaling"}})
+    (step_id, step), = policies.items()
+    assert step["Properties"]["StepScalingPolicyConfiguration"] == {
+        "AdjustmentType": "ChangeInCapacity", "Cooldown": 300, "MetricAggregationType": "Average",
+        "StepAdjustments": [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}]}
+    template.has_resource_properties("AWS::CloudWatch::Alarm", {
+        "MetricName": "HasBacklogWithoutCapacity", "Namespace": "AWS/SageMaker", "Statistic": "Average",
+        "Dimensions": [{"Name": "EndpointName", "Value": "sd"}], "Period": 60, "EvaluationPeriods": 2,
+        "DatapointsToAlarm": 2, "Threshold": 1, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "AlarmActions": [{"Ref": step_id}]})
+    assert endpoint.backlog_alarm is not None
+    template.has_resource_properties("AWS::SageMaker::Endpoint", {"RetainAllVariantProperties": True})
+    template.resource_count_is("AWS::IAM::Role", 1 + 1)  # execution role and the bucket emptier: no scaling role
+
+
+def test_a_floor_above_zero_needs_no_start_policy_and_a_fixed_count_no_scaling():
+    stack, _, endpoint = async_stack(Async("ml.g5.xlarge", 1, 2))
+    template = Template.from_stack(stack)
+    template.resource_count_is("AWS::ApplicationAutoScaling::ScalingPolicy", 1)
+    template.resource_count_is("AWS::CloudWatch::Alarm", 0)
+    stack, _, endpoint = async_stack(Async("ml.g5.xlarge", 2, 2))
+    Template.from_stack(stack).resource_count_is("AWS::ApplicationAutoScaling::ScalableTarget", 0)
+    assert endpoint.scalable_target is None
+
+
+def test_grant_invoke_of_an_async_endpoint_is_invoke_endpoint_async_only():
+    stack, _, endpoint = async_stack(Async("ml.g5.xlarge"))
+    role = iam.Role(stack, "Caller", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    endpoint.grant_invoke(role)
+    template = Template.from_stack(stack)
+    template.has_resource_properties("AWS::IAM::Policy", {"PolicyDocument": {"Statement": [{
+        "Action": "sagemaker:InvokeEndpointAsync", "Effect": "Allow", "Resource": Match.any_value()}]}})
+
+
+def test_async_needs_a_job_bucket_and_checks_its_bounds_in_one_message():
+    stack = Stack(App(), "T")
+    with pytest.raises(ValueError) as caught:
+        ModelEndpoint(stack, "M", image=ContainerImage.from_uri(IMAGE_URI),
+                      hosting=Async("ml.g5.xlarge", 0, 0, job_timeout_seconds=4000, job_ttl_seconds=10))
+    message = str(caught.value)
+    for part in ("max at least 1", "job_timeout_seconds must be from 1 to 3600 (got 4000)",
+                 "job_ttl_seconds must be from 60 to 21600 (got 10)", "needs job_bucket"):
+        assert part in message, message
+    with pytest.raises(ValueError, match="job_prefix must end"):
+        ImageBucket(stack, "B", job_prefix="images/")
+
+
+def test_settings_default_async_to_zero_instances_and_refuse_what_does_not_apply():
+    model = Settings.from_values(ASYNC_SD).catalog[0]
+    from stacks.hosting import hosting_of
+    config = hosting_of(model)
+    assert (config.min_instances, config.max_instances, config.target_backlog) == (
+        0, 1, TARGET_BACKLOG["text-to-image"])
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_values({"models": "gpt2-tgi,minilm-embeddings", "gpt2-tgi.job_timeout_seconds": "60",
+                              "minilm-embeddings.hosting": "async", "minilm-embeddings.target_invocations": "5"})
+    message = str(caught.value)
+    assert "model 'gpt2-tgi': job_timeout_seconds applies to hosting=async only" in message
+    assert "model 'minilm-embeddings': target_invocations applies to hosting=realtime only" in message
+
+
+def test_the_app_grants_each_async_lambda_its_jobs_and_routes_jobs(synth):
+    template = synth(models="stable-diffusion,gpt2-cpu", **ASYNC_SD, **{"gpt2-cpu.hosting": "async"})
+    resources = template["Resources"]
+    functions = {k: r for k, r in resources.items() if r["Type"] == "AWS::Lambda::Function"
+                 and "MODEL_NAME" in json.dumps(r)}
+    hosting = {f["Properties"]["Environment"]["Variables"]["MODEL_NAME"]:
+               f["Properties"]["Environment"]["Variables"].get("MODEL_HOSTING") for f in functions.values()}
+    assert hosting == {"stable-diffusion": "async", "gpt2-cpu": "async"}
+    policies = [r["Properties"]["PolicyDocument"]["Statement"] for r in resources.values()
+                if r["Type"] == "AWS::IAM::Policy"]
+    flat = [s for statements in policies for s in statements]
+    assert not [s for s in flat if s["Action"] == "sagemaker:InvokeEndpoint"]  # async endpoints answer only async
+    assert len([s for s in flat if s["Action"] == "sagemaker:InvokeEndpointAsync"]) == 2
+    listing = [s for s in flat if s["Action"] == "s3:ListBucket"]
+    assert len(listing) == 2 and all(s["Condition"] == {"StringLike": {"s3:prefix": ["jobs/*"]}} for s in listing)
+    paths = {r["Properties"]["PathPart"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::Resource"}
+    assert {"jobs", "{job_id}"} <= paths
+
+
+def test_async_needs_an_endpoint_of_its_own():
+    with pytest.raises(SettingsError, match="hosting=async needs an endpoint this stack creates"):
+        Settings.from_values({"models": "jumpstart-stable-diffusion", "jumpstart-stable-diffusion.hosting": "async",
+                              "jumpstart-stable-diffusion.source": "endpoint:js"})
