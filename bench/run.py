@@ -181,6 +181,78 @@ def glue(runs: int, kind: str, judge: bool, latency_ms: float = 20) -> None:
             f"{len(json1)} bytes ({len(json1) / len(png):.2f}x)")
 
 
+def async_jobs(runs: int, latency_ms: float = 20) -> None:
+    """hosting=async: the 202 of a submit against its floor (one S3 PUT of the input + one InvokeEndpointAsync), and
+    the poll of a finished job against its floor (one HEAD + a presign per image), same S3 stand-in as the glue."""
+    from lambda_rig import FakeAsyncEndpoint, load_handler
+    from model_api.routes import ModelInfo, catalog_to_json
+
+    process, s3_url = s3_server("standin", latency_ms)
+    bucket = "bench-images"
+    catalog = catalog_to_json([ModelInfo("stable-diffusion", "text-to-image", "bench", "ml.g5.xlarge", "async")])
+    handler = load_handler({"AWS_REGION": REGION, "ENDPOINT_NAME": "bench", "BUCKET_NAME": bucket,
+                            "AWS_ENDPOINT_URL_S3": s3_url, "S3_ADDRESSING_STYLE": "path", "MODEL_CATALOG": catalog,
+                            "MODEL_HOSTING": "async"})
+    handler.STORE.signer._sts = SimpleNamespace(assume_role=lambda **_: {"Credentials": {
+        "AccessKeyId": "ASIABENCH", "SecretAccessKey": "bench", "SessionToken": "bench",
+        "Expiration": datetime.now().astimezone() + timedelta(hours=1)}})
+    FakeAsyncEndpoint(handler.ENDPOINT._client, bucket)
+    s3, runtime = handler.STORE._client, handler.ENDPOINT._client
+    signer = handler.STORE.signing_client
+    context = SimpleNamespace(aws_request_id="bench")
+    submit_event = {"resource": "/images", "httpMethod": "POST", "isBase64Encoded": False,
+                    "body": json.dumps({"prompt": "a cyborg tiger", "seed": 1}), "requestContext": {}}
+    # A finished job, as the first poll that saw SageMaker's answer leaves it.
+    job_id, key = "0" * 32, "images/2026/11/24/" + "0" * 32 + "-0.png"
+    s3.put_object(Bucket=bucket, Key=key, Body=sd_like_png())
+    s3.put_object(Bucket=bucket, Key=f"jobs/{job_id}/result.json", Body=json.dumps({
+        "record": {"job_id": job_id, "model": "stable-diffusion", "action": "images", "accept": "image/png",
+                   "created_at": "2026-11-24T12:00:00Z", "request_id": "r", "meta": {"seed": 1, "num_images": 1}},
+        "result": {"keys": [key], "prompt": "a cyborg tiger", "seed": 1}}).encode())
+    poll_event = {"resource": "/jobs/{job_id}", "httpMethod": "GET", "pathParameters": {"job_id": job_id},
+                  "requestContext": {}}
+
+    def submit():
+        assert handler.handler(submit_event, context)["statusCode"] == 202
+
+    def submit_floor():
+        job = uuid.uuid4().hex
+        s3.put_object(Bucket=bucket, Key=f"jobs/{job}/input.json", Body=b'{"inputs": "a cyborg tiger"}',
+                      ContentType="application/json")
+        runtime.invoke_endpoint_async(EndpointName="bench", InputLocation=f"s3://{bucket}/jobs/{job}/input.json",
+                                      ContentType="application/json", Accept="image/png", InferenceId=job)
+
+    def poll():
+        response = handler.handler(poll_event, context)
+        assert response["statusCode"] == 200 and json.loads(response["body"])["status"] == "done"
+
+    def poll_floor():
+        s3.head_object(Bucket=bucket, Key=key)
+        signer.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=900)
+
+    contenders = (("submit", submit), ("submit_floor", submit_floor), ("poll", poll), ("poll_floor", poll_floor))
+    results = {name: [] for name, _ in contenders}
+    for _, fn in contenders:
+        for _ in range(3):
+            fn()
+    for _ in range(runs):
+        for name, fn in contenders:
+            started = time.perf_counter()
+            fn()
+            results[name].append((time.perf_counter() - started) * 1000)
+    med = {name: statistics.median(values) for name, values in results.items()}
+    process.kill()
+    process.wait()
+    print(f"  [async, S3 stand-in {latency_ms:.0f} ms] medians over {runs} rounds: submit {med['submit']:.1f} ms "
+          f"(floor {med['submit_floor']:.1f}), poll of a done job {med['poll']:.1f} ms (floor {med['poll_floor']:.1f})")
+    ratio = med["submit"] / med["submit_floor"]
+    row("async submit (202): ours / minimum (PUT input + InvokeEndpointAsync)", f"{ratio:.2f}x", "<= 1.2x",
+        ratio <= 1.2)
+    ratio = med["poll"] / med["poll_floor"]
+    row("async poll of a done job, 1 image: ours / minimum (HEAD + presign)", f"{ratio:.2f}x", "<= 1.2x",
+        ratio <= 1.2)
+
+
 # ------------------------------------------------------------------------------------------------------ cold start
 
 
@@ -361,6 +433,7 @@ def main(argv=None) -> int:
     glue(args.runs, "standin", judge=True)
     glue(args.runs // 2, "standin", judge=False, latency_ms=40)
     glue(args.runs // 2, "moto", judge=False)
+    async_jobs(args.runs)
     print("Cold start:")
     cold_start(15)
     print("Synth and tests:")

@@ -78,18 +78,18 @@ def _submit(event: dict, request_id: str) -> dict:
     """Any action of an async model: validate as the synchronous route does, then queue it (202)."""
     action = ROUTES[_key(event)]
     if action == "images":
-        call = images.prepare_images(event, IMAGE_CONFIG)
+        _, call = images.prepare_images(event, IMAGE_CONFIG)
     else:
         call = text.JOB_ACTIONS[action][0](event, TEXT_CONFIG)
     return jobs.submit(call, model=MODEL.name, action=action, endpoint=ENDPOINT, store=JOBS, event=event,
                        request_id=request_id)
 
 
-def _finish(record: jobs.JobRecord, answer: bytes) -> dict:
+def _finish(record: jobs.JobRecord, answer: bytes, load_input) -> dict:
     if record.action == "images":
         if MODEL.kind != "text-to-image":  # cannot happen: routes.job_reader picks an image model when one is async
             raise ApiError(500, "misconfigured", "this function cannot store images (deployment error)")
-        return images.store_job_images(record, answer, IMAGE_CONFIG, STORE)
+        return images.store_job_images(record, answer, load_input, IMAGE_CONFIG, STORE)
     return text.JOB_ACTIONS[record.action][1](answer, record.meta)
 
 

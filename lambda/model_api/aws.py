@@ -28,6 +28,7 @@ from botocore.exceptions import (
 )
 
 from model_api.errors import ApiError
+from model_api.jobs import JobRecord
 
 log = logging.getLogger("model_api")
 
@@ -358,10 +359,12 @@ def storage_error(exc: ClientError, doing: str = "storing the image") -> ApiErro
 
 
 class S3JobStore:
-    """JobStore (model_api.jobs) on the deployment's bucket, under jobs/<job_id>/. Existence is asked with
-    ListObjectsV2 on the exact key: the role's s3:ListBucket is limited to the jobs/ prefix (a condition GetObject
-    requests cannot satisfy), and without it S3 answers a missing key with 403, not 404 (S3 API reference, GetObject:
-    "If you don't have the s3:ListBucket permission, Amazon S3 returns an HTTP status code 403")."""
+    """JobStore (model_api.jobs) on the deployment's bucket under `prefix` (stacks/image_bucket.py grants exactly
+    this layout). A finished job is one GET (result.json). Before that, existence is asked with ListObjectsV2: the
+    role's s3:ListBucket is limited to the job prefix (a condition GetObject requests cannot satisfy), and without
+    it S3 answers a missing key with 403, not 404 (S3 API reference, GetObject: "If you don't have the s3:ListBucket
+    permission, Amazon S3 returns an HTTP status code 403"). So the one GET of result.json reads 403 and 404 alike as
+    "not there yet", and the list call that follows tells a missing job from a denied one."""
 
     def __init__(self, client, bucket: str, prefix: str = "jobs/"):
         self._client = client
@@ -371,9 +374,15 @@ class S3JobStore:
     def key(self, job_id: str, name: str) -> str:
         return f"{self.prefix}{job_id}/{name}"
 
-    def put_input(self, job_id: str, model: str, body: bytes, content_type: str) -> str:
-        key = self.key(job_id, f"input-{model}.json")
-        self._put(key, body, content_type)
+    def expected(self, job_id: str, model: str) -> tuple[str, str]:
+        """SageMaker names an outcome after the inference id unless told otherwise (InvokeEndpointAsync Filename:
+        "If not specified, Amazon SageMaker AI generates a filename based on the inference ID")."""
+        return (f"s3://{self.bucket}/{self.prefix}output/{model}/{job_id}",
+                f"s3://{self.bucket}/{self.prefix}failures/{model}/{job_id}")
+
+    def put_input(self, record, body: bytes, content_type: str) -> str:
+        key = self.key(record.job_id, f"input-{record.model}.json")
+        self._put(key, body, content_type, {"job": record.to_json()})
         return f"s3://{self.bucket}/{key}"
 
     def delete_input(self, job_id: str, model: str) -> None:
@@ -385,34 +394,72 @@ class S3JobStore:
     def put_json(self, job_id: str, name: str, data: bytes) -> None:
         self._put(self.key(job_id, name), data, "application/json")
 
-    def get_json(self, job_id: str, name: str) -> Optional[bytes]:
-        return self._get(self.bucket, self.key(job_id, name))
-
-    def read(self, uri: str) -> Optional[bytes]:
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
-        if bucket != self.bucket or not key.startswith(self.prefix):
-            raise ApiError(500, "misconfigured", "a job's result lies outside the job prefix (deployment error)")
-        return self._get(bucket, key)
-
-    def _put(self, key: str, data: bytes, content_type: str) -> None:
+    def result(self, job_id: str) -> Optional[bytes]:
         try:
-            self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+            return self._client.get_object(Bucket=self.bucket, Key=self.key(job_id, "result.json"))["Body"].read()
         except ClientError as exc:
-            raise storage_error(exc) from exc
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "AccessDenied", "403", "404"):
+                return None  # not there yet (403 without s3:ListBucket); the list call after this tells the rest
+            raise storage_error(exc, "reading the job") from exc
+        except BotoCoreError as exc:
+            raise _unavailable(exc) from exc
+
+    def files(self, job_id: str) -> list[str]:
+        folder = self.key(job_id, "")
+        return [key[len(folder):] for key in self._list(folder, 10)]
+
+    def record(self, job_id: str, model: str) -> JobRecord:
+        try:
+            head = self._client.head_object(Bucket=self.bucket, Key=self.key(job_id, f"input-{model}.json"))
+        except ClientError as exc:
+            raise storage_error(exc, "reading the job") from exc
+        except BotoCoreError as exc:
+            raise _unavailable(exc) from exc
+        return JobRecord.from_json(head["Metadata"]["job"])
+
+    def get_json(self, job_id: str, name: str) -> bytes:
+        return self._get(self.key(job_id, name))
+
+    def outcome(self, job_id: str, model: str, locations: Optional[dict] = None) -> tuple[Optional[bytes], bool]:
+        output, failure = (locations["output"], locations["failure"]) if locations else self.expected(job_id, model)
+        for uri, is_error in ((output, False), (failure, True)):
+            if not uri:
+                continue
+            bucket, _, key = uri.removeprefix("s3://").partition("/")
+            if bucket != self.bucket or not key.startswith(self.prefix):
+                raise ApiError(500, "misconfigured", "a job's outcome lies outside the job prefix (deployment error)")
+            found = self._list(key, 1)
+            if found:
+                return self._get(found[0]), is_error
+        return None, False
+
+    def _list(self, prefix: str, limit: int) -> list[str]:
+        try:
+            listed = self._client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=limit)
+        except ClientError as exc:
+            raise storage_error(exc, "reading the job") from exc
+        except BotoCoreError as exc:
+            raise _unavailable(exc) from exc
+        return [item["Key"] for item in listed.get("Contents", [])]
+
+    def _get(self, key: str) -> bytes:
+        try:
+            return self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            raise storage_error(exc, "reading the job") from exc
+        except BotoCoreError as exc:
+            raise _unavailable(exc) from exc
+
+    def _put(self, key: str, data: bytes, content_type: str, metadata: Optional[dict] = None) -> None:
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
+                                    Metadata=metadata or {})
+        except ClientError as exc:
+            raise storage_error(exc, "storing the job") from exc
         except BotoCoreError as exc:
             raise ApiError(503, "storage_unavailable", f"storing the job failed: {type(exc).__name__}",
                            RETRY_AFTER_STORAGE) from exc
 
-    def _get(self, bucket: str, key: str) -> Optional[bytes]:
-        try:
-            listed = self._client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
-            if not any(item["Key"] == key for item in listed.get("Contents", [])):
-                return None
-            return self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "NoSuchKey":  # removed between the list and the get
-                return None
-            raise storage_error(exc, "reading the job") from exc
-        except BotoCoreError as exc:
-            raise ApiError(503, "storage_unavailable", f"reading the job failed: {type(exc).__name__}",
-                           RETRY_AFTER_STORAGE) from exc
+
+def _unavailable(exc: BotoCoreError) -> ApiError:
+    return ApiError(503, "storage_unavailable", f"reading the job failed: {type(exc).__name__}", RETRY_AFTER_STORAGE)

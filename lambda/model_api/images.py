@@ -290,13 +290,13 @@ def image_key(prefix: str, when: datetime, unique: str, extension: str = "png") 
 
 
 def prepare_images(event: Mapping, config: ImageConfig,
-                   new_seed: Callable[[], int] = lambda: secrets.randbelow(SEED_MAX + 1)) -> ModelCall:
+                   new_seed: Callable[[], int] = lambda: secrets.randbelow(SEED_MAX + 1)) -> tuple[ImageRequest, ModelCall]:
     """Parse, validate and bound an image request; the model call it makes (the same for a job and a request)."""
     request = parse_image_request(event, config.limits)
     check_work(request, config)
     seed = request.seed if request.seed is not None else new_seed()
     body, accept = model_request(request, seed, config.protocol)
-    return ModelCall(body, JSON, accept, {"prompt": request.prompt, "seed": seed, "num_images": request.num_images})
+    return request, ModelCall(body, JSON, accept, {"seed": seed, "num_images": request.num_images})
 
 
 def image_entries(keys: Sequence[str], signed: Sequence[tuple[str, datetime]]) -> list[dict]:
@@ -317,7 +317,7 @@ def generate_images(
 ) -> dict:
     """The whole image route: returns the response body of a 200, or raises ApiError. Nothing is stored unless
     every image is valid, and no URL is returned unless every object was stored."""
-    call = prepare_images(event, config, new_seed)
+    request, call = prepare_images(event, config, new_seed)
     response_body, response_type = endpoint.invoke(call.body, call.content_type, call.accept)
     images, media_type = decode_model_images(response_body, response_type, call.meta["num_images"])
     issued = now()
@@ -326,26 +326,27 @@ def generate_images(
     # Presign first: it is local computation, so a failure here leaves nothing stored.
     signed = [store.presign(key, config.url_ttl_seconds) for key in keys]
     store.put_all(list(zip(keys, images)), media_type)
-    return {"images": image_entries(keys, signed), "prompt": call.meta["prompt"], "seed": call.meta["seed"],
+    return {"images": image_entries(keys, signed), "prompt": request.prompt, "seed": call.meta["seed"],
             "request_id": request_id}
 
 
 # ---------------------------------------------------------------------------------------------------------- jobs
 
 
-def store_job_images(record: JobRecord, answer: bytes, config: ImageConfig, store: ImageStore) -> dict:
+def store_job_images(record: JobRecord, answer: bytes, load_input: Callable[[], bytes], config: ImageConfig,
+                     store: ImageStore) -> dict:
     """An async job's answer -> its images stored as objects of their own, under keys made from the job id (so a
-    retried poll writes the same objects, never more); the job's stored result names them."""
+    repeated poll writes the same objects, never more); the result names them, with the prompt the job asked for."""
     images, media_type = decode_model_images(answer, record.accept, record.meta["num_images"])
     day = record.created_at[:10].replace("-", "/")
     extension = "png" if media_type == PNG else "jpg"
     keys = [f"{config.key_prefix}{day}/{record.job_id}-{i}.{extension}" for i in range(len(images))]
     store.put_all(list(zip(keys, images)), media_type)
-    return {"keys": keys}
+    return {"keys": keys, "prompt": json.loads(load_input())["inputs"], "seed": record.meta["seed"]}
 
 
 def job_images_body(record: JobRecord, result: dict, config: ImageConfig, store: ImageStore) -> dict:
     """A finished image job's body: the synchronous route's, with URLs signed now (each poll gets fresh ones)."""
     signed = [store.presign(key, config.url_ttl_seconds) for key in result["keys"]]
-    return {"images": image_entries(result["keys"], signed), "prompt": record.meta["prompt"],
-            "seed": record.meta["seed"], "request_id": record.request_id}
+    return {"images": image_entries(result["keys"], signed), "prompt": result["prompt"], "seed": result["seed"],
+            "request_id": record.request_id}

@@ -72,7 +72,11 @@ def test_submit_answers_202_with_an_unguessable_job_and_queues_the_validated_req
     queued = json.loads(read_key(jobs, input_key))
     assert queued["inputs"] == "a tiger" and queued["parameters"]["num_images_per_prompt"] == 2
     assert queued["parameters"]["seed"] == 7
-    assert sorted(jobs.stored_keys()) == sorted([input_key, f"jobs/{body['job_id']}/job.json"])
+    assert jobs.stored_keys() == [input_key]  # one PUT: the record travels as the input's metadata
+    record = json.loads(jobs.bucket.client.head_object(Bucket=jobs.bucket.name, Key=input_key)["Metadata"]["job"])
+    assert record == {"job_id": body["job_id"], "model": "stable-diffusion", "action": "images",
+                      "accept": "application/x-png-sequence", "created_at": body["submitted_at"],
+                      "request_id": body["request_id"], "meta": {"seed": 7, "num_images": 2}}
     assert submit(jobs)["json"]["job_id"] != body["job_id"]
 
 
@@ -102,7 +106,9 @@ def test_a_job_is_queued_then_done_with_each_image_stored_once_and_fresh_urls_ea
     jobs.handler.STORE._client.meta.events.register("before-send.s3.PutObject", lambda **kw: puts.append(1))
     again = jobs.call(job_event(job_id))["json"]
     assert [i["key"] for i in again["images"]] == keys and puts == []  # stored once, read from result.json
-    assert json.loads(read_key(jobs, f"jobs/{job_id}/result.json")) == {"result": {"keys": keys}}
+    saved = json.loads(read_key(jobs, f"jobs/{job_id}/result.json"))
+    assert saved["result"] == {"keys": keys, "prompt": "a tiger", "seed": 7}
+    assert saved["record"]["job_id"] == job_id
 
 
 def test_a_failed_job_answers_the_models_error(jobs):
@@ -112,8 +118,10 @@ def test_a_failed_job_answers_the_models_error(jobs):
     assert body["status"] == "failed" and body["error"]["code"] == "model_error"
     assert body["error"]["message"].startswith("the model failed: CUDA out of memory.")
     assert len(body["error"]["message"]) <= 300 + len("the model failed: ")
-    put_uri(jobs, f"{jobs.async_endpoint.failure_path}/{job_id}-error.out", b"invalid input: width too big")
-    assert jobs.call(job_event(job_id))["json"]["error"]["code"] == "model_rejected_input"
+    assert jobs.call(job_event(job_id))["json"] == body  # the outcome is kept: the same answer on every poll
+    refused = submit(jobs)["json"]["job_id"]
+    put_uri(jobs, f"{jobs.async_endpoint.failure_path}/{refused}-error.out", b"invalid input: width too big")
+    assert jobs.call(job_event(refused))["json"]["error"]["code"] == "model_rejected_input"
 
 
 def test_an_answer_that_is_not_images_fails_the_job_and_stores_no_image(jobs):
@@ -184,3 +192,23 @@ def test_status_url_follows_the_host_without_a_stage_locally():
     assert status_url(event, "ab") == "http://127.0.0.1:8000/v1/jobs/ab"
     event["requestContext"]["path"] = "/images"
     assert urlsplit(status_url(event, "ab")).path == "/jobs/ab"
+
+
+def test_an_outcome_named_otherwise_is_found_through_the_locations_saved_at_submit(jobs):
+    jobs.async_endpoint.output_path = f"s3://{jobs.bucket.name}/jobs/output/stable-diffusion/renamed"
+    job_id = submit(jobs)["json"]["job_id"]
+    saved = json.loads(read_key(jobs, f"jobs/{job_id}/job.json"))
+    assert saved["output"] == f"{jobs.async_endpoint.output_path}/{job_id}.out"
+    put_uri(jobs, saved["output"], tiny_png() * 2)
+    assert jobs.call(job_event(job_id))["json"]["status"] == "done"
+
+
+def test_a_finished_job_is_one_get_per_poll(jobs):
+    job_id = submit(jobs)["json"]["job_id"]
+    put_uri(jobs, f"{jobs.async_endpoint.output_path}/{job_id}.out", tiny_png() * 2)
+    assert jobs.call(job_event(job_id))["json"]["status"] == "done"
+    calls = []
+    jobs.handler.STORE._client.meta.events.register("before-send.s3", lambda event_name, **_: calls.append(
+        event_name.split(".")[-1]))
+    assert jobs.call(job_event(job_id))["json"]["status"] == "done"
+    assert calls == ["GetObject"]

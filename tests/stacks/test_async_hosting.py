@@ -151,3 +151,19 @@ def test_async_needs_an_endpoint_of_its_own():
     with pytest.raises(SettingsError, match="hosting=async needs an endpoint this stack creates"):
         Settings.from_values({"models": "jumpstart-stable-diffusion", "jumpstart-stable-diffusion.hosting": "async",
                               "jumpstart-stable-diffusion.source": "endpoint:js"})
+
+
+def test_the_lambda_looks_for_outcomes_where_the_endpoint_config_sends_them():
+    from stacks.lambda_source import load_lambda_module
+
+    store = load_lambda_module("model_api.aws").S3JobStore(None, "bucket")
+    stack, bucket, _ = async_stack(Async("ml.g5.xlarge"))
+    template = Template.from_stack(stack).to_json()
+    (config,) = [r["Properties"] for r in template["Resources"].values()
+                 if r["Type"] == "AWS::SageMaker::EndpointConfig"]
+    output = config["AsyncInferenceConfig"]["OutputConfig"]
+    as_written = {k: "".join(p if isinstance(p, str) else "bucket" for p in v["Fn::Join"][1])
+                  for k, v in output.items() if k.startswith("S3")}
+    assert store.expected("0" * 32, "sd") == (f"{as_written['S3OutputPath']}/{'0' * 32}",
+                                               f"{as_written['S3FailurePath']}/{'0' * 32}")
+    assert store.prefix == bucket.job_prefix
