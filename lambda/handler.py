@@ -4,7 +4,7 @@ and writes one structured log line per request. Everything that reaches AWS is c
 Environment: MODEL_NAME, MODEL_KIND, ENDPOINT_NAME, MODEL_CATALOG (all models, for routing and GET /endpoint),
 BUCKET_NAME and SIGNER_ROLE_ARN (image models), and each pipeline's own settings (model_api.images / model_api.text);
 MODEL_HOSTING=async with JOB_TIMEOUT_SECONDS and JOB_TTL_SECONDS for a model hosted async (BUCKET_NAME holds its
-jobs).
+jobs); INFERENCE_COMPONENT for a shared model (the component it invokes on the shared endpoint).
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ ASYNC = _ENV.get("MODEL_HOSTING") == "async"
 ENDPOINT = aws.SageMakerEndpoint(aws.sagemaker_runtime_client(_ENV), MODEL.endpoint_name,
                                  inputs_only_fail_400=_ENV.get("MODEL_PROTOCOL") == "pipeline",
                                  job_timeout_seconds=int(_ENV.get("JOB_TIMEOUT_SECONDS", "900")),
-                                 job_ttl_seconds=int(_ENV.get("JOB_TTL_SECONDS", "21600")))
+                                 job_ttl_seconds=int(_ENV.get("JOB_TTL_SECONDS", "21600")),
+                                 component=_ENV.get("INFERENCE_COMPONENT") or None)
 if MODEL.kind == "text-to-image":
     IMAGE_CONFIG = images.ImageConfig.from_env(_ENV)
     _ENV["SIGNER_ROLE_ARN"]  # required: a deployment error shows at init, not at the first request

@@ -60,6 +60,9 @@ def hosting_summary(model) -> str:
     config = hosting_of(model)
     if model.hosting == "serverless":
         return f"serverless ({config.memory_mb} MB, up to {config.max_concurrency} at once)"
+    if model.hosting == "shared":
+        return (f"as inference component of a shared endpoint ({config.min_instances}-{config.max_instances} "
+                f"copies, {config.memory_mb} MB each)")
     if model.hosting == "async":
         return (f"as async jobs on {config.min_instances}-{config.max_instances} x {config.instance_type} "
                 f"(scaled on the backlog)")
@@ -207,9 +210,19 @@ def start_s3(port: int):
     return server
 
 
+_BASE_ENVIRON: dict = {}
+
+
 def load_handler(environment: dict):
+    """A fresh copy of lambda/handler.py that reads exactly `environment` over the process's own: nothing one model
+    sets (MODEL_HOSTING, INFERENCE_COMPONENT, ...) leaks into the next model's handler, as in separate Lambdas."""
     import importlib.util
 
+    if not _BASE_ENVIRON:
+        _BASE_ENVIRON.update(os.environ)
+    for name in set(os.environ) - set(_BASE_ENVIRON):
+        del os.environ[name]
+    os.environ.update(_BASE_ENVIRON)
     os.environ.update(environment)
     spec = importlib.util.spec_from_file_location("lambda_handler", LAMBDA_DIR / "handler.py")
     module = importlib.util.module_from_spec(spec)
@@ -272,8 +285,8 @@ def main(argv=None) -> int:
                 served.append(f"  {model.name}: not served (an existing endpoint; its routes answer 503 here)")
                 continue
             weights, description = model_weights(model, dirs, ids, args.cache_dir)
-            endpoint_server.models[info.endpoint_name] = local_model(model, weights, args.cache_dir,
-                                                                     ids.get(model.name))
+            served_as = f"{info.endpoint_name}/{info.component}" if info.component else info.endpoint_name
+            endpoint_server.models[served_as] = local_model(model, weights, args.cache_dir, ids.get(model.name))
             if model.hosting == "async":  # the stack's AsyncInferenceConfig paths (stacks/image_bucket.py)
                 endpoint_server.async_paths[info.endpoint_name] = (
                     f"s3://{BUCKET}/{JOB_PREFIX}output/{model.name}", f"s3://{BUCKET}/{JOB_PREFIX}failures/{model.name}")
@@ -285,7 +298,7 @@ def main(argv=None) -> int:
                 served.append(f"    hosted {hosting_summary(model)} on AWS; here one local worker serves it the "
                               "same way")
             if model.kind == "text-to-image" and model.container != "tgi":
-                served.append("    " + image_time_estimate(endpoint_server.models[info.endpoint_name],
+                served.append("    " + image_time_estimate(endpoint_server.models[served_as],
                                                            settings.limits))
 
         # Fake credentials: requests are signed as on AWS, and only ever sent to these loopback servers.

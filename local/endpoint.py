@@ -5,6 +5,7 @@
 - `POST /endpoints/<name>/invocations`: the SageMaker runtime InvokeEndpoint API, so the unchanged Lambda code
   reaches each model through boto3 with only AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME set. Errors come back the way the
   runtime reports them (ModelError with the container's status, ValidationException for an unknown endpoint).
+  A shared endpoint's models are keyed <endpoint>/<component> and chosen by the inference component header.
 - `POST /endpoints/<name>/async-invocations`: InvokeEndpointAsync for a model hosted async: 202 at once, then a
   background worker (one per model, jobs in order) reads the request from the local S3, runs the model and writes
   the answer to <output path>/<inference id>.out or the error to <failure path>/<inference id>-error.out, the
@@ -101,11 +102,17 @@ class _Handler(BaseHTTPRequestHandler):
         match = RUNTIME_PATH.match(self.path)
         if not match:
             self._runtime_error(404, "UnknownOperationException", "not found")
-        elif match["name"] not in self.server.models:
-            self._runtime_error(400, "ValidationException",
-                                f"Endpoint {match['name']} of account {LOCAL_ACCOUNT} not found.")
         else:
-            self._invoke(self.server.models[match["name"]], body, content_type, accept, runtime=True)
+            # A shared endpoint's models are its inference components, named in this header (InvokeEndpoint's
+            # InferenceComponentName); each is served as its own model here.
+            component = self.headers.get("X-Amzn-SageMaker-Inference-Component")
+            name = f"{match['name']}/{component}" if component else match["name"]
+            if name not in self.server.models:
+                self._runtime_error(400, "ValidationException",
+                                    f"Endpoint {match['name']} of account {LOCAL_ACCOUNT} not found."
+                                    if not component else f"Inference component {component} not found.")
+            else:
+                self._invoke(self.server.models[name], body, content_type, accept, runtime=True)
 
     def _invoke(self, model, body: bytes, content_type: str, accept: str, runtime: bool) -> None:
         try:

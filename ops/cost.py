@@ -60,6 +60,11 @@ def rows(settings: Settings, region: Optional[str]) -> list[CostRow]:
         if model.hosting == "serverless":
             instance = f"{config.memory_mb} MB"
             instances = f"0-{config.max_concurrency} concurrent"
+        elif model.hosting == "shared":
+            instance = f"{config.memory_mb} MB, {config.cpu_cores:g} cores" + (
+                f", {config.accelerators} GPU" if config.accelerators else "")
+            instances = (f"{config.min_instances}-{config.max_instances}" if config.autoscaled
+                         else str(config.min_instances)) + " copies"
         else:
             instance = model.instance_type
             instances = (f"{config.min_instances}-{config.max_instances}" if config.autoscaled
@@ -75,6 +80,17 @@ def rows(settings: Settings, region: Optional[str]) -> list[CostRow]:
         monthly = [None if h is None else h * HOURS_PER_MONTH for h in (line.hourly_min, line.hourly_max)]
         out.append(CostRow(model.name, model.hosting, instance, instances, line.hourly_min, line.hourly_max,
                            monthly[0], monthly[1], line.idle_monthly, per_1000, line.note))
+    shared = [m for m in settings.catalog if m.hosting == "shared"]
+    if shared:  # the instances every shared model runs on, billed once
+        instance_type, count = shared[0].instance_type, settings.shared_instances
+        price = book.hourly(instance_type)
+        hourly = None if price is None else price * count
+        out.append(CostRow("shared endpoint", "shared", instance_type, str(count), hourly, hourly,
+                           None if hourly is None else hourly * HOURS_PER_MONTH,
+                           None if hourly is None else hourly * HOURS_PER_MONTH,
+                           None if hourly is None else hourly * HOURS_PER_MONTH, None,
+                           f"{instance_type}: not in the price table" if price is None
+                           else f"serves {', '.join(m.name for m in shared)}"))
     return out
 
 

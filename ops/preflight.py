@@ -122,15 +122,25 @@ def _endpoint_usage(clients, ours: set[str]) -> Counter:
     return usage
 
 
+def wanted_instances(settings: Settings) -> Counter:
+    """Instances per type the deployment may run at most: each realtime or async model's ceiling, and the shared
+    endpoint's instances once (serverless models need none)."""
+    wanted: Counter = Counter()
+    for model in settings.catalog:
+        if model.existing_endpoint is None and model.hosting in ("realtime", "async"):
+            wanted[model.instance_type] += hosting_of(model).max_instances
+    shared = [m for m in settings.catalog if m.hosting == "shared"]
+    if shared:  # one endpoint for them all
+        wanted[shared[0].instance_type] += settings.shared_instances
+    return wanted
+
+
 def quotas(settings: Settings, clients) -> list[Check]:
     """Endpoint-usage quota per instance type: the first deploy needs the models' instances, every later update
     twice that (SageMaker starts the new fleet before it stops the old one: blue/green)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    wanted: Counter = Counter()
-    for model in settings.catalog:
-        if model.existing_endpoint is None and model.hosting == "realtime":
-            wanted[model.instance_type] += hosting_of(model).max_instances
+    wanted = wanted_instances(settings)
     if not wanted:
         return []
     try:
@@ -285,7 +295,8 @@ def hosting_changes(settings: Settings, clients, stack_exists: bool) -> list[Che
         config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
         variant = config["ProductionVariants"][0]
         deployed = "serverless" if "ServerlessConfig" in variant else \
-            "async" if "AsyncInferenceConfig" in config else "realtime"
+            "async" if "AsyncInferenceConfig" in config else \
+            "shared" if "ModelName" not in variant else "realtime"  # inference components: no model on the variant
         if deployed != model.hosting:
             return [Check(f"hosting {model.name}", BLOCK, f"{name} runs {deployed}; SageMaker cannot switch a "
                           f"deployed endpoint to {model.hosting} in place",

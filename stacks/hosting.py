@@ -8,6 +8,9 @@ settings, local mode and the cost report read this module without starting the C
               instance. Lowest latency; pays for every instance-hour, idle or not.
   serverless  SageMaker Serverless Inference: CPU only, 1-6 GB of memory, scales to zero, pays per second of
               inference (plus provisioned concurrency, if any, while deployed). Cold starts of seconds to a minute.
+  shared      several models on one endpoint's instances, one SageMaker inference component each (its memory, CPU
+              cores and accelerators reserved per copy; copies between min_instances and max_instances, autoscaled on
+              invocations per copy). Two small models stop paying for two instances.
   async       SageMaker Asynchronous Inference: requests queue in S3, results land in S3, the API answers 202 with
               a job id; instances scale on the backlog between min_instances (default 0: none while idle) and
               max_instances. Jobs may run up to an hour and return many large images.
@@ -258,11 +261,113 @@ class Async:
                         price * self.min_instances * HOURS_PER_MONTH, None, note)
 
 
-HOSTING_MODES = {mode.name: mode for mode in (Realtime, Serverless, Async)}
+# Memory per vCPU of each instance family (GB), for the shared-instance fit check: g5.xlarge 16 GB on 4 vCPUs, an
+# m5 4 GB, a c5 2 GB, an r5 8 GB per vCPU (instance type pages); the p families round down.
+MEMORY_GB_PER_VCPU = {"t2": 4, "m4": 4, "m5": 4, "m5d": 4, "m6i": 4, "m6id": 4, "m7i": 4, "c4": 1.875, "c5": 2,
+                      "c5d": 2, "c6i": 2, "c6id": 2, "c7i": 2, "r5": 8, "r5d": 8, "r6i": 8, "r6id": 8, "r7i": 8,
+                      "g4dn": 4, "g5": 4, "g6": 4, "g6e": 8, "p3": 7.5, "p3dn": 8, "p4d": 12, "p4de": 12, "p5": 10,
+                      "p5e": 10, "p5en": 10}
+
+
+@dataclass(frozen=True)
+class Shared:
+    """One model's inference component on the deployment's shared endpoint: what one copy reserves, and how many
+    copies run (autoscaled on SageMakerInferenceComponentInvocationsPerCopy when max_instances > min_instances)."""
+
+    name: ClassVar[str] = "shared"
+    instance_type: str
+    memory_mb: int = 4096
+    cpu_cores: float = 1.0
+    accelerators: Optional[int] = None
+    min_instances: int = 1  # copies
+    max_instances: int = 1
+    target_invocations: float = 10.0
+    scale_in_cooldown_seconds: int = 900
+    scale_out_cooldown_seconds: int = 300
+    startup_timeout_seconds: int = 600
+
+    @classmethod
+    def from_model(cls, model: "ModelSpec") -> "Shared":
+        low = 1 if model.min_instances is None else model.min_instances
+        return cls(instance_type=model.instance_type, memory_mb=model.memory_mb, cpu_cores=model.cpu_cores,
+                   accelerators=model.accelerators if model.accelerators is not None
+                   else (1 if model.gpu and model.container != "hf-inference-cpu" else None),
+                   min_instances=low, max_instances=low if model.max_instances is None else model.max_instances,
+                   target_invocations=TARGET_INVOCATIONS.get(model.kind, 10.0) if model.target_invocations is None
+                   else model.target_invocations,
+                   scale_in_cooldown_seconds=model.scale_in_cooldown_seconds,
+                   scale_out_cooldown_seconds=model.scale_out_cooldown_seconds,
+                   startup_timeout_seconds=model.startup_timeout_seconds)
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.max_instances > self.min_instances
+
+    def problems(self) -> list[str]:
+        out = []
+        if not 1 <= self.min_instances <= self.max_instances <= MAX_INSTANCES:
+            out.append(f"copies (min_instances, max_instances) must satisfy 1 <= min <= max <= {MAX_INSTANCES} "
+                       f"(got {self.min_instances} and {self.max_instances})")
+        if self.memory_mb < 128:
+            out.append(f"memory_mb must be at least 128 for a shared model (got {self.memory_mb})")
+        if not self.cpu_cores >= 0.25:
+            out.append(f"cpu_cores must be at least 0.25 (got {self.cpu_cores})")
+        if self.accelerators is not None and self.accelerators < 1:
+            out.append(f"accelerators must be at least 1 when set (got {self.accelerators})")
+        if not self.target_invocations > 0:
+            out.append(f"target_invocations must be above 0 (got {self.target_invocations})")
+        return out
+
+    def requirements(self) -> dict:
+        """CfnInferenceComponent.InferenceComponentComputeResourceRequirementsProperty keywords for one copy."""
+        out = {"min_memory_required_in_mb": self.memory_mb, "number_of_cpu_cores_required": self.cpu_cores}
+        if self.accelerators:
+            out["number_of_accelerator_devices_required"] = self.accelerators
+        return out
+
+    def cost(self, prices: "PriceBook") -> CostLine:
+        """A component's own share is not billed: the shared endpoint's instances are (ops/cost.py bills them once)."""
+        return CostLine(0.0, 0.0, 0.0, None, "on the shared endpoint, billed there")
+
+
+def shared_fit_problems(models, instances: int, vcpus_of, gpus_of) -> list[str]:
+    """The shared models' minimum copies must fit on the shared endpoint's instances, each copy on one instance.
+    vcpus_of / gpus_of: instance type -> vCPUs / GPUs (stacks.model_catalog)."""
+    shared = [(m, Shared.from_model(m)) for m in models if m.hosting == "shared"]
+    if not shared:
+        return []
+    types = sorted({config.instance_type for _, config in shared})
+    if len(types) > 1:
+        return [f"shared models must name one instance_type, the shared endpoint's (got {', '.join(types)})"]
+    instance_type = types[0]
+    family = instance_type.split(".")[1] if instance_type.count(".") == 2 else ""
+    capacity = {"memory_mb": int(vcpus_of(instance_type) * MEMORY_GB_PER_VCPU.get(family, 0) * 1024),
+                "cpu_cores": vcpus_of(instance_type), "accelerators": gpus_of(instance_type)}
+    out = []
+    if not 1 <= instances <= MAX_INSTANCES:
+        out.append(f"shared_instances must be from 1 to {MAX_INSTANCES} (got {instances})")
+        return out
+    for field_name, label in (("memory_mb", "MB of memory"), ("cpu_cores", "CPU cores"),
+                              ("accelerators", "accelerators (GPUs)")):
+        if not capacity[field_name] and field_name != "accelerators":
+            return out  # an instance family without a known size: SageMaker checks it at deploy
+        for model, config in shared:
+            one = getattr(config, field_name) or 0
+            if one > capacity[field_name]:
+                out.append(f"model {model.name!r}: one copy needs {one:g} {label}; one {instance_type} has "
+                           f"{capacity[field_name]:g}")
+        needed = sum((getattr(config, field_name) or 0) * config.min_instances for _, config in shared)
+        if needed > capacity[field_name] * instances:
+            out.append(f"the shared models' minimum copies need {needed:g} {label}; {instances} x {instance_type} "
+                       f"has {capacity[field_name] * instances:g}: raise shared_instances or lower the copies")
+    return out
+
+
+HOSTING_MODES = {mode.name: mode for mode in (Realtime, Serverless, Async, Shared)}
 
 
 def hosting_of(model: "ModelSpec"):
-    """The model's hosting config (Realtime, Serverless or Async), or None for an existing endpoint."""
+    """The model's hosting config (Realtime, Serverless, Async or Shared), or None for an existing endpoint."""
     if model.existing_endpoint is not None or model.hosting not in HOSTING_MODES:
         return None
     return HOSTING_MODES[model.hosting].from_model(model)
@@ -305,6 +410,11 @@ def hosting_problems(model: "ModelSpec") -> list[str]:
                               ("max_concurrent_invocations", 1)):
             if getattr(model, name) != default:
                 out.append(p + f"{name} applies to hosting=async only")
-    if model.hosting != "realtime" and model.target_invocations is not None:
-        out.append(p + "target_invocations applies to hosting=realtime only (async scales on target_backlog)")
+    if model.hosting not in ("realtime", "shared") and model.target_invocations is not None:
+        out.append(p + "target_invocations applies to hosting=realtime and shared only (async scales on "
+                       "target_backlog)")
+    if model.hosting != "shared" and (model.cpu_cores != 1.0 or model.accelerators is not None):
+        out.append(p + "cpu_cores and accelerators apply to hosting=shared only")
+    if model.hosting == "shared" and model.volume_size_gb is not None:
+        out.append(p + "volume_size_gb does not apply to a shared model (the shared endpoint's instances have it)")
     return out

@@ -29,6 +29,7 @@ from stacks.model_artifact import ModelArtifact
 from stacks.model_catalog import S3_URI, ModelSpec, gpu_count, pascal
 from stacks.model_endpoint import ModelEndpoint
 from stacks.model_function import ModelFunction
+from stacks.shared_endpoint import ModelComponent, SharedEndpoint
 from stacks.rest_api import ModelRestApi
 from stacks.settings import LOG_RETENTION_DAYS, Settings
 
@@ -63,10 +64,21 @@ class ModelApiStack(Stack):
         catalog = settings.model_infos()
         self.endpoints: dict[str, ModelEndpoint] = {}
         self.functions: dict[str, ModelFunction] = {}
+        self.shared = None
+        shared_models = [m for m in settings.catalog if m.hosting == "shared"]
+        if shared_models:
+            first = shared_models[0]
+            self.shared = SharedEndpoint(
+                self, "Shared", instance_type=first.instance_type, instance_count=settings.shared_instances,
+                endpoint_name=settings.shared_endpoint_name,
+                volume_kms_key_arn=None if first.nvme else settings.kms_key_arn, log_retention=retention)
+        self.components: dict[str, ModelComponent] = {}
         for model in settings.catalog:
             endpoint_name = settings.endpoint_name(model)
             endpoint = None
-            if model.existing_endpoint is None:
+            if model.hosting == "shared":
+                endpoint = self.components[model.name] = self._component(model, settings.component_name(model))
+            elif model.existing_endpoint is None:
                 endpoint = self.endpoints[model.name] = self._endpoint(model, endpoint_name, retention)
             self.functions[model.name] = ModelFunction(
                 self, f"{pascal(model.name)}Function",
@@ -98,7 +110,8 @@ class ModelApiStack(Stack):
         self._outputs(catalog)
         self._acknowledge_nag_findings()
 
-    def _endpoint(self, model: ModelSpec, endpoint_name: str, retention) -> ModelEndpoint:
+    def _model_source(self, model: ModelSpec) -> tuple:
+        """(image, model data URL, model data ARN) of a model this stack hosts."""
         artifact = ModelArtifact(self, f"{pascal(model.name)}Code", code_dir=model.code_dir) if model.code else None
         data_url = data_arn = None
         if artifact is not None:
@@ -115,6 +128,18 @@ class ModelApiStack(Stack):
             image = ContainerImage.hugging_face_inference(self, gpu=gpu)
         else:
             image = ContainerImage.from_uri(model.container)
+        return image, data_url, data_arn
+
+    def _component(self, model: ModelSpec, component_name: str) -> ModelComponent:
+        image, data_url, data_arn = self._model_source(model)
+        return self.shared.add_component(
+            pascal(model.name), component_name=component_name, image=image, hosting=hosting_of(model),
+            environment=_model_environment(model, self.settings), model_data_url=data_url, model_data_arn=data_arn,
+            readable_secret_arn=self._hub_token_arn() if model.code_downloads and self.settings.hub_token_secret
+            else None)
+
+    def _endpoint(self, model: ModelSpec, endpoint_name: str, retention) -> ModelEndpoint:
+        image, data_url, data_arn = self._model_source(model)
         return ModelEndpoint(
             self, pascal(model.name),
             endpoint_name=endpoint_name,
@@ -209,8 +234,9 @@ class ModelApiStack(Stack):
                          "<AWS::Region>:<AWS::AccountId>:log-group:*]", "API Gateway's account-wide logging role "
                          "writes the logs of every API in this account and region, whose log groups no stack can "
                          "list in advance (the same scope as AWS's AmazonAPIGatewayPushToCloudWatchLogs)."))
-        for endpoint in self.endpoints.values():
-            acks.append((endpoint.role, "AwsSolutions-IAM5[Resource::*]", "Only ecr:GetAuthorizationToken and "
+        roles = [endpoint.role for endpoint in self.endpoints.values()] + ([self.shared.role] if self.shared else [])
+        for role in roles:
+            acks.append((role, "AwsSolutions-IAM5[Resource::*]", "Only ecr:GetAuthorizationToken and "
                          "cloudwatch:PutMetricData, which AWS allows on '*' alone; the metrics one is scoped by a "
                          "namespace condition."))
         if self.images is not None:

@@ -105,7 +105,7 @@ class ModelSpec:
     code: Optional[str] = None  # repo folder with inference.py, packaged into model.tar.gz at synth time
     container: str = "hf-inference"  # hf-inference[-gpu|-cpu] | tgi | an ECR image URI
     instance_type: str = "ml.g5.xlarge"
-    hosting: str = "realtime"  # realtime | serverless | async (HOSTING_MODES): how SageMaker runs the model
+    hosting: str = "realtime"  # realtime | serverless | async | shared (HOSTING_MODES): how SageMaker runs it
     # realtime and async: the autoscaling floor (-c <model>.instance_count too); None = 1 (realtime), 0 (async)
     min_instances: Optional[int] = None
     # realtime: autoscaling ceiling, None = min_instances (no autoscaling); async: None = 1
@@ -117,9 +117,11 @@ class ModelSpec:
     job_timeout_seconds: int = 900  # async: how long one job may run on the model (1..3600)
     job_ttl_seconds: int = 21600  # async: how long a job may wait in the queue (60..21600)
     max_concurrent_invocations: int = 1  # async: jobs one instance runs at once
+    cpu_cores: float = 1.0  # shared: CPU cores one copy reserves
+    accelerators: Optional[int] = None  # shared: GPUs one copy reserves; None = 1 on a GPU instance, else none
     scale_in_cooldown_seconds: int = 900
     scale_out_cooldown_seconds: int = 300
-    memory_mb: int = 4096  # serverless: 1024..6144 in 1024 steps
+    memory_mb: int = 4096  # serverless: 1024..6144 in 1024 steps; shared: memory one copy reserves
     max_concurrency: int = 5  # serverless: concurrent invocations, 1..200
     provisioned_concurrency: Optional[int] = None  # serverless: kept warm (billed while deployed), <= max_concurrency
     weights_gb: Optional[float] = None  # size of the weights in memory on CPU (fp32); checks serverless memory

@@ -17,7 +17,8 @@ from typing import Any, Mapping, Optional
 
 from stacks.container_images import repository_regions
 from stacks.lambda_source import load_lambda_module
-from stacks.model_catalog import FIELD_ALIASES, OVERRIDABLE, PRESETS, ModelSpec
+from stacks.hosting import shared_fit_problems
+from stacks.model_catalog import FIELD_ALIASES, OVERRIDABLE, PRESETS, ModelSpec, gpu_count, vcpus
 
 _schema = load_lambda_module("model_api.schema")
 _images = load_lambda_module("model_api.images")
@@ -81,6 +82,8 @@ class Settings:
     throttle_burst: int = 5
     daily_quota: int = 1000
     api_logging: str = "account-role"  # see API_LOGGING
+    # Shared hosting: instances of the one endpoint that serves every model with hosting=shared
+    shared_instances: int = 1
     log_retention_days: int = 30
     # Request limits (model_api.schema.ImageLimits): the gateway model, the handler and local mode share them
     max_prompt_chars: int = _limit("max_prompt_chars")
@@ -135,7 +138,7 @@ class Settings:
         """What every function (and local mode) is told about the catalog (model_api.routes.ModelInfo)."""
         return [_routes.ModelInfo(m.name, m.kind, self.endpoint_name(m),
                                   None if m.existing_endpoint is not None or m.hosting == "serverless"
-                                  else m.instance_type, m.hosting)
+                                  else m.instance_type, m.hosting, self.component_name(m))
                 for m in self.catalog]
 
     def model(self, name: str) -> ModelSpec:
@@ -151,6 +154,8 @@ class Settings:
             "MODEL_CATALOG": _routes.catalog_to_json(self.model_infos()),
             "INVOKE_READ_TIMEOUT_SECONDS": str(self.invoke_read_timeout_seconds),
         }
+        if model.hosting == "shared":
+            environment["INFERENCE_COMPONENT"] = self.component_name(model)
         if model.hosting == "async":
             environment.update({"MODEL_HOSTING": "async", "JOB_TIMEOUT_SECONDS": str(model.job_timeout_seconds),
                                 "JOB_TTL_SECONDS": str(model.job_ttl_seconds)})
@@ -165,7 +170,18 @@ class Settings:
         ARNs in lowercase and IAM compares them exactly."""
         if model.existing_endpoint is not None:
             return model.existing_endpoint
+        if model.hosting == "shared":
+            return self.shared_endpoint_name
         return f"{self.stack_name.lower()}-{model.name}"[:63].rstrip("-")
+
+    @property
+    def shared_endpoint_name(self) -> str:
+        """The endpoint every shared model's inference component runs on."""
+        return f"{self.stack_name.lower()}-shared"[:63].rstrip("-")
+
+    def component_name(self, model: ModelSpec) -> Optional[str]:
+        """A shared model's inference component: <stack>-<model> in lowercase (its ARN, like an endpoint's)."""
+        return f"{self.stack_name.lower()}-{model.name}"[:63].rstrip("-") if model.hosting == "shared" else None
 
     @property
     def lambda_timeout_seconds(self) -> int:
@@ -197,6 +213,8 @@ class Settings:
                        "would pass Lambda's 4 KB environment limit); split them over two stacks (stack_name)")
         for model in self.catalog:
             out += model.problems()
+        if not any(p.startswith("model ") for p in out):
+            out += shared_fit_problems(self.catalog, self.shared_instances, vcpus, gpu_count)
         if self.image_expiry_days < 1:
             out.append(f"image_expiry_days must be at least 1 (got {self.image_expiry_days})")
         key = KMS_KEY_ARN.match(self.kms_key_arn) if self.kms_key_arn is not None else None

@@ -173,16 +173,18 @@ class SageMakerEndpoint:
     the toolkit's own pipeline (no code of ours), where a 400 means the pipeline could not take the input."""
 
     def __init__(self, client, endpoint_name: str, inputs_only_fail_400: bool = False, job_timeout_seconds: int = 900,
-                 job_ttl_seconds: int = 21600):
+                 job_ttl_seconds: int = 21600, component: Optional[str] = None):
         self._client = client
         self.endpoint_name = endpoint_name
+        # Shared hosting: the inference component on the endpoint that serves this model (InferenceComponentName).
+        self._target = {"InferenceComponentName": component} if component else {}
         self._inputs_only_fail_400 = inputs_only_fail_400
         self.job_timeout_seconds, self.job_ttl_seconds = job_timeout_seconds, job_ttl_seconds
 
     def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
         try:
             response = self._client.invoke_endpoint(
-                EndpointName=self.endpoint_name, Body=body, ContentType=content_type, Accept=accept
+                EndpointName=self.endpoint_name, Body=body, ContentType=content_type, Accept=accept, **self._target
             )
             body = response["Body"].read(MAX_MODEL_RESPONSE_BYTES + 1)
             if len(body) > MAX_MODEL_RESPONSE_BYTES:

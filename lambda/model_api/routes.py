@@ -36,7 +36,8 @@ class ModelInfo:
     kind: str
     endpoint_name: str
     instance_type: Optional[str] = None  # None for an endpoint the stack did not create
-    hosting: str = "realtime"  # realtime | serverless | async (stacks.hosting)
+    hosting: str = "realtime"  # realtime | serverless | async | shared (stacks.hosting)
+    component: Optional[str] = None  # shared: the inference component on endpoint_name that serves it
 
     @property
     def is_async(self) -> bool:
@@ -49,7 +50,8 @@ class ModelInfo:
     def describe(self, region: str) -> dict:
         return {"name": self.name, "kind": self.kind, "endpoint_name": self.endpoint_name,
                 "runtime_url": self.runtime_url(region), "instance_type": self.instance_type,
-                "hosting": self.hosting, "path": f"/models/{self.name}"}
+                "hosting": self.hosting, "inference_component": self.component,
+                "path": f"/models/{self.name}"}
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,9 @@ class Route:
 
 
 def catalog_to_json(models: Sequence[ModelInfo]) -> str:
-    return json.dumps([asdict(m) for m in models], separators=(",", ":"))
+    """Compact: every Lambda carries it in its 4 KB environment (no component unless the model has one)."""
+    return json.dumps([{k: v for k, v in asdict(m).items() if k != "component" or v is not None} for m in models],
+                      separators=(",", ":"))
 
 
 def catalog_from_env(env: Mapping[str, str]) -> list[ModelInfo]:

@@ -253,3 +253,15 @@ def test_a_model_serves_only_its_own_routes(tgi):
     assert tgi.endpoint.requests == []
     assert sorted(tgi.handler.ROUTES) == [("/endpoint", "GET"), ("/generate", "POST"), ("/models/gpt2-tgi", "POST"),
                                           ("/models/gpt2-tgi/endpoint", "GET")]
+
+
+def test_a_shared_model_names_its_inference_component_in_every_invocation(make_rig):
+    rig = make_rig(MODEL_NAME="minilm", MODEL_KIND="embeddings", MODEL_PROTOCOL="pipeline",
+                   ENDPOINT_NAME="stack-shared", INFERENCE_COMPONENT="stack-minilm")
+    rig.endpoint.returns_json([[[0.1, 0.2], [0.3, 0.4]]])
+    response = rig.call(api_event("POST", {"inputs": "a"}, resource="/embeddings"))
+    assert response["statusCode"] == 200, response["body"]
+    (sent,) = rig.endpoint.requests
+    assert sent["url"].endswith("/endpoints/stack-shared/invocations")
+    component = sent["headers"]["X-Amzn-SageMaker-Inference-Component"]
+    assert (component.decode() if isinstance(component, bytes) else component) == "stack-minilm"

@@ -1,6 +1,7 @@
 """Local mode with models hosted async: POST answers 202 at once, the job runs in the background on the local worker,
 GET /jobs/<job_id> (the status_url) reads its state from the local S3 exactly as deployed, and the finished images
-download through presigned URLs."""
+download through presigned URLs. Beside them, two models shared on one endpoint as inference components answer as
+realtime models do, each through its own component."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ SMALL = {"width": 64, "height": 64, "steps": 1}
 @pytest.fixture(scope="module")
 def local(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("local-async")
-    process = LocalProcess(tmp_path, "--api-key", "k", "-c", "models=stable-diffusion,gpt2-cpu",
+    process = LocalProcess(tmp_path, "--api-key", "k", "-c", "models=stable-diffusion,gpt2-cpu,minilm-embeddings,gpt2-tgi",
                            "-c", "min_size=64", "-c", "stable-diffusion.hosting=async", "-c", "gpt2-cpu.hosting=async",
-                           "-c", "gpt2-cpu.max_instances=2")
+                           "-c", "gpt2-cpu.max_instances=2", "-c", "minilm-embeddings.hosting=shared",
+                           "-c", "gpt2-tgi.hosting=shared", "-c", "minilm-embeddings.instance_type=ml.g5.xlarge",
+                           "-c", "shared_instances=2", "-c", "gpt2-tgi.max_instances=3")
     banner = process.wait_until_serving()
     info = json.loads((tmp_path / "ready.json").read_text())
     info.update(banner=banner, api_key="k")
@@ -101,3 +104,16 @@ def test_make_smoke_submits_and_polls_each_async_model(local):
                 "GET /jobs/<gpt2-cpu job>", "GET /jobs/<unknown id>"):
         assert row in text, row
     assert "FAIL" not in text
+
+
+def test_shared_models_answer_through_their_own_components(local):
+    assert "hosted as inference component of a shared endpoint (1-3 copies, 4096 MB each) on AWS" in local["banner"]
+    status, _, body = request(local, body={"inputs": ["a cyborg tiger", "a robot cat"]}, key="k", path="/embeddings")
+    assert status == 200 and body["dimensions"] == 384, body
+    status, _, body = request(local, body={"inputs": "Once upon a time", "parameters": {"max_new_tokens": 3}},
+                              key="k", path="/models/gpt2-tgi")
+    assert status == 200 and isinstance(body["generated_text"], str), body
+    status, catalog = get(f"{local['api_url']}/endpoint")
+    shared = {m["name"]: m for m in catalog["endpoints"] if m["hosting"] == "shared"}
+    assert {m["endpoint_name"] for m in shared.values()} == {"sagemakermodelapi-shared"}
+    assert shared["gpt2-tgi"]["inference_component"] == "sagemakermodelapi-gpt2-tgi"

@@ -231,7 +231,8 @@ def test_settings_errors_are_reported_not_thrown():
     assert "unknown instance family" in out.getvalue()
 
 
-def deployed(clients, variant: dict, name="sagemakermodelapi-stable-diffusion"):
+def deployed(clients, variant: dict, name="sagemakermodelapi-stable-diffusion", config: dict | None = None,
+             model: str | None = "m"):
     sagemaker = clients.stub("sagemaker")
     sagemaker.add_response("describe_endpoint", {
         "EndpointName": name, "EndpointArn": f"arn:aws:sagemaker:us-east-1:1:endpoint/{name}",
@@ -239,8 +240,9 @@ def deployed(clients, variant: dict, name="sagemakermodelapi-stable-diffusion"):
         "LastModifiedTime": "2026-01-01"}, {"EndpointName": name})
     sagemaker.add_response("describe_endpoint_config", {
         "EndpointConfigName": "c1", "EndpointConfigArn": "arn:aws:sagemaker:us-east-1:1:endpoint-config/c1",
-        "CreationTime": "2026-01-01", "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "m",
-                                                               **variant}]}, {"EndpointConfigName": "c1"})
+        "CreationTime": "2026-01-01", "ProductionVariants": [{"VariantName": "AllTraffic", **variant,
+                                                               **({"ModelName": model} if model else {})}],
+        **(config or {})}, {"EndpointConfigName": "c1"})
 
 
 def scalable(clients, registered: bool, name="sagemakermodelapi-stable-diffusion"):
@@ -276,6 +278,28 @@ def test_switching_between_serverless_and_instances_is_a_blocker(clients):
     deployed(clients, {"ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}, name)
     check, = preflight.hosting_changes(settings(models="minilm-embeddings"), clients, True)
     assert check.status == preflight.BLOCK and "runs serverless" in check.detail
+
+
+def test_switching_between_realtime_async_and_shared_is_a_blocker(clients):
+    deployed(clients, {"InstanceType": "ml.g5.xlarge", "InitialInstanceCount": 1})
+    check, = preflight.hosting_changes(settings(hosting="async"), clients, True)
+    assert check.status == preflight.BLOCK and "runs realtime" in check.detail
+    deployed(clients, {"InstanceType": "ml.g5.xlarge", "InitialInstanceCount": 1},
+             config={"AsyncInferenceConfig": {"OutputConfig": {"S3OutputPath": "s3://b/jobs/output/m"}}})
+    check, = preflight.hosting_changes(settings(), clients, True)
+    assert check.status == preflight.BLOCK and "runs async" in check.detail
+    deployed(clients, {"InstanceType": "ml.g5.xlarge", "InitialInstanceCount": 1}, model=None)
+    check, = preflight.hosting_changes(settings(), clients, True)
+    assert check.status == preflight.BLOCK and "runs shared" in check.detail
+
+
+def test_quotas_count_async_ceilings_and_the_shared_endpoint_once(clients):
+    wanted = preflight.wanted_instances(settings(
+        models="stable-diffusion,gpt2-cpu,minilm-embeddings", **{
+            "stable-diffusion.hosting": "async", "stable-diffusion.max_instances": "3",
+            "gpt2-cpu.hosting": "shared", "minilm-embeddings.hosting": "shared",
+            "minilm-embeddings.instance_type": "ml.m5.xlarge", "shared_instances": "2"}))
+    assert wanted == {"ml.g5.xlarge": 3, "ml.m5.xlarge": 2}
 
 
 def test_hosting_is_not_looked_up_before_the_first_deploy_or_for_a_missing_endpoint(clients):

@@ -1,0 +1,136 @@
+"""hosting=shared: SharedEndpoint and its components on their own (aws_cdk.assertions), the settings' fit checks, and
+the whole app's grants (each Lambda its own component only)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk.assertions import Match, Template
+
+from stacks.container_images import ContainerImage
+from stacks.hosting import Shared
+from stacks.settings import Settings, SettingsError
+from stacks.shared_endpoint import SharedEndpoint
+
+IMAGE_URI = "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-inference:2.6.0-cpu"
+SHARED = {"models": "gpt2-cpu,minilm-embeddings", "gpt2-cpu.hosting": "shared", "minilm-embeddings.hosting": "shared",
+          "minilm-embeddings.instance_type": "ml.m5.xlarge", "gpt2-cpu.max_instances": "3"}
+
+
+def shared_stack():
+    stack = Stack(App(), "T")
+    shared = SharedEndpoint(stack, "Shared", instance_type="ml.m5.xlarge", instance_count=2, endpoint_name="pool")
+    image = ContainerImage.from_uri(IMAGE_URI)
+    a = shared.add_component("A", component_name="pool-a", image=image,
+                             hosting=Shared("ml.m5.xlarge", memory_mb=2048, cpu_cores=1.5, min_instances=1,
+                                            max_instances=4, target_invocations=20))
+    b = shared.add_component("B", component_name="pool-b", image=image,
+                             hosting=Shared("ml.m5.xlarge", memory_mb=1024, accelerators=None, min_instances=2,
+                                            max_instances=2))
+    return stack, shared, a, b
+
+
+def test_the_endpoint_config_names_instances_and_role_but_no_model():
+    stack, shared, _, _ = shared_stack()
+    template = Template.from_stack(stack)
+    config = template.find_resources("AWS::SageMaker::EndpointConfig")
+    (props,) = [c["Properties"] for c in config.values()]
+    assert props["ProductionVariants"] == [{"VariantName": "AllTraffic", "InstanceType": "ml.m5.xlarge",
+                                            "InitialInstanceCount": 2}]
+    assert props["ExecutionRoleArn"] == {"Fn::GetAtt": [stack.get_logical_id(shared.role.node.default_child), "Arn"]}
+    template.resource_count_is("AWS::SageMaker::Endpoint", 1)
+    template.resource_count_is("AWS::SageMaker::Model", 2)
+
+
+def test_each_component_reserves_what_one_copy_needs_and_runs_its_copies():
+    stack, _, a, _ = shared_stack()
+    template = Template.from_stack(stack)
+    template.has_resource_properties("AWS::SageMaker::InferenceComponent", {
+        "InferenceComponentName": "pool-a", "EndpointName": "pool", "VariantName": "AllTraffic",
+        "RuntimeConfig": {"CopyCount": 1},
+        "Specification": Match.object_like({"ComputeResourceRequirements": {
+            "MinMemoryRequiredInMb": 2048, "NumberOfCpuCoresRequired": 1.5}})})
+    template.has_resource_properties("AWS::SageMaker::InferenceComponent", {
+        "InferenceComponentName": "pool-b", "RuntimeConfig": {"CopyCount": 2}})
+    # Copies of a autoscale on invocations per copy; b has a fixed count.
+    template.has_resource_properties("AWS::ApplicationAutoScaling::ScalableTarget", {
+        "MinCapacity": 1, "MaxCapacity": 4, "ResourceId": "inference-component/pool-a",
+        "ScalableDimension": "sagemaker:inference-component:DesiredCopyCount", "ServiceNamespace": "sagemaker"})
+    template.resource_count_is("AWS::ApplicationAutoScaling::ScalableTarget", 1)
+    template.has_resource_properties("AWS::ApplicationAutoScaling::ScalingPolicy", {
+        "TargetTrackingScalingPolicyConfiguration": Match.object_like({
+            "TargetValue": 20, "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "SageMakerInferenceComponentInvocationsPerCopy"}})})
+    assert a.metric("Invocations").dimensions == {"InferenceComponentName": "pool-a"}
+
+
+def test_grant_invoke_names_the_endpoint_and_only_that_component():
+    stack, _, a, _ = shared_stack()
+    role = iam.Role(stack, "Caller", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    a.grant_invoke(role)
+    statements = Template.from_stack(stack).to_json()["Resources"][
+        stack.get_logical_id(role.node.find_child("DefaultPolicy").node.default_child)]["Properties"][
+        "PolicyDocument"]["Statement"]
+    (statement,) = statements
+    assert statement["Action"] == "sagemaker:InvokeEndpoint"
+    resources = json.dumps(statement["Resource"])
+    assert ":endpoint/pool" in resources and ":inference-component/pool-a" in resources
+    assert "pool-b" not in resources
+
+
+def test_add_component_validates_in_one_message():
+    stack, shared, _, _ = shared_stack()
+    with pytest.raises(ValueError) as caught:
+        shared.add_component("C", component_name="Pool_A", image=ContainerImage.from_uri(IMAGE_URI),
+                             hosting=Shared("ml.m5.xlarge", memory_mb=64, cpu_cores=0.1, min_instances=0),
+                             model_data_url="s3://b/k.tar.gz")
+    message = str(caught.value)
+    for part in ("copies", "memory_mb must be at least 128", "cpu_cores must be at least 0.25",
+                 "component_name 'Pool_A'", "model_data_url and model_data_arn go together"):
+        assert part in message, message
+
+
+def test_settings_check_that_the_minimum_copies_fit_the_shared_instances():
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_values({**SHARED, "gpt2-cpu.min_instances": "4", "gpt2-cpu.max_instances": "4"})
+    assert "the shared models' minimum copies need 5 CPU cores; 1 x ml.m5.xlarge has 4" in str(caught.value)
+    assert Settings.from_values({**SHARED, "gpt2-cpu.min_instances": "4", "gpt2-cpu.max_instances": "4",
+                                 "shared_instances": "2"})
+    with pytest.raises(SettingsError, match="shared models must name one instance_type"):
+        Settings.from_values({**SHARED, "minilm-embeddings.instance_type": "ml.m5.large"})
+    with pytest.raises(SettingsError, match="one copy needs 32768 MB of memory; one ml.m5.xlarge has 16384"):
+        Settings.from_values({**SHARED, "gpt2-cpu.memory_mb": "32768"})
+    with pytest.raises(SettingsError, match="cpu_cores and accelerators apply to hosting=shared only"):
+        Settings.from_values({"cpu_cores": "2"})
+
+
+def test_gpu_models_reserve_a_gpu_each_and_must_fit_the_gpus():
+    values = {"models": "gpt2-tgi,chat-embeddings", "gpt2-tgi.hosting": "shared",
+              "chat-embeddings.hosting": "shared"}
+    with pytest.raises(SettingsError, match=r"need 2 accelerators \(GPUs\); 1 x ml.g5.xlarge has 1"):
+        Settings.from_values(values)
+    settings = Settings.from_values({**values, "gpt2-tgi.instance_type": "ml.g5.12xlarge",
+                                     "chat-embeddings.instance_type": "ml.g5.12xlarge"})
+    from stacks.hosting import hosting_of
+    assert [hosting_of(m).accelerators for m in settings.catalog] == [1, 1]
+
+
+def test_the_app_puts_shared_models_on_one_endpoint_and_each_lambda_on_its_component(synth):
+    template = synth(**SHARED)
+    resources = template["Resources"]
+    assert [r["Properties"]["EndpointName"] for r in resources.values() if r["Type"] == "AWS::SageMaker::Endpoint"] \
+        == ["sagemakermodelapi-shared"]
+    functions = {r["Properties"]["Environment"]["Variables"]["MODEL_NAME"]: r["Properties"]["Environment"]["Variables"]
+                 for r in resources.values() if r["Type"] == "AWS::Lambda::Function"
+                 and "MODEL_NAME" in json.dumps(r)}
+    assert functions["gpt2-cpu"]["INFERENCE_COMPONENT"] == "sagemakermodelapi-gpt2-cpu"
+    assert functions["gpt2-cpu"]["ENDPOINT_NAME"] == "sagemakermodelapi-shared"
+    invokes = [s for r in resources.values() if r["Type"] == "AWS::IAM::Policy"
+               for s in r["Properties"]["PolicyDocument"]["Statement"] if s["Action"] == "sagemaker:InvokeEndpoint"]
+    assert len(invokes) == 2
+    for statement in invokes:
+        named = [p for p in json.dumps(statement["Resource"]).split(":inference-component/")[1:]]
+        assert len(named) == 1  # exactly one component per Lambda
