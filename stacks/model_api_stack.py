@@ -29,9 +29,9 @@ from stacks.model_artifact import ModelArtifact
 from stacks.model_catalog import S3_URI, ModelSpec, gpu_count, pascal
 from stacks.model_endpoint import ModelEndpoint
 from stacks.model_function import ModelFunction
-from stacks.shared_endpoint import ModelComponent, SharedEndpoint
 from stacks.rest_api import ModelRestApi
 from stacks.settings import LOG_RETENTION_DAYS, Settings
+from stacks.shared_endpoint import ModelComponent, SharedEndpoint
 
 _routes = load_lambda_module("model_api.routes")
 # Where a model whose code downloads its weights puts them: on SageMaker hosting the instance's large storage (the

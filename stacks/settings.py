@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from stacks.container_images import repository_regions
-from stacks.lambda_source import load_lambda_module
 from stacks.hosting import shared_fit_problems
+from stacks.lambda_source import load_lambda_module
 from stacks.model_catalog import FIELD_ALIASES, OVERRIDABLE, PRESETS, ModelSpec, gpu_count, vcpus
 
 _schema = load_lambda_module("model_api.schema")
