@@ -56,17 +56,8 @@ def parse_args(argv):
 
 
 def hosting_summary(model) -> str:
-    """How a model is hosted once deployed, in a few words (local mode runs every mode the same way)."""
-    config = hosting_of(model)
-    if model.hosting == "serverless":
-        return f"serverless ({config.memory_mb} MB, up to {config.max_concurrency} at once)"
-    if model.hosting == "shared":
-        return (f"as inference component of a shared endpoint ({config.min_instances}-{config.max_instances} "
-                f"copies, {config.memory_mb} MB each)")
-    if model.hosting == "async":
-        return (f"as async jobs on {config.min_instances}-{config.max_instances} x {config.instance_type} "
-                f"(scaled on the backlog)")
-    return f"on {config.min_instances}-{config.max_instances} x {config.instance_type} (autoscaled)"
+    """How a model is hosted once deployed, in a few words (local mode runs every mode on one local worker)."""
+    return hosting_of(model).summary()
 
 
 def read_settings(pairs: list[str]) -> Settings:
@@ -294,7 +285,7 @@ def main(argv=None) -> int:
             if model.hosting == "async":
                 served.append(f"    hosted {hosting_summary(model)} on AWS; here jobs run in the background on one "
                               "local worker (POST answers 202, poll GET /jobs/<job_id>)")
-            elif model.hosting != "realtime" or hosting_of(model).autoscaled:
+            elif hosting_summary(model):
                 served.append(f"    hosted {hosting_summary(model)} on AWS; here one local worker serves it the "
                               "same way")
             if model.kind == "text-to-image" and model.container != "tgi":

@@ -57,18 +57,7 @@ def rows(settings: Settings, region: Optional[str]) -> list[CostRow]:
                                "an endpoint made elsewhere: billed to whoever made it"))
             continue
         line = config.cost(book)
-        if model.hosting == "serverless":
-            instance = f"{config.memory_mb} MB"
-            instances = f"0-{config.max_concurrency} concurrent"
-        elif model.hosting == "shared":
-            instance = f"{config.memory_mb} MB, {config.cpu_cores:g} cores" + (
-                f", {config.accelerators} GPU" if config.accelerators else "")
-            instances = (f"{config.min_instances}-{config.max_instances}" if config.autoscaled
-                         else str(config.min_instances)) + " copies"
-        else:
-            instance = model.instance_type
-            instances = (f"{config.min_instances}-{config.max_instances}" if config.autoscaled
-                         else str(config.min_instances))
+        instance, instances = config.size_label(), config.count_label()
         per_image = seconds_per_default_image(settings, model)
         per_1000 = None
         if per_image is not None:

@@ -18,7 +18,7 @@ from typing import Callable, Optional
 
 from ops import cost, prices
 from stacks.container_images import repository_regions
-from stacks.hosting import hosting_of
+from stacks.hosting import deployed_mode, hosting_of
 from stacks.model_catalog import S3_URI
 from stacks.settings import Settings, SettingsError, load_settings
 
@@ -127,8 +127,9 @@ def wanted_instances(settings: Settings) -> Counter:
     endpoint's instances once (serverless models need none)."""
     wanted: Counter = Counter()
     for model in settings.catalog:
-        if model.existing_endpoint is None and model.hosting in ("realtime", "async"):
-            wanted[model.instance_type] += hosting_of(model).max_instances
+        needs = hosting_of(model).instances() if model.existing_endpoint is None else None
+        if needs:
+            wanted[needs[0]] += needs[1]
     shared = [m for m in settings.catalog if m.hosting == "shared"]
     if shared:  # one endpoint for them all
         wanted[shared[0].instance_type] += settings.shared_instances
@@ -294,9 +295,7 @@ def hosting_changes(settings: Settings, clients, stack_exists: bool) -> list[Che
         endpoint = sagemaker.describe_endpoint(EndpointName=name)  # ValidationException: not deployed yet
         config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
         variant = config["ProductionVariants"][0]
-        deployed = "serverless" if "ServerlessConfig" in variant else \
-            "async" if "AsyncInferenceConfig" in config else \
-            "shared" if "ModelName" not in variant else "realtime"  # inference components: no model on the variant
+        deployed = deployed_mode(config)
         if deployed != model.hosting:
             return [Check(f"hosting {model.name}", BLOCK, f"{name} runs {deployed}; SageMaker cannot switch a "
                           f"deployed endpoint to {model.hosting} in place",

@@ -128,6 +128,31 @@ class Realtime:
         return CostLine(price * self.min_instances, price * self.max_instances,
                         price * self.min_instances * HOURS_PER_MONTH, None)
 
+    # What the rest of the app asks of a mode (cost table, local banner, preflight): one answer per mode.
+    request_seconds: ClassVar[Optional[int]] = None  # a request's own time bound; None: the API call's
+
+    def size_label(self) -> str:
+        return self.instance_type
+
+    def count_label(self) -> str:
+        return f"{self.min_instances}-{self.max_instances}" if self.autoscaled else str(self.min_instances)
+
+    def summary(self) -> Optional[str]:
+        return f"on {self.min_instances}-{self.max_instances} x {self.instance_type} (autoscaled)" \
+            if self.autoscaled else None
+
+    def instances(self) -> Optional[tuple[str, int]]:
+        """(instance type, most instances it may run), for the endpoint-usage quota."""
+        return self.instance_type, self.max_instances
+
+    @staticmethod
+    def runs(config: dict) -> bool:
+        """Whether a DescribeEndpointConfig answer is this mode's (checked after the other modes)."""
+        return True
+
+    def function_environment(self) -> dict:
+        return {}
+
 
 @dataclass(frozen=True)
 class Serverless:
@@ -172,6 +197,27 @@ class Serverless:
         return CostLine(warm * 3600, busy * self.max_concurrency * 3600, warm * SECONDS_PER_MONTH, busy,
                         "provisioned concurrency billed at the on-demand rate (an upper bound)"
                         if self.provisioned_concurrency else "")
+
+    request_seconds: ClassVar[Optional[int]] = None
+
+    def size_label(self) -> str:
+        return f"{self.memory_mb} MB"
+
+    def count_label(self) -> str:
+        return f"0-{self.max_concurrency} concurrent"
+
+    def summary(self) -> Optional[str]:
+        return f"serverless ({self.memory_mb} MB, up to {self.max_concurrency} at once)"
+
+    def instances(self) -> Optional[tuple[str, int]]:
+        return None
+
+    @staticmethod
+    def runs(config: dict) -> bool:
+        return "ServerlessConfig" in config["ProductionVariants"][0]
+
+    def function_environment(self) -> dict:
+        return {}
 
 
 # Asynchronous Inference limits (SageMaker Runtime API reference, InvokeEndpointAsync): InvocationTimeoutSeconds
@@ -260,6 +306,31 @@ class Async:
         return CostLine(price * self.min_instances, price * self.max_instances,
                         price * self.min_instances * HOURS_PER_MONTH, None, note)
 
+    @property
+    def request_seconds(self) -> int:
+        return self.job_timeout_seconds  # a job may run as long as its invocation timeout, not one API call
+
+    def size_label(self) -> str:
+        return self.instance_type
+
+    def count_label(self) -> str:
+        return f"{self.min_instances}-{self.max_instances}" if self.autoscaled else str(self.min_instances)
+
+    def summary(self) -> Optional[str]:
+        return f"as async jobs on {self.min_instances}-{self.max_instances} x {self.instance_type} (scaled on the " \
+               "backlog)"
+
+    def instances(self) -> Optional[tuple[str, int]]:
+        return self.instance_type, self.max_instances
+
+    @staticmethod
+    def runs(config: dict) -> bool:
+        return "AsyncInferenceConfig" in config
+
+    def function_environment(self) -> dict:
+        return {"MODEL_HOSTING": "async", "JOB_TIMEOUT_SECONDS": str(self.job_timeout_seconds),
+                "JOB_TTL_SECONDS": str(self.job_ttl_seconds)}
+
 
 # Memory per vCPU of each instance family (GB), for the shared-instance fit check: g5.xlarge 16 GB on 4 vCPUs, an
 # m5 4 GB, a c5 2 GB, an r5 8 GB per vCPU (instance type pages); the p families round down.
@@ -329,6 +400,30 @@ class Shared:
         """A component's own share is not billed: the shared endpoint's instances are (ops/cost.py bills them once)."""
         return CostLine(0.0, 0.0, 0.0, None, "on the shared endpoint, billed there")
 
+    request_seconds: ClassVar[Optional[int]] = None
+
+    def size_label(self) -> str:
+        return f"{self.memory_mb} MB, {self.cpu_cores:g} cores" + (
+            f", {self.accelerators} GPU" if self.accelerators else "")
+
+    def count_label(self) -> str:
+        return (f"{self.min_instances}-{self.max_instances}" if self.autoscaled else str(self.min_instances)) + \
+            " copies"
+
+    def summary(self) -> Optional[str]:
+        return (f"as inference component of a shared endpoint ({self.min_instances}-{self.max_instances} copies, "
+                f"{self.memory_mb} MB each)")
+
+    def instances(self) -> Optional[tuple[str, int]]:
+        return None  # the shared endpoint's instances are counted once (settings.shared_instances)
+
+    @staticmethod
+    def runs(config: dict) -> bool:
+        return "ModelName" not in config["ProductionVariants"][0]  # components name the models, not the variant
+
+    def function_environment(self) -> dict:
+        return {}
+
 
 def shared_fit_problems(models, instances: int, vcpus_of, gpus_of) -> list[str]:
     """The shared models' minimum copies must fit on the shared endpoint's instances, each copy on one instance.
@@ -364,6 +459,11 @@ def shared_fit_problems(models, instances: int, vcpus_of, gpus_of) -> list[str]:
 
 
 HOSTING_MODES = {mode.name: mode for mode in (Realtime, Serverless, Async, Shared)}
+
+
+def deployed_mode(config: dict) -> str:
+    """The hosting mode a DescribeEndpointConfig answer shows (realtime last: it is what none of the others is)."""
+    return next(mode.name for mode in (Serverless, Async, Shared, Realtime) if mode.runs(config))
 
 
 def hosting_of(model: "ModelSpec"):

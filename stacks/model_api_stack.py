@@ -295,15 +295,14 @@ def _model_environment(model: ModelSpec, settings: Settings) -> dict[str, str]:
         # default; each request is bounded far tighter by the inference code itself (REQUEST_DEADLINE_SECONDS).
         # An async job may run up to job_timeout_seconds: the server must not cut it off first.
         environment["SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS"] = str(
-            max(model.startup_timeout_seconds, model.job_timeout_seconds if model.hosting == "async" else 0))
+            max(model.startup_timeout_seconds, hosting_of(model).request_seconds or 0))
     if model.kind == "text-to-image":  # our inference code, from the repo or inside an s3 artifact
         environment.update({"SD_MAX_SIZE": str(settings.max_size), "SD_MAX_STEPS": str(settings.max_steps),
                             "SD_MAX_IMAGES": str(settings.max_images),
                             # The Lambda stops waiting after its read timeout; the model stops denoising then too,
                             # so an abandoned request does not hold the single worker.
                             "REQUEST_DEADLINE_SECONDS": str(
-                                model.job_timeout_seconds if model.hosting == "async"
-                                else settings.invoke_read_timeout_seconds + 1)})
+                                hosting_of(model).request_seconds or settings.invoke_read_timeout_seconds + 1)})
     if model.kind == "chat":
         environment.update({"CHAT_MAX_NEW_TOKENS": str(settings.max_new_tokens),
                             "EMBEDDINGS_MAX_BATCH": str(settings.max_batch_inputs)})

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from stacks.container_images import repository_regions
-from stacks.hosting import shared_fit_problems
+from stacks.hosting import hosting_of, shared_fit_problems
 from stacks.lambda_source import load_lambda_module
 from stacks.model_catalog import FIELD_ALIASES, OVERRIDABLE, PRESETS, ModelSpec, gpu_count, vcpus
 
@@ -128,7 +128,8 @@ class Settings:
     def image_config_for(self, model: ModelSpec):
         """What an image model's Lambda needs: limits, URL TTL, protocol and the work bound of its instance."""
         # Async: a job may take what its invocation timeout allows, not what one API call may.
-        budget = model.job_timeout_seconds if model.hosting == "async" else self.invoke_read_timeout_seconds
+        config = hosting_of(model)
+        budget = (config and config.request_seconds) or self.invoke_read_timeout_seconds
         return _images.ImageConfig(self.url_ttl_seconds, self.limits, protocol=model.api_protocol,
                                    step_seconds=model.step_seconds,
                                    time_budget_seconds=float(budget),
@@ -156,9 +157,8 @@ class Settings:
         }
         if model.hosting == "shared":
             environment["INFERENCE_COMPONENT"] = self.component_name(model)
-        if model.hosting == "async":
-            environment.update({"MODEL_HOSTING": "async", "JOB_TIMEOUT_SECONDS": str(model.job_timeout_seconds),
-                                "JOB_TTL_SECONDS": str(model.job_ttl_seconds)})
+        if hosting_of(model) is not None:
+            environment.update(hosting_of(model).function_environment())
         if model.kind == "text-to-image":
             config = self.image_config_for(model)
         else:
