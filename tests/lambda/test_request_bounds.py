@@ -183,3 +183,32 @@ def test_an_image_model_speaks_the_toolkit_protocol_unless_told_otherwise():
 
     assert ImageConfig.from_env({}).protocol == "toolkit"
     assert ImageConfig.from_env({"MODEL_PROTOCOL": "jumpstart"}).protocol == "jumpstart"
+
+
+def test_sts_client_signs_in_the_functions_region_with_bounded_retries(monkeypatch):
+    from model_api.aws import sts_client
+
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    client = sts_client({"AWS_REGION": "eu-central-1"})
+    assert client.meta.region_name == "eu-central-1"
+    config = client.meta.config
+    assert (config.connect_timeout, config.read_timeout, config.retries["total_max_attempts"]) == (2, 5, 3)
+
+
+def test_duplicate_keys_are_refused_not_resolved():
+    from model_api.errors import ApiError
+    from model_api.requests import read_json_body
+
+    with pytest.raises(ApiError) as caught:
+        read_json_body({"body": '{"prompt": "", "prompt": "x"}'}, 1000, "{}")
+    assert (caught.value.status, caught.value.message) == (
+        400, "request body is not valid JSON: duplicate key 'prompt' in an object")
+    assert read_json_body({"body": '{"a": {"b": 1}, "b": 2}'}, 1000, "{}") == {"a": {"b": 1}, "b": 2}
+
+
+def test_the_catalog_is_compact_json():
+    from model_api.routes import ModelInfo, catalog_to_json
+
+    text = catalog_to_json([ModelInfo("m", "embeddings", "e")])
+    assert ", " not in text and ": " not in text  # every Lambda carries it in its 4 KB environment

@@ -59,6 +59,13 @@ def test_limits_round_trip_and_check_themselves():
     ({"type": "string", "minLength": 1}, "", "body must not be empty"),
     ({"type": "string", "minLength": 3}, "ab", "body must be at least 3 characters long"),
     ({"type": "string", "maxLength": 2}, "abc", "body must be at most 2 characters long (got 3)"),
+    ({"type": "number", "maximum": 1, "exclusiveMaximum": True}, 1, "body must be less than 1 (got 1)"),
+    ({"type": "number", "minimum": 1, "exclusiveMinimum": True}, 1, "body must be greater than 1 (got 1)"),
 ])
 def test_length_bounds_are_named_with_their_number(schema, instance, problem):
     assert validate(instance, schema) == [problem]
+
+
+def test_an_object_schema_without_properties_takes_any_keys_unless_it_refuses_extras():
+    assert validate({"a": 1}, {"type": "object"}) == []
+    assert validate({"a": 1}, {"type": "object", "additionalProperties": False}) != []

@@ -81,6 +81,7 @@ def test_construct_validates_its_props_in_one_message():
 def test_default_name_is_lowercase_from_the_path_and_grant_and_metrics_use_it():
     stack, endpoint = endpoint_stack()
     assert endpoint.endpoint_name == endpoint.endpoint_name.lower() and "model" in endpoint.endpoint_name
+    assert endpoint.endpoint_name.startswith("t-model-")  # the path's parts joined by hyphens: stack, construct
     role = iam.Role(stack, "Caller", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
     endpoint.grant_invoke(role)
     template = Template.from_stack(stack)
@@ -91,6 +92,10 @@ def test_default_name_is_lowercase_from_the_path_and_grant_and_metrics_use_it():
     assert (latency.metric_name, latency.statistic, latency.namespace) == ("ModelLatency", "p90", "AWS/SageMaker")
     assert latency.dimensions == {"EndpointName": endpoint.endpoint_name, "VariantName": "AllTraffic"}
     assert endpoint.metric_invocation_5xx_errors().metric_name == "Invocation5XXErrors"
+    from aws_cdk import Duration
+    errors = endpoint.metric_invocation_5xx_errors(period=Duration.minutes(5), statistic="Maximum")
+    assert (errors.period.to_minutes(), errors.statistic) == (5, "Maximum")
+    assert endpoint.metric_invocation_4xx_errors(period=Duration.minutes(5)).period.to_minutes() == 5
 
 
 def test_autoscale_twice_is_refused():
@@ -127,6 +132,9 @@ def test_serverless_refuses_gpu_containers_oversized_models_and_instance_fields(
            "at most 6 GB" in message
     assert "min_instances and max_instances apply to realtime hosting" in message
     assert "volume_size_gb does not apply to serverless hosting" in message
+    message = problems(**{"models": "gpt2-cpu", "gpt2-cpu.hosting": "serverless",
+                          "gpt2-cpu.container": "hf-inference-gpu"})
+    assert "model 'gpt2-cpu': container hf-inference-gpu needs a GPU; serverless hosting has none" in message
 
 
 def test_serverless_bounds_and_memory_for_the_weights():

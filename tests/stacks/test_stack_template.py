@@ -287,6 +287,7 @@ def test_lambda_runs_latest_python_on_arm_with_no_bundled_dependencies(template,
     assert props["Architectures"] == ["arm64"]
     assert props["Handler"] == "handler.handler"
     assert props["Timeout"] == 28
+    assert props["MemorySize"] == 512
     assert props["LoggingConfig"]["LogGroup"] == {"Ref": logical_id(template, "AWS::Logs::LogGroup",
                                                                     "StableDiffusionFunction/Logs")}
     env = props["Environment"]["Variables"]
@@ -410,7 +411,10 @@ def test_stage_writes_access_logs_to_a_retained_log_group(template):
     settings = stage["Properties"]["AccessLogSetting"]
     log_group = logical_id(template, "AWS::Logs::LogGroup", "Api/AccessLogs")
     assert settings["DestinationArn"] == {"Fn::GetAtt": [log_group, "Arn"]}
-    assert "$context.requestId" in settings["Format"]
+    assert "$context.requestId" in settings["Format"] and "$context.identity.sourceIp" in settings["Format"]
+    # No caller or user identity fields: they name IAM principals, which a key-based API has no use for.
+    assert "$context.identity.caller" not in settings["Format"]
+    assert "$context.identity.user\"" not in settings["Format"]
     assert template["Resources"][log_group]["Properties"]["RetentionInDays"] == 30
     assert stage["Properties"]["StageName"] == "v1"
 
@@ -422,6 +426,7 @@ def test_gateway_errors_use_the_api_error_shape(template):
     for response_type, (status, code) in GATEWAY_ERRORS.items():
         props = responses[response_type]
         assert props["ResponseTemplates"] == {"application/json": gateway_response_template(code)}
+        assert props["ResponseParameters"]["gatewayresponse.header.Content-Type"] == "'application/json'"
         if not response_type.startswith("DEFAULT_"):
             assert props["StatusCode"] == str(status)
     assert responses["THROTTLED"]["ResponseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
@@ -489,6 +494,8 @@ def test_default_logging_uses_the_accounts_role_and_changes_nothing_account_wide
 def test_create_role_makes_the_account_setting_before_the_stage_and_keeps_both(synth):
     template = synth(api_logging="create-role")
     account_id, account = one(template, "AWS::ApiGateway::Account")
+    # A stable id: a renamed account setting would be a new (retained) resource beside the old one.
+    assert account_id == logical_id(template, "AWS::ApiGateway::Account", "Api/AccountSetting")
     role_id = logical_id(template, "AWS::IAM::Role", "Api/AccountCloudWatchRole")
     assert account["Properties"]["CloudWatchRoleArn"] == {"Fn::GetAtt": [role_id, "Arn"]}
     assert account["DeletionPolicy"] == "Retain" and template["Resources"][role_id]["DeletionPolicy"] == "Retain"
