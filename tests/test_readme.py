@@ -44,3 +44,19 @@ def test_error_table_lists_only_what_the_deployed_api_can_answer():
     # branch is unreachable behind it.
     assert "405" not in {s for s, _ in statuses} and "method_not_allowed" not in api
     assert {"request_too_heavy", "model_rejected_input", "invalid_request", "forbidden", "not_found"} <= codes
+
+
+def test_every_hosting_mode_command_in_the_readme_is_valid_settings():
+    import shlex
+
+    from stacks.settings import load_settings
+
+    section = README.split("### Hosting modes", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r'make (?:local|deploy) (?:LOCAL_ARGS|CDK_ARGS)="([^"]+)"', section)
+    assert len(commands) >= 6
+    modes = set()
+    for command in commands:
+        words = shlex.split(command)
+        pairs = [words[i + 1] for i, word in enumerate(words) if word == "-c"]
+        modes |= {m.hosting for m in load_settings(pairs).catalog}  # raises SettingsError on a bad command
+    assert modes == {"realtime", "serverless", "async", "shared"}
