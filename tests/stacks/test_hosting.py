@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_iam as iam
@@ -132,6 +134,11 @@ def test_serverless_refuses_gpu_containers_oversized_models_and_instance_fields(
            "at most 6 GB" in message
     assert "min_instances and max_instances apply to realtime hosting" in message
     assert "volume_size_gb does not apply to serverless hosting" in message
+    # 12.5 GB * 1.5 + 1 GB of runtime = 19.75 GB: the message converts MB to GB by 1024.
+    message = problems(**{"models": "x", "x.hosting": "serverless", "model_specs": json.dumps(
+        {"x": {"kind": "embeddings", "source": "hub:a/b", "task": "feature-extraction", "weights_gb": 12.5}})})
+    assert "model 'x': about 12.5 GB of weights need ~19.8 GB of memory; serverless hosting offers at most 6 GB" \
+        in message
     message = problems(**{"models": "gpt2-cpu", "gpt2-cpu.hosting": "serverless",
                           "gpt2-cpu.container": "hf-inference-gpu"})
     assert "model 'gpt2-cpu': container hf-inference-gpu needs a GPU; serverless hosting has none" in message

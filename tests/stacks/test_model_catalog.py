@@ -211,7 +211,18 @@ def test_each_model_can_be_tuned_by_name(synth):
     ({"models": "dall-e"}, "unknown model 'dall-e'"),
     ({"models": "stable-diffusion,gpt2-cpu", "instance_type": "ml.g5.2xlarge"},
      "setting 'instance_type' is ambiguous with 2 models"),
-    ({"models": "gpt2-cpu", "gpt2-tgi.instance_type": "ml.g5.2xlarge"}, "names a model that models does not select"),
+    ({"models": "gpt2-cpu", "gpt2-tgi.instance_type": "ml.g5.2xlarge"}, "names a model that models does not select "
+                                                                        "(gpt2-cpu)"),
+    ({"models": "", "gpt2-tgi.instance_type": "ml.g5.2xlarge"}, "names a model that models does not select (none)"),
+    ({"models": "x", "model_specs": '{"x": {"kind": "text-to-image", "source": "endpoint:e", '
+                                    '"code": "models/stable_diffusion/code"}}'},
+     "model 'x': code cannot be deployed to an existing endpoint"),
+    ({"models": "x", "model_specs": '{"x": {"kind": "text-to-image", "source": "hub:a/b", "task": "t", '
+                                    '"seconds_per_step": 0}}'},
+     "model 'x': seconds_per_step must be above 0 and at most 60 (got 0.0)"),
+    ({"models": "x", "model_specs": '{"x": {"kind": "text-to-image", "source": "hub:a/b", "task": "t", '
+                                    '"seconds_per_step": 61}}'},
+     "model 'x': seconds_per_step must be above 0 and at most 60 (got 61.0)"),
     ({"models": "gpt2-tgi", "max_input_tokens": "2048"}, "max_input_tokens must be below max_total_tokens"),
     ({"models": "gpt2-cpu", "max_input_tokens": "2048"}, "apply to the tgi container only"),
     ({"models": "gpt2-cpu", "task": "none"}, "a Hub model without code needs a task"),

@@ -78,6 +78,12 @@ def test_single_problems(values, fragment):
     assert fragment in str(caught.value)
 
 
+def test_lower_bounds_are_inclusive():
+    # A burst of 1 and a quota of 1 are the smallest valid values, not problems.
+    settings = Settings.from_values({"throttle_burst": "1", "daily_quota": "1"})
+    assert (settings.throttle_burst, settings.daily_quota) == (1, 1)
+
+
 def test_region_with_image_override_needs_no_dlc_account():
     uri = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/my-image:1"
     assert Settings.from_values({"region": "eu-west-9", "container": uri}).region == "eu-west-9"
