@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from aws_cdk import App, Stack
+from aws_cdk import App, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 
@@ -94,7 +94,6 @@ def test_default_name_is_lowercase_from_the_path_and_grant_and_metrics_use_it():
     assert (latency.metric_name, latency.statistic, latency.namespace) == ("ModelLatency", "p90", "AWS/SageMaker")
     assert latency.dimensions == {"EndpointName": endpoint.endpoint_name, "VariantName": "AllTraffic"}
     assert endpoint.metric_invocation_5xx_errors().metric_name == "Invocation5XXErrors"
-    from aws_cdk import Duration
     errors = endpoint.metric_invocation_5xx_errors(period=Duration.minutes(5), statistic="Maximum")
     assert (errors.period.to_minutes(), errors.statistic) == (5, "Maximum")
     assert endpoint.metric_invocation_4xx_errors(period=Duration.minutes(5)).period.to_minutes() == 5
