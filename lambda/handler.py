@@ -2,7 +2,8 @@
 and writes one structured log line per request. Everything that reaches AWS is created here, once per container.
 
 Environment: MODEL_NAME, MODEL_KIND, ENDPOINT_NAME, MODEL_CATALOG (all models, for routing and GET /endpoint),
-BUCKET_NAME and SIGNER_ROLE_ARN (image models), and each pipeline's own settings (model_api.images / model_api.text);
+BUCKET_NAME and SIGNER_ROLE_ARN (kinds that store images), and the kind's config (model_api.kinds: ImageConfig or
+model_api.text.TextConfig);
 MODEL_HOSTING=async with JOB_TIMEOUT_SECONDS and JOB_TTL_SECONDS for a model hosted async (BUCKET_NAME holds its
 jobs); INFERENCE_COMPONENT for a shared model (the component it invokes on the shared endpoint).
 """
@@ -15,9 +16,11 @@ import os
 import time
 import uuid
 
-from model_api import aws, images, jobs, routes, text
+from model_api import aws, jobs, routes, text
 from model_api.errors import ApiError
 from model_api.http import error_response, json_response
+from model_api.kinds import kind
+from model_api.kinds import text_to_image as images
 
 log = logging.getLogger("model_api")
 log.setLevel(logging.INFO)
@@ -28,6 +31,7 @@ MODEL = routes.ModelInfo(
     kind=_ENV.get("MODEL_KIND", "text-to-image"),
     endpoint_name=_ENV["ENDPOINT_NAME"],
 )
+KIND = kind(MODEL.kind)
 CATALOG = routes.catalog_from_env(_ENV) or [MODEL]
 REGION = _ENV.get("AWS_REGION", "us-east-1")
 ASYNC = _ENV.get("MODEL_HOSTING") == "async"
@@ -36,34 +40,24 @@ ENDPOINT = aws.SageMakerEndpoint(aws.sagemaker_runtime_client(_ENV), MODEL.endpo
                                  job_timeout_seconds=int(_ENV.get("JOB_TIMEOUT_SECONDS", "900")),
                                  job_ttl_seconds=int(_ENV.get("JOB_TTL_SECONDS", "21600")),
                                  component=_ENV.get("INFERENCE_COMPONENT") or None)
-if MODEL.kind == "text-to-image":
-    IMAGE_CONFIG = images.ImageConfig.from_env(_ENV)
+CONFIG = KIND.config_from_env(_ENV)
+if KIND.stores_images:
     _ENV["SIGNER_ROLE_ARN"]  # required: a deployment error shows at init, not at the first request
     # URLs are signed as the read-only signer role, whose sessions outlive every URL (model_api.aws.UrlSigner); its
     # clients are built in the background, after this one, while the first request waits on the model.
     STORE = aws.S3ImageStore(aws.s3_client(_ENV), _ENV["BUCKET_NAME"],
                              signing=aws.Deferred(lambda env=dict(_ENV): aws.url_signing(
-                                 env, IMAGE_CONFIG.url_ttl_seconds)))
-else:
-    TEXT_CONFIG = text.TextConfig.from_env(_ENV)
-JOBS = aws.S3JobStore(STORE._client if MODEL.kind == "text-to-image" else aws.s3_client(_ENV),
+                                 env, CONFIG.url_ttl_seconds)))
+JOBS = aws.S3JobStore(STORE._client if KIND.stores_images else aws.s3_client(_ENV),
                       _ENV["BUCKET_NAME"]) if ASYNC else None
 
 
-def _images(event: dict, request_id: str) -> dict:
-    return images.generate_images(event, IMAGE_CONFIG, ENDPOINT, STORE, request_id=request_id)
-
-
-def _generate(event: dict, request_id: str) -> dict:
-    return text.generate_text(event, TEXT_CONFIG, ENDPOINT, request_id=request_id)
-
-
-def _embeddings(event: dict, request_id: str) -> dict:
-    return text.embed(event, TEXT_CONFIG, ENDPOINT, request_id=request_id)
-
-
-def _chat(event: dict, request_id: str) -> dict:
-    return text.chat(event, TEXT_CONFIG, ENDPOINT, request_id=request_id)
+def _action(event: dict, request_id: str) -> dict:
+    """A synchronous action of the model's kind."""
+    action = KIND.action(ROUTES[_key(event)])
+    if action.finish is None:  # images: stored, answered with presigned URLs
+        return images.generate_images(event, CONFIG, ENDPOINT, STORE, request_id=request_id)
+    return text.run(action.prepare(event, CONFIG), ENDPOINT, action.finish, request_id)
 
 
 def _endpoint(event: dict, request_id: str) -> dict:
@@ -77,26 +71,29 @@ def _catalog(event: dict, request_id: str) -> dict:
 
 def _submit(event: dict, request_id: str) -> dict:
     """Any action of an async model: validate as the synchronous route does, then queue it (202)."""
-    action = ROUTES[_key(event)]
-    if action == "images":
-        _, call = images.prepare_images(event, IMAGE_CONFIG)
-    else:
-        call = text.JOB_ACTIONS[action][0](event, TEXT_CONFIG)
-    return jobs.submit(call, model=MODEL.name, action=action, endpoint=ENDPOINT, store=JOBS, event=event,
-                       request_id=request_id)
+    action = KIND.action(ROUTES[_key(event)])
+    return jobs.submit(action.prepare(event, CONFIG), model=MODEL.name, action=action.name, endpoint=ENDPOINT,
+                       store=JOBS, event=event, request_id=request_id)
+
+
+def _job_action(record: jobs.JobRecord):
+    """The action a job ran, from the kind of the model that ran it (GET /jobs/<id> reads every model's jobs)."""
+    model = next((m for m in CATALOG if m.name == record.model), MODEL)
+    return kind(model.kind).action(record.action)
 
 
 def _finish(record: jobs.JobRecord, answer: bytes, load_input) -> dict:
-    if record.action == "images":
-        if MODEL.kind != "text-to-image":  # cannot happen: routes.job_reader picks an image model when one is async
+    action = _job_action(record)
+    if action.finish is None:
+        if not KIND.stores_images:  # cannot happen: routes.job_reader picks an image model when one is async
             raise ApiError(500, "misconfigured", "this function cannot store images (deployment error)")
-        return images.store_job_images(record, answer, load_input, IMAGE_CONFIG, STORE)
-    return text.JOB_ACTIONS[record.action][1](answer, record.meta)
+        return images.store_job_images(record, answer, load_input, CONFIG, STORE)
+    return action.finish(answer, record.meta)
 
 
 def _respond(record: jobs.JobRecord, result: dict) -> dict:
-    if record.action == "images":
-        return images.job_images_body(record, result, IMAGE_CONFIG, STORE)
+    if _job_action(record).finish is None:
+        return images.job_images_body(record, result, CONFIG, STORE)
     return {**result, "request_id": record.request_id}
 
 
@@ -106,10 +103,8 @@ def _job(event: dict, request_id: str) -> dict:
                        model=None if path == routes.JOB_PATH else MODEL.name)
 
 
-PIPELINES = {"images": _images, "generate": _generate, "embeddings": _embeddings, "chat": _chat,
-             "endpoint": _endpoint, "catalog": _catalog, "job": _job}
-# The actions that queue a job when the model is hosted async (answered 202).
-JOB_SUBMITTING = {"images", "generate", "embeddings", "chat"}
+# The routes' own actions; every other action is the kind's (synchronous, or queued as a job when hosted async).
+PIPELINES = {"endpoint": _endpoint, "catalog": _catalog, "job": _job}
 # (path, method) -> action, for the routes this model serves.
 ROUTES = {(r.path, r.method): r.action for r in routes.routes(CATALOG) if r.model == MODEL.name}
 
@@ -123,9 +118,9 @@ def _route(event: dict):
     path, method = _key(event)
     action = ROUTES.get((path, method))
     if action is not None:
-        if ASYNC and action in JOB_SUBMITTING:
-            return _submit, 202
-        return PIPELINES[action], 200
+        if action in PIPELINES:
+            return PIPELINES[action], 200
+        return (_submit, 202) if ASYNC else (_action, 200)
     allowed = sorted(m for p, m in ROUTES if p == path)
     if allowed:
         raise ApiError(405, "method_not_allowed", f"method {method or '(none)'} is not allowed on {path}; "

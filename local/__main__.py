@@ -88,9 +88,11 @@ def _per_model(values: list[str], catalog, what: str) -> dict[str, str]:
 
 def tiny_weights(model, cache_dir: Path) -> tuple[Path, str]:
     """Offline weights that fit a model's kind: built once and cached, or shipped by a package."""
+    from model_api.kinds import KINDS
+
     from local import tiny_models
 
-    if model.kind == "text-to-image":
+    if KINDS[model.kind].stores_images:
         folder, build = cache_dir / "models" / "tiny-stable-diffusion", tiny_models.build_tiny_stable_diffusion
         description = ("a tiny RANDOM-WEIGHT Stable Diffusion: it draws noise, not pictures "
                        "(--model-dir for real weights)")
@@ -288,7 +290,7 @@ def main(argv=None) -> int:
             elif hosting_summary(model):
                 served.append(f"    hosted {hosting_summary(model)} on AWS; here one local worker serves it the "
                               "same way")
-            if model.kind == "text-to-image" and model.container != "tgi":
+            if settings.stores_images(model) and model.container != "tgi":
                 served.append("    " + image_time_estimate(endpoint_server.models[served_as],
                                                            settings.limits))
 
@@ -326,15 +328,14 @@ def main(argv=None) -> int:
                 "endpoints": {i.name: i.endpoint_name for i in infos}}))
         paths = sorted({f"{r.method} {r.path}" for r in routes}, key=lambda p: (p.split()[1], p))
         first = infos[0]
-        action = api_routes.ACTIONS[first.kind][0]
-        example = api_routes.EXAMPLE_BODIES[action]
+        action = api_routes.main_action(first.kind)
         print("\nLocal Model API is serving:\n" + "\n".join(served) + "\n\n"
               f"  API:        {api_url}   routes: {', '.join(paths)}\n"
               f"  API key:    {api_key}\n"
               f"  S3:         {s3_url} (bucket {BUCKET}; presigned URLs point here)\n"
               f"  SageMaker:  {endpoint_url} (/endpoints/<name>/invocations; /ping, /invocations)\n\n"
-              f"Try:\n  curl -s -H 'x-api-key: {api_key}' -d '{example}' "
-              f"{api_url}{api_routes.SHORT_PATHS[action]}\n\n"
+              f"Try:\n  curl -s -H 'x-api-key: {api_key}' -d '{action.example}' "
+              f"{api_url}{action.short_path}\n\n"
               "Ctrl-C stops everything.", flush=True)
         while not stop.wait(0.5):
             pass

@@ -41,7 +41,7 @@ class CostRow:
 def seconds_per_default_image(settings: Settings, model) -> Optional[float]:
     """Seconds one default image (default size and steps) takes on the model's instance, from its step time."""
     step = model.step_seconds
-    if model.kind != "text-to-image" or step is None:
+    if not settings.stores_images(model) or step is None:
         return None
     limits = settings.limits
     return step * limits.default_steps * (limits.default_size / 512) ** 2
@@ -69,17 +69,20 @@ def rows(settings: Settings, region: Optional[str]) -> list[CostRow]:
         monthly = [None if h is None else h * HOURS_PER_MONTH for h in (line.hourly_min, line.hourly_max)]
         out.append(CostRow(model.name, model.hosting, instance, instances, line.hourly_min, line.hourly_max,
                            monthly[0], monthly[1], line.idle_monthly, per_1000, line.note))
-    shared = [m for m in settings.catalog if m.hosting == "shared"]
-    if shared:  # the instances every shared model runs on, billed once
-        instance_type, count = shared[0].instance_type, settings.shared_instances
-        price = book.hourly(instance_type)
-        hourly = None if price is None else price * count
-        out.append(CostRow("shared endpoint", "shared", instance_type, str(count), hourly, hourly,
-                           None if hourly is None else hourly * HOURS_PER_MONTH,
-                           None if hourly is None else hourly * HOURS_PER_MONTH,
-                           None if hourly is None else hourly * HOURS_PER_MONTH, None,
-                           f"{instance_type}: not in the price table" if price is None
-                           else f"serves {', '.join(m.name for m in shared)}"))
+    fleet = settings.shared_fleet
+    if fleet is not None:  # the instances every shared model runs on, billed once
+        shared = [m.name for m in settings.catalog if m.hosting == "shared"]
+        price = book.hourly(fleet.instance_type)
+        low = fleet.idle_instances()
+        hourly = [None if price is None else price * n for n in (low, fleet.maximum)]
+        idle = None if price is None else price * fleet.idle_instances() * HOURS_PER_MONTH
+        count = str(low) if low == fleet.maximum else f"{low}-{fleet.maximum}"
+        note = f"{fleet.instance_type}: not in the price table" if price is None else f"serves {', '.join(shared)}"
+        if fleet.all_to_zero and price is not None:
+            note += "; scales to zero when idle (a request then waits minutes for an instance)"
+        out.append(CostRow("shared endpoint", "shared", fleet.instance_type, count, hourly[0], hourly[1],
+                           None if hourly[0] is None else hourly[0] * HOURS_PER_MONTH,
+                           None if hourly[1] is None else hourly[1] * HOURS_PER_MONTH, idle, None, note))
     return out
 
 

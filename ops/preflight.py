@@ -130,9 +130,9 @@ def wanted_instances(settings: Settings) -> Counter:
         needs = hosting_of(model).instances() if model.existing_endpoint is None else None
         if needs:
             wanted[needs[0]] += needs[1]
-    shared = [m for m in settings.catalog if m.hosting == "shared"]
-    if shared:  # one endpoint for them all
-        wanted[shared[0].instance_type] += settings.shared_instances
+    fleet = settings.shared_fleet
+    if fleet is not None:  # one endpoint for them all, at its most
+        wanted[fleet.instance_type] += fleet.maximum
     return wanted
 
 

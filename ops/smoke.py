@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 import urllib.error
@@ -27,20 +26,10 @@ from typing import Callable, Optional
 from stacks.lambda_source import load_lambda_module
 
 _routes = load_lambda_module("model_api.routes")
-_images = load_lambda_module("model_api.images")
+_kinds = load_lambda_module("model_api.kinds")
 
-VALID = {
-    "images": {"prompt": "a red apple on a wooden table", "width": 256, "height": 256, "steps": 4, "seed": 7},
-    "generate": {"inputs": "The capital of France is", "parameters": {"max_new_tokens": 8}},
-    "embeddings": {"inputs": ["a cyborg tiger", "a robot cat"]},
-    "chat": {"messages": [{"role": "user", "content": "Say hello."}], "parameters": {"max_new_tokens": 8}},
-}
-INVALID = {
-    "images": {"prompt": "x", "width": 100000},
-    "generate": {"inputs": "x", "parameters": {"temperature": -1}},
-    "embeddings": {"inputs": []},
-    "chat": {"messages": [{"role": "robot", "content": "x"}]},
-}
+# What the smoke test sends and checks, per action: each kind's own (lambda/model_api/kinds).
+ACTIONS = _kinds.actions()
 
 
 @dataclass
@@ -87,27 +76,7 @@ def fetch(url: str, timeout: float = 60) -> bytes:
 
 def check_answer(action: str, answer: dict, fetcher: Callable[[str], bytes]) -> str:
     """'' when the answer is right for the action, else what is wrong."""
-    if action == "images":
-        images = answer.get("images") or []
-        if len(images) != 1:
-            return f"expected 1 image, got {len(images)}"
-        for image in images:
-            data = fetcher(image["url"])
-            if not (_images.is_complete_png(data) or _images.is_complete_jpeg(data)):
-                return f"{image['key']} is not a complete PNG/JPEG ({len(data)} bytes)"
-        return ""
-    if action == "generate":
-        return "" if isinstance(answer.get("generated_text"), str) else "no generated_text"
-    if action == "chat":
-        return "" if isinstance(answer.get("reply"), str) else "no reply"
-    if action == "embeddings":
-        vectors = answer.get("embeddings") or []
-        if len(vectors) != 2 or len({len(v) for v in vectors}) != 1:
-            return "expected 2 vectors of one size"
-        if any(abs(math.sqrt(sum(x * x for x in v)) - 1) > 1e-3 for v in vectors):
-            return "vectors are not unit length"
-        return ""
-    return ""
+    return ACTIONS[action].check(answer, fetcher) if action in ACTIONS else ""
 
 
 def error_shape(answer) -> str:
@@ -144,10 +113,10 @@ def run(api: Api, fetcher: Callable[[str], bytes] = fetch, only: Optional[set] =
                    "" if status != 200 or (answer or {}).get("name") == route.model else "wrong model described")
             continue
         if route.method == "GET":  # images by query string
-            query = "?" + urllib.parse.urlencode({k: v for k, v in VALID["images"].items()})
+            query = "?" + urllib.parse.urlencode(ACTIONS[route.action].smoke)
             status, answer, _, ms = api.call("GET", route.path, query=query)
         else:
-            status, answer, _, ms = api.call("POST", route.path, VALID[route.action])
+            status, answer, _, ms = api.call("POST", route.path, ACTIONS[route.action].smoke)
         if route.model in hosted_async:
             job_id = (answer or {}).get("job_id") if status == 202 else None
             if job_id:
@@ -158,7 +127,7 @@ def run(api: Api, fetcher: Callable[[str], bytes] = fetch, only: Optional[set] =
             note = check_answer(route.action, answer or {}, fetcher) if status == 200 else error_text(answer)
             record(route.method, route.path, status, ms, 200, note)
         if route.method == "POST":
-            for body, what in ((INVALID[route.action], "invalid"), ({}, "empty")):
+            for body, what in ((ACTIONS[route.action].smoke_invalid, "invalid"), ({}, "empty")):
                 status, answer, _, ms = api.call("POST", route.path, body)
                 record("POST", f"{route.path} ({what} body)", status, ms, 400, error_shape(answer))
     for model, (action, job_id) in first_jobs.items():
@@ -185,7 +154,7 @@ def run(api: Api, fetcher: Callable[[str], bytes] = fetch, only: Optional[set] =
         status, answer, _, ms = api.call("GET", f"{_routes.JOB_PATH.split('{')[0]}{'0' * 32}")
         record("GET", "/jobs/<unknown id>", status, ms, 404, error_shape(answer))
     first = _routes.routes(infos)[0]
-    status, answer, _, ms = api.call(first.method, first.path, VALID[first.action] if first.method == "POST" else None,
+    status, answer, _, ms = api.call(first.method, first.path, ACTIONS[first.action].smoke if first.method == "POST" else None,
                                      key=None, query="" if first.method == "POST" else "?prompt=x")
     record(first.method, f"{first.path} (no key)", status, ms, 403, error_shape(answer))
     status, answer, _, ms = api.call("GET", "/no-such-route")

@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Optional, Protocol
 
+from stacks.lambda_source import load_lambda_module
+
 if TYPE_CHECKING:
     from stacks.model_catalog import ModelSpec
 
@@ -30,11 +32,20 @@ HOURS_PER_MONTH = 730
 JOB_PREFIX = "jobs/"
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
 
-# Default autoscaling target, SageMakerVariantInvocationsPerInstance (invocations per instance per minute), per kind:
-# about half of what one instance serves flat out, so a second instance starts before requests queue. An image at
-# 30 steps takes ~3 s on a g5 (~20/min); a short generation or chat reply ~1 s; an embeddings batch ~50 ms.
-TARGET_INVOCATIONS = {"text-to-image": 10.0, "text-generation": 30.0, "chat": 30.0, "embeddings": 300.0}
+# Default autoscaling targets per kind, each kind's own (lambda/model_api/kinds): SageMakerVariantInvocationsPerInstance
+# (invocations per instance per minute, realtime and per copy for shared) and jobs waiting per instance (async).
+_KINDS = load_lambda_module("model_api.kinds").KINDS
+
+
+def _kind_target(model: "ModelSpec", name: str) -> float:
+    """A kind's default target (read when settings are built: a kind registered later counts too)."""
+    return getattr(_KINDS[model.kind], name) if model.kind in _KINDS else 10.0
 MAX_INSTANCES = 100  # a bound on a typo, far above any default quota
+# Memory one copy of a shared model reserves by default. The reservation schedules copies, it does not cap them; and
+# what the scheduler offers is far below the instance's memory: on ml.g5.xlarge (16 GiB) 1024 MB was accepted and
+# 4096 MB refused, "There is not enough hardware resources on the instances for this endpoint to create a copy of the
+# inference component" (third-party measurement, July 2026: huggingface skills, SageMaker deployment notes).
+SHARED_MEMORY_MB = 1024
 
 # Serverless Inference limits (SageMaker API reference, ProductionVariantServerlessConfig; Developer Guide, "Invoke
 # a serverless endpoint"): memory 1024..6144 MB in 1 GB steps, 1..200 concurrent invocations, provisioned
@@ -90,7 +101,7 @@ class Realtime:
         low = 1 if model.min_instances is None else model.min_instances
         return cls(instance_type=model.instance_type, min_instances=low,
                    max_instances=low if model.max_instances is None else model.max_instances,
-                   target_invocations=TARGET_INVOCATIONS.get(model.kind, 10.0) if model.target_invocations is None
+                   target_invocations=_kind_target(model, "target_invocations") if model.target_invocations is None
                    else model.target_invocations,
                    scale_in_cooldown_seconds=model.scale_in_cooldown_seconds,
                    scale_out_cooldown_seconds=model.scale_out_cooldown_seconds,
@@ -165,8 +176,8 @@ class Serverless:
 
     @classmethod
     def from_model(cls, model: "ModelSpec") -> "Serverless":
-        return cls(memory_mb=model.memory_mb, max_concurrency=model.max_concurrency,
-                   provisioned_concurrency=model.provisioned_concurrency)
+        return cls(memory_mb=cls.memory_mb if model.memory_mb is None else model.memory_mb,
+                   max_concurrency=model.max_concurrency, provisioned_concurrency=model.provisioned_concurrency)
 
     autoscaled: ClassVar[bool] = False
 
@@ -229,8 +240,6 @@ class Serverless:
 JOB_TIMEOUT_SECONDS = (1, 3600)
 JOB_TTL_SECONDS = (60, 21600)
 MAX_CONCURRENT_INVOCATIONS = 1000
-# Default backlog per instance to aim for: jobs waiting per running instance before another starts.
-TARGET_BACKLOG = {"text-to-image": 5.0, "text-generation": 20.0, "chat": 20.0, "embeddings": 100.0}
 
 
 @dataclass(frozen=True)
@@ -257,7 +266,7 @@ class Async:
         return cls(instance_type=model.instance_type,
                    min_instances=0 if model.min_instances is None else model.min_instances,
                    max_instances=1 if model.max_instances is None else model.max_instances,
-                   target_backlog=TARGET_BACKLOG.get(model.kind, 5.0) if model.target_backlog is None
+                   target_backlog=_kind_target(model, "target_backlog") if model.target_backlog is None
                    else model.target_backlog,
                    max_concurrent_invocations=model.max_concurrent_invocations,
                    job_timeout_seconds=model.job_timeout_seconds, job_ttl_seconds=model.job_ttl_seconds,
@@ -343,11 +352,18 @@ MEMORY_GB_PER_VCPU = {"t2": 4, "m4": 4, "m5": 4, "m5d": 4, "m6i": 4, "m6id": 4, 
 @dataclass(frozen=True)
 class Shared:
     """One model's inference component on the deployment's shared endpoint: what one copy reserves, and how many
-    copies run (autoscaled on SageMakerInferenceComponentInvocationsPerCopy when max_instances > min_instances)."""
+    copies run (autoscaled on SageMakerInferenceComponentInvocationsPerCopy when max_instances > min_instances;
+    min_instances 0 scales to zero copies when idle, and a request that finds none starts one).
+
+    Scale to zero (SageMaker Developer Guide, "Scale an endpoint to zero instances"): only endpoints that host
+    inference components can; the endpoint's variant needs ManagedInstanceScaling with MinInstanceCount 0, the
+    component a scalable target with minimum 0, and, since target tracking cannot scale out from zero copies, a step
+    policy on an alarm of NoCapacityInvocationFailures (emitted when a request finds no copy). A component cannot be
+    created with 0 copies (reported: "copy count an integer larger than 0"), so it starts with one and scales in."""
 
     name: ClassVar[str] = "shared"
     instance_type: str
-    memory_mb: int = 4096
+    memory_mb: int = SHARED_MEMORY_MB
     cpu_cores: float = 1.0
     accelerators: Optional[int] = None
     min_instances: int = 1  # copies
@@ -360,11 +376,15 @@ class Shared:
     @classmethod
     def from_model(cls, model: "ModelSpec") -> "Shared":
         low = 1 if model.min_instances is None else model.min_instances
-        return cls(instance_type=model.instance_type, memory_mb=model.memory_mb, cpu_cores=model.cpu_cores,
+        return cls(instance_type=model.instance_type,
+                   memory_mb=SHARED_MEMORY_MB if model.memory_mb is None else model.memory_mb,
+                   cpu_cores=model.cpu_cores,
                    accelerators=model.accelerators if model.accelerators is not None
                    else (1 if model.gpu and model.container != "hf-inference-cpu" else None),
-                   min_instances=low, max_instances=low if model.max_instances is None else model.max_instances,
-                   target_invocations=TARGET_INVOCATIONS.get(model.kind, 10.0) if model.target_invocations is None
+                   # min 0 alone means "up to one copy when used".
+                   min_instances=low, max_instances=max(low, 1) if model.max_instances is None
+                   else model.max_instances,
+                   target_invocations=_kind_target(model, "target_invocations") if model.target_invocations is None
                    else model.target_invocations,
                    scale_in_cooldown_seconds=model.scale_in_cooldown_seconds,
                    scale_out_cooldown_seconds=model.scale_out_cooldown_seconds,
@@ -374,11 +394,15 @@ class Shared:
     def autoscaled(self) -> bool:
         return self.max_instances > self.min_instances
 
+    @property
+    def initial_copies(self) -> int:
+        return max(1, self.min_instances)
+
     def problems(self) -> list[str]:
         out = []
-        if not 1 <= self.min_instances <= self.max_instances <= MAX_INSTANCES:
-            out.append(f"copies (min_instances, max_instances) must satisfy 1 <= min <= max <= {MAX_INSTANCES} "
-                       f"(got {self.min_instances} and {self.max_instances})")
+        if not (0 <= self.min_instances <= self.max_instances <= MAX_INSTANCES and self.max_instances >= 1):
+            out.append(f"copies (min_instances, max_instances) must satisfy 0 <= min <= max <= {MAX_INSTANCES}, "
+                       f"max >= 1 (got {self.min_instances} and {self.max_instances})")
         if self.memory_mb < 128:
             out.append(f"memory_mb must be at least 128 for a shared model (got {self.memory_mb})")
         if not self.cpu_cores >= 0.25:
@@ -412,7 +436,7 @@ class Shared:
 
     def summary(self) -> Optional[str]:
         return (f"as inference component of a shared endpoint ({self.min_instances}-{self.max_instances} copies, "
-                f"{self.memory_mb} MB each)")
+                f"{self.memory_mb} MB each" + ("; scales to zero when idle" if self.min_instances == 0 else "") + ")")
 
     def instances(self) -> Optional[tuple[str, int]]:
         return None  # the shared endpoint's instances are counted once (settings.shared_instances)
@@ -440,8 +464,7 @@ def shared_fit_problems(models, instances: int, vcpus_of, gpus_of) -> list[str]:
                 "cpu_cores": vcpus_of(instance_type), "accelerators": gpus_of(instance_type)}
     out = []
     if not 1 <= instances <= MAX_INSTANCES:
-        out.append(f"shared_instances must be from 1 to {MAX_INSTANCES} (got {instances})")
-        return out
+        return out  # SharedFleet.problems says so
     for field_name, label in (("memory_mb", "MB of memory"), ("cpu_cores", "CPU cores"),
                               ("accelerators", "accelerators (GPUs)")):
         if not capacity[field_name] and field_name != "accelerators":
@@ -456,6 +479,46 @@ def shared_fit_problems(models, instances: int, vcpus_of, gpus_of) -> list[str]:
             out.append(f"the shared models' minimum copies need {needed:g} {label}; {instances} x {instance_type} "
                        f"has {capacity[field_name] * instances:g}: raise shared_instances or lower the copies")
     return out
+
+
+@dataclass(frozen=True)
+class SharedFleet:
+    """The shared endpoint's instances: `initial` to start with, up to `maximum` as the copies need room (SageMaker
+    managed instance scaling), down to 0 when every copy has scaled in if any shared model may scale to zero."""
+
+    instance_type: str
+    initial: int
+    maximum: int
+    to_zero: bool  # a shared model may scale to zero copies: MinInstanceCount 0
+    all_to_zero: bool  # every shared model may: idle, no instance runs
+
+    @classmethod
+    def of(cls, models, instances: int, max_instances: Optional[int]) -> Optional["SharedFleet"]:
+        shared = [Shared.from_model(m) for m in models if m.hosting == "shared"]
+        if not shared:
+            return None
+        return cls(shared[0].instance_type, instances, instances if max_instances is None else max_instances,
+                   any(c.min_instances == 0 for c in shared), all(c.min_instances == 0 for c in shared))
+
+    @property
+    def minimum(self) -> int:
+        return 0 if self.to_zero else self.initial
+
+    @property
+    def managed(self) -> bool:
+        """Managed instance scaling on: instances follow the copies (between minimum and maximum)."""
+        return self.to_zero or self.maximum > self.initial
+
+    def problems(self) -> list[str]:
+        if not 1 <= self.initial <= self.maximum <= MAX_INSTANCES:
+            return [f"shared_instances and shared_max_instances must satisfy 1 <= shared_instances <= "
+                    f"shared_max_instances <= {MAX_INSTANCES} (got {self.initial} and {self.maximum})"]
+        return []
+
+    def idle_instances(self) -> int:
+        """Instances billed with no traffic: none if every shared model scales to zero, else the initial count (an
+        estimate: managed scaling may pack the remaining copies onto fewer)."""
+        return 0 if self.all_to_zero else self.initial
 
 
 HOSTING_MODES = {mode.name: mode for mode in (Realtime, Serverless, Async, Shared)}
@@ -493,17 +556,19 @@ def hosting_problems(model: "ModelSpec") -> list[str]:
             out.append(p + f"about {model.weights_gb:g} GB of weights need ~"
                            f"{serverless_memory_needed_mb(model.weights_gb) / 1024:.1f} GB of memory; serverless "
                            f"hosting offers at most {SERVERLESS_MEMORY_MB[-1] // 1024} GB: use hosting=realtime")
-        elif serverless_memory_needed_mb(model.weights_gb) > model.memory_mb:
+        elif serverless_memory_needed_mb(model.weights_gb) > Serverless.from_model(model).memory_mb:
             out.append(p + f"about {model.weights_gb:g} GB of weights need ~"
                            f"{serverless_memory_needed_mb(model.weights_gb) / 1024:.1f} GB of memory; memory_mb is "
-                           f"{model.memory_mb}: raise it")
+                           f"{Serverless.from_model(model).memory_mb}: raise it")
         if model.max_instances is not None or model.min_instances is not None:
             out.append(p + "min_instances and max_instances apply to realtime hosting; serverless scales on its own "
                            "up to max_concurrency")
     elif model.provisioned_concurrency is not None:
         out.append(p + "provisioned_concurrency applies to serverless hosting only")
+    if model.hosting not in ("serverless", "shared") and model.memory_mb is not None:
+        out.append(p + "memory_mb applies to hosting=serverless and shared only (an instance's memory is its type's)")
     if model.hosting == "async":
-        if model.kind == "text-to-image" and model.protocol == "jumpstart":
+        if model.protocol == "jumpstart":
             out.append(p + "hosting=async serves this app's own image code, not the JumpStart protocol")
     else:
         for name, default in (("target_backlog", None), ("job_timeout_seconds", 900), ("job_ttl_seconds", 21600),

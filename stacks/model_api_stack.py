@@ -56,7 +56,7 @@ class ModelApiStack(Stack):
         key = kms.Key.from_key_arn(self, "ImageKey", settings.kms_key_arn) if settings.kms_key_arn else None
         self.images = None
         hosts_jobs = any(m.hosting == "async" for m in settings.catalog)
-        if hosts_jobs or any(m.kind == "text-to-image" for m in settings.catalog):
+        if hosts_jobs or any(settings.stores_images(m) for m in settings.catalog):
             # One bucket for images and async jobs: both expire after image_expiry_days, under their own prefixes.
             self.images = ImageBucket(self, "Images", expiry_days=settings.image_expiry_days, encryption_key=key,
                                       job_prefix=JOB_PREFIX if hosts_jobs else None,
@@ -68,8 +68,10 @@ class ModelApiStack(Stack):
         shared_models = [m for m in settings.catalog if m.hosting == "shared"]
         if shared_models:
             first = shared_models[0]
+            fleet = settings.shared_fleet
             self.shared = SharedEndpoint(
-                self, "Shared", instance_type=first.instance_type, instance_count=settings.shared_instances,
+                self, "Shared", instance_type=first.instance_type, instance_count=fleet.initial,
+                max_instance_count=fleet.maximum, scale_to_zero=fleet.to_zero,
                 endpoint_name=settings.shared_endpoint_name,
                 volume_kms_key_arn=None if first.nvme else settings.kms_key_arn, log_retention=retention)
         self.components: dict[str, ModelComponent] = {}
@@ -87,7 +89,7 @@ class ModelApiStack(Stack):
                 endpoint_arn=None if endpoint else self.format_arn(service="sagemaker", resource="endpoint",
                                                                    resource_name=endpoint_name.lower()),
                 environment=settings.function_environment(model),
-                images=self.images if model.kind == "text-to-image" else None,
+                images=self.images if settings.stores_images(model) else None,
                 jobs=self.images if model.hosting == "async" else None,
                 timeout_seconds=settings.lambda_timeout_seconds,
                 log_retention=retention,
@@ -194,15 +196,15 @@ class ModelApiStack(Stack):
             CfnOutput(self, f"{pascal(info.name)}EndpointName", value=info.endpoint_name,
                       description=f"SageMaker endpoint of {info.name}")
         first = catalog[0]
-        if first.kind == "text-to-image":
-            CfnOutput(self, "ImagesUrl", value=self.api.url_for(_routes.SHORT_PATHS["images"]),
+        action = _routes.main_action(first.kind)
+        if action.name == "images":  # the output of the app's first version, kept for the scripts that read it
+            CfnOutput(self, "ImagesUrl", value=self.api.url_for(action.short_path),
                       description="POST or GET this URL")
-        action = _routes.ACTIONS[first.kind][0]
         CfnOutput(
             self, "CurlExample",
-            value=f"curl -s -X POST '{self.api.url_for(_routes.SHORT_PATHS[action])}' "
+            value=f"curl -s -X POST '{self.api.url_for(action.short_path)}' "
                   f"-H \"x-api-key: $({get_key})\" -H 'Content-Type: application/json' "
-                  f"-d '{_routes.EXAMPLE_BODIES[action]}'",
+                  f"-d '{action.example}'",
             description=f"Calls {first.name}",
         )
 
@@ -245,7 +247,7 @@ class ModelApiStack(Stack):
                          "only by the Lambda; every request is already in the API access log. A log bucket would "
                          "outlive destroy."))
             for name, function in self.functions.items():
-                if any(m.name == name and m.kind == "text-to-image" for m in self.settings.catalog):
+                if self.settings.stores_images(self.settings.model(name)):
                     acks.append((function.role, f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/"
                                  f"{self.images.key_prefix}*]", "Image keys are uuid4s made per request, so the "
                                  "grant must cover the images/ prefix; it is the only prefix the Lambda can touch."))

@@ -18,7 +18,8 @@ from stacks.container_images import (
 from stacks.hosting import hosting_problems
 from stacks.lambda_source import ROOT, load_lambda_module
 
-KINDS = load_lambda_module("model_api.routes").KINDS
+# What each kind serves and speaks: lambda/model_api/kinds, one module per kind.
+KINDS = load_lambda_module("model_api.kinds").KINDS
 
 # SageMaker hosting instance families this app knows, x86_64 only (the DLC images are x86_64).
 GPU_FAMILIES = {"g4dn", "g5", "g6", "g6e", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en"}
@@ -48,8 +49,6 @@ STEP_SECONDS_512 = {"g4dn": 0.20, "g5": 0.09, "g6": 0.12, "g6e": 0.05, "p3": 0.1
                     "p4de": 0.05, "p5": 0.035, "p5e": 0.035, "p5en": 0.035}
 # On CPU a step of a 512x512 image costs about 12 vCPU-seconds (fp32): 3 s on a 4-vCPU instance.
 CPU_STEP_VCPU_SECONDS = 12.0
-PROTOCOLS = {"text-to-image": ("toolkit", "jumpstart"), "text-generation": ("tgi", "pipeline"),
-             "embeddings": ("pipeline", "toolkit"), "chat": ("toolkit",)}
 MODEL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.+\.tar\.gz)$")
@@ -121,7 +120,7 @@ class ModelSpec:
     accelerators: Optional[int] = None  # shared: GPUs one copy reserves; None = 1 on a GPU instance, else none
     scale_in_cooldown_seconds: int = 900
     scale_out_cooldown_seconds: int = 300
-    memory_mb: int = 4096  # serverless: 1024..6144 in 1024 steps; shared: memory one copy reserves
+    memory_mb: Optional[int] = None  # serverless: 1024..6144 in 1024 steps (4096); shared: one copy reserves (1024)
     max_concurrency: int = 5  # serverless: concurrent invocations, 1..200
     provisioned_concurrency: Optional[int] = None  # serverless: kept warm (billed while deployed), <= max_concurrency
     weights_gb: Optional[float] = None  # size of the weights in memory on CPU (fp32); checks serverless memory
@@ -163,13 +162,7 @@ class ModelSpec:
     def api_protocol(self) -> str:
         if self.protocol:
             return self.protocol
-        if self.kind == "text-to-image":
-            return "jumpstart" if self.existing_endpoint is not None else "toolkit"
-        if self.kind == "text-generation":
-            return "tgi" if self.container == "tgi" else "pipeline"
-        if self.kind == "embeddings":
-            return "toolkit" if self.code else "pipeline"
-        return "toolkit"
+        return KINDS[self.kind].default_protocol(self) if self.kind in KINDS else "toolkit"
 
     @property
     def code_downloads(self) -> bool:
@@ -205,9 +198,9 @@ class ModelSpec:
             out.append(p + "name must be lowercase letters, digits and hyphens, starting with a letter, at most 40")
         if self.kind not in KINDS:
             out.append(p + f"kind {self.kind!r} is not one of {', '.join(KINDS)}")
-        elif self.protocol is not None and self.protocol not in PROTOCOLS[self.kind]:
+        elif self.protocol is not None and self.protocol not in KINDS[self.kind].protocols:
             out.append(p + f"protocol {self.protocol!r} does not fit kind {self.kind} "
-                           f"(one of {', '.join(PROTOCOLS[self.kind])})")
+                           f"(one of {', '.join(KINDS[self.kind].protocols)})")
         if self.source_type == "hub":
             if not HUB_ID.match(self.hub_id or ""):
                 out.append(p + f"source {self.source!r}: expected hub:<org>/<model>")

@@ -16,14 +16,15 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from stacks.container_images import repository_regions
-from stacks.hosting import hosting_of, shared_fit_problems
+from stacks.hosting import SharedFleet, hosting_of, shared_fit_problems
 from stacks.lambda_source import load_lambda_module
 from stacks.model_catalog import FIELD_ALIASES, OVERRIDABLE, PRESETS, ModelSpec, gpu_count, vcpus
 
 _schema = load_lambda_module("model_api.schema")
-_images = load_lambda_module("model_api.images")
+_images = load_lambda_module("model_api.kinds.text_to_image")
 _text = load_lambda_module("model_api.text")
 _routes = load_lambda_module("model_api.routes")
+_kinds = load_lambda_module("model_api.kinds")
 ImageLimits = _schema.ImageLimits
 TextLimits = _schema.TextLimits
 MAX_URL_TTL_SECONDS = _images.MAX_URL_TTL_SECONDS
@@ -82,8 +83,10 @@ class Settings:
     throttle_burst: int = 5
     daily_quota: int = 1000
     api_logging: str = "account-role"  # see API_LOGGING
-    # Shared hosting: instances of the one endpoint that serves every model with hosting=shared
+    # Shared hosting: instances of the one endpoint that serves every model with hosting=shared (to start with),
+    # and at most (managed instance scaling adds instances as copies need room; default: shared_instances)
     shared_instances: int = 1
+    shared_max_instances: Optional[int] = None
     log_retention_days: int = 30
     # Request limits (model_api.schema.ImageLimits): the gateway model, the handler and local mode share them
     max_prompt_chars: int = _limit("max_prompt_chars")
@@ -142,6 +145,11 @@ class Settings:
                                   else m.instance_type, m.hosting, self.component_name(m))
                 for m in self.catalog]
 
+    @staticmethod
+    def stores_images(model: ModelSpec) -> bool:
+        """The model's kind answers with images stored in the bucket (lambda/model_api/kinds)."""
+        return model.kind in _kinds.KINDS and _kinds.KINDS[model.kind].stores_images
+
     def model(self, name: str) -> ModelSpec:
         return next(m for m in self.catalog if m.name == name)
 
@@ -159,7 +167,7 @@ class Settings:
             environment["INFERENCE_COMPONENT"] = self.component_name(model)
         if hosting_of(model) is not None:
             environment.update(hosting_of(model).function_environment())
-        if model.kind == "text-to-image":
+        if self.stores_images(model):
             config = self.image_config_for(model)
         else:
             config = _text.TextConfig(self.text_limits_for(model), protocol=model.api_protocol)
@@ -178,6 +186,11 @@ class Settings:
     def shared_endpoint_name(self) -> str:
         """The endpoint every shared model's inference component runs on."""
         return f"{self.stack_name.lower()}-shared"[:63].rstrip("-")
+
+    @property
+    def shared_fleet(self) -> Optional[SharedFleet]:
+        """The shared endpoint's instances (None when no model is shared)."""
+        return SharedFleet.of(self.catalog, self.shared_instances, self.shared_max_instances)
 
     def component_name(self, model: ModelSpec) -> Optional[str]:
         """A shared model's inference component: <stack>-<model> in lowercase (its ARN, like an endpoint's)."""
@@ -214,6 +227,7 @@ class Settings:
         for model in self.catalog:
             out += model.problems()
         if not any(p.startswith("model ") for p in out):
+            out += self.shared_fleet.problems() if self.shared_fleet else []
             out += shared_fit_problems(self.catalog, self.shared_instances, vcpus, gpu_count)
         if self.image_expiry_days < 1:
             out.append(f"image_expiry_days must be at least 1 (got {self.image_expiry_days})")
@@ -252,7 +266,7 @@ class Settings:
                                f"{model.name}.container to an image URI in {self.region}")
         if not self.limits.problems():
             for model in self.catalog:
-                if model.kind == "text-to-image" and model.step_seconds is not None and not self.limits.problems():
+                if self.stores_images(model) and model.step_seconds is not None:
                     out += _default_image_fits(model, self)
         return out
 

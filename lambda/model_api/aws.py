@@ -35,6 +35,7 @@ log = logging.getLogger("model_api")
 # Seconds to wait before retrying, sent as Retry-After.
 RETRY_AFTER_THROTTLED = 2
 RETRY_AFTER_UNAVAILABLE = 30
+RETRY_AFTER_STARTING = 60
 RETRY_AFTER_STORAGE = 1
 # How our inference code marks a refused input (models/*/code/inference.py INVALID_INPUT): the HF inference toolkit
 # answers 400 for every exception, CUDA faults included, so a bare 400 from it says nothing about who is at fault.
@@ -243,6 +244,12 @@ def invoke_error(exc: ClientError, endpoint_name: str, inputs_only_fail_400: boo
     if code in ("ModelNotReadyException", "ServiceUnavailable", "ServiceUnavailableException"):
         return ApiError(503, "endpoint_unavailable", "the model endpoint is not ready; retry later",
                         RETRY_AFTER_UNAVAILABLE)
+    # A shared model scaled to zero copies: InvokeEndpoint answers 400 "... has no capacity ..." at once, and that
+    # request is what starts a copy (NoCapacityInvocationFailures -> the component's StartFromZero alarm), minutes
+    # away (third-party measurement, July 2026: ~9.5 min on ml.g5.xlarge). Not the caller's fault: 503, retry.
+    if code in ("ValidationException", "ValidationError") and "no capacity" in message.lower():
+        return ApiError(503, "endpoint_unavailable", "the model scaled to zero when idle and is starting (this takes "
+                                                     "several minutes); retry later", RETRY_AFTER_STARTING)
     # InvokeEndpointAsync names it ValidationError, InvokeEndpoint ValidationException.
     if code in ("ValidationException", "ValidationError") and _means_endpoint_missing(message):
         return ApiError(503, "endpoint_unavailable", f"endpoint {endpoint_name} is missing or not in service",

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Mapping, Optional, Protocol
 
+from model_api.calls import ModelCall
 from model_api.errors import ApiError
 
 JOB_ID = re.compile(r"[0-9a-f]{32}\Z")
@@ -33,16 +34,6 @@ INPUT_REFUSED = "invalid input: "
 FAILURE_MESSAGE_CHARS = 300
 INPUT = "input-{model}.json"
 NOT_FOUND = "no such job; job ids are the 32 hex characters POST returned, and jobs expire"
-
-
-@dataclass(frozen=True)
-class ModelCall:
-    """One request to the model, ready to send, and what turning its answer into the API's result needs."""
-
-    body: bytes
-    content_type: str
-    accept: str
-    meta: dict = field(default_factory=dict)  # small, JSON: counts, protocol (never the prompt: it is in the body)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ mode and the smoke test.
 
 Every model answers at /models/<name> (its main action) and /models/<name>/endpoint (its endpoint info); a chat
 model also embeds at /models/<name>/embeddings. The first model offering an action also answers at the action's
-short path (/images, /generate, /embeddings, /chat), and the first model of the deployment answers GET /endpoint
+short path (/images, /generate, /embeddings, /chat: model_api.kinds), and the first model of the deployment answers GET /endpoint
 with the whole catalog.
 
 A model hosted async answers every action with 202 and a job (also at POST /models/<name>/jobs, its main action),
@@ -18,13 +18,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Mapping, Optional, Sequence
 
-from model_api.schema import IMAGES_PATH
+from model_api.kinds import KINDS, Action, actions
 
-KINDS = ("text-to-image", "text-generation", "embeddings", "chat")
-# The actions each kind serves; the first is its main action.
-ACTIONS = {"text-to-image": ("images",), "text-generation": ("generate",), "embeddings": ("embeddings",),
-           "chat": ("chat", "embeddings")}
-SHORT_PATHS = {"images": IMAGES_PATH, "generate": "/generate", "embeddings": "/embeddings", "chat": "/chat"}
 CATALOG_PATH = "/endpoint"
 
 
@@ -59,7 +54,7 @@ class Route:
     path: str
     method: str
     model: str
-    action: str  # images | generate | embeddings | chat | endpoint | catalog | job
+    action: str  # an action of the model's kind (model_api.kinds), or endpoint | catalog | job
 
 
 def catalog_to_json(models: Sequence[ModelInfo]) -> str:
@@ -77,8 +72,8 @@ def default_models(models: Sequence[ModelInfo]) -> dict[str, str]:
     embeddings wins over a chat model that can also embed."""
     defaults: dict[str, str] = {}
     for model in sorted(models, key=lambda m: m.kind == "chat"):  # stable: keeps the deployment's order
-        for action in ACTIONS[model.kind]:
-            defaults.setdefault(action, model.name)
+        for action in KINDS[model.kind].actions:
+            defaults.setdefault(action.name, model.name)
     return defaults
 
 
@@ -86,26 +81,26 @@ JOB_PATH = "/jobs/{job_id}"
 
 
 def job_reader(models: Sequence[ModelInfo]) -> Optional[str]:
-    """The model whose function serves GET /jobs/{job_id}: the first async image model, else the first async one."""
+    """The model whose function serves GET /jobs/{job_id}: the first async model that stores images (only its function
+    can store and sign them), else the first async one."""
     hosted = [m for m in models if m.is_async]
-    return next((m.name for m in hosted if m.kind == "text-to-image"), hosted[0].name if hosted else None)
+    return next((m.name for m in hosted if KINDS[m.kind].stores_images), hosted[0].name if hosted else None)
 
 
 def routes(models: Sequence[ModelInfo]) -> list[Route]:
     """Every route of a deployment, in a stable order."""
     out: list[Route] = []
     for model in models:
-        main, *others = ACTIONS[model.kind]
-        methods = ("GET", "POST") if main == "images" else ("POST",)
-        out += [Route(f"/models/{model.name}", m, model.name, main) for m in methods]
-        out += [Route(f"/models/{model.name}/{action}", "POST", model.name, action) for action in others]
+        main, *others = KINDS[model.kind].actions
+        out += [Route(f"/models/{model.name}", m, model.name, main.name) for m in main.methods]
+        out += [Route(f"/models/{model.name}/{action.name}", "POST", model.name, action.name) for action in others]
         out.append(Route(f"/models/{model.name}/endpoint", "GET", model.name, "endpoint"))
         if model.is_async:
-            out.append(Route(f"/models/{model.name}/jobs", "POST", model.name, main))
+            out.append(Route(f"/models/{model.name}/jobs", "POST", model.name, main.name))
             out.append(Route(f"/models/{model.name}{JOB_PATH}", "GET", model.name, "job"))
+    by_name = actions()
     for action, name in default_models(models).items():
-        methods = ("GET", "POST") if action == "images" else ("POST",)
-        out += [Route(SHORT_PATHS[action], m, name, action) for m in methods]
+        out += [Route(by_name[action].short_path, m, name, action) for m in by_name[action].methods]
     if models:
         out.append(Route(CATALOG_PATH, "GET", models[0].name, "catalog"))
     reader = job_reader(models)
@@ -114,10 +109,6 @@ def routes(models: Sequence[ModelInfo]) -> list[Route]:
     return out
 
 
-# A request body that works, per action: the API's hints, the stack's curl example and local mode's banner.
-EXAMPLE_BODIES = {
-    "images": '{"prompt": "a cyborg tiger"}',
-    "generate": '{"inputs": "Once upon a time"}',
-    "embeddings": '{"inputs": ["a cyborg tiger", "a robot cat"]}',
-    "chat": '{"messages": [{"role": "user", "content": "Hello!"}]}',
-}
+def main_action(kind: str) -> Action:
+    """The action a model of this kind serves at /models/<name> (and the stack's curl example shows)."""
+    return KINDS[kind].actions[0]

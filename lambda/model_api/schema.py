@@ -1,14 +1,14 @@
-"""The image request: its limits and its JSON schema, defined once.
+"""The request limits, settable per deployment, and what every kind's request schema shares.
 
-The handler validates every request with these schemas (model_api.validation), deployed and in local mode alike,
-and the CDK app reads the same limits from the settings.
+The CDK app reads the limits from the settings and gives them to each function (REQUEST_LIMITS, TEXT_LIMITS); each
+kind's schema (model_api.kinds) is built from them, so the handler enforces the same numbers deployed and in local
+mode.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
-from functools import lru_cache
 from typing import Mapping
 
 SEED_MAX = 2**32 - 1
@@ -81,46 +81,6 @@ class ImageLimits:
         return cls.from_json(text) if text else cls()
 
 
-@lru_cache(maxsize=None)  # built once per set of limits; callers only read it
-def image_request_schema(limits: ImageLimits) -> dict:
-    """JSON schema (draft 4, the dialect API Gateway models use) of the POST /images body."""
-    size = {
-        "type": "integer",
-        "minimum": limits.min_size,
-        "maximum": limits.max_size,
-        "multipleOf": SIZE_MULTIPLE,
-    }
-    return {
-        "$schema": "http://json-schema.org/draft-04/schema#",
-        "title": "ImageRequest",
-        "type": "object",
-        "properties": {
-            # A prompt of only blank characters is as empty as "" to the model.
-            "prompt": {"type": "string", "minLength": 1, "maxLength": limits.max_prompt_chars,
-                       "pattern": NOT_BLANK},
-            "negative_prompt": {"type": "string", "maxLength": limits.max_prompt_chars},
-            "width": dict(size),
-            "height": dict(size),
-            "steps": {"type": "integer", "minimum": 1, "maximum": limits.max_steps},
-            "guidance_scale": {"type": "number", "minimum": 0, "maximum": limits.max_guidance_scale},
-            "seed": {"type": "integer", "minimum": 0, "maximum": SEED_MAX},
-            "num_images": {"type": "integer", "minimum": 1, "maximum": limits.max_images},
-        },
-        "required": ["prompt"],
-        "additionalProperties": False,
-    }
-
-
-# The route of the image API: the gateway resource, the handler's route table and local mode use this.
-IMAGES_PATH = "/images"
-
-
-def max_body_bytes(limits: ImageLimits) -> int:
-    """Largest request body worth parsing: two prompts of JSON-escaped astral characters (12 bytes each) plus room
-    for the other fields. Anything larger is refused with 413 before it is parsed."""
-    return 4096 + 2 * 12 * limits.max_prompt_chars
-
-
 # ---------------------------------------------------------------------------------------------------- text models
 
 
@@ -152,94 +112,3 @@ class TextLimits:
     def from_env(cls, env: Mapping[str, str]) -> "TextLimits":
         text = env.get("TEXT_LIMITS")
         return cls(**json.loads(text)) if text else cls()
-
-
-def _generation_parameters(limits: TextLimits, tgi: bool) -> dict:
-    """Generation parameters by TGI's own rules (temperature > 0, 0 < top_p < 1, top_k > 0, repetition_penalty > 0),
-    so a caller gets our 400 instead of an opaque model error. seed and stop exist on TGI only."""
-    properties = {
-        "max_new_tokens": {"type": "integer", "minimum": 1, "maximum": limits.max_new_tokens},
-        "temperature": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 100},
-        "top_p": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 1, "exclusiveMaximum": True},
-        "top_k": {"type": "integer", "minimum": 1, "maximum": 100000},
-        "repetition_penalty": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 100},
-        "do_sample": {"type": "boolean"},
-        "return_full_text": {"type": "boolean"},
-    }
-    if tgi:
-        properties["seed"] = {"type": "integer", "minimum": 0, "maximum": SEED_MAX}
-        properties["stop"] = {"type": "array", "maxItems": 4,
-                              "items": {"type": "string", "minLength": 1, "maxLength": 100}}
-    return {"type": "object", "properties": properties, "additionalProperties": False}
-
-
-@lru_cache(maxsize=None)  # built once per set of limits; callers only read it
-def generate_request_schema(limits: TextLimits, tgi: bool = True) -> dict:
-    """POST /generate: {"inputs": "...", "parameters": {...}}."""
-    return {
-        "$schema": "http://json-schema.org/draft-04/schema#",
-        "title": "GenerateRequest",
-        "type": "object",
-        "properties": {
-            "inputs": {"type": "string", "minLength": 1, "maxLength": limits.max_input_chars, "pattern": NOT_BLANK},
-            "parameters": _generation_parameters(limits, tgi),
-        },
-        "required": ["inputs"],
-        "additionalProperties": False,
-    }
-
-
-@lru_cache(maxsize=None)  # built once per set of limits; callers only read it
-def embeddings_request_schema(limits: TextLimits) -> dict:
-    """POST /embeddings: {"inputs": "text" | ["t1", "t2", ...]}."""
-    return {
-        "$schema": "http://json-schema.org/draft-04/schema#",
-        "title": "EmbeddingsRequest",
-        "type": "object",
-        "properties": {
-            "inputs": {
-                "type": ["string", "array"], "minLength": 1, "maxLength": limits.max_input_chars,
-                "pattern": NOT_BLANK, "minItems": 1, "maxItems": limits.max_batch_inputs,
-                "items": {"type": "string", "minLength": 1, "maxLength": limits.max_input_chars,
-                          "pattern": NOT_BLANK},
-            },
-        },
-        "required": ["inputs"],
-        "additionalProperties": False,
-    }
-
-
-@lru_cache(maxsize=None)  # built once per set of limits; callers only read it
-def chat_request_schema(limits: TextLimits) -> dict:
-    """POST /chat: {"messages": [{"role": "user", "content": "..."}, ...], "parameters": {...}}."""
-    parameters = _generation_parameters(limits, tgi=False)
-    parameters["properties"]["seed"] = {"type": "integer", "minimum": 0, "maximum": SEED_MAX}
-    del parameters["properties"]["return_full_text"]
-    return {
-        "$schema": "http://json-schema.org/draft-04/schema#",
-        "title": "ChatRequest",
-        "type": "object",
-        "properties": {
-            "messages": {
-                "type": "array", "minItems": 1, "maxItems": limits.max_messages,
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "role": {"type": "string", "enum": ["system", "user", "assistant"]},
-                        "content": {"type": "string", "minLength": 1, "maxLength": limits.max_input_chars,
-                                    "pattern": NOT_BLANK},
-                    },
-                    "required": ["role", "content"],
-                    "additionalProperties": False,
-                },
-            },
-            "parameters": parameters,
-        },
-        "required": ["messages"],
-        "additionalProperties": False,
-    }
-
-
-def max_text_body_bytes(limits: TextLimits) -> int:
-    """Largest text request body worth parsing (JSON-escaped astral characters take 12 bytes each)."""
-    return 4096 + 12 * limits.max_input_chars * max(limits.max_batch_inputs, limits.max_messages)

@@ -237,6 +237,12 @@ ENDPOINT_FAILURES = [
         "message": f"Endpoint {ENDPOINT_NAME} is not in service."}), 503, "endpoint_unavailable", "30"),
     ("endpoint updating", lambda e: e.fails(400, "ValidationException", {
         "message": f"Endpoint {ENDPOINT_NAME} is not InService."}), 503, "endpoint_unavailable", "30"),
+    # A shared model scaled to zero copies: InvokeEndpoint answers 400 "... has no capacity ..." (the wording as a
+    # third-party deployment report quotes it; the request itself starts a copy).
+    ("component scaled to zero", lambda e: e.fails(400, "ValidationException", {
+        "message": "Inference Component has no capacity to process this request. ApplicationAutoScaling may be "
+                   "in-progress (if configured) or try to increase the capacity by invoking "
+                   "UpdateInferenceComponentRuntimeConfig API."}), 503, "endpoint_unavailable", "60"),
     ("other validation error", lambda e: e.fails(400, "ValidationException", {
         "message": "1 validation error detected: Value at 'contentType' failed"}), 502, "model_unavailable", None),
     ("throttled", lambda e: e.fails(400, "ThrottlingException", {"message": "Rate exceeded"}), 429, "throttled", "2"),

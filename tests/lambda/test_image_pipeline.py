@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 from lambda_rig import tiny_png
 from model_api.errors import ApiError
-from model_api.images import (
+from model_api.kinds.text_to_image import (
     ImageRequest,
     decode_model_images,
     image_key,

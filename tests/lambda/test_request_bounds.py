@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lambda_rig import api_event, tiny_png
-from model_api.images import ImageConfig, ImageRequest, estimate_seconds
+from model_api.kinds.text_to_image import ImageConfig, ImageRequest, estimate_seconds, image_request_schema
 from model_api.routes import ModelInfo, catalog_to_json
-from model_api.schema import BLANK_CHARACTERS, NOT_BLANK, image_request_schema
+from model_api.schema import BLANK_CHARACTERS, NOT_BLANK
 from model_api.validation import validate
 
 from stacks.settings import Settings
@@ -112,7 +112,7 @@ def test_parser_messages_are_cut_at_120_characters():
 ])
 def test_png_sequences_that_do_not_parse_are_the_models_fault(data, message):
     from model_api.errors import ApiError
-    from model_api.images import split_png_sequence
+    from model_api.kinds.text_to_image import split_png_sequence
 
     with pytest.raises(ApiError) as caught:
         split_png_sequence(data)
@@ -179,7 +179,7 @@ def test_a_body_that_is_not_utf8_is_the_callers_400():
 
 
 def test_an_image_model_speaks_the_toolkit_protocol_unless_told_otherwise():
-    from model_api.images import ImageConfig
+    from model_api.kinds.text_to_image import ImageConfig
 
     assert ImageConfig.from_env({}).protocol == "toolkit"
     assert ImageConfig.from_env({"MODEL_PROTOCOL": "jumpstart"}).protocol == "jumpstart"

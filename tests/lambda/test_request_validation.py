@@ -6,7 +6,8 @@ import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from model_api.schema import ImageLimits, image_request_schema, max_body_bytes
+from model_api.kinds.text_to_image import image_request_schema, max_body_bytes
+from model_api.schema import ImageLimits
 from model_api.validation import validate
 
 SCHEMA = image_request_schema(ImageLimits())

@@ -11,7 +11,7 @@ import pytest
 from lambda_rig import REGION, SIGNER_ROLE_ARN, load_handler
 from model_api import aws
 from model_api.errors import ApiError
-from model_api.images import MAX_URL_TTL_SECONDS
+from model_api.kinds.text_to_image import MAX_URL_TTL_SECONDS
 from moto import mock_aws
 
 

@@ -9,7 +9,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 from local_rig import request
-from model_api.images import ImageRequest, model_request
+from model_api.kinds.text_to_image import ImageRequest, model_request
 
 REQUESTS = 250
 CONCURRENCY = 16

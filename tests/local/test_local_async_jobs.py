@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 from local_rig import LocalProcess, request
-from model_api.images import is_complete_png
+from model_api.kinds.text_to_image import is_complete_png
 
 SMALL = {"width": 64, "height": 64, "steps": 1}
 
@@ -107,7 +107,7 @@ def test_make_smoke_submits_and_polls_each_async_model(local):
 
 
 def test_shared_models_answer_through_their_own_components(local):
-    assert "hosted as inference component of a shared endpoint (1-3 copies, 4096 MB each) on AWS" in local["banner"]
+    assert "hosted as inference component of a shared endpoint (1-3 copies, 1024 MB each) on AWS" in local["banner"]
     status, _, body = request(local, body={"inputs": ["a cyborg tiger", "a robot cat"]}, key="k", path="/embeddings")
     assert status == 200 and body["dimensions"] == 384, body
     status, _, body = request(local, body={"inputs": "Once upon a time", "parameters": {"max_new_tokens": 3}},

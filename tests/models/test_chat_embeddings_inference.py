@@ -7,7 +7,7 @@ import json
 import math
 
 import pytest
-from model_api.text import pooled_vectors
+from model_api.kinds.embeddings import pooled_vectors
 
 from local.tiny_models import minilm_model_dir
 from local.toolkit import ModelError, ToolkitModel

@@ -107,7 +107,7 @@ def test_toolkit_serves_jumpstart_json_for_application_json(served):
 
 
 def test_toolkit_serves_several_pngs_back_to_back(served):
-    from model_api.images import split_png_sequence
+    from model_api.kinds.text_to_image import split_png_sequence
 
     body, content_type = served.invoke(request(num_images_per_prompt=3).encode(), "application/json",
                                        "application/x-png-sequence")
@@ -124,7 +124,7 @@ def test_toolkit_turns_bad_input_into_a_400_model_error(served):
 
 def test_toolkit_and_lambda_agree_on_the_request(served):
     """The body the Lambda builds is one the container accepts, and what it returns the Lambda can decode."""
-    from model_api.images import ImageRequest, decode_model_images, model_request
+    from model_api.kinds.text_to_image import ImageRequest, decode_model_images, model_request
 
     for count in (1, 2):
         body, accept = model_request(ImageRequest("p", "n", 64, 64, 2, 5.0, 9, count), seed=9)

@@ -95,3 +95,23 @@ def test_serverless_in_an_unknown_region_is_unknown_and_says_so():
     row = rows("models=minilm-embeddings", "hosting=serverless", region="eu-west-1")["minilm-embeddings"]
     assert (row.hourly_min, row.hourly_max, row.idle_monthly) == (None, None, None)
     assert row.note == "serverless: not in the price table"
+
+
+SHARED = ("models=gpt2-cpu,minilm-embeddings", "gpt2-cpu.hosting=shared", "minilm-embeddings.hosting=shared",
+          "minilm-embeddings.instance_type=ml.m5.xlarge")
+
+
+def test_the_shared_endpoint_is_billed_once_and_idles_at_zero_only_when_every_model_may():
+    price = prices.hourly("us-east-1", "ml.m5.xlarge")
+    fixed = rows(*SHARED, "shared_instances=2")
+    assert fixed["gpt2-cpu"].hourly_min == fixed["minilm-embeddings"].hourly_max == 0.0  # billed on the endpoint
+    endpoint = fixed["shared endpoint"]
+    assert (endpoint.instances, endpoint.hourly_min, endpoint.hourly_max) == ("2", 2 * price, 2 * price)
+    assert endpoint.idle_monthly == pytest.approx(2 * price * 730)
+    grows = rows(*SHARED, "shared_max_instances=3")["shared endpoint"]
+    assert (grows.instances, grows.hourly_min, grows.hourly_max) == ("1-3", price, 3 * price)
+    partly = rows(*SHARED, "gpt2-cpu.min_instances=0")["shared endpoint"]
+    assert (partly.instances, partly.idle_monthly) == ("1", pytest.approx(price * 730))
+    idle = rows(*SHARED, "gpt2-cpu.min_instances=0", "minilm-embeddings.min_instances=0")["shared endpoint"]
+    assert (idle.instances, idle.hourly_min, idle.hourly_max, idle.idle_monthly) == ("0-1", 0.0, price, 0.0)
+    assert "scales to zero when idle" in idle.note

@@ -11,7 +11,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 
 from stacks.container_images import ContainerImage
-from stacks.hosting import TARGET_BACKLOG, Async
+from stacks.hosting import Async
 from stacks.image_bucket import ImageBucket
 from stacks.model_endpoint import ModelEndpoint
 from stacks.settings import Settings, SettingsError
@@ -119,7 +119,7 @@ def test_settings_default_async_to_zero_instances_and_refuse_what_does_not_apply
     from stacks.hosting import hosting_of
     config = hosting_of(model)
     assert (config.min_instances, config.max_instances, config.target_backlog) == (
-        0, 1, TARGET_BACKLOG["text-to-image"])
+        0, 1, 5.0)
     with pytest.raises(SettingsError) as caught:
         Settings.from_values({"models": "gpt2-tgi,minilm-embeddings", "gpt2-tgi.job_timeout_seconds": "60",
                               "minilm-embeddings.hosting": "async", "minilm-embeddings.target_invocations": "5"})

@@ -10,7 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 
 from stacks.container_images import ContainerImage
-from stacks.hosting import TARGET_INVOCATIONS, Realtime, Serverless, serverless_memory_needed_mb
+from stacks.hosting import Realtime, Serverless, hosting_of, serverless_memory_needed_mb
 from stacks.model_endpoint import ModelEndpoint
 from stacks.settings import Settings, SettingsError
 
@@ -175,11 +175,9 @@ def test_serverless_cpu_model_synthesizes_on_the_cpu_image(synth):
     assert "cpu-py" in str(image) and "gpu" not in str(image)
 
 
-def test_each_kind_has_a_documented_scaling_target():
-    from stacks.model_catalog import KINDS
-
-    assert set(TARGET_INVOCATIONS) == set(KINDS)
-    settings = Settings.from_values({"models": "gpt2-cpu,minilm-embeddings"})
-    from stacks.hosting import hosting_of
-
-    assert [hosting_of(m).target_invocations for m in settings.catalog] == [30.0, 300.0]
+def test_each_kind_brings_its_scaling_targets():
+    settings = Settings.from_values({"models": "stable-diffusion,gpt2-cpu,minilm-embeddings,chat-embeddings"})
+    assert [hosting_of(m).target_invocations for m in settings.catalog] == [10.0, 30.0, 300.0, 30.0]
+    hosted = Settings.from_values({"models": "gpt2-cpu,minilm-embeddings", "gpt2-cpu.hosting": "async",
+                                   "minilm-embeddings.hosting": "async"})
+    assert [hosting_of(m).target_backlog for m in hosted.catalog] == [20.0, 100.0]

@@ -35,7 +35,7 @@ VARIANTS = {
     # The same settings as test_nag_and_lint's shared variant.
     "shared": {"models": "gpt2-cpu,minilm-embeddings", "gpt2-cpu.hosting": "shared",
                "minilm-embeddings.hosting": "shared", "minilm-embeddings.instance_type": "ml.m5.xlarge",
-               "gpt2-cpu.max_instances": "3"},
+               "gpt2-cpu.max_instances": "3", "minilm-embeddings.min_instances": "0", "shared_max_instances": "2"},
     "s3-artifact": {"models": "mine", "model_specs": json.dumps(
         {"mine": {"kind": "text-generation", "source": "s3://my-models/llm/model.tar.gz", "container": "tgi"}})},
 }

@@ -266,3 +266,28 @@ def test_vcpus_by_size(instance_type, count):
     from stacks.model_catalog import vcpus
 
     assert vcpus(instance_type) == count
+
+
+def test_a_new_kind_is_deployed_from_its_module_alone(monkeypatch, synth):
+    """The example kind (tests/example_kind.py), registered: the settings accept it with its own protocols and
+    scaling target, and the stack routes its action to its function, with no edit anywhere else."""
+    import example_kind
+    from model_api.kinds import KINDS
+
+    from stacks.hosting import hosting_of
+
+    monkeypatch.setitem(KINDS, "text-classification", example_kind.KIND)
+    spec = json.dumps({"sentiment": {"kind": "text-classification", "source": "hub:org/sentiment",
+                                     "task": "text-classification", "instance_type": "ml.m5.large"}})
+    model = Settings.from_values({"models": "sentiment", "model_specs": spec}).catalog[0]
+    assert (model.api_protocol, hosting_of(model).target_invocations) == ("pipeline", 120.0)
+    with pytest.raises(SettingsError, match=r"protocol 'tgi' does not fit kind text-classification \(one of "
+                                            r"pipeline\)"):
+        Settings.from_values({"models": "sentiment", "model_specs": spec, "sentiment.protocol": "tgi"})
+    template = synth(models="sentiment", model_specs=spec)
+    table = route_table(template)
+    function = table[("/classify", "POST")]
+    assert table[("/models/sentiment", "POST")] == function and ("/images", "POST") not in table
+    variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
+    assert (variables["MODEL_KIND"], variables["MODEL_PROTOCOL"]) == ("text-classification", "pipeline")
+    assert not resources(template, "AWS::S3::Bucket")  # a kind that stores no images gets no bucket

@@ -85,7 +85,8 @@ def test_add_component_validates_in_one_message():
     stack, shared, _, _ = shared_stack()
     with pytest.raises(ValueError) as caught:
         shared.add_component("C", component_name="Pool_A", image=ContainerImage.from_uri(IMAGE_URI),
-                             hosting=Shared("ml.m5.xlarge", memory_mb=64, cpu_cores=0.1, min_instances=0),
+                             hosting=Shared("ml.m5.xlarge", memory_mb=64, cpu_cores=0.1, min_instances=2,
+                                            max_instances=1),
                              model_data_url="s3://b/k.tar.gz")
     message = str(caught.value)
     for part in ("copies", "memory_mb must be at least 128", "cpu_cores must be at least 0.25",
@@ -134,3 +135,84 @@ def test_the_app_puts_shared_models_on_one_endpoint_and_each_lambda_on_its_compo
     for statement in invokes:
         named = [p for p in json.dumps(statement["Resource"]).split(":inference-component/")[1:]]
         assert len(named) == 1  # exactly one component per Lambda
+
+
+def test_a_component_scales_to_zero_copies_and_a_request_that_finds_none_starts_one():
+    stack = Stack(App(), "T")
+    shared = SharedEndpoint(stack, "Shared", instance_type="ml.g5.xlarge", instance_count=1, max_instance_count=2,
+                            scale_to_zero=True, endpoint_name="pool")
+    idle = shared.add_component("Idle", component_name="pool-idle", image=ContainerImage.from_uri(IMAGE_URI),
+                                hosting=Shared("ml.g5.xlarge", min_instances=0, max_instances=2,
+                                               scale_out_cooldown_seconds=120))
+    template = Template.from_stack(stack)
+    (config,) = template.find_resources("AWS::SageMaker::EndpointConfig").values()
+    assert config["Properties"]["ProductionVariants"][0]["ManagedInstanceScaling"] == {
+        "Status": "ENABLED", "MinInstanceCount": 0, "MaxInstanceCount": 2}
+    # Created with one copy (SageMaker refuses 0), then free to scale in to none.
+    template.has_resource_properties("AWS::SageMaker::InferenceComponent", {
+        "InferenceComponentName": "pool-idle", "RuntimeConfig": {"CopyCount": 1},
+        "Specification": Match.object_like({"ComputeResourceRequirements": {
+            "MinMemoryRequiredInMb": 1024, "NumberOfCpuCoresRequired": 1}})})
+    template.has_resource_properties("AWS::ApplicationAutoScaling::ScalableTarget", {
+        "MinCapacity": 0, "MaxCapacity": 2, "ResourceId": "inference-component/pool-idle"})
+    policies = template.find_resources("AWS::ApplicationAutoScaling::ScalingPolicy")
+    (step_id,) = [k for k, v in policies.items() if v["Properties"]["PolicyType"] == "StepScaling"]
+    assert policies[step_id]["Properties"]["StepScalingPolicyConfiguration"] == {
+        "AdjustmentType": "ChangeInCapacity", "Cooldown": 120, "MetricAggregationType": "Maximum",
+        "StepAdjustments": [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}]}
+    (alarm,) = template.find_resources("AWS::CloudWatch::Alarm").values()
+    assert alarm["Properties"] == {
+        "AlarmDescription": "A request found no copy of pool-idle: start one", "Namespace": "AWS/SageMaker",
+        "MetricName": "NoCapacityInvocationFailures",
+        "Dimensions": [{"Name": "InferenceComponentName", "Value": "pool-idle"}], "Statistic": "Sum",
+        "Period": 60, "EvaluationPeriods": 1, "DatapointsToAlarm": 1, "Threshold": 1,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",
+        "AlarmActions": [{"Ref": step_id}]}
+    assert idle.start_alarm is not None
+
+
+def test_zero_copies_need_an_endpoint_that_scales_to_zero_and_fixed_fleets_have_no_managed_scaling():
+    stack = Stack(App(), "T")
+    fixed = SharedEndpoint(stack, "Shared", instance_type="ml.m5.xlarge", endpoint_name="pool")
+    with pytest.raises(ValueError, match="min_copies 0 needs the SharedEndpoint made with scale_to_zero=True"):
+        fixed.add_component("A", component_name="pool-a", image=ContainerImage.from_uri(IMAGE_URI),
+                            hosting=Shared("ml.m5.xlarge", min_instances=0, max_instances=1))
+    grows = SharedEndpoint(Stack(App(), "U"), "Shared", instance_type="ml.m5.xlarge", instance_count=1,
+                           max_instance_count=3, endpoint_name="grows")
+    (config,) = Template.from_stack(Stack.of(grows)).find_resources("AWS::SageMaker::EndpointConfig").values()
+    assert config["Properties"]["ProductionVariants"][0]["ManagedInstanceScaling"] == {
+        "Status": "ENABLED", "MinInstanceCount": 1, "MaxInstanceCount": 3}
+    with pytest.raises(ValueError, match=r"need 1 <= instance_count <= max_instance_count <= 100 \(got 2 and 1\)"):
+        SharedEndpoint(Stack(App(), "V"), "Shared", instance_type="ml.m5.xlarge", instance_count=2,
+                       max_instance_count=1)
+
+
+def test_settings_scale_shared_models_to_zero_and_bound_the_fleet(synth):
+    values = {**SHARED, "gpt2-cpu.min_instances": "0", "minilm-embeddings.min_instances": "0",
+              "minilm-embeddings.max_instances": "2", "shared_max_instances": "2"}
+    fleet = Settings.from_values(values).shared_fleet
+    assert (fleet.initial, fleet.minimum, fleet.maximum, fleet.idle_instances()) == (1, 0, 2, 0)
+    partly = Settings.from_values({**SHARED, "gpt2-cpu.min_instances": "0"}).shared_fleet
+    assert (partly.to_zero, partly.all_to_zero, partly.idle_instances(), partly.managed) == (True, False, 1, True)
+    assert not Settings.from_values(SHARED).shared_fleet.managed
+    with pytest.raises(SettingsError, match=r"1 <= shared_instances <= shared_max_instances <= 100 \(got 2 and 1\)"):
+        Settings.from_values({**SHARED, "shared_instances": "2", "shared_max_instances": "1"})
+    with pytest.raises(SettingsError, match=r"copies \(min_instances, max_instances\) must satisfy 0 <= min <= max"):
+        Settings.from_values({**SHARED, "gpt2-cpu.min_instances": "0", "gpt2-cpu.max_instances": "0"})
+    template = synth(**values)
+    alarms = [r for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert sorted(a["Properties"]["Dimensions"][0]["Value"] for a in alarms) == [
+        "sagemakermodelapi-gpt2-cpu", "sagemakermodelapi-minilm-embeddings"]
+
+
+def test_memory_per_copy_defaults_to_what_a_small_gpu_instance_schedules_and_applies_only_where_it_means_something():
+    settings = Settings.from_values({"models": "gpt2-tgi,minilm-embeddings", "gpt2-tgi.hosting": "shared",
+                                     "minilm-embeddings.hosting": "shared",
+                                     "minilm-embeddings.instance_type": "ml.g5.xlarge",
+                                     "minilm-embeddings.accelerators": "1", "shared_instances": "2"})
+    from stacks.hosting import hosting_of
+    assert [hosting_of(m).memory_mb for m in settings.catalog] == [1024, 1024]
+    assert hosting_of(Settings.from_values({"models": "minilm-embeddings", "hosting": "serverless"}).catalog[0]
+                      ).memory_mb == 4096
+    with pytest.raises(SettingsError, match="memory_mb applies to hosting=serverless and shared only"):
+        Settings.from_values({"models": "gpt2-cpu", "memory_mb": "2048"})

@@ -306,9 +306,12 @@ def test_lambda_runs_latest_python_on_arm_with_no_bundled_dependencies(template,
     asset = f"{synth_assembly().directory}/asset.{props['Code']['S3Key'].split('.')[0]}"
     import os
     shipped = sorted(os.path.relpath(os.path.join(d, f), asset) for d, _, fs in os.walk(asset) for f in fs)
-    assert shipped == ["handler.py", "model_api/__init__.py", "model_api/aws.py", "model_api/errors.py",
-                       "model_api/http.py", "model_api/images.py", "model_api/jobs.py", "model_api/requests.py",
-                       "model_api/routes.py", "model_api/schema.py", "model_api/text.py", "model_api/validation.py"]
+    assert shipped == ["handler.py", "model_api/__init__.py", "model_api/aws.py", "model_api/calls.py",
+                       "model_api/errors.py", "model_api/http.py", "model_api/jobs.py", "model_api/kinds/__init__.py",
+                       "model_api/kinds/base.py", "model_api/kinds/chat.py", "model_api/kinds/embeddings.py",
+                       "model_api/kinds/text_generation.py", "model_api/kinds/text_to_image.py",
+                       "model_api/requests.py", "model_api/routes.py", "model_api/schema.py", "model_api/text.py",
+                       "model_api/validation.py"]
 
 
 def test_timeouts_nest_gateway_then_lambda_then_endpoint_read(synth):

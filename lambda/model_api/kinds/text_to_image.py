@@ -1,6 +1,6 @@
-"""The image request pipeline: parse -> validate -> invoke -> store -> respond.
+"""Kind text-to-image: POST (or GET) /images {"prompt", ...} -> presigned URLs of the images, each stored in S3.
 
-Pure: AWS is reached only through the `Endpoint` and `ImageStore` objects passed in (model_api.aws implements them
+The pipeline: parse -> validate -> invoke -> store -> respond. Pure: AWS is reached only through the `Endpoint` and `ImageStore` objects passed in (model_api.aws implements them
 with boto3), so every step can be tested without AWS and local mode runs the very same code.
 """
 
@@ -14,18 +14,20 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Callable, Mapping, Optional, Protocol, Sequence
 
+from model_api.calls import JSON, Endpoint, ModelCall
 from model_api.errors import ApiError
-from model_api.jobs import JobRecord, ModelCall
+from model_api.jobs import JobRecord
+from model_api.kinds.base import Action, Kind
 from model_api.requests import read_json_body, validated
-from model_api.routes import EXAMPLE_BODIES
-from model_api.schema import SEED_MAX, ImageLimits, image_request_schema, max_body_bytes
+from model_api.schema import NOT_BLANK, SEED_MAX, SIZE_MULTIPLE, ImageLimits
 
+EXAMPLE = '{"prompt": "a cyborg tiger"}'
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG = "image/png"
 JPEG = "image/jpeg"
-JSON = "application/json"
 JUMPSTART_ACCEPT = "application/json;jpeg"
 # Several PNG files back to back: our inference code's answer for several images (no base64, no JSON to parse).
 PNG_SEQUENCE = "application/x-png-sequence"
@@ -96,11 +98,6 @@ class ImageConfig:
         )
 
 
-class Endpoint(Protocol):
-    def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-        """Send one request to the model; return (response body, its content type). Raises ApiError."""
-
-
 class ImageStore(Protocol):
     def presign(self, key: str, ttl_seconds: int) -> tuple[str, datetime]:
         """A GET URL for key and the instant it stops working (exactly: signed with credentials that outlive it).
@@ -108,6 +105,42 @@ class ImageStore(Protocol):
 
     def put_all(self, objects: Sequence[tuple[str, bytes]], content_type: str) -> None:
         """Store every object or none of them (what was stored is removed again on failure). Raises ApiError."""
+
+
+@lru_cache(maxsize=None)  # built once per set of limits; callers only read it
+def image_request_schema(limits: ImageLimits) -> dict:
+    """JSON schema (draft 4, the dialect API Gateway models use) of the POST /images body."""
+    size = {
+        "type": "integer",
+        "minimum": limits.min_size,
+        "maximum": limits.max_size,
+        "multipleOf": SIZE_MULTIPLE,
+    }
+    return {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "title": "ImageRequest",
+        "type": "object",
+        "properties": {
+            # A prompt of only blank characters is as empty as "" to the model.
+            "prompt": {"type": "string", "minLength": 1, "maxLength": limits.max_prompt_chars,
+                       "pattern": NOT_BLANK},
+            "negative_prompt": {"type": "string", "maxLength": limits.max_prompt_chars},
+            "width": dict(size),
+            "height": dict(size),
+            "steps": {"type": "integer", "minimum": 1, "maximum": limits.max_steps},
+            "guidance_scale": {"type": "number", "minimum": 0, "maximum": limits.max_guidance_scale},
+            "seed": {"type": "integer", "minimum": 0, "maximum": SEED_MAX},
+            "num_images": {"type": "integer", "minimum": 1, "maximum": limits.max_images},
+        },
+        "required": ["prompt"],
+        "additionalProperties": False,
+    }
+
+
+def max_body_bytes(limits: ImageLimits) -> int:
+    """Largest request body worth parsing: two prompts of JSON-escaped astral characters (12 bytes each) plus room
+    for the other fields. Anything larger is refused with 413 before it is parsed."""
+    return 4096 + 2 * 12 * limits.max_prompt_chars
 
 
 # ---------------------------------------------------------------------------------------------------------- parse
@@ -118,7 +151,7 @@ def parse_image_request(event: Mapping, limits: ImageLimits) -> ImageRequest:
     method = (event.get("httpMethod") or "").upper()
     schema = image_request_schema(limits)
     if method == "POST":
-        data = read_json_body(event, max_body_bytes(limits), EXAMPLE_BODIES["images"])
+        data = read_json_body(event, max_body_bytes(limits), EXAMPLE)
     elif method == "GET":
         data = _query_fields(event.get("queryStringParameters") or {}, schema)
     else:
@@ -350,3 +383,37 @@ def job_images_body(record: JobRecord, result: dict, config: ImageConfig, store:
     signed = [store.presign(key, config.url_ttl_seconds) for key in result["keys"]]
     return {"images": image_entries(result["keys"], signed), "prompt": result["prompt"], "seed": result["seed"],
             "request_id": record.request_id}
+
+
+# ---------------------------------------------------------------------------------------------------------- kind
+
+
+def check_images(answer: dict, fetch: Callable[[str], bytes]) -> str:
+    """The smoke test's check: one image, and its URL serves a complete PNG or JPEG."""
+    images = answer.get("images") or []
+    if len(images) != 1:
+        return f"expected 1 image, got {len(images)}"
+    for image in images:
+        data = fetch(image["url"])
+        if not (is_complete_png(data) or is_complete_jpeg(data)):
+            return f"{image['key']} is not a complete PNG/JPEG ({len(data)} bytes)"
+    return ""
+
+
+IMAGES = Action(
+    "images", EXAMPLE, lambda event, config: prepare_images(event, config)[1], None,
+    smoke={"prompt": "a red apple on a wooden table", "width": 256, "height": 256, "steps": 4, "seed": 7},
+    smoke_invalid={"prompt": "x", "width": 100000},
+    check=check_images,
+    methods=("GET", "POST"),
+)
+
+KIND = Kind(
+    "text-to-image", (IMAGES,), protocols=("toolkit", "jumpstart"),
+    # A JumpStart endpoint speaks its own request format; ours is models/stable_diffusion/code.
+    default_protocol=lambda model: "jumpstart" if model.existing_endpoint is not None else "toolkit",
+    # Invocations per instance per minute: about half of what one serves flat out (an image at 30 steps takes ~3 s
+    # on a g5, ~20/min), so a second instance starts before requests queue; jobs waiting per instance for async.
+    target_invocations=10.0, target_backlog=5.0,
+    stores_images=True,
+)
