@@ -431,8 +431,9 @@ class Shared:
             f", {self.accelerators} GPU" if self.accelerators else "")
 
     def count_label(self) -> str:
-        return (f"{self.min_instances}-{self.max_instances}" if self.autoscaled else str(self.min_instances)) + \
-            " copies"
+        if self.autoscaled:
+            return f"{self.min_instances}-{self.max_instances} copies"
+        return f"{self.min_instances} cop{'y' if self.min_instances == 1 else 'ies'}"
 
     def summary(self) -> Optional[str]:
         return (f"as inference component of a shared endpoint ({self.min_instances}-{self.max_instances} copies, "

@@ -91,6 +91,7 @@ def test_a_job_is_queued_then_done_with_each_image_stored_once_and_fresh_urls_ea
     job_id = submit(jobs)["json"]["job_id"]
     polled = jobs.call(job_event(job_id))
     assert polled["statusCode"] == 200 and polled["json"]["status"] == "queued"
+    assert polled["json"]["job_id"] == job_id and re.fullmatch(r"\d{4}-\d\d-\d\dT.*", polled["json"]["submitted_at"])
     pngs = [tiny_png(8, 8, 1), tiny_png(8, 8, 2)]
     put_uri(jobs, f"{jobs.async_endpoint.output_path}/{job_id}.out", b"".join(pngs))
     done = jobs.call(job_event(job_id))["json"]

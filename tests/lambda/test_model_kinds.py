@@ -160,12 +160,20 @@ def test_chat_model_chats_and_embeds(make_rig):
     response = rig.call(api_event("POST", {"messages": messages, "parameters": {"temperature": 0.5}},
                                   resource="/chat"))
     assert response["statusCode"] == 200 and response["json"]["reply"] == "Hello!"
+    assert response["json"]["request_id"] == response["headers"]["X-Request-Id"]
     assert rig.endpoint.requests[0]["body"] == {"task": "chat", "messages": messages,
                                                 "parameters": {"max_new_tokens": 128, "temperature": 0.5}}
     rig.endpoint.returns_json({"embeddings": [[2.0, 0.0]]})
     response = rig.call(api_event("POST", {"inputs": "x"}, resource="/models/assistant/embeddings"))
     assert response["json"]["embeddings"] == [[1.0, 0.0]]
     assert rig.endpoint.requests[1]["body"] == {"task": "embeddings", "inputs": ["x"]}
+
+
+def test_an_answer_that_is_not_json_is_502_naming_what_came(make_rig):
+    rig = make_rig(**model_env("minilm", "pipeline"))
+    rig.endpoint.returns(b"<html>busy</html>", "text/html")
+    response = rig.call(api_event("POST", {"inputs": "x"}, resource="/embeddings"))
+    assert assert_error(response, 502, "bad_model_response") == "the model returned text/html that is not JSON"
 
 
 def test_chat_answer_without_a_reply_is_502(make_rig):

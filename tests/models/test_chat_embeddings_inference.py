@@ -187,3 +187,39 @@ def test_sampling_parameters_imply_sampling(chat_inference, bundle, parameters, 
                          {"max_new_tokens": 2, **parameters})
     assert seen["do_sample"] is sampling and seen["max_new_tokens"] == 2 and "seed" not in seen
     assert seen["pad_token_id"] == bundle["tokenizer"].pad_token_id is not None
+
+
+def test_on_a_gpu_the_model_loads_in_half_precision_onto_cuda(chat_inference, tiny_lm_dir, monkeypatch):
+    loaded = {}
+
+    class FakeModel:
+        def to(self, device):
+            loaded["device"] = device
+            return self
+
+        def eval(self):
+            return self
+
+    class FakeAuto:
+        @staticmethod
+        def from_pretrained(folder, **options):
+            loaded.update(folder=folder, **options)
+            return FakeModel()
+
+    monkeypatch.setattr(chat_inference.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(chat_inference, "AutoModelForCausalLM", FakeAuto)
+    chat_inference.model_fn(str(tiny_lm_dir))
+    assert loaded == {"folder": str(tiny_lm_dir), "torch_dtype": chat_inference.torch.float16, "device": "cuda"}
+
+
+def test_a_text_longer_than_the_model_reads_is_truncated_to_its_positions(chat_inference, bundle):
+    limit = chat_inference.positions(bundle["model"])
+    long_text = "word " * (limit * 3)
+    (vector,) = run(chat_inference, bundle, {"task": "embeddings", "inputs": [long_text]})["embeddings"]
+    assert math.isclose(math.sqrt(sum(x * x for x in vector)), 1.0, rel_tol=1e-5)
+
+
+def test_any_accept_gets_json_and_another_type_is_refused_by_name(chat_inference):
+    assert chat_inference.output_fn({"reply": "hi"}, "*/*") == '{"reply": "hi"}'
+    with pytest.raises(ValueError, match=r"^accept type 'text/csv' is not supported; use application/json$"):
+        chat_inference.output_fn({"reply": "hi"}, "text/csv")

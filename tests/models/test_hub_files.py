@@ -99,6 +99,14 @@ def test_shards_with_their_index_and_bin_when_there_is_no_safetensors():
     assert set(paths) == set(files) - {"extra/ignored.json"}
 
 
+def test_on_cpu_full_precision_bin_beats_half_precision_safetensors():
+    files = {"model_index.json": 1, "unet/config.json": 1, "unet/diffusion_pytorch_model.bin": 10,
+             "unet/diffusion_pytorch_model.fp16.safetensors": 5}
+    index = {"unet": ["diffusers", "UNet2DConditionModel"]}
+    assert hub_files.select_files(files, index, fp16=False) == (
+        ["model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.bin"], None)
+
+
 def test_fp16_only_weights_serve_the_cpu_too():
     files = {"model_index.json": 1, "unet/config.json": 1, "unet/diffusion_pytorch_model.fp16.safetensors": 5}
     index = {"unet": ["diffusers", "UNet2DConditionModel"]}

@@ -167,3 +167,25 @@ def test_the_lambda_looks_for_outcomes_where_the_endpoint_config_sends_them():
     assert store.expected("0" * 32, "sd") == (f"{as_written['S3OutputPath']}/{'0' * 32}",
                                                f"{as_written['S3FailurePath']}/{'0' * 32}")
     assert store.prefix == bucket.job_prefix
+
+
+def test_a_lambda_gets_exactly_its_job_files_and_a_listing_of_the_job_prefix():
+    stack = Stack(App(), "T")
+    bucket = ImageBucket(stack, "Jobs", job_prefix="jobs/")
+    role = iam.Role(stack, "Caller", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    bucket.grant_job_access(role, "sd")
+    template = Template.from_stack(stack).to_json()
+    policy = template["Resources"][stack.get_logical_id(role.node.find_child("DefaultPolicy").node.default_child)]
+    bucket_arn = {"Fn::GetAtt": [stack.get_logical_id(bucket.bucket.node.default_child), "Arn"]}
+
+    def under(path):
+        return {"Fn::Join": ["", [bucket_arn, path]]}
+
+    assert policy["Properties"]["PolicyDocument"]["Statement"] == [
+        {"Action": ["s3:DeleteObject", "s3:PutObject"], "Effect": "Allow", "Resource": under("/jobs/*/input-sd.json")},
+        {"Action": "s3:PutObject", "Effect": "Allow",
+         "Resource": [under("/jobs/*/job.json"), under("/jobs/*/result.json")]},
+        {"Action": "s3:GetObject", "Effect": "Allow", "Resource": under("/jobs/*")},
+        {"Action": "s3:ListBucket", "Condition": {"StringLike": {"s3:prefix": ["jobs/*"]}}, "Effect": "Allow",
+         "Resource": bucket_arn},
+    ]

@@ -83,6 +83,8 @@ def test_delete_empties_every_object_across_pages_and_reports_success(s3, functi
     (url, method, body), = responses.sent
     assert (url, method, body["Status"], body["LogicalResourceId"]) == (
         "https://cloudformation-response.example/abc", "PUT", "SUCCESS", "EmptyOnDelete")
+    # The fields CloudFormation matches a response by (custom resource response objects).
+    assert (body["StackId"], body["RequestId"]) == ("stack", "req")
 
 
 def test_versions_and_delete_markers_go_too(s3, function):
@@ -91,6 +93,22 @@ def test_versions_and_delete_markers_go_too(s3, function):
     function.handler(event("Delete", bucket), None, client=s3, opener=Responses())
     listing = s3.list_object_versions(Bucket=bucket)
     assert not listing.get("Versions") and not listing.get("DeleteMarkers")
+
+
+def test_objects_s3_would_not_delete_fail_the_destroy_with_what_they_are(s3, function, monkeypatch):
+    bucket = make_bucket(s3, count=2)
+    delete = s3.delete_objects
+
+    def partly(**kwargs):  # S3 answers 200 with the objects it refused listed under Errors
+        delete(**kwargs)
+        return {"Errors": [{"Key": "images/2026/11/21/0.png", "Code": "AccessDenied", "Message": "Access Denied"}]}
+
+    monkeypatch.setattr(s3, "delete_objects", partly)
+    responses = Responses()
+    function.handler(event("Delete", bucket), None, client=s3, opener=responses)
+    body = responses.sent[0][2]
+    assert body["Status"] == "FAILED" and "could not delete 1 objects" in body["Reason"]
+    assert "AccessDenied" in body["Reason"]
 
 
 def test_create_and_update_touch_nothing(s3, function):

@@ -216,3 +216,32 @@ def test_memory_per_copy_defaults_to_what_a_small_gpu_instance_schedules_and_app
                       ).memory_mb == 4096
     with pytest.raises(SettingsError, match="memory_mb applies to hosting=serverless and shared only"):
         Settings.from_values({"models": "gpt2-cpu", "memory_mb": "2048"})
+
+
+def test_the_endpoint_runs_as_a_sagemaker_role_and_each_model_runs_its_own_image_and_environment():
+    stack = Stack(App(), "T")
+    shared = SharedEndpoint(stack, "Shared", instance_type="ml.m5.xlarge", endpoint_name="pool")
+    a = shared.add_component("A", component_name="pool-a", image=ContainerImage.from_uri(IMAGE_URI),
+                             hosting=Shared("ml.m5.xlarge"), environment={"HF_TASK": "text-generation"},
+                             model_data_url="s3://b/a.tar.gz", model_data_arn="arn:aws:s3:::b/a.tar.gz")
+    assert shared.components == {"pool-a": a}
+    template = Template.from_stack(stack).to_json()
+    role = template["Resources"][stack.get_logical_id(shared.role.node.default_child)]
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [{
+        "Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}}]
+    model = template["Resources"][stack.get_logical_id(a.model)]["Properties"]
+    assert model["PrimaryContainer"] == {"Image": IMAGE_URI, "ModelDataUrl": "s3://b/a.tar.gz",
+                                         "Environment": {"HF_TASK": "text-generation"}}
+    # Pinned: a renamed construct would replace the endpoint (and its instances) on the next deploy.
+    assert stack.get_logical_id(shared.endpoint).startswith("SharedEndpoint")
+
+
+def test_shared_copies_scale_on_their_kinds_target_and_the_cost_table_counts_copies():
+    settings = Settings.from_values(SHARED)
+    from stacks.hosting import hosting_of
+    configs = [hosting_of(m) for m in settings.catalog]
+    assert [c.target_invocations for c in configs] == [30.0, 300.0]  # text generation, embeddings
+    assert [c.count_label() for c in configs] == ["1-3 copies", "1 copy"]
+    fixed = Settings.from_values({**SHARED, "minilm-embeddings.min_instances": "2",
+                                  "minilm-embeddings.max_instances": "2"}).catalog[1]
+    assert hosting_of(fixed).count_label() == "2 copies"
