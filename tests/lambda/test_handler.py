@@ -14,6 +14,7 @@ from botocore.exceptions import (
     ConnectionClosedError,
     EndpointConnectionError,
     ReadTimeoutError,
+    SSLError,
 )
 from lambda_rig import (
     ENDPOINT_NAME,
@@ -282,6 +283,17 @@ def test_endpoint_failures_map_to_deliberate_statuses(rig, caplog, case, arrange
     record, = [json.loads(r.getMessage()) for r in caplog.records if r.name == "model_api"]
     assert record["request_id"] == response["headers"]["X-Request-Id"]
     assert (record["status"], record["error_code"]) == (status, code)
+
+
+@pytest.mark.parametrize("error, code, message", [
+    (ConnectionClosedError(endpoint_url="https://runtime"), "model_connection_lost",
+     "the connection to the model broke off mid-response"),
+    (SSLError(endpoint_url="https://runtime", error="bad handshake"), "model_unavailable",
+     "invoking the model failed: SSLError"),
+])
+def test_transport_failures_say_what_broke(rig, error, code, message):
+    rig.endpoint.raises(error)
+    assert assert_error(rig.call(api_event("POST", {"prompt": "p"})), 502, code, rig) == message
 
 
 def test_model_error_message_carries_the_container_status(rig):

@@ -40,6 +40,12 @@ def test_valid_request_has_no_problems():
                      "seed": 0, "num_images": 4, "negative_prompt": ""}, SCHEMA) == []
 
 
+def test_null_is_a_type_of_its_own():
+    assert validate(None, {"type": "null"}) == [] and validate({"a": None}, {"type": "object", "properties": {
+        "a": {"type": ["string", "null"]}}}) == []
+    assert validate(0, {"type": "null"}) and validate("", {"type": "null"})
+
+
 def test_unsupported_keywords_are_refused_not_ignored():
     with pytest.raises(ValueError, match="unsupported keywords"):
         validate({}, {"type": "object", "oneOf": []})

@@ -105,9 +105,11 @@ def test_async_needs_a_job_bucket_and_checks_its_bounds_in_one_message():
     stack = Stack(App(), "T")
     with pytest.raises(ValueError) as caught:
         ModelEndpoint(stack, "M", image=ContainerImage.from_uri(IMAGE_URI),
-                      hosting=Async("ml.g5.xlarge", 0, 0, job_timeout_seconds=4000, job_ttl_seconds=10))
+                      hosting=Async("ml.g5.xlarge", 0, 0, target_backlog=0, job_timeout_seconds=4000,
+                                    job_ttl_seconds=10))
     message = str(caught.value)
-    for part in ("max at least 1", "job_timeout_seconds must be from 1 to 3600 (got 4000)",
+    for part in ("max at least 1", "target_backlog must be above 0 (got 0)",
+                 "job_timeout_seconds must be from 1 to 3600 (got 4000)",
                  "job_ttl_seconds must be from 60 to 21600 (got 10)", "needs job_bucket"):
         assert part in message, message
     with pytest.raises(ValueError, match="job_prefix must end"):
@@ -189,3 +191,14 @@ def test_a_lambda_gets_exactly_its_job_files_and_a_listing_of_the_job_prefix():
         {"Action": "s3:ListBucket", "Condition": {"StringLike": {"s3:prefix": ["jobs/*"]}}, "Effect": "Allow",
          "Resource": bucket_arn},
     ]
+
+
+def test_job_objects_expire_like_the_images():
+    stack = Stack(App(), "T")
+    ImageBucket(stack, "Jobs", job_prefix="jobs/", expiry_days=3)
+    (bucket,) = Template.from_stack(stack).find_resources("AWS::S3::Bucket").values()
+    assert bucket["Properties"]["LifecycleConfiguration"]["Rules"] == [
+        {"Id": "expire-generated-images", "Prefix": "images/", "ExpirationInDays": 3, "Status": "Enabled",
+         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
+        {"Id": "expire-async-jobs", "Prefix": "jobs/", "ExpirationInDays": 3, "Status": "Enabled",
+         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]

@@ -175,6 +175,16 @@ def test_serverless_cpu_model_synthesizes_on_the_cpu_image(synth):
     assert "cpu-py" in str(image) and "gpu" not in str(image)
 
 
+def test_serverless_endpoints_take_no_volume_key_which_serverless_has_no_volume_for(synth):
+    key = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+    template = synth(models="gpt2-cpu", kms_key_arn=key, **{"gpt2-cpu.hosting": "serverless"})
+    (config,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::SageMaker::EndpointConfig"]
+    assert "KmsKeyId" not in config["Properties"]
+    realtime = synth(models="gpt2-cpu", kms_key_arn=key)
+    (config,) = [r for r in realtime["Resources"].values() if r["Type"] == "AWS::SageMaker::EndpointConfig"]
+    assert config["Properties"]["KmsKeyId"] == key
+
+
 def test_each_kind_brings_its_scaling_targets():
     settings = Settings.from_values({"models": "stable-diffusion,gpt2-cpu,minilm-embeddings,chat-embeddings"})
     assert [hosting_of(m).target_invocations for m in settings.catalog] == [10.0, 30.0, 300.0, 30.0]

@@ -78,6 +78,12 @@ def test_single_problems(values, fragment):
     assert fragment in str(caught.value)
 
 
+@pytest.mark.parametrize("text, value", [("true", True), ("yes", True), ("1", True), ("TRUE", True),
+                                         ("false", False), ("no", False), ("0", False), (" No ", False)])
+def test_switches_read_the_usual_spellings(text, value):
+    assert Settings.from_values({"retain_bucket": text}).retain_bucket is value
+
+
 def test_lower_bounds_are_inclusive():
     # A burst of 1 and a quota of 1 are the smallest valid values, not problems.
     settings = Settings.from_values({"throttle_burst": "1", "daily_quota": "1"})
