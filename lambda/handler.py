@@ -10,22 +10,27 @@ jobs); INFERENCE_COMPONENT for a shared model (the component it invokes on the s
 
 from __future__ import annotations
 
-import json
+import contextvars
 import logging
 import os
 import time
 import uuid
 
-from model_api import aws, jobs, routes, text
+from model_api import aws, jobs, routes, telemetry, text
 from model_api.errors import ApiError
 from model_api.http import error_response, json_response
 from model_api.kinds import kind
 from model_api.kinds import text_to_image as images
 
-log = logging.getLogger("model_api")
-log.setLevel(logging.INFO)
-
 _ENV = os.environ
+log = logging.getLogger("model_api")
+# The function's application log level (Lambda sets AWS_LAMBDA_LOG_LEVEL from the stack's log_level: INFO or DEBUG;
+# the request line, which carries the metrics, is INFO).
+log.setLevel({"TRACE": "DEBUG"}.get(_ENV.get("AWS_LAMBDA_LOG_LEVEL", "INFO").upper(),
+                                    _ENV.get("AWS_LAMBDA_LOG_LEVEL", "INFO").upper()))
+NAMESPACE = _ENV.get("METRICS_NAMESPACE", telemetry.NAMESPACE)
+# The request being handled: its log record, which the pipelines add to (jobs submitted and finished).
+_RECORD: contextvars.ContextVar[dict] = contextvars.ContextVar("record")
 MODEL = routes.ModelInfo(
     name=_ENV.get("MODEL_NAME", "stable-diffusion"),
     kind=_ENV.get("MODEL_KIND", "text-to-image"),
@@ -72,8 +77,10 @@ def _catalog(event: dict, request_id: str) -> dict:
 def _submit(event: dict, request_id: str) -> dict:
     """Any action of an async model: validate as the synchronous route does, then queue it (202)."""
     action = KIND.action(ROUTES[_key(event)])
-    return jobs.submit(action.prepare(event, CONFIG), model=MODEL.name, action=action.name, endpoint=ENDPOINT,
+    body = jobs.submit(action.prepare(event, CONFIG), model=MODEL.name, action=action.name, endpoint=ENDPOINT,
                        store=JOBS, event=event, request_id=request_id)
+    _RECORD.get()["job"] = "submitted"
+    return body
 
 
 def _job_action(record: jobs.JobRecord):
@@ -100,7 +107,8 @@ def _respond(record: jobs.JobRecord, result: dict) -> dict:
 def _job(event: dict, request_id: str) -> dict:
     path = event.get("resource") or ""
     return jobs.status(jobs.job_id_from(event), store=JOBS, finish=_finish, respond=_respond,
-                       model=None if path == routes.JOB_PATH else MODEL.name)
+                       model=None if path == routes.JOB_PATH else MODEL.name,
+                       finished=lambda state: _RECORD.get().update(job=state))
 
 
 # The routes' own actions; every other action is the kind's (synchronous, or queued as a job when hosted async).
@@ -131,14 +139,18 @@ def _route(event: dict):
 def handler(event: dict, context) -> dict:
     started = time.monotonic()
     request_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
+    # Never the body, the query string or a URL: prompts and presigned URLs stay out of the logs.
     record = {"request_id": request_id, "model": MODEL.name, "method": event.get("httpMethod"),
-              "route": event.get("resource") or event.get("path")}
+              "route": event.get("resource") or event.get("path") or "(none)"}
+    record["action"] = ROUTES.get(_key(event))
+    token = _RECORD.set(record)
+    ENDPOINT.take_latency_ms()  # nothing of an earlier request on this thread
     try:
         pipeline, status = _route(event)
         body = pipeline(event, request_id)
         response = json_response(status, body, {"X-Request-Id": request_id})
-        if "images" in body:
-            record["images"] = len(body["images"])
+        if "images" in body and (record["action"] != "job" or record.get("job") == "completed"):
+            record["images"] = len(body["images"])  # made now, not shown again by a later poll
     except ApiError as error:
         response = error_response(error, request_id)
         record["error_code"] = error.code
@@ -149,7 +161,16 @@ def handler(event: dict, context) -> dict:
         response = error_response(ApiError(500, "internal_error", "unexpected error; quote the X-Request-Id "
                                                                    "header when reporting it"), request_id)
         record["error_code"] = "internal_error"
+    finally:
+        _RECORD.reset(token)
+    model_ms = ENDPOINT.take_latency_ms()
+    if model_ms is not None:
+        record["model_latency_ms"] = model_ms
     record["status"] = response["statusCode"]
     record["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
-    log.info(json.dumps(record, separators=(",", ":")))
+    record = {k: v for k, v in record.items() if v is not None}
+    # One JSON line per request (Lambda's JSON log format puts `extra` at the line's root), with its metrics.
+    log.log(logging.ERROR if record["status"] >= 500 else logging.INFO,
+            "%s %s %s in %.0f ms", record.get("method", "-"), record["route"], record["status"], record["latency_ms"],
+            extra={**record, **telemetry.emf(record, int(time.time() * 1000), NAMESPACE)})
     return response

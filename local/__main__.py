@@ -301,7 +301,18 @@ def main(argv=None) -> int:
             "AWS_ENDPOINT_URL_S3": s3_url, "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": endpoint_url,
             "AWS_ENDPOINT_URL_STS": s3_url,  # moto's server answers STS too: the URL signer's AssumeRole
             "S3_ADDRESSING_STYLE": "path", "BUCKET_NAME": BUCKET, "SIGNER_ROLE_ARN": SIGNER_ROLE_ARN,
+            # What Lambda sets from the function's logging config (stacks/model_function.py).
+            "AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": settings.log_level,
         }
+        # The handlers' log lines as Lambda's JSON log format writes them to CloudWatch: the same line, metrics
+        # (EMF) included, on this console.
+        from local.log_format import LambdaJsonFormatter
+
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(LambdaJsonFormatter())
+        api_log = logging.getLogger("model_api")
+        api_log.addHandler(console)
+        api_log.propagate = False
         handlers = {}
         for model in catalog:
             # The deployed function's environment, with local mode's own model timeout (no 29 s gateway here).

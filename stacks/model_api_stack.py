@@ -93,6 +93,7 @@ class ModelApiStack(Stack):
                 jobs=self.images if model.hosting == "async" else None,
                 timeout_seconds=settings.lambda_timeout_seconds,
                 log_retention=retention,
+                log_level=settings.log_level,
             )
             if endpoint is not None:
                 endpoint.grant_invoke(self.functions[model.name].role)

@@ -31,6 +31,7 @@ class ModelFunction(Construct):
       timeout_seconds: Lambda timeout (default 28, one second inside API Gateway's 29).
       memory_mb: memory (and so CPU) of the function (default 512).
       log_retention: retention of the function's log group (default one month).
+      log_level: application log level, INFO (default) or DEBUG; logs are Lambda's JSON format.
 
     Attributes: function, role, log_group.
     """
@@ -48,10 +49,14 @@ class ModelFunction(Construct):
         timeout_seconds: int = 28,
         memory_mb: int = 512,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        log_level: str = "INFO",
     ):
         super().__init__(scope, construct_id)
         if not 1 <= timeout_seconds <= 900:
             raise ValueError(f"ModelFunction {construct_id}: timeout_seconds must be from 1 to 900")
+        if log_level not in ("INFO", "DEBUG"):
+            raise ValueError(f"ModelFunction {construct_id}: log_level must be INFO or DEBUG (the request line, "
+                             "which carries the metrics, is INFO)")
         self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
         # Our own role and log policy instead of AWSLambdaBasicExecutionRole, which may write to every log group.
         self.role = iam.Role(
@@ -80,6 +85,10 @@ class ModelFunction(Construct):
             code=lambda_.Code.from_asset(str(LAMBDA_DIR), exclude=ASSET_EXCLUDE),
             role=self.role,
             log_group=self.log_group,
+            # One JSON object per line, tracebacks included, `extra` fields at the root (model_api.telemetry).
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel[log_level],
+            system_log_level_v2=lambda_.SystemLogLevel.INFO,  # START, END and REPORT (duration, memory) lines
             memory_size=memory_mb,
             timeout=Duration.seconds(timeout_seconds),
             description=f"Model API: requests for model {model_name}",

@@ -44,6 +44,9 @@ STORE_BUDGET_SECONDS = 6
 #   create-role: the stack creates the role and sets the account-wide setting (both outlive cdk destroy, see README);
 #   off: no access logs, nothing account-wide needed.
 API_LOGGING = ("account-role", "create-role", "off")
+# The Lambdas' application log level (Lambda's JSON log format). Each request's line, which carries its metrics
+# (model_api.telemetry), is INFO: a higher level would drop the metrics with it.
+LOG_LEVELS = ("INFO", "DEBUG")
 
 
 class SettingsError(ValueError):
@@ -88,6 +91,7 @@ class Settings:
     shared_instances: int = 1
     shared_max_instances: Optional[int] = None
     log_retention_days: int = 30
+    log_level: str = "INFO"  # see LOG_LEVELS
     # Request limits (model_api.schema.ImageLimits): the gateway model, the handler and local mode share them
     max_prompt_chars: int = _limit("max_prompt_chars")
     min_size: int = _limit("min_size")
@@ -162,6 +166,7 @@ class Settings:
             "ENDPOINT_NAME": self.endpoint_name(model),
             "MODEL_CATALOG": _routes.catalog_to_json(self.model_infos()),
             "INVOKE_READ_TIMEOUT_SECONDS": str(self.invoke_read_timeout_seconds),
+            "METRICS_NAMESPACE": self.metrics_namespace,
         }
         if model.hosting == "shared":
             environment["INFERENCE_COMPONENT"] = self.component_name(model)
@@ -186,6 +191,11 @@ class Settings:
     def shared_endpoint_name(self) -> str:
         """The endpoint every shared model's inference component runs on."""
         return f"{self.stack_name.lower()}-shared"[:63].rstrip("-")
+
+    @property
+    def metrics_namespace(self) -> str:
+        """Where the Lambdas' request metrics go (model_api.telemetry), one namespace per deployment."""
+        return f"SageMakerModelApi/{self.stack_name}"
 
     @property
     def shared_fleet(self) -> Optional[SharedFleet]:
@@ -241,6 +251,9 @@ class Settings:
             out.append(f"url_ttl_seconds must be from 60 to {MAX_URL_TTL_SECONDS} (got {self.url_ttl_seconds}): "
                        "URLs are signed with a role session, which AWS caps at 1 hour when assumed from the "
                        "Lambda's own, and the signer renews it while it still outlives the URL")
+        if self.log_level not in LOG_LEVELS:
+            out.append(f"log_level must be {' or '.join(LOG_LEVELS)} (got {self.log_level!r}): each request's log "
+                       "line carries its metrics and is INFO")
         if self.api_logging not in API_LOGGING:
             out.append(f"api_logging must be one of {', '.join(API_LOGGING)} (got {self.api_logging!r})")
         if not STORE_BUDGET_SECONDS + 6 <= self.api_timeout_seconds <= 29:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping, Optional, Sequence
@@ -181,8 +182,22 @@ class SageMakerEndpoint:
         self._target = {"InferenceComponentName": component} if component else {}
         self._inputs_only_fail_400 = inputs_only_fail_400
         self.job_timeout_seconds, self.job_ttl_seconds = job_timeout_seconds, job_ttl_seconds
+        self._timing = threading.local()  # local mode calls one handler from several threads
+
+    def take_latency_ms(self) -> Optional[float]:
+        """Milliseconds the last invoke() on this thread took (the model, as the Lambda waits for it), then forget
+        it: None when no model was invoked since."""
+        latency, self._timing.ms = getattr(self._timing, "ms", None), None
+        return latency
 
     def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        started = time.monotonic()
+        try:
+            return self._invoke(body, content_type, accept)
+        finally:
+            self._timing.ms = round((time.monotonic() - started) * 1000, 1)
+
+    def _invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
         try:
             response = self._client.invoke_endpoint(
                 EndpointName=self.endpoint_name, Body=body, ContentType=content_type, Accept=accept, **self._target

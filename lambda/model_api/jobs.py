@@ -137,11 +137,12 @@ Finish = Callable[[JobRecord, bytes, Callable[[], bytes]], dict]
 
 
 def status(job_id: str, *, store: JobStore, finish: Finish, respond: Callable[[JobRecord, dict], dict],
-           model: Optional[str] = None) -> dict:
+           model: Optional[str] = None, finished: Callable[[str], None] = lambda state: None) -> dict:
     """A job's state: queued, failed (with the model's error) or done (with the same body the synchronous route
     answers, made by respond() from the stored result). finish(record, answer, load_input) turns the model's answer
     into that result once; an answer the API cannot use fails the job (502-class errors); a storage outage is a 503.
-    model: read only that model's jobs (GET /models/<name>/jobs/{job_id}); another model's job is not found."""
+    model: read only that model's jobs (GET /models/<name>/jobs/{job_id}); another model's job is not found.
+    finished(state) is told once per job, by the poll that records its outcome: "completed" or "failed"."""
     stored = store.result(job_id)
     if stored is not None:
         saved = json.loads(stored)
@@ -170,6 +171,7 @@ def status(job_id: str, *, store: JobStore, finish: Finish, respond: Callable[[J
             saved = {"error": {"code": error.code, "message": error.message}}
     saved["record"] = json.loads(record.to_json())
     store.put_json(job_id, "result.json", json.dumps(saved, separators=(",", ":")).encode())
+    finished("failed" if "error" in saved else "completed")
     return _answer(record, saved, respond)
 
 

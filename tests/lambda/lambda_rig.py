@@ -174,3 +174,12 @@ class FakeAsyncEndpoint:
             "X-Amzn-SageMaker-OutputLocation": f"{self.output_path}/{job_id}.out",
             "X-Amzn-SageMaker-FailureLocation": f"{self.failure_path}/{job_id}-error.out",
         }, _Raw(json.dumps({"InferenceId": job_id}).encode()))
+
+
+def request_lines(caplog) -> list[dict]:
+    """The handler's per-request log lines, as Lambda's JSON log format writes them (local.log_format)."""
+    from local.log_format import LambdaJsonFormatter
+
+    formatter = LambdaJsonFormatter()
+    return [json.loads(formatter.format(r)) for r in caplog.records
+            if r.name == "model_api" and hasattr(r, "latency_ms")]

@@ -213,3 +213,25 @@ def test_a_finished_job_is_one_get_per_poll(jobs):
         event_name.split(".")[-1]))
     assert jobs.call(job_event(job_id))["json"]["status"] == "done"
     assert calls == ["GetObject"]
+
+
+def test_jobs_are_counted_when_submitted_and_once_when_they_finish(jobs, caplog):
+    import logging
+
+    from lambda_rig import request_lines
+    with caplog.at_level(logging.INFO, logger="model_api"):
+        job_id = submit(jobs)["json"]["job_id"]
+        jobs.call(job_event(job_id))  # still queued
+        put_uri(jobs, f"{jobs.async_endpoint.output_path}/{job_id}.out", tiny_png(8, 8, 1) + tiny_png(8, 8, 2))
+        jobs.call(job_event(job_id))  # finishes it: two images made now
+        jobs.call(job_event(job_id))  # a later poll shows them again
+        failed = submit(jobs)["json"]["job_id"]
+        put_uri(jobs, f"{jobs.async_endpoint.failure_path}/{failed}-error.out", b"CUDA out of memory")
+        jobs.call(job_event(failed))
+    lines = request_lines(caplog)
+    counted = [{n: line[n] for n in ("JobsSubmitted", "JobsCompleted", "JobsFailed", "Images") if n in line}
+               for line in lines]
+    assert counted == [{"JobsSubmitted": 1}, {}, {"JobsCompleted": 1, "Images": 2}, {}, {"JobsSubmitted": 1},
+                       {"JobsFailed": 1}]
+    assert [line["job"] for line in lines if "job" in line] == ["submitted", "completed", "submitted", "failed"]
+    assert all("ModelLatency" not in line for line in lines)  # queueing is not the model's time

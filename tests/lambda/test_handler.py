@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import urllib.request
@@ -23,6 +22,7 @@ from lambda_rig import (
     _Raw,
     api_event,
     load_handler,
+    request_lines,
     tiny_png,
 )
 
@@ -131,7 +131,7 @@ def test_one_structured_log_line_per_request(rig, caplog):
     with caplog.at_level(logging.INFO, logger="model_api"):
         ok = rig.call(api_event("POST", {"prompt": "p"}))
         bad = rig.call(api_event("POST", {"prompt": ""}))
-    records = [json.loads(r.getMessage()) for r in caplog.records if r.name == "model_api"]
+    records = request_lines(caplog)
     assert len(records) == 2
     assert records[0]["status"] == 200 and records[0]["images"] == 1 and records[0]["model"] == "stable-diffusion"
     assert records[0]["request_id"] == ok["headers"]["X-Request-Id"]
@@ -280,7 +280,7 @@ def test_endpoint_failures_map_to_deliberate_statuses(rig, caplog, case, arrange
     assert_error(response, status, code, rig)
     assert response["headers"].get("Retry-After") == retry_after
     # One structured line per request, with the request id the caller sees, the code and the status.
-    record, = [json.loads(r.getMessage()) for r in caplog.records if r.name == "model_api"]
+    record, = request_lines(caplog)
     assert record["request_id"] == response["headers"]["X-Request-Id"]
     assert (record["status"], record["error_code"]) == (status, code)
 

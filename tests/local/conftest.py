@@ -22,6 +22,7 @@ def local(tmp_path_factory):
     banner = process.wait_until_serving()
     info = json.loads((tmp_path / "ready.json").read_text())
     info["banner"] = banner
+    info["process"] = process
     yield info
     assert process.stop() == 0, "".join(process.stderr[-20:])
     output = "".join(process.stdout + process.stderr)

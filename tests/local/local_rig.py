@@ -70,6 +70,19 @@ class LocalProcess:
             if READY_LINE in line:
                 return "".join(self.stdout)
 
+    def wait_for_stderr(self, matches, deadline_seconds: float = 10) -> str:
+        """The first console line (stderr) for which matches(line) is true, waiting for the drain thread to read it;
+        fails after the deadline."""
+        deadline, seen = time.monotonic() + deadline_seconds, 0
+        while time.monotonic() < deadline:
+            lines = list(self.stderr)
+            for line in lines[seen:]:
+                if matches(line):
+                    return line
+            seen = len(lines)
+            time.sleep(0.02)
+        raise AssertionError("no such console line:\n" + "".join(self.stderr[-20:]))
+
     def stop(self) -> int:
         """Ctrl-C, as a user would; the exit code, once all output has been read."""
         if self.popen.poll() is None:

@@ -251,5 +251,14 @@ def test_an_invalid_port_gets_a_message_not_a_traceback(tmp_path, port, message)
 
 def test_the_banner_says_how_long_the_default_request_takes_here_and_requests_log_their_latency(local):
     assert "on this machine: 512x512, 30 steps ≈" in local["banner"] and "s per image" in local["banner"]
-    status, _, _ = request(local, body={"prompt": "timing", **SMALL})
+    status, headers, _ = request(local, body={"prompt": "a private timing prompt", **SMALL})
     assert status == 200
+    request_id = headers["X-Request-Id"]
+    # The handler's line as Lambda's JSON log format writes it to CloudWatch: record, latencies and EMF metrics.
+    line = json.loads(local["process"].wait_for_stderr(lambda text: request_id in text and text.startswith("{")))
+    assert (line["level"], line["logger"], line["route"], line["status"]) == ("INFO", "model_api", "/images", 200)
+    assert line["Latency"] == line["latency_ms"] and line["Images"] == 1 and line["ModelLatency"] > 0
+    assert {d["Namespace"] for d in line["_aws"]["CloudWatchMetrics"]} == {"SageMakerModelApi/SageMakerModelApi"}
+    assert "private timing prompt" not in "".join(local["process"].stderr + local["process"].stdout)
+    # And the gateway's short line, as API Gateway's access log has one.
+    local["process"].wait_for_stderr(lambda text: text.startswith("POST /images -> 200 ("))

@@ -10,6 +10,7 @@ from model_api.schema import ImageLimits
 from stacks.container_images import hf_inference_image_uri
 from stacks.model_artifact import archive_bytes
 from stacks.model_catalog import PRESETS
+from stacks.settings import Settings, SettingsError
 
 STABLE_DIFFUSION_CODE = PRESETS["stable-diffusion"].code_dir
 
@@ -288,9 +289,11 @@ def test_lambda_runs_latest_python_on_arm_with_no_bundled_dependencies(template,
     assert props["Handler"] == "handler.handler"
     assert props["Timeout"] == 28
     assert props["MemorySize"] == 512
-    assert props["LoggingConfig"]["LogGroup"] == {"Ref": logical_id(template, "AWS::Logs::LogGroup",
-                                                                    "StableDiffusionFunction/Logs")}
+    assert props["LoggingConfig"] == {
+        "LogGroup": {"Ref": logical_id(template, "AWS::Logs::LogGroup", "StableDiffusionFunction/Logs")},
+        "LogFormat": "JSON", "ApplicationLogLevel": "INFO", "SystemLogLevel": "INFO"}
     env = props["Environment"]["Variables"]
+    assert env["METRICS_NAMESPACE"] == "SageMakerModelApi/SageMakerModelApi"
     assert env["ENDPOINT_NAME"] == ENDPOINT
     assert env["BUCKET_NAME"] == {"Ref": one(template, "AWS::S3::Bucket")[0]}
     assert env["URL_TTL_SECONDS"] == "900"
@@ -310,8 +313,8 @@ def test_lambda_runs_latest_python_on_arm_with_no_bundled_dependencies(template,
                        "model_api/errors.py", "model_api/http.py", "model_api/jobs.py", "model_api/kinds/__init__.py",
                        "model_api/kinds/base.py", "model_api/kinds/chat.py", "model_api/kinds/embeddings.py",
                        "model_api/kinds/text_generation.py", "model_api/kinds/text_to_image.py",
-                       "model_api/requests.py", "model_api/routes.py", "model_api/schema.py", "model_api/text.py",
-                       "model_api/validation.py"]
+                       "model_api/requests.py", "model_api/routes.py", "model_api/schema.py",
+                       "model_api/telemetry.py", "model_api/text.py", "model_api/validation.py"]
 
 
 def test_timeouts_nest_gateway_then_lambda_then_endpoint_read(synth):
@@ -492,6 +495,16 @@ def test_text_limits_reach_the_function(synth):
 def test_default_logging_uses_the_accounts_role_and_changes_nothing_account_wide(template):
     assert resources(template, "AWS::ApiGateway::Account") == {}
     assert "ApiGatewayCloudWatchRoleName" not in template["Outputs"]
+
+
+def test_debug_logging_is_a_setting_and_nothing_above_info_is_offered(synth):
+    template = synth(log_level="DEBUG", stack_name="Dbg")
+    fn_id = logical_id(template, "AWS::Lambda::Function", "StableDiffusionFunction/Function")
+    props = template["Resources"][fn_id]["Properties"]
+    assert props["LoggingConfig"]["ApplicationLogLevel"] == "DEBUG"
+    assert props["Environment"]["Variables"]["METRICS_NAMESPACE"] == "SageMakerModelApi/Dbg"
+    with pytest.raises(SettingsError, match="log_level must be INFO or DEBUG \\(got 'WARN'\\)"):
+        Settings.from_values({"log_level": "WARN"})
 
 
 def test_create_role_makes_the_account_setting_before_the_stage_and_keeps_both(synth):
