@@ -29,6 +29,7 @@ from stacks.model_artifact import ModelArtifact
 from stacks.model_catalog import S3_URI, ModelSpec, gpu_count, pascal
 from stacks.model_endpoint import ModelEndpoint
 from stacks.model_function import ModelFunction
+from stacks.monitoring import ModelApiMonitoring, WatchedModel
 from stacks.rest_api import ModelRestApi
 from stacks.settings import LOG_RETENTION_DAYS, Settings
 from stacks.shared_endpoint import ModelComponent, SharedEndpoint
@@ -94,6 +95,7 @@ class ModelApiStack(Stack):
                 timeout_seconds=settings.lambda_timeout_seconds,
                 log_retention=retention,
                 log_level=settings.log_level,
+                tracing=settings.tracing,
             )
             if endpoint is not None:
                 endpoint.grant_invoke(self.functions[model.name].role)
@@ -105,9 +107,22 @@ class ModelApiStack(Stack):
             daily_quota=settings.daily_quota,
             log_retention=retention,
             logging=settings.api_logging,
+            tracing=settings.tracing,
         )
         for route in _routes.routes(catalog):
             self.api.add_route(route.path, route.method, self.functions[route.model].function)
+        self.monitoring = ModelApiMonitoring(
+            self, "Monitoring", api=self.api.api, metrics_namespace=settings.metrics_namespace,
+            thresholds=settings.alarm_thresholds, alarm_email=settings.alarm_email,
+            dashboard_name=f"{settings.stack_name}-model-api",
+            models=[WatchedModel(
+                m.name, self.functions[m.name].function, self.endpoints.get(m.name), self.components.get(m.name),
+                # What one call to the model may take: the invoke read timeout, or an async job's own timeout.
+                request_seconds=float((hosting_of(m) and hosting_of(m).request_seconds)
+                                      or settings.invoke_read_timeout_seconds),
+                gpus=gpu_count(m.instance_type) if m.gpu and m.existing_endpoint is None else 0,
+                always_on=m.hosting == "realtime" and m.existing_endpoint is None)
+                for m in settings.catalog])
         if settings.kms_key_arn and settings.region is None:
             self._key_in_stack_region(settings.kms_key_arn)
         self._outputs(catalog)
@@ -182,6 +197,8 @@ class ModelApiStack(Stack):
         get_key = f"aws apigateway get-api-key --api-key {key_id} --include-value --query value --output text " \
                   f"--region {self.region}"
         CfnOutput(self, "ApiUrl", value=self.api.url_for("/"), description="Base URL of the API")
+        CfnOutput(self, "DashboardUrl", value=self.monitoring.dashboard_url,
+                  description="CloudWatch dashboard: alarms, API, Lambdas, endpoints, request metrics")
         CfnOutput(self, "ApiKeyId", value=key_id, description="Id of the API key (send its value as x-api-key)")
         CfnOutput(self, "GetApiKeyCommand", value=get_key, description="Prints the API key value")
         CfnOutput(self, "UsagePlanId", value=self.api.usage_plan.usage_plan_id,
@@ -252,6 +269,11 @@ class ModelApiStack(Stack):
                     acks.append((function.role, f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/"
                                  f"{self.images.key_prefix}*]", "Image keys are uuid4s made per request, so the "
                                  "grant must cover the images/ prefix; it is the only prefix the Lambda can touch."))
+        if self.settings.tracing:
+            for function in self.functions.values():
+                acks.append((function.role, "AwsSolutions-IAM5[Resource::*]", "tracing=true: X-Ray's "
+                             "xray:PutTraceSegments and xray:PutTelemetryRecords take no resource, AWS allows only "
+                             "'*' for them (Lambda adds exactly these two for active tracing)."))
         for scope, rule, reason in acks:
             Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
 

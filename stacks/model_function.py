@@ -32,6 +32,8 @@ class ModelFunction(Construct):
       memory_mb: memory (and so CPU) of the function (default 512).
       log_retention: retention of the function's log group (default one month).
       log_level: application log level, INFO (default) or DEBUG; logs are Lambda's JSON format.
+      tracing: X-Ray active tracing (default off); the role then gains xray:PutTraceSegments and
+        xray:PutTelemetryRecords, which take no resource ("*").
 
     Attributes: function, role, log_group.
     """
@@ -50,6 +52,7 @@ class ModelFunction(Construct):
         memory_mb: int = 512,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         log_level: str = "INFO",
+        tracing: bool = False,
     ):
         super().__init__(scope, construct_id)
         if not 1 <= timeout_seconds <= 900:
@@ -89,6 +92,7 @@ class ModelFunction(Construct):
             logging_format=lambda_.LoggingFormat.JSON,
             application_log_level_v2=lambda_.ApplicationLogLevel[log_level],
             system_log_level_v2=lambda_.SystemLogLevel.INFO,  # START, END and REPORT (duration, memory) lines
+            tracing=lambda_.Tracing.ACTIVE if tracing else None,
             memory_size=memory_mb,
             timeout=Duration.seconds(timeout_seconds),
             description=f"Model API: requests for model {model_name}",

@@ -25,6 +25,7 @@ class ModelRestApi(Construct):
       throttle_rate, throttle_burst, daily_quota: usage plan of the key, also the stage's throttle (2/s, 5, 1000).
       log_retention: access log retention (default one month).
       stage_name: the stage (default "v1").
+      tracing: X-Ray tracing of the stage (default off).
       logging: "account-role" (access logs; the account's API Gateway CloudWatch role must be set already),
         "create-role" (access logs; this construct creates that role and sets the account-wide setting, both kept
         on destroy because every API of the account and region logs through them), or "off" (no access logs).
@@ -51,6 +52,7 @@ class ModelRestApi(Construct):
         stage_name: str = "v1",
         description: str = "Models on SageMaker endpoints",
         logging: str = "account-role",
+        tracing: bool = False,
     ):
         super().__init__(scope, construct_id)
         problems = []
@@ -87,6 +89,7 @@ class ModelRestApi(Construct):
                 stage_name=stage_name,
                 throttling_rate_limit=throttle_rate,
                 throttling_burst_limit=throttle_burst,
+                tracing_enabled=tracing,  # X-Ray: a trace per request, through the Lambda (tracing setting)
                 **access_logs,
             ),
         )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from stacks.alarm_thresholds import EMAIL, AlarmThresholds
 from stacks.container_images import repository_regions
 from stacks.hosting import SharedFleet, hosting_of, shared_fit_problems
 from stacks.lambda_source import load_lambda_module
@@ -92,6 +93,14 @@ class Settings:
     shared_max_instances: Optional[int] = None
     log_retention_days: int = 30
     log_level: str = "INFO"  # see LOG_LEVELS
+    tracing: bool = False  # X-Ray on the API stage and the Lambdas
+    # Alarms (stacks/monitoring.py AlarmThresholds) and who is told: an email subscribed to an encrypted SNS topic
+    alarm_email: Optional[str] = None
+    alarm_api_5xx_percent: float = 5.0
+    alarm_endpoint_5xx: int = 5
+    alarm_latency_percent: float = 80.0
+    alarm_gpu_memory_percent: float = 90.0
+    alarm_job_age_seconds: int = 1800
     # Request limits (model_api.schema.ImageLimits): the gateway model, the handler and local mode share them
     max_prompt_chars: int = _limit("max_prompt_chars")
     min_size: int = _limit("min_size")
@@ -193,6 +202,11 @@ class Settings:
         return f"{self.stack_name.lower()}-shared"[:63].rstrip("-")
 
     @property
+    def alarm_thresholds(self) -> AlarmThresholds:
+        return AlarmThresholds(self.alarm_api_5xx_percent, self.alarm_endpoint_5xx, self.alarm_latency_percent,
+                               self.alarm_gpu_memory_percent, self.alarm_job_age_seconds)
+
+    @property
     def metrics_namespace(self) -> str:
         """Where the Lambdas' request metrics go (model_api.telemetry), one namespace per deployment."""
         return f"SageMakerModelApi/{self.stack_name}"
@@ -251,6 +265,9 @@ class Settings:
             out.append(f"url_ttl_seconds must be from 60 to {MAX_URL_TTL_SECONDS} (got {self.url_ttl_seconds}): "
                        "URLs are signed with a role session, which AWS caps at 1 hour when assumed from the "
                        "Lambda's own, and the signer renews it while it still outlives the URL")
+        out += self.alarm_thresholds.problems()
+        if self.alarm_email is not None and not re.match(EMAIL, self.alarm_email):
+            out.append(f"alarm_email {self.alarm_email!r} is not an email address")
         if self.log_level not in LOG_LEVELS:
             out.append(f"log_level must be {' or '.join(LOG_LEVELS)} (got {self.log_level!r}): each request's log "
                        "line carries its metrics and is INFO")

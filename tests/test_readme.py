@@ -12,7 +12,7 @@ README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 def test_every_setting_is_documented():
     table = README.split("## Settings", 1)[1].split("\n## ", 1)[0]
-    documented = set(re.findall(r"`([a-z_]+)`", table))
+    documented = set(re.findall(r"`([a-z0-9_]+)`", table))
     settings = {f.name for f in fields(Settings) if not f.metadata.get("derived")}
     assert settings <= documented, settings - documented
     models = README.split("## Models", 1)[1].split("\n## ", 1)[0]

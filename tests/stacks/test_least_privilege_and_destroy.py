@@ -31,11 +31,12 @@ VARIANTS = {
     # The same settings as test_nag_and_lint's async-kms variant: one cached synth for both.
     "async-kms": {"models": "stable-diffusion,gpt2-cpu", "stable-diffusion.hosting": "async",
                   "gpt2-cpu.hosting": "async", "gpt2-cpu.min_instances": "1", "gpt2-cpu.max_instances": "2",
-                  "kms_key_arn": KMS_KEY},
+                  "kms_key_arn": KMS_KEY, "alarm_email": "oncall@example.com"},
     # The same settings as test_nag_and_lint's shared variant.
     "shared": {"models": "gpt2-cpu,minilm-embeddings", "gpt2-cpu.hosting": "shared",
                "minilm-embeddings.hosting": "shared", "minilm-embeddings.instance_type": "ml.m5.xlarge",
-               "gpt2-cpu.max_instances": "3", "minilm-embeddings.min_instances": "0", "shared_max_instances": "2"},
+               "gpt2-cpu.max_instances": "3", "minilm-embeddings.min_instances": "0", "shared_max_instances": "2",
+               "tracing": "true"},
     "s3-artifact": {"models": "mine", "model_specs": json.dumps(
         {"mine": {"kind": "text-generation", "source": "s3://my-models/llm/model.tar.gz", "container": "tgi"}})},
 }
@@ -51,8 +52,11 @@ def allow_statements(template):
     for logical_id, resource in template["Resources"].items():
         props = resource.get("Properties", {})
         documents = []
-        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::S3::BucketPolicy"):
+        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::S3::BucketPolicy",
+                                "AWS::SNS::TopicPolicy"):
             documents.append(props["PolicyDocument"])
+        if resource["Type"] == "AWS::KMS::Key":
+            documents.append(props["KeyPolicy"])
         if resource["Type"] == "AWS::IAM::Role":
             documents += [p["PolicyDocument"] for p in props.get("Policies", [])]
         for document in documents:
@@ -72,11 +76,25 @@ def test_no_wildcard_actions_or_resources(variant):
         if "Principal" in statement and statement.get("Action") == "sts:AssumeRole":
             continue
         actions = as_list(statement["Action"])
+        if template["Resources"][where]["Type"] == "AWS::KMS::Key":
+            # In a key policy "*" is the key itself. kms:* only for the account root: AWS's default key policy,
+            # which keeps the key manageable through IAM (KMS Developer Guide, "Default key policy").
+            if actions == ["kms:*"]:
+                assert statement["Principal"] == {"AWS": {"Fn::Join": ["", [
+                    "arn:", {"Ref": "AWS::Partition"}, ":iam::", {"Ref": "AWS::AccountId"}, ":root"]]}}, statement
+            else:
+                assert statement["Principal"] == {"Service": "cloudwatch.amazonaws.com"}, statement
+                assert sorted(actions) == ["kms:Decrypt", "kms:GenerateDataKey*"], statement
+            checked += 1
+            continue
         for action in actions:
             assert action != "*", (name, where, statement)
             assert not re.fullmatch(r"[a-z0-9-]+:\*", action), (name, where, statement)
         if "*" in as_list(statement.get("Resource", [])):
-            assert set(actions) <= STAR_RESOURCE_ALLOWED, (name, where, statement)
+            # X-Ray takes no resource: allowed on "*" only where tracing is on, and then only these two actions.
+            traced = VARIANTS[name].get("tracing") == "true"
+            allowed = STAR_RESOURCE_ALLOWED | ({"xray:PutTraceSegments", "xray:PutTelemetryRecords"} if traced else set())
+            assert set(actions) <= allowed, (name, where, statement)
             if "cloudwatch:PutMetricData" in actions:
                 assert statement["Condition"]["StringEquals"]["cloudwatch:namespace"]
         if re.search(r"log-group:\*", json.dumps(statement.get("Resource"))):

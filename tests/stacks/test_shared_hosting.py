@@ -200,7 +200,8 @@ def test_settings_scale_shared_models_to_zero_and_bound_the_fleet(synth):
     with pytest.raises(SettingsError, match=r"copies \(min_instances, max_instances\) must satisfy 0 <= min <= max"):
         Settings.from_values({**SHARED, "gpt2-cpu.min_instances": "0", "gpt2-cpu.max_instances": "0"})
     template = synth(**values)
-    alarms = [r for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    alarms = [r for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"
+              and r["Properties"].get("MetricName") == "NoCapacityInvocationFailures"]
     assert sorted(a["Properties"]["Dimensions"][0]["Value"] for a in alarms) == [
         "sagemakermodelapi-gpt2-cpu", "sagemakermodelapi-minilm-embeddings"]
 

@@ -449,8 +449,10 @@ def test_every_log_group_has_retention_and_is_deleted_with_the_stack(template):
 
 def test_outputs_tell_the_user_how_to_call_the_api(template):
     outputs = {k: render(v["Value"], template) for k, v in template["Outputs"].items()}
-    assert sorted(outputs) == ["ApiKeyId", "ApiUrl", "BucketName", "CurlExample", "GetApiKeyCommand", "ImagesUrl",
-                               "StableDiffusionEndpointName", "StableDiffusionUrl", "UsagePlanId"]
+    assert sorted(outputs) == ["ApiKeyId", "ApiUrl", "BucketName", "CurlExample", "DashboardUrl", "GetApiKeyCommand",
+                               "ImagesUrl", "StableDiffusionEndpointName", "StableDiffusionUrl", "UsagePlanId"]
+    assert outputs["DashboardUrl"] == ("https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region="
+                                       "${AWS::Region}#dashboards:name=SageMakerModelApi-model-api")
     assert outputs["UsagePlanId"] == f"${{{one(template, 'AWS::ApiGateway::UsagePlan')[0]}}}"
     api_id, _ = one(template, "AWS::ApiGateway::RestApi")
     stage_id, _ = one(template, "AWS::ApiGateway::Stage")

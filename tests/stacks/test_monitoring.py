@@ -1,0 +1,137 @@
+"""The deployment's dashboard, alarms and alarm topic (stacks/monitoring.py), in the whole app's template."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cfn_render import render, resources
+
+ASYNC_WITH_EMAIL = {"models": "stable-diffusion,gpt2-cpu,minilm-embeddings", "stable-diffusion.hosting": "async",
+                    "minilm-embeddings.hosting": "serverless", "alarm_email": "oncall@example.com",
+                    "alarm_job_age_seconds": "900", "stack_name": "Watched"}
+
+
+def alarms(template) -> dict:
+    """alarm construct name (e.g. Api5xxRate) -> properties, for the Monitoring construct's alarms."""
+    out = {}
+    for resource in resources(template, "AWS::CloudWatch::Alarm").values():
+        path = resource.get("Metadata", {}).get("aws:cdk:path", "")
+        if "/Monitoring/" in path:
+            out[path.split("/Monitoring/")[1].split("/")[0]] = resource["Properties"]
+    return out
+
+
+def dimensions(props) -> dict:
+    return {d["Name"]: d["Value"] for d in props.get("Dimensions", [])}
+
+
+def test_the_default_deployment_alarms_on_what_an_on_call_engineer_needs(template):
+    found = alarms(template)
+    assert sorted(found) == ["Api5xxRate", "StableDiffusionGpuMemory", "StableDiffusionInvocation5xx",
+                             "StableDiffusionLambdaErrors", "StableDiffusionLambdaThrottles",
+                             "StableDiffusionModelLatency", "StableDiffusionNoInstance"]
+    api = found["Api5xxRate"]
+    assert (api["Namespace"], api["MetricName"], api["Statistic"], api["Period"], api["Threshold"]) == (
+        "AWS/ApiGateway", "5XXError", "Average", 300, 0.05)
+    assert api["ComparisonOperator"] == "GreaterThanOrEqualToThreshold" and api["TreatMissingData"] == "notBreaching"
+    latency = found["StableDiffusionModelLatency"]
+    # p90 in microseconds against 80% of the 22 s a request gives the model, over two 5-minute periods.
+    assert (latency["MetricName"], latency["ExtendedStatistic"], latency["Threshold"], latency["EvaluationPeriods"]) \
+        == ("ModelLatency", "p90", 0.8 * 22 * 1_000_000, 2)
+    assert dimensions(latency) == {"EndpointName": "sagemakermodelapi-stable-diffusion", "VariantName": "AllTraffic"}
+    gpu = found["StableDiffusionGpuMemory"]
+    assert (gpu["Namespace"], gpu["MetricName"], gpu["Threshold"]) == (
+        "/aws/sagemaker/Endpoints", "GPUMemoryUtilization", 90)  # one GPU on ml.g5.xlarge
+    outage = found["StableDiffusionNoInstance"]
+    assert (outage["MetricName"], outage["Statistic"], outage["ComparisonOperator"], outage["TreatMissingData"],
+            outage["Threshold"]) == ("CPUUtilization", "SampleCount", "LessThanThreshold", "breaching", 1)
+    errors = found["StableDiffusionInvocation5xx"]
+    assert (errors["MetricName"], errors["Statistic"], errors["Threshold"]) == ("Invocation5XXErrors", "Sum", 5)
+    for name in ("StableDiffusionLambdaErrors", "StableDiffusionLambdaThrottles"):
+        assert (found[name]["Namespace"], found[name]["Threshold"]) == ("AWS/Lambda", 1)
+    # Without alarm_email: alarms exist, and tell no one.
+    assert all("AlarmActions" not in props for props in found.values())
+    assert resources(template, "AWS::SNS::Topic") == {}
+
+
+def test_alarm_email_gets_an_encrypted_topic_and_every_alarm_tells_it(synth):
+    template = synth(**ASYNC_WITH_EMAIL)
+    (topic_id, topic), = resources(template, "AWS::SNS::Topic").items()
+    key_id = topic["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    key = template["Resources"][key_id]
+    assert key["Properties"]["EnableKeyRotation"] is True and key["DeletionPolicy"] == "Delete"
+    assert key["Properties"]["PendingWindowInDays"] == 7
+    cloudwatch = [s for s in key["Properties"]["KeyPolicy"]["Statement"]
+                  if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
+    assert [sorted(s["Action"]) for s in cloudwatch] == [["kms:Decrypt", "kms:GenerateDataKey*"]]
+    (subscription,) = resources(template, "AWS::SNS::Subscription").values()
+    assert subscription["Properties"] == {"Protocol": "email", "TopicArn": {"Ref": topic_id},
+                                          "Endpoint": "oncall@example.com"}
+    (policy,) = resources(template, "AWS::SNS::TopicPolicy").values()
+    assert [s["Effect"] for s in policy["Properties"]["PolicyDocument"]["Statement"]] == ["Deny"]  # TLS only
+    found = alarms(template)
+    for props in found.values():
+        assert props["AlarmActions"] == [{"Ref": topic_id}] and props["OKActions"] == [{"Ref": topic_id}]
+    job_age = found["StableDiffusionJobAge"]
+    assert (job_age["MetricName"], job_age["Statistic"], job_age["Threshold"]) == (
+        "ApproximateAgeOfOldestRequest", "Maximum", 900)
+    assert dimensions(job_age) == {"EndpointName": "watched-stable-diffusion"}
+    # An async model's latency budget is its job timeout; no "no instance" alarm where instances may be none.
+    assert found["StableDiffusionModelLatency"]["Threshold"] == 0.8 * 900 * 1_000_000
+    assert "StableDiffusionNoInstance" not in found and "MinilmEmbeddingsNoInstance" not in found
+    assert "Gpt2CpuGpuMemory" not in found and "Gpt2CpuNoInstance" in found  # ml.m5.xlarge: no GPU
+    assert "MinilmEmbeddingsInvocation5xx" in found  # serverless endpoints report invocations too
+
+
+def test_the_dashboard_shows_api_lambdas_endpoints_and_our_request_metrics(synth):
+    template = synth(**ASYNC_WITH_EMAIL)
+    (dashboard,) = resources(template, "AWS::CloudWatch::Dashboard").values()
+    assert dashboard["Properties"]["DashboardName"] == "Watched-model-api"
+    body = render(dashboard["Properties"]["DashboardBody"], template)
+    widgets = json.loads(body)["widgets"]
+    titles = [w["properties"].get("title") for w in widgets]
+    for title in ("Alarms", "API requests and errors", "API latency (ms)", "Requests by model (ours)",
+                  "Lambda errors and throttles", "Lambda duration p90 (ms)", "Lambda concurrent executions",
+                  "stable-diffusion: invocations and errors", "stable-diffusion: job backlog",
+                  "stable-diffusion: instances (%; per core or GPU)", "gpt2-cpu: model and overhead latency p90 (µs)",
+                  "minilm-embeddings: invocations and errors"):
+        assert title in titles, title
+    assert "minilm-embeddings: instances (%; per core or GPU)" not in titles  # serverless has none
+    metrics = json.dumps([w["properties"].get("metrics") for w in widgets])
+    for name in ("5XXError", "Latency", "ConcurrentExecutions", "OverheadLatency", "GPUMemoryUtilization",
+                 "DiskUtilization", "ApproximateBacklogSize", "GlueLatency", "JobsCompleted"):
+        assert f'"{name}"' in metrics, name
+    assert '"SageMakerModelApi/Watched"' in metrics
+    (alarm_widget,) = [w for w in widgets if w["properties"].get("title") == "Alarms"]
+    assert len(alarm_widget["properties"]["alarms"]) == len(alarms(template))
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"alarm_email": "not-an-address"}, "alarm_email 'not-an-address' is not an email address"),
+    ({"alarm_api_5xx_percent": "0"}, "alarm_api_5xx_percent must be above 0 and at most 100 (got 0.0)"),
+    ({"alarm_job_age_seconds": "30"}, "alarm_job_age_seconds must be from 60 to 21600 (got 30)"),
+    ({"alarm_endpoint_5xx": "0"}, "alarm_endpoint_5xx must be at least 1 (got 0)"),
+])
+def test_alarm_settings_are_checked_at_synth(values, message):
+    from stacks.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_values(values)
+    assert message in str(caught.value)
+
+
+def test_tracing_is_off_unless_asked_and_then_covers_the_stage_and_every_lambda(template, synth):
+    def traced(t):
+        stage = [r["Properties"].get("TracingEnabled") for r in resources(t, "AWS::ApiGateway::Stage").values()]
+        functions = [r["Properties"].get("TracingConfig") for r in resources(t, "AWS::Lambda::Function").values()
+                     if "MODEL_NAME" in json.dumps(r)]
+        return stage, functions
+
+    assert traced(template) == ([False], [None])
+    on = synth(tracing="true", models="stable-diffusion,gpt2-cpu")
+    assert traced(on) == ([True], [{"Mode": "Active"}, {"Mode": "Active"}])
+    xray = [s for r in resources(on, "AWS::IAM::Policy").values() for s in r["Properties"]["PolicyDocument"]["Statement"]
+            if any(a.startswith("xray:") for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))]
+    assert len(xray) == 2 and all(s["Action"] == ["xray:PutTelemetryRecords", "xray:PutTraceSegments"] and
+                                  s["Resource"] == "*" for s in xray)
