@@ -15,7 +15,7 @@ import time
 from typing import Callable
 
 from ops import cdk, preflight
-from ops.logs import endpoint_log_group
+from ops.logs import endpoint_log_groups
 from stacks.settings import SettingsError, load_settings
 
 
@@ -32,16 +32,17 @@ def explain_failure(settings, session, out=sys.stdout, lines: int = 40) -> None:
         except Exception as error:  # not created, or not readable: say so and go on
             status, reason = "not created", str(error)[:200]
         print(f"\nendpoint {name} ({model.name}): {status}" + (f"\n  reason: {reason}" if reason else ""), file=out)
-        group = endpoint_log_group(settings, model.name)
-        try:
-            events = logs.filter_log_events(logGroupName=group, startTime=int((time.time() - 6 * 3600) * 1000),
-                                            limit=1000).get("events", [])
-        except Exception:
-            events = []
-        for event in events[-lines:]:
-            print(f"  | {event['message'].rstrip()}", file=out)
-        if events:
-            print(f"  (last {min(lines, len(events))} lines of {group}; more: make logs MODEL={model.name})", file=out)
+        for group in endpoint_log_groups(settings, model.name).values():  # a shared model's component too
+            try:
+                events = logs.filter_log_events(logGroupName=group, startTime=int((time.time() - 6 * 3600) * 1000),
+                                                limit=1000).get("events", [])
+            except Exception:
+                events = []
+            for event in events[-lines:]:
+                print(f"  | {event['message'].rstrip()}", file=out)
+            if events:
+                print(f"  (last {min(lines, len(events))} lines of {group}; more: make logs MODEL={model.name})",
+                      file=out)
     print("\nThe failed stack keeps its resources so these logs stay readable. Fix the cause and run make deploy "
           "again, or run make destroy: it removes everything, failed deploys included.", file=out)
 

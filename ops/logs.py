@@ -22,9 +22,16 @@ SINCE = re.compile(r"^(?P<n>\d+)(?P<unit>[smhd])$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def endpoint_log_group(settings: Settings, model_name: str) -> Optional[str]:
+def endpoint_log_groups(settings: Settings, model_name: str) -> dict[str, str]:
+    """label -> log group of what runs the model: its endpoint's, and for a shared model its inference
+    component's too (where its container writes; the endpoint's holds what the instances do)."""
     model = settings.model(model_name)
-    return None if model.existing_endpoint is not None else f"/aws/sagemaker/Endpoints/{settings.endpoint_name(model)}"
+    if model.existing_endpoint is not None:
+        return {}
+    groups = {"endpoint": f"/aws/sagemaker/Endpoints/{settings.endpoint_name(model)}"}
+    if model.hosting == "shared":
+        groups["component"] = f"/aws/sagemaker/InferenceComponents/{settings.component_name(model)}"
+    return groups
 
 
 def function_log_group(cloudformation, stack_name: str, model_name: str) -> Optional[str]:
@@ -98,10 +105,7 @@ def main(argv=None, session=None, out=sys.stdout) -> int:
     import boto3
 
     session = session or boto3.session.Session(region_name=settings.region)
-    groups = {}
-    group = endpoint_log_group(settings, args.model)
-    if group:
-        groups["endpoint"] = group
+    groups = endpoint_log_groups(settings, args.model)
     function_group = function_log_group(session.client("cloudformation"), settings.stack_name, args.model)
     if function_group:
         groups["lambda"] = function_group

@@ -157,6 +157,18 @@ def test_logs_follow_prints_each_line_once_and_waits_for_groups_not_made_yet(aws
     assert out.getvalue().splitlines() == ["[endpoint] container started"]
 
 
+def test_logs_of_a_shared_model_follow_its_component_too(aws, monkeypatch):
+    monkeypatch.setattr(logs, "function_log_group", lambda cfn, stack, model: None)
+    put_events(aws, "/aws/sagemaker/InferenceComponents/sagemakermodelapi-gpt2-cpu", ["component started"])
+    out = io.StringIO()
+    shared = ["-c", "models=gpt2-cpu", "-c", "gpt2-cpu.hosting=shared"]
+    assert logs.main(["gpt2-cpu", "--no-follow", *shared], session=aws, out=out) == 0
+    lines = out.getvalue().splitlines()
+    assert lines[0] == ("logs: endpoint /aws/sagemaker/Endpoints/sagemakermodelapi-shared, component "
+                        "/aws/sagemaker/InferenceComponents/sagemakermodelapi-gpt2-cpu")
+    assert lines[1:] == ["[component] component started"]
+
+
 def test_logs_refuses_an_unknown_model():
     out = io.StringIO()
     assert logs.main(["nope"], out=out) == 2 and "no model 'nope'" in out.getvalue()
