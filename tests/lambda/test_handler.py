@@ -296,6 +296,12 @@ def test_transport_failures_say_what_broke(rig, error, code, message):
     assert assert_error(rig.call(api_event("POST", {"prompt": "p"})), 502, code, rig) == message
 
 
+def test_an_unreachable_runtime_is_503_and_says_so(rig):
+    rig.endpoint.raises(EndpointConnectionError(endpoint_url="https://runtime"))
+    response = rig.call(api_event("POST", {"prompt": "p"}))
+    assert assert_error(response, 503, "endpoint_unreachable", rig) == "the SageMaker runtime could not be reached"
+
+
 def test_model_error_message_carries_the_container_status(rig):
     rig.endpoint.fails(424, "ModelError", model_error(500, "CUDA error: an illegal memory access"))
     message = assert_error(rig.call(api_event("POST", {"prompt": "p"})), 502, "model_error", rig)

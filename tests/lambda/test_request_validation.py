@@ -60,6 +60,30 @@ def test_limits_round_trip_and_check_themselves():
         "default_size must lie within min_size..max_size (1000..768)"]
     assert ImageLimits(max_size=1020).problems() == ["max_size must be a multiple of 8 (got 1020)"]
     assert max_body_bytes(ImageLimits()) == 4096 + 24 * 1000
+    # 1 is a limit like any other (one image, one step); guidance has its own rule.
+    assert ImageLimits(max_images=1, max_steps=1, default_steps=1, max_guidance_scale=1,
+                       default_guidance_scale=1).problems() == []
+    assert ImageLimits(default_guidance_scale=30).problems() == [
+        "default_guidance_scale must not exceed max_guidance_scale"]
+
+
+def test_the_image_config_reads_every_field_back_from_the_environment():
+    from model_api.kinds.text_to_image import ImageConfig
+
+    config = ImageConfig(url_ttl_seconds=120, key_prefix="pictures/", protocol="jumpstart", step_seconds=0.1,
+                         time_budget_seconds=20.0, instance_type="ml.g5.xlarge")
+    assert ImageConfig.from_env(config.to_env()) == config
+
+
+def test_a_method_the_image_route_does_not_take_is_405():
+    from lambda_rig import api_event
+    from model_api.errors import ApiError
+    from model_api.kinds.text_to_image import ImageConfig, prepare_images
+
+    with pytest.raises(ApiError) as caught:
+        prepare_images(api_event("PUT", {"prompt": "p"}), ImageConfig())
+    assert (caught.value.status, caught.value.code) == (405, "method_not_allowed")
+    assert caught.value.message == "method PUT is not allowed; use GET or POST"
 
 
 @pytest.mark.parametrize("schema, instance, problem", [

@@ -116,6 +116,23 @@ def test_chat_embeddings_code_is_packaged_and_serves_both_routes(synth):
         ("/endpoint", "GET")}
 
 
+def test_a_pinned_revision_reaches_whatever_downloads_the_weights(synth):
+    template = synth(models="gpt2-cpu,minilm-embeddings", **{"gpt2-cpu.revision": "abc123",
+                                                             "minilm-embeddings.revision": "def456"})
+    for name, revision in (("Gpt2Cpu", "abc123"), ("MinilmEmbeddings", "def456")):
+        environment = model_of(template, name)["PrimaryContainer"]["Environment"]
+        assert environment["HF_MODEL_REVISION"] == revision and "MODEL_HUB_REVISION" not in environment
+    sd = model_of(synth(**{"stable-diffusion.revision": "fed789"}), "StableDiffusion")
+    assert sd["PrimaryContainer"]["Environment"]["MODEL_HUB_REVISION"] == "fed789"  # our code downloads
+
+
+def test_hf_inference_gpu_runs_the_gpu_image(synth):
+    template = synth(models="gpt2-cpu", **{"gpt2-cpu.container": "hf-inference-gpu",
+                                           "gpt2-cpu.instance_type": "ml.g5.xlarge"})
+    image = json.dumps(model_of(template, "Gpt2Cpu")["PrimaryContainer"]["Image"])
+    assert "-gpu-" in image and "-cpu-" not in image
+
+
 def test_existing_jumpstart_endpoint_is_fronted_without_creating_a_model(synth):
     template = synth(models="jumpstart-stable-diffusion",
                      **{"jumpstart-stable-diffusion.source": "endpoint:My-JumpStart-SD"})
@@ -232,6 +249,7 @@ def test_each_model_can_be_tuned_by_name(synth):
      "kind 'poetry' is not one of"),
     ({"models": "x", "model_specs": '{"x": {"kind": "chat"}}'}, "must be an object with at least kind and source"),
     ({"models": "stable-diffusion", "protocol": "tgi"}, "protocol 'tgi' does not fit kind text-to-image"),
+    ({"models": "gpt2-cpu", "download_by": "code"}, "download_by=code needs code whose model_fn downloads the weights"),
     ({"models": "stable-diffusion", "code": "models/nowhere"}, "has no inference.py"),
 ])
 def test_catalog_problems_fail_synth(values, fragment):

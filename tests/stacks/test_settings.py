@@ -84,6 +84,23 @@ def test_switches_read_the_usual_spellings(text, value):
     assert Settings.from_values({"retain_bucket": text}).retain_bucket is value
 
 
+def test_a_url_lifetime_out_of_bounds_is_explained():
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_values({"url_ttl_seconds": "4000"})
+    assert "url_ttl_seconds must be from 60 to 3000 (got 4000): URLs are signed with a role session, which AWS caps " \
+           "at 1 hour when assumed from the Lambda's own" in str(caught.value)
+
+
+def test_the_top_of_every_bound_is_allowed():
+    assert Settings.from_values({"daily_quota": "1", "shared_instances": "100", "models": "gpt2-cpu",
+                                 "gpt2-cpu.hosting": "shared"}).shared_fleet.initial == 100
+
+
+def test_what_settings_derive_cannot_be_set():
+    with pytest.raises(SettingsError, match="unknown setting 'catalog'"):
+        Settings.from_values({"catalog": "[]"})
+
+
 def test_lower_bounds_are_inclusive():
     # A burst of 1 and a quota of 1 are the smallest valid values, not problems.
     settings = Settings.from_values({"throttle_burst": "1", "daily_quota": "1"})

@@ -402,6 +402,10 @@ def test_usage_plan_throttles_and_caps_the_key(synth):
     props = plan["Properties"]
     assert props["Throttle"] == {"RateLimit": 5, "BurstLimit": 10}
     assert props["Quota"] == {"Limit": 200, "Period": "DAY"}
+    # The stage holds the same rate and burst for every method (beside the key's plan).
+    _, stage = one(template, "AWS::ApiGateway::Stage")
+    assert [{k: m[k] for k in ("ThrottlingRateLimit", "ThrottlingBurstLimit")}
+            for m in stage["Properties"]["MethodSettings"]] == [{"ThrottlingRateLimit": 5, "ThrottlingBurstLimit": 10}]
     stage_id, stage = one(template, "AWS::ApiGateway::Stage")
     stage_binding, = props["ApiStages"]
     assert stage_binding["ApiId"] == {"Ref": one(template, "AWS::ApiGateway::RestApi")[0]}
@@ -417,7 +421,10 @@ def test_stage_writes_access_logs_to_a_retained_log_group(template):
     settings = stage["Properties"]["AccessLogSetting"]
     log_group = logical_id(template, "AWS::Logs::LogGroup", "Api/AccessLogs")
     assert settings["DestinationArn"] == {"Fn::GetAtt": [log_group, "Arn"]}
-    assert "$context.requestId" in settings["Format"] and "$context.identity.sourceIp" in settings["Format"]
+    fields = json.loads(settings["Format"])
+    assert sorted(fields) == ["httpMethod", "ip", "protocol", "requestId", "requestTime", "resourcePath",
+                              "responseLength", "status"]
+    assert (fields["status"], fields["responseLength"]) == ("$context.status", "$context.responseLength")
     # No caller or user identity fields: they name IAM principals, which a key-based API has no use for.
     assert "$context.identity.caller" not in settings["Format"]
     assert "$context.identity.user\"" not in settings["Format"]
@@ -573,3 +580,13 @@ def test_the_chat_model_gets_the_token_and_batch_bounds_of_the_api(synth):
     env = one(template, "AWS::SageMaker::Model")[1]["Properties"]["PrimaryContainer"]["Environment"]
     assert (env["CHAT_MAX_NEW_TOKENS"], env["EMBEDDINGS_MAX_BATCH"]) == ("300", "8")
     assert env["SAGEMAKER_PROGRAM"] == "inference.py" and "REQUEST_DEADLINE_SECONDS" not in env
+
+
+def test_the_api_construct_takes_a_quota_of_one_and_refuses_none():
+    from aws_cdk import App, Stack
+
+    from stacks.rest_api import ModelRestApi
+
+    ModelRestApi(Stack(App(), "T"), "Api", daily_quota=1, throttle_burst=1)
+    with pytest.raises(ValueError, match="throttle_rate, throttle_burst and daily_quota must be positive"):
+        ModelRestApi(Stack(App(), "U"), "Api", daily_quota=0)
