@@ -48,11 +48,13 @@ ENDPOINT = aws.SageMakerEndpoint(aws.sagemaker_runtime_client(_ENV), MODEL.endpo
 CONFIG = KIND.config_from_env(_ENV)
 if KIND.stores_images:
     _ENV["SIGNER_ROLE_ARN"]  # required: a deployment error shows at init, not at the first request
-    # URLs are signed as the read-only signer role, whose sessions outlive every URL (model_api.aws.UrlSigner); its
-    # clients are built in the background, after this one, while the first request waits on the model.
-    STORE = aws.S3ImageStore(aws.s3_client(_ENV), _ENV["BUCKET_NAME"],
+    # The S3 clients are off the critical path: built in the background, one after the other, while the first request
+    # waits on the model (a cold start's first model call needs only the runtime client). URLs are signed as the
+    # read-only signer role, whose sessions outlive every URL (model_api.aws.UrlSigner).
+    _WRITER = aws.Deferred(lambda env=dict(_ENV): aws.s3_client(env))
+    STORE = aws.S3ImageStore(_WRITER, _ENV["BUCKET_NAME"],
                              signing=aws.Deferred(lambda env=dict(_ENV): aws.url_signing(
-                                 env, CONFIG.url_ttl_seconds)))
+                                 env, CONFIG.url_ttl_seconds), after=_WRITER))
 JOBS = aws.S3JobStore(STORE._client if KIND.stores_images else aws.s3_client(_ENV),
                       _ENV["BUCKET_NAME"]) if ASYNC else None
 

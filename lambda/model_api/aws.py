@@ -286,14 +286,21 @@ def url_signing(env: Mapping[str, str], ttl_seconds: int) -> tuple:
 
 
 class Deferred:
-    """A value built on a background thread, started now and waited for at first use: the Lambda builds its URL
-    signing clients (about 150 ms) while the model works on the first request, not before it."""
+    """A value built on a background thread, started now and waited for at first use: an image model's Lambda builds
+    its S3 clients (about 110 ms of botocore's rule sets and models) while the model works on the first request, not
+    before it. after: another Deferred to finish first (one build at a time: they share the GIL)."""
 
-    def __init__(self, build: Callable[[], object]):
-        self._future = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deferred").submit(build)
+    def __init__(self, build: Callable[[], object], after: Optional["Deferred"] = None):
+        work = build if after is None else (lambda: (after.get(), build())[1])
+        self._future = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deferred").submit(work)
 
     def get(self):
         return self._future.result()
+
+
+def _resolved(value):
+    """A client given as itself or as a Deferred of it."""
+    return value.get() if isinstance(value, Deferred) else value
 
 
 class S3ImageStore:
@@ -307,9 +314,14 @@ class S3ImageStore:
         # Created once: uploads of a multi-image request overlap instead of queueing.
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="s3-put")
 
+    @property
+    def client(self):
+        """The client that writes (built in the background when given as a Deferred)."""
+        return _resolved(self._client)
+
     def _signing_pair(self) -> tuple:
         if self._signing is None:
-            return self._client, None
+            return self.client, None
         if isinstance(self._signing, Deferred):
             self._signing = self._signing.get()
         return self._signing
@@ -357,7 +369,7 @@ class S3ImageStore:
 
     def _put(self, key: str, data: bytes, content_type: str) -> None:
         try:
-            self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
         except ClientError as exc:
             raise storage_error(exc) from exc
         except BotoCoreError as exc:
@@ -369,7 +381,7 @@ class S3ImageStore:
         backstop if this fails too)."""
         for key in keys:
             try:
-                self._client.delete_object(Bucket=self.bucket, Key=key)
+                self.client.delete_object(Bucket=self.bucket, Key=key)
             except (BotoCoreError, ClientError) as exc:
                 log.warning("could not roll back %s: %s", key, exc)
 
@@ -391,9 +403,13 @@ class S3JobStore:
     "not there yet", and the list call that follows tells a missing job from a denied one."""
 
     def __init__(self, client, bucket: str, prefix: str = "jobs/"):
-        self._client = client
+        self._client = client  # or a Deferred of it
         self.bucket = bucket
         self.prefix = prefix
+
+    @property
+    def client(self):
+        return _resolved(self._client)
 
     def key(self, job_id: str, name: str) -> str:
         return f"{self.prefix}{job_id}/{name}"
@@ -411,7 +427,7 @@ class S3JobStore:
 
     def delete_input(self, job_id: str, model: str) -> None:
         try:
-            self._client.delete_object(Bucket=self.bucket, Key=self.key(job_id, f"input-{model}.json"))
+            self.client.delete_object(Bucket=self.bucket, Key=self.key(job_id, f"input-{model}.json"))
         except (BotoCoreError, ClientError) as exc:  # lifecycle expiry removes it later
             log.warning("could not remove the input of job %s: %s", job_id, exc)
 
@@ -420,7 +436,7 @@ class S3JobStore:
 
     def result(self, job_id: str) -> Optional[bytes]:
         try:
-            return self._client.get_object(Bucket=self.bucket, Key=self.key(job_id, "result.json"))["Body"].read()
+            return self.client.get_object(Bucket=self.bucket, Key=self.key(job_id, "result.json"))["Body"].read()
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "AccessDenied", "403", "404"):
                 return None  # not there yet (403 without s3:ListBucket); the list call after this tells the rest
@@ -434,7 +450,7 @@ class S3JobStore:
 
     def record(self, job_id: str, model: str) -> JobRecord:
         try:
-            head = self._client.head_object(Bucket=self.bucket, Key=self.key(job_id, f"input-{model}.json"))
+            head = self.client.head_object(Bucket=self.bucket, Key=self.key(job_id, f"input-{model}.json"))
         except ClientError as exc:
             raise storage_error(exc, "reading the job") from exc
         except BotoCoreError as exc:
@@ -459,7 +475,7 @@ class S3JobStore:
 
     def _list(self, prefix: str, limit: int) -> list[str]:
         try:
-            listed = self._client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=limit)
+            listed = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=limit)
         except ClientError as exc:
             raise storage_error(exc, "reading the job") from exc
         except BotoCoreError as exc:
@@ -468,7 +484,7 @@ class S3JobStore:
 
     def _get(self, key: str) -> bytes:
         try:
-            return self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as exc:
             raise storage_error(exc, "reading the job") from exc
         except BotoCoreError as exc:
@@ -476,7 +492,7 @@ class S3JobStore:
 
     def _put(self, key: str, data: bytes, content_type: str, metadata: Optional[dict] = None) -> None:
         try:
-            self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
                                     Metadata=metadata or {})
         except ClientError as exc:
             raise storage_error(exc, "storing the job") from exc

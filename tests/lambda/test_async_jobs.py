@@ -104,7 +104,7 @@ def test_a_job_is_queued_then_done_with_each_image_stored_once_and_fresh_urls_ea
         with urllib.request.urlopen(image["url"], timeout=10) as answer:
             assert answer.read() == png
     puts = []
-    jobs.handler.STORE._client.meta.events.register("before-send.s3.PutObject", lambda **kw: puts.append(1))
+    jobs.handler.STORE.client.meta.events.register("before-send.s3.PutObject", lambda **kw: puts.append(1))
     again = jobs.call(job_event(job_id))["json"]
     assert [i["key"] for i in again["images"]] == keys and puts == []  # stored once, read from result.json
     saved = json.loads(read_key(jobs, f"jobs/{job_id}/result.json"))
@@ -209,7 +209,7 @@ def test_a_finished_job_is_one_get_per_poll(jobs):
     put_uri(jobs, f"{jobs.async_endpoint.output_path}/{job_id}.out", tiny_png() * 2)
     assert jobs.call(job_event(job_id))["json"]["status"] == "done"
     calls = []
-    jobs.handler.STORE._client.meta.events.register("before-send.s3", lambda event_name, **_: calls.append(
+    jobs.handler.STORE.client.meta.events.register("before-send.s3", lambda event_name, **_: calls.append(
         event_name.split(".")[-1]))
     assert jobs.call(job_event(job_id))["json"]["status"] == "done"
     assert calls == ["GetObject"]

@@ -373,7 +373,7 @@ def _fail_puts(client, should_fail):
 
 def test_s3_outage_is_503_with_retry_after_and_nothing_stored(rig):
     rig.endpoint.returns(tiny_png())
-    _fail_puts(rig.handler.STORE._client, lambda body: True)
+    _fail_puts(rig.handler.STORE.client, lambda body: True)
     response = rig.call(api_event("POST", {"prompt": "p"}))
     assert_error(response, 503, "storage_unavailable", rig)
     assert response["headers"]["Retry-After"] == "1"
@@ -382,7 +382,7 @@ def test_s3_outage_is_503_with_retry_after_and_nothing_stored(rig):
 def test_a_partly_stored_request_is_rolled_back(rig, monkeypatch):
     pngs = [tiny_png(8, 8, s) for s in (1, 2, 3)]
     rig.endpoint.returns_png_sequence(pngs)
-    client = rig.handler.STORE._client
+    client = rig.handler.STORE.client
     _fail_puts(client, lambda body: body == pngs[1])  # the second image fails on every retry
     stored, deleted = [], []
 
@@ -431,7 +431,7 @@ def test_clients_have_explicit_timeouts_and_retries():
     runtime = handler.ENDPOINT._client.meta.config
     assert (runtime.read_timeout, runtime.connect_timeout) == (13.0, 2.0)
     assert runtime.retries["total_max_attempts"] == 1
-    s3 = handler.STORE._client.meta.config
+    s3 = handler.STORE.client.meta.config
     assert (s3.read_timeout, s3.connect_timeout, s3.retries["total_max_attempts"]) == (5, 2, 3)
     assert s3.signature_version == "s3v4"
 
@@ -444,7 +444,7 @@ def test_s3_unreachable_is_503_naming_the_failure_with_retry_after(rig, monkeypa
     def unreachable(**kwargs):
         raise EndpointConnectionError(endpoint_url="https://s3.example")
 
-    monkeypatch.setattr(rig.handler.STORE._client, "put_object", unreachable)
+    monkeypatch.setattr(rig.handler.STORE.client, "put_object", unreachable)
     response = rig.call(api_event("POST", {"prompt": "p"}))
     message = assert_error(response, 503, "storage_unavailable", rig)
     assert message == "storing the image failed: EndpointConnectionError"
