@@ -28,6 +28,10 @@ log = logging.getLogger("model_api")
 # the request line, which carries the metrics, is INFO).
 log.setLevel({"TRACE": "DEBUG"}.get(_ENV.get("AWS_LAMBDA_LOG_LEVEL", "INFO").upper(),
                                     _ENV.get("AWS_LAMBDA_LOG_LEVEL", "INFO").upper()))
+# Third-party loggers never go below WARNING, whatever the level: botocore's DEBUG lines carry request bodies
+# (prompts) and signed URLs, which are never logged.
+for _name in ("botocore", "boto3", "urllib3", "s3transfer"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 NAMESPACE = _ENV.get("METRICS_NAMESPACE", telemetry.NAMESPACE)
 # The request being handled: its log record, which the pipelines add to (jobs submitted and finished).
 _RECORD: contextvars.ContextVar[dict] = contextvars.ContextVar("record")

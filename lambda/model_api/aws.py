@@ -193,9 +193,13 @@ class SageMakerEndpoint:
     def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
         started = time.monotonic()
         try:
-            return self._invoke(body, content_type, accept)
+            answer, answer_type = self._invoke(body, content_type, accept)
         finally:
             self._timing.ms = round((time.monotonic() - started) * 1000, 1)
+        # Sizes and types only (log_level=DEBUG): never the bodies, which hold prompts.
+        log.debug("model answered", extra={"model_request_bytes": len(body), "model_answer_bytes": len(answer),
+                                           "model_answer_type": answer_type, "model_latency_ms": self._timing.ms})
+        return answer, answer_type
 
     def _invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
         try:
