@@ -235,3 +235,11 @@ def test_jobs_are_counted_when_submitted_and_once_when_they_finish(jobs, caplog)
                        {"JobsFailed": 1}]
     assert [line["job"] for line in lines if "job" in line] == ["submitted", "completed", "submitted", "failed"]
     assert all("ModelLatency" not in line for line in lines)  # queueing is not the model's time
+
+
+@pytest.mark.parametrize("length, kept", [(300, 300), (301, 297)])
+def test_a_failure_message_is_cut_only_past_its_limit(length, kept):
+    from model_api.jobs import failure_error
+
+    error = failure_error(("x" * length).encode())
+    assert error["message"] == "the model failed: " + "x" * kept + ("..." if kept < length else "")

@@ -57,6 +57,22 @@ def test_expires_at_is_when_the_url_stops_working_and_the_session_outlives_it(mo
     assert signer.expiry >= expires + timedelta(seconds=aws.UrlSigner.MARGIN_SECONDS)
 
 
+def test_a_url_that_would_outlive_its_credentials_is_never_handed_out(moto_sts):
+    """The last guard behind botocore's refresh window: a signer session ending before the URL is a 500, not a URL
+    that stops working early. Without a signer (the Lambda's own credentials) there is nothing to compare."""
+    from types import SimpleNamespace
+
+    signer, store = signer_and_store(900)
+    store.presign("images/a.png", 900)  # the signer's session is fine
+    store._signing = (store.signing_client, SimpleNamespace(expiry=datetime.now(timezone.utc)))
+    with pytest.raises(ApiError) as caught:
+        store.presign("images/a.png", 900)
+    assert (caught.value.status, caught.value.code) == (500, "presign_failed")
+    assert caught.value.message == "the signing credentials would expire before the URL"
+    unsigned = aws.S3ImageStore(aws.s3_client({"AWS_REGION": REGION}), "my-images")
+    assert unsigned.presign("images/a.png", 60)[0].startswith("https://my-images.s3.")
+
+
 def test_the_session_is_reused_and_renewed_before_it_could_cut_a_url_short(moto_sts):
     now = [datetime.now(timezone.utc)]
     signer, store = signer_and_store(900, clock=lambda: now[0])

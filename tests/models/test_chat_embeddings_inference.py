@@ -189,6 +189,11 @@ def test_sampling_parameters_imply_sampling(chat_inference, bundle, parameters, 
     assert seen["pad_token_id"] == bundle["tokenizer"].pad_token_id is not None
 
 
+def test_on_a_cpu_the_model_runs_in_full_precision(bundle, chat_inference):
+    assert bundle["model"].dtype == chat_inference.torch.float32
+    assert bundle["model"].device.type == "cpu"
+
+
 def test_on_a_gpu_the_model_loads_in_half_precision_onto_cuda(chat_inference, tiny_lm_dir, monkeypatch):
     loaded = {}
 

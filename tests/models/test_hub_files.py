@@ -234,6 +234,21 @@ def test_components_with_different_variants_only_are_an_error_naming_them():
             hub_files.select_files(files, index, fp16=fp16)
 
 
+def test_the_listing_reads_each_files_size_and_the_commit(monkeypatch):
+    from types import SimpleNamespace
+
+    import huggingface_hub
+
+    def model_info(repo_id, revision=None, files_metadata=False, token=None):
+        assert (repo_id, revision, files_metadata, token) == ("org/m", "main", True, "hf_t")
+        return SimpleNamespace(sha="c" * 40, siblings=[SimpleNamespace(rfilename="unet/a.safetensors", size=5),
+                                                       SimpleNamespace(rfilename="README.md", size=None)])
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", lambda self, *a, **k: model_info(*a, **k))
+    assert hub_files.HubRepository(token="hf_t").listing("org/m", "main") == (
+        "c" * 40, {"unet/a.safetensors": 5, "README.md": 0})
+
+
 def test_the_hub_adapter_asks_for_the_resolved_commit(monkeypatch, tmp_path):
     """HubRepository.read_json / fetch pass the commit the listing resolved, so every file comes from one revision."""
     import huggingface_hub

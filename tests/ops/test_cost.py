@@ -54,6 +54,7 @@ def test_serverless_costs_nothing_idle_unless_concurrency_is_provisioned():
     warm = rows("models=minilm-embeddings", "hosting=serverless", "memory_mb=2048",
                 "provisioned_concurrency=1")["minilm-embeddings"]
     assert warm.idle_monthly == pytest.approx(per_second * 730 * 3600)
+    assert warm.hourly_min == pytest.approx(per_second * 3600)  # the warm instance's hour, the idle month's 1/730
     assert "upper bound" in warm.note
 
 

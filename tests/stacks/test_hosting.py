@@ -191,3 +191,22 @@ def test_each_kind_brings_its_scaling_targets():
     hosted = Settings.from_values({"models": "gpt2-cpu,minilm-embeddings", "gpt2-cpu.hosting": "async",
                                    "minilm-embeddings.hosting": "async"})
     assert [hosting_of(m).target_backlog for m in hosted.catalog] == [20.0, 100.0]
+
+
+def test_the_endpoints_logical_id_is_pinned():
+    # A renamed construct would replace the endpoint (and its instances) on the next deploy.
+    stack, endpoint = endpoint_stack(endpoint_name="pinned", hosting=Realtime("ml.m5.large", 1, 1))
+    assert stack.get_logical_id(endpoint.endpoint).startswith("ModelEndpoint")
+
+
+def test_cooldowns_are_checked_in_every_mode_with_their_name():
+    bad = {"scale_in_cooldown_seconds": "5000", "scale_out_cooldown_seconds": "-1"}
+    for hosting in ("realtime", "async"):
+        with pytest.raises(SettingsError) as caught:
+            Settings.from_values({"models": "gpt2-cpu", "gpt2-cpu.hosting": hosting, "gpt2-cpu.max_instances": "2",
+                                  **{f"gpt2-cpu.{k}": v for k, v in bad.items()}})
+        assert "scale_in_cooldown_seconds must be from 0 to 3600 (got 5000)" in str(caught.value), hosting
+        assert "scale_out_cooldown_seconds must be from 0 to 3600 (got -1)" in str(caught.value), hosting
+    assert Settings.from_values({"models": "gpt2-cpu", "gpt2-cpu.max_instances": "2",
+                                 "gpt2-cpu.scale_in_cooldown_seconds": "0",
+                                 "gpt2-cpu.scale_out_cooldown_seconds": "3600"})

@@ -246,7 +246,7 @@ def test_each_model_can_be_tuned_by_name(synth):
     ({"models": "x", "model_specs": '{"x": {"kind": "text-to-image", "source": "s3://b/m.tar.gz", '
                                     '"code": "models/stable_diffusion/code"}}'}, "code cannot be added to an s3"),
     ({"models": "x", "model_specs": '{"x": {"kind": "poetry", "source": "hub:a/b", "task": "t"}}'},
-     "kind 'poetry' is not one of"),
+     "kind 'poetry' is not one of text-to-image, text-generation, embeddings, chat"),
     ({"models": "x", "model_specs": '{"x": {"kind": "chat"}}'}, "must be an object with at least kind and source"),
     ({"models": "stable-diffusion", "protocol": "tgi"}, "protocol 'tgi' does not fit kind text-to-image"),
     ({"models": "gpt2-cpu", "download_by": "code"}, "download_by=code needs code whose model_fn downloads the weights"),

@@ -112,6 +112,8 @@ def test_the_dashboard_shows_api_lambdas_endpoints_and_our_request_metrics(synth
     ({"alarm_api_5xx_percent": "0"}, "alarm_api_5xx_percent must be above 0 and at most 100 (got 0.0)"),
     ({"alarm_job_age_seconds": "30"}, "alarm_job_age_seconds must be from 60 to 21600 (got 30)"),
     ({"alarm_endpoint_5xx": "0"}, "alarm_endpoint_5xx must be at least 1 (got 0)"),
+    ({"log_level": "ERROR"}, "log_level must be INFO or DEBUG (got 'ERROR'): each request's log line carries its "
+                             "metrics and is INFO"),
 ])
 def test_alarm_settings_are_checked_at_synth(values, message):
     from stacks.settings import Settings, SettingsError
@@ -135,3 +137,21 @@ def test_tracing_is_off_unless_asked_and_then_covers_the_stage_and_every_lambda(
             if any(a.startswith("xray:") for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))]
     assert len(xray) == 2 and all(s["Action"] == ["xray:PutTelemetryRecords", "xray:PutTraceSegments"] and
                                   s["Resource"] == "*" for s in xray)
+
+
+def test_shared_models_are_watched_through_their_component(synth):
+    template = synth(models="gpt2-cpu,minilm-embeddings", **{"gpt2-cpu.hosting": "shared",
+                                                             "minilm-embeddings.hosting": "shared",
+                                                             "minilm-embeddings.instance_type": "ml.m5.xlarge"})
+    found = alarms(template)
+    assert dimensions(found["Gpt2CpuInvocation5xx"]) == {"InferenceComponentName": "sagemakermodelapi-gpt2-cpu"}
+    assert dimensions(found["MinilmEmbeddingsModelLatency"]) == {
+        "InferenceComponentName": "sagemakermodelapi-minilm-embeddings"}
+    assert "Gpt2CpuNoInstance" not in found  # the shared endpoint's instances are not one model's
+
+
+def test_api_graphs_are_per_minute(template):
+    (dashboard,) = resources(template, "AWS::CloudWatch::Dashboard").values()
+    widgets = json.loads(render(dashboard["Properties"]["DashboardBody"], template))["widgets"]
+    (latency,) = [w for w in widgets if w["properties"].get("title") == "API latency (ms)"]
+    assert [m[-1]["period"] for m in latency["properties"]["metrics"]] == [60, 60, 60]

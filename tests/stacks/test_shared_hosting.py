@@ -246,3 +246,12 @@ def test_shared_copies_scale_on_their_kinds_target_and_the_cost_table_counts_cop
     fixed = Settings.from_values({**SHARED, "minilm-embeddings.min_instances": "2",
                                   "minilm-embeddings.max_instances": "2"}).catalog[1]
     assert hosting_of(fixed).count_label() == "2 copies"
+
+
+def test_shared_copies_take_the_models_cooldowns_and_a_bad_endpoint_name_is_named():
+    model = Settings.from_values({**SHARED, "gpt2-cpu.scale_in_cooldown_seconds": "120",
+                                  "gpt2-cpu.scale_out_cooldown_seconds": "30"}).catalog[0]
+    from stacks.hosting import hosting_of
+    assert (hosting_of(model).scale_in_cooldown_seconds, hosting_of(model).scale_out_cooldown_seconds) == (120, 30)
+    with pytest.raises(ValueError, match="endpoint_name 'Pool_1' must be lowercase letters, digits and hyphens"):
+        SharedEndpoint(Stack(App(), "T"), "Shared", instance_type="ml.m5.xlarge", endpoint_name="Pool_1")

@@ -590,3 +590,29 @@ def test_the_api_construct_takes_a_quota_of_one_and_refuses_none():
     ModelRestApi(Stack(App(), "T"), "Api", daily_quota=1, throttle_burst=1)
     with pytest.raises(ValueError, match="throttle_rate, throttle_burst and daily_quota must be positive"):
         ModelRestApi(Stack(App(), "U"), "Api", daily_quota=0)
+
+
+def test_the_emptiers_asset_is_its_one_file(template, synth_assembly):
+    # Only empty_bucket.py: caches and sidecars beside it would change the asset (and redeploy it) for nothing.
+    import os
+
+    (emptier,) = [r for r in resources(template, "AWS::Lambda::Function").values()
+                  if r["Properties"].get("Handler") == "empty_bucket.handler"]
+    asset = f"{synth_assembly().directory}/asset.{emptier['Properties']['Code']['S3Key'].split('.')[0]}"
+    assert sorted(os.listdir(asset)) == ["empty_bucket.py"]
+
+
+def test_a_model_function_on_its_own_logs_json_at_info():
+    from aws_cdk import App, Stack
+    from aws_cdk.assertions import Template
+
+    from stacks.model_function import ModelFunction
+
+    stack = Stack(App(), "T")
+    ModelFunction(stack, "F", model_name="m", endpoint_arn="arn:aws:sagemaker:us-east-1:123456789012:endpoint/e",
+                  environment={"ENDPOINT_NAME": "e"})
+    (function,) = [r for r in Template.from_stack(stack).find_resources("AWS::Lambda::Function").values()]
+    assert {k: v for k, v in function["Properties"]["LoggingConfig"].items() if k != "LogGroup"} == {
+        "LogFormat": "JSON", "ApplicationLogLevel": "INFO", "SystemLogLevel": "INFO"}
+    with pytest.raises(ValueError, match="log_level must be INFO or DEBUG"):
+        ModelFunction(Stack(App(), "U"), "F", model_name="m", environment={}, log_level="WARN")
