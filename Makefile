@@ -17,8 +17,11 @@ SKIP_PREFLIGHT ?=
 MODEL ?=
 SMOKE_ARGS ?=
 LOGS_ARGS ?=
+INPUT ?=
+LOCAL ?=
+BATCH_ARGS ?=
 
-.PHONY: help setup local test lint bench mutation synth cost preflight deploy smoke logs destroy clean
+.PHONY: help setup local test lint bench mutation synth cost preflight deploy smoke logs batch destroy clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -59,6 +62,9 @@ smoke: setup  ## after a deploy: call every route of every model and print a tab
 
 logs: setup  ## follow a model's endpoint and Lambda logs (MODEL=stable-diffusion; LOGS_ARGS="--since 2h")
 	python -m ops.logs $(or $(MODEL),$(error set MODEL=<model name>)) $(LOGS_ARGS) $(CDK_ARGS)
+
+batch: setup  ## a JSON Lines file through a model with Batch Transform (MODEL=, INPUT=; LOCAL=1: local mode)
+	python -m ops.batch $(or $(MODEL),$(error set MODEL=<model name>)) $(or $(INPUT),$(error set INPUT=<file.jsonl>)) $(if $(LOCAL),--local) $(BATCH_ARGS) $(CDK_ARGS)
 
 destroy: setup  ## delete everything the stack made, and say what stays behind on purpose
 	python -m ops.destroy $(CDK_ARGS)

@@ -46,7 +46,9 @@ def parse_args(argv):
     parser.add_argument("-c", "--context", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting, as with `cdk synth -c` (e.g. -c url_ttl_seconds=600)")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where the tiny model is cached")
-    parser.add_argument("--ready-file", type=Path, help="write the URLs and key here as JSON once serving")
+    parser.add_argument("--ready-file", type=Path,
+                        help="write the URLs and key here as JSON once serving, removed on exit (default "
+                             "<cache dir>/ready.json: make batch --local reads it)")
     parser.add_argument("--request-timeout", type=float, default=10,
                         help="seconds a client has to send its request (default 10; then 408)")
     parser.add_argument("--timeout", type=int, default=900,
@@ -58,6 +60,11 @@ def parse_args(argv):
 def hosting_summary(model) -> str:
     """How a model is hosted once deployed, in a few words (local mode runs every mode on one local worker)."""
     return hosting_of(model).summary()
+
+
+def batch_model_name(info) -> str:
+    """The local name of a model's batch model (on AWS CloudFormation names it; the ready file says which)."""
+    return f"{info.endpoint_name}-batch"[:63]
 
 
 def read_settings(pairs: list[str]) -> Settings:
@@ -262,6 +269,7 @@ def main(argv=None) -> int:
     for server in (gateway_server, endpoint_server):
         threading.Thread(target=server.serve_forever, daemon=True).start()
 
+    ready_file = args.ready_file or Path(args.cache_dir) / "ready.json"
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -280,6 +288,8 @@ def main(argv=None) -> int:
             weights, description = model_weights(model, dirs, ids, args.cache_dir)
             served_as = f"{info.endpoint_name}/{info.component}" if info.component else info.endpoint_name
             endpoint_server.models[served_as] = local_model(model, weights, args.cache_dir, ids.get(model.name))
+            if model.batch:  # transform jobs on its batch model run on the same local worker
+                endpoint_server.transforms.models[batch_model_name(info)] = endpoint_server.models[served_as]
             if model.hosting == "async":  # the stack's AsyncInferenceConfig paths (stacks/image_bucket.py)
                 endpoint_server.async_paths[info.endpoint_name] = (
                     f"s3://{BUCKET}/{JOB_PREFIX}output/{model.name}", f"s3://{BUCKET}/{JOB_PREFIX}failures/{model.name}")
@@ -324,7 +334,7 @@ def main(argv=None) -> int:
 
         boto3.client("s3", region_name=REGION, endpoint_url=s3_url).create_bucket(Bucket=BUCKET)
         # Async jobs read their requests and write their answers as SageMaker does: signed S3 calls.
-        endpoint_server.s3 = boto3.client(
+        endpoint_server.s3 = endpoint_server.transforms.s3 = boto3.client(
             "s3", region_name=REGION, endpoint_url=s3_url, aws_access_key_id=base_environment["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=base_environment["AWS_SECRET_ACCESS_KEY"],
             aws_session_token=base_environment["AWS_SESSION_TOKEN"],
@@ -333,10 +343,14 @@ def main(argv=None) -> int:
         api_key = args.api_key or secrets.token_hex(16)
         gateway_server.gateway = LocalGateway(handlers, api_key, routes)
 
-        if args.ready_file:  # before the banner: whoever reads the banner may read this at once
-            args.ready_file.write_text(json.dumps({
-                "api_url": api_url, "api_key": api_key, "s3_url": s3_url, "endpoint_url": endpoint_url,
-                "endpoints": {i.name: i.endpoint_name for i in infos}}))
+        # Before the banner: whoever reads the banner may read this at once.
+        ready_file.parent.mkdir(parents=True, exist_ok=True)
+        ready_file.write_text(json.dumps({
+            "api_url": api_url, "api_key": api_key, "s3_url": s3_url, "endpoint_url": endpoint_url,
+            "endpoints": {i.name: i.endpoint_name for i in infos}, "bucket": BUCKET, "region": REGION,
+            "signer_role_arn": SIGNER_ROLE_ARN,
+            "batch": {m.name: {"model_name": batch_model_name(i), "job_prefix": settings.batch_job_prefix(m)}
+                      for m, i in zip(catalog, infos) if m.batch}}))
         paths = sorted({f"{r.method} {r.path}" for r in routes}, key=lambda p: (p.split()[1], p))
         first = infos[0]
         action = api_routes.main_action(first.kind)
@@ -356,6 +370,7 @@ def main(argv=None) -> int:
         for server in servers:
             server.shutdown()
             server.server_close()
+        ready_file.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

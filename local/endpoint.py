@@ -10,6 +10,8 @@
   background worker (one per model, jobs in order) reads the request from the local S3, runs the model and writes
   the answer to <output path>/<inference id>.out or the error to <failure path>/<inference id>-error.out, the
   layout the stack configures (AsyncInferenceConfig). The S3 write is what the Lambda polls for, as deployed.
+- `POST /` with `X-Amz-Target: SageMaker.<Operation>`: the SageMaker API's batch transform calls
+  (local/transform.py), for `make batch --local`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from local.toolkit import ModelError
+from local.transform import LocalTransformJobs, TransformError
 
 RUNTIME_PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations$")
 ASYNC_PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/async-invocations$")
@@ -38,6 +41,8 @@ class EndpointServer(ThreadingHTTPServer):
         # endpoint name -> (S3 output URI, S3 failure URI) for models hosted async; `s3` reads and writes them.
         self.async_paths: dict[str, tuple[str, str]] = {}
         self.s3 = None
+        # Batch transform jobs: their batch model names map to models in `models` (local mode fills it).
+        self.transforms = LocalTransformJobs()
         self._workers: dict[str, ThreadPoolExecutor] = {}
         super().__init__(address, _Handler)
 
@@ -72,6 +77,7 @@ class EndpointServer(ThreadingHTTPServer):
     def server_close(self):
         for worker in self._workers.values():
             worker.shutdown(wait=False, cancel_futures=True)
+        self.transforms.close()
         super().server_close()
 
 
@@ -92,6 +98,10 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         content_type = self.headers.get("Content-Type", "application/json")
         accept = self.headers.get("Accept", "application/json")
+        target = self.headers.get("X-Amz-Target", "")
+        if self.path == "/" and target.startswith("SageMaker."):
+            self._control_plane(target.removeprefix("SageMaker."), body)
+            return
         if self.path == "/invocations" and self.server.models:
             self._invoke(next(iter(self.server.models.values())), body, content_type, accept, runtime=False)
             return
@@ -149,6 +159,20 @@ class _Handler(BaseHTTPRequestHandler):
             header("X-Amzn-SageMaker-Accept") or "application/json", job_id)
         self._send(202, json.dumps({"InferenceId": job_id}).encode(), "application/json",
                    {"X-Amzn-SageMaker-OutputLocation": output, "X-Amzn-SageMaker-FailureLocation": failure})
+
+    def _control_plane(self, operation: str, body: bytes) -> None:
+        """The SageMaker API's JSON protocol: errors are 400 with {"__type": code, "message": ...}."""
+        json_type = "application/x-amz-json-1.1"
+        try:
+            request = json.loads(body or b"{}")
+            response = self.server.transforms.handle(operation, request)
+        except ValueError:
+            self._send(400, json.dumps({"__type": "SerializationException", "message": "body is not JSON"}).encode(),
+                       json_type)
+        except TransformError as error:
+            self._send(400, json.dumps({"__type": error.code, "message": error.message}).encode(), json_type)
+        else:
+            self._send(200, json.dumps(response).encode(), json_type)
 
     def _runtime_error(self, status: int, error_type: str, message: str) -> None:
         self._send(status, json.dumps({"message": message}).encode(), "application/json",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 from ops import prices
@@ -69,6 +69,7 @@ def rows(settings: Settings, region: Optional[str]) -> list[CostRow]:
         monthly = [None if h is None else h * HOURS_PER_MONTH for h in (line.hourly_min, line.hourly_max)]
         out.append(CostRow(model.name, model.hosting, instance, instances, line.hourly_min, line.hourly_max,
                            monthly[0], monthly[1], line.idle_monthly, per_1000, line.note))
+    out += [batch_row(settings, model, book) for model in settings.catalog if model.batch]
     fleet = settings.shared_fleet
     if fleet is not None:  # the instances every shared model runs on, billed once
         shared = [m.name for m in settings.catalog if m.hosting == "shared"]
@@ -86,6 +87,24 @@ def rows(settings: Settings, region: Optional[str]) -> list[CostRow]:
     return out
 
 
+def batch_row(settings: Settings, model, book) -> CostRow:
+    """A model's batch jobs (`make batch`): nothing while none runs; a job's instances are billed from their start
+    (minutes before the first line) to the last line. The table's prices are real-time hosting's: batch transform
+    has its own rows on the pricing page, taken here to be the same per instance type (unverified)."""
+    from ops.batch import default_instance_type
+
+    instance_type = default_instance_type(model)
+    price = book.hourly(instance_type)
+    per_image = seconds_per_default_image(settings, replace(model, instance_type=instance_type, hosting="realtime"))
+    per_1000 = None if price is None or per_image is None else price / 3600 * per_image * 1000
+    note = (f"{instance_type}: not in the price table" if price is None else
+            f"batch jobs (make batch): ${price:.3f} per instance-hour while a job runs, at the real-time rate of "
+            "the type (batch transform is priced separately: check the pricing page), plus minutes of instance "
+            "start per job (each 10 minutes of it: ${price / 6:.2f})")
+    return CostRow(f"{model.name} batch", "batch", instance_type, "per job", price, price, None, None, 0.0,
+                   per_1000, note)
+
+
 def _usd(value: Optional[float], digits: int = 2) -> str:
     return "unknown" if value is None else f"${value:,.{digits}f}"
 
@@ -94,7 +113,8 @@ def table(cost_rows: list[CostRow], region: str) -> str:
     head = ["model", "hosting", "instance", "count", "$/hour min", "$/hour max", "$/month min", "$/month max",
             "idle $/month", "$/1,000 images"]
     body = [[r.model, r.hosting, r.instance, r.instances, _usd(r.hourly_min, 3), _usd(r.hourly_max, 3),
-             _usd(r.monthly_min, 0), _usd(r.monthly_max, 0), _usd(r.idle_monthly, 0),
+             *(["-", "-"] if r.hosting == "batch" else [_usd(r.monthly_min, 0), _usd(r.monthly_max, 0)]),
+             _usd(r.idle_monthly, 0),
              "-" if r.per_1000_images is None else _usd(r.per_1000_images)] for r in cost_rows]
     widths = [max(len(str(c)) for c in col) for col in zip(head, *body)]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head, *body]]

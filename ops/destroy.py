@@ -5,7 +5,8 @@
 Everything the stack made goes with it (failed deploys included), except what a setting asked to keep:
 - retain_bucket=true keeps the image bucket and its images;
 - api_logging=create-role keeps API Gateway's account-wide CloudWatch Logs role and the account setting naming it:
-  every API of the account and region logs through that one role, so deleting it would break their logging.
+  every API of the account and region logs through that one role, so deleting it would break their logging;
+- batch jobs (make batch) log to SageMaker's own /aws/sagemaker/TransformJobs group, which no stack owns.
 """
 
 from __future__ import annotations
@@ -33,6 +34,14 @@ def kept(settings, outputs: dict) -> list[str]:
     if bucket and settings.retain_bucket:
         notes.append(f"S3 bucket {bucket} and its images (retain_bucket=true). Remove them with:\n"
                      f"    aws s3 rb s3://{bucket} --force")
+    if any(key.endswith("BatchModelName") for key in outputs):
+        notes.append(
+            "CloudWatch log group /aws/sagemaker/TransformJobs: SageMaker's own, shared by every batch transform "
+            "job of the account and region (make batch wrote its streams, named after each job). Its streams "
+            f"never expire unless you set a retention:\n"
+            f"    aws logs put-retention-policy --log-group-name /aws/sagemaker/TransformJobs "
+            f"--retention-in-days {settings.log_retention_days}\n"
+            "  SageMaker also keeps the records of finished transform jobs (free; they cannot be deleted).")
     return notes
 
 

@@ -30,6 +30,8 @@ HOURS_PER_MONTH = 730
 # Where async jobs live in the deployment's bucket (lambda/model_api/aws.S3JobStore's default prefix; the stack's
 # ImageBucket job_prefix; local mode's stand-in endpoint writes answers under it too).
 JOB_PREFIX = "jobs/"
+# Where batch transform jobs keep their files in the same bucket (ops/batch.py, stacks/batch_model.py).
+BATCH_PREFIX = "batch/"
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
 
 # Default autoscaling targets per kind, each kind's own (lambda/model_api/kinds): SageMakerVariantInvocationsPerInstance

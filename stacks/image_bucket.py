@@ -35,15 +35,18 @@ class ImageBucket(Construct):
       expiry_days: objects under key_prefix are deleted this many days after creation (default 7).
       key_prefix: where images go (default "images/"); grants and the lifecycle rule cover only this prefix.
       job_prefix: where async jobs live (e.g. "jobs/"), expiring like images; None: no async model, no jobs.
+      batch_prefix: where batch transform jobs keep their input and output files (e.g. "batch/"), expiring like
+        images; None: no model takes batch jobs.
       encryption_key: a customer KMS key; None for S3-managed encryption (SSE-S3, the default).
       retain: keep the bucket and its images on `cdk destroy` (default False: emptied and deleted).
       log_retention: retention of the emptying function's log group (default one month).
 
     All public access is blocked, ACLs are disabled and only TLS requests are accepted. Presigned URLs are signed
     by url_signer, a role that may only read under key_prefix (grant_presign lets a function assume it).
-    Attributes: bucket, key_prefix, job_prefix, encryption_key, url_signer, emptier (the function emptying it on
-    delete, or None). Methods: grant_presign, grant_image_access, grant_job_access (a model's Lambda),
-    job_processing_statements (a model's SageMaker role), job_output_uri, job_failure_uri.
+    Attributes: bucket, key_prefix, job_prefix, batch_prefix, encryption_key, url_signer, emptier (the function
+    emptying it on delete, or None). Methods: grant_presign, grant_image_access, grant_job_access (a model's Lambda),
+    job_processing_statements (a model's SageMaker role), job_output_uri, job_failure_uri,
+    batch_processing_statements (a model's batch role), batch_model_prefix.
     """
 
     def __init__(
@@ -54,6 +57,7 @@ class ImageBucket(Construct):
         expiry_days: int = 7,
         key_prefix: str = "images/",
         job_prefix: Optional[str] = None,
+        batch_prefix: Optional[str] = None,
         encryption_key: Optional[kms.IKey] = None,
         retain: bool = False,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
@@ -67,8 +71,14 @@ class ImageBucket(Construct):
                                        or job_prefix.startswith(key_prefix) or key_prefix.startswith(job_prefix)):
             raise ValueError(f"ImageBucket {construct_id}: job_prefix must end with '/', not start with one, and "
                              "not overlap key_prefix")
+        others = [p for p in (key_prefix, job_prefix) if p is not None]
+        if batch_prefix is not None and (not batch_prefix.endswith("/") or batch_prefix.startswith("/") or any(
+                p.startswith(batch_prefix) or batch_prefix.startswith(p) for p in others)):
+            raise ValueError(f"ImageBucket {construct_id}: batch_prefix must end with '/', not start with one, and "
+                             "not overlap key_prefix or job_prefix")
         self.key_prefix = key_prefix
         self.job_prefix = job_prefix
+        self.batch_prefix = batch_prefix
         self.encryption_key = encryption_key
         self.bucket = s3.Bucket(
             self, "Bucket",
@@ -90,7 +100,14 @@ class ImageBucket(Construct):
                 prefix=job_prefix,
                 expiration=Duration.days(expiry_days),
                 abort_incomplete_multipart_upload_after=Duration.days(1),
-            )] if job_prefix else []),
+            )] if job_prefix else []) + ([s3.LifecycleRule(
+                id="expire-batch-jobs",
+                prefix=batch_prefix,
+                expiration=Duration.days(expiry_days),
+                # SageMaker uploads batch results in parts and says a network outage can leave an upload behind
+                # (Developer Guide, "Use Batch Transform": errors).
+                abort_incomplete_multipart_upload_after=Duration.days(1),
+            )] if batch_prefix else []),
             removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
         )
         self.url_signer: Optional[iam.Role] = None  # made by the first grant_presign
@@ -243,5 +260,34 @@ class ImageBucket(Construct):
         ]
         if self.encryption_key is not None:
             statements.append(iam.PolicyStatement(sid="UseJobKey", actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                                                  resources=[self.encryption_key.key_arn]))
+        return statements
+
+    # ------------------------------------------------------------------------------------------------ batch jobs
+    # Layout (ops/batch.py): <batch_prefix><model>/<job name>/input/part-NNNNN.jsonl, written by `make batch`;
+    # SageMaker writes <batch_prefix><model>/<job name>/output/part-NNNNN.jsonl.out.
+
+    def batch_model_prefix(self, model: str) -> str:
+        if self.batch_prefix is None:
+            raise ValueError(f"ImageBucket {self.node.id}: made without batch_prefix, so it holds no batch jobs")
+        return f"{self.batch_prefix}{model}/"
+
+    def batch_processing_statements(self, model: str) -> list[iam.PolicyStatement]:
+        """What a model's batch role needs: list and read that model's job inputs, write its job outputs (and abort
+        its own multipart uploads, which SageMaker does on an error). A transform job runs with its model's role,
+        fixed at deploy time, so the scope is the model's batch folder: job names are only known when a job starts.
+        """
+        prefix = self.batch_model_prefix(model)
+        statements = [
+            # S3Prefix input: SageMaker lists the job's input folder to find its files.
+            iam.PolicyStatement(sid="ListBatchInputs", actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn],
+                                conditions={"StringLike": {"s3:prefix": [f"{prefix}*/input/*"]}}),
+            iam.PolicyStatement(sid="ReadBatchInputs", actions=["s3:GetObject"],
+                                resources=[self.bucket.arn_for_objects(f"{prefix}*/input/*")]),
+            iam.PolicyStatement(sid="WriteBatchOutputs", actions=["s3:AbortMultipartUpload", "s3:PutObject"],
+                                resources=[self.bucket.arn_for_objects(f"{prefix}*/output/*")]),
+        ]
+        if self.encryption_key is not None:
+            statements.append(iam.PolicyStatement(sid="UseBatchKey", actions=["kms:Decrypt", "kms:GenerateDataKey"],
                                                   resources=[self.encryption_key.key_arn]))
         return statements

@@ -21,8 +21,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from stacks.batch_model import BatchModel
 from stacks.container_images import ContainerImage
-from stacks.hosting import JOB_PREFIX, hosting_of
+from stacks.hosting import BATCH_PREFIX, JOB_PREFIX, hosting_of
 from stacks.image_bucket import ImageBucket
 from stacks.lambda_source import load_lambda_module
 from stacks.model_artifact import ModelArtifact
@@ -48,7 +49,8 @@ SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
 
 
 class ModelApiStack(Stack):
-    """Attributes: settings, images (ImageBucket or None), endpoints and functions (by model name), api."""
+    """Attributes: settings, images (ImageBucket or None), endpoints, components, functions and batch_models (by
+    model name), shared (SharedEndpoint or None), api, monitoring."""
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: Settings, **kwargs):
         super().__init__(scope, construct_id, description="SageMaker Model API: models behind a REST API", **kwargs)
@@ -56,11 +58,15 @@ class ModelApiStack(Stack):
         retention = _retention(settings)
         key = kms.Key.from_key_arn(self, "ImageKey", settings.kms_key_arn) if settings.kms_key_arn else None
         self.images = None
+        self._sources: dict[str, tuple] = {}
         hosts_jobs = any(m.hosting == "async" for m in settings.catalog)
-        if hosts_jobs or any(settings.stores_images(m) for m in settings.catalog):
-            # One bucket for images and async jobs: both expire after image_expiry_days, under their own prefixes.
+        takes_batches = any(m.batch for m in settings.catalog)
+        if hosts_jobs or takes_batches or any(settings.stores_images(m) for m in settings.catalog):
+            # One bucket for images, async jobs and batch jobs: all expire after image_expiry_days, under their own
+            # prefixes.
             self.images = ImageBucket(self, "Images", expiry_days=settings.image_expiry_days, encryption_key=key,
                                       job_prefix=JOB_PREFIX if hosts_jobs else None,
+                                      batch_prefix=BATCH_PREFIX if takes_batches else None,
                                       retain=settings.retain_bucket, log_retention=retention)
         catalog = settings.model_infos()
         self.endpoints: dict[str, ModelEndpoint] = {}
@@ -99,6 +105,8 @@ class ModelApiStack(Stack):
             )
             if endpoint is not None:
                 endpoint.grant_invoke(self.functions[model.name].role)
+        self.batch_models: dict[str, BatchModel] = {
+            m.name: self._batch_model(m) for m in settings.catalog if m.batch}
         self.api = ModelRestApi(
             self, "Api",
             timeout_seconds=settings.api_timeout_seconds,
@@ -129,7 +137,13 @@ class ModelApiStack(Stack):
         self._acknowledge_nag_findings()
 
     def _model_source(self, model: ModelSpec) -> tuple:
-        """(image, model data URL, model data ARN) of a model this stack hosts."""
+        """(image, model data URL, model data ARN) of a model this stack hosts; made once per model (its endpoint
+        and its batch model share the artifact)."""
+        if model.name not in self._sources:
+            self._sources[model.name] = self._new_model_source(model)
+        return self._sources[model.name]
+
+    def _new_model_source(self, model: ModelSpec) -> tuple:
         artifact = ModelArtifact(self, f"{pascal(model.name)}Code", code_dir=model.code_dir) if model.code else None
         data_url = data_arn = None
         if artifact is not None:
@@ -176,6 +190,17 @@ class ModelApiStack(Stack):
             else None,
         )
 
+    def _batch_model(self, model: ModelSpec) -> BatchModel:
+        image, data_url, data_arn = self._model_source(model)
+        return BatchModel(
+            self, f"{pascal(model.name)}Batch", image=image, bucket=self.images, model=model.name,
+            job_name_prefix=self.settings.batch_job_prefix(model),
+            # A line may take batch_timeout_seconds, not what one API call may.
+            environment=_model_environment(model, self.settings, request_seconds=model.batch_timeout_seconds),
+            model_data_url=data_url, model_data_arn=data_arn,
+            readable_secret_arn=self._hub_token_arn() if model.code_downloads and self.settings.hub_token_secret
+            else None)
+
     def _hub_token_arn(self) -> str:
         """The hub token secret's ARN for IAM: as given, or with Secrets Manager's random "-XXXXXX" suffix
         matched by "-??????" when a name (or a partial ARN) was given."""
@@ -213,6 +238,11 @@ class ModelApiStack(Stack):
                       description=f"The {info.kind} model {info.name}")
             CfnOutput(self, f"{pascal(info.name)}EndpointName", value=info.endpoint_name,
                       description=f"SageMaker endpoint of {info.name}")
+        for name, batch in self.batch_models.items():  # what `make batch` needs (ops/batch.py)
+            CfnOutput(self, f"{pascal(name)}BatchModelName", value=batch.model_name,
+                      description=f"SageMaker model the batch transform jobs of {name} run on")
+            CfnOutput(self, f"{pascal(name)}BatchJobPrefix", value=batch.job_name_prefix,
+                      description=f"What the batch transform job names of {name} start with")
         first = catalog[0]
         action = _routes.main_action(first.kind)
         if action.name == "images":  # the output of the app's first version, kept for the scripts that read it
@@ -284,9 +314,11 @@ def _retention(settings: Settings) -> logs.RetentionDays:
     return dict(zip(LOG_RETENTION_DAYS, finite))[settings.log_retention_days]
 
 
-def _model_environment(model: ModelSpec, settings: Settings) -> dict[str, str]:
-    """The container environment of a model: what its container needs to find, load and bound the model."""
+def _model_environment(model: ModelSpec, settings: Settings, request_seconds: int | None = None) -> dict[str, str]:
+    """The container environment of a model: what its container needs to find, load and bound the model.
+    request_seconds: what one request may take on the model; default its hosting's bound (or the API call's)."""
     environment: dict[str, str] = {}
+    request_seconds = request_seconds or hosting_of(model).request_seconds
     token_in_environment = bool(settings.hub_token_secret and model.hub_id)
     if model.container == "tgi":
         # TGI loads HF_MODEL_ID from the Hub, or from the unpacked model.tar.gz.
@@ -320,14 +352,14 @@ def _model_environment(model: ModelSpec, settings: Settings) -> dict[str, str]:
         # default; each request is bounded far tighter by the inference code itself (REQUEST_DEADLINE_SECONDS).
         # An async job may run up to job_timeout_seconds: the server must not cut it off first.
         environment["SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS"] = str(
-            max(model.startup_timeout_seconds, hosting_of(model).request_seconds or 0))
+            max(model.startup_timeout_seconds, request_seconds or 0))
     if model.kind == "text-to-image":  # our inference code, from the repo or inside an s3 artifact
         environment.update({"SD_MAX_SIZE": str(settings.max_size), "SD_MAX_STEPS": str(settings.max_steps),
                             "SD_MAX_IMAGES": str(settings.max_images),
                             # The Lambda stops waiting after its read timeout; the model stops denoising then too,
                             # so an abandoned request does not hold the single worker.
                             "REQUEST_DEADLINE_SECONDS": str(
-                                hosting_of(model).request_seconds or settings.invoke_read_timeout_seconds + 1)})
+                                request_seconds or settings.invoke_read_timeout_seconds + 1)})
     if model.kind == "chat":
         environment.update({"CHAT_MAX_NEW_TOKENS": str(settings.max_new_tokens),
                             "EMBEDDINGS_MAX_BATCH": str(settings.max_batch_inputs)})

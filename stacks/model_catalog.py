@@ -134,6 +134,8 @@ class ModelSpec:
     environment: dict = field(default_factory=dict)  # extra container environment
     download_by: str = "container"  # container | code: who fetches hub: weights at start (see DOWNLOADERS)
     seconds_per_step: Optional[float] = None  # image models: one 512x512 step; default from STEP_SECONDS_512
+    batch: bool = False  # a SageMaker model of its own for batch transform jobs (`make batch`, stacks/batch_model.py)
+    batch_timeout_seconds: int = 600  # batch: how long the model may take over one input line (1..3600)
 
     # ------------------------------------------------------------------------------------------------ derived
 
@@ -219,6 +221,9 @@ class ModelSpec:
             if self.hosting != "realtime":
                 out.append(p + f"hosting={self.hosting} needs an endpoint this stack creates (an existing endpoint "
                                "is hosted as it was made)")
+            if self.batch:
+                out.append(p + "batch needs a model this stack creates (an existing endpoint leaves no SageMaker "
+                               "model here for a transform job to run)")
             return out  # nothing is created: container and instance settings do not apply
         else:
             out.append(p + f"source {self.source!r}: expected hub:<id>, s3://<bucket>/<key>.tar.gz or "
@@ -260,6 +265,8 @@ class ModelSpec:
             out.append(p + f"download_by {self.download_by!r} must be one of {', '.join(DOWNLOADERS)}")
         elif self.download_by == "code" and self.source_type == "hub" and not self.code:
             out.append(p + "download_by=code needs code whose model_fn downloads the weights")
+        if not 1 <= self.batch_timeout_seconds <= 3600:  # CreateTransformJob InvocationsTimeoutInSeconds
+            out.append(p + f"batch_timeout_seconds must be from 1 to 3600 (got {self.batch_timeout_seconds})")
         if self.seconds_per_step is not None and not 0 < self.seconds_per_step <= 60:
             out.append(p + f"seconds_per_step must be above 0 and at most 60 (got {self.seconds_per_step})")
         if not isinstance(self.environment, dict) or not all(

@@ -36,6 +36,43 @@ def _variant_properties(hosting) -> dict:
     return fields
 
 
+
+def image_statements(image: ContainerImage) -> list[iam.PolicyStatement]:
+    """Pulling a model's container image: what any SageMaker role running it needs (endpoint or batch job)."""
+    return [
+        iam.PolicyStatement(
+            sid="PullModelImage",
+            actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+            resources=[image.repository_arn],
+        ),
+        # ecr:GetAuthorizationToken takes no resource: AWS allows only "*" for it.
+        iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+    ]
+
+
+def model_data_statements(model_data_arn: Optional[str] = None,
+                          readable_secret_arn: Optional[str] = None) -> list[iam.PolicyStatement]:
+    """Reading a model's model.tar.gz and the Hub token secret its code reads, where it has them."""
+    statements = []
+    if model_data_arn is not None:
+        statements.append(iam.PolicyStatement(
+            sid="ReadModelArtifact", actions=["s3:GetObject"], resources=[model_data_arn]))
+    if readable_secret_arn is not None:
+        statements.append(iam.PolicyStatement(
+            sid="ReadHubToken", actions=["secretsmanager:GetSecretValue"], resources=[readable_secret_arn]))
+    return statements
+
+
+def metrics_statement(namespace: str = METRICS_NAMESPACE, sid: str = "PublishEndpointMetrics") -> iam.PolicyStatement:
+    """cloudwatch:PutMetricData has no resource type ("*" only); the namespace condition is the scope."""
+    return iam.PolicyStatement(
+        sid=sid,
+        actions=["cloudwatch:PutMetricData"],
+        resources=["*"],
+        conditions={"StringEquals": {"cloudwatch:namespace": namespace}},
+    )
+
+
 class ModelEndpoint(Construct):
     """One model served on a SageMaker endpoint, with a least-privilege execution role.
 
@@ -107,14 +144,7 @@ class ModelEndpoint(Construct):
             retention=log_retention,
             removal_policy=RemovalPolicy.DESTROY,
         )
-        statements = [
-            iam.PolicyStatement(
-                sid="PullModelImage",
-                actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                resources=[image.repository_arn],
-            ),
-            # ecr:GetAuthorizationToken takes no resource: AWS allows only "*" for it.
-            iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+        statements = image_statements(image) + [
             iam.PolicyStatement(
                 sid="WriteOwnLogs",
                 actions=["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
@@ -129,20 +159,8 @@ class ModelEndpoint(Construct):
                                             resource_name=self.log_group.log_group_name,
                                             arn_format=ArnFormat.COLON_RESOURCE_NAME)],
             ),
-            # cloudwatch:PutMetricData has no resource type ("*" only); the namespace condition is the scope.
-            iam.PolicyStatement(
-                sid="PublishEndpointMetrics",
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
-            ),
-        ]
-        if model_data_arn is not None:
-            statements.append(iam.PolicyStatement(
-                sid="ReadModelArtifact", actions=["s3:GetObject"], resources=[model_data_arn]))
-        if readable_secret_arn is not None:
-            statements.append(iam.PolicyStatement(
-                sid="ReadHubToken", actions=["secretsmanager:GetSecretValue"], resources=[readable_secret_arn]))
+            metrics_statement(),
+        ] + model_data_statements(model_data_arn, readable_secret_arn)
         if isinstance(hosting, Async):
             statements += job_bucket.job_processing_statements(job_model)
         if volume_kms_key_arn is not None:

@@ -196,6 +196,11 @@ class Settings:
             return self.shared_endpoint_name
         return f"{self.stack_name.lower()}-{model.name}"[:63].rstrip("-")
 
+    def batch_job_prefix(self, model: ModelSpec) -> str:
+        """What a model's batch transform job names start with (<stack>-<model>-batch, lowercase, at most 40
+        characters): its batch role may write only the log streams of jobs so named."""
+        return f"{self.stack_name.lower()}-{model.name}"[:34].rstrip("-") + "-batch"
+
     @property
     def shared_endpoint_name(self) -> str:
         """The endpoint every shared model's inference component runs on."""

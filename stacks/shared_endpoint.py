@@ -21,7 +21,7 @@ from constructs import Construct
 
 from stacks.container_images import ContainerImage
 from stacks.hosting import MAX_INSTANCES, Shared
-from stacks.model_endpoint import ENDPOINT_NAME, METRICS_NAMESPACE, VARIANT_NAME
+from stacks.model_endpoint import ENDPOINT_NAME, VARIANT_NAME, metrics_statement
 
 COMPONENT_NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}$")
 
@@ -73,9 +73,7 @@ class SharedEndpoint(Construct):
             inline_policies={"ServeModels": iam.PolicyDocument(statements=[
                 # ecr:GetAuthorizationToken takes no resource: AWS allows only "*" for it.
                 iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
-                iam.PolicyStatement(sid="PublishEndpointMetrics", actions=["cloudwatch:PutMetricData"],
-                                    resources=["*"],
-                                    conditions={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}}),
+                metrics_statement(),
             ])},
         )
         self._grant_logs(self.log_group)

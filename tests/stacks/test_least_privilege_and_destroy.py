@@ -31,12 +31,12 @@ VARIANTS = {
     # The same settings as test_nag_and_lint's async-kms variant: one cached synth for both.
     "async-kms": {"models": "stable-diffusion,gpt2-cpu", "stable-diffusion.hosting": "async",
                   "gpt2-cpu.hosting": "async", "gpt2-cpu.min_instances": "1", "gpt2-cpu.max_instances": "2",
-                  "kms_key_arn": KMS_KEY, "alarm_email": "oncall@example.com"},
+                  "kms_key_arn": KMS_KEY, "alarm_email": "oncall@example.com", "stable-diffusion.batch": "true"},
     # The same settings as test_nag_and_lint's shared variant.
     "shared": {"models": "gpt2-cpu,minilm-embeddings", "gpt2-cpu.hosting": "shared",
                "minilm-embeddings.hosting": "shared", "minilm-embeddings.instance_type": "ml.m5.xlarge",
                "gpt2-cpu.max_instances": "3", "minilm-embeddings.min_instances": "0", "shared_max_instances": "2",
-               "tracing": "true"},
+               "tracing": "true", "gpt2-cpu.batch": "true"},
     "s3-artifact": {"models": "mine", "model_specs": json.dumps(
         {"mine": {"kind": "text-generation", "source": "s3://my-models/llm/model.tar.gz", "container": "tgi"}})},
 }

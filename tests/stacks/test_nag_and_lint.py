@@ -20,13 +20,13 @@ SETTING_VARIANTS = [
     {"models": "stable-diffusion,gpt2-cpu", "stable-diffusion.hosting": "async", "gpt2-cpu.hosting": "async",
      "gpt2-cpu.min_instances": "1", "gpt2-cpu.max_instances": "2",
      "kms_key_arn": "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555",
-     "alarm_email": "oncall@example.com"},
+     "alarm_email": "oncall@example.com", "stable-diffusion.batch": "true"},
     {"models": "gpt2-cpu,minilm-embeddings", "gpt2-cpu.hosting": "shared", "minilm-embeddings.hosting": "shared",
      "minilm-embeddings.instance_type": "ml.m5.xlarge", "gpt2-cpu.max_instances": "3",
-     "minilm-embeddings.min_instances": "0", "shared_max_instances": "2", "tracing": "true"},
+     "minilm-embeddings.min_instances": "0", "shared_max_instances": "2", "tracing": "true", "gpt2-cpu.batch": "true"},
 ]
-VARIANT_IDS = ["default", "ebs-kms", "retained-token-region", "autoscaled-and-serverless", "async-kms",
-               "shared-traced"]
+VARIANT_IDS = ["default", "ebs-kms", "retained-token-region", "autoscaled-and-serverless", "async-kms-batch",
+               "shared-traced-batch"]
 
 
 def acknowledgments(assembly) -> dict[str, str]:
