@@ -313,15 +313,16 @@ def finish_line(target: Target, action, config, name: str, line: Line, body: byt
 # ------------------------------------------------------------------------------------------------------ targets
 
 
-def aws_target(settings: Settings, model) -> Target:
+def aws_target(settings: Settings, model, session=None) -> Target:
     """The deployed stack's bucket and batch model, from its outputs, reached with the AWS CLI's credentials."""
     import boto3
     from botocore.config import Config
 
-    region = settings.region or boto3.session.Session().region_name
+    session = session or boto3.session.Session(region_name=settings.region)
+    region = session.region_name
     if not region:
         raise BatchError("batch: no AWS region: set AWS_REGION (or -c region=...)")
-    outputs = stack_outputs(boto3.client("cloudformation", region_name=region), settings.stack_name)
+    outputs = stack_outputs(session.client("cloudformation"), settings.stack_name)
     if outputs is None:
         raise BatchError(f"batch: stack {settings.stack_name} not found in {region} (or not readable with these "
                          "credentials); deploy it first with make deploy")
@@ -332,9 +333,8 @@ def aws_target(settings: Settings, model) -> Target:
     aws = load_lambda_module("model_api.aws")
     s3 = aws.s3_client({"AWS_REGION": region})
     return Target(outputs["BucketName"], outputs[keys[0]], outputs[keys[1]],
-                  boto3.client("sagemaker", region_name=region,
-                               config=Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5,
-                                             read_timeout=30)),
+                  session.client("sagemaker", config=Config(retries={"mode": "standard", "max_attempts": 5},
+                                                            connect_timeout=5, read_timeout=30)),
                   s3, aws.S3ImageStore(s3, outputs["BucketName"]), settings.kms_key_arn)
 
 

@@ -100,7 +100,7 @@ def batch_row(settings: Settings, model, book) -> CostRow:
     note = (f"{instance_type}: not in the price table" if price is None else
             f"batch jobs (make batch): ${price:.3f} per instance-hour while a job runs, at the real-time rate of "
             "the type (batch transform is priced separately: check the pricing page), plus minutes of instance "
-            "start per job (each 10 minutes of it: ${price / 6:.2f})")
+            f"start per job (each 10 minutes of it: ${price / 6:.2f})")
     return CostRow(f"{model.name} batch", "batch", instance_type, "per job", price, price, None, None, 0.0,
                    per_1000, note)
 

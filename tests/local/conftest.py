@@ -7,6 +7,8 @@ import json
 import pytest
 from local_rig import LocalProcess
 
+# The settings of the shared local mode (make batch --local must be given the same).
+SETTINGS = ("-c", "min_size=64", "-c", "stable-diffusion.batch=true")
 # Clients get REQUEST_TIMEOUT seconds to send a request (default 10; short here for the framing tests).
 REQUEST_TIMEOUT = 1.0
 
@@ -17,14 +19,16 @@ def local(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("local")
     temp = tmp_path / "tmp"
     temp.mkdir()
-    process = LocalProcess(tmp_path, "--api-key", "test-key", "-c", "min_size=64", "--request-timeout",
+    process = LocalProcess(tmp_path, "--api-key", "test-key", *SETTINGS, "--request-timeout",
                            str(REQUEST_TIMEOUT), env={"TMPDIR": str(temp)})
     banner = process.wait_until_serving()
     info = json.loads((tmp_path / "ready.json").read_text())
     info["banner"] = banner
     info["process"] = process
+    info["ready_file"] = tmp_path / "ready.json"
     yield info
     assert process.stop() == 0, "".join(process.stderr[-20:])
+    assert not (tmp_path / "ready.json").exists()  # removed on exit: make batch --local then says it is not running
     output = "".join(process.stdout + process.stderr)
     assert "local: stopping" in output
     # No traceback (clients hanging up, broken framing), and no presigned URL printed anywhere.

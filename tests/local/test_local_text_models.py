@@ -10,6 +10,7 @@ import pytest
 from local_rig import LocalProcess, request
 
 MODELS = "gpt2-tgi,minilm-embeddings,chat-embeddings,gpt2-cpu,jumpstart-stable-diffusion"
+BATCH = ("-c", "minilm-embeddings.batch=true")
 
 
 @pytest.fixture(scope="module")
@@ -20,10 +21,11 @@ def local(tmp_path_factory):
     process = LocalProcess(tmp_path, "--api-key", "k", "-c", f"models={MODELS}",
                            "-c", "jumpstart-stable-diffusion.source=endpoint:js-sd",
                            "-c", "minilm-embeddings.hosting=serverless", "-c", "minilm-embeddings.memory_mb=2048",
-                           "-c", "gpt2-cpu.max_instances=3")
+                           "-c", "gpt2-cpu.max_instances=3", *BATCH)
     banner = process.wait_until_serving()
     info = json.loads((tmp_path / "ready.json").read_text())
     info["banner"] = banner
+    info["ready_file"] = tmp_path / "ready.json"
     yield info
     assert process.stop() == 0, "".join(process.stderr[-20:])
 
@@ -147,3 +149,24 @@ def test_error_rows_only_local_mode_answers_with_text_models(local):
     assert (status, body["error"]["code"]) == (400, "model_rejected_input") and (400, "model_rejected_input") in rows
     status, _, body = post(local, "/images", {"prompt": "a tiger"})
     assert (status, body["error"]["code"]) == (503, "endpoint_unavailable") and (503, "endpoint_unavailable") in rows
+
+
+def test_make_batch_embeds_a_file_of_texts_on_the_real_minilm(local, tmp_path):
+    from test_local_batch import run_batch
+
+    texts = ["A cat sits on the mat.", "A kitten rests on a rug.", "Quarterly revenue rose by ten percent."]
+    lines = [json.dumps({"inputs": text}) for text in texts] + [json.dumps({"inputs": texts})]
+    result, entries = run_batch(local, tmp_path, "minilm-embeddings", lines,
+                                [f"models={MODELS}", "jumpstart-stable-diffusion.source=endpoint:js-sd",
+                                 "minilm-embeddings.hosting=serverless", "minilm-embeddings.memory_mb=2048",
+                                 "minilm-embeddings.batch=true"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [e["line"] for e in entries] == [1, 2, 3, 4]
+    vectors = [e["result"]["embeddings"][0] for e in entries[:3]]
+    assert all(len(v) == 384 and abs(math.sqrt(sum(x * x for x in v)) - 1) < 1e-4 for v in vectors)
+    assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2]) + 0.2
+    # A line of several texts answers like the API: one vector per text, the same vectors.
+    together = entries[3]["result"]["embeddings"]
+    assert len(together) == 3 and all(abs(cosine(a, b) - 1) < 1e-4 for a, b in zip(together, vectors))
+    # The serverless model's batch job runs on a CPU instance by default.
+    assert "on 1 x ml.m5.xlarge" in result.stdout
