@@ -304,6 +304,8 @@ def main(argv=None) -> int:
                 served.append("    " + image_time_estimate(endpoint_server.models[served_as],
                                                            settings.limits))
 
+        if settings.in_vpc or any(m.network_isolation for m in catalog):
+            served.append("  private networking (vpc, network_isolation) is AWS only: local mode runs no VPC")
         # Fake credentials: requests are signed as on AWS, and only ever sent to these loopback servers.
         base_environment = {
             "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local",

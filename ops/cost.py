@@ -70,6 +70,8 @@ def rows(settings: Settings, region: Optional[str]) -> list[CostRow]:
         out.append(CostRow(model.name, model.hosting, instance, instances, line.hourly_min, line.hourly_max,
                            monthly[0], monthly[1], line.idle_monthly, per_1000, line.note))
     out += [batch_row(settings, model, book) for model in settings.catalog if model.batch]
+    if settings.in_vpc and settings.vpc_endpoints:
+        out.append(network_row(settings, region))
     fleet = settings.shared_fleet
     if fleet is not None:  # the instances every shared model runs on, billed once
         shared = [m.name for m in settings.catalog if m.hosting == "shared"]
@@ -103,6 +105,21 @@ def batch_row(settings: Settings, model, book) -> CostRow:
             f"start per job (each 10 minutes of it: ${price / 6:.2f})")
     return CostRow(f"{model.name} batch", "batch", instance_type, "per job", price, price, None, None, 0.0,
                    per_1000, note)
+
+
+def network_row(settings: Settings, region: Optional[str]) -> CostRow:
+    """The interface VPC endpoints of private networking: billed per endpoint and Availability Zone while they exist.
+    A new VPC has two zones; an existing one is counted one zone per subnet given (an upper bound)."""
+    services = settings.interface_services
+    zones = 2 if settings.vpc == "create" else len(settings.subnet_id_list)
+    price = prices.interface_endpoint_hourly(region)
+    hourly = None if price is None else price * len(services) * zones
+    note = (f"VPC endpoints: not in the price table for {region}" if price is None else
+            f"interface endpoints {', '.join(services)} in {zones} zones, always on, plus $0.01 per GB they carry; "
+            "the S3 gateway endpoint is free; flow logs (a new VPC) are billed per GB logged")
+    monthly = None if hourly is None else hourly * HOURS_PER_MONTH
+    return CostRow("vpc endpoints", "network", f"{len(services)} x {zones} zones", "-", hourly, hourly, monthly,
+                   monthly, monthly, None, note)
 
 
 def _usd(value: Optional[float], digits: int = 2) -> str:

@@ -26,6 +26,12 @@ HOURLY_USD = {
         "ml.m5.large": 0.115,
     },
 }
+# Interface VPC endpoints (AWS PrivateLink), USD per endpoint per Availability Zone per hour, billed while they exist
+# (each partial hour as a full one), plus $0.01 per GB processed (left out: cents at this API's payload sizes); the
+# S3 gateway endpoint is free. Source: the AWS PrivateLink pricing page ("billed for each hour that your VPC endpoint
+# remains provisioned in each Availability Zone"), $0.01 per hour in us-east-1 as quoted by public cost guides in
+# 2026. Recorded 2026-11-24.
+INTERFACE_ENDPOINT_HOURLY_USD = {"us-east-1": 0.01}
 # Serverless Inference compute, USD per second per GB of configured memory (billed per millisecond of inference);
 # data processed in and out ($0.016/GB) is left out: cents per thousand requests at this API's payload sizes.
 SERVERLESS_GB_SECOND_USD = {"us-east-1": 0.0000200}
@@ -34,6 +40,11 @@ SERVERLESS_GB_SECOND_USD = {"us-east-1": 0.0000200}
 def hourly(region: Optional[str], instance_type: str) -> Optional[float]:
     """USD per instance-hour, or None when the table does not know the region or type."""
     return HOURLY_USD.get(region or "", {}).get(instance_type)
+
+
+def interface_endpoint_hourly(region: Optional[str]) -> Optional[float]:
+    """USD per interface endpoint per Availability Zone per hour, or None when the table does not know the region."""
+    return INTERFACE_ENDPOINT_HOURLY_USD.get(region or "")
 
 
 def serverless_gb_second(region: Optional[str]) -> Optional[float]:

@@ -18,7 +18,8 @@ from constructs import Construct
 
 from stacks.container_images import ContainerImage
 from stacks.image_bucket import ImageBucket
-from stacks.model_endpoint import image_statements, metrics_statement, model_data_statements
+from stacks.model_endpoint import image_statements, metrics_statement, model_data_statements, model_vpc_config
+from stacks.private_network import Placement, sagemaker_network_statements
 
 # SageMaker writes every transform job's logs to this one log group, a stream per job and instance named
 # "<job name>/<instance id>-<time>" (and "<job name>/<instance id>-<time>/data-log"); it creates the group on first
@@ -42,6 +43,7 @@ class BatchModel(Construct):
       environment: container environment, as the endpoint's (tokens allowed).
       model_data_url / model_data_arn: the model.tar.gz (S3 URL for SageMaker, object ARN for the role), optional.
       readable_secret_arn: a Secrets Manager secret the container may read (the Hub token its code reads).
+      placement / network_isolation: as for ModelEndpoint (a job's instances run where the endpoint's do).
 
     Attributes: role, model (CfnModel), model_name (CloudFormation's generated name), job_name_prefix,
     input_prefix / output_prefix (key patterns of the job files), bucket.
@@ -60,6 +62,8 @@ class BatchModel(Construct):
         model_data_url: Optional[str] = None,
         model_data_arn: Optional[str] = None,
         readable_secret_arn: Optional[str] = None,
+        placement: Optional[Placement] = None,
+        network_isolation: bool = False,
     ):
         super().__init__(scope, construct_id)
         problems = []
@@ -88,7 +92,7 @@ class BatchModel(Construct):
             iam.PolicyStatement(sid="WriteOwnJobLogs", actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                                 resources=[f"{log_group_arn}:log-stream:{job_name_prefix}-*"]),
             metrics_statement(TRANSFORM_METRICS_NAMESPACE, sid="PublishJobMetrics"),
-        ] + bucket.batch_processing_statements(model)
+        ] + bucket.batch_processing_statements(model) + (sagemaker_network_statements() if placement else [])
         self.role = iam.Role(
             self, "ExecutionRole",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
@@ -100,6 +104,8 @@ class BatchModel(Construct):
             execution_role_arn=self.role.role_arn,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
                 image=image.uri, model_data_url=model_data_url, environment=dict(environment or {})),
+            vpc_config=model_vpc_config(placement),
+            enable_network_isolation=True if network_isolation else None,
         )
         self.model_name = self.model.attr_model_name
         bucket_id = stack.get_logical_id(bucket.bucket.node.default_child)

@@ -31,6 +31,7 @@ from stacks.model_catalog import S3_URI, ModelSpec, gpu_count, pascal
 from stacks.model_endpoint import ModelEndpoint
 from stacks.model_function import ModelFunction
 from stacks.monitoring import ModelApiMonitoring, WatchedModel
+from stacks.private_network import PrivateNetwork
 from stacks.rest_api import ModelRestApi
 from stacks.settings import LOG_RETENTION_DAYS, Settings
 from stacks.shared_endpoint import ModelComponent, SharedEndpoint
@@ -57,6 +58,12 @@ class ModelApiStack(Stack):
         self.settings = settings
         retention = _retention(settings)
         key = kms.Key.from_key_arn(self, "ImageKey", settings.kms_key_arn) if settings.kms_key_arn else None
+        self.network = PrivateNetwork(
+            self, "Network", vpc_id=settings.vpc_id, subnet_ids=settings.subnet_id_list,
+            route_table_ids=settings.route_table_id_list, endpoints=settings.vpc_endpoints,
+            interface_services=settings.interface_services, log_retention=retention) if settings.in_vpc else None
+        model_placement = self.network.model_placement if self.network else None
+        self._model_placement = model_placement
         self.images = None
         self._sources: dict[str, tuple] = {}
         hosts_jobs = any(m.hosting == "async" for m in settings.catalog)
@@ -102,6 +109,7 @@ class ModelApiStack(Stack):
                 log_retention=retention,
                 log_level=settings.log_level,
                 tracing=settings.tracing,
+                placement=self.network.function_placement if self.network else None,
             )
             if endpoint is not None:
                 endpoint.grant_invoke(self.functions[model.name].role)
@@ -168,7 +176,7 @@ class ModelApiStack(Stack):
             pascal(model.name), component_name=component_name, image=image, hosting=hosting_of(model),
             environment=_model_environment(model, self.settings), model_data_url=data_url, model_data_arn=data_arn,
             readable_secret_arn=self._hub_token_arn() if model.code_downloads and self.settings.hub_token_secret
-            else None)
+            else None, placement=self._model_placement, network_isolation=model.network_isolation)
 
     def _endpoint(self, model: ModelSpec, endpoint_name: str, retention) -> ModelEndpoint:
         image, data_url, data_arn = self._model_source(model)
@@ -188,6 +196,8 @@ class ModelApiStack(Stack):
             log_retention=retention,
             readable_secret_arn=self._hub_token_arn() if model.code_downloads and self.settings.hub_token_secret
             else None,
+            placement=self._model_placement,
+            network_isolation=model.network_isolation,
         )
 
     def _batch_model(self, model: ModelSpec) -> BatchModel:
@@ -199,7 +209,7 @@ class ModelApiStack(Stack):
             environment=_model_environment(model, self.settings, request_seconds=model.batch_timeout_seconds),
             model_data_url=data_url, model_data_arn=data_arn,
             readable_secret_arn=self._hub_token_arn() if model.code_downloads and self.settings.hub_token_secret
-            else None)
+            else None, placement=self._model_placement, network_isolation=model.network_isolation)
 
     def _hub_token_arn(self) -> str:
         """The hub token secret's ARN for IAM: as given, or with Secrets Manager's random "-XXXXXX" suffix
@@ -228,6 +238,8 @@ class ModelApiStack(Stack):
         CfnOutput(self, "GetApiKeyCommand", value=get_key, description="Prints the API key value")
         CfnOutput(self, "UsagePlanId", value=self.api.usage_plan.usage_plan_id,
                   description="Usage plan of the key (for key rotation)")
+        if self.network is not None:
+            CfnOutput(self, "VpcId", value=self.network.vpc_id, description="VPC the endpoints and Lambdas run in")
         if self.images is not None:
             CfnOutput(self, "BucketName", value=self.images.bucket.bucket_name, description="Where images go")
         if self.api.cloudwatch_role is not None:
@@ -299,6 +311,16 @@ class ModelApiStack(Stack):
                     acks.append((function.role, f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/"
                                  f"{self.images.key_prefix}*]", "Image keys are uuid4s made per request, so the "
                                  "grant must cover the images/ prefix; it is the only prefix the Lambda can touch."))
+        if self.network is not None:
+            sagemaker_roles = roles + [b.role for b in self.batch_models.values()]
+            for role in sagemaker_roles:
+                acks.append((role, "AwsSolutions-IAM5[Resource::*]", "Only actions AWS allows on '*' alone: ECR "
+                             "login, metrics scoped by namespace, and the network-interface actions the Developer "
+                             "Guide lists on '*' for containers in a VPC (SageMaker makes their interfaces)."))
+            for function in self.functions.values():
+                acks.append((function.role, "AwsSolutions-IAM5[Resource::*]", "The network-interface actions of "
+                             "AWSLambdaVPCAccessExecutionRole, on '*' as there: Lambda makes the function's "
+                             "interfaces in the VPC with them (inline instead of the managed policy)."))
         if self.settings.tracing:
             for function in self.functions.values():
                 acks.append((function.role, "AwsSolutions-IAM5[Resource::*]", "tracing=true: X-Ray's "

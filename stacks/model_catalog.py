@@ -136,6 +136,7 @@ class ModelSpec:
     seconds_per_step: Optional[float] = None  # image models: one 512x512 step; default from STEP_SECONDS_512
     batch: bool = False  # a SageMaker model of its own for batch transform jobs (`make batch`, stacks/batch_model.py)
     batch_timeout_seconds: int = 600  # batch: how long the model may take over one input line (1..3600)
+    network_isolation: bool = False  # the container gets no network at all: weights from an s3 artifact only
 
     # ------------------------------------------------------------------------------------------------ derived
 
@@ -221,6 +222,8 @@ class ModelSpec:
             if self.hosting != "realtime":
                 out.append(p + f"hosting={self.hosting} needs an endpoint this stack creates (an existing endpoint "
                                "is hosted as it was made)")
+            if self.network_isolation:
+                out.append(p + "network_isolation applies to a model this stack creates")
             if self.batch:
                 out.append(p + "batch needs a model this stack creates (an existing endpoint leaves no SageMaker "
                                "model here for a transform job to run)")
@@ -265,6 +268,10 @@ class ModelSpec:
             out.append(p + f"download_by {self.download_by!r} must be one of {', '.join(DOWNLOADERS)}")
         elif self.download_by == "code" and self.source_type == "hub" and not self.code:
             out.append(p + "download_by=code needs code whose model_fn downloads the weights")
+        if self.network_isolation and self.source_type == "hub":
+            out.append(p + "network_isolation leaves the container no network, and it downloads its weights from "
+                           "the Hugging Face Hub when it starts: give it an s3:// artifact with the weights "
+                           "(python -m ops.artifact builds one)")
         if not 1 <= self.batch_timeout_seconds <= 3600:  # CreateTransformJob InvocationsTimeoutInSeconds
             out.append(p + f"batch_timeout_seconds must be from 1 to 3600 (got {self.batch_timeout_seconds})")
         if self.seconds_per_step is not None and not 0 < self.seconds_per_step <= 60:

@@ -18,6 +18,7 @@ from constructs import Construct
 from stacks.container_images import ContainerImage
 from stacks.hosting import Async, Realtime, Serverless
 from stacks.image_bucket import ImageBucket
+from stacks.private_network import Placement, sagemaker_network_statements
 
 ENDPOINT_NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}$")
 # The namespace SageMaker hosting publishes endpoint metrics under; the role may write no other.
@@ -63,6 +64,14 @@ def model_data_statements(model_data_arn: Optional[str] = None,
     return statements
 
 
+def model_vpc_config(placement: Optional[Placement]):
+    """CfnModel.VpcConfigProperty of a placement (None: no VPC)."""
+    if placement is None:
+        return None
+    return sagemaker.CfnModel.VpcConfigProperty(subnets=list(placement.subnet_ids),
+                                                security_group_ids=list(placement.security_group_ids))
+
+
 def metrics_statement(namespace: str = METRICS_NAMESPACE, sid: str = "PublishEndpointMetrics") -> iam.PolicyStatement:
     """cloudwatch:PutMetricData has no resource type ("*" only); the namespace condition is the scope."""
     return iam.PolicyStatement(
@@ -92,6 +101,9 @@ class ModelEndpoint(Construct):
       log_retention: retention of the endpoint's log group (default one month).
       readable_secret_arn: a Secrets Manager secret the container may read (e.g. the Hub token its model_fn reads,
         so the token is not in the model's environment); an ARN, "-??????" allowed for a name's random suffix.
+      placement: subnets and security groups of a VPC for the container (stacks.private_network); the role then
+        gains the network-interface actions SageMaker needs. Default None: SageMaker's own network.
+      network_isolation: the container gets no network at all (weights must come in model_data_url).
 
     Attributes: role, log_group, model, endpoint_config, endpoint, endpoint_name, endpoint_arn, hosting,
     scalable_target (None unless autoscaled), backlog_alarm (async scaling from zero, else None). Methods:
@@ -114,6 +126,8 @@ class ModelEndpoint(Construct):
         volume_kms_key_arn: Optional[str] = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         readable_secret_arn: Optional[str] = None,
+        placement: Optional[Placement] = None,
+        network_isolation: bool = False,
     ):
         super().__init__(scope, construct_id)
         hosting = hosting or Realtime(instance_type="ml.g5.xlarge")
@@ -163,6 +177,8 @@ class ModelEndpoint(Construct):
         ] + model_data_statements(model_data_arn, readable_secret_arn)
         if isinstance(hosting, Async):
             statements += job_bucket.job_processing_statements(job_model)
+        if placement is not None:
+            statements += sagemaker_network_statements()
         if volume_kms_key_arn is not None:
             statements.append(iam.PolicyStatement(
                 sid="UseVolumeKey", actions=["kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey",
@@ -183,6 +199,8 @@ class ModelEndpoint(Construct):
                 model_data_url=model_data_url,
                 environment=dict(environment or {}),
             ),
+            vpc_config=model_vpc_config(placement),
+            enable_network_isolation=True if network_isolation else None,
         )
         # No names on model and config: CloudFormation generates them, so a change (new instance type, new code)
         # creates a new config and updates the endpoint in place instead of failing on a name clash.

@@ -12,6 +12,7 @@ from constructs import Construct
 
 from stacks.image_bucket import ImageBucket
 from stacks.lambda_source import ASSET_EXCLUDE, LAMBDA_DIR
+from stacks.private_network import Placement, lambda_network_statement
 
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
 
@@ -34,6 +35,8 @@ class ModelFunction(Construct):
       log_level: application log level, INFO (default) or DEBUG; logs are Lambda's JSON format.
       tracing: X-Ray active tracing (default off); the role then gains xray:PutTraceSegments and
         xray:PutTelemetryRecords, which take no resource ("*").
+      placement: subnets and security groups of a VPC to run in (stacks.private_network); the role then gains
+        the network-interface actions Lambda uses for it (those of AWSLambdaVPCAccessExecutionRole, inline).
 
     Attributes: function, role, log_group.
     """
@@ -53,6 +56,7 @@ class ModelFunction(Construct):
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         log_level: str = "INFO",
         tracing: bool = False,
+        placement: Optional[Placement] = None,
     ):
         super().__init__(scope, construct_id)
         if not 1 <= timeout_seconds <= 900:
@@ -80,6 +84,8 @@ class ModelFunction(Construct):
             signer = images.grant_presign(self.role)
         if jobs is not None:
             jobs.grant_job_access(self.role, model_name)
+        if placement is not None:
+            self.role.add_to_principal_policy(lambda_network_statement())
         self.function = lambda_.Function(
             self, "Function",
             runtime=LAMBDA_RUNTIME,
@@ -101,3 +107,8 @@ class ModelFunction(Construct):
                          **({"BUCKET_NAME": images.bucket.bucket_name,
                              "SIGNER_ROLE_ARN": signer.role_arn} if images else {})},
         )
+        if placement is not None:  # subnet and group ids, not an IVpc: an existing VPC needs no lookup at synth
+            cfn = self.function.node.default_child
+            cfn.vpc_config = lambda_.CfnFunction.VpcConfigProperty(
+                subnet_ids=list(placement.subnet_ids), security_group_ids=list(placement.security_group_ids))
+            cfn.node.add_dependency(self.role)  # its network-interface rights before Lambda makes the interfaces

@@ -13,7 +13,7 @@ import re
 import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 from stacks.alarm_thresholds import EMAIL, AlarmThresholds
 from stacks.container_images import repository_regions
@@ -67,6 +67,42 @@ def _text_limit(name: str):
     return field(default=getattr(TextLimits(), name), metadata={"limit": "text"})
 
 
+# Private networking (stacks/private_network.py builds it; these checks run with the other settings).
+VPC_MODES = ("none", "create")
+VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+ROUTE_TABLE_ID = re.compile(r"^rtb-[0-9a-f]{8,17}$")
+# Interface endpoints this construct knows (com.amazonaws.<region>.<service>), with what needs each.
+INTERFACE_SERVICES = {
+    "sagemaker.runtime": "the Lambdas invoke the endpoints",
+    "sts": "image models' Lambdas assume the URL signer role",
+    "logs": "CloudWatch Logs, for whatever in the VPC writes logs itself",
+    "secretsmanager": "model code reads the Hub token secret",
+    "xray": "tracing=true: the Lambdas send traces",
+}
+
+def network_problems(vpc_id: Optional[str], subnet_ids: Sequence[str], route_table_ids: Sequence[str],
+                     endpoints: bool, services: Sequence[str]) -> list[str]:
+    problems = []
+    if vpc_id is not None:
+        if not VPC_ID.match(vpc_id):
+            problems.append(f"vpc_id {vpc_id!r} is not a VPC id such as vpc-0123456789abcdef0")
+        if len(subnet_ids) < 2:
+            problems.append("subnet_ids needs at least two subnets, in different Availability Zones (SageMaker asks "
+                            "for two even for one instance)")
+        problems += [f"subnet id {s!r} is not a subnet id such as subnet-0123456789abcdef0" for s in subnet_ids
+                     if not SUBNET_ID.match(s)]
+        problems += [f"route table id {r!r} is not a route table id such as rtb-0123456789abcdef0"
+                     for r in route_table_ids if not ROUTE_TABLE_ID.match(r)]
+        if endpoints and not route_table_ids:
+            problems.append("route_table_ids: the subnets' route tables, for the S3 gateway endpoint (or "
+                            "vpc_endpoints=false when the VPC has its endpoints already)")
+    elif subnet_ids or route_table_ids:
+        problems.append("subnet_ids and route_table_ids go with vpc_id (vpc=create makes its own)")
+    problems += [f"unknown interface endpoint service {s!r}" for s in services if s not in INTERFACE_SERVICES]
+    return problems
+
+
 @dataclass(frozen=True)
 class Settings:
     # Deployment
@@ -92,6 +128,13 @@ class Settings:
     shared_instances: int = 1
     shared_max_instances: Optional[int] = None
     log_retention_days: int = 30
+    # Private networking (stacks/private_network.py): "none", or "create" a VPC with private subnets and no route to
+    # the internet; or one of yours: vpc_id + subnet_ids (+ route_table_ids, for its S3 gateway endpoint)
+    vpc: str = "none"
+    vpc_id: Optional[str] = None
+    subnet_ids: Optional[str] = None  # comma-separated, at least two in different Availability Zones
+    route_table_ids: Optional[str] = None  # comma-separated
+    vpc_endpoints: bool = True  # create the VPC endpoints (false: the VPC of vpc_id has them already)
     log_level: str = "INFO"  # see LOG_LEVELS
     tracing: bool = False  # X-Ray on the API stage and the Lambdas
     # Alarms (stacks/monitoring.py AlarmThresholds) and who is told: an email subscribed to an encrypted SNS topic
@@ -196,6 +239,34 @@ class Settings:
             return self.shared_endpoint_name
         return f"{self.stack_name.lower()}-{model.name}"[:63].rstrip("-")
 
+    @property
+    def in_vpc(self) -> bool:
+        return self.vpc == "create" or self.vpc_id is not None
+
+    @staticmethod
+    def _ids(text: Optional[str]) -> tuple[str, ...]:
+        return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+
+    @property
+    def subnet_id_list(self) -> tuple[str, ...]:
+        return self._ids(self.subnet_ids)
+
+    @property
+    def route_table_id_list(self) -> tuple[str, ...]:
+        return self._ids(self.route_table_ids)
+
+    @property
+    def interface_services(self) -> tuple[str, ...]:
+        """The interface endpoints what runs in the VPC calls (INTERFACE_SERVICES says who needs each)."""
+        services = ["sagemaker.runtime", "logs"]
+        if any(self.stores_images(m) for m in self.catalog):
+            services.append("sts")
+        if self.hub_token_secret and any(m.code_downloads for m in self.catalog):
+            services.append("secretsmanager")
+        if self.tracing:
+            services.append("xray")
+        return tuple(services)
+
     def batch_job_prefix(self, model: ModelSpec) -> str:
         """What a model's batch transform job names start with (<stack>-<model>-batch, lowercase, at most 40
         characters): its batch role may write only the log streams of jobs so named."""
@@ -290,6 +361,7 @@ class Settings:
         if self.log_retention_days not in LOG_RETENTION_DAYS:
             out.append(f"log_retention_days must be one of {', '.join(map(str, LOG_RETENTION_DAYS))} "
                        f"(got {self.log_retention_days})")
+        out += self.network_problems()
         out += self.limits.problems()
         out += self.text_limits.problems()
         if self.region is not None and REGION.match(self.region):
@@ -303,6 +375,22 @@ class Settings:
             for model in self.catalog:
                 if self.stores_images(model) and model.step_seconds is not None:
                     out += _default_image_fits(model, self)
+        return out
+
+    def network_problems(self) -> list[str]:
+        if self.vpc not in VPC_MODES:
+            return [f"vpc must be one of {', '.join(VPC_MODES)} (got {self.vpc!r}); vpc_id=<id> uses a VPC of yours"]
+        if self.vpc == "create" and self.vpc_id is not None:
+            return ["vpc=create makes a VPC and vpc_id names one of yours: set one of them"]
+        out = network_problems(self.vpc_id, self.subnet_id_list, self.route_table_id_list, self.vpc_endpoints,
+                               self.interface_services)
+        if self.vpc == "create":
+            for model in self.catalog:
+                if model.source_type == "hub":
+                    out.append(f"model {model.name!r} downloads its weights from the Hugging Face Hub when it starts, "
+                               "and vpc=create has no route to the internet: give it an s3:// artifact with the "
+                               f"weights (-c {model.name}.source=s3://...; python -m ops.artifact builds one), or use "
+                               "vpc_id=<a VPC of yours with a NAT gateway>")
         return out
 
     # ------------------------------------------------------------------------------------------------ reading

@@ -21,7 +21,8 @@ from constructs import Construct
 
 from stacks.container_images import ContainerImage
 from stacks.hosting import MAX_INSTANCES, Shared
-from stacks.model_endpoint import ENDPOINT_NAME, VARIANT_NAME, metrics_statement
+from stacks.model_endpoint import ENDPOINT_NAME, VARIANT_NAME, metrics_statement, model_vpc_config
+from stacks.private_network import Placement, sagemaker_network_statements
 
 COMPONENT_NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}$")
 
@@ -63,6 +64,7 @@ class SharedEndpoint(Construct):
         self.endpoint_name = endpoint_name
         self.endpoint_arn = stack.format_arn(service="sagemaker", resource="endpoint", resource_name=endpoint_name)
         self.components: dict[str, "ModelComponent"] = {}
+        self._in_vpc = False  # the role has the network-interface actions
         self.scale_to_zero = scale_to_zero
         self._log_retention = log_retention
         self.log_group = logs.LogGroup(self, "Logs", log_group_name=f"/aws/sagemaker/Endpoints/{endpoint_name}",
@@ -109,10 +111,12 @@ class SharedEndpoint(Construct):
 
     def add_component(self, construct_id: str, *, component_name: str, image: ContainerImage, hosting: Shared,
                       environment: Optional[Mapping[str, str]] = None, model_data_url: Optional[str] = None,
-                      model_data_arn: Optional[str] = None, readable_secret_arn: Optional[str] = None
+                      model_data_arn: Optional[str] = None, readable_secret_arn: Optional[str] = None,
+                      placement: Optional[Placement] = None, network_isolation: bool = False
                       ) -> "ModelComponent":
         """One model on this endpoint: its SageMaker model and inference component (hosting: what a copy
-        reserves and how many copies run). The role gains pull rights on its image and read on its artifact."""
+        reserves and how many copies run). The role gains pull rights on its image and read on its artifact, and
+        the network-interface actions once a component runs in a VPC (placement, as for ModelEndpoint)."""
         problems = list(hosting.problems())
         if not COMPONENT_NAME.match(component_name):
             problems.append(f"component_name {component_name!r} must be lowercase letters, digits and hyphens")
@@ -131,8 +135,13 @@ class SharedEndpoint(Construct):
         if readable_secret_arn is not None:
             self.role.add_to_principal_policy(iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"],
                                                                   resources=[readable_secret_arn]))
+        if placement is not None and not self._in_vpc:
+            for statement in sagemaker_network_statements():
+                self.role.add_to_principal_policy(statement)
+            self._in_vpc = True
         component = ModelComponent(self, construct_id, component_name=component_name, image=image, hosting=hosting,
-                                   environment=environment, model_data_url=model_data_url)
+                                   environment=environment, model_data_url=model_data_url, placement=placement,
+                                   network_isolation=network_isolation)
         self.components[component_name] = component
         return component
 
@@ -146,7 +155,8 @@ class ModelComponent(Construct):
     """
 
     def __init__(self, scope: SharedEndpoint, construct_id: str, *, component_name: str, image: ContainerImage,
-                 hosting: Shared, environment: Optional[Mapping[str, str]], model_data_url: Optional[str]):
+                 hosting: Shared, environment: Optional[Mapping[str, str]], model_data_url: Optional[str],
+                 placement: Optional[Placement] = None, network_isolation: bool = False):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.shared = scope
@@ -166,7 +176,8 @@ class ModelComponent(Construct):
         self.model = sagemaker.CfnModel(
             self, "Model", execution_role_arn=scope.role.role_arn,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
-                image=image.uri, model_data_url=model_data_url, environment=dict(environment or {})))
+                image=image.uri, model_data_url=model_data_url, environment=dict(environment or {})),
+            vpc_config=model_vpc_config(placement), enable_network_isolation=True if network_isolation else None)
         self.model.node.add_dependency(scope.role)  # its policy (image pull, artifact read) before the model
         self.inference_component = sagemaker.CfnInferenceComponent(
             self, "Component",

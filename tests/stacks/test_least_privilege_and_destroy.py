@@ -16,6 +16,12 @@ STAR_RESOURCE_ALLOWED = {
     "ecr:GetAuthorizationToken",  # no resource type: the token is account-wide
     "cloudwatch:PutMetricData",  # no resource type; scoped by a cloudwatch:namespace condition instead
 }
+# What SageMaker's and Lambda's roles need to attach to a VPC, on "*" as AWS documents them.
+VPC_STAR_ACTIONS = {
+    "ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
+    "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission", "ec2:DescribeDhcpOptions",
+    "ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcEndpoints",
+    "ec2:DescribeVpcs", "ec2:UnassignPrivateIpAddresses"}
 KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
 VARIANTS = {
     **{name: {"models": name} for name in PRESETS if PRESETS[name].existing_endpoint is None},
@@ -37,6 +43,13 @@ VARIANTS = {
                "minilm-embeddings.hosting": "shared", "minilm-embeddings.instance_type": "ml.m5.xlarge",
                "gpt2-cpu.max_instances": "3", "minilm-embeddings.min_instances": "0", "shared_max_instances": "2",
                "tracing": "true", "gpt2-cpu.batch": "true"},
+    "vpc-create": {"vpc": "create", "models": "mine", "mine.batch": "true", "mine.network_isolation": "true",
+                   "model_specs": json.dumps({"mine": {"kind": "text-to-image", "source": "s3://my-models/sd/model.tar.gz",
+                                                       "instance_type": "ml.g5.xlarge"}})},
+    "vpc-existing": {"vpc_id": "vpc-0123456789abcdef0", "subnet_ids": "subnet-0123456789abcdef0,subnet-0123456789abcdef1",
+                     "route_table_ids": "rtb-0123456789abcdef0,rtb-0123456789abcdef1", "models": "gpt2-cpu,minilm-embeddings",
+                     "gpt2-cpu.hosting": "shared", "minilm-embeddings.hosting": "shared",
+                     "minilm-embeddings.instance_type": "ml.m5.xlarge", "tracing": "true"},
     "s3-artifact": {"models": "mine", "model_specs": json.dumps(
         {"mine": {"kind": "text-generation", "source": "s3://my-models/llm/model.tar.gz", "container": "tgi"}})},
 }
@@ -94,6 +107,9 @@ def test_no_wildcard_actions_or_resources(variant):
             # X-Ray takes no resource: allowed on "*" only where tracing is on, and then only these two actions.
             traced = VARIANTS[name].get("tracing") == "true"
             allowed = STAR_RESOURCE_ALLOWED | ({"xray:PutTraceSegments", "xray:PutTelemetryRecords"} if traced else set())
+            # Network interfaces in a VPC: only where the settings put the stack in one (stacks/private_network.py).
+            in_vpc = VARIANTS[name].get("vpc") == "create" or "vpc_id" in VARIANTS[name]
+            allowed |= VPC_STAR_ACTIONS if in_vpc else set()
             assert set(actions) <= allowed, (name, where, statement)
             if "cloudwatch:PutMetricData" in actions:
                 assert statement["Condition"]["StringEquals"]["cloudwatch:namespace"]

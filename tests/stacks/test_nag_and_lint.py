@@ -24,9 +24,17 @@ SETTING_VARIANTS = [
     {"models": "gpt2-cpu,minilm-embeddings", "gpt2-cpu.hosting": "shared", "minilm-embeddings.hosting": "shared",
      "minilm-embeddings.instance_type": "ml.m5.xlarge", "gpt2-cpu.max_instances": "3",
      "minilm-embeddings.min_instances": "0", "shared_max_instances": "2", "tracing": "true", "gpt2-cpu.batch": "true"},
+    # The same settings as test_least_privilege_and_destroy's vpc variants: one cached synth for both.
+    {"vpc": "create", "models": "mine", "mine.batch": "true", "mine.network_isolation": "true",
+     "model_specs": json.dumps({"mine": {"kind": "text-to-image", "source": "s3://my-models/sd/model.tar.gz",
+                                         "instance_type": "ml.g5.xlarge"}})},
+    {"vpc_id": "vpc-0123456789abcdef0", "subnet_ids": "subnet-0123456789abcdef0,subnet-0123456789abcdef1",
+     "route_table_ids": "rtb-0123456789abcdef0,rtb-0123456789abcdef1", "models": "gpt2-cpu,minilm-embeddings",
+     "gpt2-cpu.hosting": "shared", "minilm-embeddings.hosting": "shared",
+     "minilm-embeddings.instance_type": "ml.m5.xlarge", "tracing": "true"},
 ]
 VARIANT_IDS = ["default", "ebs-kms", "retained-token-region", "autoscaled-and-serverless", "async-kms-batch",
-               "shared-traced-batch"]
+               "shared-traced-batch", "vpc-create-isolated-batch", "vpc-existing-shared-traced"]
 
 
 def acknowledgments(assembly) -> dict[str, str]:

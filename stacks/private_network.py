@@ -1,0 +1,148 @@
+"""Private networking (`vpc=create`, or `vpc_id` + `subnet_ids`): the model containers and the Lambdas run in
+private subnets, each side with a security group of its own, and reach the AWS services they call through VPC
+endpoints, so no traffic needs a NAT gateway or the internet.
+
+What calls what from inside the VPC:
+- the Lambdas: SageMaker runtime (InvokeEndpoint, InvokeEndpointAsync), S3 (images, jobs), STS (the URL signer's
+  AssumeRole, for image models); their logs leave through Lambda itself, not the VPC;
+- the model containers: S3 (model.tar.gz, async job inputs and answers, batch files), Secrets Manager when their
+  code reads the Hub token; SageMaker pulls their images outside the VPC.
+"SageMaker hosts models in a VPC ... models access AWS resources ... over the internet" unless given an S3 endpoint
+(Developer Guide, "Give SageMaker Hosted Endpoints Access to Resources in Your Amazon VPC"), which also asks for at
+least two subnets in different Availability Zones.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.settings import INTERFACE_SERVICES, network_problems  # noqa: F401 (INTERFACE_SERVICES re-exported)
+
+HTTPS = 443
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where network interfaces go: subnets and security groups (a SageMaker model's VpcConfig, a Lambda's)."""
+
+    subnet_ids: tuple[str, ...]
+    security_group_ids: tuple[str, ...]
+
+
+def sagemaker_network_statements() -> list[iam.PolicyStatement]:
+    """What a SageMaker execution role needs to attach its containers to a VPC: the Developer Guide lists these
+    actions on Resource "*" ("Add Permissions for Endpoint Access for Containers Running in a VPC to Custom IAM
+    Policies"); the Describe calls have no resource type at all."""
+    return [iam.PolicyStatement(
+        sid="AttachToVpc",
+        actions=["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface",
+                 "ec2:DeleteNetworkInterfacePermission", "ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces",
+                 "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcEndpoints",
+                 "ec2:DescribeVpcs"],
+        resources=["*"])]
+
+
+def lambda_network_statement() -> iam.PolicyStatement:
+    """What a Lambda's role needs to run in a VPC: the actions of AWS's AWSLambdaVPCAccessExecutionRole, inline (no
+    managed policy), on "*" as there: Lambda manages the function's network interfaces with them."""
+    return iam.PolicyStatement(
+        actions=["ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface",
+                 "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "ec2:UnassignPrivateIpAddresses"],
+        resources=["*"])
+
+
+class PrivateNetwork(Construct):
+    """Private subnets, security groups and VPC endpoints for the model API.
+
+    Props:
+      vpc_id, subnet_ids, route_table_ids: an existing VPC and at least two of its subnets (and their route tables,
+        for the S3 gateway endpoint). Default (vpc_id None): a new VPC, 10.0.0.0/16, one isolated subnet in each of
+        two Availability Zones: no internet gateway, no NAT, flow logs to a log group of the stack.
+      endpoints: create the VPC endpoints (default True; an existing VPC that has them: False, since a second
+        interface endpoint with private DNS for the same service fails).
+      interface_services: interface endpoints to create (keys of INTERFACE_SERVICES; S3's gateway endpoint always).
+      log_retention: retention of the flow log group (a new VPC only).
+
+    Security groups: `models` (SageMaker's interfaces) and `functions` (the Lambdas') allow outbound HTTPS only and
+    nothing inbound (SageMaker reaches its containers on its own network); `endpoints` allows HTTPS in from those two.
+    Attributes: vpc_id, subnet_ids, route_table_ids, vpc (a new VPC, else None), models, functions, endpoints
+    (security groups), interface_endpoints (service -> CfnVPCEndpoint), s3_endpoint, flow_log. Properties:
+    model_placement, function_placement.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, vpc_id: Optional[str] = None,
+                 subnet_ids: Sequence[str] = (), route_table_ids: Sequence[str] = (), endpoints: bool = True,
+                 interface_services: Sequence[str] = ("sagemaker.runtime",),
+                 log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH):
+        super().__init__(scope, construct_id)
+        problems = network_problems(vpc_id, subnet_ids, route_table_ids, endpoints, interface_services)
+        if problems:
+            raise ValueError(f"PrivateNetwork {construct_id}: " + "; ".join(problems))
+        self.vpc = None
+        self.flow_log = None
+        if vpc_id is None:
+            self.vpc = ec2.Vpc(
+                self, "Vpc", max_azs=2, nat_gateways=0,
+                subnet_configuration=[ec2.SubnetConfiguration(name="private", cidr_mask=20,
+                                                              subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)],
+                # CDK's default-group restriction is a custom resource whose log group outlives the stack; no
+                # resource of this stack uses the default group.
+                restrict_default_security_group=False,
+            )
+            flow_logs = logs.LogGroup(self, "FlowLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
+            self.flow_log = self.vpc.add_flow_log("FlowLog",
+                                                  destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs))
+            vpc_id = self.vpc.vpc_id
+            subnet_ids = [s.subnet_id for s in self.vpc.isolated_subnets]
+            route_table_ids = [s.route_table.route_table_id for s in self.vpc.isolated_subnets]
+        self.vpc_id = vpc_id
+        self.subnet_ids, self.route_table_ids = tuple(subnet_ids), tuple(route_table_ids)
+        self.models = self._group("Models", "SageMaker model containers of the model API: HTTPS out only")
+        self.functions = self._group("Functions", "Lambdas of the model API: HTTPS out only")
+        self.endpoints = self._group("Endpoints", "VPC endpoints of the model API: HTTPS in from its models and "
+                                                  "Lambdas", outbound=False)
+        for source, name in ((self.models, "FromModels"), (self.functions, "FromFunctions")):
+            ec2.CfnSecurityGroupIngress(self, f"Endpoints{name}", group_id=self.endpoints.attr_group_id,
+                                        ip_protocol="tcp", from_port=HTTPS, to_port=HTTPS,
+                                        source_security_group_id=source.attr_group_id,
+                                        description="HTTPS to the VPC endpoints")
+        self.interface_endpoints: dict[str, ec2.CfnVPCEndpoint] = {}
+        self.s3_endpoint = None
+        if endpoints:
+            region = Stack.of(self).region
+            self.s3_endpoint = ec2.CfnVPCEndpoint(
+                self, "S3", vpc_id=vpc_id, service_name=f"com.amazonaws.{region}.s3", vpc_endpoint_type="Gateway",
+                route_table_ids=list(self.route_table_ids))
+            for service in interface_services:
+                self.interface_endpoints[service] = ec2.CfnVPCEndpoint(
+                    self, "".join(part.capitalize() for part in re.split(r"[.-]", service)),
+                    vpc_id=vpc_id, service_name=f"com.amazonaws.{region}.{service}", vpc_endpoint_type="Interface",
+                    private_dns_enabled=True, subnet_ids=list(self.subnet_ids),
+                    security_group_ids=[self.endpoints.attr_group_id])
+
+    def _group(self, construct_id: str, description: str, outbound: bool = True) -> ec2.CfnSecurityGroup:
+        egress = ec2.CfnSecurityGroup.EgressProperty(
+            ip_protocol="tcp", from_port=HTTPS, to_port=HTTPS, cidr_ip="0.0.0.0/0",
+            # No NAT in a new VPC: the only way out is the VPC endpoints (an existing VPC's routes decide there).
+            description="HTTPS to AWS services through the VPC endpoints") if outbound else \
+            ec2.CfnSecurityGroup.EgressProperty(  # CloudFormation adds allow-all unless a rule is given
+                ip_protocol="icmp", from_port=252, to_port=86, cidr_ip="255.255.255.255/32",
+                description="No outbound traffic")
+        return ec2.CfnSecurityGroup(self, construct_id, group_description=description, vpc_id=self.vpc_id,
+                                    security_group_egress=[egress])
+
+    @property
+    def model_placement(self) -> Placement:
+        return Placement(self.subnet_ids, (self.models.attr_group_id,))
+
+    @property
+    def function_placement(self) -> Placement:
+        return Placement(self.subnet_ids, (self.functions.attr_group_id,))

@@ -1,0 +1,192 @@
+"""Private networking: the PrivateNetwork construct on its own (aws_cdk.assertions), its wiring in the app (every
+model container and Lambda in the private subnets), network isolation, the settings' checks and the cost row."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk.assertions import Template
+
+from ops import cost
+from stacks.private_network import PrivateNetwork
+from stacks.settings import SettingsError, load_settings
+
+SUBNETS = ("subnet-0123456789abcdef0", "subnet-0123456789abcdef1")
+TABLES = ("rtb-0123456789abcdef0", "rtb-0123456789abcdef1")
+S3_MODEL = json.dumps({"mine": {"kind": "text-to-image", "source": "s3://my-models/sd/model.tar.gz",
+                                "instance_type": "ml.g5.xlarge"}})
+# The same settings as the nag, lint and least-privilege variants: one cached synth for all.
+CREATE = {"vpc": "create", "models": "mine", "mine.batch": "true", "mine.network_isolation": "true",
+          "model_specs": S3_MODEL}
+EXISTING = {"vpc_id": "vpc-0123456789abcdef0", "subnet_ids": ",".join(SUBNETS), "route_table_ids": ",".join(TABLES),
+            "models": "gpt2-cpu,minilm-embeddings", "gpt2-cpu.hosting": "shared",
+            "minilm-embeddings.hosting": "shared", "minilm-embeddings.instance_type": "ml.m5.xlarge",
+            "tracing": "true"}
+
+
+def network(**props):
+    stack = Stack(App(), "Test")
+    made = PrivateNetwork(stack, "Network", **props)
+    return made, Template.from_stack(stack)
+
+
+def test_a_new_network_has_private_subnets_in_two_zones_and_no_way_to_the_internet():
+    made, template = network(interface_services=("sagemaker.runtime", "sts"))
+    template.resource_count_is("AWS::EC2::VPC", 1)
+    template.resource_count_is("AWS::EC2::Subnet", 2)
+    for kind in ("AWS::EC2::InternetGateway", "AWS::EC2::NatGateway", "AWS::EC2::EIP", "AWS::EC2::Route"):
+        template.resource_count_is(kind, 0)
+    subnets = [r["Properties"] for r in template.to_json()["Resources"].values() if r["Type"] == "AWS::EC2::Subnet"]
+    assert [s["MapPublicIpOnLaunch"] for s in subnets] == [False, False]
+    template.has_resource_properties("AWS::EC2::FlowLog", {"ResourceType": "VPC", "TrafficType": "ALL",
+                                                           "LogDestinationType": "cloud-watch-logs"})
+    template.has_resource("AWS::Logs::LogGroup", {"Properties": {"RetentionInDays": 30},
+                                                  "DeletionPolicy": "Delete"})
+    assert len(made.subnet_ids) == 2 and len(made.route_table_ids) == 2
+
+
+def test_endpoints_reach_s3_by_gateway_and_each_service_by_private_dns_in_every_subnet():
+    made, template = network(interface_services=("sagemaker.runtime", "sts", "logs"))
+    resources = template.to_json()["Resources"]
+    endpoints = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::EC2::VPCEndpoint"]
+    gateway = [e for e in endpoints if e["VpcEndpointType"] == "Gateway"]
+    interfaces = [e for e in endpoints if e["VpcEndpointType"] == "Interface"]
+    assert len(gateway) == 1 and gateway[0]["ServiceName"] == {"Fn::Join": ["", ["com.amazonaws.", {
+        "Ref": "AWS::Region"}, ".s3"]]}
+    assert len(gateway[0]["RouteTableIds"]) == 2
+    assert sorted(e["ServiceName"]["Fn::Join"][1][2] for e in interfaces) == [".logs", ".sagemaker.runtime", ".sts"]
+    assert all(e["PrivateDnsEnabled"] is True and len(e["SubnetIds"]) == 2 for e in interfaces)
+    assert all(len(e["SecurityGroupIds"]) == 1 and e["SecurityGroupIds"][0]["Fn::GetAtt"][0].startswith(
+        "NetworkEndpoints") for e in interfaces)
+    assert sorted(made.interface_endpoints) == ["logs", "sagemaker.runtime", "sts"]
+
+
+def test_security_groups_let_only_https_out_and_only_our_own_groups_into_the_endpoints():
+    _, template = network()
+    groups = {k: r["Properties"] for k, r in template.to_json()["Resources"].items()
+              if r["Type"] == "AWS::EC2::SecurityGroup"}
+    by_name = {next(n for n in ("Models", "Functions", "Endpoints") if n in k): v for k, v in groups.items()}
+    for side in ("Models", "Functions"):
+        [egress] = by_name[side]["SecurityGroupEgress"]
+        assert (egress["CidrIp"], egress["IpProtocol"], egress["FromPort"], egress["ToPort"]) == \
+            ("0.0.0.0/0", "tcp", 443, 443)
+        assert "SecurityGroupIngress" not in by_name[side]
+    assert by_name["Endpoints"]["SecurityGroupEgress"][0]["CidrIp"] == "255.255.255.255/32"
+    ingress = [r["Properties"] for r in template.to_json()["Resources"].values()
+               if r["Type"] == "AWS::EC2::SecurityGroupIngress"]
+    assert len(ingress) == 2 and all(i["FromPort"] == i["ToPort"] == 443 and i["IpProtocol"] == "tcp"
+                                     for i in ingress)
+    sources = sorted(i["SourceSecurityGroupId"]["Fn::GetAtt"][0].rstrip("0123456789ABCDEF") for i in ingress)
+    assert sources == ["NetworkFunctions", "NetworkModels"]
+
+
+def test_an_existing_vpc_is_used_by_id_and_its_endpoints_can_be_left_to_it():
+    made, template = network(vpc_id="vpc-0123456789abcdef0", subnet_ids=SUBNETS, route_table_ids=TABLES)
+    template.resource_count_is("AWS::EC2::VPC", 0)
+    template.resource_count_is("AWS::EC2::FlowLog", 0)
+    template.has_resource_properties("AWS::EC2::VPCEndpoint", {"VpcId": "vpc-0123456789abcdef0",
+                                                               "RouteTableIds": list(TABLES)})
+    assert made.model_placement.subnet_ids == SUBNETS
+    _, without = network(vpc_id="vpc-0123456789abcdef0", subnet_ids=SUBNETS, endpoints=False)
+    without.resource_count_is("AWS::EC2::VPCEndpoint", 0)
+    without.resource_count_is("AWS::EC2::SecurityGroup", 3)
+
+
+def test_the_construct_refuses_what_cannot_work_with_every_problem_named():
+    with pytest.raises(ValueError) as error:
+        network(vpc_id="vpc-1", subnet_ids=("subnet-0123456789abcdef0",), interface_services=("ecr.api",))
+    message = str(error.value)
+    for part in ("vpc_id 'vpc-1'", "at least two subnets", "route_table_ids", "unknown interface endpoint service"):
+        assert part in message, part
+    with pytest.raises(ValueError, match="go with vpc_id"):
+        network(subnet_ids=SUBNETS)
+
+
+def test_every_model_container_and_lambda_of_the_app_runs_in_the_private_subnets(synth):
+    template = synth(**CREATE)
+    resources = template["Resources"]
+    models = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::SageMaker::Model"}
+    assert len(models) == 2  # the endpoint's and the batch model
+    for props in models.values():
+        config = props["VpcConfig"]
+        assert len(config["Subnets"]) == 2 and config["SecurityGroupIds"][0]["Fn::GetAtt"][0].startswith(
+            "NetworkModels")
+        assert props["EnableNetworkIsolation"] is True
+    functions = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
+    model_function = next(v for k, v in functions.items() if k.startswith("MineFunction"))
+    assert model_function["VpcConfig"]["SecurityGroupIds"][0]["Fn::GetAtt"][0].startswith("NetworkFunctions")
+    # The bucket emptier runs only on delete and talks to S3 alone: it stays out of the VPC.
+    assert "VpcConfig" not in next(v for k, v in functions.items() if k.startswith("ImagesEmptier"))
+    assert template["Outputs"]["VpcId"]["Value"] == {"Ref": next(k for k, r in resources.items()
+                                                                 if r["Type"] == "AWS::EC2::VPC")}
+    # Images mean the URL signer: STS through its endpoint.
+    services = sorted(r["Properties"]["ServiceName"]["Fn::Join"][1][2] for r in resources.values()
+                      if r["Type"] == "AWS::EC2::VPCEndpoint")
+    assert services == [".logs", ".s3", ".sagemaker.runtime", ".sts"]
+
+
+def test_shared_components_in_an_existing_vpc_and_their_role_attaches_once(synth):
+    template = synth(**EXISTING)
+    models = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::SageMaker::Model"]
+    assert len(models) == 2 and all(m["VpcConfig"]["Subnets"] == list(SUBNETS) for m in models)
+    assert all("EnableNetworkIsolation" not in m for m in models)
+    shared_role = next(r for k, r in template["Resources"].items()
+                       if k.startswith("SharedExecutionRole") and r["Type"] == "AWS::IAM::Role")
+    policies = [r["Properties"]["PolicyDocument"]["Statement"] for k, r in template["Resources"].items()
+                if r["Type"] == "AWS::IAM::Policy" and any(
+                    role.get("Ref", "").startswith("SharedExecutionRole") for role in r["Properties"]["Roles"])]
+    attach = [s for doc in policies for s in doc if "ec2:CreateNetworkInterface" in s["Action"]]
+    assert len(attach) == 1 and shared_role
+    services = sorted(r["Properties"]["ServiceName"]["Fn::Join"][1][2] for r in template["Resources"].values()
+                      if r["Type"] == "AWS::EC2::VPCEndpoint")
+    assert services == [".logs", ".s3", ".sagemaker.runtime", ".xray"]  # no images: no STS; tracing: X-Ray
+
+
+def test_without_vpc_settings_nothing_of_it_is_made(template):
+    assert not any(r["Type"].startswith("AWS::EC2::") for r in template["Resources"].values())
+    assert all("VpcConfig" not in r["Properties"] for r in template["Resources"].values()
+               if r["Type"] in ("AWS::SageMaker::Model", "AWS::Lambda::Function"))
+
+
+def test_settings_refuse_hub_downloads_without_internet_and_say_what_to_do():
+    with pytest.raises(SettingsError) as error:
+        load_settings(["vpc=create", "models=stable-diffusion,gpt2-tgi"])
+    message = str(error.value)
+    assert "model 'stable-diffusion' downloads its weights from the Hugging Face Hub" in message
+    assert "model 'gpt2-tgi' downloads" in message and "python -m ops.artifact builds one" in message
+    with pytest.raises(SettingsError, match="network_isolation leaves the container no network"):
+        load_settings(["network_isolation=true"])
+    assert load_settings(["vpc_id=vpc-0123456789abcdef0", f"subnet_ids={','.join(SUBNETS)}",
+                          "vpc_endpoints=false"]).in_vpc  # your VPC may have a NAT gateway: hub models allowed
+
+
+def test_settings_name_every_network_problem_at_once():
+    with pytest.raises(SettingsError) as error:
+        load_settings(["vpc_id=vpc-xyz", "subnet_ids=subnet-0123456789abcdef0, bad", "models=mine",
+                       f"model_specs={S3_MODEL}"])
+    message = str(error.value)
+    for part in ("vpc_id 'vpc-xyz'", "subnet id 'bad'", "route_table_ids"):
+        assert part in message, part
+    with pytest.raises(SettingsError, match="set one of them"):
+        load_settings(["vpc=create", "vpc_id=vpc-0123456789abcdef0"])
+    with pytest.raises(SettingsError, match="vpc must be one of none, create"):
+        load_settings(["vpc=yes"])
+    with pytest.raises(SettingsError, match="go with vpc_id"):
+        load_settings(["route_table_ids=rtb-0123456789abcdef0"])
+
+
+def test_cost_shows_the_always_on_interface_endpoints():
+    settings = load_settings([f"{k}={v}" for k, v in CREATE.items()])
+    row = next(r for r in cost.rows(settings, "us-east-1") if r.model == "vpc endpoints")
+    # sagemaker.runtime, logs, sts in two zones at $0.01 an hour each.
+    assert row.hourly_min == pytest.approx(0.06) and row.idle_monthly == pytest.approx(0.06 * 730)
+    assert "sagemaker.runtime, logs, sts in 2 zones" in row.note
+    existing = load_settings([f"{k}={v}" for k, v in EXISTING.items()])
+    assert next(r for r in cost.rows(existing, "us-east-1") if r.model == "vpc endpoints").hourly_min == \
+        pytest.approx(0.01 * 3 * 2)  # runtime, logs, xray; one zone per subnet given
+    assert not any(r.model == "vpc endpoints" for r in cost.rows(load_settings(["vpc_id=vpc-0123456789abcdef0",
+                   f"subnet_ids={','.join(SUBNETS)}", "vpc_endpoints=false"]), "us-east-1"))
+    unknown = next(r for r in cost.rows(settings, "eu-north-1") if r.model == "vpc endpoints")
+    assert unknown.hourly_min is None and "not in the price table" in unknown.note
