@@ -348,6 +348,54 @@ def references(settings: Settings, clients) -> list[Check]:
     return checks
 
 
+def network(settings: Settings, clients) -> list[Check]:
+    """A VPC of yours (vpc_id): its subnets are there, in two zones or more, and its VPC endpoints fit the setting.
+    Both fail a deploy late otherwise: SageMaker refuses one zone, and a second interface endpoint with private
+    DNS for a service clashes with the first."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if settings.vpc_id is None:
+        return []
+    fix_subnets = "give subnet_ids of that VPC in at least two Availability Zones"
+    try:
+        subnets = clients("ec2").describe_subnets(SubnetIds=list(settings.subnet_id_list))["Subnets"]
+        endpoints = clients("ec2").describe_vpc_endpoints(
+            Filters=[{"Name": "vpc-id", "Values": [settings.vpc_id]}])["VpcEndpoints"]
+    except (BotoCoreError, ClientError) as error:
+        return [Check("network", BLOCK, f"{settings.vpc_id}: {_code(error) or error}", fix_subnets)]
+    checks = []
+    elsewhere = sorted(s["SubnetId"] for s in subnets if s["VpcId"] != settings.vpc_id)
+    zones = {s["AvailabilityZone"] for s in subnets}
+    if elsewhere:
+        checks.append(Check("network subnets", BLOCK, f"{', '.join(elsewhere)} not in {settings.vpc_id}", fix_subnets))
+    elif len(zones) < 2:
+        checks.append(Check("network subnets", BLOCK, f"every subnet is in {', '.join(sorted(zones))}: SageMaker "
+                            "needs two zones, even for one instance", fix_subnets))
+    else:
+        checks.append(Check("network subnets", OK, f"{len(subnets)} subnets in {', '.join(sorted(zones))}"))
+    region = clients.region
+    present = {e["ServiceName"].removeprefix(f"com.amazonaws.{region}.") for e in endpoints
+               if e.get("State", "available") not in ("deleted", "deleting", "failed", "rejected")}
+    wanted = set(settings.interface_services) | {"s3"}
+    if settings.vpc_endpoints:
+        clash = sorted(s for s in present & set(settings.interface_services)
+                       if any(e.get("PrivateDnsEnabled") and e["ServiceName"].endswith("." + s) for e in endpoints))
+        if clash:
+            checks.append(Check("network endpoints", BLOCK, f"{settings.vpc_id} already has private-DNS endpoints "
+                                f"for {', '.join(clash)}: the stack's own would clash",
+                                "deploy with -c vpc_endpoints=false (and check that every service below is there)"))
+        else:
+            checks.append(Check("network endpoints", OK, f"the stack creates endpoints for {', '.join(sorted(wanted))}"))
+    else:
+        missing = sorted(wanted - present)
+        checks.append(Check("network endpoints", WARN if missing else OK,
+                            f"{settings.vpc_id} has no endpoint for {', '.join(missing)}" if missing else
+                            f"{settings.vpc_id} has endpoints for {', '.join(sorted(wanted))}",
+                            "add them, or give the VPC a NAT gateway, or deploy with vpc_endpoints=true"
+                            if missing else ""))
+    return checks
+
+
 def hub_revisions(settings: Settings) -> list[Check]:
     loose = [m.name for m in settings.catalog if m.hub_id and not m.revision]
     if not loose:
@@ -383,6 +431,7 @@ def run(settings: Settings, clients) -> list[Check]:
     checks += [bootstrap(clients, account, clients.region), stack, *quotas(settings, clients),
                api_logging(settings, clients), *names_free(settings, clients, exists),
                *hosting_changes(settings, clients, exists), *references(settings, clients),
+               *network(settings, clients),
                *hub_revisions(settings), hourly_cost(settings, clients.region)]
     return checks
 

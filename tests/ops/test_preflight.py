@@ -309,3 +309,56 @@ def test_hosting_is_not_looked_up_before_the_first_deploy_or_for_a_missing_endpo
     clients.stub("sagemaker").add_client_error("describe_endpoint", "AccessDeniedException", "no")
     check, = preflight.hosting_changes(settings(), clients, stack_exists=True)
     assert check.status == preflight.WARN
+
+
+SUBNETS = "subnet-0123456789abcdef0,subnet-0123456789abcdef1"
+VPC = "vpc-0123456789abcdef0"
+
+
+def in_your_vpc(**values):
+    return settings(vpc_id=VPC, subnet_ids=SUBNETS, route_table_ids="rtb-0123456789abcdef0", **values)
+
+
+def stub_network(clients, zones=("us-east-1a", "us-east-1b"), vpcs=(VPC, VPC), endpoints=()):
+    clients.stub("ec2").add_response("describe_subnets", {"Subnets": [
+        {"SubnetId": s, "VpcId": v, "AvailabilityZone": z} for s, v, z in zip(SUBNETS.split(","), vpcs, zones)]},
+        {"SubnetIds": SUBNETS.split(",")})
+    clients.stub("ec2").add_response("describe_vpc_endpoints", {"VpcEndpoints": [
+        {"VpcEndpointId": f"vpce-{i}", "ServiceName": f"com.amazonaws.{REGION}.{service}", "State": "available",
+         "PrivateDnsEnabled": service != "s3", "VpcId": VPC} for i, service in enumerate(endpoints)]},
+        {"Filters": [{"Name": "vpc-id", "Values": [VPC]}]})
+
+
+def test_your_vpc_needs_its_subnets_in_two_zones(clients):
+    stub_network(clients)
+    checks = {c.name: c for c in preflight.network(in_your_vpc(), clients)}
+    assert checks["network subnets"].status == preflight.OK and "us-east-1a, us-east-1b" in checks[
+        "network subnets"].detail
+    assert checks["network endpoints"].status == preflight.OK
+    stub_network(clients, zones=("us-east-1a", "us-east-1a"))
+    one_zone = {c.name: c for c in preflight.network(in_your_vpc(), clients)}["network subnets"]
+    assert one_zone.status == preflight.BLOCK and "SageMaker needs two zones" in one_zone.detail
+    stub_network(clients, vpcs=(VPC, "vpc-0ffffffffffffffff"))
+    other = {c.name: c for c in preflight.network(in_your_vpc(), clients)}["network subnets"]
+    assert other.status == preflight.BLOCK and "subnet-0123456789abcdef1 not in" in other.detail
+
+
+def test_endpoints_the_stack_would_duplicate_block_and_missing_ones_warn(clients):
+    stub_network(clients, endpoints=("s3", "sagemaker.runtime"))
+    clash = {c.name: c for c in preflight.network(in_your_vpc(), clients)}["network endpoints"]
+    assert clash.status == preflight.BLOCK and "sagemaker.runtime" in clash.detail
+    assert "vpc_endpoints=false" in clash.fix
+    stub_network(clients, endpoints=("s3", "sagemaker.runtime"))
+    missing = {c.name: c for c in preflight.network(in_your_vpc(vpc_endpoints="false"), clients)}["network endpoints"]
+    # Stable Diffusion makes images: the Lambda needs STS for its URL signer, and logs are in the list too.
+    assert missing.status == preflight.WARN and missing.detail.endswith("has no endpoint for logs, sts")
+    stub_network(clients, endpoints=("s3", "sagemaker.runtime", "logs", "sts"))
+    ready = {c.name: c for c in preflight.network(in_your_vpc(vpc_endpoints="false"), clients)}["network endpoints"]
+    assert ready.status == preflight.OK
+
+
+def test_network_is_not_checked_without_a_vpc_of_yours(clients):
+    assert preflight.network(settings(), clients) == []
+    clients.stub("ec2").add_client_error("describe_subnets", "InvalidSubnetID.NotFound", "no such subnet")
+    failed, = preflight.network(in_your_vpc(), clients)
+    assert failed.status == preflight.BLOCK and "InvalidSubnetID.NotFound" in failed.detail

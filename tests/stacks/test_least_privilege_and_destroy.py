@@ -50,6 +50,8 @@ VARIANTS = {
                      "route_table_ids": "rtb-0123456789abcdef0,rtb-0123456789abcdef1", "models": "gpt2-cpu,minilm-embeddings",
                      "gpt2-cpu.hosting": "shared", "minilm-embeddings.hosting": "shared",
                      "minilm-embeddings.instance_type": "ml.m5.xlarge", "tracing": "true"},
+    "vpc-no-endpoints": {"vpc_id": "vpc-0123456789abcdef0", "subnet_ids": "subnet-0123456789abcdef0,subnet-0123456789abcdef1",
+                         "vpc_endpoints": "false"},
     "s3-artifact": {"models": "mine", "model_specs": json.dumps(
         {"mine": {"kind": "text-generation", "source": "s3://my-models/llm/model.tar.gz", "container": "tgi"}})},
 }

@@ -32,9 +32,12 @@ SETTING_VARIANTS = [
      "route_table_ids": "rtb-0123456789abcdef0,rtb-0123456789abcdef1", "models": "gpt2-cpu,minilm-embeddings",
      "gpt2-cpu.hosting": "shared", "minilm-embeddings.hosting": "shared",
      "minilm-embeddings.instance_type": "ml.m5.xlarge", "tracing": "true"},
+    {"vpc_id": "vpc-0123456789abcdef0", "subnet_ids": "subnet-0123456789abcdef0,subnet-0123456789abcdef1",
+     "vpc_endpoints": "false"},
 ]
 VARIANT_IDS = ["default", "ebs-kms", "retained-token-region", "autoscaled-and-serverless", "async-kms-batch",
-               "shared-traced-batch", "vpc-create-isolated-batch", "vpc-existing-shared-traced"]
+               "shared-traced-batch", "vpc-create-isolated-batch", "vpc-existing-shared-traced",
+               "vpc-existing-no-endpoints"]
 
 
 def acknowledgments(assembly) -> dict[str, str]:
