@@ -103,6 +103,9 @@ class ModelFunction(Construct):
             timeout=Duration.seconds(timeout_seconds),
             description=f"Model API: requests for model {model_name}",
             environment={**environment,
+                         # In a VPC, STS is reachable only at its regional name (the interface endpoint's private
+                         # DNS); botocore's older "legacy" default sends us-east-1 to the global sts.amazonaws.com.
+                         **({"AWS_STS_REGIONAL_ENDPOINTS": "regional"} if placement is not None else {}),
                          **({"BUCKET_NAME": jobs.bucket.bucket_name} if jobs else {}),
                          **({"BUCKET_NAME": images.bucket.bucket_name,
                              "SIGNER_ROLE_ARN": signer.role_arn} if images else {})},

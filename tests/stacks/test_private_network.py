@@ -117,6 +117,7 @@ def test_every_model_container_and_lambda_of_the_app_runs_in_the_private_subnets
     functions = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
     model_function = next(v for k, v in functions.items() if k.startswith("MineFunction"))
     assert model_function["VpcConfig"]["SecurityGroupIds"][0]["Fn::GetAtt"][0].startswith("NetworkFunctions")
+    assert model_function["Environment"]["Variables"]["AWS_STS_REGIONAL_ENDPOINTS"] == "regional"
     # The bucket emptier runs only on delete and talks to S3 alone: it stays out of the VPC.
     assert "VpcConfig" not in next(v for k, v in functions.items() if k.startswith("ImagesEmptier"))
     assert template["Outputs"]["VpcId"]["Value"] == {"Ref": next(k for k, r in resources.items()
