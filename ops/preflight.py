@@ -406,7 +406,7 @@ def hub_revisions(settings: Settings) -> list[Check]:
 
 def hourly_cost(settings: Settings, region_name: Optional[str]) -> Check:
     """What the deployment costs idle (ops/cost.py has the whole table: make cost)."""
-    cost_rows = cost.rows(settings, region_name)
+    cost_rows = [r for r in cost.rows(settings, region_name) if r.hosting != "batch"]  # a batch job bills per job
     hourly = sum(r.hourly_min or 0 for r in cost_rows)
     unknown = sorted({r.instance for r in cost_rows if r.hourly_min is None and r.hosting != "existing"})
     detail = f"${hourly:.2f}/hour while deployed (~${hourly * prices.HOURS_PER_MONTH:,.0f}/month) at the minimum, " \

@@ -362,3 +362,12 @@ def test_network_is_not_checked_without_a_vpc_of_yours(clients):
     clients.stub("ec2").add_client_error("describe_subnets", "InvalidSubnetID.NotFound", "no such subnet")
     failed, = preflight.network(in_your_vpc(), clients)
     assert failed.status == preflight.BLOCK and "InvalidSubnetID.NotFound" in failed.detail
+
+
+def test_the_cost_while_deployed_leaves_out_batch_jobs_and_counts_vpc_endpoints():
+    base = preflight.hourly_cost(settings(), "us-east-1").detail
+    assert preflight.hourly_cost(settings(**{"stable-diffusion.batch": "true"}), "us-east-1").detail == base
+    spec = '{"mine": {"kind": "text-generation", "source": "s3://my-models/llm/model.tar.gz", "task": "text-generation", ' \
+           '"instance_type": "ml.m5.xlarge"}}'
+    private = preflight.hourly_cost(settings(models="mine", model_specs=spec, vpc="create"), "us-east-1")
+    assert "$0.31/hour" in private.detail  # $0.269 instance + 2 interface endpoints x 2 zones x $0.01
