@@ -93,8 +93,8 @@ def dlc_image_uri(region: str, repository: str, tag: str) -> str:
 
 
 def repository_regions(repository: str) -> set[str]:
-    """Regions a DLC repository is published in (every region for an image of your own)."""
-    return set(IMAGE_REGIONS.get(repository, DLC_ACCOUNTS))
+    """Regions a DLC repository is published in (a model's dlc_repository: an image of your own has none)."""
+    return set(IMAGE_REGIONS[repository])
 
 
 def hf_inference_image_uri(region: str, gpu: bool) -> str:

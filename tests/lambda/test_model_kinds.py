@@ -274,3 +274,19 @@ def test_a_shared_model_names_its_inference_component_in_every_invocation(make_r
     assert sent["url"].endswith("/endpoints/stack-shared/invocations")
     component = sent["headers"]["X-Amzn-SageMaker-Inference-Component"]
     assert (component.decode() if isinstance(component, bytes) else component) == "stack-minilm"
+
+
+def test_an_async_jobs_answer_that_is_not_json_is_the_models_fault_in_every_text_kind():
+    # A finished job's answer comes from S3 with no content type: the message says "a body", never an invented type.
+    from model_api.errors import ApiError
+    from model_api.kinds import KINDS
+
+    meta = {"protocol": "pipeline", "count": 1}
+    for kind in KINDS.values():
+        for action in kind.actions:
+            if action.finish is None:
+                continue
+            with pytest.raises(ApiError) as caught:
+                action.finish(b"<html>not json</html>", meta)
+            assert (caught.value.status, caught.value.code, caught.value.message) == (
+                502, "bad_model_response", "the model returned a body that is not JSON"), action.name

@@ -100,3 +100,14 @@ def test_length_bounds_are_named_with_their_number(schema, instance, problem):
 def test_an_object_schema_without_properties_takes_any_keys_unless_it_refuses_extras():
     assert validate({"a": 1}, {"type": "object"}) == []
     assert validate({"a": 1}, {"type": "object", "additionalProperties": False}) != []
+
+
+def test_every_problem_of_a_body_is_named_in_one_message_separated_by_semicolons():
+    from model_api.errors import ApiError
+    from model_api.requests import validated
+
+    with pytest.raises(ApiError) as caught:
+        validated({"prompt": "", "width": 7}, image_request_schema(ImageLimits()))
+    assert (caught.value.status, caught.value.code) == (400, "invalid_request")
+    assert caught.value.message == "prompt must not be empty; width must be at least 256 (got 7); " \
+                                   "width must be a multiple of 8 (got 7)"

@@ -130,3 +130,23 @@ def test_storage_failures_map_to_a_deployment_error_or_a_retryable_503(code, sta
     mapped = storage_error(ClientError({"Error": {"Code": code, "Message": "m"}}, "PutObject"))
     assert (mapped.status, mapped.code) == (status, error)
     assert (mapped.retry_after is None) == (status == 500)
+
+
+def test_the_s3_client_overlaps_a_requests_uploads_on_its_own_connections():
+    from model_api import aws
+
+    # The image store uploads up to 8 objects at once (S3ImageStore max_workers); 16 connections leave room for
+    # the signer's client and a retry without queueing behind the pool.
+    config = aws.s3_client({"AWS_REGION": "us-east-1"}).meta.config
+    assert config.max_pool_connections == 16 and config.tcp_keepalive is True
+    assert (config.connect_timeout, config.read_timeout) == (2, 5)
+
+
+def test_a_role_that_may_not_invoke_is_a_deployment_error_said_as_such():
+    from botocore.exceptions import ClientError
+    from model_api import aws
+
+    for code in ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException"):
+        error = aws.invoke_error(ClientError({"Error": {"Code": code, "Message": "no"}}, "InvokeEndpoint"), "ep")
+        assert (error.status, error.code, error.message) == (
+            500, "misconfigured", "this API is not allowed to invoke its endpoint (deployment error)")

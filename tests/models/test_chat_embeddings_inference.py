@@ -228,3 +228,12 @@ def test_any_accept_gets_json_and_another_type_is_refused_by_name(chat_inference
     assert chat_inference.output_fn({"reply": "hi"}, "*/*") == '{"reply": "hi"}'
     with pytest.raises(ValueError, match=r"^accept type 'text/csv' is not supported; use application/json$"):
         chat_inference.output_fn({"reply": "hi"}, "text/csv")
+
+
+def test_a_conversation_too_long_for_the_model_is_refused_with_its_sizes(chat_inference, bundle):
+    limit = chat_inference.positions(bundle["model"])
+    messages = [{"role": "user", "content": "word " * limit}]
+    with pytest.raises(ValueError) as caught:
+        chat_inference.reply(bundle["model"], bundle["tokenizer"], messages, {"max_new_tokens": 5})
+    message = str(caught.value)
+    assert "max_new_tokens 5: together over the" in message and f"over the {limit} the model takes" in message

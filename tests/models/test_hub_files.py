@@ -323,3 +323,16 @@ def test_a_secret_without_a_token_says_which_secret():
         boto3.client("secretsmanager", region_name="us-east-1").create_secret(Name="hf-token", SecretString="{}")
         with pytest.raises(RuntimeError, match="^secret hf-token holds no Hub token$"):
             hub_files.hub_token({"HF_TOKEN_SECRET_ID": "hf-token"})
+
+
+def test_a_finished_download_is_found_again_with_its_variant_and_not_fetched(tiny_sd_dir, tmp_path):
+    class NoFetch(FakeHub):
+        def fetch(self, *args):
+            raise AssertionError("a finished download must not fetch again")
+
+    hub = NoFetch(tiny_sd_dir)
+    folder = tmp_path / "org--tiny-sd" / hub.sha
+    folder.mkdir(parents=True)
+    (folder / hub_files.COMPLETE_MARKER).write_text(json.dumps({"files": [], "variant": "fp16", "fp16": True}))
+    assert hub_files.download("org/tiny-sd", None, tmp_path, fp16=True, hub=hub, log=lambda line: None) == \
+        (folder, "fp16")

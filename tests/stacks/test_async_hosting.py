@@ -202,3 +202,19 @@ def test_job_objects_expire_like_the_images():
          "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
         {"Id": "expire-async-jobs", "Prefix": "jobs/", "ExpirationInDays": 3, "Status": "Enabled",
          "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]
+
+
+def test_async_cost_is_nothing_idle_at_zero_and_the_ceiling_busy():
+    from ops import prices
+    from stacks.hosting import Async
+
+    book = prices.PriceBook("us-east-1")
+    price = prices.hourly("us-east-1", "ml.g5.xlarge")
+    to_zero = Async("ml.g5.xlarge", 0, 3).cost(book)
+    assert (to_zero.hourly_min, to_zero.hourly_max, to_zero.idle_monthly) == (0, 3 * price, 0)
+    assert to_zero.note == "instances only while jobs wait or run; one runs after deploy until the first scale-in"
+    floor = Async("ml.g5.xlarge", 1, 2).cost(book)
+    assert (floor.hourly_min, floor.hourly_max) == (price, 2 * price)
+    assert floor.idle_monthly == pytest.approx(price * 730) and floor.note == ""
+    unknown = Async("ml.g6.xlarge", 0, 1).cost(book)
+    assert unknown.hourly_min is None and unknown.note == "ml.g6.xlarge: not in the price table"

@@ -57,7 +57,10 @@ def test_every_problem_is_listed_in_one_message():
 
 
 @pytest.mark.parametrize("values, fragment", [
-    ({"instance_type": "g5.xlarge"}, "is not a SageMaker instance type"),
+    ({"instance_type": "g5.xlarge"}, "instance_type 'g5.xlarge' is not a SageMaker instance type such as "
+                                     "'ml.g5.xlarge'"),
+    ({"models": ""}, "models must name at least one model"),
+    ({"max_prompt_chars": "10001"}, "max_prompt_chars must be at most 10000 (got 10001)"),
     ({"volume_size_gb": "50"}, "volume_size_gb cannot be set for ml.g5.xlarge"),
     ({"startup_timeout_seconds": "30"}, "startup_timeout_seconds must be from 60 to 3600"),
     ({"container": "docker.io/library/python:3"}, "expected hf-inference, hf-inference-gpu, hf-inference-cpu, tgi "
@@ -72,6 +75,12 @@ def test_every_problem_is_listed_in_one_message():
     ({"hub_token_secret": "bad secret!"}, "is not a Secrets Manager secret name or ARN"),
     ({"min_instances": 1.5}, "min_instances: expected int"),
 ])
+def test_no_models_is_the_one_problem_named():
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_values({"models": " , "})
+    assert caught.value.problems == ["models must name at least one model"]
+
+
 def test_single_problems(values, fragment):
     with pytest.raises(SettingsError) as caught:
         Settings.from_values(values)

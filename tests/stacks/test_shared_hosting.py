@@ -92,6 +92,9 @@ def test_add_component_validates_in_one_message():
     for part in ("copies", "memory_mb must be at least 128", "cpu_cores must be at least 0.25",
                  "component_name 'Pool_A'", "model_data_url and model_data_arn go together"):
         assert part in message, message
+    with pytest.raises(ValueError, match="component 'pool-a' is already on this endpoint"):
+        shared.add_component("Again", component_name="pool-a", image=ContainerImage.from_uri(IMAGE_URI),
+                             hosting=Shared("ml.m5.xlarge"))
 
 
 def test_settings_check_that_the_minimum_copies_fit_the_shared_instances():
@@ -233,6 +236,8 @@ def test_the_endpoint_runs_as_a_sagemaker_role_and_each_model_runs_its_own_image
     model = template["Resources"][stack.get_logical_id(a.model)]["Properties"]
     assert model["PrimaryContainer"] == {"Image": IMAGE_URI, "ModelDataUrl": "s3://b/a.tar.gz",
                                          "Environment": {"HF_TASK": "text-generation"}}
+    # A component's container runs as the endpoint's role (the one with its image, artifact and log grants).
+    assert model["ExecutionRoleArn"] == {"Fn::GetAtt": [stack.get_logical_id(shared.role.node.default_child), "Arn"]}
     # Pinned: a renamed construct would replace the endpoint (and its instances) on the next deploy.
     assert stack.get_logical_id(shared.endpoint).startswith("SharedEndpoint")
 
