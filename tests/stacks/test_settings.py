@@ -56,6 +56,12 @@ def test_every_problem_is_listed_in_one_message():
     assert text.startswith("Invalid settings:\n  - ")
 
 
+def test_no_models_is_the_one_problem_named():
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_values({"models": " , "})
+    assert caught.value.problems == ["models must name at least one model"]
+
+
 @pytest.mark.parametrize("values, fragment", [
     ({"instance_type": "g5.xlarge"}, "instance_type 'g5.xlarge' is not a SageMaker instance type such as "
                                      "'ml.g5.xlarge'"),
@@ -75,12 +81,6 @@ def test_every_problem_is_listed_in_one_message():
     ({"hub_token_secret": "bad secret!"}, "is not a Secrets Manager secret name or ARN"),
     ({"min_instances": 1.5}, "min_instances: expected int"),
 ])
-def test_no_models_is_the_one_problem_named():
-    with pytest.raises(SettingsError) as caught:
-        Settings.from_values({"models": " , "})
-    assert caught.value.problems == ["models must name at least one model"]
-
-
 def test_single_problems(values, fragment):
     with pytest.raises(SettingsError) as caught:
         Settings.from_values(values)
