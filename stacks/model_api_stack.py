@@ -110,6 +110,7 @@ class ModelApiStack(Stack):
                 log_level=settings.log_level,
                 tracing=settings.tracing,
                 placement=self.network.function_placement if self.network else None,
+                snapstart=settings.snapstart,
             )
             if endpoint is not None:
                 endpoint.grant_invoke(self.functions[model.name].role)
@@ -126,7 +127,7 @@ class ModelApiStack(Stack):
             tracing=settings.tracing,
         )
         for route in _routes.routes(catalog):
-            self.api.add_route(route.path, route.method, self.functions[route.model].function)
+            self.api.add_route(route.path, route.method, self.functions[route.model].invocable)
         self.monitoring = ModelApiMonitoring(
             self, "Monitoring", api=self.api.api, metrics_namespace=settings.metrics_namespace,
             thresholds=settings.alarm_thresholds, alarm_email=settings.alarm_email,

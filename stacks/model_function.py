@@ -37,8 +37,12 @@ class ModelFunction(Construct):
         xray:PutTelemetryRecords, which take no resource ("*").
       placement: subnets and security groups of a VPC to run in (stacks.private_network); the role then gains
         the network-interface actions Lambda uses for it (those of AWSLambdaVPCAccessExecutionRole, inline).
+      snapstart: Lambda SnapStart (default off): each deploy publishes a version, Lambda snapshots it after init
+        (imports, clients) and new execution environments resume from the snapshot; callers must invoke the alias
+        `live` that points at that version (`invocable`), since $LATEST has no snapshot.
 
-    Attributes: function, role, log_group.
+    Attributes: function, role, log_group, alias (None without snapstart), invocable (what a caller invokes: the
+    alias with snapstart, else the function).
     """
 
     def __init__(
@@ -57,6 +61,7 @@ class ModelFunction(Construct):
         log_level: str = "INFO",
         tracing: bool = False,
         placement: Optional[Placement] = None,
+        snapstart: bool = False,
     ):
         super().__init__(scope, construct_id)
         if not 1 <= timeout_seconds <= 900:
@@ -99,6 +104,11 @@ class ModelFunction(Construct):
             application_log_level_v2=lambda_.ApplicationLogLevel[log_level],
             system_log_level_v2=lambda_.SystemLogLevel.INFO,  # START, END and REPORT (duration, memory) lines
             tracing=lambda_.Tracing.ACTIVE if tracing else None,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snapstart else None,
+            # A version replaced by the next deploy's is deleted (CDK keeps old ones by default); the function's
+            # delete takes every version with it either way.
+            current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.DESTROY) if snapstart
+            else None,
             memory_size=memory_mb,
             timeout=Duration.seconds(timeout_seconds),
             description=f"Model API: requests for model {model_name}",
@@ -115,3 +125,10 @@ class ModelFunction(Construct):
             cfn.vpc_config = lambda_.CfnFunction.VpcConfigProperty(
                 subnet_ids=list(placement.subnet_ids), security_group_ids=list(placement.security_group_ids))
             cfn.node.add_dependency(self.role)  # its network-interface rights before Lambda makes the interfaces
+        self.alias = None
+        if snapstart:
+            # current_version publishes a new version whenever the code or configuration changes; the alias moves
+            # with it, so the API keeps one integration and always calls the latest snapshot.
+            self.alias = lambda_.Alias(self, "Live", alias_name="live", version=self.function.current_version)
+        self.invocable: lambda_.IFunction = self.alias or self.function
+

@@ -137,6 +137,7 @@ class Settings:
     vpc_endpoints: bool = True  # create the VPC endpoints (false: the VPC of vpc_id has them already)
     log_level: str = "INFO"  # see LOG_LEVELS
     tracing: bool = False  # X-Ray on the API stage and the Lambdas
+    snapstart: bool = False  # Lambda SnapStart for the model Lambdas: cold starts resume a snapshot taken after init
     # Alarms (stacks/monitoring.py AlarmThresholds) and who is told: an email subscribed to an encrypted SNS topic
     alarm_email: Optional[str] = None
     alarm_api_5xx_percent: float = 5.0

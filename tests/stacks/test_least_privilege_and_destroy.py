@@ -28,7 +28,7 @@ VARIANTS = {
     "jumpstart": {"models": "jumpstart-stable-diffusion", "jumpstart-stable-diffusion.source": "endpoint:js-sd"},
     "all": {"models": ",".join(PRESETS), "jumpstart-stable-diffusion.source": "endpoint:js-sd"},
     "kms-ebs": {"kms_key_arn": KMS_KEY, "instance_type": "ml.p3.2xlarge"},
-    "logging-role": {"api_logging": "create-role"},
+    "logging-role": {"api_logging": "create-role", "snapstart": "true"},
     "logging-off": {"api_logging": "off"},
     "retained-token": {"retain_bucket": "true", "hub_token_secret": "prod/hf-token"},
     "tgi-token": {"models": "gpt2-tgi", "hub_token_secret": "prod/hf-token"},

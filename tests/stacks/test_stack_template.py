@@ -616,3 +616,25 @@ def test_a_model_function_on_its_own_logs_json_at_info():
         "LogFormat": "JSON", "ApplicationLogLevel": "INFO", "SystemLogLevel": "INFO"}
     with pytest.raises(ValueError, match="log_level must be INFO or DEBUG"):
         ModelFunction(Stack(App(), "U"), "F", model_name="m", environment={}, log_level="WARN")
+
+
+def test_snapstart_publishes_a_version_and_the_api_calls_its_live_alias(synth, template):
+    snap = synth(snapstart="true")
+    resources = snap["Resources"]
+    function_id = next(k for k, r in resources.items() if r["Type"] == "AWS::Lambda::Function"
+                       and k.startswith("StableDiffusionFunction"))
+    assert resources[function_id]["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    version_id = next(k for k, r in resources.items() if r["Type"] == "AWS::Lambda::Version")
+    assert resources[version_id]["DeletionPolicy"] == "Delete"
+    alias_id, alias = next((k, r) for k, r in resources.items() if r["Type"] == "AWS::Lambda::Alias")
+    assert alias["Properties"] == {"FunctionName": {"Ref": function_id}, "Name": "live",
+                                   "FunctionVersion": {"Fn::GetAtt": [version_id, "Version"]}}
+    methods = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::Method"
+               and r["Properties"].get("Integration", {}).get("Type") == "AWS_PROXY"]
+    assert methods and all({"Ref": alias_id} in m["Integration"]["Uri"]["Fn::Join"][1] for m in methods)
+    permissions = [r["Properties"]["FunctionName"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
+    assert permissions and all(p == {"Ref": alias_id} for p in permissions)
+    # Off (the default): no version, no alias, the API calls the function itself.
+    assert not any(r["Type"] in ("AWS::Lambda::Version", "AWS::Lambda::Alias") for r in template["Resources"].values())
+    assert all("SnapStart" not in r["Properties"] for r in template["Resources"].values()
+               if r["Type"] == "AWS::Lambda::Function")
