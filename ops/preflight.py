@@ -142,7 +142,8 @@ def quotas(settings: Settings, clients) -> list[Check]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     wanted = wanted_instances(settings)
-    if not wanted:
+    batches = batch_instances(settings)
+    if not wanted and not batches:
         return []
     try:
         values = {}
@@ -173,7 +174,32 @@ def quotas(settings: Settings, clients) -> list[Check]:
         else:
             checks.append(Check(f"quota {instance_type}", OK,
                                 f"quota {quota}{where} covers {count} and the {2 * count} an update needs"))
+    for instance_type, models in sorted(batches.items()):
+        # Not a deploy blocker: the stack deploys, but make batch's job fails with ResourceLimitExceeded (new
+        # accounts start at 0 for many types: "'ml.m5.large for transform job usage' is 0 Instances").
+        name = f"{instance_type} for transform job usage"
+        quota = values.get(name)
+        fix = f"request '{name}' of at least 1 (Service Quotas console), or pass make batch a type you have"
+        label = f"batch quota {instance_type}"
+        if quota is None:
+            checks.append(Check(label, WARN, f"no quota named '{name}' found", fix))
+        elif quota < 1:
+            checks.append(Check(label, WARN, f"quota {quota}: make batch for {', '.join(models)} would fail on its "
+                                             "default instances", fix))
+        else:
+            checks.append(Check(label, OK, f"quota {quota} for the batch jobs of {', '.join(models)}"))
     return checks
+
+
+def batch_instances(settings: Settings) -> dict[str, list[str]]:
+    """The default instance type of each model's batch jobs -> the models (make batch's --instance-type default)."""
+    from ops.batch import default_instance_type
+
+    found: dict[str, list[str]] = {}
+    for model in settings.catalog:
+        if model.batch:
+            found.setdefault(default_instance_type(model), []).append(model.name)
+    return found
 
 
 def api_logging(settings: Settings, clients) -> Check:

@@ -371,3 +371,22 @@ def test_the_cost_while_deployed_leaves_out_batch_jobs_and_counts_vpc_endpoints(
            '"instance_type": "ml.m5.xlarge"}}'
     private = preflight.hourly_cost(settings(models="mine", model_specs=spec, vpc="create"), "us-east-1")
     assert "$0.31/hour" in private.detail  # $0.269 instance + 2 interface endpoints x 2 zones x $0.01
+
+
+def test_batch_models_need_a_transform_job_quota_for_their_default_instances(clients):
+    configured = settings(models="stable-diffusion,gpt2-cpu", **{"stable-diffusion.batch": "true",
+                                                                 "gpt2-cpu.batch": "true",
+                                                                 "gpt2-cpu.hosting": "serverless"})
+    page = quota_page(("ml.g5.xlarge", 2))
+    page["Quotas"].append({"QuotaName": "ml.g5.xlarge for transform job usage", "Value": 0.0,
+                           "ServiceCode": "sagemaker", "QuotaCode": "L-2"})
+    clients.stub("service-quotas").add_response("list_service_quotas", page, {"ServiceCode": "sagemaker"})
+    clients.stub("sagemaker").add_response("list_endpoints", {"Endpoints": []})
+    checks = {c.name: c for c in preflight.quotas(configured, clients)}
+    gpu, cpu = checks["batch quota ml.g5.xlarge"], checks["batch quota ml.m5.xlarge"]
+    assert gpu.status == preflight.WARN and "make batch for stable-diffusion would fail" in gpu.detail
+    assert "for transform job usage' of at least 1" in gpu.fix
+    # The serverless model's jobs run on a CPU instance by default; its quota is not listed at all here.
+    assert cpu.status == preflight.WARN and "no quota named 'ml.m5.xlarge for transform job usage'" in cpu.detail
+    assert checks["quota ml.g5.xlarge"].status == preflight.OK
+    assert preflight.batch_instances(settings()) == {}
