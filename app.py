@@ -3,6 +3,7 @@
 
 import os
 import sys
+from pathlib import Path
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
@@ -27,4 +28,8 @@ if __name__ == "__main__":
     except SettingsError as error:
         print(error, file=sys.stderr)
         sys.exit(1)
-    application.synth()
+    assembly = application.synth()
+    # The OpenAPI document beside the template (the deployed API serves the same at GET /openapi.json).
+    for stack in application.node.children:
+        if isinstance(stack, ModelApiStack):
+            Path(assembly.directory, "openapi.json").write_text(stack.openapi)

@@ -21,6 +21,7 @@ from typing import Callable, Mapping, Optional, Sequence
 from urllib.parse import parse_qs, urlsplit
 
 from model_api.errors import GATEWAY_ERRORS, error_body
+from model_api.openapi import OPENAPI_PATH
 
 log = logging.getLogger("local.gateway")
 
@@ -37,9 +38,12 @@ STAGE = "v1"
 class LocalGateway:
     """Turns HTTP requests into API Gateway REST proxy events for each model's `handler(event, context)`."""
 
-    def __init__(self, handlers: Mapping[str, Callable[[dict, object], dict]], api_key: str, routes: Sequence):
-        """handlers: model name -> handler; routes: model_api.routes.Route list."""
+    def __init__(self, handlers: Mapping[str, Callable[[dict, object], dict]], api_key: str, routes: Sequence,
+                 openapi: Optional[str] = None):
+        """handlers: model name -> handler; routes: model_api.routes.Route list; openapi: the document served at
+        GET /openapi.json with no key, as the deployed gateway serves it (stacks/rest_api.py add_document)."""
         self._api_key = api_key
+        self._openapi = openapi
         self._routes: dict[str, dict] = {}
         # Paths with a {parameter} (GET /jobs/{job_id}): matched as API Gateway does, one path segment each.
         self._templates: list[tuple[re.Pattern, str]] = []
@@ -66,6 +70,10 @@ class LocalGateway:
         if path.startswith(f"/{STAGE}/"):
             path = path[len(STAGE) + 1:]
         lowered = {k.lower(): v for k, v in headers.items()}
+        if path == OPENAPI_PATH and self._openapi is not None:
+            if method != "GET":
+                return _gateway_error("MISSING_AUTHENTICATION_TOKEN")
+            return 200, {"Content-Type": "application/json"}, self._openapi.encode("utf-8")
         resource, parameters = self._resource(path)
         methods = self._routes.get(resource)
         if methods is None or method not in methods:

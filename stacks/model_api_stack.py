@@ -37,6 +37,7 @@ from stacks.settings import LOG_RETENTION_DAYS, Settings
 from stacks.shared_endpoint import ModelComponent, SharedEndpoint
 
 _routes = load_lambda_module("model_api.routes")
+_openapi = load_lambda_module("model_api.openapi")
 # Where a model whose code downloads its weights puts them: on SageMaker hosting the instance's large storage (the
 # ML storage volume, or the NVMe instance store on g4dn/g5/... types) is mounted at /tmp, while the container's own
 # root volume holds only tens of GB (sagemaker-huggingface-inference-toolkit issues 78 and 115; "the volume is
@@ -128,6 +129,10 @@ class ModelApiStack(Stack):
         )
         for route in _routes.routes(catalog):
             self.api.add_route(route.path, route.method, self.functions[route.model].invocable)
+        # The OpenAPI document of these routes and schemas, served by the gateway (and written beside the template
+        # at synth: app.py).
+        self.openapi = settings.openapi_json()
+        self.api.add_document(_openapi.OPENAPI_PATH, self.openapi)
         self.monitoring = ModelApiMonitoring(
             self, "Monitoring", api=self.api.api, metrics_namespace=settings.metrics_namespace,
             thresholds=settings.alarm_thresholds, alarm_email=settings.alarm_email,
@@ -233,6 +238,8 @@ class ModelApiStack(Stack):
         get_key = f"aws apigateway get-api-key --api-key {key_id} --include-value --query value --output text " \
                   f"--region {self.region}"
         CfnOutput(self, "ApiUrl", value=self.api.url_for("/"), description="Base URL of the API")
+        CfnOutput(self, "OpenApiUrl", value=self.api.url_for(_openapi.OPENAPI_PATH),
+                  description="The API's OpenAPI 3.1 document (no key needed)")
         CfnOutput(self, "DashboardUrl", value=self.monitoring.dashboard_url,
                   description="CloudWatch dashboard: alarms, API, Lambdas, endpoints, request metrics")
         CfnOutput(self, "ApiKeyId", value=key_id, description="Id of the API key (send its value as x-api-key)")

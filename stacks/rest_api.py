@@ -148,6 +148,18 @@ class ModelRestApi(Construct):
         resource = self.api.root.resource_for_path(path)
         return resource.add_method(method, self._integration(function), api_key_required=True)
 
+    def add_document(self, path: str, document: str) -> apigw.Method:
+        """GET path answers `document` (JSON) from the gateway itself: a mock integration, no Lambda, no API key
+        (it describes the routes; it holds nothing a key protects). The integration response is a VTL template,
+        so every $ and # of the document is written as a variable set to that character: the template renders the
+        document's exact bytes (checked with airspeed, a Python Velocity engine, in the tests)."""
+        return self.api.root.resource_for_path(path).add_method("GET", apigw.MockIntegration(
+            request_templates={"application/json": '{"statusCode": 200}'},
+            passthrough_behavior=apigw.PassthroughBehavior.NEVER,
+            integration_responses=[apigw.IntegrationResponse(
+                status_code="200", response_templates={"application/json": vtl_literal(document)})],
+        ), method_responses=[apigw.MethodResponse(status_code="200")], api_key_required=False)
+
     def url_for(self, path: str) -> str:
         return self.api.url_for_path(path)
 
@@ -159,3 +171,11 @@ class ModelRestApi(Construct):
             self._integrations[key] = apigw.LambdaIntegration(function, proxy=True, timeout=self._timeout,
                                                               allow_test_invoke=False)
         return self._integrations[key]
+
+
+def vtl_literal(text: str) -> str:
+    """A Velocity template that renders exactly `text`: $ and # (references, directives, ## comments) become
+    ${D} and ${H}, variables set to those characters first."""
+    escaped = text.replace("$", "${D}").replace("#", "${H}")  # ${D} has no #: the order is safe
+    return "#set($D = '$')#set($H = '#')" + escaped
+

@@ -26,6 +26,7 @@ _images = load_lambda_module("model_api.kinds.text_to_image")
 _text = load_lambda_module("model_api.text")
 _routes = load_lambda_module("model_api.routes")
 _kinds = load_lambda_module("model_api.kinds")
+_openapi = load_lambda_module("model_api.openapi")
 ImageLimits = _schema.ImageLimits
 TextLimits = _schema.TextLimits
 MAX_URL_TTL_SECONDS = _images.MAX_URL_TTL_SECONDS
@@ -267,6 +268,12 @@ class Settings:
         if self.tracing:
             services.append("xray")
         return tuple(services)
+
+    def openapi_json(self) -> str:
+        """The deployment's OpenAPI document (model_api.openapi): the stack serves and writes it, local mode serves
+        it; each model's schemas bounded by the config its Lambda reads."""
+        configs = {m.name: _kinds.KINDS[m.kind].config_from_env(self.function_environment(m)) for m in self.catalog}
+        return _openapi.document_json(self.model_infos(), configs, title=f"{self.stack_name} model API")
 
     def batch_job_prefix(self, model: ModelSpec) -> str:
         """What a model's batch transform job names start with (<stack>-<model>-batch, lowercase, at most 40

@@ -31,6 +31,21 @@ def gateway_response_template(code: str) -> str:
     return prefix.replace('"__MESSAGE__"', "$context.error.messageString")
 
 
+# Every status an error of the API can have, with who answers it (the README's error table has each code): the
+# OpenAPI document lists them on every operation.
+ERROR_STATUSES = {
+    400: "The request is invalid: the message names every problem (Lambda), or the gateway refused its body",
+    403: "Missing or wrong API key (API Gateway)",
+    404: "No such route, method or job",
+    413: "The body is over the request limit",
+    415: "The gateway could not read the body's media type (API Gateway)",
+    429: "Throttled: the usage plan's rate or daily quota, or the endpoint itself; Retry-After says when",
+    500: "A deployment error or a bug: quote the X-Request-Id header",
+    502: "The model failed, returned no valid answer, or the Lambda itself failed",
+    503: "The endpoint or storage is not available right now; Retry-After says when",
+    504: "The model did not answer in time, or the integration timed out",
+}
+
 # Errors raised by API Gateway itself, before the Lambda runs: response type -> (status, code).
 # The deployed stage (gateway responses) and local mode both use this table.
 GATEWAY_ERRORS = {

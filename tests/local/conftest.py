@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from local_rig import LocalProcess
+from local_rig import SETTINGS, LocalProcess
 
-# The settings of the shared local mode (make batch --local must be given the same).
-SETTINGS = ("-c", "min_size=64", "-c", "stable-diffusion.batch=true")
 # Clients get REQUEST_TIMEOUT seconds to send a request (default 10; short here for the framing tests).
 REQUEST_TIMEOUT = 1.0
 

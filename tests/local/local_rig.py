@@ -17,6 +17,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "Ctrl-C stops everything."
+# The settings of the session's shared local mode (tests/local/conftest.py): make batch --local and the OpenAPI
+# document must be given the same.
+SETTINGS = ("-c", "min_size=64", "-c", "stable-diffusion.batch=true")
 
 
 class LocalProcess:

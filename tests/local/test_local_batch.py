@@ -11,8 +11,7 @@ import urllib.request
 
 import boto3
 import pytest
-from conftest import SETTINGS
-from local_rig import ROOT
+from local_rig import ROOT, SETTINGS
 from moto import mock_aws
 
 from local.toolkit import ModelError

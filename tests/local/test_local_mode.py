@@ -262,3 +262,17 @@ def test_the_banner_says_how_long_the_default_request_takes_here_and_requests_lo
     assert "private timing prompt" not in "".join(local["process"].stderr + local["process"].stdout)
     # And the gateway's short line, as API Gateway's access log has one.
     local["process"].wait_for_stderr(lambda text: text.startswith("POST /images -> 200 ("))
+
+
+def test_the_openapi_document_is_served_keyless_with_the_deployed_bytes(local):
+    import urllib.request
+
+    from local_rig import SETTINGS
+
+    from stacks.settings import load_settings
+
+    with urllib.request.urlopen(f"{local['api_url']}/openapi.json", timeout=30) as response:
+        body, content_type = response.read(), response.headers["Content-Type"]
+    settings = load_settings([SETTINGS[i + 1] for i in range(0, len(SETTINGS), 2)])
+    assert content_type == "application/json" and body.decode() == settings.openapi_json()
+    assert "/images" in json.loads(body)["paths"]

@@ -313,7 +313,7 @@ def test_lambda_runs_latest_python_on_arm_with_no_bundled_dependencies(template,
                        "model_api/errors.py", "model_api/http.py", "model_api/jobs.py", "model_api/kinds/__init__.py",
                        "model_api/kinds/base.py", "model_api/kinds/chat.py", "model_api/kinds/embeddings.py",
                        "model_api/kinds/text_generation.py", "model_api/kinds/text_to_image.py",
-                       "model_api/requests.py", "model_api/routes.py", "model_api/schema.py",
+                       "model_api/openapi.py", "model_api/requests.py", "model_api/routes.py", "model_api/schema.py",
                        "model_api/telemetry.py", "model_api/text.py", "model_api/validation.py"]
 
 
@@ -324,7 +324,8 @@ def test_timeouts_nest_gateway_then_lambda_then_endpoint_read(synth):
     assert props["Timeout"] == 19
     assert props["Environment"]["Variables"]["INVOKE_READ_TIMEOUT_SECONDS"] == "13"
     for method in resources(template, "AWS::ApiGateway::Method").values():
-        assert method["Properties"]["Integration"]["TimeoutInMillis"] == 20000
+        if method["Properties"]["Integration"]["Type"] != "MOCK":  # the OpenAPI document: no integration to wait on
+            assert method["Properties"]["Integration"]["TimeoutInMillis"] == 20000
 
 
 def test_lambda_role_is_least_privilege(template):
@@ -377,7 +378,10 @@ def test_api_is_regional_with_key_required_on_both_methods(template):
                 for k, v in resources(template, "AWS::ApiGateway::Method").items()}
     assert sorted(by_route) == [("/endpoint", "GET"), ("/images", "GET"), ("/images", "POST"),
                                 ("/models/stable-diffusion", "GET"), ("/models/stable-diffusion", "POST"),
-                                ("/models/stable-diffusion/endpoint", "GET")]
+                                ("/models/stable-diffusion/endpoint", "GET"), ("/openapi.json", "GET")]
+    document = by_route.pop(("/openapi.json", "GET"))
+    # The gateway answers the OpenAPI document itself, keyless (it describes the routes, it holds nothing secret).
+    assert document["ApiKeyRequired"] is False and document["Integration"]["Type"] == "MOCK"
     for route, method in by_route.items():
         assert method["ApiKeyRequired"] is True, route
         assert method["Integration"]["Type"] == "AWS_PROXY"
@@ -457,7 +461,8 @@ def test_every_log_group_has_retention_and_is_deleted_with_the_stack(template):
 def test_outputs_tell_the_user_how_to_call_the_api(template):
     outputs = {k: render(v["Value"], template) for k, v in template["Outputs"].items()}
     assert sorted(outputs) == ["ApiKeyId", "ApiUrl", "BucketName", "CurlExample", "DashboardUrl", "GetApiKeyCommand",
-                               "ImagesUrl", "StableDiffusionEndpointName", "StableDiffusionUrl", "UsagePlanId"]
+                               "ImagesUrl", "OpenApiUrl", "StableDiffusionEndpointName", "StableDiffusionUrl",
+                               "UsagePlanId"]
     assert outputs["DashboardUrl"] == ("https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region="
                                        "${AWS::Region}#dashboards:name=SageMakerModelApi-model-api")
     assert outputs["UsagePlanId"] == f"${{{one(template, 'AWS::ApiGateway::UsagePlan')[0]}}}"

@@ -29,6 +29,11 @@ class Action:
     smoke_invalid: dict  # a body the API must refuse with 400
     check: SmokeCheck
     methods: tuple[str, ...] = ("POST",)
+    # config -> the JSON schema (draft 4) of the request body, bounded by the deployment's limits: what prepare
+    # validates against, and what the OpenAPI document shows (model_api.openapi). None: not documented.
+    schema: Optional[Callable[[object], dict]] = None
+    # The JSON schema of a successful answer's body (documentation only).
+    response: Optional[dict] = None
 
     @property
     def short_path(self) -> str:

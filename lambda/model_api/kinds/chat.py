@@ -63,6 +63,9 @@ CHAT = Action(
     smoke={"messages": [{"role": "user", "content": "Say hello."}], "parameters": {"max_new_tokens": 8}},
     smoke_invalid={"messages": [{"role": "robot", "content": "x"}]},
     check=text.has_text("reply"),
+    schema=lambda config: chat_request_schema(config.limits),
+    response={"type": "object", "required": ["reply"], "properties": {
+        "reply": {"type": "string"}, "request_id": {"type": "string"}}},
 )
 
 KIND = Kind(

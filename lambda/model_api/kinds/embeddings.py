@@ -110,6 +110,11 @@ EMBEDDINGS = Action(
     smoke={"inputs": ["a cyborg tiger", "a robot cat"]},
     smoke_invalid={"inputs": []},
     check=check_embeddings,
+    schema=lambda config: embeddings_request_schema(config.limits),
+    response={"type": "object", "required": ["embeddings", "dimensions"], "properties": {
+        "embeddings": {"type": "array", "items": {"type": "array", "items": {"type": "number"}},
+                       "description": "one unit vector per input, in order"},
+        "dimensions": {"type": "integer"}, "request_id": {"type": "string"}}},
 )
 
 KIND = Kind(

@@ -53,6 +53,9 @@ GENERATE = Action(
     smoke={"inputs": "The capital of France is", "parameters": {"max_new_tokens": 8}},
     smoke_invalid={"inputs": "x", "parameters": {"temperature": -1}},
     check=text.has_text("generated_text"),
+    schema=lambda config: generate_request_schema(config.limits, tgi=config.protocol == "tgi"),
+    response={"type": "object", "required": ["generated_text"], "properties": {
+        "generated_text": {"type": "string"}, "request_id": {"type": "string"}}},
 )
 
 KIND = Kind(

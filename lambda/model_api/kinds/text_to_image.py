@@ -406,6 +406,13 @@ IMAGES = Action(
     smoke_invalid={"prompt": "x", "width": 100000},
     check=check_images,
     methods=("GET", "POST"),
+    schema=lambda config: image_request_schema(config.limits),
+    response={"type": "object", "required": ["images", "prompt", "seed", "request_id"], "properties": {
+        "images": {"type": "array", "items": {"type": "object", "required": ["url", "key", "expires_at"],
+                                              "properties": {"url": {"type": "string", "description": "presigned GET"},
+                                                             "key": {"type": "string"},
+                                                             "expires_at": {"type": "string"}}}},
+        "prompt": {"type": "string"}, "seed": {"type": "integer"}, "request_id": {"type": "string"}}},
 )
 
 KIND = Kind(

@@ -1,0 +1,150 @@
+"""The OpenAPI 3.1 document of a deployment, made from the same route table (model_api.routes) and request schemas
+(each kind's actions) the gateway, the Lambdas and local mode use, so it cannot drift from what they accept.
+
+The stack writes it at synth (cdk.out/openapi.json) and serves it at GET /openapi.json (a mock integration: no
+Lambda runs, no API key is asked); local mode serves the same bytes. Request schemas are JSON Schema draft 4 (the
+dialect the validator and API Gateway models read): converted here to the 2020-12 dialect of OpenAPI 3.1.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Mapping, Sequence
+
+from model_api.errors import ERROR_STATUSES
+from model_api.kinds import actions
+from model_api.routes import ModelInfo, routes
+
+OPENAPI_PATH = "/openapi.json"
+API_KEY_HEADER = "x-api-key"
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+        "code": {"type": "string", "description": "stable machine code (the README's error table)"},
+        "message": {"type": "string", "description": "what is wrong and what to send instead"}}}},
+}
+JOB_SCHEMA = {
+    "type": "object",
+    "required": ["job_id", "status", "status_url"],
+    "properties": {
+        "job_id": {"type": "string", "description": "unguessable; the only way to read the job"},
+        "status": {"type": "string", "enum": ["queued", "done", "failed"]},
+        "status_url": {"type": "string"},
+    },
+    "description": "An async model's job: poll GET /jobs/{job_id} until it is done (the action's own body then) or "
+                   "failed (an error body).",
+}
+
+
+def schema_2020(schema: dict) -> dict:
+    """A draft-4 schema in OpenAPI 3.1's dialect: no $schema, boolean exclusive bounds as numbers."""
+    out = copy.deepcopy(schema)
+
+    def walk(node):
+        if isinstance(node, dict):
+            node.pop("$schema", None)
+            for bound, limit in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+                if node.get(bound) is True:
+                    node[bound] = node.pop(limit)
+                elif node.get(bound) is False:
+                    node.pop(bound)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(out)
+    return out
+
+
+def _errors() -> dict:
+    return {str(status): {"$ref": f"#/components/responses/Error{status}"} for status in sorted(ERROR_STATUSES)}
+
+
+def _query_parameters(schema: dict) -> list[dict]:
+    """A GET action's query string: one parameter per field of its body schema (query values are text, converted
+    to the field's type by the handler)."""
+    required = set(schema.get("required", []))
+    return [{"name": name, "in": "query", "required": name in required, "schema": schema_2020(field)}
+            for name, field in schema.get("properties", {}).items()]
+
+
+def document(models: Sequence[ModelInfo], configs: Mapping[str, object], title: str = "SageMaker Model API",
+             version: str = "1") -> dict:
+    """The OpenAPI document of these models; configs: model name -> its pipeline config (what its Lambda reads,
+    model_api.kinds.Kind.config_from_env), which bounds its request schema."""
+    by_name = actions()
+    paths: dict[str, dict] = {}
+    schemas = {"Error": ERROR_SCHEMA, "Job": JOB_SCHEMA}
+    for route in routes(models):
+        model = next(m for m in models if m.name == route.model)
+        operation: dict = {"operationId": _operation_id(route.method, route.path),
+                           "security": [{"apiKey": []}], "tags": [model.name]}
+        if route.action == "catalog":
+            operation.update(summary="Every model of this deployment", responses={"200": _json("The catalog", {
+                "type": "object", "properties": {"models": {"type": "array", "items": {"type": "object"}}}})})
+        elif route.action == "endpoint":
+            operation.update(summary=f"The SageMaker endpoint of {model.name}",
+                             responses={"200": _json("Where the model runs", {"type": "object"})})
+        elif route.action == "job":
+            operation.update(summary="An async job: its status, and when done the action's result",
+                             parameters=[{"name": "job_id", "in": "path", "required": True,
+                                          "schema": {"type": "string"}}],
+                             responses={"200": _json("The job", {"$ref": "#/components/schemas/Job"})})
+        else:
+            action = by_name[route.action]
+            name = _pascal(action.name)
+            # A kind may leave its schema out (documented as any JSON object): it still deploys and serves.
+            request = schema_2020(action.schema(configs[model.name])) if action.schema else {"type": "object"}
+            schemas[f"{name}Request{_pascal(model.name)}"] = request
+            reference = {"$ref": f"#/components/schemas/{name}Request{_pascal(model.name)}"}
+            if action.response is not None:
+                schemas.setdefault(f"{name}Response", action.response)
+            answer = {"$ref": f"#/components/schemas/{name}Response"} if action.response is not None else \
+                {"type": "object"}
+            operation["summary"] = f"{action.name} with {model.name} ({model.kind})"
+            if route.method == "GET":
+                operation["parameters"] = _query_parameters(request)
+            else:
+                operation["requestBody"] = {"required": True, "content": {"application/json": {
+                    "schema": reference, "example": json.loads(action.example)}}}
+            operation["responses"] = {"202": _json("Queued as a job (the model is hosted async)",
+                                                   {"$ref": "#/components/schemas/Job"})} if model.is_async else \
+                {"200": _json("The result", answer)}
+        operation["responses"].update(_errors())
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version,
+                 "description": "Models on Amazon SageMaker behind API Gateway. Send the API key as x-api-key. Every "
+                                "error is {\"error\": {\"code\", \"message\"}}."},
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": dict(sorted(schemas.items())),
+            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}},
+            "responses": {f"Error{status}": _json(description, {"$ref": "#/components/schemas/Error"})
+                          for status, description in sorted(ERROR_STATUSES.items())},
+        },
+    }
+
+
+def document_json(models: Sequence[ModelInfo], configs: Mapping[str, object], **kwargs) -> str:
+    """The document as served: compact, keys in a stable order (the same bytes from the stack and local mode)."""
+    return json.dumps(document(models, configs, **kwargs), separators=(",", ":"), ensure_ascii=False)
+
+
+def _json(description: str, schema: dict) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _pascal(name: str) -> str:
+    return "".join(part.capitalize() for part in name.replace("_", "-").split("-"))
+
+
+def _operation_id(method: str, path: str) -> str:
+    parts = [p.strip("{}") for p in path.strip("/").split("/") if p]
+    return method.lower() + "".join(_pascal(p) for p in parts)
+
