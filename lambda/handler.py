@@ -16,7 +16,7 @@ import os
 import time
 import uuid
 
-from model_api import aws, jobs, routes, telemetry, text
+from model_api import aws, cors, jobs, routes, telemetry, text
 from model_api.errors import ApiError
 from model_api.http import error_response, json_response
 from model_api.kinds import kind
@@ -33,6 +33,8 @@ log.setLevel({"TRACE": "DEBUG"}.get(_ENV.get("AWS_LAMBDA_LOG_LEVEL", "INFO").upp
 for _name in ("botocore", "boto3", "urllib3", "s3transfer"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 NAMESPACE = _ENV.get("METRICS_NAMESPACE", telemetry.NAMESPACE)
+# Web origins a browser may call from (cors_origins); empty: no CORS header on any answer.
+CORS_ORIGINS = cors.parse_origins(_ENV.get("CORS_ORIGINS"))
 # The request being handled: its log record, which the pipelines add to (jobs submitted and finished).
 _RECORD: contextvars.ContextVar[dict] = contextvars.ContextVar("record")
 MODEL = routes.ModelInfo(
@@ -169,6 +171,7 @@ def handler(event: dict, context) -> dict:
         record["error_code"] = "internal_error"
     finally:
         _RECORD.reset(token)
+    response["headers"].update(cors.response_headers(CORS_ORIGINS, cors.request_origin(event.get("headers"))))
     model_ms = ENDPOINT.take_latency_ms()
     if model_ms is not None:
         record["model_latency_ms"] = model_ms

@@ -343,7 +343,8 @@ def main(argv=None) -> int:
             config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"))
         routes = api_routes.routes(infos)
         api_key = args.api_key or secrets.token_hex(16)
-        gateway_server.gateway = LocalGateway(handlers, api_key, routes, openapi=settings.openapi_json())
+        gateway_server.gateway = LocalGateway(handlers, api_key, routes, openapi=settings.openapi_json(),
+                                              cors_origins=settings.cors_origin_list)
 
         # Before the banner: whoever reads the banner may read this at once.
         ready_file.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 from typing import Callable, Mapping, Optional, Sequence
 from urllib.parse import parse_qs, urlsplit
 
+from model_api import cors
 from model_api.errors import GATEWAY_ERRORS, error_body
 from model_api.openapi import OPENAPI_PATH
 
@@ -39,11 +40,13 @@ class LocalGateway:
     """Turns HTTP requests into API Gateway REST proxy events for each model's `handler(event, context)`."""
 
     def __init__(self, handlers: Mapping[str, Callable[[dict, object], dict]], api_key: str, routes: Sequence,
-                 openapi: Optional[str] = None):
+                 openapi: Optional[str] = None, cors_origins: Sequence[str] = ()):
         """handlers: model name -> handler; routes: model_api.routes.Route list; openapi: the document served at
-        GET /openapi.json with no key, as the deployed gateway serves it (stacks/rest_api.py add_document)."""
+        GET /openapi.json with no key, as the deployed gateway serves it (stacks/rest_api.py add_document);
+        cors_origins: as the deployed gateway, preflight (OPTIONS) answers and CORS headers on its own errors."""
         self._api_key = api_key
         self._openapi = openapi
+        self._cors = tuple(cors_origins)
         self._routes: dict[str, dict] = {}
         # Paths with a {parameter} (GET /jobs/{job_id}): matched as API Gateway does, one path segment each.
         self._templates: list[tuple[re.Pattern, str]] = []
@@ -70,18 +73,42 @@ class LocalGateway:
         if path.startswith(f"/{STAGE}/"):
             path = path[len(STAGE) + 1:]
         lowered = {k.lower(): v for k, v in headers.items()}
+        return self._answer(method, path, target, headers, lowered, body, source_ip)
+
+    def _gateway_error(self, response_type: str, origin: Optional[str]) -> tuple[int, dict, bytes]:
+        status, headers, data = _gateway_error(response_type)
+        return status, {**headers, **self._gateway_cors(origin)}, data
+
+    def _gateway_cors(self, origin: Optional[str]) -> dict:
+        """The deployed gateway's CORS headers on its own answers (stacks/rest_api.py gateway_cors_headers)."""
+        if not self._cors:
+            return {}
+        headers = {"Access-Control-Expose-Headers": ", ".join(cors.EXPOSE_HEADERS)}
+        if len(self._cors) == 1:
+            headers["Access-Control-Allow-Origin"] = self._cors[0]
+        elif origin is not None:
+            headers.update({"Access-Control-Allow-Origin": origin, "Vary": "Origin"})
+        return headers
+
+    def _answer(self, method, path, target, headers, lowered, body, source_ip) -> tuple[int, dict, bytes]:
+        url = urlsplit(target)
+        if method == "OPTIONS" and self._cors and (path in self._routes or path == OPENAPI_PATH or path == "/"
+                                                   or self._resource(path)[0] in self._routes
+                                                   or any(r.startswith(path + "/") for r in self._routes)):
+            # CORS preflight: answered by the gateway, no key, no Lambda (CDK's mock OPTIONS methods).
+            return 204, cors.preflight_headers(self._cors, lowered.get("origin")), b""
         if path == OPENAPI_PATH and self._openapi is not None:
             if method != "GET":
-                return _gateway_error("MISSING_AUTHENTICATION_TOKEN")
+                return self._gateway_error("MISSING_AUTHENTICATION_TOKEN", lowered.get("origin"))
             return 200, {"Content-Type": "application/json"}, self._openapi.encode("utf-8")
         resource, parameters = self._resource(path)
         methods = self._routes.get(resource)
         if methods is None or method not in methods:
-            return _gateway_error("MISSING_AUTHENTICATION_TOKEN")
+            return self._gateway_error("MISSING_AUTHENTICATION_TOKEN", lowered.get("origin"))
         if lowered.get("x-api-key") != self._api_key:
-            return _gateway_error("INVALID_API_KEY")
+            return self._gateway_error("INVALID_API_KEY", lowered.get("origin"))
         if len(body) > MAX_PAYLOAD_BYTES:
-            return _gateway_error("REQUEST_TOO_LARGE")
+            return self._gateway_error("REQUEST_TOO_LARGE", lowered.get("origin"))
         query = parse_qs(url.query, keep_blank_values=True)
         handler = methods[method]
         event = _proxy_event(method, resource, url.path, headers, query, body, source_ip, self._api_key)

@@ -126,6 +126,7 @@ class ModelApiStack(Stack):
             log_retention=retention,
             logging=settings.api_logging,
             tracing=settings.tracing,
+            cors_origins=settings.cors_origin_list,
         )
         for route in _routes.routes(catalog):
             self.api.add_route(route.path, route.method, self.functions[route.model].invocable)

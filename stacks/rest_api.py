@@ -12,6 +12,7 @@ from constructs import Construct
 from stacks.lambda_source import load_lambda_module
 
 _errors = load_lambda_module("model_api.errors")
+_cors = load_lambda_module("model_api.cors")
 
 # ResponseType names in CDK differ from API Gateway's for the DEFAULT_ types.
 _RESPONSE_TYPES = {"DEFAULT_4XX": "DEFAULT_4_XX", "DEFAULT_5XX": "DEFAULT_5_XX"}
@@ -29,6 +30,9 @@ class ModelRestApi(Construct):
       logging: "account-role" (access logs; the account's API Gateway CloudWatch role must be set already),
         "create-role" (access logs; this construct creates that role and sets the account-wide setting, both kept
         on destroy because every API of the account and region logs through them), or "off" (no access logs).
+      cors_origins: web origins browsers may call from (model_api.cors; "*" alone for any); default none: no
+        OPTIONS methods and no CORS headers. With origins, every resource answers preflight (OPTIONS, no key) and
+        the gateway's own errors carry Access-Control-Allow-Origin (gateway_cors_headers).
 
     Routes are added with add_route. Errors raised by API Gateway itself (bad key, unknown route, throttled, ...)
     answer in the API's JSON error shape (model_api.errors.GATEWAY_ERRORS). Request bodies are validated by the
@@ -53,6 +57,7 @@ class ModelRestApi(Construct):
         description: str = "Models on SageMaker endpoints",
         logging: str = "account-role",
         tracing: bool = False,
+        cors_origins: tuple[str, ...] = (),
     ):
         super().__init__(scope, construct_id)
         problems = []
@@ -62,6 +67,7 @@ class ModelRestApi(Construct):
             problems.append("throttle_rate, throttle_burst and daily_quota must be positive")
         if logging not in ("account-role", "create-role", "off"):
             problems.append("logging must be account-role, create-role or off")
+        problems += _cors.origin_problems(cors_origins)
         if problems:
             raise ValueError(f"ModelRestApi {construct_id}: " + "; ".join(problems))
         self._timeout = Duration.seconds(timeout_seconds)
@@ -83,6 +89,11 @@ class ModelRestApi(Construct):
             description=description,
             endpoint_types=[apigw.EndpointType.REGIONAL],
             api_key_source_type=apigw.ApiKeySourceType.HEADER,
+            default_cors_preflight_options=apigw.CorsOptions(
+                allow_origins=apigw.Cors.ALL_ORIGINS if _cors.ANY in cors_origins else list(cors_origins),
+                allow_methods=list(_cors.ALLOW_METHODS), allow_headers=list(_cors.ALLOW_HEADERS),
+                expose_headers=list(_cors.EXPOSE_HEADERS), max_age=Duration.seconds(_cors.MAX_AGE_SECONDS),
+            ) if cors_origins else None,
             # Not CDK's own role: it attaches an AWS-managed policy. See _account_cloudwatch_role.
             cloud_watch_role=False,
             deploy_options=apigw.StageOptions(
@@ -97,7 +108,7 @@ class ModelRestApi(Construct):
         # The stack outputs the URLs it wants; the base URL output RestApi adds would only be noise.
         self.api.node.try_remove_child("Endpoint")
         for response_type, (status, code) in _errors.GATEWAY_ERRORS.items():
-            headers = {"Content-Type": "'application/json'"}
+            headers = {"Content-Type": "'application/json'", **gateway_cors_headers(cors_origins)}
             if status == 429:
                 headers["Retry-After"] = "'1'"
             self.api.add_gateway_response(
@@ -178,4 +189,19 @@ def vtl_literal(text: str) -> str:
     ${D} and ${H}, variables set to those characters first."""
     escaped = text.replace("$", "${D}").replace("#", "${H}")  # ${D} has no #: the order is safe
     return "#set($D = '$')#set($H = '#')" + escaped
+
+
+def gateway_cors_headers(origins: tuple[str, ...]) -> dict[str, str]:
+    """CORS headers of the gateway's own answers (bad key, unknown route, throttled, ...), as response parameters:
+    a static origin for one origin or "*"; for several, the request's own Origin (a gateway response cannot check
+    it against the list: it carries only the error's code and message). Local mode answers the same
+    (local/gateway.py)."""
+    if not origins:
+        return {}
+    headers = {"Access-Control-Expose-Headers": f"'{', '.join(_cors.EXPOSE_HEADERS)}'"}
+    if len(origins) == 1:
+        headers["Access-Control-Allow-Origin"] = f"'{origins[0]}'"
+    else:
+        headers.update({"Access-Control-Allow-Origin": "method.request.header.Origin", "Vary": "'Origin'"})
+    return headers
 

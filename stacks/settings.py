@@ -27,6 +27,7 @@ _text = load_lambda_module("model_api.text")
 _routes = load_lambda_module("model_api.routes")
 _kinds = load_lambda_module("model_api.kinds")
 _openapi = load_lambda_module("model_api.openapi")
+_cors = load_lambda_module("model_api.cors")
 ImageLimits = _schema.ImageLimits
 TextLimits = _schema.TextLimits
 MAX_URL_TTL_SECONDS = _images.MAX_URL_TTL_SECONDS
@@ -124,6 +125,7 @@ class Settings:
     throttle_burst: int = 5
     daily_quota: int = 1000
     api_logging: str = "account-role"  # see API_LOGGING
+    cors_origins: Optional[str] = None  # web origins browsers may call from, comma-separated, or "*" (model_api.cors)
     # Shared hosting: instances of the one endpoint that serves every model with hosting=shared (to start with),
     # and at most (managed instance scaling adds instances as copies need room; default: shared_instances)
     shared_instances: int = 1
@@ -224,6 +226,8 @@ class Settings:
         }
         if model.hosting == "shared":
             environment["INFERENCE_COMPONENT"] = self.component_name(model)
+        if self.cors_origin_list:
+            environment["CORS_ORIGINS"] = ",".join(self.cors_origin_list)
         if hosting_of(model) is not None:
             environment.update(hosting_of(model).function_environment())
         if self.stores_images(model):
@@ -240,6 +244,10 @@ class Settings:
         if model.hosting == "shared":
             return self.shared_endpoint_name
         return f"{self.stack_name.lower()}-{model.name}"[:63].rstrip("-")
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return _cors.parse_origins(self.cors_origins)
 
     @property
     def in_vpc(self) -> bool:
@@ -370,6 +378,7 @@ class Settings:
             out.append(f"log_retention_days must be one of {', '.join(map(str, LOG_RETENTION_DAYS))} "
                        f"(got {self.log_retention_days})")
         out += self.network_problems()
+        out += _cors.origin_problems(self.cors_origin_list)
         out += self.limits.problems()
         out += self.text_limits.problems()
         if self.region is not None and REGION.match(self.region):

@@ -33,7 +33,8 @@ VARIANTS = {
     "retained-token": {"retain_bucket": "true", "hub_token_secret": "prod/hf-token"},
     "tgi-token": {"models": "gpt2-tgi", "hub_token_secret": "prod/hf-token"},
     "hosting-modes": {"models": "gpt2-cpu,minilm-embeddings", "gpt2-cpu.max_instances": "3",
-                      "minilm-embeddings.hosting": "serverless"},
+                      "minilm-embeddings.hosting": "serverless",
+                      "cors_origins": "https://app.example.com,http://localhost:3000"},
     # The same settings as test_nag_and_lint's async-kms variant: one cached synth for both.
     "async-kms": {"models": "stable-diffusion,gpt2-cpu", "stable-diffusion.hosting": "async",
                   "gpt2-cpu.hosting": "async", "gpt2-cpu.min_instances": "1", "gpt2-cpu.max_instances": "2",

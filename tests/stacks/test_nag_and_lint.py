@@ -16,7 +16,7 @@ SETTING_VARIANTS = [
         "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"},
     {"retain_bucket": "true", "hub_token_secret": "hf-token", "region": "eu-west-1", "snapstart": "true"},
     {"models": "gpt2-cpu,minilm-embeddings", "gpt2-cpu.max_instances": "3", "minilm-embeddings.hosting": "serverless",
-     "minilm-embeddings.provisioned_concurrency": "1"},
+     "minilm-embeddings.provisioned_concurrency": "1", "cors_origins": "https://app.example.com,http://localhost:3000"},
     {"models": "stable-diffusion,gpt2-cpu", "stable-diffusion.hosting": "async", "gpt2-cpu.hosting": "async",
      "gpt2-cpu.min_instances": "1", "gpt2-cpu.max_instances": "2",
      "kms_key_arn": "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555",

@@ -643,3 +643,27 @@ def test_snapstart_publishes_a_version_and_the_api_calls_its_live_alias(synth, t
     assert not any(r["Type"] in ("AWS::Lambda::Version", "AWS::Lambda::Alias") for r in template["Resources"].values())
     assert all("SnapStart" not in r["Properties"] for r in template["Resources"].values()
                if r["Type"] == "AWS::Lambda::Function")
+
+
+def test_cors_origins_add_keyless_preflight_to_every_resource_and_cors_headers_to_gateway_errors(synth, template):
+    with_cors = synth(cors_origins="https://app.example.com")
+    resources = with_cors["Resources"]
+    options = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::Method"
+               and r["Properties"]["HttpMethod"] == "OPTIONS"]
+    others = {r["Properties"]["ResourceId"]["Ref"] if "Ref" in r["Properties"]["ResourceId"] else "root"
+              for r in resources.values() if r["Type"] == "AWS::ApiGateway::Method"}
+    assert len(options) == len({o["ResourceId"]["Ref"] if "Ref" in o["ResourceId"] else "root" for o in options})
+    assert len(options) >= len(others) - 1 and all(o["ApiKeyRequired"] is False for o in options)
+    parameters = options[0]["Integration"]["IntegrationResponses"][0]["ResponseParameters"]
+    assert parameters["method.response.header.Access-Control-Allow-Origin"] == "'https://app.example.com'"
+    assert parameters["method.response.header.Access-Control-Allow-Headers"] == "'Content-Type,X-Api-Key'"
+    for response in (r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::GatewayResponse"):
+        assert response["ResponseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"] == \
+            "'https://app.example.com'"
+    function = next(r for k, r in resources.items() if k.startswith("StableDiffusionFunction")
+                    and r["Type"] == "AWS::Lambda::Function")
+    assert function["Properties"]["Environment"]["Variables"]["CORS_ORIGINS"] == "https://app.example.com"
+    # Off by default: no OPTIONS method, no CORS header anywhere.
+    assert not any(r["Type"] == "AWS::ApiGateway::Method" and r["Properties"]["HttpMethod"] == "OPTIONS"
+                   for r in template["Resources"].values())
+    assert "Access-Control" not in json.dumps(template)
