@@ -310,7 +310,7 @@ def test_lambda_runs_latest_python_on_arm_with_no_bundled_dependencies(template,
     import os
     shipped = sorted(os.path.relpath(os.path.join(d, f), asset) for d, _, fs in os.walk(asset) for f in fs)
     assert shipped == ["handler.py", "model_api/__init__.py", "model_api/aws.py", "model_api/calls.py",
-                       "model_api/errors.py", "model_api/http.py", "model_api/jobs.py", "model_api/kinds/__init__.py",
+                       "model_api/cors.py", "model_api/errors.py", "model_api/http.py", "model_api/jobs.py", "model_api/kinds/__init__.py",
                        "model_api/kinds/base.py", "model_api/kinds/chat.py", "model_api/kinds/embeddings.py",
                        "model_api/kinds/text_generation.py", "model_api/kinds/text_to_image.py",
                        "model_api/openapi.py", "model_api/requests.py", "model_api/routes.py", "model_api/schema.py",
