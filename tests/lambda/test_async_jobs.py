@@ -148,6 +148,11 @@ def test_a_model_route_reads_only_its_own_jobs(make_rig):
                     MODEL_PROTOCOL="tgi", ENDPOINT_NAME="test-gpt2")
     response = text.call(job_event(job_id, "/models/gpt2/jobs/{job_id}"))
     assert response["statusCode"] == 404
+    # Finished, its result stored: still not another model's to read.
+    put_uri(rig, f"{rig.async_endpoint.output_path}/{job_id}.out", tiny_png(8, 8, 1) + tiny_png(8, 8, 2))
+    assert rig.call(job_event(job_id, "/models/stable-diffusion/jobs/{job_id}"))["json"]["status"] == "done"
+    response = text.call(job_event(job_id, "/models/gpt2/jobs/{job_id}"))
+    assert (response["statusCode"], response["json"]["error"]["code"]) == (404, "job_not_found")
 
 
 def test_an_invalid_request_is_400_and_queues_nothing(jobs):

@@ -290,3 +290,13 @@ def test_an_async_jobs_answer_that_is_not_json_is_the_models_fault_in_every_text
                 action.finish(b"<html>not json</html>", meta)
             assert (caught.value.status, caught.value.code, caught.value.message) == (
                 502, "bad_model_response", "the model returned a body that is not JSON"), action.name
+
+
+def test_the_smoke_checks_of_text_answers_pass_a_right_answer_and_name_a_wrong_one():
+    from model_api.kinds import KINDS
+
+    generate = KINDS["text-generation"].action("generate").check
+    assert generate({"generated_text": "Paris"}, None) == ""
+    assert generate({"generated_text": 3}, None) == "no generated_text"
+    chat = KINDS["chat"].action("chat").check
+    assert chat({"reply": "hello"}, None) == "" and chat({}, None) == "no reply"

@@ -150,3 +150,22 @@ def test_a_role_that_may_not_invoke_is_a_deployment_error_said_as_such():
         error = aws.invoke_error(ClientError({"Error": {"Code": code, "Message": "no"}}, "InvokeEndpoint"), "ep")
         assert (error.status, error.code, error.message) == (
             500, "misconfigured", "this API is not allowed to invoke its endpoint (deployment error)")
+
+
+def test_a_model_that_does_not_answer_in_time_is_a_504_saying_what_to_lower():
+    from botocore.exceptions import ReadTimeoutError
+
+    class Slow:
+        def invoke_endpoint(self, **kwargs):
+            raise ReadTimeoutError(endpoint_url="https://runtime")
+
+    with pytest.raises(ApiError) as caught:
+        aws.SageMakerEndpoint(Slow(), "ep").invoke(b"{}", "application/json", "image/png")
+    assert (caught.value.status, caught.value.code, caught.value.message) == (
+        504, "model_timeout", "the model did not answer in time; try fewer steps, fewer images or a smaller size")
+
+
+def test_the_image_store_uploads_at_most_eight_objects_at_once():
+    store = aws.S3ImageStore(client=None, bucket="b")
+    assert store._pool._max_workers == 8
+    assert aws.S3ImageStore(client=None, bucket="b", max_workers=3)._pool._max_workers == 3

@@ -237,3 +237,8 @@ def test_a_conversation_too_long_for_the_model_is_refused_with_its_sizes(chat_in
         chat_inference.reply(bundle["model"], bundle["tokenizer"], messages, {"max_new_tokens": 5})
     message = str(caught.value)
     assert "max_new_tokens 5: together over the" in message and f"over the {limit} the model takes" in message
+
+
+def test_a_request_without_task_is_a_chat(chat_inference):
+    data = chat_inference.input_fn(json.dumps({"messages": [{"role": "user", "content": "Hi"}]}), "application/json")
+    assert data["task"] == "chat"

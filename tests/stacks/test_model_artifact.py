@@ -64,3 +64,8 @@ def test_a_damaged_archive_on_disk_is_written_again(tmp_path):
     first = build_archive(STABLE_DIFFUSION_CODE, tmp_path)
     first.write_bytes(b"truncated")
     assert build_archive(STABLE_DIFFUSION_CODE, tmp_path).read_bytes() == archive_bytes(STABLE_DIFFUSION_CODE)
+
+
+def test_a_build_folder_that_does_not_exist_yet_is_made_with_its_parents(tmp_path):
+    built = build_archive(STABLE_DIFFUSION_CODE, tmp_path / "fresh" / "build")  # a clean clone has no .build/
+    assert built.is_file() and built.read_bytes() == archive_bytes(STABLE_DIFFUSION_CODE)

@@ -111,6 +111,7 @@ def test_the_dashboard_shows_api_lambdas_endpoints_and_our_request_metrics(synth
     ({"alarm_email": "not-an-address"}, "alarm_email 'not-an-address' is not an email address"),
     ({"alarm_api_5xx_percent": "0"}, "alarm_api_5xx_percent must be above 0 and at most 100 (got 0.0)"),
     ({"alarm_job_age_seconds": "30"}, "alarm_job_age_seconds must be from 60 to 21600 (got 30)"),
+    ({"alarm_job_age_seconds": "21601"}, "alarm_job_age_seconds must be from 60 to 21600 (got 21601)"),
     ({"alarm_endpoint_5xx": "0"}, "alarm_endpoint_5xx must be at least 1 (got 0)"),
     ({"log_level": "ERROR"}, "log_level must be INFO or DEBUG (got 'ERROR'): each request's log line carries its "
                              "metrics and is INFO"),
@@ -155,3 +156,26 @@ def test_api_graphs_are_per_minute(template):
     widgets = json.loads(render(dashboard["Properties"]["DashboardBody"], template))["widgets"]
     (latency,) = [w for w in widgets if w["properties"].get("title") == "API latency (ms)"]
     assert [m[-1]["period"] for m in latency["properties"]["metrics"]] == [60, 60, 60]
+    # The Lambda graphs are per minute too, errors and throttles alike.
+    (lambdas,) = [w for w in widgets if w["properties"].get("title") == "Lambda errors and throttles"]
+    assert [m[-1]["period"] for m in lambdas["properties"]["metrics"]] == [60, 60]
+
+
+def test_the_request_metrics_graphs_name_each_metric_exactly_as_the_lambdas_write_it(template):
+    # CloudWatch metric names are case-sensitive: a graph of "jobsfailed" shows nothing.
+    (dashboard,) = resources(template, "AWS::CloudWatch::Dashboard").values()
+    widgets = json.loads(render(dashboard["Properties"]["DashboardBody"], template))["widgets"]
+    (images,) = [w for w in widgets if w["properties"].get("title") == "Images and jobs"]
+    names = [m[1] for m in images["properties"]["metrics"]]
+    from stacks.lambda_source import load_lambda_module
+
+    telemetry = load_lambda_module("model_api.telemetry")
+    assert names == ["Images", "JobsSubmitted", "JobsCompleted", "JobsFailed"]
+    assert names[1:] == [telemetry.JOB_METRICS[state] for state in ("submitted", "completed", "failed")]
+
+
+def test_the_job_age_bounds_themselves_are_allowed():
+    from stacks.settings import Settings
+
+    for seconds in ("60", "21600"):
+        assert Settings.from_values({"alarm_job_age_seconds": seconds}).alarm_job_age_seconds == int(seconds)

@@ -80,6 +80,7 @@ def test_no_models_is_the_one_problem_named():
     ({"min_size": "0"}, "min_size must be a positive number"),
     ({"hub_token_secret": "bad secret!"}, "is not a Secrets Manager secret name or ARN"),
     ({"min_instances": 1.5}, "min_instances: expected int"),
+    ({"throttle_burst": "five"}, "throttle_burst: expected a whole number, got 'five'"),
 ])
 def test_single_problems(values, fragment):
     with pytest.raises(SettingsError) as caught:

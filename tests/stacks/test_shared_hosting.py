@@ -127,6 +127,8 @@ def test_the_app_puts_shared_models_on_one_endpoint_and_each_lambda_on_its_compo
     resources = template["Resources"]
     assert [r["Properties"]["EndpointName"] for r in resources.values() if r["Type"] == "AWS::SageMaker::Endpoint"] \
         == ["sagemakermodelapi-shared"]
+    (config,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::SageMaker::EndpointConfig"]
+    assert config["ProductionVariants"][0]["InstanceType"] == "ml.m5.xlarge"  # the shared models' one type
     functions = {r["Properties"]["Environment"]["Variables"]["MODEL_NAME"]: r["Properties"]["Environment"]["Variables"]
                  for r in resources.values() if r["Type"] == "AWS::Lambda::Function"
                  and "MODEL_NAME" in json.dumps(r)}
@@ -260,3 +262,8 @@ def test_shared_copies_take_the_models_cooldowns_and_a_bad_endpoint_name_is_name
     assert (hosting_of(model).scale_in_cooldown_seconds, hosting_of(model).scale_out_cooldown_seconds) == (120, 30)
     with pytest.raises(ValueError, match="endpoint_name 'Pool_1' must be lowercase letters, digits and hyphens"):
         SharedEndpoint(Stack(App(), "T"), "Shared", instance_type="ml.m5.xlarge", endpoint_name="Pool_1")
+
+
+def test_only_a_component_that_scales_to_zero_has_a_start_alarm():
+    _, _, a, b = shared_stack()  # one copy or more, always
+    assert a.start_alarm is None and b.start_alarm is None and a.scalable_target is not None
