@@ -72,6 +72,8 @@ def rows(settings: Settings, region: Optional[str]) -> list[CostRow]:
     out += [batch_row(settings, model, book) for model in settings.catalog if model.batch]
     if settings.in_vpc and settings.vpc_endpoints:
         out.append(network_row(settings, region))
+    if settings.waf:
+        out.append(waf_row())
     fleet = settings.shared_fleet
     if fleet is not None:  # the instances every shared model runs on, billed once
         shared = [m.name for m in settings.catalog if m.hosting == "shared"]
@@ -105,6 +107,15 @@ def batch_row(settings: Settings, model, book) -> CostRow:
             f"start per job (each 10 minutes of it: ${price / 6:.2f})")
     return CostRow(f"{model.name} batch", "batch", instance_type, "per job", price, price, None, None, 0.0,
                    per_1000, note)
+
+
+def waf_row() -> CostRow:
+    """waf=true: the web ACL and its two rules, monthly whatever the traffic, plus each million requests."""
+    monthly = prices.WAF_WEB_ACL_MONTHLY_USD + prices.WAF_RULES * prices.WAF_RULE_MONTHLY_USD
+    return CostRow("waf", "firewall", f"web ACL + {prices.WAF_RULES} rules", "-", monthly / HOURS_PER_MONTH,
+                   monthly / HOURS_PER_MONTH, monthly, monthly, monthly, None,
+                   f"AWS WAF: plus ${prices.WAF_PER_MILLION_REQUESTS_USD:.2f} per million requests inspected, blocked "
+                   "ones included")
 
 
 def network_row(settings: Settings, region: Optional[str]) -> CostRow:

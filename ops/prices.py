@@ -32,6 +32,15 @@ HOURLY_USD = {
 # remains provisioned in each Availability Zone"), $0.01 per hour in us-east-1 as quoted by public cost guides in
 # 2026. Recorded 2026-11-24.
 INTERFACE_ENDPOINT_HOURLY_USD = {"us-east-1": 0.01}
+# AWS WAF (waf=true): USD per web ACL per month, per rule per month, per million requests inspected; the same in
+# every region ("The pricing for AWS WAF is consistent across all AWS Regions", AWS Networking & Content Delivery
+# blog, "Cost-effective ways for securing your web applications using AWS WAF"); AWS's baseline managed rule groups
+# add no fee of their own. Figures from the AWS WAF pricing page as quoted by public cost guides in 2026. Recorded
+# 2026-11-24.
+WAF_WEB_ACL_MONTHLY_USD = 5.00
+WAF_RULE_MONTHLY_USD = 1.00
+WAF_PER_MILLION_REQUESTS_USD = 0.60
+WAF_RULES = 2  # the web ACL's rules (stacks/api_firewall.py: rate limit, common rule set; a test keeps them equal)
 # Serverless Inference compute, USD per second per GB of configured memory (billed per millisecond of inference);
 # data processed in and out ($0.016/GB) is left out: cents per thousand requests at this API's payload sizes.
 SERVERLESS_GB_SECOND_USD = {"us-east-1": 0.0000200}

@@ -21,6 +21,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from stacks.api_firewall import ApiFirewall
 from stacks.batch_model import BatchModel
 from stacks.container_images import ContainerImage
 from stacks.hosting import BATCH_PREFIX, JOB_PREFIX, hosting_of
@@ -130,6 +131,9 @@ class ModelApiStack(Stack):
         )
         for route in _routes.routes(catalog):
             self.api.add_route(route.path, route.method, self.functions[route.model].invocable)
+        self.firewall = ApiFirewall(self, "Firewall", stage=self.api.api.deployment_stage,
+                                    rate_limit=settings.waf_rate_limit,
+                                    metric_prefix=settings.stack_name.replace("-", "")) if settings.waf else None
         # The OpenAPI document of these routes and schemas, served by the gateway (and written beside the template
         # at synth: app.py).
         self.openapi = settings.openapi_json()
@@ -295,6 +299,8 @@ class ModelApiStack(Stack):
              "access logging records every request in the stack's own group (api_logging: it needs the same "
              "account-wide CloudWatch role as execution logging would)."),
         ]
+        if self.firewall is not None:  # waf=true: the stage has its web ACL, nothing to acknowledge
+            acks = [ack for ack in acks if ack[1] != "AwsSolutions-APIG3"]
         if self.api.access_log_group is None:
             acks.append((api, "AwsSolutions-APIG1", "Access logging is off because the deployer chose "
                          "api_logging=off: it needs the account-wide API Gateway CloudWatch role, which this account "

@@ -125,6 +125,8 @@ class Settings:
     throttle_burst: int = 5
     daily_quota: int = 1000
     api_logging: str = "account-role"  # see API_LOGGING
+    waf: bool = False  # an AWS WAF web ACL on the stage (stacks/api_firewall.py)
+    waf_rate_limit: int = 500  # waf: requests one client IP may send in any 5 minutes
     cors_origins: Optional[str] = None  # web origins browsers may call from, comma-separated, or "*" (model_api.cors)
     # Shared hosting: instances of the one endpoint that serves every model with hosting=shared (to start with),
     # and at most (managed instance scaling adds instances as copies need room; default: shared_instances)
@@ -379,6 +381,8 @@ class Settings:
                        f"(got {self.log_retention_days})")
         out += self.network_problems()
         out += _cors.origin_problems(self.cors_origin_list)
+        if not 10 <= self.waf_rate_limit <= 2_000_000_000:
+            out.append(f"waf_rate_limit must be from 10 to 2000000000 requests per 5 minutes (got {self.waf_rate_limit})")
         out += self.limits.problems()
         out += self.text_limits.problems()
         if self.region is not None and REGION.match(self.region):

@@ -27,7 +27,7 @@ VARIANTS = {
     **{name: {"models": name} for name in PRESETS if PRESETS[name].existing_endpoint is None},
     "jumpstart": {"models": "jumpstart-stable-diffusion", "jumpstart-stable-diffusion.source": "endpoint:js-sd"},
     "all": {"models": ",".join(PRESETS), "jumpstart-stable-diffusion.source": "endpoint:js-sd"},
-    "kms-ebs": {"kms_key_arn": KMS_KEY, "instance_type": "ml.p3.2xlarge"},
+    "kms-ebs": {"kms_key_arn": KMS_KEY, "instance_type": "ml.p3.2xlarge", "waf": "true"},
     "logging-role": {"api_logging": "create-role", "snapstart": "true"},
     "logging-off": {"api_logging": "off"},
     "retained-token": {"retain_bucket": "true", "hub_token_secret": "prod/hf-token"},
