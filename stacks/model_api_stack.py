@@ -131,6 +131,9 @@ class ModelApiStack(Stack):
         )
         for route in _routes.routes(catalog):
             self.api.add_route(route.path, route.method, self.functions[route.model].invocable)
+        self.domain, self.domain_record = self.api.add_domain(
+            settings.domain_name, settings.certificate_arn, settings.hosted_zone_id) if settings.domain_name \
+            else (None, None)
         self.firewall = ApiFirewall(self, "Firewall", stage=self.api.api.deployment_stage,
                                     rate_limit=settings.waf_rate_limit,
                                     metric_prefix=settings.stack_name.replace("-", "")) if settings.waf else None
@@ -243,6 +246,12 @@ class ModelApiStack(Stack):
         get_key = f"aws apigateway get-api-key --api-key {key_id} --include-value --query value --output text " \
                   f"--region {self.region}"
         CfnOutput(self, "ApiUrl", value=self.api.url_for("/"), description="Base URL of the API")
+        if self.domain is not None:
+            CfnOutput(self, "CustomDomainUrl", value=f"https://{self.settings.domain_name}/",
+                      description="The API at your domain (the same routes, no stage in the path)")
+            CfnOutput(self, "CustomDomainTarget", value=self.domain.domain_name_alias_domain_name,
+                      description="Point your domain's DNS (CNAME or alias) here"
+                                  + (" (done: an alias record in hosted_zone_id)" if self.domain_record else ""))
         CfnOutput(self, "OpenApiUrl", value=self.api.url_for(_openapi.OPENAPI_PATH),
                   description="The API's OpenAPI 3.1 document (no key needed)")
         CfnOutput(self, "DashboardUrl", value=self.monitoring.dashboard_url,

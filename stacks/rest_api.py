@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_route53 as route53
 from constructs import Construct
 
 from stacks.lambda_source import load_lambda_module
@@ -170,6 +174,22 @@ class ModelRestApi(Construct):
             integration_responses=[apigw.IntegrationResponse(
                 status_code="200", response_templates={"application/json": vtl_literal(document)})],
         ), method_responses=[apigw.MethodResponse(status_code="200")], api_key_required=False)
+
+    def add_domain(self, domain_name: str, certificate_arn: str, hosted_zone_id: Optional[str] = None):
+        """Serve the stage at https://<domain_name>/ (a regional custom domain, TLS 1.2, the certificate an ACM
+        certificate of the API's region). With hosted_zone_id, an alias A record in that Route 53 zone points the
+        name at it; without, point your DNS at domain.domain_name_alias_domain_name. Returns (domain, record)."""
+        domain = apigw.DomainName(
+            self, "Domain", domain_name=domain_name,
+            certificate=acm.Certificate.from_certificate_arn(self, "Certificate", certificate_arn),
+            endpoint_type=apigw.EndpointType.REGIONAL, security_policy=apigw.SecurityPolicy.TLS_1_2,
+            mapping=self.api)
+        record = route53.CfnRecordSet(
+            self, "DomainRecord", hosted_zone_id=hosted_zone_id, name=domain_name, type="A",
+            alias_target=route53.CfnRecordSet.AliasTargetProperty(
+                dns_name=domain.domain_name_alias_domain_name,
+                hosted_zone_id=domain.domain_name_alias_hosted_zone_id)) if hosted_zone_id else None
+        return domain, record
 
     def url_for(self, path: str) -> str:
         return self.api.url_for_path(path)

@@ -71,6 +71,9 @@ def _text_limit(name: str):
 
 # Private networking (stacks/private_network.py builds it; these checks run with the other settings).
 VPC_MODES = ("none", "create")
+DOMAIN_NAME = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$")
+HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 ROUTE_TABLE_ID = re.compile(r"^rtb-[0-9a-f]{8,17}$")
@@ -125,6 +128,11 @@ class Settings:
     throttle_burst: int = 5
     daily_quota: int = 1000
     api_logging: str = "account-role"  # see API_LOGGING
+    # Custom domain: the API at https://<domain_name>/ with an ACM certificate of the stack's region, and an alias
+    # record in a Route 53 hosted zone of yours if given (else point your DNS at the CustomDomainTarget output)
+    domain_name: Optional[str] = None
+    certificate_arn: Optional[str] = None
+    hosted_zone_id: Optional[str] = None
     waf: bool = False  # an AWS WAF web ACL on the stage (stacks/api_firewall.py)
     waf_rate_limit: int = 500  # waf: requests one client IP may send in any 5 minutes
     cors_origins: Optional[str] = None  # web origins browsers may call from, comma-separated, or "*" (model_api.cors)
@@ -381,6 +389,7 @@ class Settings:
                        f"(got {self.log_retention_days})")
         out += self.network_problems()
         out += _cors.origin_problems(self.cors_origin_list)
+        out += self.domain_problems()
         if not 10 <= self.waf_rate_limit <= 2_000_000_000:
             out.append(f"waf_rate_limit must be from 10 to 2000000000 requests per 5 minutes (got {self.waf_rate_limit})")
         out += self.limits.problems()
@@ -396,6 +405,26 @@ class Settings:
             for model in self.catalog:
                 if self.stores_images(model) and model.step_seconds is not None:
                     out += _default_image_fits(model, self)
+        return out
+
+    def domain_problems(self) -> list[str]:
+        out = []
+        if (self.domain_name is None) != (self.certificate_arn is None):
+            out.append("domain_name and certificate_arn go together (an ACM certificate for that name)")
+        if self.domain_name is not None and not DOMAIN_NAME.match(self.domain_name):
+            out.append(f"domain_name {self.domain_name!r} is not a DNS name such as api.example.com")
+        certificate = CERTIFICATE_ARN.match(self.certificate_arn) if self.certificate_arn is not None else None
+        if self.certificate_arn is not None and certificate is None:
+            out.append(f"certificate_arn {self.certificate_arn!r} is not an ACM certificate ARN")
+        elif certificate and self.region is not None and certificate["region"] != self.region:
+            out.append(f"certificate_arn is in {certificate['region']}, the stack in {self.region}: a regional API's "
+                       "domain needs a certificate of its own region")
+        if self.hosted_zone_id is not None:
+            if self.domain_name is None:
+                out.append("hosted_zone_id goes with domain_name")
+            if not HOSTED_ZONE_ID.match(self.hosted_zone_id):
+                out.append(f"hosted_zone_id {self.hosted_zone_id!r} is not a Route 53 hosted zone id such as "
+                           "Z0123456789ABCDEFGHIJ")
         return out
 
     def network_problems(self) -> list[str]:

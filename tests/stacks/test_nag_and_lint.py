@@ -14,7 +14,9 @@ SETTING_VARIANTS = [
     {},
     {"instance_type": "ml.p3.2xlarge", "waf": "true", "kms_key_arn":
         "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"},
-    {"retain_bucket": "true", "hub_token_secret": "hf-token", "region": "eu-west-1", "snapstart": "true"},
+    {"retain_bucket": "true", "hub_token_secret": "hf-token", "region": "eu-west-1", "snapstart": "true",
+     "domain_name": "api.example.com", "hosted_zone_id": "Z0123456789ABCDEFGHIJ",
+     "certificate_arn": "arn:aws:acm:eu-west-1:123456789012:certificate/11111111-2222-3333-4444-555555555555"},
     {"models": "gpt2-cpu,minilm-embeddings", "gpt2-cpu.max_instances": "3", "minilm-embeddings.hosting": "serverless",
      "minilm-embeddings.provisioned_concurrency": "1", "cors_origins": "https://app.example.com,http://localhost:3000"},
     {"models": "stable-diffusion,gpt2-cpu", "stable-diffusion.hosting": "async", "gpt2-cpu.hosting": "async",
@@ -35,7 +37,7 @@ SETTING_VARIANTS = [
     {"vpc_id": "vpc-0123456789abcdef0", "subnet_ids": "subnet-0123456789abcdef0,subnet-0123456789abcdef1",
      "vpc_endpoints": "false"},
 ]
-VARIANT_IDS = ["default", "ebs-kms-waf", "retained-token-region-snapstart", "autoscaled-and-serverless", "async-kms-batch",
+VARIANT_IDS = ["default", "ebs-kms-waf", "retained-token-region-snapstart-domain", "autoscaled-and-serverless", "async-kms-batch",
                "shared-traced-batch", "vpc-create-isolated-batch", "vpc-existing-shared-traced",
                "vpc-existing-no-endpoints"]
 
