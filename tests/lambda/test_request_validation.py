@@ -111,3 +111,46 @@ def test_every_problem_of_a_body_is_named_in_one_message_separated_by_semicolons
     assert (caught.value.status, caught.value.code) == (400, "invalid_request")
     assert caught.value.message == "prompt must not be empty; width must be at least 256 (got 7); " \
                                    "width must be a multiple of 8 (got 7)"
+
+
+def _parse(body=None, query=None):
+    import json as json_module
+
+    from model_api.kinds.text_to_image import parse_image_request
+
+    event = {"httpMethod": "GET", "queryStringParameters": query} if query is not None else \
+        {"httpMethod": "POST", "body": json_module.dumps(body)}
+    return parse_image_request(event, ImageLimits())
+
+
+def test_the_jumpstart_and_hugging_face_shapes_mean_the_same_request():
+    ours = _parse({"prompt": "a cat", "steps": 20, "num_images": 2, "seed": 5, "width": 256})
+    jumpstart = _parse({"prompt": "a cat", "num_inference_steps": 20, "num_images_per_prompt": 2, "seed": 5,
+                        "width": 256})
+    hugging_face = _parse({"inputs": "a cat", "parameters": {"num_inference_steps": 20, "num_images_per_prompt": 2,
+                                                              "seed": 5, "width": 256}})
+    query = _parse(query={"prompt": "a cat", "num_inference_steps": "20", "num_images_per_prompt": "2", "seed": "5",
+                          "width": "256"})
+    assert ours == jumpstart == hugging_face == query
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"prompt": "a", "inputs": "b"}, "send the prompt as prompt or as inputs (Hugging Face style), not both"),
+    ({"inputs": "a", "seed": 1, "parameters": {"seed": 2}}, "seed is given twice, at the top and in parameters"),
+    ({"prompt": "a", "steps": 2, "num_inference_steps": 3}, "num_inference_steps and steps are the same field"),
+    ({"prompt": "a", "parameters": {"steps": 2}}, "parameters go with inputs (Hugging Face style"),
+    ({"inputs": "a", "parameters": [1]}, "parameters must be an object of the other fields"),
+])
+def test_a_field_given_twice_under_two_names_is_refused_by_name(body, message):
+    from model_api.errors import ApiError
+
+    with pytest.raises(ApiError) as caught:
+        _parse(body)
+    assert caught.value.status == 400 and message in caught.value.message
+
+
+def test_an_alias_still_meets_the_fields_bounds():
+    from model_api.errors import ApiError
+
+    with pytest.raises(ApiError, match="steps must be at most 50"):
+        _parse({"inputs": "a cat", "parameters": {"num_inference_steps": 500}})

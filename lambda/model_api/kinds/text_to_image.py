@@ -146,14 +146,51 @@ def max_body_bytes(limits: ImageLimits) -> int:
 # ---------------------------------------------------------------------------------------------------------- parse
 
 
+# Names other clients give the same fields, accepted as they are (README, "Clients people already have"): JumpStart's
+# Stable Diffusion endpoints and diffusers call steps and images num_inference_steps and num_images_per_prompt; the
+# Hugging Face inference style sends the prompt as "inputs" and everything else inside "parameters".
+FIELD_ALIASES = {"num_inference_steps": "steps", "num_images_per_prompt": "num_images"}
+
+
+def canonical_fields(data: object) -> object:
+    """A request body in any accepted shape -> the API's own field names, or 400 naming each conflict (a field
+    given twice under two names would leave which one counts to chance)."""
+    if not isinstance(data, dict):
+        return data  # the schema says what is wrong with it
+    out, problems = dict(data), []
+    if "inputs" in out:
+        if "prompt" in out:
+            problems.append("send the prompt as prompt or as inputs (Hugging Face style), not both")
+        out["prompt"] = out.pop("inputs")
+        parameters = out.pop("parameters", {})
+        if not isinstance(parameters, dict):
+            problems.append("parameters must be an object of the other fields")
+            parameters = {}
+        for name, value in parameters.items():
+            if name in out:
+                problems.append(f"{name} is given twice, at the top and in parameters; send it once")
+            out[name] = value
+    elif "parameters" in out:
+        problems.append('parameters go with inputs (Hugging Face style: {"inputs": "a cat", "parameters": '
+                        '{"num_inference_steps": 20}}); or send every field at the top')
+    for alias, name in FIELD_ALIASES.items():
+        if alias in out:
+            if name in out:
+                problems.append(f"{alias} and {name} are the same field; send one")
+            out[name] = out.pop(alias)
+    if problems:
+        raise ApiError(400, "invalid_request", "; ".join(problems))
+    return out
+
+
 def parse_image_request(event: Mapping, limits: ImageLimits) -> ImageRequest:
     """Turn an API Gateway REST proxy event into a validated ImageRequest, or raise ApiError(4xx)."""
     method = (event.get("httpMethod") or "").upper()
     schema = image_request_schema(limits)
     if method == "POST":
-        data = read_json_body(event, max_body_bytes(limits), EXAMPLE)
+        data = canonical_fields(read_json_body(event, max_body_bytes(limits), EXAMPLE))
     elif method == "GET":
-        data = _query_fields(event.get("queryStringParameters") or {}, schema)
+        data = _query_fields(canonical_fields(dict(event.get("queryStringParameters") or {})), schema)
     else:
         raise ApiError(405, "method_not_allowed", f"method {method or '(none)'} is not allowed; use GET or POST")
     validated(data, schema)
