@@ -13,12 +13,17 @@ from typing import Mapping, Optional
 
 from aws_cdk import Acknowledgment, ArnFormat, Stack, Validations
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks.container_images import ContainerImage
 from stacks.image_bucket import ImageBucket
-from stacks.model_endpoint import image_statements, metrics_statement, model_data_statements, model_vpc_config
+from stacks.model_endpoint import (
+    container_model,
+    execution_role,
+    image_statements,
+    metrics_statement,
+    model_data_statements,
+)
 from stacks.private_network import Placement, sagemaker_network_statements
 
 # SageMaker writes every transform job's logs to this one log group, a stream per job and instance named
@@ -93,20 +98,11 @@ class BatchModel(Construct):
                                 resources=[f"{log_group_arn}:log-stream:{job_name_prefix}-*"]),
             metrics_statement(TRANSFORM_METRICS_NAMESPACE, sid="PublishJobMetrics"),
         ] + bucket.batch_processing_statements(model) + (sagemaker_network_statements() if placement else [])
-        self.role = iam.Role(
-            self, "ExecutionRole",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description=f"Execution role of the batch transform jobs {job_name_prefix}-*",
-            inline_policies={"RunBatchJobs": iam.PolicyDocument(statements=statements)},
-        )
-        self.model = sagemaker.CfnModel(
-            self, "Model",
-            execution_role_arn=self.role.role_arn,
-            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
-                image=image.uri, model_data_url=model_data_url, environment=dict(environment or {})),
-            vpc_config=model_vpc_config(placement),
-            enable_network_isolation=True if network_isolation else None,
-        )
+        self.role = execution_role(self, f"Execution role of the batch transform jobs {job_name_prefix}-*",
+                                   "RunBatchJobs", statements)
+        self.model = container_model(self, role_arn=self.role.role_arn, image=image, environment=environment,
+                                     model_data_url=model_data_url, placement=placement,
+                                     network_isolation=network_isolation)
         self.model_name = self.model.attr_model_name
         bucket_id = stack.get_logical_id(bucket.bucket.node.default_child)
         reason = ("A transform job runs with its model's role, fixed at deploy time, while job names are made when "

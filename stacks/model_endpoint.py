@@ -64,12 +64,28 @@ def model_data_statements(model_data_arn: Optional[str] = None,
     return statements
 
 
-def model_vpc_config(placement: Optional[Placement]):
-    """CfnModel.VpcConfigProperty of a placement (None: no VPC)."""
-    if placement is None:
-        return None
-    return sagemaker.CfnModel.VpcConfigProperty(subnets=list(placement.subnet_ids),
-                                                security_group_ids=list(placement.security_group_ids))
+def execution_role(scope: Construct, description: str, policy_name: str,
+                   statements: list[iam.PolicyStatement]) -> iam.Role:
+    """A role SageMaker assumes to run a model's container, its policy inline in the role itself, so the policy
+    exists before the model is created (no ordering race)."""
+    return iam.Role(scope, "ExecutionRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+                    description=description, inline_policies={policy_name: iam.PolicyDocument(statements=statements)})
+
+
+def container_model(scope: Construct, *, role_arn: str, image: ContainerImage,
+                    environment: Optional[Mapping[str, str]] = None, model_data_url: Optional[str] = None,
+                    placement: Optional[Placement] = None, network_isolation: bool = False) -> sagemaker.CfnModel:
+    """The SageMaker model of one container (construct id "Model"): an endpoint's, a shared component's or a batch
+    model's. No name: CloudFormation generates one, so a change creates a new model instead of clashing."""
+    return sagemaker.CfnModel(
+        scope, "Model",
+        execution_role_arn=role_arn,
+        primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+            image=image.uri, model_data_url=model_data_url, environment=dict(environment or {})),
+        vpc_config=None if placement is None else sagemaker.CfnModel.VpcConfigProperty(
+            subnets=list(placement.subnet_ids), security_group_ids=list(placement.security_group_ids)),
+        enable_network_isolation=True if network_isolation else None,
+    )
 
 
 def metrics_statement(namespace: str = METRICS_NAMESPACE, sid: str = "PublishEndpointMetrics") -> iam.PolicyStatement:
@@ -184,24 +200,11 @@ class ModelEndpoint(Construct):
                 sid="UseVolumeKey", actions=["kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey",
                                              "kms:GenerateDataKeyWithoutPlaintext"],
                 resources=[volume_kms_key_arn]))
-        # Inline in the role itself, so the policy exists before the model is created (no ordering race).
-        self.role = iam.Role(
-            self, "ExecutionRole",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description=f"Execution role of SageMaker endpoint {endpoint_name}",
-            inline_policies={"ServeModel": iam.PolicyDocument(statements=statements)},
-        )
-        self.model = sagemaker.CfnModel(
-            self, "Model",
-            execution_role_arn=self.role.role_arn,
-            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
-                image=image.uri,
-                model_data_url=model_data_url,
-                environment=dict(environment or {}),
-            ),
-            vpc_config=model_vpc_config(placement),
-            enable_network_isolation=True if network_isolation else None,
-        )
+        self.role = execution_role(self, f"Execution role of SageMaker endpoint {endpoint_name}", "ServeModel",
+                                   statements)
+        self.model = container_model(self, role_arn=self.role.role_arn, image=image, environment=environment,
+                                     model_data_url=model_data_url, placement=placement,
+                                     network_isolation=network_isolation)
         # No names on model and config: CloudFormation generates them, so a change (new instance type, new code)
         # creates a new config and updates the endpoint in place instead of failing on a name clash.
         self.endpoint_config = sagemaker.CfnEndpointConfig(

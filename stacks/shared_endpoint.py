@@ -21,7 +21,7 @@ from constructs import Construct
 
 from stacks.container_images import ContainerImage
 from stacks.hosting import MAX_INSTANCES, Shared
-from stacks.model_endpoint import ENDPOINT_NAME, VARIANT_NAME, metrics_statement, model_vpc_config
+from stacks.model_endpoint import ENDPOINT_NAME, VARIANT_NAME, container_model, metrics_statement
 from stacks.private_network import Placement, sagemaker_network_statements
 
 COMPONENT_NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}$")
@@ -173,11 +173,9 @@ class ModelComponent(Construct):
                                        f"{component_name}", retention=scope._log_retention,
                                        removal_policy=RemovalPolicy.DESTROY)
         scope._grant_logs(self.log_group)
-        self.model = sagemaker.CfnModel(
-            self, "Model", execution_role_arn=scope.role.role_arn,
-            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
-                image=image.uri, model_data_url=model_data_url, environment=dict(environment or {})),
-            vpc_config=model_vpc_config(placement), enable_network_isolation=True if network_isolation else None)
+        self.model = container_model(self, role_arn=scope.role.role_arn, image=image, environment=environment,
+                                     model_data_url=model_data_url, placement=placement,
+                                     network_isolation=network_isolation)
         self.model.node.add_dependency(scope.role)  # its policy (image pull, artifact read) before the model
         self.inference_component = sagemaker.CfnInferenceComponent(
             self, "Component",
