@@ -3,8 +3,10 @@ many places, floods that never reach the usage plan's count, common exploit payl
 
 Two rules: a rate-based rule per client IP (waf_rate_limit requests in any 5 minutes, then 429 in the API's error
 shape until the rate falls), and AWS's managed common rule set (AWSManagedRulesCommonRuleSet) with its
-SizeRestrictions_BODY rule counted, not blocking: that rule blocks bodies over 8 KB, and the API's own body limits
-(embeddings batches, chat conversations) are above it and enforced by the Lambdas. A request the managed rules block
+SizeRestrictions_BODY rule counted, not blocking: that rule blocks bodies over 8 KB (AWS WAF Developer Guide, "Core
+rule set (CRS) managed rule group"; public WAF setups count it for the same reason), and the API's own body limits
+(embeddings batches, chat conversations) are above it and enforced by the Lambdas. Its body rules for scripts and
+remote file inclusion still block: a prompt quoting HTML or a URL path may trip them (unverified without traffic). A request the managed rules block
 gets WAF's own 403 (a managed rule's block cannot carry our body without overriding each of its rules). Priced in
 ops/prices.py (web ACL, rules, requests).
 """
