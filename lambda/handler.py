@@ -17,8 +17,10 @@ import time
 import uuid
 
 from model_api import aws, cors, jobs, routes, telemetry, text
+from model_api.actions import adapt_event
+from model_api.adapters import openai
 from model_api.errors import ApiError
-from model_api.http import error_response, json_response
+from model_api.http import Binary, binary_response, error_response, json_response
 from model_api.kinds import kind
 from model_api.kinds import text_to_image as images
 
@@ -65,10 +67,21 @@ JOBS = aws.S3JobStore(STORE._client if KIND.stores_images else aws.s3_client(_EN
                       _ENV["BUCKET_NAME"]) if ASYNC else None
 
 
-def _action(event: dict, request_id: str) -> dict:
-    """A synchronous action of the model's kind."""
+def _action(event: dict, request_id: str):
+    """A synchronous action of the model's kind; an adapted one (OpenAI, TEI) runs the action it adapts."""
     action = KIND.action(ROUTES[_key(event)])
-    if action.finish is None:  # images: stored, answered with presigned URLs
+    if action.adapter is not None:
+        ours, keep = adapt_event(action.adapter, event, CONFIG, MODEL.name, action.example)
+        return action.adapter.reply(_run(KIND.action(action.adapter.base), ours, request_id), keep)
+    return _run(action, event, request_id)
+
+
+def _run(action, event: dict, request_id: str):
+    if action.finish is None:  # images: stored and answered with presigned URLs, or the image itself when asked
+        media_type = images.accepted_image_type(event)
+        if media_type is not None:
+            data, seed = images.image_answer(event, CONFIG, ENDPOINT, media_type)
+            return Binary(data, media_type), {"X-Seed": str(seed)}
         return images.generate_images(event, CONFIG, ENDPOINT, STORE, request_id=request_id)
     return text.run(action.prepare(event, CONFIG), ENDPOINT, action.finish, request_id)
 
@@ -80,6 +93,12 @@ def _endpoint(event: dict, request_id: str) -> dict:
 
 def _catalog(event: dict, request_id: str) -> dict:
     return {"endpoints": [m.describe(REGION) for m in CATALOG]}
+
+
+def _openai_models(event: dict, request_id: str) -> dict:
+    """GET /v1/models: every model with OpenAI routes; GET /models/<name>/v1/models: this one."""
+    listed = routes.openai_models(CATALOG) if _key(event)[0] == routes.MODELS_PATH else [MODEL]
+    return openai.models_list([(m.name, m.kind) for m in listed])
 
 
 def _submit(event: dict, request_id: str) -> dict:
@@ -120,7 +139,7 @@ def _job(event: dict, request_id: str) -> dict:
 
 
 # The routes' own actions; every other action is the kind's (synchronous, or queued as a job when hosted async).
-PIPELINES = {"endpoint": _endpoint, "catalog": _catalog, "job": _job}
+PIPELINES = {"endpoint": _endpoint, "catalog": _catalog, "job": _job, routes.OPENAI_MODELS: _openai_models}
 # (path, method) -> action, for the routes this model serves.
 ROUTES = {(r.path, r.method): r.action for r in routes.routes(CATALOG) if r.model == MODEL.name}
 
@@ -153,14 +172,22 @@ def handler(event: dict, context) -> dict:
     record["action"] = ROUTES.get(_key(event))
     token = _RECORD.set(record)
     ENDPOINT.take_latency_ms()  # nothing of an earlier request on this thread
+    action = KIND.action(record["action"]) if record["action"] in {a.name for a in KIND.actions} else None
     try:
         pipeline, status = _route(event)
         body = pipeline(event, request_id)
-        response = json_response(status, body, {"X-Request-Id": request_id})
-        if "images" in body and (record["action"] != "job" or record.get("job") == "completed"):
-            record["images"] = len(body["images"])  # made now, not shown again by a later poll
+        if isinstance(body, tuple):  # the image itself (Accept: image/png), with its headers
+            answer, headers = body
+            response = binary_response(status, answer, {"X-Request-Id": request_id, **headers})
+            record["images"] = 1
+        else:
+            response = json_response(status, body, {"X-Request-Id": request_id})
+            made = None if not isinstance(body, dict) else body.get("images") or (
+                body.get("data") if KIND.stores_images and action is not None and action.adapter else None)
+            if isinstance(made, list) and (record["action"] != "job" or record.get("job") == "completed"):
+                record["images"] = len(made)  # made now, not shown again by a later poll
     except ApiError as error:
-        response = error_response(error, request_id)
+        response = error_response(error, request_id, action.adapter.errors if action and action.adapter else "api")
         record["error_code"] = error.code
         if error.__cause__ is not None:
             record["cause"] = type(error.__cause__).__name__

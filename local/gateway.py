@@ -21,6 +21,7 @@ from typing import Callable, Mapping, Optional, Sequence
 from urllib.parse import parse_qs, urlsplit
 
 from model_api import cors
+from model_api.auth import api_key_from
 from model_api.errors import GATEWAY_ERRORS, error_body
 from model_api.openapi import OPENAPI_PATH
 
@@ -30,6 +31,7 @@ log = logging.getLogger("local.gateway")
 MESSAGES = {
     "MISSING_AUTHENTICATION_TOKEN": "Missing Authentication Token",
     "INVALID_API_KEY": "Forbidden",
+    "UNAUTHORIZED": "Unauthorized",
     "REQUEST_TOO_LARGE": "Request Too Long",
 }
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # REST API payload limit
@@ -40,11 +42,14 @@ class LocalGateway:
     """Turns HTTP requests into API Gateway REST proxy events for each model's `handler(event, context)`."""
 
     def __init__(self, handlers: Mapping[str, Callable[[dict, object], dict]], api_key: str, routes: Sequence,
-                 openapi: Optional[str] = None, cors_origins: Sequence[str] = ()):
+                 openapi: Optional[str] = None, cors_origins: Sequence[str] = (), bearer_keys: bool = True):
         """handlers: model name -> handler; routes: model_api.routes.Route list; openapi: the document served at
         GET /openapi.json with no key, as the deployed gateway serves it (stacks/rest_api.py add_document);
-        cors_origins: as the deployed gateway, preflight (OPTIONS) answers and CORS headers on its own errors."""
+        cors_origins: as the deployed gateway, preflight (OPTIONS) answers and CORS headers on its own errors;
+        bearer_keys: as the deployed key authorizer, the key may come as `Authorization: Bearer <key>` too, and a
+        request with no key at all is 401 (API Gateway's answer when the authorizer refuses)."""
         self._api_key = api_key
+        self._bearer_keys = bearer_keys
         self._openapi = openapi
         self._cors = tuple(cors_origins)
         self._routes: dict[str, dict] = {}
@@ -105,7 +110,10 @@ class LocalGateway:
         methods = self._routes.get(resource)
         if methods is None or method not in methods:
             return self._gateway_error("MISSING_AUTHENTICATION_TOKEN", lowered.get("origin"))
-        if lowered.get("x-api-key") != self._api_key:
+        key = api_key_from(lowered) if self._bearer_keys else lowered.get("x-api-key")
+        if key is None and self._bearer_keys:
+            return self._gateway_error("UNAUTHORIZED", lowered.get("origin"))
+        if key != self._api_key:
             return self._gateway_error("INVALID_API_KEY", lowered.get("origin"))
         if len(body) > MAX_PAYLOAD_BYTES:
             return self._gateway_error("REQUEST_TOO_LARGE", lowered.get("origin"))

@@ -17,6 +17,7 @@ from aws_cdk import (
     Stack,
     Validations,
 )
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -128,7 +129,16 @@ class ModelApiStack(Stack):
             logging=settings.api_logging,
             tracing=settings.tracing,
             cors_origins=settings.cors_origin_list,
+            auth=settings.auth,
+            bearer_keys=settings.bearer_keys,
+            user_pool_arn=settings.cognito_user_pool_arn,
         )
+        # auth=iam: the policy to attach to the roles and users that may call the API.
+        self.invoke_policy = None
+        if settings.auth == "iam":
+            self.invoke_policy = iam.ManagedPolicy(
+                self, "InvokePolicy", description=f"Call the {settings.stack_name} model API (auth=iam)")
+            self.api.grant_invoke(self.invoke_policy)
         for route in _routes.routes(catalog):
             self.api.add_route(route.path, route.method, self.functions[route.model].invocable)
         self.domain, self.domain_record = self.api.add_domain(
@@ -242,9 +252,6 @@ class ModelApiStack(Stack):
         )])
 
     def _outputs(self, catalog) -> None:
-        key_id = self.api.api_key.key_id
-        get_key = f"aws apigateway get-api-key --api-key {key_id} --include-value --query value --output text " \
-                  f"--region {self.region}"
         CfnOutput(self, "ApiUrl", value=self.api.url_for("/"), description="Base URL of the API")
         if self.domain is not None:
             CfnOutput(self, "CustomDomainUrl", value=f"https://{self.settings.domain_name}/",
@@ -256,10 +263,23 @@ class ModelApiStack(Stack):
                   description="The API's OpenAPI 3.1 document (no key needed)")
         CfnOutput(self, "DashboardUrl", value=self.monitoring.dashboard_url,
                   description="CloudWatch dashboard: alarms, API, Lambdas, endpoints, request metrics")
-        CfnOutput(self, "ApiKeyId", value=key_id, description="Id of the API key (send its value as x-api-key)")
-        CfnOutput(self, "GetApiKeyCommand", value=get_key, description="Prints the API key value")
-        CfnOutput(self, "UsagePlanId", value=self.api.usage_plan.usage_plan_id,
-                  description="Usage plan of the key (for key rotation)")
+        if self.api.api_key is not None:
+            key_id = self.api.api_key.key_id
+            get_key = f"aws apigateway get-api-key --api-key {key_id} --include-value --query value --output text " \
+                      f"--region {self.region}"
+            CfnOutput(self, "ApiKeyId", value=key_id, description="Id of the API key (send its value as x-api-key"
+                      + (" or as Authorization: Bearer" if self.api.key_authorizer else "") + ")")
+            CfnOutput(self, "GetApiKeyCommand", value=get_key, description="Prints the API key value")
+            CfnOutput(self, "UsagePlanId", value=self.api.usage_plan.usage_plan_id,
+                      description="Usage plan of the key (for key rotation)")
+            credentials = f"-H \"x-api-key: $({get_key})\""
+        elif self.invoke_policy is not None:
+            CfnOutput(self, "InvokePolicyArn", value=self.invoke_policy.managed_policy_arn,
+                      description="Attach to the IAM roles and users that may call the API (auth=iam)")
+            credentials = ('--aws-sigv4 "aws:amz:$AWS_REGION:execute-api" --user "$AWS_ACCESS_KEY_ID:'
+                           '$AWS_SECRET_ACCESS_KEY" -H "x-amz-security-token: $AWS_SESSION_TOKEN"')
+        else:
+            credentials = '-H "Authorization: $ID_TOKEN"'  # a Cognito ID token of a user of the pool
         if self.network is not None:
             CfnOutput(self, "VpcId", value=self.network.vpc_id, description="VPC the endpoints and Lambdas run in")
         if self.images is not None:
@@ -285,7 +305,7 @@ class ModelApiStack(Stack):
         CfnOutput(
             self, "CurlExample",
             value=f"curl -s -X POST '{self.api.url_for(action.short_path)}' "
-                  f"-H \"x-api-key: $({get_key})\" -H 'Content-Type: application/json' "
+                  f"{credentials} -H 'Content-Type: application/json' "
                   f"-d '{action.example}'",
             description=f"Calls {first.name}",
         )
@@ -300,14 +320,26 @@ class ModelApiStack(Stack):
              "names every problem for every content type and refuses duplicate keys; API Gateway's validator would "
              "answer application/json clients only 'Invalid request body' (its gateway responses cannot escape the "
              "detail into JSON) and could resolve duplicate keys differently from the Lambda."),
-            (api, "AwsSolutions-APIG4", "Access is controlled by the API key and its usage plan, the product's "
-             "documented auth model; IAM or Cognito authorizers are out of scope for a key-based API."),
-            (api, "AwsSolutions-COG4", "No Cognito user pool: callers authenticate with the API key."),
+            (api, "AwsSolutions-APIG4", "auth=api_key: access is controlled by the API key and its usage plan "
+             "(read by the key authorizer with bearer_keys), the product's default auth model; auth=iam and "
+             "auth=cognito are the deployer's options."),
+            (api, "AwsSolutions-COG4", "auth=api_key or iam: callers authenticate with the API key or SigV4, "
+             "not a Cognito user pool (auth=cognito is the option that uses one)."),
             (api, "AwsSolutions-APIG6", "Execution logs go to a log group API Gateway creates itself "
              "(API-Gateway-Execution-Logs_<api id>/<stage>), which no stack owns and cdk destroy leaves behind; "
              "access logging records every request in the stack's own group (api_logging: it needs the same "
              "account-wide CloudWatch role as execution logging would)."),
         ]
+        if self.settings.auth != "api_key":  # IAM or Cognito authorizes every method: nothing to acknowledge
+            acks = [ack for ack in acks if ack[1] != "AwsSolutions-APIG4"]
+        if self.settings.auth == "cognito":
+            acks = [ack for ack in acks if ack[1] != "AwsSolutions-COG4"]
+        if self.invoke_policy is not None:
+            acks.append((self.invoke_policy, "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:"
+                         f"<AWS::Region>:<AWS::AccountId>:<{self.get_logical_id(api.node.default_child)}>/"
+                         f"<{self.get_logical_id(api.deployment_stage.node.default_child)}>/*/*]",
+                         "auth=iam: whoever holds this policy may call every route of this API's one stage "
+                         "(the methods and paths are the API's own routes); attach it only to callers of the API."))
         if self.firewall is not None:  # waf=true: the stage has its web ACL, nothing to acknowledge
             acks = [ack for ack in acks if ack[1] != "AwsSolutions-APIG3"]
         if self.api.access_log_group is None:

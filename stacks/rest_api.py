@@ -1,4 +1,5 @@
-"""The REST API: API key, usage plan, JSON error bodies, access logs; routes to the functions."""
+"""The REST API: who may call (API key with usage plan, IAM or Cognito), JSON error bodies, access logs; routes to the
+functions."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from typing import Optional
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_route53 as route53
 from constructs import Construct
 
+from stacks.key_authorizer import KeyAuthorizer
 from stacks.lambda_source import load_lambda_module
 
 _errors = load_lambda_module("model_api.errors")
@@ -20,10 +23,15 @@ _cors = load_lambda_module("model_api.cors")
 
 # ResponseType names in CDK differ from API Gateway's for the DEFAULT_ types.
 _RESPONSE_TYPES = {"DEFAULT_4XX": "DEFAULT_4_XX", "DEFAULT_5XX": "DEFAULT_5_XX"}
+AUTH_MODES = ("api_key", "iam", "cognito")
+# Answers a pipeline may give as bytes (model_api.http.Binary: an image for Accept: image/png). API Gateway sends a
+# base64 proxy answer as bytes when the request's first Accept type is one of these; every JSON answer passes as
+# text either way.
+BINARY_MEDIA_TYPES = ("image/png", "image/jpeg")
 
 
 class ModelRestApi(Construct):
-    """A regional REST API whose every method needs the API key.
+    """A regional REST API whose every method needs the API key (or, by `auth`, a SigV4 signature or a Cognito token).
 
     Props:
       timeout_seconds: integration timeout (default 29, the REST maximum without a quota increase).
@@ -37,14 +45,21 @@ class ModelRestApi(Construct):
       cors_origins: web origins browsers may call from (model_api.cors; "*" alone for any); default none: no
         OPTIONS methods and no CORS headers. With origins, every resource answers preflight (OPTIONS, no key) and
         the gateway's own errors carry Access-Control-Allow-Origin (gateway_cors_headers).
+      auth: "api_key" (default: the API key, its usage plan throttles and meters each key), "iam" (SigV4: callers
+        need execute-api:Invoke, grant_invoke) or "cognito" (an ID token of user_pool_arn's users in
+        Authorization). With iam and cognito there is no key and no usage plan: the stage's throttle applies to
+        all callers together, and daily_quota is not enforced.
+      bearer_keys: auth=api_key: also take the key from `Authorization: Bearer <key>` (KeyAuthorizer; default on).
+      user_pool_arn: auth=cognito: the existing user pool.
 
     Routes are added with add_route. Errors raised by API Gateway itself (bad key, unknown route, throttled, ...)
     answer in the API's JSON error shape (model_api.errors.GATEWAY_ERRORS). Request bodies are validated by the
     functions, not here: API Gateway's validator tells a client only "Invalid request body", and its gateway
     response templates are not processed by VTL, so its detailed $context.error.validationErrorString (which holds
     double quotes) cannot be escaped into a JSON body. The functions name every problem, for every content type.
-    Attributes: api, api_key, usage_plan, access_log_group (None when logging is off),
-    cloudwatch_role (the account-wide role when logging is "create-role", else None).
+    Attributes: api, api_key and usage_plan (None unless auth=api_key), key_authorizer (a KeyAuthorizer with
+    bearer_keys, else None), cognito_authorizer (auth=cognito, else None), access_log_group (None when logging is
+    off), cloudwatch_role (the account-wide role when logging is "create-role", else None).
     """
 
     def __init__(
@@ -62,6 +77,9 @@ class ModelRestApi(Construct):
         logging: str = "account-role",
         tracing: bool = False,
         cors_origins: tuple[str, ...] = (),
+        auth: str = "api_key",
+        bearer_keys: bool = True,
+        user_pool_arn: Optional[str] = None,
     ):
         super().__init__(scope, construct_id)
         problems = []
@@ -72,9 +90,14 @@ class ModelRestApi(Construct):
         if logging not in ("account-role", "create-role", "off"):
             problems.append("logging must be account-role, create-role or off")
         problems += _cors.origin_problems(cors_origins)
+        if auth not in AUTH_MODES:
+            problems.append(f"auth must be one of {', '.join(AUTH_MODES)}")
+        if (auth == "cognito") != (user_pool_arn is not None):
+            problems.append("user_pool_arn goes with auth=cognito, and auth=cognito needs it")
         if problems:
             raise ValueError(f"ModelRestApi {construct_id}: " + "; ".join(problems))
         self._timeout = Duration.seconds(timeout_seconds)
+        self.auth = auth
         self._integrations: dict[str, apigw.LambdaIntegration] = {}
 
         self.access_log_group = None if logging == "off" else logs.LogGroup(
@@ -92,7 +115,10 @@ class ModelRestApi(Construct):
             rest_api_name=stack_name,
             description=description,
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            api_key_source_type=apigw.ApiKeySourceType.HEADER,
+            # With bearer_keys the key authorizer hands API Gateway the key (x-api-key or Bearer); else the header.
+            api_key_source_type=apigw.ApiKeySourceType.AUTHORIZER if auth == "api_key" and bearer_keys
+            else apigw.ApiKeySourceType.HEADER,
+            binary_media_types=list(BINARY_MEDIA_TYPES),
             default_cors_preflight_options=apigw.CorsOptions(
                 allow_origins=apigw.Cors.ALL_ORIGINS if _cors.ANY in cors_origins else list(cors_origins),
                 allow_methods=list(_cors.ALLOW_METHODS), allow_headers=list(_cors.ALLOW_HEADERS),
@@ -122,15 +148,23 @@ class ModelRestApi(Construct):
                 templates={"application/json": _errors.gateway_response_template(code)},
                 response_headers=headers,
             )
-        self.api_key = apigw.ApiKey(self, "ApiKey", description=f"Key of the {stack_name} model API")
-        self.usage_plan = self.api.add_usage_plan(
-            "UsagePlan",
-            description="Throttle and daily quota of the model API key",
-            throttle=apigw.ThrottleSettings(rate_limit=throttle_rate, burst_limit=throttle_burst),
-            quota=apigw.QuotaSettings(limit=daily_quota, period=apigw.Period.DAY),
-            api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
-        )
-        self.usage_plan.add_api_key(self.api_key)
+        self.api_key = self.usage_plan = self.key_authorizer = self.cognito_authorizer = None
+        if auth == "api_key":
+            self.api_key = apigw.ApiKey(self, "ApiKey", description=f"Key of the {stack_name} model API")
+            self.usage_plan = self.api.add_usage_plan(
+                "UsagePlan",
+                description="Throttle and daily quota of the model API key",
+                throttle=apigw.ThrottleSettings(rate_limit=throttle_rate, burst_limit=throttle_burst),
+                quota=apigw.QuotaSettings(limit=daily_quota, period=apigw.Period.DAY),
+                api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
+            )
+            self.usage_plan.add_api_key(self.api_key)
+            if bearer_keys:
+                self.key_authorizer = KeyAuthorizer(self, "KeyAuthorizer", log_retention=log_retention)
+        elif auth == "cognito":
+            self.cognito_authorizer = apigw.CognitoUserPoolsAuthorizer(
+                self, "CognitoAuthorizer",
+                cognito_user_pools=[cognito.UserPool.from_user_pool_arn(self, "UserPool", user_pool_arn)])
 
     def _account_cloudwatch_role(self) -> iam.Role:
         """The role API Gateway writes every log of this account and region with, and the account setting naming
@@ -159,9 +193,24 @@ class ModelRestApi(Construct):
         return role
 
     def add_route(self, path: str, method: str, function: lambda_.IFunction) -> apigw.Method:
-        """method on path, proxied to function (which validates the request), behind the API key."""
+        """method on path, proxied to function (which validates the request), behind the API's auth."""
         resource = self.api.root.resource_for_path(path)
-        return resource.add_method(method, self._integration(function), api_key_required=True)
+        return resource.add_method(method, self._integration(function), **self._method_auth())
+
+    def _method_auth(self) -> dict:
+        if self.auth == "iam":
+            return {"authorization_type": apigw.AuthorizationType.IAM}
+        if self.auth == "cognito":
+            return {"authorization_type": apigw.AuthorizationType.COGNITO, "authorizer": self.cognito_authorizer}
+        authorizer = self.key_authorizer.authorizer if self.key_authorizer else None
+        return {"api_key_required": True, **({"authorizer": authorizer} if authorizer else {})}
+
+    def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
+        """auth=iam: lets grantee call every route of the stage (execute-api:Invoke on this API's stage only)."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=["execute-api:Invoke"],
+            resource_arns=[self.api.arn_for_execute_api(method="*", path="/*",
+                                                        stage=self.api.deployment_stage.stage_name)])
 
     def add_document(self, path: str, document: str) -> apigw.Method:
         """GET path answers `document` (JSON) from the gateway itself: a mock integration, no Lambda, no API key

@@ -74,6 +74,8 @@ VPC_MODES = ("none", "create")
 DOMAIN_NAME = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$")
 HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
+AUTH_MODES = ("api_key", "iam", "cognito")
+USER_POOL_ARN = re.compile(r"^arn:aws[a-z-]*:cognito-idp:(?P<region>[a-z0-9-]+):\d{12}:userpool/[a-z0-9-]+_[0-9A-Za-z]+$")
 VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 ROUTE_TABLE_ID = re.compile(r"^rtb-[0-9a-f]{8,17}$")
@@ -136,6 +138,13 @@ class Settings:
     waf: bool = False  # an AWS WAF web ACL on the stage (stacks/api_firewall.py)
     waf_rate_limit: int = 500  # waf: requests one client IP may send in any 5 minutes
     cors_origins: Optional[str] = None  # web origins browsers may call from, comma-separated, or "*" (model_api.cors)
+    # Who may call: "api_key" (the default: an API key with a usage plan), "iam" (SigV4-signed requests of IAM
+    # principals granted execute-api:Invoke) or "cognito" (an ID or access token of cognito_user_pool_arn's users)
+    auth: str = "api_key"
+    # auth=api_key: the key may also come as `Authorization: Bearer <key>` (the openai SDK's way), through a Lambda
+    # authorizer that hands it to API Gateway's own key check (lambda/authorizer.py); false: x-api-key only
+    bearer_keys: bool = True
+    cognito_user_pool_arn: Optional[str] = None  # auth=cognito: the existing user pool whose tokens are accepted
     # Shared hosting: instances of the one endpoint that serves every model with hosting=shared (to start with),
     # and at most (managed instance scaling adds instances as copies need room; default: shared_instances)
     shared_instances: int = 1
@@ -291,7 +300,8 @@ class Settings:
         """The deployment's OpenAPI document (model_api.openapi): the stack serves and writes it, local mode serves
         it; each model's schemas bounded by the config its Lambda reads."""
         configs = {m.name: _kinds.KINDS[m.kind].config_from_env(self.function_environment(m)) for m in self.catalog}
-        return _openapi.document_json(self.model_infos(), configs, title=f"{self.stack_name} model API")
+        return _openapi.document_json(self.model_infos(), configs, title=f"{self.stack_name} model API",
+                                      auth=self.auth, bearer_keys=self.bearer_keys)
 
     def batch_job_prefix(self, model: ModelSpec) -> str:
         """What a model's batch transform job names start with (<stack>-<model>-batch, lowercase, at most 40
@@ -390,6 +400,7 @@ class Settings:
         out += self.network_problems()
         out += _cors.origin_problems(self.cors_origin_list)
         out += self.domain_problems()
+        out += self.auth_problems()
         if not 10 <= self.waf_rate_limit <= 2_000_000_000:
             out.append(f"waf_rate_limit must be from 10 to 2000000000 requests per 5 minutes (got {self.waf_rate_limit})")
         out += self.limits.problems()
@@ -405,6 +416,21 @@ class Settings:
             for model in self.catalog:
                 if self.stores_images(model) and model.step_seconds is not None:
                     out += _default_image_fits(model, self)
+        return out
+
+    def auth_problems(self) -> list[str]:
+        out = []
+        if self.auth not in AUTH_MODES:
+            out.append(f"auth must be one of {', '.join(AUTH_MODES)} (got {self.auth!r})")
+        if self.auth == "cognito" and self.cognito_user_pool_arn is None:
+            out.append("auth=cognito needs cognito_user_pool_arn (the user pool whose tokens are accepted)")
+        if self.cognito_user_pool_arn is not None:
+            pool = USER_POOL_ARN.match(self.cognito_user_pool_arn)
+            if self.auth != "cognito":
+                out.append("cognito_user_pool_arn goes with auth=cognito")
+            if pool is None:
+                out.append(f"cognito_user_pool_arn {self.cognito_user_pool_arn!r} is not a Cognito user pool ARN "
+                           "such as arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_AbCdEf123")
         return out
 
     def domain_problems(self) -> list[str]:

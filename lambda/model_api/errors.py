@@ -17,8 +17,19 @@ class ApiError(Exception):
         self.retry_after = retry_after
 
 
-def error_body(code: str, message: str) -> dict:
-    return {"error": {"code": code, "message": message}}
+def error_body(code: str, message: str, status: Optional[int] = None, style: str = "api") -> dict:
+    """style "openai" (the /v1 routes, model_api.adapters.openai): also OpenAI's type and param, so its SDK and its
+    users read the error as OpenAI's own."""
+    error = {"code": code, "message": message}
+    if style == "openai":
+        error.update(type=openai_error_type(status or 500), param=None)
+    return {"error": error}
+
+
+def openai_error_type(status: int) -> str:
+    """OpenAI's error type for a status (its API reference, Error codes)."""
+    return {401: "authentication_error", 403: "permission_error", 404: "invalid_request_error",
+            429: "rate_limit_error"}.get(status, "invalid_request_error" if status < 500 else "server_error")
 
 
 def gateway_response_template(code: str) -> str:
@@ -35,8 +46,10 @@ def gateway_response_template(code: str) -> str:
 # OpenAPI document lists them on every operation.
 ERROR_STATUSES = {
     400: "The request is invalid: the message names every problem (Lambda), or the gateway refused its body",
-    403: "Missing or wrong API key (API Gateway)",
-    404: "No such route, method or job",
+    401: "No API key or token at all (API Gateway; with bearer_keys or auth=cognito)",
+    403: "Wrong API key, or a signature or token API Gateway refuses (API Gateway)",
+    404: "No such route, method, job or model (model_not_found on /v1)",
+    406: "Accept asks for an image type the model does not make",
     413: "The body is over the request limit",
     415: "The gateway could not read the body's media type (API Gateway)",
     429: "Throttled: the usage plan's rate or daily quota, or the endpoint itself; Retry-After says when",
@@ -51,6 +64,7 @@ ERROR_STATUSES = {
 GATEWAY_ERRORS = {
     "BAD_REQUEST_BODY": (400, "invalid_request"),
     "BAD_REQUEST_PARAMETERS": (400, "invalid_request"),
+    "UNAUTHORIZED": (401, "unauthorized"),
     "INVALID_API_KEY": (403, "forbidden"),
     "ACCESS_DENIED": (403, "forbidden"),
     "MISSING_AUTHENTICATION_TOKEN": (404, "not_found"),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from dataclasses import dataclass
 from typing import Optional
 
 from model_api.errors import ApiError, error_body
@@ -19,10 +21,29 @@ def json_response(status: int, body: dict, headers: Optional[dict] = None) -> di
     }
 
 
-def error_response(error: ApiError, request_id: Optional[str] = None) -> dict:
+@dataclass(frozen=True)
+class Binary:
+    """A pipeline's answer that is bytes, not JSON (an image for Accept: image/png)."""
+
+    data: bytes
+    media_type: str
+
+
+def binary_response(status: int, answer: Binary, headers: Optional[dict] = None) -> dict:
+    """base64 in the proxy response: API Gateway sends the bytes when the request's first Accept type is one of the
+    API's binaryMediaTypes (stacks/rest_api.py BINARY_MEDIA_TYPES)."""
+    return {
+        "statusCode": status,
+        "headers": {**BASE_HEADERS, "Content-Type": answer.media_type, **(headers or {})},
+        "body": base64.b64encode(answer.data).decode("ascii"),
+        "isBase64Encoded": True,
+    }
+
+
+def error_response(error: ApiError, request_id: Optional[str] = None, style: str = "api") -> dict:
     headers = {}
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
     if request_id:
         headers["X-Request-Id"] = request_id
-    return json_response(error.status, error_body(error.code, error.message), headers)
+    return json_response(error.status, error_body(error.code, error.message, error.status, style), headers)

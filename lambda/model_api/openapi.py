@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 
 from model_api.errors import ERROR_STATUSES
 from model_api.kinds import actions
-from model_api.routes import ModelInfo, routes
+from model_api.routes import OPENAI_MODELS, ModelInfo, routes
 
 OPENAPI_PATH = "/openapi.json"
 API_KEY_HEADER = "x-api-key"
@@ -72,18 +72,44 @@ def _query_parameters(schema: dict) -> list[dict]:
             for name, field in schema.get("properties", {}).items()]
 
 
+# How a caller proves who it is, by the deployment's auth (stacks/rest_api.py): the schemes and each operation's
+# security requirement (alternatives: any one of them).
+SECURITY = {
+    "api_key": ({"apiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}}, [{"apiKey": []}]),
+    "iam": ({"sigv4": {"type": "apiKey", "in": "header", "name": "Authorization",
+                       "description": "AWS Signature Version 4 (service execute-api) of an IAM principal allowed "
+                                      "execute-api:Invoke", "x-amazon-apigateway-authtype": "awsSigv4"}},
+            [{"sigv4": []}]),
+    "cognito": ({"cognito": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                             "description": "an ID token of a user of the deployment's Cognito user pool"}},
+                [{"cognito": []}]),
+}
+AUTH_TEXT = {"api_key": "Send the API key as x-api-key (or as Authorization: Bearer <key> where bearerKey is listed).",
+             "iam": "Sign every request with AWS SigV4 (service execute-api).",
+             "cognito": "Send a Cognito ID token in the Authorization header."}
+BEARER_KEY = {"bearerKey": {"type": "http", "scheme": "bearer", "description": "the API key as a bearer token"}}
+
+
 def document(models: Sequence[ModelInfo], configs: Mapping[str, object], title: str = "SageMaker Model API",
-             version: str = "1") -> dict:
+             version: str = "1", auth: str = "api_key", bearer_keys: bool = True) -> dict:
     """The OpenAPI document of these models; configs: model name -> its pipeline config (what its Lambda reads,
-    model_api.kinds.Kind.config_from_env), which bounds its request schema."""
+    model_api.kinds.Kind.config_from_env), which bounds its request schema; auth and bearer_keys: the
+    deployment's (stacks/rest_api.py)."""
+    schemes, security = SECURITY[auth]
+    if auth == "api_key" and bearer_keys:
+        schemes, security = {**schemes, **BEARER_KEY}, [*security, {"bearerKey": []}]
     by_name = actions()
     paths: dict[str, dict] = {}
     schemas = {"Error": ERROR_SCHEMA, "Job": JOB_SCHEMA}
     for route in routes(models):
         model = next(m for m in models if m.name == route.model)
         operation: dict = {"operationId": _operation_id(route.method, route.path),
-                           "security": [{"apiKey": []}], "tags": [model.name]}
-        if route.action == "catalog":
+                           "security": security, "tags": [model.name]}
+        if route.action == OPENAI_MODELS:
+            operation.update(summary="The models with OpenAI-compatible routes (OpenAI's model list)",
+                             responses={"200": _json("The models", {"type": "object", "required": ["data"],
+                                                                    "properties": {"data": {"type": "array"}}})})
+        elif route.action == "catalog":
             operation.update(summary="Every model of this deployment", responses={"200": _json("The catalog", {
                 "type": "object", "properties": {"models": {"type": "array", "items": {"type": "object"}}}})})
         elif route.action == "endpoint":
@@ -114,17 +140,22 @@ def document(models: Sequence[ModelInfo], configs: Mapping[str, object], title: 
             operation["responses"] = {"202": _json("Queued as a job (the model is hosted async)",
                                                    {"$ref": "#/components/schemas/Job"})} if model.is_async else \
                 {"200": _json("The result", answer)}
+            if action.finish is None and action.adapter is None and not model.is_async:
+                # Accept: image/png (or image/jpeg): the image itself, not stored (huggingface_hub's text_to_image).
+                operation["responses"]["200"]["content"].update(
+                    {media: {"schema": {"type": "string", "format": "binary"}} for media in ("image/png", "image/jpeg")})
         operation["responses"].update(_errors())
         paths.setdefault(route.path, {})[route.method.lower()] = operation
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version,
-                 "description": "Models on Amazon SageMaker behind API Gateway. Send the API key as x-api-key. Every "
-                                "error is {\"error\": {\"code\", \"message\"}}."},
+                 "description": "Models on Amazon SageMaker behind API Gateway. " + AUTH_TEXT[auth] + " Every error "
+                                "is {\"error\": {\"code\", \"message\"}} (on /v1 routes also OpenAI's type and "
+                                "param)."},
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": dict(sorted(schemas.items())),
-            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}},
+            "securitySchemes": schemes,
             "responses": {f"Error{status}": _json(description, {"$ref": "#/components/schemas/Error"})
                           for status, description in sorted(ERROR_STATUSES.items())},
         },
@@ -141,7 +172,7 @@ def _json(description: str, schema: dict) -> dict:
 
 
 def _pascal(name: str) -> str:
-    return "".join(part.capitalize() for part in name.replace("_", "-").split("-"))
+    return "".join(part.capitalize() for part in name.replace("_", "-").replace("/", "-").split("-"))
 
 
 def _operation_id(method: str, path: str) -> str:

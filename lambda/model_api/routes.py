@@ -4,7 +4,9 @@ mode and the smoke test.
 Every model answers at /models/<name> (its main action) and /models/<name>/endpoint (its endpoint info); a chat
 model also embeds at /models/<name>/embeddings. The first model offering an action also answers at the action's
 short path (/images, /generate, /embeddings, /chat: model_api.kinds), and the first model of the deployment answers GET /endpoint
-with the whole catalog.
+with the whole catalog. Adapted actions (model_api.adapters) route the same way: /v1/embeddings and
+/models/<name>/v1/embeddings, /embed; GET /v1/models (and /models/<name>/v1/models) lists the models with OpenAI
+routes. An async model serves no adapted route.
 
 A model hosted async answers every action with 202 and a job (also at POST /models/<name>/jobs, its main action),
 and GET /models/<name>/jobs/{job_id} reads a job. GET /jobs/{job_id} reads any job of the deployment: it is served
@@ -21,6 +23,7 @@ from typing import Mapping, Optional, Sequence
 from model_api.kinds import KINDS, Action, actions
 
 CATALOG_PATH = "/endpoint"
+MODELS_PATH = "/v1/models"  # OpenAI's model list (model_api.adapters.openai.models_list)
 
 
 @dataclass(frozen=True)
@@ -67,14 +70,28 @@ def catalog_from_env(env: Mapping[str, str]) -> list[ModelInfo]:
     return [ModelInfo(**m) for m in json.loads(env.get("MODEL_CATALOG") or "[]")]
 
 
+def model_actions(model: ModelInfo) -> tuple[Action, ...]:
+    """The actions a model serves: its kind's, but no adapted ones (OpenAI, TEI) when it is hosted async, as their
+    clients expect the answer, not a job."""
+    return tuple(a for a in KINDS[model.kind].actions if not (model.is_async and a.adapter is not None))
+
+
 def default_models(models: Sequence[ModelInfo]) -> dict[str, str]:
     """action -> name of the model answering at the action's short path. For embeddings, a model of kind
     embeddings wins over a chat model that can also embed."""
     defaults: dict[str, str] = {}
     for model in sorted(models, key=lambda m: m.kind == "chat"):  # stable: keeps the deployment's order
-        for action in KINDS[model.kind].actions:
+        for action in model_actions(model):
             defaults.setdefault(action.name, model.name)
     return defaults
+
+
+OPENAI_MODELS = "v1-models"  # the action of GET /v1/models and /models/<name>/v1/models
+
+
+def openai_models(models: Sequence[ModelInfo]) -> list[ModelInfo]:
+    """The models with OpenAI routes (GET /v1/models lists them)."""
+    return [m for m in models if any(a.name.startswith("v1/") for a in model_actions(m))]
 
 
 JOB_PATH = "/jobs/{job_id}"
@@ -90,10 +107,13 @@ def job_reader(models: Sequence[ModelInfo]) -> Optional[str]:
 def routes(models: Sequence[ModelInfo]) -> list[Route]:
     """Every route of a deployment, in a stable order."""
     out: list[Route] = []
+    openai = openai_models(models)
     for model in models:
-        main, *others = KINDS[model.kind].actions
+        main, *others = model_actions(model)
         out += [Route(f"/models/{model.name}", m, model.name, main.name) for m in main.methods]
         out += [Route(f"/models/{model.name}/{action.name}", "POST", model.name, action.name) for action in others]
+        if model in openai:
+            out.append(Route(f"/models/{model.name}{MODELS_PATH}", "GET", model.name, OPENAI_MODELS))
         out.append(Route(f"/models/{model.name}/endpoint", "GET", model.name, "endpoint"))
         if model.is_async:
             out.append(Route(f"/models/{model.name}/jobs", "POST", model.name, main.name))
@@ -103,6 +123,8 @@ def routes(models: Sequence[ModelInfo]) -> list[Route]:
         out += [Route(by_name[action].short_path, m, name, action) for m in by_name[action].methods]
     if models:
         out.append(Route(CATALOG_PATH, "GET", models[0].name, "catalog"))
+    if openai:
+        out.append(Route(MODELS_PATH, "GET", openai[0].name, OPENAI_MODELS))
     reader = job_reader(models)
     if reader is not None:
         out.append(Route(JOB_PATH, "GET", reader, "job"))

@@ -25,11 +25,13 @@ def test_each_action_accepts_its_example_and_smoke_body_and_refuses_its_invalid_
     kind = KINDS[name]
     config = config_for(kind)
     for action in kind.actions:
-        for body in (json.loads(action.example), action.smoke):
+        # An OpenAI body names its model; the smoke test adds the name of the model it calls.
+        named = {"model": "m"} if action.name.startswith("v1/") else {}
+        for body in (json.loads(action.example), {**action.smoke, **named}):
             call = action.prepare(api_event("POST", body, resource=action.short_path), config)
             assert call.body and call.content_type == "application/json", (name, action.name)
         with pytest.raises(ApiError) as refused:
-            action.prepare(api_event("POST", action.smoke_invalid, resource=action.short_path), config)
+            action.prepare(api_event("POST", {**action.smoke_invalid, **named}, resource=action.short_path), config)
         assert refused.value.status == 400, (name, action.name)
         assert action.short_path == f"/{action.name}"
     assert kind.protocols and kind.target_invocations > 0 and kind.target_backlog > 0
@@ -38,7 +40,8 @@ def test_each_action_accepts_its_example_and_smoke_body_and_refuses_its_invalid_
 def test_the_registry_names_each_kind_by_its_own_name_and_each_action_once():
     assert list(KINDS) == ["text-to-image", "text-generation", "embeddings", "chat"]
     assert all(kind.name == name for name, kind in KINDS.items())
-    assert list(actions()) == ["images", "generate", "embeddings", "chat"]
+    assert list(actions()) == ["images", "v1/images/generations", "generate", "v1/completions", "embeddings",
+                               "v1/embeddings", "embed", "chat", "v1/chat/completions"]
     # The chat kind embeds with the embeddings kind's action itself, not a copy that could drift.
     assert KINDS["chat"].action("embeddings") is KINDS["embeddings"].action("embeddings")
     assert [k.name for k in KINDS.values() if k.stores_images] == ["text-to-image"]

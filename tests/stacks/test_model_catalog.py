@@ -103,7 +103,11 @@ def test_minilm_embeddings_with_no_code(synth):
     fn_id, fn = by_path(template, "AWS::Lambda::Function", "/MinilmEmbeddingsFunction/Function")
     assert fn["Properties"]["Environment"]["Variables"]["MODEL_PROTOCOL"] == "pipeline"
     assert set(route_table(template)) == {("/embeddings", "POST"), ("/models/minilm-embeddings", "POST"),
-                                          ("/models/minilm-embeddings/endpoint", "GET"), ("/endpoint", "GET")}
+                                          ("/models/minilm-embeddings/endpoint", "GET"), ("/endpoint", "GET"),
+                                          # the same action in OpenAI's and TEI's shapes, and OpenAI's model list
+                                          ("/v1/embeddings", "POST"), ("/models/minilm-embeddings/v1/embeddings", "POST"),
+                                          ("/embed", "POST"), ("/models/minilm-embeddings/embed", "POST"),
+                                          ("/v1/models", "GET"), ("/models/minilm-embeddings/v1/models", "GET")}
 
 
 def test_chat_embeddings_code_is_packaged_and_serves_both_routes(synth):
@@ -115,7 +119,12 @@ def test_chat_embeddings_code_is_packaged_and_serves_both_routes(synth):
     assert set(route_table(template)) == {
         ("/chat", "POST"), ("/embeddings", "POST"), ("/models/chat-embeddings", "POST"),
         ("/models/chat-embeddings/embeddings", "POST"), ("/models/chat-embeddings/endpoint", "GET"),
-        ("/endpoint", "GET")}
+        ("/endpoint", "GET"),
+        # OpenAI's shapes (chat and embeddings), TEI's embed, OpenAI's model list
+        ("/v1/chat/completions", "POST"), ("/models/chat-embeddings/v1/chat/completions", "POST"),
+        ("/v1/embeddings", "POST"), ("/models/chat-embeddings/v1/embeddings", "POST"),
+        ("/embed", "POST"), ("/models/chat-embeddings/embed", "POST"),
+        ("/v1/models", "GET"), ("/models/chat-embeddings/v1/models", "GET")}
 
 
 def test_a_pinned_revision_reaches_whatever_downloads_the_weights(synth):
@@ -174,7 +183,13 @@ def test_every_route_reaches_only_its_models_function(everything):
     assert table[("/endpoint", "GET")] == functions["StableDiffusion"]
     assert table[("/models/gpt2-cpu", "POST")] == functions["Gpt2Cpu"]
     assert table[("/models/jumpstart-stable-diffusion", "GET")] == functions["JumpstartStableDiffusion"]
-    assert len(table) == 21
+    assert table[("/v1/images/generations", "POST")] == functions["StableDiffusion"]
+    assert table[("/v1/completions", "POST")] == functions["Gpt2Tgi"]
+    assert table[("/v1/embeddings", "POST")] == table[("/embed", "POST")] == functions["MinilmEmbeddings"]
+    assert table[("/v1/chat/completions", "POST")] == functions["ChatEmbeddings"]
+    assert table[("/v1/models", "GET")] == functions["StableDiffusion"]  # the first model, as /endpoint
+    assert table[("/models/chat-embeddings/v1/embeddings", "POST")] == functions["ChatEmbeddings"]
+    assert len(table) == 42
 
 
 def test_each_function_may_invoke_only_its_own_endpoint(everything):

@@ -42,9 +42,10 @@ def test_the_document_is_valid_openapi_with_every_route_and_every_error_status(p
     assert gateway_statuses <= set(_errors.ERROR_STATUSES)
     for key, operation in operations.items():
         assert {int(s) for s in operation["responses"] if s.startswith(("4", "5"))} == set(_errors.ERROR_STATUSES), key
-        assert operation["security"] == [{"apiKey": []}]
+        assert operation["security"] == [{"apiKey": []}, {"bearerKey": []}]
     assert document["components"]["securitySchemes"]["apiKey"] == {"type": "apiKey", "in": "header",
                                                                    "name": "x-api-key"}
+    assert document["components"]["securitySchemes"]["bearerKey"]["scheme"] == "bearer"
 
 
 def test_request_schemas_take_what_the_api_takes_and_refuse_what_it_refuses():
@@ -61,9 +62,11 @@ def test_request_schemas_take_what_the_api_takes_and_refuse_what_it_refuses():
         validator = Draft202012Validator(schema)  # its $refs point into the components carried along
         action = _kinds.actions()[next(r.action for r in _routes.routes(settings.model_infos())
                                        if r.path == path and r.method == "POST")]
+        # An OpenAI body names its model (the smoke test adds the route's own).
+        named = {"model": "m"} if action.name.startswith("v1/") else {}
         assert validator.is_valid(content["example"]), path
-        assert validator.is_valid(action.smoke), path
-        assert not validator.is_valid(action.smoke_invalid), path
+        assert validator.is_valid({**action.smoke, **named}), path
+        assert not validator.is_valid({**action.smoke_invalid, **named}), path
         checked += 1
     assert checked >= 8
 

@@ -309,7 +309,9 @@ def test_lambda_runs_latest_python_on_arm_with_no_bundled_dependencies(template,
     asset = f"{synth_assembly().directory}/asset.{props['Code']['S3Key'].split('.')[0]}"
     import os
     shipped = sorted(os.path.relpath(os.path.join(d, f), asset) for d, _, fs in os.walk(asset) for f in fs)
-    assert shipped == ["handler.py", "model_api/__init__.py", "model_api/aws.py", "model_api/calls.py",
+    assert shipped == ["authorizer.py", "handler.py", "model_api/__init__.py", "model_api/actions.py",
+                       "model_api/adapters/__init__.py", "model_api/adapters/openai.py", "model_api/adapters/tei.py",
+                       "model_api/auth.py", "model_api/aws.py", "model_api/calls.py",
                        "model_api/cors.py", "model_api/errors.py", "model_api/http.py", "model_api/jobs.py", "model_api/kinds/__init__.py",
                        "model_api/kinds/base.py", "model_api/kinds/chat.py", "model_api/kinds/embeddings.py",
                        "model_api/kinds/text_generation.py", "model_api/kinds/text_to_image.py",
@@ -368,22 +370,33 @@ def test_url_signer_role_only_reads_images_and_trusts_only_the_image_function(te
 # ------------------------------------------------------------------------------------------------------ api
 
 
-def test_api_is_regional_with_key_required_on_both_methods(template):
+def test_api_is_regional_with_key_required_on_every_method(template):
     _, api = one(template, "AWS::ApiGateway::RestApi")
     assert api["Properties"]["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
-    assert api["Properties"]["ApiKeySourceType"] == "HEADER"
+    # bearer_keys (default on): the key authorizer hands API Gateway the key, which API Gateway checks itself.
+    assert api["Properties"]["ApiKeySourceType"] == "AUTHORIZER"
+    # An image for Accept: image/png (huggingface_hub's text_to_image) is sent as bytes.
+    assert api["Properties"]["BinaryMediaTypes"] == ["image/png", "image/jpeg"]
+    authorizer_id, authorizer = one(template, "AWS::ApiGateway::Authorizer")
+    assert authorizer["Properties"]["Type"] == "REQUEST"
+    assert authorizer["Properties"]["AuthorizerResultTtlInSeconds"] == 0
+    assert "IdentitySource" not in authorizer["Properties"]  # either header may carry the key: none is required
     paths = {k: render_path(template, v["Properties"]["ResourceId"])
              for k, v in resources(template, "AWS::ApiGateway::Method").items()}
     by_route = {(paths[k], v["Properties"]["HttpMethod"]): v["Properties"]
                 for k, v in resources(template, "AWS::ApiGateway::Method").items()}
     assert sorted(by_route) == [("/endpoint", "GET"), ("/images", "GET"), ("/images", "POST"),
                                 ("/models/stable-diffusion", "GET"), ("/models/stable-diffusion", "POST"),
-                                ("/models/stable-diffusion/endpoint", "GET"), ("/openapi.json", "GET")]
+                                ("/models/stable-diffusion/endpoint", "GET"),
+                                ("/models/stable-diffusion/v1/images/generations", "POST"),
+                                ("/models/stable-diffusion/v1/models", "GET"), ("/openapi.json", "GET"),
+                                ("/v1/images/generations", "POST"), ("/v1/models", "GET")]
     document = by_route.pop(("/openapi.json", "GET"))
     # The gateway answers the OpenAPI document itself, keyless (it describes the routes, it holds nothing secret).
     assert document["ApiKeyRequired"] is False and document["Integration"]["Type"] == "MOCK"
     for route, method in by_route.items():
         assert method["ApiKeyRequired"] is True, route
+        assert (method["AuthorizationType"], method["AuthorizerId"]) == ("CUSTOM", {"Ref": authorizer_id}), route
         assert method["Integration"]["Type"] == "AWS_PROXY"
         assert method["Integration"]["TimeoutInMillis"] == 29000
         # The function validates (it can name every problem, for every content type): no gateway model.
@@ -637,7 +650,10 @@ def test_snapstart_publishes_a_version_and_the_api_calls_its_live_alias(synth, t
     methods = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::Method"
                and r["Properties"].get("Integration", {}).get("Type") == "AWS_PROXY"]
     assert methods and all({"Ref": alias_id} in m["Integration"]["Uri"]["Fn::Join"][1] for m in methods)
-    permissions = [r["Properties"]["FunctionName"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
+    authorizer_id = next(k for k, r in resources.items() if r["Type"] == "AWS::Lambda::Function"
+                         and k.startswith("ApiKeyAuthorizer"))
+    permissions = [r["Properties"]["FunctionName"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"
+                   and r["Properties"]["FunctionName"] != {"Fn::GetAtt": [authorizer_id, "Arn"]}]
     assert permissions and all(p == {"Ref": alias_id} for p in permissions)
     # Off (the default): no version, no alias, the API calls the function itself.
     assert not any(r["Type"] in ("AWS::Lambda::Version", "AWS::Lambda::Alias") for r in template["Resources"].values())

@@ -8,36 +8,9 @@ scaling targets (stacks/), local mode's banner and the smoke test (ops/smoke.py)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping
 
-# (answer, fetch) -> "" when the smoke test's answer is right, else what is wrong; fetch(url) -> bytes.
-SmokeCheck = Callable[[dict, Callable[[str], bytes]], str]
-
-
-@dataclass(frozen=True)
-class Action:
-    """One thing a model does for a caller: a POST (or also a GET) at /<name> and /models/<model>[/<name>]."""
-
-    name: str
-    example: str  # a request body that works: error hints, the stack's curl example, local mode's banner
-    # (event, config) -> ModelCall: parse, validate and bound the request; the same call for a request and a job.
-    prepare: Callable
-    # (answer, meta, content_type) -> the result's body. None for an action whose answer is images to store: the
-    # handler runs those through the image store (model_api.kinds.text_to_image).
-    finish: Optional[Callable]
-    smoke: dict  # what the smoke test sends: small and quick
-    smoke_invalid: dict  # a body the API must refuse with 400
-    check: SmokeCheck
-    methods: tuple[str, ...] = ("POST",)
-    # config -> the JSON schema (draft 4) of the request body, bounded by the deployment's limits: what prepare
-    # validates against, and what the OpenAPI document shows (model_api.openapi). None: not documented.
-    schema: Optional[Callable[[object], dict]] = None
-    # The JSON schema of a successful answer's body (documentation only).
-    response: Optional[dict] = None
-
-    @property
-    def short_path(self) -> str:
-        return f"/{self.name}"
+from model_api.actions import Action, Adapter, SmokeCheck  # noqa: F401 (the kinds' modules import them here)
 
 
 @dataclass(frozen=True)

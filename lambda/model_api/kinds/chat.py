@@ -9,9 +9,10 @@ from functools import lru_cache
 from typing import Mapping
 
 from model_api import text
+from model_api.adapters import openai
 from model_api.calls import ModelCall
 from model_api.kinds.base import Action, Kind
-from model_api.kinds.embeddings import EMBEDDINGS
+from model_api.kinds.embeddings import EMBED, EMBEDDINGS, V1_EMBEDDINGS
 from model_api.schema import NOT_BLANK, SEED_MAX, TextLimits
 
 EXAMPLE = '{"messages": [{"role": "user", "content": "Hello!"}]}'
@@ -68,8 +69,10 @@ CHAT = Action(
         "reply": {"type": "string"}, "request_id": {"type": "string"}}},
 )
 
+V1_CHAT = openai.chat_action(CHAT)  # /v1/chat/completions
+
 KIND = Kind(
-    "chat", (CHAT, EMBEDDINGS), protocols=("toolkit",), default_protocol=lambda model: "toolkit",
+    "chat", (CHAT, EMBEDDINGS, V1_CHAT, V1_EMBEDDINGS, EMBED), protocols=("toolkit",), default_protocol=lambda model: "toolkit",
     # As text generation: a short reply takes ~1 s.
     target_invocations=30.0, target_backlog=20.0,
 )

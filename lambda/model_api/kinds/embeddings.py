@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Mapping
 
 from model_api import text
+from model_api.adapters import openai, tei
 from model_api.calls import ModelCall
 from model_api.errors import ApiError
 from model_api.kinds.base import Action, Kind
@@ -117,8 +118,12 @@ EMBEDDINGS = Action(
         "dimensions": {"type": "integer"}, "request_id": {"type": "string"}}},
 )
 
+# The same action in OpenAI's shape (/v1/embeddings) and TEI's (/embed: huggingface_hub's feature_extraction).
+V1_EMBEDDINGS = openai.embeddings_action(EMBEDDINGS)
+EMBED = tei.embed_action(EMBEDDINGS)
+
 KIND = Kind(
-    "embeddings", (EMBEDDINGS,), protocols=("pipeline", "toolkit"),
+    "embeddings", (EMBEDDINGS, V1_EMBEDDINGS, EMBED), protocols=("pipeline", "toolkit"),
     default_protocol=lambda model: "toolkit" if model.code else "pipeline",
     # About half of what one instance serves flat out (a batch ~50 ms); jobs waiting per instance for async.
     target_invocations=300.0, target_backlog=100.0,

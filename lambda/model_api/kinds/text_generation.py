@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Mapping
 
 from model_api import text
+from model_api.adapters import openai
 from model_api.calls import ModelCall
 from model_api.kinds.base import Action, Kind
 from model_api.schema import NOT_BLANK, TextLimits
@@ -58,8 +59,10 @@ GENERATE = Action(
         "generated_text": {"type": "string"}, "request_id": {"type": "string"}}},
 )
 
+V1_COMPLETIONS = openai.completions_action(GENERATE)  # /v1/completions
+
 KIND = Kind(
-    "text-generation", (GENERATE,), protocols=("tgi", "pipeline"),
+    "text-generation", (GENERATE, V1_COMPLETIONS), protocols=("tgi", "pipeline"),
     default_protocol=lambda model: "tgi" if model.container == "tgi" else "pipeline",
     # Invocations per instance per minute: about half of what one serves flat out (a short generation ~1 s), so a
     # second instance starts before requests queue; jobs waiting per instance for async hosting.

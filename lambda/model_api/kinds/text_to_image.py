@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Callable, Mapping, Optional, Protocol, Sequence
 
+from model_api.adapters import openai
 from model_api.calls import JSON, Endpoint, ModelCall
 from model_api.errors import ApiError
 from model_api.jobs import JobRecord
@@ -400,6 +401,31 @@ def generate_images(
             "request_id": request_id}
 
 
+def accepted_image_type(event: Mapping) -> Optional[str]:
+    """The image type a request asks for with its first Accept media type (what huggingface_hub's text_to_image
+    sends: Accept: image/png), else None (JSON with URLs). The first one only: API Gateway decides whether to send
+    a base64 answer as bytes by the first Accept type alone."""
+    headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
+    first = str(headers.get("accept") or "").split(",")[0].split(";")[0].strip().lower()
+    return first if first in (PNG, JPEG) else None
+
+
+def image_answer(event: Mapping, config: ImageConfig, endpoint: Endpoint, media_type: str,
+                 new_seed: Callable[[], int] = lambda: secrets.randbelow(SEED_MAX + 1)) -> tuple[bytes, int]:
+    """The image itself, for Accept: image/png (or image/jpeg): nothing is stored, no URL is made. (bytes, seed)."""
+    request, call = prepare_images(event, config, new_seed)
+    made = JPEG if config.protocol == "jumpstart" else PNG  # known before the model runs
+    if media_type != made:
+        raise ApiError(406, "not_acceptable", f"this model makes {made} images; send Accept: {made}, or "
+                                              "application/json for presigned URLs")
+    if request.num_images != 1:
+        raise ApiError(400, "invalid_request", f"Accept: {media_type} answers one image; ask for num_images 1, or "
+                                               "accept application/json for the URLs of several")
+    response_body, response_type = endpoint.invoke(call.body, call.content_type, call.accept)
+    images, _ = decode_model_images(response_body, response_type, 1)
+    return images[0], call.meta["seed"]
+
+
 # ---------------------------------------------------------------------------------------------------------- jobs
 
 
@@ -452,8 +478,10 @@ IMAGES = Action(
         "prompt": {"type": "string"}, "seed": {"type": "integer"}, "request_id": {"type": "string"}}},
 )
 
+V1_IMAGES = openai.images_action(IMAGES, lambda config: max_body_bytes(config.limits))  # /v1/images/generations
+
 KIND = Kind(
-    "text-to-image", (IMAGES,), protocols=("toolkit", "jumpstart"),
+    "text-to-image", (IMAGES, V1_IMAGES), protocols=("toolkit", "jumpstart"),
     # A JumpStart endpoint speaks its own request format; ours is models/stable_diffusion/code.
     default_protocol=lambda model: "jumpstart" if model.existing_endpoint is not None else "toolkit",
     # Invocations per instance per minute: about half of what one serves flat out (an image at 30 steps takes ~3 s

@@ -1,0 +1,70 @@
+"""What a model does for a caller (Action) and another API's shapes over it (Adapter): outside the kinds package,
+so that the adapters (model_api.adapters) and the kinds that register them can import it in any order."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Callable, Mapping, Optional
+
+from model_api.requests import read_json_body
+
+# (answer, fetch) -> "" when the smoke test's answer is right, else what is wrong; fetch(url) -> bytes.
+SmokeCheck = Callable[[dict, Callable[[str], bytes]], str]
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """Another API's request and answer shapes over one of our actions (model_api.adapters: OpenAI, TEI): the
+    request is translated to ours, runs our action's pipeline unchanged (same validation, same model call, same
+    storage), and our result is translated back. Synchronous only: an async model does not serve adapted routes
+    (the other API's clients expect the answer, not a job)."""
+
+    base: str  # the action whose pipeline runs (an action of the same kind)
+    # (their request JSON, the name of the model this route serves, config) -> (our request body, what reply
+    # needs). Raises ApiError naming their fields.
+    translate: Callable[[object, str, object], tuple[dict, dict]]
+    reply: Callable[[dict, dict], object]  # (our result, what translate kept) -> their answer's JSON body
+    body_limit: Callable[[object], int]  # config -> largest body worth parsing
+    errors: str = "api"  # "openai": error bodies also carry OpenAI's type and param (model_api.errors)
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing a model does for a caller: a POST (or also a GET) at /<name> and /models/<model>[/<name>]."""
+
+    name: str
+    example: str  # a request body that works: error hints, the stack's curl example, local mode's banner
+    # (event, config) -> ModelCall: parse, validate and bound the request; the same call for a request and a job.
+    prepare: Callable
+    # (answer, meta, content_type) -> the result's body. None for an action whose answer is images to store: the
+    # handler runs those through the image store (model_api.kinds.text_to_image).
+    finish: Optional[Callable]
+    smoke: dict  # what the smoke test sends: small and quick
+    smoke_invalid: dict  # a body the API must refuse with 400
+    check: SmokeCheck
+    methods: tuple[str, ...] = ("POST",)
+    # config -> the JSON schema (draft 4) of the request body, bounded by the deployment's limits: what prepare
+    # validates against, and what the OpenAPI document shows (model_api.openapi). None: not documented.
+    schema: Optional[Callable[[object], dict]] = None
+    # The JSON schema of a successful answer's body (documentation only).
+    response: Optional[dict] = None
+    adapter: Optional[Adapter] = None  # set: another API's shapes over the action adapter.base
+
+    @property
+    def short_path(self) -> str:
+        return f"/{self.name}"
+
+
+def adapt_event(adapter: Adapter, event: Mapping, config, model: Optional[str], example: str) -> tuple[dict, dict]:
+    """(the proxy event with the body translated to ours, what the adapter's reply needs). model: the model the
+    route serves, which the body must name where the other API names one (None: not checked)."""
+    data = read_json_body(event, adapter.body_limit(config), example)
+    ours, keep = adapter.translate(data, model, config)
+    return {**event, "httpMethod": "POST", "body": json.dumps(ours, separators=(",", ":")),
+            "isBase64Encoded": False, "queryStringParameters": None, "multiValueQueryStringParameters": None}, keep
+
+
+def adapted_prepare(adapter: Adapter, base_prepare: Callable, example: str) -> Callable:
+    """An adapted action's prepare: the model call its request makes (translated, then our action's prepare)."""
+    return lambda event, config: base_prepare(adapt_event(adapter, event, config, None, example)[0], config)

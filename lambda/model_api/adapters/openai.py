@@ -1,0 +1,335 @@
+"""The OpenAI API's shapes under /v1 (and /models/<name>/v1): images/generations, embeddings, chat/completions,
+completions and models, so the official openai SDK works with base_url set to the API's /v1.
+
+Decisions (README, "OpenAI-compatible routes"):
+- `model` is required, as OpenAI requires it, and must name the model that serves the route: /v1/<route> is served
+  by the deployment's first model offering the action (as /images, /embeddings, ...), every model also at
+  /models/<name>/v1/<route>; another name is 404 model_not_found saying where that model answers.
+- Images are stored and answered as presigned URLs (response_format url, the default); b64_json is refused: the
+  API never returns image bytes in JSON.
+- embeddings answer float lists or, with encoding_format base64 (what the SDK asks for by default), little-endian
+  float32 arrays in base64, as OpenAI does.
+- No streaming (stream true is refused: API Gateway REST with a Lambda proxy answers whole bodies), n is 1, token
+  counts in usage are 0 (the model containers do not report them) and finish_reason is "stop".
+- Our own fields an OpenAI body has no name for (negative_prompt, steps, guidance_scale, seed on images) may be sent
+  as extra fields (the SDK's extra_body).
+- Errors on these routes carry OpenAI's type and param beside our code and message (model_api.errors).
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+import time
+from typing import Optional, Sequence
+
+from model_api.actions import Action, Adapter, adapted_prepare
+from model_api.errors import ApiError
+from model_api.requests import validated
+from model_api.schema import NOT_BLANK, SEED_MAX
+from model_api.text import max_text_body_bytes
+
+PREFIX = "v1/"  # action names: /v1/<route> and /models/<name>/v1/<route>
+OWNED_BY = "sagemaker-model-api"
+USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}  # not counted: see the module doc
+MODEL_FIELD = {"type": "string", "minLength": 1, "maxLength": 256,
+               "description": "the name of the model serving this route (GET /v1/models)"}
+USER_FIELD = {"type": "string", "maxLength": 256, "description": "accepted and ignored"}
+ONE = {"type": "integer", "enum": [1], "description": "one choice per request"}
+NO_STREAM = {"type": "boolean", "enum": [False], "description": "streaming is not served"}
+TEMPERATURE = {"type": "number", "minimum": 0, "maximum": 2, "description": "0: greedy decoding"}
+TOP_P = {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 1}
+# Images: our fields an OpenAI body has no name for, accepted as they are.
+IMAGE_EXTRAS = ("negative_prompt", "steps", "guidance_scale", "seed")
+
+
+def _object(properties: dict, required: Sequence[str], title: str) -> dict:
+    return {"$schema": "http://json-schema.org/draft-04/schema#", "title": title, "type": "object",
+            "properties": properties, "required": list(required), "additionalProperties": False}
+
+
+def _served(data: dict, model: Optional[str]) -> None:
+    if model is not None and data["model"] != model:
+        raise ApiError(404, "model_not_found",
+                       f"the model {data['model'][:80]!r} is not served at this route, which serves {model!r}; GET "
+                       f"/v1/models lists the models, and each answers at /models/<name>/v1 too")
+
+
+def _request(data: object, schema: dict, model: Optional[str]) -> dict:
+    validated(data, schema)
+    _served(data, model)
+    return data
+
+
+def _max_tokens(data: dict) -> dict:
+    if "max_tokens" in data and "max_completion_tokens" in data:
+        raise ApiError(400, "invalid_request", "send max_tokens or max_completion_tokens, not both")
+    value = data.get("max_completion_tokens", data.get("max_tokens"))
+    return {} if value is None else {"max_new_tokens": value}
+
+
+def _sampling(data: dict) -> dict:
+    """OpenAI's sampling fields as the model's: temperature 0 is greedy (TGI and transformers refuse 0), top_p 1
+    is no nucleus filter (TGI refuses 1)."""
+    out: dict = {}
+    if "temperature" in data:
+        if data["temperature"] == 0:
+            out["do_sample"] = False
+        else:
+            out.update(temperature=data["temperature"], do_sample=True)
+    if data.get("top_p", 1) < 1:
+        out["top_p"] = data["top_p"]
+    return out
+
+
+def _reply_head(kind: str, keep: dict, result: dict) -> dict:
+    return {"id": f"{kind}-{result['request_id']}", "object": kind.replace("chatcmpl", "chat.completion").replace(
+        "cmpl", "text_completion"), "created": keep["created"], "model": keep["model"]}
+
+
+def _keep(model: str, **more) -> dict:
+    return {"model": model, "created": int(time.time()), **more}
+
+
+# ------------------------------------------------------------------------------------------------------ images
+
+
+def images_schema(base: Action, config) -> dict:
+    ours = base.schema(config)["properties"]
+    properties = {
+        "model": MODEL_FIELD,
+        "prompt": ours["prompt"],
+        "n": {**ours["num_images"], "description": "images to make"},
+        "size": {"type": "string", "pattern": "^(auto|[0-9]{1,5}x[0-9]{1,5})$",
+                 "description": f"WIDTHxHEIGHT, each a multiple of 8 from {config.limits.min_size} to "
+                                f"{config.limits.max_size}; auto: {config.limits.default_size}"},
+        "response_format": {"type": "string", "enum": ["url", "b64_json"],
+                            "description": "url only: images are stored and answered as presigned URLs"},
+        "user": USER_FIELD,
+        **{name: ours[name] for name in IMAGE_EXTRAS},
+    }
+    return _object(properties, ["model", "prompt"], "OpenAIImagesRequest")
+
+
+def images_action(base: Action, body_limit) -> Action:
+    """body_limit: config -> the image route's own body limit."""
+    def translate(data, model, config):
+        _request(data, images_schema(base, config), model)
+        if data.get("response_format") == "b64_json":
+            raise ApiError(400, "invalid_request", "response_format b64_json is not served: images are stored and "
+                                                   "answered as presigned URLs; send response_format url or leave "
+                                                   "it out")
+        ours = {"prompt": data["prompt"], "num_images": data.get("n", 1),
+                **{name: data[name] for name in IMAGE_EXTRAS if name in data}}
+        size = data.get("size", "auto")
+        if size != "auto":
+            width, height = (int(side) for side in size.split("x"))
+            limits = config.limits
+            if not all(limits.min_size <= side <= limits.max_size and side % 8 == 0 for side in (width, height)):
+                raise ApiError(400, "invalid_request", f"size {size}: each side must be a multiple of 8 from "
+                                                       f"{limits.min_size} to {limits.max_size}")
+            ours.update(width=width, height=height)
+        return ours, _keep(model)
+
+    def reply(result: dict, keep: dict) -> dict:
+        return {"created": keep["created"],
+                "data": [{"url": image["url"], "revised_prompt": None, "expires_at": image["expires_at"]}
+                         for image in result["images"]],
+                "seed": result["seed"], "request_id": result["request_id"]}
+
+    adapter = Adapter(base.name, translate, reply, body_limit, errors="openai")
+    example = '{"model": "stable-diffusion", "prompt": "a cyborg tiger"}'
+    return Action(
+        PREFIX + "images/generations", example, adapted_prepare(adapter, base.prepare, example), None,
+        smoke={"prompt": "a red apple on a wooden table", "size": "256x256", "steps": 4, "seed": 7},
+        smoke_invalid={"prompt": "x", "size": "100000x100000"},
+        check=lambda answer, fetch: base.check({"images": [{"url": d.get("url"), "key": "/v1 image"}
+                                                          for d in answer.get("data") or []]}, fetch),
+        schema=lambda config: images_schema(base, config),
+        response={"type": "object", "required": ["created", "data"], "properties": {
+            "created": {"type": "integer"},
+            "data": {"type": "array", "items": {"type": "object", "required": ["url"], "properties": {
+                "url": {"type": "string", "description": "presigned GET"}, "expires_at": {"type": "string"}}}},
+            "seed": {"type": "integer"}, "request_id": {"type": "string"}}},
+        adapter=adapter,
+    )
+
+
+def _text_body_limit(config) -> int:
+    return max_text_body_bytes(config.limits)
+
+
+# -------------------------------------------------------------------------------------------------- embeddings
+
+
+def embeddings_schema(base: Action, config) -> dict:
+    inputs = dict(base.schema(config)["properties"]["inputs"])
+    inputs["description"] = "text, or a list of texts (token ids are not served)"
+    return _object({"model": MODEL_FIELD, "input": inputs,
+                    "encoding_format": {"type": "string", "enum": ["float", "base64"]}, "user": USER_FIELD},
+                   ["model", "input"], "OpenAIEmbeddingsRequest")
+
+
+def float32_base64(vector: Sequence[float]) -> str:
+    """OpenAI's base64 encoding of an embedding: little-endian float32 values."""
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+
+
+def embeddings_action(base: Action) -> Action:
+    def translate(data, model, config):
+        if isinstance(data, dict) and isinstance(data.get("input"), list) and any(
+                isinstance(item, (int, list)) and not isinstance(item, bool) for item in data["input"]):
+            raise ApiError(400, "invalid_request", "input as token ids is not served; send the text")
+        _request(data, embeddings_schema(base, config), model)
+        return {"inputs": data["input"]}, _keep(model, format=data.get("encoding_format", "float"))
+
+    def reply(result: dict, keep: dict) -> dict:
+        encode = float32_base64 if keep["format"] == "base64" else list
+        return {"object": "list", "model": keep["model"], "usage": {"prompt_tokens": 0, "total_tokens": 0},
+                "data": [{"object": "embedding", "index": i, "embedding": encode(vector)}
+                         for i, vector in enumerate(result["embeddings"])],
+                "request_id": result["request_id"]}
+
+    adapter = Adapter(base.name, translate, reply, _text_body_limit, errors="openai")
+    example = '{"model": "minilm", "input": ["a cyborg tiger", "a robot cat"]}'
+    return Action(
+        PREFIX + "embeddings", example, adapted_prepare(adapter, base.prepare, example), None,
+        smoke={"input": ["a cyborg tiger", "a robot cat"], "encoding_format": "float"},
+        smoke_invalid={"input": []},
+        check=lambda answer, fetch: base.check({"embeddings": [d.get("embedding") for d in answer.get("data") or []]},
+                                               fetch),
+        schema=lambda config: embeddings_schema(base, config),
+        response={"type": "object", "required": ["object", "data", "model"], "properties": {
+            "object": {"const": "list"}, "model": {"type": "string"},
+            "data": {"type": "array", "items": {"type": "object", "properties": {
+                "index": {"type": "integer"},
+                "embedding": {"type": ["array", "string"], "description": "floats, or base64 float32"}}}}}},
+        adapter=adapter,
+    )
+
+
+# -------------------------------------------------------------------------------------------------------- chat
+
+
+def chat_schema(base: Action, config) -> dict:
+    limits = config.limits
+    content = {"type": "string", "minLength": 1, "maxLength": limits.max_input_chars, "pattern": NOT_BLANK}
+    part = {"type": "object", "properties": {"type": {"type": "string", "enum": ["text"]}, "text": content},
+            "required": ["type", "text"], "additionalProperties": False}
+    message = {"type": "object", "properties": {
+        "role": {"type": "string", "enum": ["system", "developer", "user", "assistant"]},
+        "content": {**content, "type": ["string", "array"], "minItems": 1, "maxItems": 16, "items": part},
+        "name": {"type": "string", "maxLength": 64}},
+        "required": ["role", "content"], "additionalProperties": False}
+    tokens = {"type": "integer", "minimum": 1, "maximum": limits.max_new_tokens}
+    return _object({
+        "model": MODEL_FIELD,
+        "messages": {"type": "array", "minItems": 1, "maxItems": limits.max_messages, "items": message},
+        "max_tokens": tokens, "max_completion_tokens": tokens, "temperature": TEMPERATURE, "top_p": TOP_P,
+        "seed": {"type": "integer", "minimum": 0, "maximum": SEED_MAX}, "n": ONE, "stream": NO_STREAM,
+        "user": USER_FIELD,
+    }, ["model", "messages"], "OpenAIChatCompletionRequest")
+
+
+def _text(content) -> str:
+    return content if isinstance(content, str) else "".join(part["text"] for part in content)
+
+
+def chat_action(base: Action) -> Action:
+    def translate(data, model, config):
+        _request(data, chat_schema(base, config), model)
+        messages = [{"role": "system" if m["role"] == "developer" else m["role"], "content": _text(m["content"])}
+                    for m in data["messages"]]
+        parameters = {**_max_tokens(data), **_sampling(data),
+                      **({"seed": data["seed"]} if "seed" in data else {})}
+        return {"messages": messages, **({"parameters": parameters} if parameters else {})}, _keep(model)
+
+    def reply(result: dict, keep: dict) -> dict:
+        return {**_reply_head("chatcmpl", keep, result), "usage": USAGE, "request_id": result["request_id"],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": result["reply"]},
+                             "finish_reason": "stop", "logprobs": None}]}
+
+    adapter = Adapter(base.name, translate, reply, _text_body_limit, errors="openai")
+    example = '{"model": "chat", "messages": [{"role": "user", "content": "Hello!"}]}'
+    return Action(
+        PREFIX + "chat/completions", example, adapted_prepare(adapter, base.prepare, example), None,
+        smoke={"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8},
+        smoke_invalid={"messages": [{"role": "robot", "content": "x"}]},
+        check=_has_choice("message"),
+        schema=lambda config: chat_schema(base, config),
+        response={"type": "object", "required": ["id", "object", "choices"], "properties": {
+            "id": {"type": "string"}, "object": {"const": "chat.completion"}, "created": {"type": "integer"},
+            "model": {"type": "string"}, "choices": {"type": "array"}}},
+        adapter=adapter,
+    )
+
+
+def _has_choice(field: str):
+    def check(answer: dict, fetch) -> str:
+        choices = answer.get("choices") or [{}]
+        value = choices[0].get(field)
+        text = value.get("content") if isinstance(value, dict) else value
+        return "" if isinstance(text, str) else f"no choices[0].{field}"
+    return check
+
+
+# ------------------------------------------------------------------------------------------------- completions
+
+
+def completions_schema(base: Action, config) -> dict:
+    ours = base.schema(config)["properties"]
+    prompt = {**ours["inputs"], "type": ["string", "array"], "minItems": 1, "maxItems": 1, "items": ours["inputs"],
+              "description": "one prompt (a list of one is accepted; batches are not served)"}
+    model_parameters = ours["parameters"]["properties"]
+    properties = {"model": MODEL_FIELD, "prompt": prompt,
+                  "max_tokens": {"type": "integer", "minimum": 1, "maximum": config.limits.max_new_tokens},
+                  "temperature": TEMPERATURE, "top_p": TOP_P, "n": ONE, "stream": NO_STREAM,
+                  "echo": {"type": "boolean", "description": "true: the prompt and the completion"},
+                  "user": USER_FIELD}
+    if "seed" in model_parameters:  # what the model's container takes (TGI: seed and stop)
+        properties["seed"] = model_parameters["seed"]
+    if "stop" in model_parameters:
+        stop = model_parameters["stop"]  # one text, or a list of them
+        properties["stop"] = {**stop["items"], **stop, "type": ["string", "array"]}
+    return _object(properties, ["model", "prompt"], "OpenAICompletionRequest")
+
+
+def completions_action(base: Action) -> Action:
+    def translate(data, model, config):
+        _request(data, completions_schema(base, config), model)
+        prompt = data["prompt"] if isinstance(data["prompt"], str) else data["prompt"][0]
+        parameters = {**_max_tokens(data), **_sampling(data)}
+        if "echo" in data:
+            parameters["return_full_text"] = data["echo"]
+        if "seed" in data:
+            parameters["seed"] = data["seed"]
+        if "stop" in data:
+            parameters["stop"] = [data["stop"]] if isinstance(data["stop"], str) else data["stop"]
+        return {"inputs": prompt, **({"parameters": parameters} if parameters else {})}, _keep(model)
+
+    def reply(result: dict, keep: dict) -> dict:
+        return {**_reply_head("cmpl", keep, result), "usage": USAGE, "request_id": result["request_id"],
+                "choices": [{"index": 0, "text": result["generated_text"], "finish_reason": "stop",
+                             "logprobs": None}]}
+
+    adapter = Adapter(base.name, translate, reply, _text_body_limit, errors="openai")
+    example = '{"model": "gpt2", "prompt": "Once upon a time"}'
+    return Action(
+        PREFIX + "completions", example, adapted_prepare(adapter, base.prepare, example), None,
+        smoke={"prompt": "The capital of France is", "max_tokens": 8},
+        smoke_invalid={"prompt": "x", "temperature": -1},
+        check=_has_choice("text"),
+        schema=lambda config: completions_schema(base, config),
+        response={"type": "object", "required": ["id", "object", "choices"], "properties": {
+            "id": {"type": "string"}, "object": {"const": "text_completion"}, "created": {"type": "integer"},
+            "model": {"type": "string"}, "choices": {"type": "array"}}},
+        adapter=adapter,
+    )
+
+
+# ------------------------------------------------------------------------------------------------------ models
+
+def models_list(models: Sequence[tuple[str, str]]) -> dict:
+    """GET /v1/models: (name, kind) of each model with OpenAI routes, as OpenAI lists models."""
+    return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": OWNED_BY,
+                                        "kind": kind, "base_path": f"/models/{name}/v1"} for name, kind in models]}

@@ -1,0 +1,57 @@
+"""The API key authorizer: lets a client send the API key as x-api-key or as `Authorization: Bearer <key>` (what the
+openai SDK and huggingface_hub send), on an API whose key source is AUTHORIZER.
+
+The function (lambda/authorizer.py) holds no secret and calls nothing: it hands the key it finds to API Gateway as
+usageIdentifierKey, and API Gateway checks that key against the usage plan's keys exactly as it checks an x-api-key
+header, then throttles and meters by it ("Choose an API key source in API Gateway": with AUTHORIZER, a key that is
+not in the plan is 403 Forbidden). Caching is off: a REQUEST authorizer caches by its identity sources, and "either
+of two headers" is not one source (with caching off, API Gateway makes them optional).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.lambda_source import ASSET_EXCLUDE, LAMBDA_DIR
+from stacks.model_function import LAMBDA_RUNTIME
+
+
+class KeyAuthorizer(Construct):
+    """Props: log_retention (default one month), memory_mb (default 256: it parses two headers).
+    Attributes: function, role, log_group, authorizer (attach it to methods with api_key_required=True)."""
+
+    def __init__(self, scope: Construct, construct_id: str, *,
+                 log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH, memory_mb: int = 256):
+        super().__init__(scope, construct_id)
+        if not 128 <= memory_mb <= 10240:
+            raise ValueError(f"KeyAuthorizer {construct_id}: memory_mb must be from 128 to 10240")
+        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
+        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                             description="Model API key authorizer: write its own logs, nothing else")
+        iam.Grant.add_to_principal(grantee=self.role, actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                                   resource_arns=[self.log_group.log_group_arn])
+        self.function = lambda_.Function(
+            self, "Function",
+            runtime=LAMBDA_RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler="authorizer.handler",
+            # The API's own Lambda asset (the same hash: uploaded once); the entry imports only model_api.auth.
+            code=lambda_.Code.from_asset(str(LAMBDA_DIR), exclude=ASSET_EXCLUDE),
+            role=self.role,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            memory_size=memory_mb,
+            timeout=Duration.seconds(3),
+            description="Model API: reads the API key from x-api-key or Authorization: Bearer",
+        )
+        self.authorizer = apigw.RequestAuthorizer(
+            self, "Authorizer", handler=self.function, identity_sources=[],
+            results_cache_ttl=Duration.seconds(0))
+        # No identity source at all (CDK writes an empty string): with caching off it is optional, and a listed
+        # header would be required, answering 401 before the function runs when a client sends the other one.
+        self.authorizer.node.default_child.add_property_deletion_override("IdentitySource")
