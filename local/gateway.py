@@ -75,7 +75,9 @@ class LocalGateway:
                source_ip: str = "127.0.0.1") -> tuple[int, dict, bytes]:
         url = urlsplit(target)
         path = url.path.rstrip("/") or "/"
-        if path.startswith(f"/{STAGE}/"):
+        if path.startswith(f"/{STAGE}/") and self._resource(path)[0] not in self._routes and path != OPENAPI_PATH:
+            # The deployed URL's stage (/v1/images); a route of its own that starts so (/v1/embeddings, OpenAI's)
+            # is that route, as on a custom domain. Deployed with the stage: /v1/v1/embeddings.
             path = path[len(STAGE) + 1:]
         lowered = {k.lower(): v for k, v in headers.items()}
         return self._answer(method, path, target, headers, lowered, body, source_ip)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from local_rig import SETTINGS, LocalProcess
+from local_rig import SETTINGS, TEXT_BATCH, TEXT_MODELS, LocalProcess
 
 # Clients get REQUEST_TIMEOUT seconds to send a request (default 10; short here for the framing tests).
 REQUEST_TIMEOUT = 1.0
@@ -34,3 +34,21 @@ def local(tmp_path_factory):
     # A run leaves no temporary files behind (the CDK's jsii runtime, which unpacks into a temp folder, is not
     # even started: settings need no aws_cdk).
     assert list(temp.iterdir()) == []
+
+
+@pytest.fixture(scope="session")
+def local_text(tmp_path_factory):
+    """Local mode with every text kind (shared by the text-model and client-library tests)."""
+    tmp_path = tmp_path_factory.mktemp("local-text")
+    # The JumpStart model is an existing endpoint: not served locally, its routes answer 503.
+    # Hosting modes as deployed: MiniLM serverless, GPT-2 on CPU autoscaled; local mode serves both the same way.
+    process = LocalProcess(tmp_path, "--api-key", "k", "-c", f"models={TEXT_MODELS}",
+                           "-c", "jumpstart-stable-diffusion.source=endpoint:js-sd",
+                           "-c", "minilm-embeddings.hosting=serverless", "-c", "minilm-embeddings.memory_mb=2048",
+                           "-c", "gpt2-cpu.max_instances=3", *TEXT_BATCH)
+    banner = process.wait_until_serving()
+    info = json.loads((tmp_path / "ready.json").read_text())
+    info["banner"] = banner
+    info["ready_file"] = tmp_path / "ready.json"
+    yield info
+    assert process.stop() == 0, "".join(process.stderr[-20:])

@@ -20,6 +20,9 @@ READY_LINE = "Ctrl-C stops everything."
 # The settings of the session's shared local mode (tests/local/conftest.py): make batch --local and the OpenAPI
 # document must be given the same.
 SETTINGS = ("-c", "min_size=64", "-c", "stable-diffusion.batch=true")
+# The session's local mode with every text kind (tests/local/conftest.py local_text).
+TEXT_MODELS = "gpt2-tgi,minilm-embeddings,chat-embeddings,gpt2-cpu,jumpstart-stable-diffusion"
+TEXT_BATCH = ("-c", "minilm-embeddings.batch=true")
 
 
 class LocalProcess:

@@ -7,27 +7,13 @@ import json
 import math
 
 import pytest
-from local_rig import LocalProcess, request
-
-MODELS = "gpt2-tgi,minilm-embeddings,chat-embeddings,gpt2-cpu,jumpstart-stable-diffusion"
-BATCH = ("-c", "minilm-embeddings.batch=true")
+from local_rig import TEXT_MODELS as MODELS
+from local_rig import request
 
 
-@pytest.fixture(scope="module")
-def local(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("local-text")
-    # The JumpStart model is an existing endpoint: not served locally, its routes answer 503.
-    # Hosting modes as deployed: MiniLM serverless, GPT-2 on CPU autoscaled; local mode serves both the same way.
-    process = LocalProcess(tmp_path, "--api-key", "k", "-c", f"models={MODELS}",
-                           "-c", "jumpstart-stable-diffusion.source=endpoint:js-sd",
-                           "-c", "minilm-embeddings.hosting=serverless", "-c", "minilm-embeddings.memory_mb=2048",
-                           "-c", "gpt2-cpu.max_instances=3", *BATCH)
-    banner = process.wait_until_serving()
-    info = json.loads((tmp_path / "ready.json").read_text())
-    info["banner"] = banner
-    info["ready_file"] = tmp_path / "ready.json"
-    yield info
-    assert process.stop() == 0, "".join(process.stderr[-20:])
+@pytest.fixture
+def local(local_text):
+    return local_text
 
 
 def post(local, path, body, content_type="application/json"):
