@@ -150,7 +150,7 @@ class ModelApiStack(Stack):
         # The OpenAPI document of these routes and schemas, served by the gateway (and written beside the template
         # at synth: app.py).
         self.openapi = settings.openapi_json()
-        self.api.add_document(_openapi.OPENAPI_PATH, self.openapi)
+        self.openapi_method = self.api.add_document(_openapi.OPENAPI_PATH, self.openapi)
         self.monitoring = ModelApiMonitoring(
             self, "Monitoring", api=self.api.api, metrics_namespace=settings.metrics_namespace,
             thresholds=settings.alarm_thresholds, alarm_email=settings.alarm_email,
@@ -330,10 +330,16 @@ class ModelApiStack(Stack):
              "access logging records every request in the stack's own group (api_logging: it needs the same "
              "account-wide CloudWatch role as execution logging would)."),
         ]
-        if self.settings.auth != "api_key":  # IAM or Cognito authorizes every method: nothing to acknowledge
+        if self.settings.auth != "api_key":  # IAM or Cognito authorizes every route: only the document is open
             acks = [ack for ack in acks if ack[1] != "AwsSolutions-APIG4"]
+            acks.append((self.openapi_method, "AwsSolutions-APIG4", "GET /openapi.json is public by design: it "
+                         "describes the routes and their bounds, holds no data and runs no Lambda (a mock "
+                         "integration); every route that reaches a model is authorized."))
         if self.settings.auth == "cognito":
             acks = [ack for ack in acks if ack[1] != "AwsSolutions-COG4"]
+            acks.append((self.openapi_method, "AwsSolutions-COG4", "GET /openapi.json is public by design: it "
+                         "describes the routes and holds no data; every route that reaches a model takes the "
+                         "user pool's tokens."))
         if self.invoke_policy is not None:
             acks.append((self.invoke_policy, "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:"
                          f"<AWS::Region>:<AWS::AccountId>:<{self.get_logical_id(api.node.default_child)}>/"

@@ -12,8 +12,9 @@ import re
 from typing import Mapping, Optional, Sequence
 
 ALLOW_METHODS = ("GET", "POST", "OPTIONS")
-ALLOW_HEADERS = ("Content-Type", "X-Api-Key")
-EXPOSE_HEADERS = ("Retry-After", "X-Request-Id")
+# Authorization: a Bearer key, a SigV4 signature or a Cognito token; X-Amz-*: the rest of a SigV4 signature (auth=iam)
+ALLOW_HEADERS = ("Authorization", "Content-Type", "X-Amz-Date", "X-Amz-Security-Token", "X-Api-Key")
+EXPOSE_HEADERS = ("Retry-After", "X-Request-Id", "X-Seed")
 MAX_AGE_SECONDS = 600
 ANY = "*"
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")

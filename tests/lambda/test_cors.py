@@ -16,7 +16,7 @@ DEV = "http://localhost:3000"
 def test_an_allowed_origin_is_named_back_and_any_other_gets_nothing():
     assert cors.response_headers((APP, DEV), DEV) == {
         "Access-Control-Allow-Origin": DEV, "Vary": "Origin",
-        "Access-Control-Expose-Headers": "Retry-After, X-Request-Id"}
+        "Access-Control-Expose-Headers": "Retry-After, X-Request-Id, X-Seed"}
     assert cors.response_headers((APP,), "https://evil.example") == {}
     assert cors.response_headers((APP,), None) == {}
     assert cors.response_headers((), APP) == {}
@@ -25,7 +25,7 @@ def test_an_allowed_origin_is_named_back_and_any_other_gets_nothing():
     assert cors.allowed_origin((APP,), APP + "/") == APP + "/"  # a trailing slash is the same origin
     preflight = cors.preflight_headers((APP,), APP)
     assert preflight["Access-Control-Allow-Methods"] == "GET, POST, OPTIONS"
-    assert preflight["Access-Control-Allow-Headers"] == "Content-Type, X-Api-Key"
+    assert preflight["Access-Control-Allow-Headers"] == "Authorization, Content-Type, X-Amz-Date, X-Amz-Security-Token, X-Api-Key"
     assert preflight["Access-Control-Max-Age"] == "600"
     assert cors.preflight_headers((APP,), "https://evil.example") == {}
     assert cors.request_origin({"origin": APP}) == cors.request_origin({"Origin": APP}) == APP
@@ -82,7 +82,9 @@ def test_local_gateway_answers_preflight_and_its_own_errors_as_the_deployed_one(
     status, headers, body = one.handle("OPTIONS", "/models/m", {"Origin": APP}, b"")
     assert (status, body) == (204, b"") and headers == cors.preflight_headers((APP,), APP)
     assert one.handle("OPTIONS", "/models", {"Origin": APP}, b"")[0] == 204  # a resource between routes
-    status, headers, _ = one.handle("POST", "/models/m", {"Origin": APP}, b"{}")  # no key: the gateway's 403
+    # No key: the key authorizer's 401 (bearer_keys); a wrong one: the gateway's 403. Both with the CORS headers.
+    assert one.handle("POST", "/models/m", {"Origin": APP}, b"{}")[0] == 401
+    status, headers, _ = one.handle("POST", "/models/m", {"Origin": APP, "x-api-key": "nope"}, b"{}")
     assert status == 403
     deployed = {k: v.strip("'") for k, v in gateway_cors_headers((APP,)).items()}
     assert {k: headers[k] for k in deployed} == deployed

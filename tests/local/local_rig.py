@@ -105,9 +105,10 @@ class LocalProcess:
 
 
 def request(local, method="POST", body=None, query="", key="test-key", content_type="application/json",
-            path="/images"):
+            path="/images", headers=None):
     data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
-    req = urllib.request.Request(f"{local['api_url']}{path}{query}", data=data, method=method)
+    req = urllib.request.Request(f"{local['api_url']}{path}{query}", data=data, method=method,
+                                 headers=headers or {})
     if key is not None:
         req.add_header("x-api-key", key)
     if content_type and data is not None:

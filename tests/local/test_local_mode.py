@@ -58,10 +58,12 @@ def test_several_images_in_one_request(local):
     assert [download_png(i["url"]) for i in body["images"]] == [(64, 64)] * 3
 
 
-@pytest.mark.parametrize("key", [None, "wrong-key"])
-def test_without_the_key_403_in_the_error_shape(local, key):
-    status, _, body = request(local, body={"prompt": "p"}, key=key)
-    assert (status, body) == (403, {"error": {"code": "forbidden", "message": "Forbidden"}})
+@pytest.mark.parametrize("key,status,code,message", [(None, 401, "unauthorized", "Unauthorized"),
+                                                     ("wrong-key", 403, "forbidden", "Forbidden")])
+def test_without_the_key_401_with_a_wrong_one_403_in_the_error_shape(local, key, status, code, message):
+    # No key at all: the key authorizer's 401 (bearer_keys, the default); a wrong key: API Gateway's own 403.
+    got, _, body = request(local, body={"prompt": "p"}, key=key)
+    assert (got, body) == (status, {"error": {"code": code, "message": message}})
 
 
 @pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8",
@@ -216,6 +218,12 @@ def test_every_error_row_local_mode_can_produce_comes_back_as_the_readme_says(lo
     produced[(status, body["error"]["code"])] = "Lambda"
     status, _, body = request(local, body={"prompt": "p"}, key=None)
     produced[(status, body["error"]["code"])] = "API Gateway"
+    status, _, body = request(local, body={"prompt": "p"}, key="wrong")
+    produced[(status, body["error"]["code"])] = "API Gateway"
+    status, _, body = request(local, body={"model": "dall-e-3", "prompt": "p"}, path="/v1/images/generations")
+    produced[(status, body["error"]["code"])] = "Lambda"
+    status, _, body = request(local, body={"prompt": "p"}, headers={"Accept": "image/jpeg"})
+    produced[(status, body["error"]["code"])] = "Lambda"
     status, _, body = request(local, body={"prompt": "p"}, path="/videos")
     produced[(status, body["error"]["code"])] = "API Gateway"
     status, _, body = request(local, "DELETE", path="/images")
@@ -223,8 +231,9 @@ def test_every_error_row_local_mode_can_produce_comes_back_as_the_readme_says(lo
     status, _, body = request(local, body={"prompt": "p" * 40_000})
     produced[(status, body["error"]["code"])] = "Lambda"
     assert produced == {(400, "invalid_request"): "Lambda", (400, "request_too_heavy"): "Lambda",
-                        (403, "forbidden"): "API Gateway", (404, "not_found"): "API Gateway",
-                        (413, "request_too_large"): "Lambda"}
+                        (401, "unauthorized"): "API Gateway", (403, "forbidden"): "API Gateway",
+                        (404, "model_not_found"): "Lambda", (406, "not_acceptable"): "Lambda",
+                        (404, "not_found"): "API Gateway", (413, "request_too_large"): "Lambda"}
     for row, who in produced.items():
         assert rows[row] == who, row
     # The rest of the rows local mode can produce come from the text models (test_local_text_models.py).

@@ -34,7 +34,7 @@ VARIANTS = {
     "tgi-token": {"models": "gpt2-tgi", "hub_token_secret": "prod/hf-token"},
     "hosting-modes": {"models": "gpt2-cpu,minilm-embeddings", "gpt2-cpu.max_instances": "3",
                       "minilm-embeddings.hosting": "serverless",
-                      "cors_origins": "https://app.example.com,http://localhost:3000"},
+                      "cors_origins": "https://app.example.com,http://localhost:3000", "bearer_keys": "false"},
     # The same settings as test_nag_and_lint's async-kms variant: one cached synth for both.
     "async-kms": {"models": "stable-diffusion,gpt2-cpu", "stable-diffusion.hosting": "async",
                   "gpt2-cpu.hosting": "async", "gpt2-cpu.min_instances": "1", "gpt2-cpu.max_instances": "2",
@@ -53,6 +53,8 @@ VARIANTS = {
                      "minilm-embeddings.instance_type": "ml.m5.xlarge", "tracing": "true"},
     "vpc-no-endpoints": {"vpc_id": "vpc-0123456789abcdef0", "subnet_ids": "subnet-0123456789abcdef0,subnet-0123456789abcdef1",
                          "vpc_endpoints": "false"},
+    "auth-iam": {"auth": "iam", "models": "stable-diffusion,minilm-embeddings"},
+    "auth-cognito": {"auth": "cognito", "cognito_user_pool_arn": "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_AbCdEf123", "cors_origins": "*"},
     "s3-artifact": {"models": "mine", "model_specs": json.dumps(
         {"mine": {"kind": "text-generation", "source": "s3://my-models/llm/model.tar.gz", "container": "tgi"}})},
 }

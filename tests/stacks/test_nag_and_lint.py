@@ -18,7 +18,8 @@ SETTING_VARIANTS = [
      "domain_name": "api.example.com", "hosted_zone_id": "Z0123456789ABCDEFGHIJ",
      "certificate_arn": "arn:aws:acm:eu-west-1:123456789012:certificate/11111111-2222-3333-4444-555555555555"},
     {"models": "gpt2-cpu,minilm-embeddings", "gpt2-cpu.max_instances": "3", "minilm-embeddings.hosting": "serverless",
-     "minilm-embeddings.provisioned_concurrency": "1", "cors_origins": "https://app.example.com,http://localhost:3000"},
+     "minilm-embeddings.provisioned_concurrency": "1", "cors_origins": "https://app.example.com,http://localhost:3000",
+     "bearer_keys": "false"},
     {"models": "stable-diffusion,gpt2-cpu", "stable-diffusion.hosting": "async", "gpt2-cpu.hosting": "async",
      "gpt2-cpu.min_instances": "1", "gpt2-cpu.max_instances": "2",
      "kms_key_arn": "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555",
@@ -36,10 +37,13 @@ SETTING_VARIANTS = [
      "minilm-embeddings.instance_type": "ml.m5.xlarge", "tracing": "true"},
     {"vpc_id": "vpc-0123456789abcdef0", "subnet_ids": "subnet-0123456789abcdef0,subnet-0123456789abcdef1",
      "vpc_endpoints": "false"},
+    # The same settings as test_least_privilege_and_destroy's auth variants.
+    {"auth": "iam", "models": "stable-diffusion,minilm-embeddings"},
+    {"auth": "cognito", "cognito_user_pool_arn": "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_AbCdEf123", "cors_origins": "*"},
 ]
 VARIANT_IDS = ["default", "ebs-kms-waf", "retained-token-region-snapstart-domain", "autoscaled-and-serverless", "async-kms-batch",
                "shared-traced-batch", "vpc-create-isolated-batch", "vpc-existing-shared-traced",
-               "vpc-existing-no-endpoints"]
+               "vpc-existing-no-endpoints", "auth-iam", "auth-cognito"]
 
 
 def acknowledgments(assembly) -> dict[str, str]:

@@ -672,7 +672,7 @@ def test_cors_origins_add_keyless_preflight_to_every_resource_and_cors_headers_t
     assert len(options) >= len(others) - 1 and all(o["ApiKeyRequired"] is False for o in options)
     parameters = options[0]["Integration"]["IntegrationResponses"][0]["ResponseParameters"]
     assert parameters["method.response.header.Access-Control-Allow-Origin"] == "'https://app.example.com'"
-    assert parameters["method.response.header.Access-Control-Allow-Headers"] == "'Content-Type,X-Api-Key'"
+    assert parameters["method.response.header.Access-Control-Allow-Headers"] == "'Authorization,Content-Type,X-Amz-Date,X-Amz-Security-Token,X-Api-Key'"
     for response in (r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::GatewayResponse"):
         assert response["ResponseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"] == \
             "'https://app.example.com'"
