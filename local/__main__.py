@@ -304,6 +304,9 @@ def main(argv=None) -> int:
                 served.append("    " + image_time_estimate(endpoint_server.models[served_as],
                                                            settings.limits))
 
+        if settings.auth != "api_key":
+            served.append(f"  auth={settings.auth} is checked by API Gateway only: local mode asks for the API key "
+                          "instead (x-api-key or Authorization: Bearer)")
         if settings.in_vpc or any(m.network_isolation for m in catalog):
             served.append("  private networking (vpc, network_isolation) is AWS only: local mode runs no VPC")
         # Fake credentials: requests are signed as on AWS, and only ever sent to these loopback servers.
@@ -344,7 +347,8 @@ def main(argv=None) -> int:
         routes = api_routes.routes(infos)
         api_key = args.api_key or secrets.token_hex(16)
         gateway_server.gateway = LocalGateway(handlers, api_key, routes, openapi=settings.openapi_json(),
-                                              cors_origins=settings.cors_origin_list)
+                                              cors_origins=settings.cors_origin_list,
+                                              bearer_keys=settings.bearer_keys or settings.auth != "api_key")
 
         # Before the banner: whoever reads the banner may read this at once.
         ready_file.parent.mkdir(parents=True, exist_ok=True)
@@ -363,7 +367,9 @@ def main(argv=None) -> int:
               f"  S3:         {s3_url} (bucket {BUCKET}; presigned URLs point here)\n"
               f"  SageMaker:  {endpoint_url} (/endpoints/<name>/invocations; /ping, /invocations)\n\n"
               f"Try:\n  curl -s -H 'x-api-key: {api_key}' -d '{action.example}' "
-              f"{api_url}{action.short_path}\n\n"
+              f"{api_url}{action.short_path}\n"
+              + (f"  OpenAI SDK: OpenAI(base_url='{api_url}/v1', api_key='{api_key}')\n"
+                 if api_routes.openai_models(infos) else "") + "\n"
               "Ctrl-C stops everything.", flush=True)
         while not stop.wait(0.5):
             pass
