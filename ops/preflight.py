@@ -55,6 +55,10 @@ class Clients:
             self._made[service] = self._session.client(service, region_name=self.region, config=self._config)
         return self._made[service]
 
+    def other(self, service: str, region: str):
+        """A client of another region (a resource the settings name by ARN may live there)."""
+        return self._session.client(service, region_name=region, config=self._config)
+
 
 def _code(error) -> str:
     return getattr(error, "response", {}).get("Error", {}).get("Code", "")
@@ -342,7 +346,8 @@ def hosting_changes(settings: Settings, clients, stack_exists: bool) -> list[Che
 
 
 def references(settings: Settings, clients) -> list[Check]:
-    """What the stack points at must exist: the hub token secret, S3 artifacts, existing endpoints."""
+    """What the stack points at must exist: the hub token secret, S3 artifacts, existing endpoints, the Cognito user
+    pool of auth=cognito (looked up in its own region: the ARN names it)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     checks = []
@@ -353,6 +358,17 @@ def references(settings: Settings, clients) -> list[Check]:
         except (BotoCoreError, ClientError) as error:
             checks.append(Check("hub token secret", BLOCK, f"{settings.hub_token_secret}: {_code(error) or error}",
                                 "create it (aws secretsmanager create-secret --name ... --secret-string hf_...)"))
+    if settings.cognito_user_pool_arn:
+        arn = settings.cognito_user_pool_arn
+        pool_region, pool_id = arn.split(":")[3], arn.rsplit("/", 1)[1]
+        try:
+            client = clients("cognito-idp") if pool_region == clients.region else clients.other("cognito-idp",
+                                                                                                 pool_region)
+            pool = client.describe_user_pool(UserPoolId=pool_id)["UserPool"]
+            checks.append(Check("cognito user pool", OK, f"{pool.get('Name', pool_id)} ({pool_id})"))
+        except (BotoCoreError, ClientError) as error:
+            checks.append(Check("cognito user pool", BLOCK, f"{arn}: {_code(error) or error}",
+                                "give the ARN of an existing user pool (aws cognito-idp list-user-pools)"))
     for model in settings.catalog:
         if model.source_type == "s3":
             match = S3_URI.match(model.source)

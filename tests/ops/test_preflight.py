@@ -199,6 +199,22 @@ def test_references_must_exist(clients):
                       "endpoint jumpstart-stable-diffusion": preflight.BLOCK}
 
 
+@pytest.mark.parametrize("answer,status", [("ok", preflight.OK), ("missing", preflight.BLOCK)])
+def test_the_cognito_user_pool_of_auth_cognito_must_exist(clients, answer, status):
+    configured = settings(auth="cognito",
+                          cognito_user_pool_arn="arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_AbC123")
+    stub = clients.stub("cognito-idp")
+    if answer == "ok":
+        stub.add_response("describe_user_pool", {"UserPool": {"Id": "us-east-1_AbC123", "Name": "staff"}},
+                          {"UserPoolId": "us-east-1_AbC123"})
+    else:
+        stub.add_client_error("describe_user_pool", "ResourceNotFoundException", "User pool does not exist.",
+                              expected_params={"UserPoolId": "us-east-1_AbC123"})
+    check, = preflight.references(configured, clients)
+    assert (check.name, check.status) == ("cognito user pool", status)
+    assert ("staff (us-east-1_AbC123)" if answer == "ok" else "ResourceNotFoundException") in check.detail
+
+
 def test_unpinned_hub_revisions_warn_and_cost_is_shown_or_unknown():
     assert preflight.hub_revisions(settings(**{"revision": "4e63672c03103b6c636b8fb4119ba982469b2955"})) == []
     warning, = preflight.hub_revisions(settings())

@@ -94,11 +94,15 @@ def test_auth_cognito_takes_the_pools_tokens_on_every_route(synth):
 
 def test_the_openapi_document_names_the_deployments_auth():
     import json
+    from openapi_spec_validator import validate
+
     iam = json.loads(load_settings(pairs(IAM)).openapi_json())
+    validate(iam)
     assert iam["components"]["securitySchemes"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
     assert {json.dumps(op["security"]) for item in iam["paths"].values() for op in item.values()} == {
         '[{"sigv4": []}]'}
     cognito = json.loads(load_settings(pairs(COGNITO)).openapi_json())
+    validate(cognito)
     assert cognito["components"]["securitySchemes"] == {"cognito": {
         "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
         "description": "an ID token of a user of the deployment's Cognito user pool"}}
