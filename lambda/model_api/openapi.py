@@ -143,7 +143,8 @@ def document(models: Sequence[ModelInfo], configs: Mapping[str, object], title: 
             if action.finish is None and action.adapter is None and not model.is_async:
                 # Accept: image/png (or image/jpeg): the image itself, not stored (huggingface_hub's text_to_image).
                 operation["responses"]["200"]["content"].update(
-                    {media: {"schema": {"type": "string", "format": "binary"}} for media in ("image/png", "image/jpeg")})
+                    {media: {"schema": {"type": "string", "format": "binary"}}
+                     for media in ("image/png", "image/jpeg")})
         operation["responses"].update(_errors())
         paths.setdefault(route.path, {})[route.method.lower()] = operation
     return {

@@ -172,7 +172,8 @@ def test_huggingface_text_to_image_gets_the_image_itself(local):
         client.text_to_image("a red apple", width=100000)
     assert too_wide.value.response.status_code == 400 and "width must be at most 768" in too_wide.value.response.text
     # This model makes PNG: asking for JPEG is refused before the model runs.
-    status, _, body = post_json(local, "/images", {"prompt": "a red apple"}, {"Accept": "image/jpeg", "x-api-key": "test-key"})
+    status, _, body = post_json(local, "/images", {"prompt": "a red apple"},
+                                {"Accept": "image/jpeg", "x-api-key": "test-key"})
     assert (status, body["error"]["code"]) == (406, "not_acceptable")
 
 

@@ -29,7 +29,8 @@ def test_the_key_authorizer_may_only_write_its_own_logs(template):
     assert function["Properties"]["Handler"] == "authorizer.handler"
     assert function["Properties"]["Timeout"] == 3
     role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
-    policy, = [p for p in resources(template, "AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"]]
+    policy, = [p for p in resources(template, "AWS::IAM::Policy").values()
+               if {"Ref": role_id} in p["Properties"]["Roles"]]
     log_group_id = next(k for k in resources(template, "AWS::Logs::LogGroup") if k.startswith("ApiKeyAuthorizerLogs"))
     assert statements(policy["Properties"]["PolicyDocument"], template) == [
         {"Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Effect": "Allow",
@@ -94,6 +95,7 @@ def test_auth_cognito_takes_the_pools_tokens_on_every_route(synth):
 
 def test_the_openapi_document_names_the_deployments_auth():
     import json
+
     from openapi_spec_validator import validate
 
     iam = json.loads(load_settings(pairs(IAM)).openapi_json())

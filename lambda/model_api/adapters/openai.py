@@ -82,9 +82,10 @@ def _sampling(data: dict) -> dict:
     return out
 
 
-def _reply_head(kind: str, keep: dict, result: dict) -> dict:
-    return {"id": f"{kind}-{result['request_id']}", "object": kind.replace("chatcmpl", "chat.completion").replace(
-        "cmpl", "text_completion"), "created": keep["created"], "model": keep["model"]}
+def _reply_head(id_prefix: str, object_name: str, keep: dict, result: dict) -> dict:
+    """OpenAI's id (prefix and our request id), object, created and model of a completion."""
+    return {"id": f"{id_prefix}-{result['request_id']}", "object": object_name, "created": keep["created"],
+            "model": keep["model"]}
 
 
 def _keep(model: str, **more) -> dict:
@@ -245,7 +246,8 @@ def chat_action(base: Action) -> Action:
         return {"messages": messages, **({"parameters": parameters} if parameters else {})}, _keep(model)
 
     def reply(result: dict, keep: dict) -> dict:
-        return {**_reply_head("chatcmpl", keep, result), "usage": USAGE, "request_id": result["request_id"],
+        return {**_reply_head("chatcmpl", "chat.completion", keep, result), "usage": USAGE,
+                "request_id": result["request_id"],
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": result["reply"]},
                              "finish_reason": "stop", "logprobs": None}]}
 
@@ -308,7 +310,8 @@ def completions_action(base: Action) -> Action:
         return {"inputs": prompt, **({"parameters": parameters} if parameters else {})}, _keep(model)
 
     def reply(result: dict, keep: dict) -> dict:
-        return {**_reply_head("cmpl", keep, result), "usage": USAGE, "request_id": result["request_id"],
+        return {**_reply_head("cmpl", "text_completion", keep, result), "usage": USAGE,
+                "request_id": result["request_id"],
                 "choices": [{"index": 0, "text": result["generated_text"], "finish_reason": "stop",
                              "logprobs": None}]}
 
