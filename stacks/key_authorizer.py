@@ -13,12 +13,10 @@ from __future__ import annotations
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from stacks.lambda_source import ASSET_EXCLUDE, LAMBDA_DIR
-from stacks.model_function import LAMBDA_RUNTIME
+from stacks.model_function import api_lambda_function
 
 
 class KeyAuthorizer(Construct):
@@ -35,16 +33,12 @@ class KeyAuthorizer(Construct):
                              description="Model API key authorizer: write its own logs, nothing else")
         iam.Grant.add_to_principal(grantee=self.role, actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                                    resource_arns=[self.log_group.log_group_arn])
-        self.function = lambda_.Function(
+        # The API's own Lambda asset (the same hash: uploaded once); the entry imports only model_api.auth.
+        self.function = api_lambda_function(
             self, "Function",
-            runtime=LAMBDA_RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
             handler="authorizer.handler",
-            # The API's own Lambda asset (the same hash: uploaded once); the entry imports only model_api.auth.
-            code=lambda_.Code.from_asset(str(LAMBDA_DIR), exclude=ASSET_EXCLUDE),
             role=self.role,
             log_group=self.log_group,
-            logging_format=lambda_.LoggingFormat.JSON,
             memory_size=memory_mb,
             timeout=Duration.seconds(3),
             description="Model API: reads the API key from x-api-key or Authorization: Bearer",

@@ -17,6 +17,24 @@ from stacks.private_network import Placement, lambda_network_statement
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
 
 
+def api_lambda_function(scope: Construct, construct_id: str, *, handler: str, role: iam.IRole,
+                        log_group: logs.ILogGroup, **props) -> lambda_.Function:
+    """A function of the API: the lambda/ folder (one asset for every function: our modules only, boto3 from the
+    runtime), the pinned runtime on arm64, its own role and log group, Lambda's JSON log format (one object per
+    line, `extra` fields at the root: model_api.telemetry)."""
+    return lambda_.Function(
+        scope, construct_id,
+        runtime=LAMBDA_RUNTIME,
+        architecture=lambda_.Architecture.ARM_64,
+        handler=handler,
+        code=lambda_.Code.from_asset(str(LAMBDA_DIR), exclude=ASSET_EXCLUDE),
+        role=role,
+        log_group=log_group,
+        logging_format=lambda_.LoggingFormat.JSON,
+        **props,
+    )
+
+
 class ModelFunction(Construct):
     """lambda/handler.py deployed for one model.
 
@@ -91,16 +109,11 @@ class ModelFunction(Construct):
             jobs.grant_job_access(self.role, model_name)
         if placement is not None:
             self.role.add_to_principal_policy(lambda_network_statement())
-        self.function = lambda_.Function(
+        self.function = api_lambda_function(
             self, "Function",
-            runtime=LAMBDA_RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
             handler="handler.handler",
-            code=lambda_.Code.from_asset(str(LAMBDA_DIR), exclude=ASSET_EXCLUDE),
             role=self.role,
             log_group=self.log_group,
-            # One JSON object per line, tracebacks included, `extra` fields at the root (model_api.telemetry).
-            logging_format=lambda_.LoggingFormat.JSON,
             application_log_level_v2=lambda_.ApplicationLogLevel[log_level],
             system_log_level_v2=lambda_.SystemLogLevel.INFO,  # START, END and REPORT (duration, memory) lines
             tracing=lambda_.Tracing.ACTIVE if tracing else None,

@@ -68,3 +68,9 @@ def adapt_event(adapter: Adapter, event: Mapping, config, model: Optional[str], 
 def adapted_prepare(adapter: Adapter, base_prepare: Callable, example: str) -> Callable:
     """An adapted action's prepare: the model call its request makes (translated, then our action's prepare)."""
     return lambda event, config: base_prepare(adapt_event(adapter, event, config, None, example)[0], config)
+
+
+def adapted_action(name: str, example: str, base: Action, adapter: Adapter, **fields) -> Action:
+    """An action in another API's shape over `base`: its model call is base's (adapted_prepare); it finishes
+    through the adapter's reply, never by a finish of its own."""
+    return Action(name, example, adapted_prepare(adapter, base.prepare, example), None, adapter=adapter, **fields)

@@ -23,7 +23,7 @@ import struct
 import time
 from typing import Optional, Sequence
 
-from model_api.actions import Action, Adapter, adapted_prepare
+from model_api.actions import Action, Adapter, adapted_action
 from model_api.errors import ApiError
 from model_api.requests import validated
 from model_api.schema import NOT_BLANK, SEED_MAX
@@ -140,8 +140,8 @@ def images_action(base: Action, body_limit) -> Action:
 
     adapter = Adapter(base.name, translate, reply, body_limit, errors="openai")
     example = '{"model": "stable-diffusion", "prompt": "a cyborg tiger"}'
-    return Action(
-        PREFIX + "images/generations", example, adapted_prepare(adapter, base.prepare, example), None,
+    return adapted_action(
+        PREFIX + "images/generations", example, base, adapter,
         smoke={"prompt": "a red apple on a wooden table", "size": "256x256", "steps": 4, "seed": 7},
         smoke_invalid={"prompt": "x", "size": "100000x100000"},
         check=lambda answer, fetch: base.check({"images": [{"url": d.get("url"), "key": "/v1 image"}
@@ -152,7 +152,6 @@ def images_action(base: Action, body_limit) -> Action:
             "data": {"type": "array", "items": {"type": "object", "required": ["url"], "properties": {
                 "url": {"type": "string", "description": "presigned GET"}, "expires_at": {"type": "string"}}}},
             "seed": {"type": "integer"}, "request_id": {"type": "string"}}},
-        adapter=adapter,
     )
 
 
@@ -193,8 +192,8 @@ def embeddings_action(base: Action) -> Action:
 
     adapter = Adapter(base.name, translate, reply, _text_body_limit, errors="openai")
     example = '{"model": "minilm", "input": ["a cyborg tiger", "a robot cat"]}'
-    return Action(
-        PREFIX + "embeddings", example, adapted_prepare(adapter, base.prepare, example), None,
+    return adapted_action(
+        PREFIX + "embeddings", example, base, adapter,
         smoke={"input": ["a cyborg tiger", "a robot cat"], "encoding_format": "float"},
         smoke_invalid={"input": []},
         check=lambda answer, fetch: base.check({"embeddings": [d.get("embedding") for d in answer.get("data") or []]},
@@ -205,7 +204,6 @@ def embeddings_action(base: Action) -> Action:
             "data": {"type": "array", "items": {"type": "object", "properties": {
                 "index": {"type": "integer"},
                 "embedding": {"type": ["array", "string"], "description": "floats, or base64 float32"}}}}}},
-        adapter=adapter,
     )
 
 
@@ -253,17 +251,20 @@ def chat_action(base: Action) -> Action:
 
     adapter = Adapter(base.name, translate, reply, _text_body_limit, errors="openai")
     example = '{"model": "chat", "messages": [{"role": "user", "content": "Hello!"}]}'
-    return Action(
-        PREFIX + "chat/completions", example, adapted_prepare(adapter, base.prepare, example), None,
+    return adapted_action(
+        PREFIX + "chat/completions", example, base, adapter,
         smoke={"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8},
         smoke_invalid={"messages": [{"role": "robot", "content": "x"}]},
         check=_has_choice("message"),
         schema=lambda config: chat_schema(base, config),
-        response={"type": "object", "required": ["id", "object", "choices"], "properties": {
-            "id": {"type": "string"}, "object": {"const": "chat.completion"}, "created": {"type": "integer"},
-            "model": {"type": "string"}, "choices": {"type": "array"}}},
-        adapter=adapter,
+        response=_completion_response("chat.completion"),
     )
+
+
+def _completion_response(object_name: str) -> dict:
+    return {"type": "object", "required": ["id", "object", "choices"], "properties": {
+        "id": {"type": "string"}, "object": {"const": object_name}, "created": {"type": "integer"},
+        "model": {"type": "string"}, "choices": {"type": "array"}}}
 
 
 def _has_choice(field: str):
@@ -317,16 +318,13 @@ def completions_action(base: Action) -> Action:
 
     adapter = Adapter(base.name, translate, reply, _text_body_limit, errors="openai")
     example = '{"model": "gpt2", "prompt": "Once upon a time"}'
-    return Action(
-        PREFIX + "completions", example, adapted_prepare(adapter, base.prepare, example), None,
+    return adapted_action(
+        PREFIX + "completions", example, base, adapter,
         smoke={"prompt": "The capital of France is", "max_tokens": 8},
         smoke_invalid={"prompt": "x", "temperature": -1},
         check=_has_choice("text"),
         schema=lambda config: completions_schema(base, config),
-        response={"type": "object", "required": ["id", "object", "choices"], "properties": {
-            "id": {"type": "string"}, "object": {"const": "text_completion"}, "created": {"type": "integer"},
-            "model": {"type": "string"}, "choices": {"type": "array"}}},
-        adapter=adapter,
+        response=_completion_response("text_completion"),
     )
 
 

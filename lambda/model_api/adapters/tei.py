@@ -8,7 +8,7 @@ positions (truncate is accepted either way): what our /embeddings does (model_ap
 
 from __future__ import annotations
 
-from model_api.actions import Action, Adapter, adapted_prepare
+from model_api.actions import Action, Adapter, adapted_action
 from model_api.requests import validated
 from model_api.text import max_text_body_bytes
 
@@ -32,8 +32,8 @@ def embed_action(base: Action) -> Action:
     adapter = Adapter(base.name, translate, lambda result, keep: result["embeddings"],
                       lambda config: max_text_body_bytes(config.limits))
     example = '{"inputs": ["a cyborg tiger", "a robot cat"]}'
-    return Action(
-        "embed", example, adapted_prepare(adapter, base.prepare, example), None,
+    return adapted_action(
+        "embed", example, base, adapter,
         smoke={"inputs": ["a cyborg tiger", "a robot cat"]},
         smoke_invalid={"inputs": [], "normalize": False},
         check=lambda answer, fetch: base.check({"embeddings": answer}, fetch) if isinstance(answer, list) else
@@ -41,5 +41,4 @@ def embed_action(base: Action) -> Action:
         schema=lambda config: embed_schema(base, config),
         response={"type": "array", "items": {"type": "array", "items": {"type": "number"}},
                   "description": "one unit vector per input, in order"},
-        adapter=adapter,
     )
