@@ -14,6 +14,7 @@ ops/prices.py (web ACL, rules, requests).
 from __future__ import annotations
 
 import json
+from typing import Mapping, Optional
 
 from aws_cdk import Stack
 from aws_cdk import aws_apigateway as apigw
@@ -26,18 +27,23 @@ _errors = load_lambda_module("model_api.errors")
 MIN_RATE_LIMIT, MAX_RATE_LIMIT = 10, 2_000_000_000  # WAF's bounds for a rate-based rule's limit
 COMMON_RULE_SET = "AWSManagedRulesCommonRuleSet"
 OVER_8_KB = "SizeRestrictions_BODY"
+# A rate-based rule counts the last 5 minutes and lifts the block once the address falls below the limit (checked
+# every few tens of seconds): a minute is a fair first wait.
+RETRY_AFTER_SECONDS = 60
 
 
 class ApiFirewall(Construct):
     """An AWS WAF web ACL (regional) associated with an API Gateway stage.
 
     Props: stage (apigw.Stage), rate_limit (requests per client IP in any 5 minutes, 10..2e9), metric_prefix (the
-    CloudWatch metric names of the ACL and its rules).
+    CloudWatch metric names of the ACL and its rules), response_headers (added to the 429, e.g. the API's static
+    CORS headers so a web page can read why it was refused; WAF sends them as given: only inserted request headers
+    get its x-amzn-waf- prefix). The 429 always says Retry-After: 60.
     Attributes: web_acl, association.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, stage: apigw.Stage, rate_limit: int = 500,
-                 metric_prefix: str = "ModelApi"):
+                 metric_prefix: str = "ModelApi", response_headers: Optional[Mapping[str, str]] = None):
         super().__init__(scope, construct_id)
         if not MIN_RATE_LIMIT <= rate_limit <= MAX_RATE_LIMIT:
             raise ValueError(f"ApiFirewall {construct_id}: rate_limit must be from {MIN_RATE_LIMIT} to "
@@ -47,10 +53,14 @@ class ApiFirewall(Construct):
             return wafv2.CfnWebACL.VisibilityConfigProperty(
                 cloud_watch_metrics_enabled=True, metric_name=f"{metric_prefix}{name}", sampled_requests_enabled=True)
 
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS), **(response_headers or {})}
+
         def answer(status: int, key: str):
             return wafv2.CfnWebACL.RuleActionProperty(block=wafv2.CfnWebACL.BlockActionProperty(
                 custom_response=wafv2.CfnWebACL.CustomResponseProperty(
-                    response_code=status, custom_response_body_key=key)))
+                    response_code=status, custom_response_body_key=key,
+                    response_headers=[wafv2.CfnWebACL.CustomHTTPHeaderProperty(name=name, value=value)
+                                      for name, value in headers.items()])))
 
         self.web_acl = wafv2.CfnWebACL(
             self, "WebAcl",

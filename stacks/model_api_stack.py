@@ -34,7 +34,7 @@ from stacks.model_endpoint import ModelEndpoint
 from stacks.model_function import ModelFunction
 from stacks.monitoring import ModelApiMonitoring, WatchedModel
 from stacks.private_network import PrivateNetwork
-from stacks.rest_api import ModelRestApi
+from stacks.rest_api import ModelRestApi, static_cors_headers
 from stacks.settings import LOG_RETENTION_DAYS, Settings
 from stacks.shared_endpoint import ModelComponent, SharedEndpoint
 
@@ -146,7 +146,9 @@ class ModelApiStack(Stack):
             else (None, None)
         self.firewall = ApiFirewall(self, "Firewall", stage=self.api.api.deployment_stage,
                                     rate_limit=settings.waf_rate_limit,
-                                    metric_prefix=settings.stack_name.replace("-", "")) if settings.waf else None
+                                    metric_prefix=settings.stack_name.replace("-", ""),
+                                    response_headers=static_cors_headers(settings.cors_origin_list)) \
+            if settings.waf else None
         # The OpenAPI document of these routes and schemas, served by the gateway (and written beside the template
         # at synth: app.py).
         self.openapi = settings.openapi_json()

@@ -260,6 +260,14 @@ def vtl_literal(text: str) -> str:
     return "#set($D = '$')#set($H = '#')" + escaped
 
 
+def static_cors_headers(origins: tuple[str, ...]) -> dict[str, str]:
+    """The CORS headers an answer that cannot see the request may carry (AWS WAF's own 429): for one origin or
+    "*", that origin; for several, none (a static answer cannot name the request's origin back)."""
+    if len(origins) != 1:
+        return {}
+    return {"Access-Control-Allow-Origin": origins[0], "Access-Control-Expose-Headers": ", ".join(_cors.EXPOSE_HEADERS)}
+
+
 def gateway_cors_headers(origins: tuple[str, ...]) -> dict[str, str]:
     """CORS headers of the gateway's own answers (bad key, unknown route, throttled, ...), as response parameters:
     a static origin for one origin or "*"; for several, the request's own Origin (a gateway response cannot check

@@ -28,7 +28,8 @@ def test_a_rate_limit_per_ip_answers_429_in_the_apis_error_shape_and_the_common_
     assert acl["Scope"] == "REGIONAL" and acl["DefaultAction"] == {"Allow": {}}
     rate, common = acl["Rules"]
     assert rate["Statement"]["RateBasedStatement"] == {"Limit": 300, "AggregateKeyType": "IP"}
-    assert rate["Action"]["Block"]["CustomResponse"] == {"ResponseCode": 429, "CustomResponseBodyKey": "rate_limited"}
+    assert rate["Action"]["Block"]["CustomResponse"] == {"ResponseCode": 429, "CustomResponseBodyKey": "rate_limited",
+                                                         "ResponseHeaders": [{"Name": "Retry-After", "Value": "60"}]}
     body = json.loads(acl["CustomResponseBodies"]["rate_limited"]["Content"])
     assert body["error"]["code"] == "rate_limited" and set(body) == {"error"}
     assert acl["CustomResponseBodies"]["rate_limited"]["ContentType"] == "APPLICATION_JSON"
@@ -66,6 +67,18 @@ def test_the_app_attaches_it_only_when_asked_and_then_needs_no_waf_waiver(synth_
     metadata = json.dumps(json.loads(open(f"{synth_assembly(waf='true', waf_rate_limit='1000').directory}/"
                                           "SageMakerModelApi.metadata.json").read()))
     assert "AwsSolutions-APIG3" not in metadata  # nag's WAF rule is met, not acknowledged
+
+
+@pytest.mark.parametrize("origins,allowed", [("https://app.example.com", "https://app.example.com"), ("*", "*"),
+                                             ("https://app.example.com,http://localhost:3000", None)])
+def test_the_429_carries_the_apis_static_cors_headers_so_a_page_can_read_it(synth, origins, allowed):
+    protected = synth(waf="true", cors_origins=origins)
+    (acl,) = [r["Properties"] for r in protected["Resources"].values() if r["Type"] == "AWS::WAFv2::WebACL"]
+    headers = {h["Name"]: h["Value"] for h in acl["Rules"][0]["Action"]["Block"]["CustomResponse"]["ResponseHeaders"]}
+    assert headers.get("Access-Control-Allow-Origin") == allowed  # several origins: a static answer names none
+    assert headers["Retry-After"] == "60"
+    if allowed:
+        assert headers["Access-Control-Expose-Headers"] == "Retry-After, X-Request-Id, X-Seed"
 
 
 def test_cost_shows_the_web_acl_monthly():
