@@ -61,8 +61,9 @@ def adapt_event(adapter: Adapter, event: Mapping, config, model: Optional[str], 
     route serves, which the body must name where the other API names one (None: not checked)."""
     data = read_json_body(event, adapter.body_limit(config), example)
     ours, keep = adapter.translate(data, model, config)
+    # Adapted routes are POST only: the translated body is all our action reads.
     return {**event, "httpMethod": "POST", "body": json.dumps(ours, separators=(",", ":")),
-            "isBase64Encoded": False, "queryStringParameters": None, "multiValueQueryStringParameters": None}, keep
+            "isBase64Encoded": False}, keep
 
 
 def adapted_prepare(adapter: Adapter, base_prepare: Callable, example: str) -> Callable:

@@ -36,6 +36,11 @@ def max_text_body_bytes(limits: TextLimits) -> int:
     return 4096 + 12 * limits.max_input_chars * max(limits.max_batch_inputs, limits.max_messages)
 
 
+def body_limit(config: TextConfig) -> int:
+    """The body limit of a text model's requests, from its config (what adapted routes read with)."""
+    return max_text_body_bytes(config.limits)
+
+
 def read_request(event: Mapping, config: TextConfig, schema: dict, example: str) -> dict:
     return validated(read_json_body(event, max_text_body_bytes(config.limits), example), schema)
 

@@ -257,3 +257,21 @@ def test_the_authorizer_allows_the_method_and_hands_the_key_to_api_gateway():
 def test_float32_base64_is_openais_encoding():
     assert openai.float32_base64([1.0, -2.5]) == base64.b64encode(struct.pack("<ff", 1.0, -2.5)).decode()
     assert json.loads(json.dumps(openai.models_list([("m", "chat")])))["object"] == "list"
+
+
+def test_the_smoke_checks_of_adapted_routes_tell_a_right_answer_from_a_wrong_one():
+    from model_api.kinds import actions
+
+    by_name = actions()
+    png = tiny_png()
+    assert by_name["v1/images/generations"].check({"data": [{"url": "u"}]}, lambda url: png) == ""
+    assert by_name["v1/images/generations"].check({"data": []}, lambda url: png) == "expected 1 image, got 0"
+    assert by_name["v1/embeddings"].check({"data": [{"embedding": [1.0, 0.0]}, {"embedding": [0.0, 1.0]}]}, None) == ""
+    assert by_name["v1/embeddings"].check({"data": [{"embedding": [2.0, 0.0]}, {"embedding": [0.0, 1.0]}]},
+                                          None) == "vectors are not unit length"
+    assert by_name["embed"].check([[1.0, 0.0], [0.0, 1.0]], None) == ""
+    assert by_name["embed"].check({"embeddings": []}, None) == "the answer is not a list of vectors"
+    assert by_name["v1/chat/completions"].check({"choices": [{"message": {"content": "hi"}}]}, None) == ""
+    assert by_name["v1/chat/completions"].check({"choices": [{"message": {}}]}, None) == "no choices[0].message"
+    assert by_name["v1/completions"].check({"choices": [{"text": "x"}]}, None) == ""
+    assert by_name["v1/completions"].check({}, None) == "no choices[0].text"

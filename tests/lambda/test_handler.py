@@ -296,6 +296,12 @@ def test_transport_failures_say_what_broke(rig, error, code, message):
     assert assert_error(rig.call(api_event("POST", {"prompt": "p"})), 502, code, rig) == message
 
 
+def test_a_throttled_endpoint_says_it_is_busy(rig):
+    rig.endpoint.fails(400, "ThrottlingException", {"message": "Rate exceeded"})
+    assert assert_error(rig.call(api_event("POST", {"prompt": "p"})), 429, "throttled", rig) == \
+        "the model endpoint is busy; retry later"
+
+
 def test_an_unreachable_runtime_is_503_and_says_so(rig):
     rig.endpoint.raises(EndpointConnectionError(endpoint_url="https://runtime"))
     response = rig.call(api_event("POST", {"prompt": "p"}))

@@ -21,13 +21,14 @@ from __future__ import annotations
 import base64
 import struct
 import time
+from functools import partial
 from typing import Optional, Sequence
 
 from model_api.actions import Action, Adapter, adapted_action
 from model_api.errors import ApiError
 from model_api.requests import validated
 from model_api.schema import NOT_BLANK, SEED_MAX
-from model_api.text import max_text_body_bytes
+from model_api.text import body_limit
 
 PREFIX = "v1/"  # action names: /v1/<route> and /models/<name>/v1/<route>
 OWNED_BY = "sagemaker-model-api"
@@ -93,6 +94,8 @@ def _keep(model: str, **more) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------------ images
+# Each adapter's pieces are module functions, bound to the action they adapt with functools.partial: called per
+# request, never defined per call (and so attributed to the tests that reach them, by coverage and by make mutation).
 
 
 def images_schema(base: Action, config) -> dict:
@@ -112,51 +115,53 @@ def images_schema(base: Action, config) -> dict:
     return _object(properties, ["model", "prompt"], "OpenAIImagesRequest")
 
 
+def images_translate(base: Action, data, model: Optional[str], config) -> tuple[dict, dict]:
+    _request(data, images_schema(base, config), model)
+    if data.get("response_format") == "b64_json":
+        raise ApiError(400, "invalid_request", "response_format b64_json is not served: images are stored and "
+                                               "answered as presigned URLs; send response_format url or leave it "
+                                               "out")
+    ours = {"prompt": data["prompt"], "num_images": data.get("n", 1),
+            **{name: data[name] for name in IMAGE_EXTRAS if name in data}}
+    size = data.get("size", "auto")
+    if size != "auto":
+        width, height = (int(side) for side in size.split("x"))
+        limits = config.limits
+        if not all(limits.min_size <= side <= limits.max_size and side % 8 == 0 for side in (width, height)):
+            raise ApiError(400, "invalid_request", f"size {size}: each side must be a multiple of 8 from "
+                                                   f"{limits.min_size} to {limits.max_size}")
+        ours.update(width=width, height=height)
+    return ours, _keep(model)
+
+
+def images_reply(result: dict, keep: dict) -> dict:
+    return {"created": keep["created"],
+            "data": [{"url": image["url"], "revised_prompt": None, "expires_at": image["expires_at"]}
+                     for image in result["images"]],
+            "seed": result["seed"], "request_id": result["request_id"]}
+
+
+def images_check(base: Action, answer: dict, fetch) -> str:
+    """The smoke test's check: the image route's own, on the URLs of OpenAI's answer."""
+    return base.check({"images": [{"url": d.get("url"), "key": "/v1 image"} for d in answer.get("data") or []]},
+                      fetch)
+
+
+IMAGES_RESPONSE = {"type": "object", "required": ["created", "data"], "properties": {
+    "created": {"type": "integer"},
+    "data": {"type": "array", "items": {"type": "object", "required": ["url"], "properties": {
+        "url": {"type": "string", "description": "presigned GET"}, "expires_at": {"type": "string"}}}},
+    "seed": {"type": "integer"}, "request_id": {"type": "string"}}}
+
+
 def images_action(base: Action, body_limit) -> Action:
     """body_limit: config -> the image route's own body limit."""
-    def translate(data, model, config):
-        _request(data, images_schema(base, config), model)
-        if data.get("response_format") == "b64_json":
-            raise ApiError(400, "invalid_request", "response_format b64_json is not served: images are stored and "
-                                                   "answered as presigned URLs; send response_format url or leave "
-                                                   "it out")
-        ours = {"prompt": data["prompt"], "num_images": data.get("n", 1),
-                **{name: data[name] for name in IMAGE_EXTRAS if name in data}}
-        size = data.get("size", "auto")
-        if size != "auto":
-            width, height = (int(side) for side in size.split("x"))
-            limits = config.limits
-            if not all(limits.min_size <= side <= limits.max_size and side % 8 == 0 for side in (width, height)):
-                raise ApiError(400, "invalid_request", f"size {size}: each side must be a multiple of 8 from "
-                                                       f"{limits.min_size} to {limits.max_size}")
-            ours.update(width=width, height=height)
-        return ours, _keep(model)
-
-    def reply(result: dict, keep: dict) -> dict:
-        return {"created": keep["created"],
-                "data": [{"url": image["url"], "revised_prompt": None, "expires_at": image["expires_at"]}
-                         for image in result["images"]],
-                "seed": result["seed"], "request_id": result["request_id"]}
-
-    adapter = Adapter(base.name, translate, reply, body_limit, errors="openai")
-    example = '{"model": "stable-diffusion", "prompt": "a cyborg tiger"}'
+    adapter = Adapter(base.name, partial(images_translate, base), images_reply, body_limit, errors="openai")
     return adapted_action(
-        PREFIX + "images/generations", example, base, adapter,
+        PREFIX + "images/generations", '{"model": "stable-diffusion", "prompt": "a cyborg tiger"}', base, adapter,
         smoke={"prompt": "a red apple on a wooden table", "size": "256x256", "steps": 4, "seed": 7},
         smoke_invalid={"prompt": "x", "size": "100000x100000"},
-        check=lambda answer, fetch: base.check({"images": [{"url": d.get("url"), "key": "/v1 image"}
-                                                          for d in answer.get("data") or []]}, fetch),
-        schema=lambda config: images_schema(base, config),
-        response={"type": "object", "required": ["created", "data"], "properties": {
-            "created": {"type": "integer"},
-            "data": {"type": "array", "items": {"type": "object", "required": ["url"], "properties": {
-                "url": {"type": "string", "description": "presigned GET"}, "expires_at": {"type": "string"}}}},
-            "seed": {"type": "integer"}, "request_id": {"type": "string"}}},
-    )
-
-
-def _text_body_limit(config) -> int:
-    return max_text_body_bytes(config.limits)
+        check=partial(images_check, base), schema=partial(images_schema, base), response=IMAGES_RESPONSE)
 
 
 # -------------------------------------------------------------------------------------------------- embeddings
@@ -175,36 +180,42 @@ def float32_base64(vector: Sequence[float]) -> str:
     return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
 
 
+def embeddings_translate(base: Action, data, model: Optional[str], config) -> tuple[dict, dict]:
+    if isinstance(data, dict) and isinstance(data.get("input"), list) and any(
+            isinstance(item, (int, list)) and not isinstance(item, bool) for item in data["input"]):
+        raise ApiError(400, "invalid_request", "input as token ids is not served; send the text")
+    _request(data, embeddings_schema(base, config), model)
+    return {"inputs": data["input"]}, _keep(model, format=data.get("encoding_format", "float"))
+
+
+def embeddings_reply(result: dict, keep: dict) -> dict:
+    encode = float32_base64 if keep["format"] == "base64" else list
+    return {"object": "list", "model": keep["model"], "usage": {"prompt_tokens": 0, "total_tokens": 0},
+            "data": [{"object": "embedding", "index": i, "embedding": encode(vector)}
+                     for i, vector in enumerate(result["embeddings"])],
+            "request_id": result["request_id"]}
+
+
+def embeddings_check(base: Action, answer: dict, fetch) -> str:
+    return base.check({"embeddings": [d.get("embedding") for d in answer.get("data") or []]}, fetch)
+
+
+EMBEDDINGS_RESPONSE = {"type": "object", "required": ["object", "data", "model"], "properties": {
+    "object": {"const": "list"}, "model": {"type": "string"},
+    "data": {"type": "array", "items": {"type": "object", "properties": {
+        "index": {"type": "integer"},
+        "embedding": {"type": ["array", "string"], "description": "floats, or base64 float32"}}}}}}
+
+
 def embeddings_action(base: Action) -> Action:
-    def translate(data, model, config):
-        if isinstance(data, dict) and isinstance(data.get("input"), list) and any(
-                isinstance(item, (int, list)) and not isinstance(item, bool) for item in data["input"]):
-            raise ApiError(400, "invalid_request", "input as token ids is not served; send the text")
-        _request(data, embeddings_schema(base, config), model)
-        return {"inputs": data["input"]}, _keep(model, format=data.get("encoding_format", "float"))
-
-    def reply(result: dict, keep: dict) -> dict:
-        encode = float32_base64 if keep["format"] == "base64" else list
-        return {"object": "list", "model": keep["model"], "usage": {"prompt_tokens": 0, "total_tokens": 0},
-                "data": [{"object": "embedding", "index": i, "embedding": encode(vector)}
-                         for i, vector in enumerate(result["embeddings"])],
-                "request_id": result["request_id"]}
-
-    adapter = Adapter(base.name, translate, reply, _text_body_limit, errors="openai")
-    example = '{"model": "minilm", "input": ["a cyborg tiger", "a robot cat"]}'
+    adapter = Adapter(base.name, partial(embeddings_translate, base), embeddings_reply, body_limit,
+                      errors="openai")
     return adapted_action(
-        PREFIX + "embeddings", example, base, adapter,
+        PREFIX + "embeddings", '{"model": "minilm", "input": ["a cyborg tiger", "a robot cat"]}', base, adapter,
         smoke={"input": ["a cyborg tiger", "a robot cat"], "encoding_format": "float"},
         smoke_invalid={"input": []},
-        check=lambda answer, fetch: base.check({"embeddings": [d.get("embedding") for d in answer.get("data") or []]},
-                                               fetch),
-        schema=lambda config: embeddings_schema(base, config),
-        response={"type": "object", "required": ["object", "data", "model"], "properties": {
-            "object": {"const": "list"}, "model": {"type": "string"},
-            "data": {"type": "array", "items": {"type": "object", "properties": {
-                "index": {"type": "integer"},
-                "embedding": {"type": ["array", "string"], "description": "floats, or base64 float32"}}}}}},
-    )
+        check=partial(embeddings_check, base), schema=partial(embeddings_schema, base),
+        response=EMBEDDINGS_RESPONSE)
 
 
 # -------------------------------------------------------------------------------------------------------- chat
@@ -234,31 +245,19 @@ def _text(content) -> str:
     return content if isinstance(content, str) else "".join(part["text"] for part in content)
 
 
-def chat_action(base: Action) -> Action:
-    def translate(data, model, config):
-        _request(data, chat_schema(base, config), model)
-        messages = [{"role": "system" if m["role"] == "developer" else m["role"], "content": _text(m["content"])}
-                    for m in data["messages"]]
-        parameters = {**_max_tokens(data), **_sampling(data),
-                      **({"seed": data["seed"]} if "seed" in data else {})}
-        return {"messages": messages, **({"parameters": parameters} if parameters else {})}, _keep(model)
+def chat_translate(base: Action, data, model: Optional[str], config) -> tuple[dict, dict]:
+    _request(data, chat_schema(base, config), model)
+    messages = [{"role": "system" if m["role"] == "developer" else m["role"], "content": _text(m["content"])}
+                for m in data["messages"]]
+    parameters = {**_max_tokens(data), **_sampling(data), **({"seed": data["seed"]} if "seed" in data else {})}
+    return {"messages": messages, **({"parameters": parameters} if parameters else {})}, _keep(model)
 
-    def reply(result: dict, keep: dict) -> dict:
-        return {**_reply_head("chatcmpl", "chat.completion", keep, result), "usage": USAGE,
-                "request_id": result["request_id"],
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": result["reply"]},
-                             "finish_reason": "stop", "logprobs": None}]}
 
-    adapter = Adapter(base.name, translate, reply, _text_body_limit, errors="openai")
-    example = '{"model": "chat", "messages": [{"role": "user", "content": "Hello!"}]}'
-    return adapted_action(
-        PREFIX + "chat/completions", example, base, adapter,
-        smoke={"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8},
-        smoke_invalid={"messages": [{"role": "robot", "content": "x"}]},
-        check=_has_choice("message"),
-        schema=lambda config: chat_schema(base, config),
-        response=_completion_response("chat.completion"),
-    )
+def chat_reply(result: dict, keep: dict) -> dict:
+    return {**_reply_head("chatcmpl", "chat.completion", keep, result), "usage": USAGE,
+            "request_id": result["request_id"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": result["reply"]},
+                         "finish_reason": "stop", "logprobs": None}]}
 
 
 def _completion_response(object_name: str) -> dict:
@@ -267,13 +266,23 @@ def _completion_response(object_name: str) -> dict:
         "model": {"type": "string"}, "choices": {"type": "array"}}}
 
 
-def _has_choice(field: str):
-    def check(answer: dict, fetch) -> str:
-        choices = answer.get("choices") or [{}]
-        value = choices[0].get(field)
-        text = value.get("content") if isinstance(value, dict) else value
-        return "" if isinstance(text, str) else f"no choices[0].{field}"
-    return check
+def has_choice(field: str, answer: dict, fetch) -> str:
+    """The smoke test's check of a completion: text in choices[0].<field> (a message's content, or text)."""
+    choices = answer.get("choices") or [{}]
+    value = choices[0].get(field)
+    text = value.get("content") if isinstance(value, dict) else value
+    return "" if isinstance(text, str) else f"no choices[0].{field}"
+
+
+def chat_action(base: Action) -> Action:
+    adapter = Adapter(base.name, partial(chat_translate, base), chat_reply, body_limit, errors="openai")
+    return adapted_action(
+        PREFIX + "chat/completions", '{"model": "chat", "messages": [{"role": "user", "content": "Hello!"}]}',
+        base, adapter,
+        smoke={"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8},
+        smoke_invalid={"messages": [{"role": "robot", "content": "x"}]},
+        check=partial(has_choice, "message"), schema=partial(chat_schema, base),
+        response=_completion_response("chat.completion"))
 
 
 # ------------------------------------------------------------------------------------------------- completions
@@ -297,35 +306,34 @@ def completions_schema(base: Action, config) -> dict:
     return _object(properties, ["model", "prompt"], "OpenAICompletionRequest")
 
 
+def completions_translate(base: Action, data, model: Optional[str], config) -> tuple[dict, dict]:
+    _request(data, completions_schema(base, config), model)
+    prompt = data["prompt"] if isinstance(data["prompt"], str) else data["prompt"][0]
+    parameters = {**_max_tokens(data), **_sampling(data)}
+    if "echo" in data:
+        parameters["return_full_text"] = data["echo"]
+    if "seed" in data:
+        parameters["seed"] = data["seed"]
+    if "stop" in data:
+        parameters["stop"] = [data["stop"]] if isinstance(data["stop"], str) else data["stop"]
+    return {"inputs": prompt, **({"parameters": parameters} if parameters else {})}, _keep(model)
+
+
+def completions_reply(result: dict, keep: dict) -> dict:
+    return {**_reply_head("cmpl", "text_completion", keep, result), "usage": USAGE,
+            "request_id": result["request_id"],
+            "choices": [{"index": 0, "text": result["generated_text"], "finish_reason": "stop", "logprobs": None}]}
+
+
 def completions_action(base: Action) -> Action:
-    def translate(data, model, config):
-        _request(data, completions_schema(base, config), model)
-        prompt = data["prompt"] if isinstance(data["prompt"], str) else data["prompt"][0]
-        parameters = {**_max_tokens(data), **_sampling(data)}
-        if "echo" in data:
-            parameters["return_full_text"] = data["echo"]
-        if "seed" in data:
-            parameters["seed"] = data["seed"]
-        if "stop" in data:
-            parameters["stop"] = [data["stop"]] if isinstance(data["stop"], str) else data["stop"]
-        return {"inputs": prompt, **({"parameters": parameters} if parameters else {})}, _keep(model)
-
-    def reply(result: dict, keep: dict) -> dict:
-        return {**_reply_head("cmpl", "text_completion", keep, result), "usage": USAGE,
-                "request_id": result["request_id"],
-                "choices": [{"index": 0, "text": result["generated_text"], "finish_reason": "stop",
-                             "logprobs": None}]}
-
-    adapter = Adapter(base.name, translate, reply, _text_body_limit, errors="openai")
-    example = '{"model": "gpt2", "prompt": "Once upon a time"}'
+    adapter = Adapter(base.name, partial(completions_translate, base), completions_reply, body_limit,
+                      errors="openai")
     return adapted_action(
-        PREFIX + "completions", example, base, adapter,
+        PREFIX + "completions", '{"model": "gpt2", "prompt": "Once upon a time"}', base, adapter,
         smoke={"prompt": "The capital of France is", "max_tokens": 8},
         smoke_invalid={"prompt": "x", "temperature": -1},
-        check=_has_choice("text"),
-        schema=lambda config: completions_schema(base, config),
-        response=_completion_response("text_completion"),
-    )
+        check=partial(has_choice, "text"), schema=partial(completions_schema, base),
+        response=_completion_response("text_completion"))
 
 
 # ------------------------------------------------------------------------------------------------------ models

@@ -8,9 +8,11 @@ positions (truncate is accepted either way): what our /embeddings does (model_ap
 
 from __future__ import annotations
 
+from functools import partial
+
 from model_api.actions import Action, Adapter, adapted_action
 from model_api.requests import validated
-from model_api.text import max_text_body_bytes
+from model_api.text import body_limit
 
 
 def embed_schema(base: Action, config) -> dict:
@@ -24,21 +26,29 @@ def embed_schema(base: Action, config) -> dict:
             "required": ["inputs"], "additionalProperties": False}
 
 
-def embed_action(base: Action) -> Action:
-    def translate(data, model, config):
-        validated(data, embed_schema(base, config))
-        return {"inputs": data["inputs"]}, {}
+def embed_translate(base: Action, data, model, config) -> tuple[dict, dict]:
+    validated(data, embed_schema(base, config))
+    return {"inputs": data["inputs"]}, {}
 
-    adapter = Adapter(base.name, translate, lambda result, keep: result["embeddings"],
-                      lambda config: max_text_body_bytes(config.limits))
-    example = '{"inputs": ["a cyborg tiger", "a robot cat"]}'
+
+def embed_reply(result: dict, keep: dict) -> list:
+    return result["embeddings"]
+
+
+def embed_check(base: Action, answer, fetch) -> str:
+    if not isinstance(answer, list):
+        return "the answer is not a list of vectors"
+    return base.check({"embeddings": answer}, fetch)
+
+
+EMBED_RESPONSE = {"type": "array", "items": {"type": "array", "items": {"type": "number"}},
+                  "description": "one unit vector per input, in order"}
+
+
+def embed_action(base: Action) -> Action:
+    adapter = Adapter(base.name, partial(embed_translate, base), embed_reply, body_limit)
     return adapted_action(
-        "embed", example, base, adapter,
+        "embed", '{"inputs": ["a cyborg tiger", "a robot cat"]}', base, adapter,
         smoke={"inputs": ["a cyborg tiger", "a robot cat"]},
         smoke_invalid={"inputs": [], "normalize": False},
-        check=lambda answer, fetch: base.check({"embeddings": answer}, fetch) if isinstance(answer, list) else
-        "the answer is not a list of vectors",
-        schema=lambda config: embed_schema(base, config),
-        response={"type": "array", "items": {"type": "array", "items": {"type": "number"}},
-                  "description": "one unit vector per input, in order"},
-    )
+        check=partial(embed_check, base), schema=partial(embed_schema, base), response=EMBED_RESPONSE)
