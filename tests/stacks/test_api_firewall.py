@@ -39,6 +39,8 @@ def test_a_rate_limit_per_ip_answers_429_in_the_apis_error_shape_and_the_common_
     assert group["RuleActionOverrides"] == [{"Name": "SizeRestrictions_BODY", "ActionToUse": {"Count": {}}}]
     assert common["OverrideAction"] == {"None": {}}
     assert {r["VisibilityConfig"]["MetricName"] for r in acl["Rules"]} == {"MineRateLimitPerIp", "MineCommonRules"}
+    assert acl["VisibilityConfig"] == {"CloudWatchMetricsEnabled": True, "MetricName": "MineWebAcl",
+                                       "SampledRequestsEnabled": True}
     assert len(acl["Rules"]) == prices.WAF_RULES  # what make cost bills for
 
 

@@ -33,6 +33,24 @@ def shared_stack():
     return stack, shared, a, b
 
 
+def test_the_shared_role_writes_only_its_log_groups_and_may_create_exactly_those():
+    stack, shared, a, b = shared_stack()
+    template = Template.from_stack(stack).to_json()
+    role = stack.get_logical_id(shared.role.node.default_child)
+    statements = [statement for r in template["Resources"].values()
+                  if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"]["Roles"]
+                  for statement in r["Properties"]["PolicyDocument"]["Statement"]]
+    groups = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::Logs::LogGroup"]
+    assert len(groups) == 3  # the endpoint's and one per component
+    creatable = [s["Resource"] for s in statements if s["Action"] == "logs:CreateLogGroup"]
+    # arn:<partition>:logs:<region>:<account>:log-group:<name>, the form CreateLogGroup is authorized on.
+    assert creatable == [{"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":logs:", {"Ref": "AWS::Region"}, ":",
+                                            {"Ref": "AWS::AccountId"}, ":log-group:", {"Ref": group}]]}
+                         for group in groups]
+    writable = [s["Resource"] for s in statements if "logs:PutLogEvents" in s["Action"]]
+    assert writable == [{"Fn::GetAtt": [group, "Arn"]} for group in groups]
+
+
 def test_the_endpoint_config_names_instances_and_role_but_no_model():
     stack, shared, _, _ = shared_stack()
     template = Template.from_stack(stack)

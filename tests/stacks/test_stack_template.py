@@ -683,3 +683,16 @@ def test_cors_origins_add_keyless_preflight_to_every_resource_and_cors_headers_t
     assert not any(r["Type"] == "AWS::ApiGateway::Method" and r["Properties"]["HttpMethod"] == "OPTIONS"
                    for r in template["Resources"].values())
     assert "Access-Control" not in json.dumps(template)
+
+
+def test_the_cdk_app_imports_lambda_modules_from_the_lambda_folder_itself(monkeypatch):
+    """`lambda` is a keyword: the app reaches model_api by putting the folder first on sys.path, as the runtime does."""
+    import sys
+
+    from stacks.lambda_source import LAMBDA_DIR, load_lambda_module
+
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(LAMBDA_DIR)])
+    assert load_lambda_module("model_api.errors").ApiError.__name__ == "ApiError"
+    assert sys.path[0] == str(LAMBDA_DIR)
+    load_lambda_module("model_api.schema")
+    assert sys.path.count(str(LAMBDA_DIR)) == 1  # added once, not per call
