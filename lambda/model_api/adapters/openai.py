@@ -260,10 +260,13 @@ def chat_reply(result: dict, keep: dict) -> dict:
                          "finish_reason": "stop", "logprobs": None}]}
 
 
-def _completion_response(object_name: str) -> dict:
-    return {"type": "object", "required": ["id", "object", "choices"], "properties": {
-        "id": {"type": "string"}, "object": {"const": object_name}, "created": {"type": "integer"},
-        "model": {"type": "string"}, "choices": {"type": "array"}}}
+# The answers' schemas (documentation: the OpenAPI document), as data.
+_COMPLETION = {"id": {"type": "string"}, "created": {"type": "integer"}, "model": {"type": "string"},
+               "choices": {"type": "array"}}
+CHAT_COMPLETION_RESPONSE = {"type": "object", "required": ["id", "object", "choices"],
+                            "properties": {**_COMPLETION, "object": {"const": "chat.completion"}}}
+TEXT_COMPLETION_RESPONSE = {"type": "object", "required": ["id", "object", "choices"],
+                            "properties": {**_COMPLETION, "object": {"const": "text_completion"}}}
 
 
 def has_choice(field: str, answer: dict, fetch) -> str:
@@ -282,7 +285,7 @@ def chat_action(base: Action) -> Action:
         smoke={"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8},
         smoke_invalid={"messages": [{"role": "robot", "content": "x"}]},
         check=partial(has_choice, "message"), schema=partial(chat_schema, base),
-        response=_completion_response("chat.completion"))
+        response=CHAT_COMPLETION_RESPONSE)
 
 
 # ------------------------------------------------------------------------------------------------- completions
@@ -333,7 +336,7 @@ def completions_action(base: Action) -> Action:
         smoke={"prompt": "The capital of France is", "max_tokens": 8},
         smoke_invalid={"prompt": "x", "temperature": -1},
         check=partial(has_choice, "text"), schema=partial(completions_schema, base),
-        response=_completion_response("text_completion"))
+        response=TEXT_COMPLETION_RESPONSE)
 
 
 # ------------------------------------------------------------------------------------------------------ models
