@@ -266,7 +266,8 @@ def test_each_model_can_be_tuned_by_name(synth):
      "kind 'poetry' is not one of text-to-image, text-generation, embeddings, chat"),
     ({"models": "x", "model_specs": '{"x": {"kind": "chat"}}'}, "must be an object with at least kind and source"),
     ({"models": "stable-diffusion", "protocol": "tgi"}, "protocol 'tgi' does not fit kind text-to-image"),
-    ({"models": "gpt2-cpu", "download_by": "code"}, "download_by=code needs code whose model_fn downloads the weights"),
+    ({"models": "gpt2-cpu", "download_by": "code"},
+     "model 'gpt2-cpu': download_by=code needs code whose model_fn downloads the weights"),
     ({"models": "stable-diffusion", "code": "models/nowhere"}, "has no inference.py"),
 ])
 def test_catalog_problems_fail_synth(values, fragment):
