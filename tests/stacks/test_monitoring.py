@@ -179,3 +179,5 @@ def test_the_job_age_bounds_themselves_are_allowed():
 
     for seconds in ("60", "21600"):
         assert Settings.from_values({"alarm_job_age_seconds": seconds}).alarm_job_age_seconds == int(seconds)
+    # One failed invocation in five minutes may alarm: the lowest count allowed.
+    assert Settings.from_values({"alarm_endpoint_5xx": "1"}).alarm_thresholds.endpoint_5xx == 1

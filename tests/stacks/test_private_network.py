@@ -168,8 +168,11 @@ def test_settings_name_every_network_problem_at_once():
         load_settings(["vpc_id=vpc-xyz", "subnet_ids=subnet-0123456789abcdef0, bad", "models=mine",
                        f"model_specs={S3_MODEL}"])
     message = str(error.value)
-    for part in ("vpc_id 'vpc-xyz'", "subnet id 'bad'", "route_table_ids"):
+    for part in ("vpc_id 'vpc-xyz'", "subnet id 'bad'"):
         assert part in message, part
+    # One problem per line, each line the whole problem.
+    assert "\n  - route_table_ids: the subnets' route tables, for the S3 gateway endpoint (or vpc_endpoints=false " \
+           "when the VPC has its endpoints already)\n" in message + "\n"
     with pytest.raises(SettingsError, match="set one of them"):
         load_settings(["vpc=create", "vpc_id=vpc-0123456789abcdef0"])
     with pytest.raises(SettingsError, match="vpc must be one of none, create"):

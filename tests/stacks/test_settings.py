@@ -181,3 +181,14 @@ def test_tgi_max_new_tokens_fit_the_models_token_budget():
 def test_limits_and_text_limits_are_read_from_the_settings():
     s = Settings.from_values({"max_size": "640", "default_steps": "20", "max_new_tokens": "300"})
     assert (s.limits.max_size, s.limits.default_steps, s.text_limits.max_new_tokens) == (640, 20, 300)
+
+
+def test_the_default_token_count_must_fit_the_maximum_and_is_checked_once_the_numbers_are_numbers():
+    from stacks.settings import TextLimits
+
+    assert TextLimits(max_new_tokens=64, default_max_new_tokens=128).problems() == [
+        "default_max_new_tokens (128) must not exceed max_new_tokens (64)"]
+    assert TextLimits(max_new_tokens=64, default_max_new_tokens=64).problems() == []
+    # A value that is no number is named alone: no comparison with it.
+    assert TextLimits(max_new_tokens=0, default_max_new_tokens=128).problems() == [
+        "max_new_tokens must be a positive whole number (got 0)"]
