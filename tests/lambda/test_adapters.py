@@ -275,3 +275,14 @@ def test_the_smoke_checks_of_adapted_routes_tell_a_right_answer_from_a_wrong_one
     assert by_name["v1/chat/completions"].check({"choices": [{"message": {}}]}, None) == "no choices[0].message"
     assert by_name["v1/completions"].check({"choices": [{"text": "x"}]}, None) == ""
     assert by_name["v1/completions"].check({}, None) == "no choices[0].text"
+
+
+def test_an_adapted_route_reads_a_base64_body_and_answers_with_the_request_id(make_rig):
+    # API Gateway base64-encodes a body whose Content-Type is one of the API's binary media types.
+    rig = rig_for(make_rig, "minilm", "pipeline")
+    rig.endpoint.returns_json([[[3.0, 4.0]]])
+    response = rig.call(api_event("POST", {"model": "minilm", "input": "a"}, resource="/v1/embeddings",
+                                  base64_body=True))
+    assert response["statusCode"] == 200, response["body"]
+    assert response["json"]["request_id"] == response["headers"]["X-Request-Id"]
+    assert rig.endpoint.requests[0]["body"]["inputs"] == ["a"]

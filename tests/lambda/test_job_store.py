@@ -56,6 +56,18 @@ def test_a_job_read_that_s3_refuses_says_what_failed(read):
     assert caught.value.message == "reading the job failed (SlowDown)"
 
 
+@pytest.mark.parametrize("read", [lambda store: store.result("a" * 32), lambda store: store.record("a" * 32, "m"),
+                                  lambda store: store.files("a" * 32)])
+def test_a_job_read_that_cannot_reach_s3_is_503_with_a_retry_after(read):
+    from model_api.aws import RETRY_AFTER_STORAGE
+
+    with pytest.raises(ApiError) as caught:
+        read(S3JobStore(StubS3(fail=EndpointConnectionError(endpoint_url="https://s3")), "bucket"))
+    error = caught.value
+    assert (error.status, error.code, error.retry_after) == (503, "storage_unavailable", RETRY_AFTER_STORAGE)
+    assert error.message == "reading the job failed: EndpointConnectionError"
+
+
 def test_a_storage_error_without_a_code_says_so():
     error = storage_error(ClientError({"Error": {}}, "PutObject"), "storing the job")
     assert (error.status, error.message) == (503, "storing the job failed (unknown error)")

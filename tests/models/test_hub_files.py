@@ -161,7 +161,9 @@ def test_model_fn_downloads_only_what_the_pipeline_needs_once_and_loads_it(sd_in
     assert "v2-1_512-ema-pruned.ckpt" not in fetched and "unet/diffusion_pytorch_model.bin" not in fetched
     assert "unet/diffusion_pytorch_model.safetensors" in fetched
     folder = tmp_path / "weights" / "org--tiny-sd" / hub.sha
-    assert (folder / hub_files.COMPLETE_MARKER).is_file()
+    marker = json.loads((folder / hub_files.COMPLETE_MARKER).read_text())
+    # What a restarted worker reads back: the files, the weights' variant (none here) and the precision.
+    assert marker == {"files": fetched, "variant": None, "fp16": marker["fp16"]}
     data = sd_inference.input_fn(json.dumps({"inputs": "x", "parameters": {"width": 64, "height": 64,
                                                                            "num_inference_steps": 1}}),
                                  "application/json")

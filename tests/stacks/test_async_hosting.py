@@ -193,6 +193,20 @@ def test_a_lambda_gets_exactly_its_job_files_and_a_listing_of_the_job_prefix():
     ]
 
 
+def test_with_a_customer_key_a_lambda_may_use_that_key_for_its_job_files():
+    from aws_cdk import aws_kms as kms
+
+    stack = Stack(App(), "T")
+    key_arn = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+    bucket = ImageBucket(stack, "Jobs", job_prefix="jobs/", encryption_key=kms.Key.from_key_arn(stack, "K", key_arn))
+    role = iam.Role(stack, "Caller", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    bucket.grant_job_access(role, "sd")
+    template = Template.from_stack(stack).to_json()
+    policy = template["Resources"][stack.get_logical_id(role.node.find_child("DefaultPolicy").node.default_child)]
+    assert {"Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Effect": "Allow", "Resource": key_arn} in \
+        policy["Properties"]["PolicyDocument"]["Statement"]
+
+
 def test_job_objects_expire_like_the_images():
     stack = Stack(App(), "T")
     ImageBucket(stack, "Jobs", job_prefix="jobs/", expiry_days=3)

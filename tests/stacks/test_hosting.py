@@ -122,6 +122,9 @@ def test_realtime_range_checks():
                  "scale_out_cooldown_seconds must be from 0 to 3600"):
         assert part in message
     assert "max_instances must be from min_instances (3)" in problems(min_instances="3", max_instances="2")
+    # A fraction of an invocation per minute is a target (a slow model, a cautious scale-out): allowed.
+    assert Settings.from_values({"target_invocations": "0.5", "max_instances": "2"}).catalog[0].target_invocations \
+        == 0.5
 
 
 def test_serverless_refuses_gpu_containers_oversized_models_and_instance_fields():

@@ -181,3 +181,13 @@ def test_the_job_age_bounds_themselves_are_allowed():
         assert Settings.from_values({"alarm_job_age_seconds": seconds}).alarm_job_age_seconds == int(seconds)
     # One failed invocation in five minutes may alarm: the lowest count allowed.
     assert Settings.from_values({"alarm_endpoint_5xx": "1"}).alarm_thresholds.endpoint_5xx == 1
+
+
+def test_a_model_on_an_endpoint_made_elsewhere_gets_no_endpoint_graphs_and_the_models_after_it_do(synth):
+    template = synth(models="jumpstart-stable-diffusion,gpt2-cpu",
+                     **{"jumpstart-stable-diffusion.source": "endpoint:js-sd"})
+    (dashboard,) = resources(template, "AWS::CloudWatch::Dashboard").values()
+    titles = [w["properties"].get("title") for w in json.loads(render(dashboard["Properties"]["DashboardBody"],
+                                                                        template))["widgets"]]
+    assert "jumpstart-stable-diffusion: invocations and errors" not in titles
+    assert "gpt2-cpu: invocations and errors" in titles

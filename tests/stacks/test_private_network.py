@@ -89,8 +89,10 @@ def test_an_existing_vpc_is_used_by_id_and_its_endpoints_can_be_left_to_it():
     template.has_resource_properties("AWS::EC2::VPCEndpoint", {"VpcId": "vpc-0123456789abcdef0",
                                                                "RouteTableIds": list(TABLES)})
     assert made.model_placement.subnet_ids == SUBNETS
-    _, without = network(vpc_id="vpc-0123456789abcdef0", subnet_ids=SUBNETS, endpoints=False)
+    assert made.s3_endpoint is not None
+    none, without = network(vpc_id="vpc-0123456789abcdef0", subnet_ids=SUBNETS, endpoints=False)
     without.resource_count_is("AWS::EC2::VPCEndpoint", 0)
+    assert none.s3_endpoint is None and none.interface_endpoints == {}  # attributes say there is none
     without.resource_count_is("AWS::EC2::SecurityGroup", 3)
 
 
