@@ -111,7 +111,8 @@ def document(models: Sequence[ModelInfo], configs: Mapping[str, object], title: 
                                                                     "properties": {"data": {"type": "array"}}})})
         elif route.action == "catalog":
             operation.update(summary="Every model of this deployment", responses={"200": _json("The catalog", {
-                "type": "object", "properties": {"models": {"type": "array", "items": {"type": "object"}}}})})
+                "type": "object", "required": ["endpoints"], "additionalProperties": False,
+                "properties": {"endpoints": {"type": "array", "items": {"type": "object"}}}})})
         elif route.action == "endpoint":
             operation.update(summary=f"The SageMaker endpoint of {model.name}",
                              responses={"200": _json("Where the model runs", {"type": "object"})})

@@ -285,3 +285,26 @@ def test_the_openapi_document_is_served_keyless_with_the_deployed_bytes(local):
     settings = load_settings([SETTINGS[i + 1] for i in range(0, len(SETTINGS), 2)])
     assert content_type == "application/json" and body.decode() == settings.openapi_json()
     assert "/images" in json.loads(body)["paths"]
+
+
+def test_answers_match_the_schemas_the_openapi_document_gives_them(local):
+    """The document cannot drift from the answers: each 200 validates against its operation's response schema."""
+    import urllib.request
+
+    from jsonschema import Draft202012Validator
+
+    with urllib.request.urlopen(f"{local['api_url']}/openapi.json", timeout=30) as response:
+        document = json.loads(response.read())
+
+    def check(method, path, body=None):
+        status, _, answer = request(local, method, body=body, path=path)
+        assert status == 200, answer
+        schema = document["paths"][path][method.lower()]["responses"]["200"]["content"]["application/json"]["schema"]
+        Draft202012Validator({**schema, "components": document["components"]}).validate(answer)
+        return answer
+
+    assert check("GET", "/endpoint")["endpoints"]
+    assert check("GET", "/v1/models")["data"]
+    assert check("POST", "/images", {"prompt": "p", **SMALL})["images"]
+    assert check("POST", "/v1/images/generations", {"model": "stable-diffusion", "prompt": "p", "size": "64x64",
+                                                    "steps": 1})["data"]

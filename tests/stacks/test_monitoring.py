@@ -159,6 +159,9 @@ def test_api_graphs_are_per_minute(template):
     # The Lambda graphs are per minute too, errors and throttles alike.
     (lambdas,) = [w for w in widgets if w["properties"].get("title") == "Lambda errors and throttles"]
     assert [m[-1]["period"] for m in lambdas["properties"]["metrics"]] == [60, 60]
+    # Every graph of the dashboard is per minute: a 5-minute series beside 1-minute ones misleads.
+    periods = {m[-1].get("period") for w in widgets for m in w["properties"].get("metrics", [])}
+    assert periods == {60}, periods
 
 
 def test_the_request_metrics_graphs_name_each_metric_exactly_as_the_lambdas_write_it(template):
