@@ -110,6 +110,7 @@ def test_the_dashboard_shows_api_lambdas_endpoints_and_our_request_metrics(synth
 @pytest.mark.parametrize("values, message", [
     ({"alarm_email": "not-an-address"}, "alarm_email 'not-an-address' is not an email address"),
     ({"alarm_api_5xx_percent": "0"}, "alarm_api_5xx_percent must be above 0 and at most 100 (got 0.0)"),
+    ({"alarm_latency_percent": "101"}, "alarm_latency_percent must be above 1 and at most 100 (got 101.0)"),
     ({"alarm_job_age_seconds": "30"}, "alarm_job_age_seconds must be from 60 to 21600 (got 30)"),
     ({"alarm_job_age_seconds": "21601"}, "alarm_job_age_seconds must be from 60 to 21600 (got 21601)"),
     ({"alarm_endpoint_5xx": "0"}, "alarm_endpoint_5xx must be at least 1 (got 0)"),
