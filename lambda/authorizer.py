@@ -11,5 +11,6 @@ def handler(event: dict, context) -> dict:
     try:
         return authorizer_response(event)
     except PermissionError:
-        # The one message API Gateway turns into 401 Unauthorized (its UNAUTHORIZED gateway response).
+        # The one message API Gateway turns into 401 Unauthorized (its UNAUTHORIZED gateway response): API Gateway
+        # Developer Guide, "Use API Gateway Lambda authorizers" (its example authorizers end with "Unauthorized").
         raise Exception("Unauthorized") from None

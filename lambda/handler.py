@@ -72,16 +72,17 @@ def _action(event: dict, request_id: str):
     action = KIND.action(ROUTES[_key(event)])
     if action.adapter is not None:
         ours, keep = adapt_event(action.adapter, event, CONFIG, MODEL.name, action.example)
-        return action.adapter.reply(_run(KIND.action(action.adapter.base), ours, request_id), keep)
+        # The other API's answer is JSON whatever its client accepts: never the image bytes.
+        return action.adapter.reply(_run(KIND.action(action.adapter.base), ours, request_id, negotiate=False), keep)
     return _run(action, event, request_id)
 
 
-def _run(action, event: dict, request_id: str):
+def _run(action, event: dict, request_id: str, negotiate: bool = True):
     if action.finish is None:  # images: stored and answered with presigned URLs, or the image itself when asked
-        media_type = images.accepted_image_type(event)
+        media_type = images.accepted_image_type(event) if negotiate else None
         if media_type is not None:
             data, seed = images.image_answer(event, CONFIG, ENDPOINT, media_type)
-            return Binary(data, media_type), {"X-Seed": str(seed)}
+            return Binary(data, media_type, {"X-Seed": str(seed)})
         return images.generate_images(event, CONFIG, ENDPOINT, STORE, request_id=request_id)
     return text.run(action.prepare(event, CONFIG), ENDPOINT, action.finish, request_id)
 
@@ -140,6 +141,7 @@ def _job(event: dict, request_id: str) -> dict:
 
 # The routes' own actions; every other action is the kind's (synchronous, or queued as a job when hosted async).
 PIPELINES = {"endpoint": _endpoint, "catalog": _catalog, "job": _job, routes.OPENAI_MODELS: _openai_models}
+KIND_ACTIONS = {a.name: a for a in KIND.actions}
 # (path, method) -> action, for the routes this model serves.
 ROUTES = {(r.path, r.method): r.action for r in routes.routes(CATALOG) if r.model == MODEL.name}
 
@@ -172,13 +174,12 @@ def handler(event: dict, context) -> dict:
     record["action"] = ROUTES.get(_key(event))
     token = _RECORD.set(record)
     ENDPOINT.take_latency_ms()  # nothing of an earlier request on this thread
-    action = KIND.action(record["action"]) if record["action"] in {a.name for a in KIND.actions} else None
+    action = KIND_ACTIONS.get(record["action"])  # None for the routes' own (endpoint, catalog, job, models)
     try:
         pipeline, status = _route(event)
         body = pipeline(event, request_id)
-        if isinstance(body, tuple):  # the image itself (Accept: image/png), with its headers
-            answer, headers = body
-            response = binary_response(status, answer, {"X-Request-Id": request_id, **headers})
+        if isinstance(body, Binary):  # the image itself (Accept: image/png)
+            response = binary_response(status, body, {"X-Request-Id": request_id})
             record["images"] = 1
         else:
             response = json_response(status, body, {"X-Request-Id": request_id})

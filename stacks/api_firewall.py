@@ -38,7 +38,8 @@ class ApiFirewall(Construct):
     Props: stage (apigw.Stage), rate_limit (requests per client IP in any 5 minutes, 10..2e9), metric_prefix (the
     CloudWatch metric names of the ACL and its rules), response_headers (added to the 429, e.g. the API's static
     CORS headers so a web page can read why it was refused; WAF sends them as given: only inserted request headers
-    get its x-amzn-waf- prefix). The 429 always says Retry-After: 60.
+    get its x-amzn-waf- prefix: AWS WAF Developer Guide, "Custom responses for Block actions" and CustomHTTPHeader).
+    The 429 always says Retry-After: 60.
     Attributes: web_acl, association.
     """
 

@@ -162,6 +162,8 @@ class ModelRestApi(Construct):
             if bearer_keys:
                 self.key_authorizer = KeyAuthorizer(self, "KeyAuthorizer", log_retention=log_retention)
         elif auth == "cognito":
+            # No authorization scopes on the methods: the authorizer then takes the pool's ID tokens (Amazon Cognito
+            # Developer Guide, "Accessing resources with API Gateway after sign-in"; access tokens need scopes).
             self.cognito_authorizer = apigw.CognitoUserPoolsAuthorizer(
                 self, "CognitoAuthorizer",
                 cognito_user_pools=[cognito.UserPool.from_user_pool_arn(self, "UserPool", user_pool_arn)])

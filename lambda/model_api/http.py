@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 from model_api.errors import ApiError, error_body
@@ -27,14 +27,16 @@ class Binary:
 
     data: bytes
     media_type: str
+    headers: dict = field(default_factory=dict)  # what the answer says beside the bytes (X-Seed)
 
 
 def binary_response(status: int, answer: Binary, headers: Optional[dict] = None) -> dict:
     """base64 in the proxy response: API Gateway sends the bytes when the request's first Accept type is one of the
-    API's binaryMediaTypes (stacks/rest_api.py BINARY_MEDIA_TYPES)."""
+    API's binaryMediaTypes (stacks/rest_api.py BINARY_MEDIA_TYPES; API Gateway Developer Guide, "Binary media types
+    for REST APIs": Lambda proxy answers are base64 with isBase64Encoded, and the first Accept type decides)."""
     return {
         "statusCode": status,
-        "headers": {**BASE_HEADERS, "Content-Type": answer.media_type, **(headers or {})},
+        "headers": {**BASE_HEADERS, "Content-Type": answer.media_type, **answer.headers, **(headers or {})},
         "body": base64.b64encode(answer.data).decode("ascii"),
         "isBase64Encoded": True,
     }

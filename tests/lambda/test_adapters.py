@@ -286,3 +286,13 @@ def test_an_adapted_route_reads_a_base64_body_and_answers_with_the_request_id(ma
     assert response["statusCode"] == 200, response["body"]
     assert response["json"]["request_id"] == response["headers"]["X-Request-Id"]
     assert rig.endpoint.requests[0]["body"]["inputs"] == ["a"]
+
+
+def test_an_openai_image_request_that_accepts_png_still_gets_openais_json(make_rig):
+    # A client mistake (Accept: image/png on OpenAI's route) is never a 5xx: the route answers its own shape.
+    rig = rig_for(make_rig, "sd", "toolkit")
+    rig.endpoint.returns(tiny_png())
+    response = rig.call(api_event("POST", {"model": "sd", "prompt": "a cat"}, resource="/v1/images/generations",
+                                  headers={"Accept": "image/png"}))
+    assert response["statusCode"] == 200 and response["isBase64Encoded"] is False, response["body"]
+    assert len(response["json"]["data"]) == 1 and len(rig.stored_keys()) == 1
