@@ -119,7 +119,7 @@ def run(api: Api, fetcher: Callable[[str], bytes] = fetch, only: Optional[set] =
                    "" if status != 200 or route.model in listed else f"{route.model} is not listed")
             continue
         # An OpenAI body names the model it asks for: the route's own.
-        named = {"model": route.model} if route.action.startswith("v1/") else {}
+        named = {"model": route.model} if _routes.is_openai(route.action) else {}
         if route.method == "GET":  # images by query string
             query = "?" + urllib.parse.urlencode(ACTIONS[route.action].smoke)
             status, answer, _, ms = api.call("GET", route.path, query=query)

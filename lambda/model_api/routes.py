@@ -20,6 +20,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Mapping, Optional, Sequence
 
+from model_api.adapters.openai import PREFIX as OPENAI_PREFIX
 from model_api.kinds import KINDS, Action, actions
 
 CATALOG_PATH = "/endpoint"
@@ -89,9 +90,14 @@ def default_models(models: Sequence[ModelInfo]) -> dict[str, str]:
 OPENAI_MODELS = "v1-models"  # the action of GET /v1/models and /models/<name>/v1/models
 
 
+def is_openai(action: str) -> bool:
+    """An action in OpenAI's shape (its body names the model it asks for)."""
+    return action.startswith(OPENAI_PREFIX)
+
+
 def openai_models(models: Sequence[ModelInfo]) -> list[ModelInfo]:
     """The models with OpenAI routes (GET /v1/models lists them)."""
-    return [m for m in models if any(a.name.startswith("v1/") for a in model_actions(m))]
+    return [m for m in models if any(is_openai(a.name) for a in model_actions(m))]
 
 
 JOB_PATH = "/jobs/{job_id}"
