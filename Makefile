@@ -21,7 +21,7 @@ INPUT ?=
 LOCAL ?=
 BATCH_ARGS ?=
 
-.PHONY: help setup local test lint bench mutation synth cost preflight deploy smoke logs batch destroy clean
+.PHONY: help setup local test snapshots lint bench mutation synth cost preflight deploy smoke logs batch destroy clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -34,6 +34,9 @@ local: setup  ## run the API on this machine, no AWS account (Ctrl-C stops it); 
 
 test: setup  ## run every test, offline
 	AWS_EC2_METADATA_DISABLED=true python -m pytest
+
+snapshots: setup  ## rewrite the reviewed template snapshots (tests/stacks/snapshots) after an intended change; review git diff
+	AWS_EC2_METADATA_DISABLED=true UPDATE_SNAPSHOTS=1 python -m pytest -q tests/stacks/test_template_snapshots.py
 
 lint: setup  ## static checks of the Python code (ruff)
 	ruff check --select F,E9,I --line-length 120 app.py stacks lambda local ops models tests bench

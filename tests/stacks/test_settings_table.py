@@ -1,0 +1,174 @@
+"""What every setting does with a grid of values, against the reviewed table tests/stacks/snapshots/settings.json.
+
+test_settings.py states the rules one by one; this table notices what no rule test names: each setting (and each
+model field, on every kind of model and hosting mode) is tried with the same generic values (blank, text, negative,
+zero, fractions, huge numbers, booleans), with every value the stack tests use and small corruptions of it (a
+character short, one too many, upper-cased, a leading space), and with the values on both sides of each numeric
+bound. Each row is the value and the outcome: "ok" or the whole message `cdk synth` would print. A changed bound, a
+reworded message or a value newly accepted fails here with the rows that changed. After an intended change,
+`make snapshots` rewrites the table (new boundaries are found again by search) and `git diff` is the review.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import typing
+from pathlib import Path
+
+from test_least_privilege_and_destroy import VARIANTS as LEAST_PRIVILEGE_VARIANTS
+from test_nag_and_lint import SETTING_VARIANTS
+
+from stacks.model_catalog import OVERRIDABLE, PRESETS, ModelSpec
+from stacks.settings import Settings, SettingsError
+
+TABLE = Path(__file__).parent / "snapshots" / "settings.json"
+UPDATE = os.environ.get("UPDATE_SNAPSHOTS") == "1"  # make snapshots
+
+GENERIC = ["", "none", "x", "-1", "0", "1", "2", "0.5", "1.5", "true", "false", "99999999999"]
+# Where model fields are tried: every preset, and each hosting mode on a model that can use it.
+CONTEXTS = {
+    **{name: {"models": name} for name in PRESETS if PRESETS[name].existing_endpoint is None},
+    "jumpstart-stable-diffusion": {"models": "jumpstart-stable-diffusion",
+                                   "jumpstart-stable-diffusion.source": "endpoint:js-sd"},
+    "gpt2-cpu-async": {"models": "gpt2-cpu", "gpt2-cpu.hosting": "async"},
+    "stable-diffusion-async": {"models": "stable-diffusion", "stable-diffusion.hosting": "async"},
+    "minilm-serverless": {"models": "minilm-embeddings", "minilm-embeddings.hosting": "serverless"},
+    "gpt2-cpu-shared": {"models": "gpt2-cpu", "gpt2-cpu.hosting": "shared"},
+}
+# Where the stack's own settings are tried: alone, and beside the settings they are checked together with.
+GLOBAL_CONTEXTS = {
+    "default": {},
+    "shared": CONTEXTS["gpt2-cpu-shared"],
+    "vpc-existing": {"vpc_id": "vpc-0123456789abcdef0", "subnet_ids": "subnet-0123456789abcdef0,subnet-0123456789abcdef1",
+                     "route_table_ids": "rtb-0123456789abcdef0,rtb-0123456789abcdef1"},
+    "domain-cognito": {"region": "us-east-1", "domain_name": "api.example.com", "hosted_zone_id": "Z0123456789ABCDEFGHIJ",
+                       "certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/"
+                                          "11111111-2222-3333-4444-555555555555",
+                       "auth": "cognito",
+                       "cognito_user_pool_arn": "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_AbCdEf123"},
+}
+SETTING_FIELDS = sorted(name for name, f in Settings.__dataclass_fields__.items() if not f.metadata.get("derived"))
+
+
+def outcome(values: dict) -> str:
+    try:
+        Settings.from_values(values)
+    except SettingsError as exc:
+        return str(exc)
+    return "ok"
+
+
+def _seen_values() -> dict[str, set[str]]:
+    """field -> every value the stack tests' variants give it (a model field under any model's name)."""
+    seen: dict[str, set[str]] = {}
+    for variant in [*SETTING_VARIANTS, *LEAST_PRIVILEGE_VARIANTS.values()]:
+        for key, value in variant.items():
+            if key == "model_specs":
+                for spec in json.loads(value).values():
+                    for field, field_value in spec.items():
+                        seen.setdefault(field, set()).add(str(field_value))
+            seen.setdefault(key.rpartition(".")[2], set()).add(str(value))
+    return seen
+
+
+def _corruptions(value: str) -> list[str]:
+    return [value, value[:-1], value + "x", value.upper(), " " + value]
+
+
+def cases() -> list[list[str]]:
+    """[context, setting, value] for every row of the table (each context's base settings, then setting=value)."""
+    seen = _seen_values()
+    rows = []
+    hints = typing.get_type_hints(Settings)
+    defaults = Settings()
+    for context, base in GLOBAL_CONTEXTS.items():
+        for name in SETTING_FIELDS:
+            def accepted(text, name=name, base=base):
+                return outcome({**base, name: text}) == "ok"
+            values = list(GENERIC)
+            for value in sorted(seen.get(name, ())):
+                values += _corruptions(value)
+            values += _bounds_of(accepted, hints[name], getattr(defaults, name))
+            rows += [[context, name, v] for v in dict.fromkeys(values)]
+    model_hints = typing.get_type_hints(ModelSpec)
+    for context, base in CONTEXTS.items():
+        model = PRESETS[base["models"]]
+        for name in OVERRIDABLE:
+            def accepted(text, name=name, base=base):
+                return outcome({**base, name: text}) == "ok"
+            values = list(GENERIC)
+            for value in sorted(seen.get(name, ())):
+                values += _corruptions(value)
+            start = getattr(model, name)
+            values += _bounds_of(accepted, model_hints[name], start if start is not None else 1)
+            rows += [[context, name, v] for v in dict.fromkeys(values)]
+    return rows
+
+
+def _bounds_of(accepted, hint, start) -> list[str]:
+    """_bounds, with the lower edge searched on the mirrored predicate (bisection wants accepted-below)."""
+    target = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
+    if target not in (int, float) or isinstance(start, bool) or not isinstance(start, (int, float)):
+        return []
+    start = int(start)
+    if not accepted(str(start)):
+        return []
+    far = 10**12
+
+    def highest(ok, low_ok: int, high_bad: int) -> int:
+        while high_bad - low_ok > 1:
+            middle = (low_ok + high_bad) // 2
+            low_ok, high_bad = (middle, high_bad) if ok(middle) else (low_ok, middle)
+        return low_ok
+
+    out = []
+    if not accepted(str(-far)):
+        low = -highest(lambda n: accepted(str(-n)), -start, far)
+        out += [low - 1, low]
+    if not accepted(str(far)):
+        high = highest(lambda n: accepted(str(n)), start, far)
+        out += [high, high + 1]
+    texts = [str(n) for n in out]
+    if target is float and out:
+        texts += [str(out[0] - 0.5), str(out[-1] + 0.5)]
+    return texts
+
+
+def _table(rows: list[list[str]]) -> str:
+    return "[\n" + ",\n".join(json.dumps(row, ensure_ascii=False) for row in rows) + "\n]\n"
+
+
+def test_every_setting_answers_each_value_as_the_reviewed_table_says():
+    if UPDATE:
+        TABLE.write_text(_table([[*case, outcome(_values(*case))] for case in cases()]))
+    expected = json.loads(TABLE.read_text())
+    changed = []
+    for context, name, value, answer in expected:
+        actual = outcome(_values(context, name, value))
+        if actual != answer:
+            changed.append(f"{context}: {name}={value!r}\n  table:  {answer!r}\n  now:    {actual!r}")
+    assert not changed, (f"{len(changed)} of {len(expected)} settings answers differ from the reviewed table "
+                         "(intended? `make snapshots`, then review git diff):\n" + "\n".join(changed[:40]))
+
+
+def test_the_table_tries_every_setting_and_every_model_field_in_every_context():
+    rows = json.loads(TABLE.read_text())
+    tried = {(context, name) for context, name, _, _ in rows}
+    assert {(context, name) for context in GLOBAL_CONTEXTS for name in SETTING_FIELDS} <= tried
+    assert {(context, name) for context in CONTEXTS for name in OVERRIDABLE} <= tried
+    # and it is not all one answer: each context refuses some values and accepts others
+    for context in [*GLOBAL_CONTEXTS, *CONTEXTS]:
+        answers = {answer == "ok" for c, _, _, answer in rows if c == context}
+        assert answers == {True, False}, context
+
+
+def test_the_bounds_found_by_search_are_where_the_rules_put_them():
+    def accepted(text):
+        return outcome({"url_ttl_seconds": text}) == "ok"
+    assert _bounds_of(accepted, int, 900) == ["59", "60", "3000", "3001"]
+    assert _bounds_of(lambda text: outcome({"throttle_rate": text}) == "ok", float, 2.0)[:2] == ["0", "1"]
+
+
+def _values(context: str, name: str, value: str) -> dict:
+    return {**(GLOBAL_CONTEXTS[context] if context in GLOBAL_CONTEXTS else CONTEXTS[context]), name: value}

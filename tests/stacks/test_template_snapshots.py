@@ -1,0 +1,64 @@
+"""Every synthesized template against its reviewed snapshot (tests/stacks/snapshots/templates/<variant>.json).
+
+The other stack tests assert what each resource must be; this one notices everything else: any change to what
+`cdk deploy` would create (a property, a policy, an alarm's period, a description, the OpenAPI document the API serves,
+the request models the gateway validates with) fails here with the diff to review. After an intended change,
+`make snapshots` rewrites the files and `git diff tests/stacks/snapshots` is the review.
+
+Normalized so that a snapshot changes only when the deployment does: asset hashes (the Lambda code's and the model
+archive's, which change with every edit of the code they package; the code's behaviour is tested where it lives) and
+the hash CDK appends to a Lambda version's logical id for the same reason.
+"""
+
+import difflib
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from test_least_privilege_and_destroy import VARIANTS as LEAST_PRIVILEGE_VARIANTS
+from test_nag_and_lint import SETTING_VARIANTS, VARIANT_IDS
+
+SNAPSHOTS = Path(__file__).parent / "snapshots" / "templates"
+UPDATE = os.environ.get("UPDATE_SNAPSHOTS") == "1"  # make snapshots
+# The nag/lint variants cover every construct and setting family; "all" adds every model preset's kind and source.
+SNAPSHOT_VARIANTS = {**dict(zip(VARIANT_IDS, SETTING_VARIANTS)), "all-presets": LEAST_PRIVILEGE_VARIANTS["all"]}
+
+ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
+VERSION_ID = re.compile(r"(CurrentVersion[0-9A-F]{8})[0-9a-f]{32}")
+
+
+def normalized(template: dict) -> str:
+    text = json.dumps(template, indent=1, sort_keys=True, ensure_ascii=False)
+    return VERSION_ID.sub(r"\1<code-hash>", ASSET_HASH.sub("<asset-hash>", text)) + "\n"
+
+
+def test_normalizing_hides_only_code_hashes():
+    template = {"Resources": {
+        "FnCurrentVersion4E2B226151e1b3c6f0a3c0f1c96b7c4ffb9d7d0e": {"Type": "AWS::Lambda::Version"},
+        "Fn": {"Properties": {"Code": {"S3Key": "0" * 63 + "a.zip"}, "Description": "0123456789abcdef"}}}}
+    text = normalized(template)
+    assert '"FnCurrentVersion4E2B2261<code-hash>"' in text
+    assert '"S3Key": "<asset-hash>.zip"' in text
+    assert '"Description": "0123456789abcdef"' in text  # a short hex value is data, not a hash
+
+
+@pytest.mark.parametrize("variant", sorted(SNAPSHOT_VARIANTS))
+def test_the_template_is_the_reviewed_snapshot(variant, synth):
+    actual = normalized(synth(**SNAPSHOT_VARIANTS[variant]))
+    path = SNAPSHOTS / f"{variant}.json"
+    if UPDATE:
+        path.write_text(actual)
+    assert path.exists(), f"no snapshot of {variant}: run `make snapshots` and review the new file"
+    expected = path.read_text()
+    if actual != expected:
+        diff = difflib.unified_diff(expected.splitlines(), actual.splitlines(), f"snapshots/templates/{variant}.json",
+                                    "synthesized", n=2, lineterm="")
+        shown = list(diff)[:120]
+        pytest.fail(f"the {variant} template differs from its snapshot (intended? `make snapshots`, then review "
+                    "git diff tests/stacks/snapshots):\n" + "\n".join(shown))
+
+
+def test_every_snapshot_belongs_to_a_variant():
+    assert sorted(p.stem for p in SNAPSHOTS.glob("*.json")) == sorted(SNAPSHOT_VARIANTS)
