@@ -85,6 +85,14 @@ def test_the_model_is_asked_for_raw_png_with_every_parameter(rig):
         "num_images_per_prompt": 1, "negative_prompt": "blurry"}}
 
 
+@pytest.mark.parametrize("negative", ["", " ", "\n\t", "\u200b\u200b", "\u00a0\ufeff"])
+def test_a_blank_looking_negative_prompt_is_no_negative_prompt(rig, negative):
+    rig.endpoint.returns(tiny_png())
+    response = rig.call(api_event("POST", {"prompt": "p", "negative_prompt": negative}))
+    assert response["statusCode"] == 200, response["body"]
+    assert "negative_prompt" not in rig.endpoint.requests[0]["body"]["parameters"]
+
+
 def test_defaults_and_a_fresh_seed_are_filled_in(rig):
     rig.endpoint.returns(tiny_png()).returns(tiny_png())
     first = rig.call(api_event("POST", {"prompt": "p"}))["json"]

@@ -197,7 +197,8 @@ def parse_image_request(event: Mapping, limits: ImageLimits) -> ImageRequest:
     validated(data, schema)
     return ImageRequest(
         prompt=data["prompt"],
-        negative_prompt=data.get("negative_prompt") or None,
+        # Blank-looking (white space, zero-width characters) is no negative prompt, as "" is: nothing to steer from.
+        negative_prompt=data["negative_prompt"] if re.match(NOT_BLANK, data.get("negative_prompt") or "") else None,
         width=data.get("width", limits.default_size),
         height=data.get("height", limits.default_size),
         steps=data.get("steps", limits.default_steps),

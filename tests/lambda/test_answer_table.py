@@ -1,0 +1,304 @@
+"""What the API answers to a grid of requests, against the reviewed table tests/lambda/snapshots/answers.json.
+
+The other handler tests state the rules; this table notices what they do not name. Every route of a deployment with
+one model of each kind and protocol (stable-diffusion with our inference code, a JumpStart endpoint, TGI, a pipeline
+text generator and embedder, a chat model with our code) gets: its action's example body; that body with each field
+(and each field of a nested object) removed, set to each of a set of awkward values, and with an unknown field
+beside it; broken bodies (none, blank, not JSON, a list, duplicate keys, base64, too large); queries on GET routes;
+Accept headers; and the example again with each way the SageMaker runtime can fail. Each row is the request and what
+came back: the status, the headers, the body (presigned URLs, ids, dates and the bucket's name normalized), every
+model call the Lambda made (path, types, body) and how many objects were stored. A changed message, status, header,
+bound, model parameter or stored object fails here with the rows that changed. After an intended change,
+`make snapshots` rewrites the table and `git diff tests/lambda/snapshots` is the review.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import secrets
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from lambda_rig import REGION, _Raw, load_handler, tiny_png
+from model_api.routes import ModelInfo, catalog_to_json, model_actions, routes
+from test_handler import ENDPOINT_FAILURES
+
+TABLE = Path(__file__).parent / "snapshots" / "answers.json"
+UPDATE = os.environ.get("UPDATE_SNAPSHOTS") == "1"  # make snapshots
+
+# name -> (kind, protocol); one model of each kind and protocol the Lambda speaks.
+MODELS = {
+    "stable-diffusion": ("text-to-image", "toolkit"),
+    "studio-sd": ("text-to-image", "jumpstart"),
+    "gpt2-tgi": ("text-generation", "tgi"),
+    "gpt2": ("text-generation", "pipeline"),
+    "minilm": ("embeddings", "pipeline"),
+    "assistant": ("chat", "toolkit"),
+}
+CATALOG = [ModelInfo(name, kind, f"api-{name}", None if protocol == "jumpstart" else "ml.g5.xlarge")
+           for name, (kind, protocol) in MODELS.items()]
+AWKWARD = [None, "", " ", "\u200b\u200b", "\ud800", "x", -1, 0, 2.5, 2**31, True, [], ["x"], {}]
+QUERY_VALUES = ["", "x", "-1", "0", "1", "7", "64", "2_56", "\u0662\u0665\u0666", "1e3", "9" * 30]
+ACCEPTS = ["image/png", "image/jpeg", "text/html", "*/*", "application/json"]
+FAILURES = [case for case in ENDPOINT_FAILURES if case[0] != "body over 6 MB"]  # 6 MB a row: the handler tests have it
+PNG = tiny_png()
+JPEG = base64.b64decode(  # a 1x1 JPEG
+    "/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAAMCAgICAgMCAgIDAwMDBAYEBAQEBAgGBgUGCQgKCgkICQkKDA8MCgsOCwkJDRENDg8QEBEQCgwSExIQ"
+    "Ew8QEBD/yQALCAABAAEBAREA/8wABgAQEAX/2gAIAQEAAD8A0s8g/9k=")
+
+
+def model_answer(body: dict, accept: str) -> tuple[bytes, str]:
+    """A right answer for whatever the Lambda asked (an image model's format by Accept, text kinds by body)."""
+    count = body.get("num_images_per_prompt") or body.get("parameters", {}).get("num_images_per_prompt") or 1
+    if accept == "image/png":
+        return PNG, accept
+    if accept == "application/x-png-sequence":
+        return PNG * count, accept
+    if accept.startswith("application/json;jpeg"):
+        return json.dumps({"generated_images": [base64.b64encode(JPEG).decode()] * count}).encode(), "application/json"
+    if body.get("task") == "embeddings":
+        return json.dumps({"embeddings": [[0.6, 0.8]] * len(body["inputs"])}).encode(), "application/json"
+    if "messages" in body or body.get("task") == "chat":
+        return json.dumps({"reply": "Hello!"}).encode(), "application/json"
+    if isinstance(body.get("inputs"), list):  # the feature-extraction pipeline: token vectors per input
+        return json.dumps([[[[0.6, 0.8], [0.8, 0.6]]]] * len(body["inputs"])).encode(), "application/json"
+    return json.dumps([{"generated_text": " once"}]).encode(), "application/json"
+
+
+class TableEndpoint:
+    """Answers every InvokeEndpoint of one client right (model_answer), unless a failure is queued (the handler
+    tests' ENDPOINT_FAILURES use the same interface); records each call."""
+
+    def __init__(self, client):
+        self.calls: list[dict] = []
+        self.answers: list = []
+        client.meta.events.register("before-send.sagemaker-runtime.InvokeEndpoint", self._answer)
+
+    def returns(self, body: bytes, content_type: str = "image/png"):
+        self.answers.append(("ok", body, content_type))
+
+    def fails(self, status: int, error_type: str, body: dict):
+        self.answers.append(("error", status, error_type, body))
+
+    def raises(self, exception: Exception):
+        self.answers.append(("raise", exception))
+
+    def _answer(self, request, **_):
+        headers = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in request.headers.items()}
+        body = json.loads(request.body)
+        self.calls.append({"path": request.url.split(".com", 1)[-1], "content_type": headers.get("Content-Type"),
+                           "accept": headers.get("Accept"), "body": body})
+        answer = self.answers.pop(0) if self.answers else ("ok", *model_answer(body, headers.get("Accept", "")))
+        if answer[0] == "raise":
+            raise answer[1]
+        if answer[0] == "ok":
+            return AWSResponse(request.url, 200, {"Content-Type": answer[2]}, _Raw(answer[1]))
+        _, status, error_type, error_body = answer
+        return AWSResponse(request.url, status, {"Content-Type": "application/json", "x-amzn-ErrorType": error_type},
+                           _Raw(json.dumps(error_body).encode()))
+
+
+@pytest.fixture
+def deployment(bucket, moto_endpoint, monkeypatch):
+    """A handler per model, each with its endpoint; seeds drawn by the handler are fixed."""
+    monkeypatch.setattr(secrets, "randbelow", lambda n: 7 % n)
+    handlers, endpoints = {}, {}
+    for name, (kind, protocol) in MODELS.items():
+        handlers[name] = load_handler({
+            "AWS_REGION": REGION, "ENDPOINT_NAME": f"api-{name}", "BUCKET_NAME": bucket.name,
+            "URL_TTL_SECONDS": "900", "AWS_ENDPOINT_URL_S3": moto_endpoint, "S3_ADDRESSING_STYLE": "path",
+            "MODEL_NAME": name, "MODEL_KIND": kind, "MODEL_PROTOCOL": protocol, "MODEL_CATALOG": catalog_to_json(CATALOG),
+        })
+        endpoints[name] = TableEndpoint(handlers[name].ENDPOINT._client)
+    return SimpleNamespace(handlers=handlers, endpoints=endpoints, bucket=bucket)
+
+
+def event(route, body=None, query=None, headers=None, base64_body=False, method=None) -> dict:
+    return {"resource": route.path, "path": route.path, "httpMethod": method or route.method,
+            "headers": {"Content-Type": "application/json", **(headers or {})},
+            "queryStringParameters": query, "multiValueQueryStringParameters": None, "pathParameters": None,
+            "stageVariables": None, "body": body, "isBase64Encoded": base64_body,
+            "requestContext": {"requestId": "gateway-request", "stage": "v1", "httpMethod": method or route.method,
+                               "resourcePath": route.path}}
+
+
+def _show(value) -> str:
+    if isinstance(value, str) and len(value) > 20:
+        return f"<{len(value)} characters>"
+    if isinstance(value, list) and len(value) > 3:
+        return f"<list of {len(value)}>"
+    return repr(value)
+
+
+def _bound_values(schema: dict, item) -> list:
+    """Values on both sides of each bound a property's schema states (and each of its enum values, and one more)."""
+    types = schema.get("type")
+    types = types if isinstance(types, list) else [types]
+    out = list(schema.get("enum", []))
+    if "enum" in schema:
+        out.append("nope")
+    if "minimum" in schema:
+        out += [schema["minimum"] - 1, schema["minimum"]] + ([schema["minimum"] + 0.5] if "number" in types else [])
+    if "maximum" in schema:
+        out += [schema["maximum"], schema["maximum"] + 1] + ([schema["maximum"] - 0.5] if "number" in types else [])
+    if "string" in types and "maxLength" in schema:
+        out += ["x" * schema["maxLength"], "x" * (schema["maxLength"] + 1)]
+    if "string" in types and schema.get("minLength", 0) > 1:
+        out.append("x" * (schema["minLength"] - 1))
+    if "array" in types and "maxItems" in schema:
+        out += [[item] * schema["maxItems"], [item] * (schema["maxItems"] + 1)]
+    return out
+
+
+def _variants(example: dict, schema: dict) -> list[tuple[str, dict]]:
+    """(what changed, body): each field of the example removed; each property of the request schema set to each
+    awkward value and to both sides of its bounds; one level down (an object's properties, an array of objects'
+    first item's) the same; an unknown field."""
+    out = [(f"without {key}", {k: v for k, v in example.items() if k != key}) for key in example]
+    for key, prop in schema.get("properties", {}).items():
+        value = example.get(key)
+        item = value[0] if isinstance(value, list) and value else "x"
+        out += [(f"{key}={_show(v)}", {**example, key: v}) for v in [*AWKWARD, *_bound_values(prop, item)]]
+        inner_schema = prop if prop.get("type") == "object" else prop.get("items") \
+            if prop.get("type") == "array" and isinstance(prop.get("items"), dict) \
+            and prop["items"].get("type") == "object" else None
+        if inner_schema is None:
+            continue
+        nested = value if isinstance(value, dict) else item if isinstance(item, dict) else {}
+
+        def put(changed, key=key, value=value):
+            return {**example, key: [changed, *value[1:]] if isinstance(value, list) else changed}
+        for inner in nested:
+            out.append((f"{key}.{inner} removed", put({k: v for k, v in nested.items() if k != inner})))
+        for inner, inner_prop in inner_schema.get("properties", {}).items():
+            out += [(f"{key}.{inner}={_show(v)}", put({**nested, inner: v}))
+                    for v in [*AWKWARD, *_bound_values(inner_prop, "x")]]
+    out.append(("an unknown field", {**example, "unknown_field": 1}))
+    return out
+
+
+def cases(handlers: dict) -> list[tuple[str, str, dict, object]]:
+    """(route label, case, event, failure arrangement or None) for every row; handlers: each model's (its config
+    bounds the request schema)."""
+    out = []
+    actions = {m.name: {a.name: a for a in model_actions(m)} for m in CATALOG}
+    full = set()  # every (model, action) gets the whole grid once, at its first route; its other routes the example
+    for route in routes(CATALOG):
+        label = f"{route.method} {route.path}"
+        action = actions[route.model].get(route.action)
+        if action is None:  # endpoint, catalog, model lists
+            out.append((label, "plain", event(route), None))
+            out.append((label, "a query", event(route, query={"x": "1"}), None))
+            continue
+        example = json.loads(action.example)
+        if "model" in example:  # another API's shape names the model: the route's own
+            example["model"] = route.model
+        schema = action.schema(handlers[route.model].CONFIG) if action.schema else {}
+        if route.method == "GET":
+            out.append((label, "no query", event(route), None))
+            plain = {k: str(x) for k, x in example.items()}
+            for key in schema.get("properties", {}):
+                out += [(label, f"?{key}={v!r}", event(route, query={**plain, key: v}), None) for v in QUERY_VALUES]
+            continue
+        out.append((label, "example", event(route, json.dumps(example)), None))
+        if (route.model, route.action) in full:
+            continue
+        full.add((route.model, route.action))
+        out += [(label, name, event(route, json.dumps(body)), None) for name, body in _variants(example, schema)]
+        text = json.dumps(example)
+        out += [
+            (label, "no body", event(route, None), None),
+            (label, "blank body", event(route, "  "), None),
+            (label, "not JSON", event(route, "{prompt: x}"), None),
+            (label, "a list", event(route, "[]"), None),
+            (label, "duplicate keys", event(route, text[:-1] + ", " + text[1:]), None),
+            (label, "base64", event(route, base64.b64encode(text.encode()).decode(), base64_body=True), None),
+            (label, "bad base64", event(route, "%%%", base64_body=True), None),
+            (label, "text/plain", event(route, text, headers={"Content-Type": "text/plain"}), None),
+            (label, "1 MB", event(route, json.dumps({**example, "pad": "x" * 1_000_000})), None),
+            (label, "a 1 MB field", event(route, json.dumps({**example, next(iter(example)): "x" * 1_000_000})), None),
+            (label, "PUT", event(route, text, method="PUT"), None),
+        ]
+        out += [(label, f"Accept: {a}", event(route, text, headers={"Accept": a}), None) for a in ACCEPTS]
+        out += [(label, f"endpoint: {name}", event(route, text), arrange) for name, arrange, *_ in FAILURES]
+    unique = {}
+    for row in out:  # a value can be both awkward and a bound: tried once
+        unique.setdefault((row[0], row[1]), row)
+    return list(unique.values())
+
+
+def _normalized(value, bucket: str):
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False)
+    text = text.replace(bucket, "<bucket>")
+    text = re.sub(r"(https?://[^\"?\s]+)\?[^\"\s]*", r"\1?<signed>", text)
+    text = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<uuid>", text)
+    text = re.sub(r"\d{4}/\d{2}/\d{2}", "<date>", text)
+    text = re.sub(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "<time>", text)
+    text = re.sub(r"\"created\": \d+", "\"created\": 0", text)
+    text = re.sub(r"http://127\.0\.0\.1:\d+", "<s3>", text)
+    return json.loads(text)
+
+
+def answer(deployment, route_label: str, request: dict, arrange) -> dict:
+    model = next(r.model for r in routes(CATALOG) if f"{r.method} {r.path}" == route_label)
+    endpoint = deployment.endpoints[model]
+    endpoint.calls.clear()
+    if arrange is not None:
+        arrange(endpoint)
+    response = deployment.handlers[model].handler(request, SimpleNamespace(aws_request_id="lambda-request"))
+    endpoint.answers.clear()
+    body = response.get("body")
+    if response.get("isBase64Encoded"):
+        body = f"<{len(base64.b64decode(body))} bytes>"
+    else:
+        try:
+            body = json.loads(body)
+        except (TypeError, ValueError):
+            pass
+    stored = []
+    if MODELS[model][0] == "text-to-image":  # the only kind that stores (the others have no bucket to write to)
+        stored = [o["Key"] for o in deployment.bucket.client.list_objects_v2(Bucket=deployment.bucket.name)
+                  .get("Contents", [])]
+        for key in stored:
+            deployment.bucket.client.delete_object(Bucket=deployment.bucket.name, Key=key)
+    return _normalized({"status": response["statusCode"], "headers": response.get("headers"), "body": body,
+                        "model_calls": endpoint.calls, "stored": stored}, deployment.bucket.name)
+
+
+def test_every_request_gets_the_answer_the_reviewed_table_gives(deployment):
+    rows = [{"route": label, "case": case, "answer": answer(deployment, label, request, arrange)}
+            for label, case, request, arrange in cases(deployment.handlers)]
+    if UPDATE:
+        TABLE.parent.mkdir(exist_ok=True)
+        TABLE.write_text("[\n" + ",\n".join(json.dumps(row, ensure_ascii=False, sort_keys=True) for row in rows)
+                         + "\n]\n")
+    expected = {(row["route"], row["case"]): row for row in json.loads(TABLE.read_text())}
+    changed = []
+    for row in rows:
+        before = expected.pop((row["route"], row["case"]), None)
+        if before != json.loads(json.dumps(row, ensure_ascii=False)):
+            changed.append(f"{row['route']} [{row['case']}]\n  table: {json.dumps(before and before['answer'])[:600]}"
+                           f"\n  now:   {json.dumps(row['answer'])[:600]}")
+    changed += [f"{route} [{case}]: in the table, no longer tried" for route, case in expected]
+    assert not changed, (f"{len(changed)} of {len(rows)} answers differ from the reviewed table (intended? `make "
+                         "snapshots`, then review git diff):\n" + "\n".join(changed[:30]))
+
+
+def test_the_table_covers_every_route_and_every_outcome_class():
+    rows = json.loads(TABLE.read_text())
+    assert {row["route"] for row in rows} == {f"{r.method} {r.path}" for r in routes(CATALOG)}
+    statuses = {row["answer"]["status"] for row in rows}
+    assert {200, 400, 404, 405, 406, 413, 429, 500, 502, 503, 504} <= statuses, statuses
+    for row in rows:
+        if row["case"] == "example":  # every POST action's example succeeds and reaches its model
+            assert row["answer"]["status"] == 200, row
+            assert row["answer"]["model_calls"], row
+        if not row["case"].startswith("endpoint: "):  # a client's request, however wrong, is never a 5xx
+            assert row["answer"]["status"] < 500, row
+        if row["answer"]["status"] >= 400:  # and a refused one stores nothing
+            assert row["answer"]["stored"] == [], row
