@@ -3,8 +3,8 @@
 test_settings.py states the rules one by one; this table notices what no rule test names: each setting (and each
 model field, on every kind of model and hosting mode) is tried with the same generic values (blank, text, negative,
 zero, fractions, huge numbers, booleans), with every value the stack tests use and small corruptions of it (a
-character short, one too many, upper-cased, a leading space), and with the values on both sides of each numeric
-bound. Each row is the value and the outcome: "ok" or the whole message `cdk synth` would print. A changed bound, a
+character short, one too many, upper-cased, a leading space, a list's first item alone or twice), and with the values
+on both sides of each numeric bound. Each row is the value and the outcome: "ok" or the whole message `cdk synth` would print. A changed bound, a
 reworded message or a value newly accepted fails here with the rows that changed. After an intended change,
 `make snapshots` rewrites the table (new boundaries are found again by search) and `git diff` is the review.
 """
@@ -73,7 +73,13 @@ def _seen_values() -> dict[str, set[str]]:
 
 
 def _corruptions(value: str) -> list[str]:
-    return [value, value[:-1], value + "x", value.upper(), " " + value]
+    """The value, a character short, one too many, upper-cased, with a leading space; a list's first item alone, and
+    the list with its first item twice."""
+    out = [value, value[:-1], value + "x", value.upper(), " " + value]
+    if "," in value and not value.lstrip().startswith("{"):
+        first = value.split(",")[0]
+        out += [first, f"{first},{value}"]
+    return out
 
 
 def cases() -> list[list[str]]:
