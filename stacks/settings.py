@@ -95,7 +95,9 @@ def network_problems(vpc_id: Optional[str], subnet_ids: Sequence[str], route_tab
     if vpc_id is not None:
         if not VPC_ID.match(vpc_id):
             problems.append(f"vpc_id {vpc_id!r} is not a VPC id such as vpc-0123456789abcdef0")
-        if len(subnet_ids) < 2:
+        for name, ids in (("subnet_ids", subnet_ids), ("route_table_ids", route_table_ids)):
+            problems += [f"{name} lists {i!r} twice" for i in sorted({i for i in ids if list(ids).count(i) > 1})]
+        if len(set(subnet_ids)) < 2:  # the same subnet twice is one subnet
             problems.append("subnet_ids needs at least two subnets, in different Availability Zones (SageMaker asks "
                             "for two even for one instance)")
         problems += [f"subnet id {s!r} is not a subnet id such as subnet-0123456789abcdef0" for s in subnet_ids

@@ -108,6 +108,16 @@ def test_the_construct_refuses_what_cannot_work_with_every_problem_named():
         network(subnet_ids=SUBNETS)
 
 
+def test_a_subnet_or_route_table_listed_twice_is_refused_and_counts_once():
+    with pytest.raises(ValueError) as error:
+        network(vpc_id="vpc-0123456789abcdef0", subnet_ids=(SUBNETS[0], SUBNETS[0]),
+                route_table_ids=(TABLES[0], TABLES[1], TABLES[0]))
+    assert str(error.value) == (
+        f"PrivateNetwork Network: subnet_ids lists {SUBNETS[0]!r} twice; route_table_ids lists {TABLES[0]!r} twice; "
+        "subnet_ids needs at least two subnets, in different Availability Zones (SageMaker asks for two even for one "
+        "instance)")
+
+
 def test_every_model_container_and_lambda_of_the_app_runs_in_the_private_subnets(synth):
     template = synth(**CREATE)
     resources = template["Resources"]
