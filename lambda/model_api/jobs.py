@@ -185,7 +185,10 @@ def _answer(record: JobRecord, saved: dict, respond: Callable[[JobRecord, dict],
 def failure_error(data: bytes) -> dict:
     """The error body of a failed job from SageMaker's failure object: the model's own words, cut short."""
     text = data.decode("utf-8", "replace").strip()
-    code = "model_rejected_input" if INPUT_REFUSED in text else "model_error"
+    refused = INPUT_REFUSED in text
     if len(text) > FAILURE_MESSAGE_CHARS:
         text = text[:FAILURE_MESSAGE_CHARS - 3] + "..."
-    return {"code": code, "message": f"the model failed: {text or 'no detail'}"}
+    # Worded as the synchronous route words the same outcome (model_api.aws.invoke_error).
+    if refused:
+        return {"code": "model_rejected_input", "message": f"the model refused the input: {text}"}
+    return {"code": "model_error", "message": f"the model failed: {text or 'no detail'}"}

@@ -5,7 +5,8 @@ one model of each kind and protocol (stable-diffusion with our inference code, a
 text generator and embedder, a chat model with our code) gets: its action's example body; that body with each field
 (and each field of a nested object) removed, set to each of a set of awkward values, and with an unknown field
 beside it; broken bodies (none, blank, not JSON, a list, duplicate keys, base64, too large); queries on GET routes;
-Accept headers; and the example again with each way the SageMaker runtime can fail. Each row is the request and what
+Accept headers; and the example again with each way the SageMaker runtime can fail. Two async models (an image
+and a text model) take their jobs through submit, queued, done, failed, refused, unknown and another model's route. Each row is the request and what
 came back: the status, the headers, the body (presigned URLs, ids, dates and the bucket's name normalized), every
 model call the Lambda made (path, types, body) and how many objects were stored. A changed message, status, header,
 bound, model parameter or stored object fails here with the rows that changed. After an intended change,
@@ -24,8 +25,8 @@ from types import SimpleNamespace
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from lambda_rig import REGION, _Raw, load_handler, tiny_png
-from model_api.routes import ModelInfo, catalog_to_json, model_actions, routes
+from lambda_rig import REGION, FakeAsyncEndpoint, _Raw, load_handler, tiny_png
+from model_api.routes import ModelInfo, Route, catalog_to_json, model_actions, routes
 from test_handler import ENDPOINT_FAILURES
 
 TABLE = Path(__file__).parent / "snapshots" / "answers.json"
@@ -40,8 +41,17 @@ MODELS = {
     "minilm": ("embeddings", "pipeline"),
     "assistant": ("chat", "toolkit"),
 }
+# Hosted async (jobs): an image model and a text model.
+ASYNC_MODELS = {"sd-async": ("text-to-image", "toolkit"), "gpt2-async": ("text-generation", "pipeline")}
 CATALOG = [ModelInfo(name, kind, f"api-{name}", None if protocol == "jumpstart" else "ml.g5.xlarge")
-           for name, (kind, protocol) in MODELS.items()]
+           for name, (kind, protocol) in MODELS.items()] + [
+    ModelInfo(name, kind, f"api-{name}", "ml.g5.xlarge", "async") for name, (kind, _) in ASYNC_MODELS.items()]
+ASYNC_ENV = {"MODEL_HOSTING": "async", "JOB_TIMEOUT_SECONDS": "1200", "JOB_TTL_SECONDS": "3600"}
+ASYNC_FAILURES = [("endpoint missing", 400, "ValidationError", "Endpoint api-x of account 1 not found."),
+                  ("throttled", 400, "ThrottlingException", "Rate exceeded"),
+                  ("access denied", 400, "AccessDeniedException", "no"),
+                  ("unavailable", 503, "ServiceUnavailable", "down"),
+                  ("internal failure", 500, "InternalFailure", "oops")]
 AWKWARD = [None, "", " ", "\u200b\u200b", "\ud800", "x", -1, 0, 2.5, 2**31, True, [], ["x"], {}]
 QUERY_VALUES = ["", "x", "-1", "0", "1", "7", "64", "2_56", "\u0662\u0665\u0666", "1e3", "9" * 30]
 ACCEPTS = ["image/png", "image/jpeg", "text/html", "*/*", "application/json"]
@@ -107,15 +117,20 @@ class TableEndpoint:
 def deployment(bucket, moto_endpoint, monkeypatch):
     """A handler per model, each with its endpoint; seeds drawn by the handler are fixed."""
     monkeypatch.setattr(secrets, "randbelow", lambda n: 7 % n)
-    handlers, endpoints = {}, {}
-    for name, (kind, protocol) in MODELS.items():
+    job_ids = iter(range(1, 10_000))
+    monkeypatch.setattr(secrets, "token_hex", lambda n: f"{next(job_ids):0{2 * n}x}")
+    handlers, endpoints, async_endpoints = {}, {}, {}
+    for name, (kind, protocol) in {**MODELS, **ASYNC_MODELS}.items():
         handlers[name] = load_handler({
             "AWS_REGION": REGION, "ENDPOINT_NAME": f"api-{name}", "BUCKET_NAME": bucket.name,
             "URL_TTL_SECONDS": "900", "AWS_ENDPOINT_URL_S3": moto_endpoint, "S3_ADDRESSING_STYLE": "path",
             "MODEL_NAME": name, "MODEL_KIND": kind, "MODEL_PROTOCOL": protocol, "MODEL_CATALOG": catalog_to_json(CATALOG),
+            **(ASYNC_ENV if name in ASYNC_MODELS else {}),
         })
         endpoints[name] = TableEndpoint(handlers[name].ENDPOINT._client)
-    return SimpleNamespace(handlers=handlers, endpoints=endpoints, bucket=bucket)
+        if name in ASYNC_MODELS:
+            async_endpoints[name] = FakeAsyncEndpoint(handlers[name].ENDPOINT._client, bucket.name, name)
+    return SimpleNamespace(handlers=handlers, endpoints=endpoints, async_endpoints=async_endpoints, bucket=bucket)
 
 
 def event(route, body=None, query=None, headers=None, base64_body=False, method=None) -> dict:
@@ -189,6 +204,8 @@ def cases(handlers: dict) -> list[tuple[str, str, dict, object]]:
     actions = {m.name: {a.name: a for a in model_actions(m)} for m in CATALOG}
     full = set()  # every (model, action) gets the whole grid once, at its first route; its other routes the example
     for route in routes(CATALOG):
+        if route.model in ASYNC_MODELS:  # jobs: job_rows
+            continue
         label = f"{route.method} {route.path}"
         action = actions[route.model].get(route.action)
         if action is None:  # endpoint, catalog, model lists
@@ -270,9 +287,77 @@ def answer(deployment, route_label: str, request: dict, arrange) -> dict:
                         "model_calls": endpoint.calls, "stored": stored}, deployment.bucket.name)
 
 
+def _job_event(path: str, job_id: str) -> dict:
+    return {**event(Route(path, "GET", "", "job")), "pathParameters": {"job_id": job_id},
+            "path": path.replace("{job_id}", job_id)}
+
+
+def job_rows(deployment) -> list[dict]:
+    """Each async model's jobs through their life: submitted, queued, done (and read again), failed in each way the
+    model can fail, refused by the runtime, unknown, malformed, read through another model's route. The bucket keeps
+    what each step wrote (the rows show it)."""
+    rows = []
+    client, bucket = deployment.bucket.client, deployment.bucket.name
+
+    def row(label, case, model, request):
+        response = deployment.handlers[model].handler(request, SimpleNamespace(aws_request_id="lambda-request"))
+        keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", []))
+        rows.append({"route": label, "case": case, "answer": _normalized(
+            {"status": response["statusCode"], "headers": response.get("headers"),
+             "body": json.loads(response["body"]), "stored": keys}, bucket)})
+        return json.loads(response["body"])
+
+    def put(uri: str, data: bytes):
+        client.put_object(Bucket=bucket, Key=uri.split(f"{bucket}/", 1)[1], Body=data)
+
+    for model, (kind, _) in ASYNC_MODELS.items():
+        other = next(m for m in ASYNC_MODELS if m != model)
+        main = model_actions(next(m for m in CATALOG if m.name == model))[0]
+        example = main.example
+        submit_route = Route(f"/models/{model}/jobs", "POST", model, main.name)
+        label = f"POST /models/{model}/jobs"
+        sent = deployment.async_endpoints[model]
+        own = f"/models/{model}/jobs/{{job_id}}"
+
+        def submit(case):
+            return row(label, case, model, event(submit_route, example))["job_id"]
+
+        def answer_for(job_id):
+            queued = json.loads(client.get_object(Bucket=bucket, Key=f"jobs/{job_id}/input-{model}.json")["Body"].read())
+            return model_answer(queued, sent.requests[-1]["headers"]["X-Amzn-SageMaker-Accept"])[0]
+
+        job = submit("submitted")
+        row(f"GET {own}", "queued", model, _job_event(own, job))
+        put(f"{sent.output_path}/{job}.out", answer_for(job))
+        row(f"GET {own}", "done", model, _job_event(own, job))
+        row(f"GET {own}", "done, read again", model, _job_event(own, job))
+        theirs = f"/models/{other}/jobs/{{job_id}}"
+        row(f"GET {theirs}", f"done, a job of {model}", other, _job_event(theirs, job))
+        for case, failure in [("refused input", b"invalid input: the prompt is too long"),
+                              ("model failure", b"CUDA out of memory. " + b"x" * 400)]:
+            job = submit(f"submitted ({case})")
+            put(f"{sent.failure_path}/{job}-error.out", failure)
+            row(f"GET {own}", f"failed: {case}", model, _job_event(own, job))
+        job = submit("submitted (a wrong answer)")
+        put(f"{sent.output_path}/{job}.out", b"not an answer")
+        row(f"GET {own}", "failed: a wrong answer", model, _job_event(own, job))
+        for job_id in ["0" * 32, "not-a-job", "A" * 32, "../../images"]:
+            row(f"GET {own}", f"job {job_id!r}", model, _job_event(own, job_id))
+        for case, status, error_type, message in ASYNC_FAILURES:
+            sent.fails(status, error_type, message)
+            row(label, f"runtime: {case}", model, event(submit_route, example))
+        row(label, "invalid request", model, event(submit_route, "{}"))
+        for key in [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]:
+            client.delete_object(Bucket=bucket, Key=key)
+    reader = next(r for r in routes(CATALOG) if r.path == "/jobs/{job_id}")
+    row("GET /jobs/{job_id}", "unknown job", reader.model, _job_event(reader.path, "f" * 32))
+    return rows
+
+
 def test_every_request_gets_the_answer_the_reviewed_table_gives(deployment):
     rows = [{"route": label, "case": case, "answer": answer(deployment, label, request, arrange)}
             for label, case, request, arrange in cases(deployment.handlers)]
+    rows += job_rows(deployment)
     if UPDATE:
         TABLE.parent.mkdir(exist_ok=True)
         TABLE.write_text("[\n" + ",\n".join(json.dumps(row, ensure_ascii=False, sort_keys=True) for row in rows)
@@ -291,14 +376,19 @@ def test_every_request_gets_the_answer_the_reviewed_table_gives(deployment):
 
 def test_the_table_covers_every_route_and_every_outcome_class():
     rows = json.loads(TABLE.read_text())
-    assert {row["route"] for row in rows} == {f"{r.method} {r.path}" for r in routes(CATALOG)}
+    assert {row["route"] for row in rows} >= {f"{r.method} {r.path}" for r in routes(CATALOG)
+                                              if r.model not in ASYNC_MODELS or "jobs" in r.path}
     statuses = {row["answer"]["status"] for row in rows}
-    assert {200, 400, 404, 405, 406, 413, 429, 500, 502, 503, 504} <= statuses, statuses
+    assert {200, 202, 400, 404, 405, 406, 413, 429, 500, 502, 503, 504} <= statuses, statuses
+    job_states = {row["answer"]["body"].get("status") for row in rows if "jobs" in row["route"]}
+    assert job_states >= {"queued", "done", "failed"}, job_states
     for row in rows:
         if row["case"] == "example":  # every POST action's example succeeds and reaches its model
             assert row["answer"]["status"] == 200, row
             assert row["answer"]["model_calls"], row
-        if not row["case"].startswith("endpoint: "):  # a client's request, however wrong, is never a 5xx
+        if not row["case"].startswith(("endpoint: ", "runtime: ")):  # a client's request, however wrong, is never a
+            # 5xx (the rows where the runtime fails are not the client's doing)
             assert row["answer"]["status"] < 500, row
-        if row["answer"]["status"] >= 400:  # and a refused one stores nothing
+        if row["answer"]["status"] >= 400 and "jobs" not in row["route"]:  # a refused one stores nothing (the job
+            # rows show what the bucket holds: earlier steps' objects)
             assert row["answer"]["stored"] == [], row

@@ -122,7 +122,8 @@ def test_a_failed_job_answers_the_models_error(jobs):
     assert jobs.call(job_event(job_id))["json"] == body  # the outcome is kept: the same answer on every poll
     refused = submit(jobs)["json"]["job_id"]
     put_uri(jobs, f"{jobs.async_endpoint.failure_path}/{refused}-error.out", b"invalid input: width too big")
-    assert jobs.call(job_event(refused))["json"]["error"]["code"] == "model_rejected_input"
+    assert jobs.call(job_event(refused))["json"]["error"] == {
+        "code": "model_rejected_input", "message": "the model refused the input: invalid input: width too big"}
 
 
 def test_an_answer_that_is_not_images_fails_the_job_and_stores_no_image(jobs):
