@@ -8,7 +8,8 @@ beside it; broken bodies (none, blank, not JSON, a list, duplicate keys, base64,
 Accept headers; and the example again with each way the SageMaker runtime can fail. Two async models (an image
 and a text model) take their jobs through submit, queued, done, failed, refused, unknown and another model's route. Each row is the request and what
 came back: the status, the headers, the body (presigned URLs, ids, dates and the bucket's name normalized), every
-model call the Lambda made (path, types, body) and how many objects were stored. A changed message, status, header,
+model call the Lambda made (path, types, body), the objects stored and the request's log line with its metrics
+(timings normalized). A changed message, status, header,
 bound, model parameter or stored object fails here with the rows that changed. After an intended change,
 `make snapshots` rewrites the table and `git diff tests/lambda/snapshots` is the review.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import re
 import secrets
@@ -28,6 +30,8 @@ from botocore.awsrequest import AWSResponse
 from lambda_rig import REGION, FakeAsyncEndpoint, _Raw, load_handler, tiny_png
 from model_api.routes import ModelInfo, Route, catalog_to_json, model_actions, routes
 from test_handler import ENDPOINT_FAILURES
+
+from local.log_format import LambdaJsonFormatter
 
 TABLE = Path(__file__).parent / "snapshots" / "answers.json"
 UPDATE = os.environ.get("UPDATE_SNAPSHOTS") == "1"  # make snapshots
@@ -113,8 +117,41 @@ class TableEndpoint:
                            _Raw(json.dumps(error_body).encode()))
 
 
+class RequestLines(logging.Handler):
+    """The handler's per-request log lines (the ones with its metrics), as Lambda's JSON log format writes them."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.lines: list[dict] = []
+        self.formatter = LambdaJsonFormatter()
+
+    def emit(self, record):
+        if hasattr(record, "latency_ms"):
+            line = json.loads(self.formatter.format(record))
+            line.pop("timestamp")
+            line["_aws"]["Timestamp"] = 0
+            self.lines.append({k: "<ms>" if k.endswith("latency_ms") or k.endswith("Latency") else v
+                               for k, v in line.items()} | {"message": re.sub(r" in \d+ ms$", " in <ms>",
+                                                                              line["message"])})
+
+    def take(self) -> list[dict]:
+        lines, self.lines = self.lines, []
+        return lines
+
+
 @pytest.fixture
-def deployment(bucket, moto_endpoint, monkeypatch):
+def request_log():
+    logger, handler = logging.getLogger("model_api"), RequestLines()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+@pytest.fixture
+def deployment(bucket, moto_endpoint, monkeypatch, request_log):
     """A handler per model, each with its endpoint; seeds drawn by the handler are fixed."""
     monkeypatch.setattr(secrets, "randbelow", lambda n: 7 % n)
     job_ids = iter(range(1, 10_000))
@@ -130,7 +167,8 @@ def deployment(bucket, moto_endpoint, monkeypatch):
         endpoints[name] = TableEndpoint(handlers[name].ENDPOINT._client)
         if name in ASYNC_MODELS:
             async_endpoints[name] = FakeAsyncEndpoint(handlers[name].ENDPOINT._client, bucket.name, name)
-    return SimpleNamespace(handlers=handlers, endpoints=endpoints, async_endpoints=async_endpoints, bucket=bucket)
+    return SimpleNamespace(handlers=handlers, endpoints=endpoints, async_endpoints=async_endpoints, bucket=bucket,
+                           log=request_log)
 
 
 def event(route, body=None, query=None, headers=None, base64_body=False, method=None) -> dict:
@@ -284,7 +322,8 @@ def answer(deployment, route_label: str, request: dict, arrange) -> dict:
         for key in stored:
             deployment.bucket.client.delete_object(Bucket=deployment.bucket.name, Key=key)
     return _normalized({"status": response["statusCode"], "headers": response.get("headers"), "body": body,
-                        "model_calls": endpoint.calls, "stored": stored}, deployment.bucket.name)
+                        "model_calls": endpoint.calls, "stored": stored, "log": deployment.log.take()},
+                       deployment.bucket.name)
 
 
 def _job_event(path: str, job_id: str) -> dict:
@@ -304,7 +343,7 @@ def job_rows(deployment) -> list[dict]:
         keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", []))
         rows.append({"route": label, "case": case, "answer": _normalized(
             {"status": response["statusCode"], "headers": response.get("headers"),
-             "body": json.loads(response["body"]), "stored": keys}, bucket)})
+             "body": json.loads(response["body"]), "stored": keys, "log": deployment.log.take()}, bucket)})
         return json.loads(response["body"])
 
     def put(uri: str, data: bytes):
@@ -354,10 +393,22 @@ def job_rows(deployment) -> list[dict]:
     return rows
 
 
+def _with_metric_directives_by_number(rows: list[dict]) -> list[dict]:
+    """Each log line's EMF directives (which metrics CloudWatch extracts, by which dimensions) are one of a few: the
+    first row lists each in full under "metric_directives", every line names its number."""
+    seen: dict[str, int] = {}
+    for row in rows:
+        for line in row["answer"].get("log", []):
+            text = json.dumps(line["_aws"]["CloudWatchMetrics"], sort_keys=True)
+            line["_aws"]["CloudWatchMetrics"] = seen.setdefault(text, len(seen))
+    return [{"route": "-", "case": "metric_directives", "answer": [json.loads(t) for t in seen]}, *rows]
+
+
 def test_every_request_gets_the_answer_the_reviewed_table_gives(deployment):
     rows = [{"route": label, "case": case, "answer": answer(deployment, label, request, arrange)}
             for label, case, request, arrange in cases(deployment.handlers)]
     rows += job_rows(deployment)
+    rows = _with_metric_directives_by_number(rows)
     if UPDATE:
         TABLE.parent.mkdir(exist_ok=True)
         TABLE.write_text("[\n" + ",\n".join(json.dumps(row, ensure_ascii=False, sort_keys=True) for row in rows)
@@ -375,7 +426,8 @@ def test_every_request_gets_the_answer_the_reviewed_table_gives(deployment):
 
 
 def test_the_table_covers_every_route_and_every_outcome_class():
-    rows = json.loads(TABLE.read_text())
+    directives, *rows = json.loads(TABLE.read_text())
+    assert directives["case"] == "metric_directives" and len(directives["answer"]) >= 2
     assert {row["route"] for row in rows} >= {f"{r.method} {r.path}" for r in routes(CATALOG)
                                               if r.model not in ASYNC_MODELS or "jobs" in r.path}
     statuses = {row["answer"]["status"] for row in rows}
