@@ -72,6 +72,8 @@ def test_chat_prompt_uses_the_template_or_a_plain_transcript(chat_inference, bun
     ({"task": "embeddings", "inputs": [""]}, "inputs must be"),
     ({"task": "chat", "messages": []}, "messages must be"),
     ({"task": "chat", "messages": [{"role": "robot", "content": "x"}]}, "messages must be"),
+    ({"task": "chat", "messages": [{"role": ["user"], "content": "x"}]}, "messages must be"),
+    ({"task": "chat", "messages": [{"role": {}, "content": "x"}]}, "messages must be"),
     ({"task": "chat", "messages": [{"role": "user", "content": "x"}], "parameters": {"beam": 2}}, "parameters must"),
     ({"task": "chat", "messages": [{"role": "user", "content": "x"}], "parameters": {"max_new_tokens": 0}},
      "max_new_tokens must be"),

@@ -69,7 +69,8 @@ def input_fn(input_data, content_type, context=None):
         raise InvalidInput("task must be 'chat' or 'embeddings'")
     messages = request.get("messages")
     if not isinstance(messages, list) or not messages or not all(
-            isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str) for m in messages):
+            isinstance(m, dict) and isinstance(m.get("role"), str) and m["role"] in ROLES
+            and isinstance(m.get("content"), str) for m in messages):  # a list or object as role: not hashable
         raise InvalidInput("messages must be a non-empty list of {role: system|user|assistant, content: string}")
     parameters = request.get("parameters") or {}
     if not isinstance(parameters, dict) or set(parameters) - GENERATION:
