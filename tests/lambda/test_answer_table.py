@@ -29,7 +29,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from lambda_rig import REGION, FakeAsyncEndpoint, _Raw, load_handler, tiny_png
 from model_api.routes import ModelInfo, Route, catalog_to_json, model_actions, routes
-from test_handler import ENDPOINT_FAILURES
+from test_handler import ENDPOINT_FAILURES, model_error
 
 from local.log_format import LambdaJsonFormatter
 
@@ -59,7 +59,12 @@ ASYNC_FAILURES = [("endpoint missing", 400, "ValidationError", "Endpoint api-x o
 AWKWARD = [None, "", " ", "\u200b\u200b", "\ud800", "x", -1, 0, 2.5, 2**31, True, [], ["x"], {}]
 QUERY_VALUES = ["", "x", "-1", "0", "1", "7", "64", "2_56", "\u0662\u0665\u0666", "1e3", "9" * 30]
 ACCEPTS = ["image/png", "image/jpeg", "text/html", "*/*", "application/json"]
-FAILURES = [case for case in ENDPOINT_FAILURES if case[0] != "body over 6 MB"]  # 6 MB a row: the handler tests have it
+FAILURES = [case for case in ENDPOINT_FAILURES if case[0] != "body over 6 MB"] + [  # 6 MB a row: the handler tests
+    # The container's own refusals: TGI's 422, a pipeline's bare 400, our inference code's marked 400.
+    (f"model error {status}: {message}", lambda e, status=status, message=message: e.fails(
+        424, "ModelError", model_error(status, message))) for status, message in [
+        (400, "Input validation error"), (422, "Input validation error: inputs too long"),
+        (400, "invalid input: the conversation is too long"), (404, "not here")]]
 PNG = tiny_png()
 JPEG = base64.b64decode(  # a 1x1 JPEG
     "/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAAMCAgICAgMCAgIDAwMDBAYEBAQEBAgGBgUGCQgKCgkICQkKDA8MCgsOCwkJDRENDg8QEBEQCgwSExIQ"

@@ -414,6 +414,21 @@ def test_a_partly_stored_request_is_rolled_back(rig, monkeypatch):
     assert len(stored) == 2 and sorted(deleted) == sorted(stored)
 
 
+def test_a_rollback_that_fails_too_is_logged_with_the_key_and_the_error(rig, monkeypatch, caplog):
+    from botocore.exceptions import ClientError
+
+    store = rig.handler.STORE
+
+    def refuse(**kwargs):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "DeleteObject")
+
+    monkeypatch.setattr(store.client, "delete_object", refuse)
+    with caplog.at_level(logging.WARNING, logger="model_api"):
+        store._delete_quietly(["images/a.png"])
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "could not roll back images/a.png: An error occurred (AccessDenied) when calling the DeleteObject operation: no"]
+
+
 def test_presign_failure_stores_nothing(rig, monkeypatch):
     from botocore.exceptions import NoCredentialsError
 

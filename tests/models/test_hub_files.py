@@ -13,6 +13,8 @@ import pytest
 
 from stacks.model_catalog import PRESETS
 
+SELECTION_TABLE = Path(__file__).parent / "snapshots" / "hub_selection.json"
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -338,3 +340,61 @@ def test_a_finished_download_is_found_again_with_its_variant_and_not_fetched(tin
     (folder / hub_files.COMPLETE_MARKER).write_text(json.dumps({"files": [], "variant": "fp16", "fp16": True}))
     assert hub_files.download("org/tiny-sd", None, tmp_path, fp16=True, hub=hub, log=lambda line: None) == \
         (folder, "fp16")
+
+
+# Weight files of one component, by what a repository may hold.
+WEIGHT_SETS = {
+    "none": [],
+    "safetensors": ["diffusion_pytorch_model.safetensors"],
+    "fp16 safetensors": ["diffusion_pytorch_model.fp16.safetensors"],
+    "bf16 safetensors": ["diffusion_pytorch_model.bf16.safetensors"],
+    "bin": ["diffusion_pytorch_model.bin"],
+    "fp16 bin": ["diffusion_pytorch_model.fp16.bin"],
+    "shards": ["diffusion_pytorch_model-00001-of-00002.safetensors",
+               "diffusion_pytorch_model-00002-of-00002.safetensors", "diffusion_pytorch_model.safetensors.index.json"],
+    "fp16 shards": ["diffusion_pytorch_model.fp16-00001-of-00002.safetensors",
+                    "diffusion_pytorch_model.fp16-00002-of-00002.safetensors",
+                    "diffusion_pytorch_model.safetensors.index.fp16.json"],
+    "all four": ["diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
+                 "diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.bin"],
+    "bin and fp16 safetensors": ["diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.safetensors"],
+    "fp16 bin and safetensors": ["diffusion_pytorch_model.fp16.bin", "diffusion_pytorch_model.safetensors"],
+    "in a subfolder": ["sub/diffusion_pytorch_model.safetensors"],
+    "other files": ["diffusion_pytorch_model.ckpt", "diffusion_pytorch_model.onnx", "README.md"],
+}
+TABLE_INDEX = {"unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
+               "tokenizer": ["transformers", "CLIPTokenizer"], "scheduler": ["diffusers", "DDIMScheduler"],
+               "safety_checker": [None, None], "_class_name": "StableDiffusionPipeline", "a/b": ["x", "Y"]}
+
+
+def selection(unet: str, vae: str, fp16: bool) -> dict:
+    files = {"model_index.json": 1, "unet/config.json": 1, "vae/config.json": 1, "tokenizer/vocab.json": 1,
+             "tokenizer/merges.txt": 1, "scheduler/scheduler_config.json": 1, "README.md": 1, "a/b/x.bin": 1,
+             "safety_checker/model.safetensors": 1}
+    files.update({f"unet/{name}": 1 for name in WEIGHT_SETS[unet]})
+    files.update({f"vae/{name}": 1 for name in WEIGHT_SETS[vae]})
+    try:
+        paths, variant = hub_files.select_files(files, TABLE_INDEX, fp16=fp16)
+    except ValueError as exc:
+        return {"error": str(exc)}
+    return {"files": paths, "variant": variant}
+
+
+def test_each_repository_shape_selects_what_the_reviewed_table_says():
+    """Every pair of weight sets for two components, on a GPU (fp16) and a CPU: the files downloaded and the variant,
+    or the whole error (tests/models/snapshots/hub_selection.json; `make snapshots` rewrites it)."""
+    import os
+
+    rows = [[unet, vae, fp16, selection(unet, vae, fp16)] for unet in WEIGHT_SETS for vae in WEIGHT_SETS
+            for fp16 in (True, False)]
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        SELECTION_TABLE.parent.mkdir(exist_ok=True)
+        SELECTION_TABLE.write_text("[\n" + ",\n".join(json.dumps(row) for row in rows) + "\n]\n")
+    expected = json.loads(SELECTION_TABLE.read_text())
+    changed = [f"unet {u}, vae {v}, fp16={f}: table {e!r}, now {a!r}" for (u, v, f, a), (_, _, _, e)
+               in zip(rows, expected) if a != e]
+    assert len(rows) == len(expected) and not changed, "\n".join(changed[:20])
+
+
+def test_only_top_level_entries_with_a_library_and_a_class_are_components():
+    assert hub_files.component_folders(TABLE_INDEX) == ["scheduler", "tokenizer", "unet", "vae"]

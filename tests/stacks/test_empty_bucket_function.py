@@ -194,3 +194,27 @@ def test_the_physical_id_is_the_buckets_until_cloudformation_has_one(function):
                                                 ("us-gov-west-1", "aws-us-gov"), ("eu-west-1", "aws")])
 def test_the_denial_names_the_buckets_partition(function, region, partition):
     assert function.partition_of(boto3.client("s3", region_name=region)) == partition
+
+
+def test_no_delete_request_carries_more_than_the_1000_keys_s3_takes(function):
+    """DeleteObjects refuses more than 1,000 keys (MalformedXML); a listing page may hold versions and delete markers
+    beside each other, so the page is cut to 1,000 whatever it holds."""
+
+    class Client:
+        def __init__(self):
+            self.pages = [{"Versions": [{"Key": f"v{i}", "VersionId": "1"} for i in range(1000)],
+                           "DeleteMarkers": [{"Key": f"m{i}", "VersionId": "2"} for i in range(5)]},
+                          {"DeleteMarkers": [{"Key": f"m{i}", "VersionId": "2"} for i in range(5)]}, {}]
+            self.batches = []
+
+        def list_object_versions(self, Bucket, MaxKeys):
+            assert MaxKeys == 1000
+            return self.pages.pop(0)
+
+        def delete_objects(self, Bucket, Delete):
+            self.batches.append(len(Delete["Objects"]))
+            return {}
+
+    client = Client()
+    assert function.empty("bucket", client) == 1005
+    assert client.batches == [1000, 5]

@@ -31,9 +31,11 @@ COMPLETE_MARKER = ".download-complete"
 
 
 def component_folders(model_index: Mapping) -> list[str]:
-    """Folders of the pipeline's components: model_index.json entries [library, class] with both set."""
+    """Folders of the pipeline's components: model_index.json entries [library, class] with both set, named as a
+    top-level folder (diffusers loads each component from <name>/)."""
     return sorted(name for name, value in model_index.items()
-                  if not name.startswith("_") and isinstance(value, list) and len(value) == 2 and all(value))
+                  if not name.startswith("_") and "/" not in name and isinstance(value, list) and len(value) == 2
+                  and all(value))
 
 
 def _weight_group(name: str) -> Optional[tuple[Optional[str], str]]:
@@ -61,7 +63,7 @@ def select_files(files: Mapping[str, int], model_index: Mapping, fp16: bool) -> 
     configs: list[str] = ["model_index.json"]
     for path in files:
         folder, _, name = path.rpartition("/")
-        if folder not in by_folder or "/" in folder:
+        if folder not in by_folder:  # top-level files other than model_index.json, other folders, subfolders
             continue
         group = _weight_group(name)
         if group is not None:
