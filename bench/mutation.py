@@ -29,6 +29,8 @@ from pathlib import Path
 
 import mutmut.__main__ as mutmut_main
 import mutmut.mutation.file_mutation as file_mutation
+import mutmut.runners.harness as harness
+import mutmut.state as mutmut_state
 import mutmut.utils.format_utils as format_utils
 
 # Path prefix -> the module prefix the code is imported under at run time (and in the tests).
@@ -71,6 +73,43 @@ def _lru_cache_except_ours(*args, **kwargs):
 
 
 functools.lru_cache = _lru_cache_except_ours
+
+# mutmut credits a function to the tests during which it ran: its stats run clears the record after each test. What
+# runs while the tests are collected (module-level Action, schema and kind definitions: the registry is built when
+# model_api.kinds is imported) ran for no test, and was credited to the first test alone, so its mutants were tried
+# against that one test (false survivors that the suite plainly kills). Those functions are credited to every test.
+class ImportTimeCalls:
+    def __init__(self):
+        self.functions: set[str] = set()
+        self.tests: list[str] = []
+
+    def pytest_collection_finish(self, session):
+        self.functions = set(mutmut_state.state()._stats)
+        mutmut_state.state()._stats.clear()
+        self.tests = [format_utils.strip_prefix(item.nodeid, prefix="mutants/") for item in session.items]
+
+    def pytest_sessionfinish(self, session):
+        for function in self.functions:
+            mutmut_state.state().tests_by_mangled_function_name[function].update(self.tests)
+
+
+_run_stats = harness.PytestRunner.run_stats
+
+
+def _run_stats_crediting_import_time_calls(self, *, tests):
+    plugin, execute = ImportTimeCalls(), self.execute_pytest
+
+    def execute_with_plugin(params, **kwargs):
+        return execute(params, **{**kwargs, "plugins": [*kwargs.get("plugins", []), plugin]})
+
+    self.execute_pytest = execute_with_plugin
+    try:
+        return _run_stats(self, tests=tests)
+    finally:
+        del self.execute_pytest
+
+
+harness.PytestRunner.run_stats = _run_stats_crediting_import_time_calls
 
 # Each mutmut module imported the function by name: replace every binding.
 format_utils.get_mutant_name = file_mutation.get_mutant_name = mutmut_main.get_mutant_name = runtime_mutant_name
