@@ -1,7 +1,7 @@
 """Every synthesized template against its reviewed snapshot (tests/stacks/snapshots/templates/<variant>.json).
 
 The other stack tests assert what each resource must be; this one notices everything else: any change to what
-`cdk deploy` would create (a property, a policy, an alarm's period, a description, the OpenAPI document the API serves,
+`cdk deploy` would create (and to the cdk-nag findings acknowledged, with their reasons, under "_nag_acknowledged") (a property, a policy, an alarm's period, a description, the OpenAPI document the API serves,
 the request models the gateway validates with) fails here with the diff to review. After an intended change,
 `make snapshots` rewrites the files and `git diff tests/stacks/snapshots` is the review.
 
@@ -44,9 +44,20 @@ def test_normalizing_hides_only_code_hashes():
     assert '"Description": "0123456789abcdef"' in text  # a short hex value is data, not a hash
 
 
+def acknowledged(assembly) -> dict[str, dict[str, str]]:
+    """construct path -> {cdk-nag rule: the reason it is acknowledged there}: the findings waived, and why."""
+    stack = assembly.stacks[0]
+    metadata = json.loads(Path(assembly.directory, f"{stack.stack_name}.metadata.json").read_text())
+    return {path: entry["data"] for path, entries in sorted(metadata.items()) for entry in entries
+            if entry.get("type") == "aws:cdk:acknowledged-rules"}
+
+
 @pytest.mark.parametrize("variant", sorted(SNAPSHOT_VARIANTS))
-def test_the_template_is_the_reviewed_snapshot(variant, synth):
-    actual = normalized(synth(**SNAPSHOT_VARIANTS[variant]))
+def test_the_template_is_the_reviewed_snapshot(variant, synth_assembly):
+    assembly = synth_assembly(**SNAPSHOT_VARIANTS[variant])
+    template = assembly.get_stack_by_name("SageMakerModelApi").template
+    # Beside what is deployed, the cdk-nag findings acknowledged and their reasons (the stack's security exceptions).
+    actual = normalized({**template, "_nag_acknowledged": acknowledged(assembly)})
     path = SNAPSHOTS / f"{variant}.json"
     if UPDATE:
         path.write_text(actual)
