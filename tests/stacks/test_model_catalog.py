@@ -296,6 +296,22 @@ def test_a_catalog_too_big_for_the_lambda_environment_is_refused():
     Settings.from_values({"models": ",".join(list(specs)[:10]), "model_specs": json.dumps(specs)})
 
 
+def test_the_catalog_limit_counts_each_models_name_kind_and_endpoint_name():
+    """2,500 bytes for the catalog (the rest of the 4 KB is the function's other variables): each model counts its
+    name, kind and endpoint name plus 80 for the JSON around them. Names of 20 characters, kind embeddings (10),
+    endpoint sagemakermodelapi-<name> (38): 148 bytes a model, so 16 fit (2,368) and 17 do not (2,516)."""
+    specs = {f"embedder{i:02d}-abcdefghi": {"kind": "embeddings", "source": "hub:org/some-embedding-model",
+                                            "task": "feature-extraction", "instance_type": "ml.m5.large"}
+             for i in range(17)}
+    assert {len(name) for name in specs} == {20}
+    Settings.from_values({"models": ",".join(list(specs)[:16]), "model_specs": json.dumps(specs)})
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_values({"models": ",".join(specs), "model_specs": json.dumps(specs)})
+    assert str(caught.value).splitlines()[1:] == [
+        "  - 17 models do not fit in one deployment (the catalog every Lambda carries would pass Lambda's 4 KB "
+        "environment limit); split them over two stacks (stack_name)"]
+
+
 @pytest.mark.parametrize("instance_type, count", [("ml.t2.medium", 2), ("ml.m5.large", 2), ("ml.m5.xlarge", 4),
                                                   ("ml.m5.2xlarge", 8), ("ml.g5.12xlarge", 48), ("nonsense", 0)])
 def test_vcpus_by_size(instance_type, count):
