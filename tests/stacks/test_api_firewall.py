@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from aws_cdk import App, Stack
@@ -54,7 +55,8 @@ def test_the_web_acl_is_associated_with_the_stage():
 
 
 def test_rate_limits_outside_wafs_bounds_are_refused():
-    with pytest.raises(ValueError, match="rate_limit must be from 10"):
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "ApiFirewall Firewall: rate_limit must be from 10 to 2000000000") + "$"):
         firewall(rate_limit=9)
     with pytest.raises(SettingsError, match=r"waf_rate_limit must be from 10 to 2000000000 requests per 5 minutes "
                                             r"\(got 5\)"):

@@ -4,6 +4,7 @@ the whole app's grants, routes and scaling."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from aws_cdk import App, Stack
@@ -112,7 +113,8 @@ def test_async_needs_a_job_bucket_and_checks_its_bounds_in_one_message():
                  "job_timeout_seconds must be from 1 to 3600 (got 4000)",
                  "job_ttl_seconds must be from 60 to 21600 (got 10)", "needs job_bucket"):
         assert part in message, message
-    with pytest.raises(ValueError, match="job_prefix must end"):
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "ImageBucket B: job_prefix must end with '/', not start with one, and not overlap key_prefix") + "$"):
         ImageBucket(stack, "B", job_prefix="images/")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Match, Template
@@ -82,7 +84,9 @@ def test_the_construct_refuses_what_cannot_work_with_every_problem_named():
 
 def test_the_batch_prefix_may_not_overlap_the_others():
     for prefix in ("images/", "images/batch/", "jobs/", "batch"):
-        with pytest.raises(ValueError, match="batch_prefix"):
+        with pytest.raises(ValueError, match="^" + re.escape(
+                "ImageBucket Images: batch_prefix must end with '/', not start with one, and not overlap "
+                "key_prefix or job_prefix") + "$"):
             _stack(batch_prefix=prefix, job_prefix="jobs/")
 
 

@@ -4,6 +4,7 @@ the whole app's grants (each Lambda its own component only)."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from aws_cdk import App, Stack
@@ -110,7 +111,8 @@ def test_add_component_validates_in_one_message():
     for part in ("copies", "memory_mb must be at least 128", "cpu_cores must be at least 0.25",
                  "component_name 'Pool_A'", "model_data_url and model_data_arn go together"):
         assert part in message, message
-    with pytest.raises(ValueError, match="component 'pool-a' is already on this endpoint"):
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "SharedEndpoint Shared.add_component Again: component 'pool-a' is already on this endpoint") + "$"):
         shared.add_component("Again", component_name="pool-a", image=ContainerImage.from_uri(IMAGE_URI),
                              hosting=Shared("ml.m5.xlarge"))
 
@@ -197,7 +199,9 @@ def test_a_component_scales_to_zero_copies_and_a_request_that_finds_none_starts_
 def test_zero_copies_need_an_endpoint_that_scales_to_zero_and_fixed_fleets_have_no_managed_scaling():
     stack = Stack(App(), "T")
     fixed = SharedEndpoint(stack, "Shared", instance_type="ml.m5.xlarge", endpoint_name="pool")
-    with pytest.raises(ValueError, match="min_copies 0 needs the SharedEndpoint made with scale_to_zero=True"):
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "ModelComponent A: min_copies 0 needs the SharedEndpoint made with scale_to_zero=True (instances "
+            "cannot otherwise scale in to zero)") + "$"):
         fixed.add_component("A", component_name="pool-a", image=ContainerImage.from_uri(IMAGE_URI),
                             hosting=Shared("ml.m5.xlarge", min_instances=0, max_instances=1))
     grows = SharedEndpoint(Stack(App(), "U"), "Shared", instance_type="ml.m5.xlarge", instance_count=1,
@@ -205,7 +209,8 @@ def test_zero_copies_need_an_endpoint_that_scales_to_zero_and_fixed_fleets_have_
     (config,) = Template.from_stack(Stack.of(grows)).find_resources("AWS::SageMaker::EndpointConfig").values()
     assert config["Properties"]["ProductionVariants"][0]["ManagedInstanceScaling"] == {
         "Status": "ENABLED", "MinInstanceCount": 1, "MaxInstanceCount": 3}
-    with pytest.raises(ValueError, match=r"need 1 <= instance_count <= max_instance_count <= 100 \(got 2 and 1\)"):
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "SharedEndpoint Shared: need 1 <= instance_count <= max_instance_count <= 100 (got 2 and 1)") + "$"):
         SharedEndpoint(Stack(App(), "V"), "Shared", instance_type="ml.m5.xlarge", instance_count=2,
                        max_instance_count=1)
 
@@ -278,7 +283,8 @@ def test_shared_copies_take_the_models_cooldowns_and_a_bad_endpoint_name_is_name
                                   "gpt2-cpu.scale_out_cooldown_seconds": "30"}).catalog[0]
     from stacks.hosting import hosting_of
     assert (hosting_of(model).scale_in_cooldown_seconds, hosting_of(model).scale_out_cooldown_seconds) == (120, 30)
-    with pytest.raises(ValueError, match="endpoint_name 'Pool_1' must be lowercase letters, digits and hyphens"):
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "SharedEndpoint Shared: endpoint_name 'Pool_1' must be lowercase letters, digits and hyphens") + "$"):
         SharedEndpoint(Stack(App(), "T"), "Shared", instance_type="ml.m5.xlarge", endpoint_name="Pool_1")
 
 

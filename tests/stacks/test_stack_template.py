@@ -1,6 +1,7 @@
 """Template assertions for every resource of the default deployment and the settings that change them."""
 
 import json
+import re
 
 import pytest
 from cfn_render import one, render, resources, statements
@@ -606,7 +607,8 @@ def test_the_api_construct_takes_a_quota_of_one_and_refuses_none():
     from stacks.rest_api import ModelRestApi
 
     ModelRestApi(Stack(App(), "T"), "Api", daily_quota=1, throttle_burst=1)
-    with pytest.raises(ValueError, match="throttle_rate, throttle_burst and daily_quota must be positive"):
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "ModelRestApi Api: throttle_rate, throttle_burst and daily_quota must be positive") + "$"):
         ModelRestApi(Stack(App(), "U"), "Api", daily_quota=0)
 
 
@@ -632,7 +634,9 @@ def test_a_model_function_on_its_own_logs_json_at_info():
     (function,) = [r for r in Template.from_stack(stack).find_resources("AWS::Lambda::Function").values()]
     assert {k: v for k, v in function["Properties"]["LoggingConfig"].items() if k != "LogGroup"} == {
         "LogFormat": "JSON", "ApplicationLogLevel": "INFO", "SystemLogLevel": "INFO"}
-    with pytest.raises(ValueError, match="log_level must be INFO or DEBUG"):
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "ModelFunction F: log_level must be INFO or DEBUG (the request line, which carries the metrics, "
+            "is INFO)") + "$"):
         ModelFunction(Stack(App(), "U"), "F", model_name="m", environment={}, log_level="WARN")
 
 

@@ -1,8 +1,9 @@
 """Every synthesized template against its reviewed snapshot (tests/stacks/snapshots/templates/<variant>.json).
 
 The other stack tests assert what each resource must be; this one notices everything else: any change to what
-`cdk deploy` would create (and to the cdk-nag findings acknowledged, with their reasons, under "_nag_acknowledged") (a property, a policy, an alarm's period, a description, the OpenAPI document the API serves,
-the request models the gateway validates with) fails here with the diff to review. After an intended change,
+`cdk deploy` would create (a property, a policy, an alarm's period, a description, the OpenAPI document the API
+serves, the request models the gateway validates with) and to the cdk-nag findings acknowledged with their reasons
+("_nag_acknowledged") fails here with the diff to review. After an intended change,
 `make snapshots` rewrites the files and `git diff tests/stacks/snapshots` is the review.
 
 Normalized so that a snapshot changes only when the deployment does: asset hashes (the Lambda code's and the model
