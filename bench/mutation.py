@@ -30,8 +30,8 @@ from pathlib import Path
 import mutmut.__main__ as mutmut_main
 import mutmut.mutation.file_mutation as file_mutation
 import mutmut.runners.harness as harness
-import mutmut.state as mutmut_state
 import mutmut.utils.format_utils as format_utils
+from mutmut.state import state as mutmut_state
 
 # Path prefix -> the module prefix the code is imported under at run time (and in the tests).
 RUNTIME_PACKAGES = {
@@ -84,13 +84,13 @@ class ImportTimeCalls:
         self.tests: list[str] = []
 
     def pytest_collection_finish(self, session):
-        self.functions = set(mutmut_state.state()._stats)
-        mutmut_state.state()._stats.clear()
+        self.functions = set(mutmut_state()._stats)
+        mutmut_state()._stats.clear()
         self.tests = [format_utils.strip_prefix(item.nodeid, prefix="mutants/") for item in session.items]
 
     def pytest_sessionfinish(self, session):
         for function in self.functions:
-            mutmut_state.state().tests_by_mangled_function_name[function].update(self.tests)
+            mutmut_state().tests_by_mangled_function_name[function].update(self.tests)
 
 
 _run_stats = harness.PytestRunner.run_stats
