@@ -82,38 +82,36 @@ def _corruptions(value: str) -> list[str]:
     return out
 
 
+def _rows(context: str, base: dict, name: str, hint, start, seen: dict) -> list[list[str]]:
+    """One setting's rows in one context: the generic values, the seen ones and their corruptions, the bounds."""
+    def accepted(text):
+        return outcome({**base, name: text}) == "ok"
+    values = list(GENERIC)
+    for value in sorted(seen.get(name, ())):
+        values += _corruptions(value)
+    values += _bounds_of(accepted, hint, start)
+    return [[context, name, v] for v in dict.fromkeys(values)]
+
+
 def cases() -> list[list[str]]:
     """[context, setting, value] for every row of the table (each context's base settings, then setting=value)."""
     seen = _seen_values()
-    rows = []
-    hints = typing.get_type_hints(Settings)
-    defaults = Settings()
-    for context, base in GLOBAL_CONTEXTS.items():
-        for name in SETTING_FIELDS:
-            def accepted(text, name=name, base=base):
-                return outcome({**base, name: text}) == "ok"
-            values = list(GENERIC)
-            for value in sorted(seen.get(name, ())):
-                values += _corruptions(value)
-            values += _bounds_of(accepted, hints[name], getattr(defaults, name))
-            rows += [[context, name, v] for v in dict.fromkeys(values)]
+    hints, defaults = typing.get_type_hints(Settings), Settings()
+    rows = [row for context, base in GLOBAL_CONTEXTS.items() for name in SETTING_FIELDS
+            for row in _rows(context, base, name, hints[name], getattr(defaults, name), seen)]
     model_hints = typing.get_type_hints(ModelSpec)
     for context, base in CONTEXTS.items():
         model = PRESETS[base["models"]]
         for name in OVERRIDABLE:
-            def accepted(text, name=name, base=base):
-                return outcome({**base, name: text}) == "ok"
-            values = list(GENERIC)
-            for value in sorted(seen.get(name, ())):
-                values += _corruptions(value)
             start = getattr(model, name)
-            values += _bounds_of(accepted, model_hints[name], start if start is not None else 1)
-            rows += [[context, name, v] for v in dict.fromkeys(values)]
+            rows += _rows(context, base, name, model_hints[name], 1 if start is None else start, seen)
     return rows
 
 
 def _bounds_of(accepted, hint, start) -> list[str]:
-    """_bounds, with the lower edge searched on the mirrored predicate (bisection wants accepted-below)."""
+    """The values on both sides of the lowest and the highest accepted number, found by bisection from an accepted
+    start (a bound is where acceptance changes; a range with holes shows its outer edges). Nothing for a setting that
+    is not a number or whose start is refused."""
     target = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
     if target not in (int, float) or isinstance(start, bool) or not isinstance(start, (int, float)):
         return []
