@@ -6,7 +6,8 @@ text generator and embedder, a chat model with our code) gets: its action's exam
 (and each field of a nested object) removed, set to each of a set of awkward values, and with an unknown field
 beside it; broken bodies (none, blank, not JSON, a list, duplicate keys, base64, too large); queries on GET routes;
 Accept headers; and the example again with each way the SageMaker runtime can fail. Two async models (an image
-and a text model) take their jobs through submit, queued, done, failed, refused, unknown and another model's route. Each row is the request and what
+and a text model) take their jobs through submit, queued, done, failed, refused, unknown, another model's route and
+S3 failing to store or read them. Each row is the request and what
 came back: the status, the headers, the body (presigned URLs, ids, dates and the bucket's name normalized), every
 model call the Lambda made (path, types, body), the objects stored and the request's log line with its metrics
 (timings normalized). A changed message, status, header,
@@ -22,11 +23,13 @@ import logging
 import os
 import re
 import secrets
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError, EndpointConnectionError
 from lambda_rig import REGION, FakeAsyncEndpoint, _Raw, load_handler, tiny_png
 from model_api.routes import ModelInfo, Route, catalog_to_json, model_actions, routes
 from test_handler import ENDPOINT_FAILURES, model_error
@@ -64,7 +67,10 @@ FAILURES = [case for case in ENDPOINT_FAILURES if case[0] != "body over 6 MB"] +
     (f"model error {status}: {message}", lambda e, status=status, message=message: e.fails(
         424, "ModelError", model_error(status, message))) for status, message in [
         (400, "Input validation error"), (422, "Input validation error: inputs too long"),
-        (400, "invalid input: the conversation is too long"), (404, "not here")]]
+        (400, "invalid input: the conversation is too long"), (404, "not here")]] + [
+    # JPEG's start and end markers and nothing between: not an image (an answer cut down to its ends).
+    ("a jpeg of only its markers", lambda e: e.returns(json.dumps(
+        {"generated_images": [base64.b64encode(b"\xff\xd8\xff\xd9").decode()]}).encode(), "application/json"))]
 PNG = tiny_png()
 JPEG = base64.b64decode(  # a 1x1 JPEG
     "/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAAMCAgICAgMCAgIDAwMDBAYEBAQEBAgGBgUGCQgKCgkICQkKDA8MCgsOCwkJDRENDg8QEBEQCgwSExIQ"
@@ -331,6 +337,29 @@ def answer(deployment, route_label: str, request: dict, arrange) -> dict:
                        deployment.bucket.name)
 
 
+STORAGE_FAILURES = [
+    ("slow down", ClientError({"Error": {"Code": "SlowDown", "Message": "reduce your request rate"}}, "S3")),
+    ("access denied", ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "S3")),
+    ("a KMS key refused", ClientError({"Error": {"Code": "KMS.DisabledException", "Message": "disabled"}}, "S3")),
+    ("unreachable", EndpointConnectionError(endpoint_url="https://s3")),
+]
+
+
+@contextmanager
+def _failing(client, operation: str, error: Exception):
+    """The client's operation raises error meanwhile (as botocore raises it: after its retries)."""
+    original = getattr(client, operation)
+
+    def fail(**kwargs):
+        raise error
+
+    setattr(client, operation, fail)
+    try:
+        yield
+    finally:
+        setattr(client, operation, original)
+
+
 def _job_event(path: str, job_id: str) -> dict:
     return {**event(Route(path, "GET", "", "job")), "pathParameters": {"job_id": job_id},
             "path": path.replace("{job_id}", job_id)}
@@ -391,6 +420,13 @@ def job_rows(deployment) -> list[dict]:
             sent.fails(status, error_type, message)
             row(label, f"runtime: {case}", model, event(submit_route, example))
         row(label, "invalid request", model, event(submit_route, "{}"))
+        store = deployment.handlers[model].JOBS.client
+        for case, error in STORAGE_FAILURES:
+            with _failing(store, "put_object", error):
+                row(label, f"storage: {case}", model, event(submit_route, example))
+            job = submit(f"submitted (then storage: {case})")
+            with _failing(store, "get_object", error), _failing(store, "head_object", error):
+                row(f"GET {own}", f"storage: {case}", model, _job_event(own, job))
         for key in [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]:
             client.delete_object(Bucket=bucket, Key=key)
     reader = next(r for r in routes(CATALOG) if r.path == "/jobs/{job_id}")
@@ -443,8 +479,8 @@ def test_the_table_covers_every_route_and_every_outcome_class():
         if row["case"] == "example":  # every POST action's example succeeds and reaches its model
             assert row["answer"]["status"] == 200, row
             assert row["answer"]["model_calls"], row
-        if not row["case"].startswith(("endpoint: ", "runtime: ")):  # a client's request, however wrong, is never a
-            # 5xx (the rows where the runtime fails are not the client's doing)
+        if not row["case"].startswith(("endpoint: ", "runtime: ", "storage: ")):  # a client's request, however wrong, is never a
+            # 5xx (the rows where the runtime or S3 fails are not the client's doing)
             assert row["answer"]["status"] < 500, row
         if row["answer"]["status"] >= 400 and "jobs" not in row["route"]:  # a refused one stores nothing (the job
             # rows show what the bucket holds: earlier steps' objects)
