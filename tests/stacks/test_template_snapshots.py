@@ -49,8 +49,12 @@ def acknowledged(assembly) -> dict[str, dict[str, str]]:
     """construct path -> {cdk-nag rule: the reason it is acknowledged there}: the findings waived, and why."""
     stack = assembly.stacks[0]
     metadata = json.loads(Path(assembly.directory, f"{stack.stack_name}.metadata.json").read_text())
-    return {path: entry["data"] for path, entries in sorted(metadata.items()) for entry in entries
-            if entry.get("type") == "aws:cdk:acknowledged-rules"}
+    out: dict[str, dict[str, str]] = {}
+    for path, entries in sorted(metadata.items()):
+        for entry in entries:  # one entry per acknowledgment call: a construct may have several
+            if entry.get("type") == "aws:cdk:acknowledged-rules":
+                out.setdefault(path, {}).update(entry["data"])
+    return out
 
 
 @pytest.mark.parametrize("variant", sorted(SNAPSHOT_VARIANTS))
