@@ -343,3 +343,13 @@ def test_a_new_kind_is_deployed_from_its_module_alone(monkeypatch, synth):
     variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
     assert (variables["MODEL_KIND"], variables["MODEL_PROTOCOL"]) == ("text-classification", "pipeline")
     assert not resources(template, "AWS::S3::Bucket")  # a kind that stores no images gets no bucket
+
+
+@pytest.mark.parametrize("name", ["Mine", "my_model", "1model", "m" * 41, "-mine"])
+def test_a_model_name_that_cannot_name_its_resources_is_refused(name):
+    specs = {name: {"kind": "text-generation", "source": "s3://my-models/llm/model.tar.gz", "container": "tgi"}}
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_values({"models": name, "model_specs": json.dumps(specs)})
+    assert str(caught.value).splitlines()[1:] == [
+        f"  - model {name!r}: name must be lowercase letters, digits and hyphens, starting with a letter, at most 40"]
+    assert Settings.from_values({"models": "m" * 40, "model_specs": json.dumps({"m" * 40: specs[name]})})
