@@ -31,6 +31,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, EndpointConnectionError
 from lambda_rig import REGION, FakeAsyncEndpoint, _Raw, load_handler, tiny_png
+from model_api.kinds.text_to_image import FIELD_ALIASES
 from model_api.routes import ModelInfo, Route, catalog_to_json, model_actions, routes
 from test_handler import ENDPOINT_FAILURES, model_error
 
@@ -243,6 +244,14 @@ def _variants(example: dict, schema: dict) -> list[tuple[str, dict]]:
             out += [(f"{key}.{inner}={_show(v)}", put({**nested, inner: v}))
                     for v in [*AWKWARD, *_bound_values(inner_prop, "x")]]
     out.append(("an unknown field", {**example, "unknown_field": 1}))
+    # The other shapes a body may take: Hugging Face style (inputs + parameters) and the field aliases.
+    text = next((v for v in example.values() if isinstance(v, str)), "x")
+    out += [(f"inputs + parameters={_show(v)}", {"inputs": text, "parameters": v})
+            for v in [*AWKWARD, {"num_inference_steps": 5}, {"steps": 5, "num_inference_steps": 6}]]
+    out += [("inputs beside the example", {**example, "inputs": text}),
+            ("parameters without inputs", {**example, "parameters": {}})]
+    for alias, name in FIELD_ALIASES.items():
+        out += [(f"alias {alias}", {**example, alias: 5}), (f"alias {alias} beside {name}", {**example, alias: 5, name: 6})]
     return out
 
 

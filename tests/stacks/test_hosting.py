@@ -99,6 +99,11 @@ def test_default_name_is_lowercase_from_the_path_and_grant_and_metrics_use_it():
     errors = endpoint.metric_invocation_5xx_errors(period=Duration.minutes(5), statistic="Maximum")
     assert (errors.period.to_minutes(), errors.statistic) == (5, "Maximum")
     assert endpoint.metric_invocation_4xx_errors(period=Duration.minutes(5)).period.to_minutes() == 5
+    assert endpoint.metric_invocation_4xx_errors().metric_name == "Invocation4XXErrors"
+    invocations = endpoint.metric_invocations()
+    assert (invocations.metric_name, invocations.statistic, invocations.namespace, invocations.period.to_minutes()) \
+        == ("Invocations", "Sum", "AWS/SageMaker", 1)
+    assert invocations.dimensions == latency.dimensions
 
 
 def test_autoscale_twice_is_refused():
