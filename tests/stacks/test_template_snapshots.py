@@ -24,7 +24,9 @@ from test_nag_and_lint import SETTING_VARIANTS, VARIANT_IDS
 SNAPSHOTS = Path(__file__).parent / "snapshots" / "templates"
 UPDATE = os.environ.get("UPDATE_SNAPSHOTS") == "1"  # make snapshots
 # The nag/lint variants cover every construct and setting family; "all" adds every model preset's kind and source.
-SNAPSHOT_VARIANTS = {**dict(zip(VARIANT_IDS, SETTING_VARIANTS)), "all-presets": LEAST_PRIVILEGE_VARIANTS["all"]}
+SNAPSHOT_VARIANTS = {**dict(zip(VARIANT_IDS, SETTING_VARIANTS)), "all-presets": LEAST_PRIVILEGE_VARIANTS["all"],
+                     # the API's logging modes beyond the default, and a model from an S3 artifact
+                     **{name: LEAST_PRIVILEGE_VARIANTS[name] for name in ("logging-off", "logging-role", "s3-artifact")}}
 
 ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
 VERSION_ID = re.compile(r"(CurrentVersion[0-9A-F]{8})[0-9a-f]{32}")
