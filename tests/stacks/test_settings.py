@@ -144,10 +144,15 @@ def test_kms_keys_multi_region_accepted_other_regions_refused():
     mrk = "arn:aws:kms:eu-west-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef"
     assert Settings.from_values({"kms_key_arn": mrk, "region": "eu-west-1"}).kms_key_arn == mrk
     assert Settings.from_values({"kms_key_arn": mrk}).kms_key_arn == mrk  # checked at deploy time (CfnRule)
-    with pytest.raises(SettingsError, match="kms_key_arn is in eu-west-1, the stack in us-east-1"):
+    with pytest.raises(SettingsError) as other_region:
         Settings.from_values({"kms_key_arn": mrk, "region": "us-east-1"})
-    with pytest.raises(SettingsError, match="is not a KMS key ARN"):
+    assert other_region.value.problems == [
+        "kms_key_arn is in eu-west-1, the stack in us-east-1: S3 and SageMaker use keys of their own region only (a "
+        "multi-Region key has a replica ARN in each region)"]
+    with pytest.raises(SettingsError) as malformed:
         Settings.from_values({"kms_key_arn": mrk.replace("mrk-", "mrk-zz")})
+    assert malformed.value.problems == [
+        f"kms_key_arn {mrk.replace('mrk-', 'mrk-zz')!r} is not a KMS key ARN (key/<uuid> or key/mrk-<32 hex>)"]
 
 
 def test_api_logging_choices():
