@@ -236,18 +236,25 @@ def test_each_model_can_be_tuned_by_name(synth):
     assert model_of(template, "Gpt2Cpu")["PrimaryContainer"]["Environment"]["EXTRA"] == "1"
 
 
-@pytest.mark.parametrize("values, fragment", [
-    ({"models": "gpt2-tgi", "instance_type": "ml.m5.xlarge"}, "container tgi needs a GPU instance"),
+@pytest.mark.parametrize("values, problem", [
+    ({"models": "gpt2-tgi", "instance_type": "ml.m5.xlarge"},
+     "model 'gpt2-tgi': container tgi needs a GPU instance; ml.m5.xlarge has none"),
     ({"models": "stable-diffusion", "container": "hf-inference-gpu", "instance_type": "ml.c5.xlarge"},
-     "container hf-inference-gpu needs a GPU instance"),
-    ({"models": "jumpstart-stable-diffusion"}, "set the name of the existing endpoint"),
-    ({"models": "stable-diffusion,stable-diffusion"}, "models lists 'stable-diffusion' twice"),
-    ({"models": "dall-e"}, "unknown model 'dall-e'"),
-    ({"models": "stable-diffusion,gpt2-cpu", "instance_type": "ml.g5.2xlarge"},
-     "setting 'instance_type' is ambiguous with 2 models"),
-    ({"models": "gpt2-cpu", "gpt2-tgi.instance_type": "ml.g5.2xlarge"}, "names a model that models does not select "
-                                                                        "(gpt2-cpu)"),
-    ({"models": "", "gpt2-tgi.instance_type": "ml.g5.2xlarge"}, "names a model that models does not select (none)"),
+     "model 'stable-diffusion': container hf-inference-gpu needs a GPU instance; ml.c5.xlarge has none"),
+    ({"models": "jumpstart-stable-diffusion"},
+     "model 'jumpstart-stable-diffusion': source 'endpoint:': set the name of the existing endpoint (-c "
+     "jumpstart-stable-diffusion.source=endpoint:<endpoint-name>)"),
+    ({"models": "stable-diffusion,stable-diffusion"},
+     "models lists 'stable-diffusion' twice"),
+    ({"models": "dall-e"},
+     "unknown model 'dall-e': presets are stable-diffusion, gpt2-tgi, gpt2-cpu, minilm-embeddings, chat-"
+     "embeddings, jumpstart-stable-diffusion; define others in model_specs"),
+    ({"models": "gpt2-cpu,stable-diffusion", "instance_type": "ml.g5.2xlarge"},  # the example: the first model
+     "setting 'instance_type' is ambiguous with 2 models; use <model>.instance_type (e.g. gpt2-cpu.instance_type)"),
+    ({"models": "gpt2-cpu", "gpt2-tgi.instance_type": "ml.g5.2xlarge"},
+     "setting 'gpt2-tgi.instance_type' names a model that models does not select (gpt2-cpu)"),
+    ({"models": "", "gpt2-tgi.instance_type": "ml.g5.2xlarge"},
+     "setting 'gpt2-tgi.instance_type' names a model that models does not select (none)"),
     ({"models": "x", "model_specs": '{"x": {"kind": "text-to-image", "source": "endpoint:e", '
                                     '"code": "models/stable_diffusion/code"}}'},
      "model 'x': code cannot be deployed to an existing endpoint"),
@@ -257,23 +264,31 @@ def test_each_model_can_be_tuned_by_name(synth):
     ({"models": "x", "model_specs": '{"x": {"kind": "text-to-image", "source": "hub:a/b", "task": "t", '
                                     '"seconds_per_step": 61}}'},
      "model 'x': seconds_per_step must be above 0 and at most 60 (got 61.0)"),
-    ({"models": "gpt2-tgi", "max_input_tokens": "2048"}, "max_input_tokens must be below max_total_tokens"),
-    ({"models": "gpt2-cpu", "max_input_tokens": "2048"}, "apply to the tgi container only"),
-    ({"models": "gpt2-cpu", "task": "none"}, "a Hub model without code needs a task"),
+    ({"models": "gpt2-tgi", "max_input_tokens": "2048"},
+     "model 'gpt2-tgi': max_input_tokens must be below max_total_tokens"),
+    ({"models": "gpt2-cpu", "max_input_tokens": "2048"},
+     "model 'gpt2-cpu': max_input_tokens and max_total_tokens apply to the tgi container only"),
+    ({"models": "gpt2-cpu", "task": "none"},
+     "model 'gpt2-cpu': a Hub model without code needs a task (HF_TASK), e.g. text-generation"),
     ({"models": "x", "model_specs": '{"x": {"kind": "text-to-image", "source": "s3://b/m.tar.gz", '
-                                    '"code": "models/stable_diffusion/code"}}'}, "code cannot be added to an s3"),
+                                    '"code": "models/stable_diffusion/code"}}'},
+     "model 'x': code cannot be added to an s3 artifact at synth time; put code/inference.py inside the "
+     "model.tar.gz"),
     ({"models": "x", "model_specs": '{"x": {"kind": "poetry", "source": "hub:a/b", "task": "t"}}'},
-     "kind 'poetry' is not one of text-to-image, text-generation, embeddings, chat"),
-    ({"models": "x", "model_specs": '{"x": {"kind": "chat"}}'}, "must be an object with at least kind and source"),
-    ({"models": "stable-diffusion", "protocol": "tgi"}, "protocol 'tgi' does not fit kind text-to-image"),
+     "model 'x': kind 'poetry' is not one of text-to-image, text-generation, embeddings, chat"),
+    ({"models": "x", "model_specs": '{"x": {"kind": "chat"}}'},
+     "model_specs['x'] must be an object with at least kind and source"),
+    ({"models": "stable-diffusion", "protocol": "tgi"},
+     "model 'stable-diffusion': protocol 'tgi' does not fit kind text-to-image (one of toolkit, jumpstart)"),
     ({"models": "gpt2-cpu", "download_by": "code"},
      "model 'gpt2-cpu': download_by=code needs code whose model_fn downloads the weights"),
-    ({"models": "stable-diffusion", "code": "models/nowhere"}, "has no inference.py"),
+    ({"models": "stable-diffusion", "code": "models/nowhere"},
+     "model 'stable-diffusion': code folder 'models/nowhere' has no inference.py"),
 ])
-def test_catalog_problems_fail_synth(values, fragment):
+def test_catalog_problems_fail_synth(values, problem):
     with pytest.raises(SettingsError) as caught:
         Settings.from_values(values)
-    assert fragment in str(caught.value)
+    assert problem in caught.value.problems  # the whole problem, as cdk synth prints it
 
 
 def test_every_preset_is_valid_on_its_own():
