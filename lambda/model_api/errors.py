@@ -28,7 +28,8 @@ def error_body(code: str, message: str, status: Optional[int] = None, style: str
 
 def openai_error_type(status: int) -> str:
     """OpenAI's error type for a status (its API reference, Error codes)."""
-    return {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}.get(status, "invalid_request_error" if status < 500 else "server_error")
+    named = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
+    return named.get(status, "invalid_request_error" if status < 500 else "server_error")
 
 
 def gateway_response_template(code: str) -> str:

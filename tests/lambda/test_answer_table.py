@@ -54,6 +54,7 @@ ASYNC_MODELS = {"sd-async": ("text-to-image", "toolkit"), "gpt2-async": ("text-g
 CATALOG = [ModelInfo(name, kind, f"api-{name}", None if protocol == "jumpstart" else "ml.g5.xlarge")
            for name, (kind, protocol) in MODELS.items()] + [
     ModelInfo(name, kind, f"api-{name}", "ml.g5.xlarge", "async") for name, (kind, _) in ASYNC_MODELS.items()]
+MODEL_OF_ROUTE = {f"{r.method} {r.path}": r.model for r in routes(CATALOG)}  # the function that serves each route
 ASYNC_ENV = {"MODEL_HOSTING": "async", "JOB_TIMEOUT_SECONDS": "1200", "JOB_TTL_SECONDS": "3600"}
 ASYNC_FAILURES = [("endpoint missing", 400, "ValidationError", "Endpoint api-x of account 1 not found."),
                   ("throttled", 400, "ThrottlingException", "Rate exceeded"),
@@ -320,7 +321,7 @@ def _normalized(value, bucket: str):
 
 
 def answer(deployment, route_label: str, request: dict, arrange) -> dict:
-    model = next(r.model for r in routes(CATALOG) if f"{r.method} {r.path}" == route_label)
+    model = MODEL_OF_ROUTE[route_label]
     endpoint = deployment.endpoints[model]
     endpoint.calls.clear()
     if arrange is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -383,8 +384,6 @@ def selection(unet: str, vae: str, fp16: bool) -> dict:
 def test_each_repository_shape_selects_what_the_reviewed_table_says():
     """Every pair of weight sets for two components, on a GPU (fp16) and a CPU: the files downloaded and the variant,
     or the whole error (tests/models/snapshots/hub_selection.json; `make snapshots` rewrites it)."""
-    import os
-
     rows = [[unet, vae, fp16, selection(unet, vae, fp16)] for unet in WEIGHT_SETS for vae in WEIGHT_SETS
             for fp16 in (True, False)]
     if os.environ.get("UPDATE_SNAPSHOTS") == "1":
