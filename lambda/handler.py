@@ -142,8 +142,9 @@ def _job(event: dict, request_id: str) -> dict:
 # The routes' own actions; every other action is the kind's (synchronous, or queued as a job when hosted async).
 PIPELINES = {"endpoint": _endpoint, "catalog": _catalog, "job": _job, routes.OPENAI_MODELS: _openai_models}
 KIND_ACTIONS = {a.name: a for a in KIND.actions}
-# (path, method) -> action, for the routes this model serves.
-ROUTES = {(r.path, r.method): r.action for r in routes.routes(CATALOG) if r.model == MODEL.name}
+# (path, method) -> action, for the routes this model serves; every route of the API, for what none serves.
+API_ROUTES = routes.api_routes(CATALOG)
+ROUTES = {(r.path, r.method): r.action for r in API_ROUTES if r.model == MODEL.name}
 
 
 def _key(event: dict) -> tuple[str, str]:
@@ -151,18 +152,17 @@ def _key(event: dict) -> tuple[str, str]:
 
 
 def _route(event: dict):
-    """(pipeline, status of its success) for the event's route, or ApiError 404/405."""
+    """(pipeline, status of its success) for the event's route, or ApiError 404/405 (as the deployed fallback
+    answers a path or method no route has: this function is reached only through its own routes)."""
     path, method = _key(event)
     action = ROUTES.get((path, method))
     if action is not None:
         if action in PIPELINES:
             return PIPELINES[action], 200
         return (_submit, 202) if ASYNC else (_action, 200)
-    allowed = sorted(m for p, m in ROUTES if p == path)
-    if allowed:
-        raise ApiError(405, "method_not_allowed", f"method {method or '(none)'} is not allowed on {path}; "
-                                                  f"use {' or '.join(allowed)}")
-    raise ApiError(404, "not_found", f"no route {path!r}")
+    if any((r.path, r.method) == (path, method) for r in API_ROUTES):  # never deployed: each route has its function
+        raise ApiError(404, "not_found", f"{method} {path} is another model's route, not {MODEL.name}'s")
+    raise routes.unrouted(API_ROUTES, event.get("path") or path, method)
 
 
 def handler(event: dict, context) -> dict:

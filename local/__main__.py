@@ -142,10 +142,10 @@ def local_model(model, weights: Path | None, cache_dir: Path, hub_id: str | None
     if model.container == "tgi":
         return TgiModel(weights)
     if model.code:
-        environment = None
+        environment = {"ALLOW_PICKLE_WEIGHTS": "true" if model.allow_pickle_weights else None}
         if weights is None:
-            environment = {"MODEL_HUB_ID": hub_id, "MODEL_HUB_REVISION": model.revision,
-                           "MODEL_DOWNLOAD_DIR": str(cache_dir / "hub")}
+            environment.update({"MODEL_HUB_ID": hub_id, "MODEL_HUB_REVISION": model.revision,
+                                "MODEL_DOWNLOAD_DIR": str(cache_dir / "hub")})
         return ToolkitModel(staged_model_dir(model, weights, cache_dir), environment=environment)
     return ToolkitModel(weights, task=model.task)
 

@@ -8,6 +8,7 @@ What it does not emulate: usage-plan throttling and quotas (one user, one machin
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import logging
 import re
@@ -23,7 +24,8 @@ from urllib.parse import parse_qs, urlsplit
 from model_api import cors
 from model_api.auth import api_key_from
 from model_api.errors import GATEWAY_ERRORS, error_body
-from model_api.openapi import OPENAPI_PATH
+from model_api.routes import OPENAPI_PATH, Route, route_path
+from unrouted import answer as unrouted_answer
 
 log = logging.getLogger("local.gateway")
 
@@ -53,34 +55,32 @@ class LocalGateway:
         self._openapi = openapi
         self._cors = tuple(cors_origins)
         self._routes: dict[str, dict] = {}
-        # Paths with a {parameter} (GET /jobs/{job_id}): matched as API Gateway does, one path segment each.
-        self._templates: list[tuple[re.Pattern, str]] = []
         for route in routes:
             self._routes.setdefault(route.path, {})[route.method] = handlers[route.model]
-            if "{" in route.path and route.path not in [t for _, t in self._templates]:
-                pattern = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(route.path))
-                self._templates.append((re.compile(pattern + r"\Z"), route.path))
+        # What the fallback knows: every route, and GET /openapi.json when the document is served.
+        self._all_routes = [*routes, *([Route(OPENAPI_PATH, "GET", "", "openapi")] if openapi is not None else [])]
 
-    def _resource(self, path: str) -> tuple[str, Optional[dict]]:
-        """(the API resource a path belongs to, its path parameters or None)."""
-        if path in self._routes:
-            return path, None
-        for pattern, template in self._templates:
-            match = pattern.match(path)
-            if match:
-                return template, match.groupdict()
-        return path, None
+    def _resource(self, path: str) -> tuple[Optional[str], Optional[dict]]:
+        """(the route path a request path belongs to, its path parameters), (None, None) for none (model_api.routes
+        route_path: the one matching rule for the deployed fallback and this stand-in)."""
+        template = route_path(self._all_routes, path)
+        if template is None or "{" not in template:
+            return template, None
+        names = re.findall(r"\{(\w+)\}", template)
+        values = [part for part, pattern in zip(path.strip("/").split("/"), template.strip("/").split("/"))
+                  if pattern.startswith("{")]
+        return template, dict(zip(names, values))
 
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes,
                source_ip: str = "127.0.0.1") -> tuple[int, dict, bytes]:
         url = urlsplit(target)
         path = url.path.rstrip("/") or "/"
-        if path.startswith(f"/{STAGE}/") and self._resource(path)[0] not in self._routes and path != OPENAPI_PATH:
+        if path.startswith(f"/{STAGE}/") and self._resource(path)[0] is None:
             # The deployed URL's stage (/v1/images); a route of its own that starts so (/v1/embeddings, OpenAI's)
             # is that route, as on a custom domain. Deployed with the stage: /v1/v1/embeddings.
             path = path[len(STAGE) + 1:]
         lowered = {k.lower(): v for k, v in headers.items()}
-        return self._answer(method, path, target, headers, lowered, body, source_ip)
+        return self._answer(method, path, url.query, headers, lowered, body, source_ip)
 
     def _gateway_error(self, response_type: str, origin: Optional[str]) -> tuple[int, dict, bytes]:
         status, headers, data = _gateway_error(response_type)
@@ -97,37 +97,36 @@ class LocalGateway:
             headers.update({"Access-Control-Allow-Origin": origin, "Vary": "Origin"})
         return headers
 
-    def _answer(self, method, path, target, headers, lowered, body, source_ip) -> tuple[int, dict, bytes]:
-        url = urlsplit(target)
-        if method == "OPTIONS" and self._cors and (path in self._routes or path == OPENAPI_PATH or path == "/"
-                                                   or self._resource(path)[0] in self._routes
-                                                   or any(r.startswith(path + "/") for r in self._routes)):
-            # CORS preflight: answered by the gateway, no key, no Lambda (CDK's mock OPTIONS methods).
-            return 204, cors.preflight_headers(self._cors, lowered.get("origin")), b""
-        if path == OPENAPI_PATH and self._openapi is not None:
-            if method != "GET":
-                return self._gateway_error("MISSING_AUTHENTICATION_TOKEN", lowered.get("origin"))
+    def _answer(self, method, path, query, headers, lowered, body, source_ip) -> tuple[int, dict, bytes]:
+        origin = lowered.get("origin")
+        if method == "OPTIONS" and self._cors:
+            # CORS preflight: CDK's mock OPTIONS method on every resource, the fallback's /{proxy+} included, so
+            # every path: no key, no Lambda.
+            return 204, cors.preflight_headers(self._cors, origin), b""
+        if path == OPENAPI_PATH and method == "GET" and self._openapi is not None:
             return 200, {"Content-Type": "application/json"}, self._openapi.encode("utf-8")
-        resource, parameters = self._resource(path)
-        methods = self._routes.get(resource)
-        if methods is None or method not in methods:
-            return self._gateway_error("MISSING_AUTHENTICATION_TOKEN", lowered.get("origin"))
+        # Every other method and path is a method of the API too (a route's, or the fallback's ANY): the same key
+        # is required before anything answers.
         key = api_key_from(lowered) if self._bearer_keys else lowered.get("x-api-key")
         if key is None and self._bearer_keys:
-            return self._gateway_error("UNAUTHORIZED", lowered.get("origin"))
-        if key != self._api_key:
-            return self._gateway_error("INVALID_API_KEY", lowered.get("origin"))
+            return self._gateway_error("UNAUTHORIZED", origin)
+        if not hmac.compare_digest((key or "").encode("utf-8", "surrogatepass"), self._api_key.encode()):
+            return self._gateway_error("INVALID_API_KEY", origin)
         if len(body) > MAX_PAYLOAD_BYTES:
-            return self._gateway_error("REQUEST_TOO_LARGE", lowered.get("origin"))
-        query = parse_qs(url.query, keep_blank_values=True)
-        handler = methods[method]
-        event = _proxy_event(method, resource, url.path, headers, query, body, source_ip, self._api_key)
-        event["pathParameters"] = parameters
+            return self._gateway_error("REQUEST_TOO_LARGE", origin)
+        resource, parameters = self._resource(path)
+        handler = (self._routes.get(resource) or {}).get(method)
+        event = _proxy_event(method, resource if handler else (resource or "/{proxy+}"), path, headers,
+                             parse_qs(query, keep_blank_values=True), body, source_ip, self._api_key)
+        event["pathParameters"] = parameters if handler else {"proxy": path.lstrip("/")}
         # What API Gateway tells the Lambda about the host it was called on (status URLs of async jobs).
         event["requestContext"]["domainName"] = lowered.get("host", "127.0.0.1")
         event["headers"] = {**(event["headers"] or {}), "X-Forwarded-Proto": "http"}
         context = SimpleNamespace(aws_request_id=event["requestContext"]["requestId"], function_name="local")
-        response = handler(event, context)
+        if handler is None:  # the deployed fallback function's answer (lambda/unrouted.py), 404 or 405
+            response = unrouted_answer(event, context.aws_request_id, self._all_routes, self._cors)
+        else:
+            response = handler(event, context)
         payload = response.get("body") or ""
         data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode("utf-8")
         return response["statusCode"], dict(response.get("headers") or {}), data

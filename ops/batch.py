@@ -36,6 +36,7 @@ from typing import Callable, Optional, Sequence, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ops import cdk
 from ops.cdk import stack_outputs
 from stacks.hosting import BATCH_PREFIX
 from stacks.lambda_source import load_lambda_module
@@ -315,10 +316,9 @@ def finish_line(target: Target, action, config, name: str, line: Line, body: byt
 
 def aws_target(settings: Settings, model, session=None) -> Target:
     """The deployed stack's bucket and batch model, from its outputs, reached with the AWS CLI's credentials."""
-    import boto3
     from botocore.config import Config
 
-    session = session or boto3.session.Session(region_name=settings.region)
+    session = session or cdk.session(settings.region)
     region = session.region_name
     if not region:
         raise BatchError("batch: no AWS region: set AWS_REGION (or -c region=...)")

@@ -5,7 +5,23 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
+
+
+def cli_region(explicit: Optional[str] = None, environ: Mapping[str, str] = os.environ) -> Optional[str]:
+    """The region as the AWS CLI and the CDK CLI pick it: an explicit one (--region, the region setting), then
+    AWS_REGION ("overrides the values in the environment variable AWS_DEFAULT_REGION and the profile setting
+    region": AWS CLI User Guide, "Environment variables to configure the AWS CLI"), then AWS_DEFAULT_REGION; None
+    leaves the profile's to boto3. botocore itself reads AWS_DEFAULT_REGION only (its config chain), so without this
+    make preflight could check one region while cdk deploy deploys to another."""
+    return explicit or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None
+
+
+def session(region: Optional[str] = None):
+    """A boto3 session in the region cdk deploy uses (cli_region)."""
+    import boto3
+
+    return boto3.session.Session(region_name=cli_region(region))
 
 
 def context_pairs(cdk_args: Sequence[str]) -> list[str]:

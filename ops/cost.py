@@ -11,12 +11,12 @@ unknown, never guessed. Lambda, API Gateway, S3 and CloudWatch are left out: cen
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import dataclass, replace
 from typing import Optional
 
 from ops import prices
+from ops.cdk import cli_region
 from stacks.hosting import HOURS_PER_MONTH, hosting_of
 from stacks.settings import Settings, SettingsError, load_settings
 
@@ -158,8 +158,7 @@ def table(cost_rows: list[CostRow], region: str) -> str:
 
 
 def region_of(settings: Settings, given: Optional[str]) -> str:
-    return given or settings.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") \
-        or DEFAULT_REGION
+    return cli_region(given or settings.region) or DEFAULT_REGION
 
 
 def main(argv=None, out=sys.stdout) -> int:

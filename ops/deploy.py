@@ -59,7 +59,7 @@ def main(argv=None, run: Callable = cdk.run_cdk, session=None, clients_factory=p
         return 2
     if not skip:
         print("preflight (make deploy SKIP_PREFLIGHT=1 skips it):", file=out, flush=True)
-        checks = preflight.run(settings, clients_factory(settings.region))
+        checks = preflight.run(settings, clients_factory(cdk.cli_region(settings.region)))
         print(preflight.render(checks) + "\n", file=out, flush=True)
         if any(c.status == preflight.BLOCK for c in checks):
             return 1
@@ -69,10 +69,8 @@ def main(argv=None, run: Callable = cdk.run_cdk, session=None, clients_factory=p
               file=out, flush=True)
     code = run("deploy", settings.stack_name, ["--no-rollback", *cdk_args])
     if code != 0:
-        import boto3
-
         print(f"\nmake deploy: cdk deploy failed (exit {code}).", file=out)
-        explain_failure(settings, session or boto3.session.Session(region_name=settings.region), out=out)
+        explain_failure(settings, session or cdk.session(settings.region), out=out)
     return code
 
 

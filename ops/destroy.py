@@ -52,9 +52,7 @@ def main(argv=None, run: Callable = cdk.run_cdk, session=None, out=sys.stdout) -
     except SettingsError as error:
         print(error, file=out)
         return 2
-    import boto3
-
-    session = session or boto3.session.Session(region_name=settings.region)
+    session = session or cdk.session(settings.region)
     outputs = cdk.stack_outputs(session.client("cloudformation"), settings.stack_name) or {}
     code = run("destroy", settings.stack_name, cdk_args)
     if code != 0:

@@ -15,6 +15,7 @@ import sys
 import time
 from typing import Callable, Optional
 
+from ops import cdk
 from stacks.model_catalog import pascal
 from stacks.settings import Settings, load_settings
 
@@ -102,9 +103,7 @@ def main(argv=None, session=None, out=sys.stdout) -> int:
     if args.model not in {m.name for m in settings.catalog}:
         print(f"logs: no model {args.model!r}; models: {', '.join(m.name for m in settings.catalog)}", file=out)
         return 2
-    import boto3
-
-    session = session or boto3.session.Session(region_name=settings.region)
+    session = session or cdk.session(settings.region)
     groups = endpoint_log_groups(settings, args.model)
     function_group = function_log_group(session.client("cloudformation"), settings.stack_name, args.model)
     if function_group:

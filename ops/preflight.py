@@ -4,8 +4,12 @@ and a rollback. Prints one table (fine / warning / blocker, with what to do) and
     python -m ops.preflight [-c NAME=VALUE ...] [--region REGION]
 
 Only read calls are made: STS GetCallerIdentity, SSM GetParameter, Service Quotas, API Gateway GetAccount, IAM
-GetRole, CloudFormation DescribeStacks, SageMaker Describe/List, Application Auto Scaling DescribeScalableTargets, CloudWatch Logs DescribeLogGroups, Secrets Manager
-DescribeSecret, S3 HeadObject. Each check is a function over clients, so tests drive each with botocore's Stubber.
+GetRole, CloudFormation DescribeStacks, SageMaker Describe/List, Application Auto Scaling DescribeScalableTargets,
+CloudWatch Logs DescribeLogGroups, Secrets Manager DescribeSecret and GetSecretValue (the Hub token's shape: the
+value is never printed), Lambda GetAccountSettings, S3 HeadObject, and the Hugging Face Hub's file list of each Hub
+model. The region is the one cdk deploy uses (ops.cdk.cli_region: --region, the region setting, AWS_REGION,
+AWS_DEFAULT_REGION, the profile). Each check is a function over clients, so tests drive each with botocore's
+Stubber.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from ops import cost, prices
-from stacks.container_images import repository_regions
+from ops.cdk import cli_region
 from stacks.hosting import deployed_mode, hosting_of
 from stacks.model_catalog import S3_URI
 from stacks.settings import Settings, SettingsError, load_settings
@@ -79,15 +83,16 @@ def credentials(clients) -> tuple[Check, Optional[str]]:
 
 
 def region(settings: Settings, name: Optional[str]) -> Check:
+    """What the deployment uses must exist in the region it deploys to: each model's image, its hosting mode (shared
+    and serverless are not everywhere), AWS Budgets (stacks.service_regions). Synth checks it only when the
+    region setting is set; here it is always known."""
     if not name:
         return Check("region", BLOCK, "no region: neither the region setting nor your AWS configuration names one",
                      "set AWS_REGION (or AWS_DEFAULT_REGION), or -c region=<region>")
-    missing = sorted({f"{m.name} ({m.dlc_repository})" for m in settings.catalog
-                      if m.dlc_repository and name not in repository_regions(m.dlc_repository)})
+    missing = settings.region_problems(name)
     if missing:
-        return Check("region", BLOCK, f"{name} has no image for {', '.join(missing)}",
-                     "deploy to another region, or set <model>.container to an image URI in this region")
-    return Check("region", OK, f"{name}: every model's image is published there")
+        return Check("region", BLOCK, "; ".join(missing), "deploy to another region, or change what it lacks")
+    return Check("region", OK, f"{name}: every model's image and hosting mode are there")
 
 
 def bootstrap(clients, account: str, name: str) -> Check:
@@ -438,6 +443,116 @@ def network(settings: Settings, clients) -> list[Check]:
     return checks
 
 
+def hub_token_shape(settings: Settings, clients) -> list[Check]:
+    """A JSON secret must say which key holds the token (hub_token_field): without it the whole string would reach
+    the model's environment (TGI and the toolkit read HF_TOKEN as it is). The value is read, never printed."""
+    import json
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if not settings.hub_token_secret:
+        return []
+    try:
+        value = clients("secretsmanager").get_secret_value(SecretId=settings.hub_token_secret).get("SecretString")
+    except (BotoCoreError, ClientError) as error:
+        return [Check("hub token shape", WARN, f"could not read the secret to check its shape: "
+                      f"{_code(error) or type(error).__name__}", "make sure the token is its whole value, or a JSON "
+                      "object with hub_token_field naming the token's key")]
+    try:
+        data = json.loads(value or "")
+    except ValueError:
+        data = None
+    field = settings.hub_token_field
+    if isinstance(data, dict):
+        if field is None:
+            return [Check("hub token shape", BLOCK, f"{settings.hub_token_secret} holds a JSON object with keys "
+                          f"{', '.join(sorted(data))[:200]}: the model would get the whole object as its token",
+                          "-c hub_token_field=<the key of the token>")]
+        if not isinstance(data.get(field), str) or not data[field]:
+            return [Check("hub token shape", BLOCK, f"{settings.hub_token_secret} has no text under {field!r}",
+                          "-c hub_token_field=<the key of the token>, or fix the secret")]
+        return [Check("hub token shape", OK, f"the token under {field!r} reaches the model, nothing else")]
+    if field is not None:
+        return [Check("hub token shape", BLOCK, f"{settings.hub_token_secret} is not a JSON object, and "
+                      f"hub_token_field is {field!r}", "remove hub_token_field: the whole value is the token")]
+    return [Check("hub token shape", OK, "the secret's whole value is the token")]
+
+
+# Weight files a repository may hold: safetensors hold tensors only; the rest are pickles that run their author's
+# code when loaded (torch.load; the Hugging Face Hub's "Pickle Scanning" page).
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+class HubListing:
+    """The file names of a Hugging Face Hub repository at a revision (the user's network; HF_TOKEN for gated ones)."""
+
+    def __call__(self, repo_id: str, revision: Optional[str]) -> list[str]:
+        import os
+
+        from huggingface_hub import HfApi
+
+        info = HfApi().model_info(repo_id, revision=revision, token=os.environ.get("HF_TOKEN") or None)
+        return [sibling.rfilename for sibling in info.siblings]
+
+
+def hub_weights(settings: Settings, listing: Callable[[str, Optional[str]], list[str]]) -> list[Check]:
+    """Each Hub model's weights at its revision include safetensors, unless it allows pickle weights: the
+    containers that download for themselves (TGI, the toolkit's HF_MODEL_ID) load pickle files when a repository
+    has nothing else, before any code of ours runs."""
+    checks = []
+    for model in settings.catalog:
+        if not model.hub_id or model.allow_pickle_weights:
+            continue
+        label, at = f"hub weights {model.name}", f"{model.hub_id}@{(model.revision or 'latest')[:12]}"
+        try:
+            weights = [f for f in listing(model.hub_id, model.revision) if f.endswith(WEIGHT_SUFFIXES)]
+        except Exception as error:  # offline, gated, missing: the deploy may still work; say what was not checked
+            checks.append(Check(label, WARN, f"could not list {at}: {type(error).__name__}",
+                                "check that its weights are safetensors (or set allow_pickle_weights=true)"))
+            continue
+        if not weights:
+            checks.append(Check(label, WARN, f"{at} lists no weight files", "check the repository and revision"))
+        elif not any(f.endswith(".safetensors") for f in weights):
+            checks.append(Check(label, BLOCK, f"{at} has only pickle weights ({', '.join(sorted(weights)[:3])}"
+                                f"{', ...' if len(weights) > 3 else ''}): loading them runs code of the file's author",
+                                f"a revision with safetensors, or -c {model.name}.allow_pickle_weights=true if you "
+                                "trust it"))
+        else:
+            checks.append(Check(label, OK, f"{at} has safetensors"))
+    return checks
+
+
+# Lambda keeps this much of an account's concurrency unreserved: "You can reserve up to the Unreserved account
+# concurrency value minus 100" (Lambda Developer Guide, "Configuring reserved concurrency").
+LAMBDA_UNRESERVED_FLOOR = 100
+
+
+def authorizer_concurrency(settings: Settings, clients, stack_exists: bool) -> list[Check]:
+    """The key authorizer's reserved concurrency must fit the account: new accounts may have 10 in all, and Lambda
+    refuses a reservation below the floor ("Specified ReservedConcurrentExecutions for function decreases account's
+    UnreservedConcurrentExecution below its minimum value")."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    wanted = settings.authorizer_concurrency
+    if settings.auth != "api_key" or not settings.bearer_keys or not wanted:
+        return []
+    fix = ("-c authorizer_concurrency=0 (reserve none), or ask for more 'Concurrent executions' (Service Quotas > "
+           "AWS Lambda)")
+    try:
+        unreserved = clients("lambda").get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"]
+    except (BotoCoreError, ClientError, KeyError) as error:
+        return [Check("authorizer concurrency", WARN, f"could not read Lambda's account settings: {error}", fix)]
+    left = unreserved - wanted
+    if left >= LAMBDA_UNRESERVED_FLOOR:
+        return [Check("authorizer concurrency", OK, f"{wanted} reserved for the key authorizer leaves {left} "
+                      "unreserved")]
+    # A deployed stack's authorizer may hold its reservation already (then it is not in `unreserved`).
+    return [Check("authorizer concurrency", WARN if stack_exists else BLOCK,
+                  f"the account has {unreserved} unreserved Lambda concurrency; reserving {wanted} for the key "
+                  f"authorizer leaves {left}, under the {LAMBDA_UNRESERVED_FLOOR} Lambda keeps unreserved"
+                  + (" (unless this stack's authorizer holds them already)" if stack_exists else ""), fix)]
+
+
 def hub_revisions(settings: Settings) -> list[Check]:
     loose = [m.name for m in settings.catalog if m.hub_id and not m.revision]
     if not loose:
@@ -461,7 +576,7 @@ def hourly_cost(settings: Settings, region_name: Optional[str]) -> Check:
     return Check("cost", INFO, detail + "; make cost has the table; make destroy stops it")
 
 
-def run(settings: Settings, clients) -> list[Check]:
+def run(settings: Settings, clients, hub_listing: Optional[Callable] = None) -> list[Check]:
     checks = []
     identity, account = credentials(clients)
     checks.append(identity)
@@ -473,8 +588,10 @@ def run(settings: Settings, clients) -> list[Check]:
     checks += [bootstrap(clients, account, clients.region), stack, *quotas(settings, clients),
                api_logging(settings, clients), *names_free(settings, clients, exists),
                *hosting_changes(settings, clients, exists), *references(settings, clients),
-               *network(settings, clients),
-               *hub_revisions(settings), hourly_cost(settings, clients.region)]
+               *network(settings, clients), *hub_token_shape(settings, clients),
+               *authorizer_concurrency(settings, clients, exists),
+               *hub_revisions(settings), *hub_weights(settings, hub_listing or HubListing()),
+               hourly_cost(settings, clients.region)]
     return checks
 
 
@@ -491,7 +608,7 @@ def render(checks: list[Check]) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None, clients_factory: Callable = Clients, out=sys.stdout) -> int:
+def main(argv=None, clients_factory: Callable = Clients, out=sys.stdout, hub_listing: Optional[Callable] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops.preflight", description=__doc__.split("\n\n")[0])
     parser.add_argument("-c", "--context", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--region", help="region to check (default: the region setting, else your AWS config)")
@@ -502,7 +619,7 @@ def main(argv=None, clients_factory: Callable = Clients, out=sys.stdout) -> int:
     except SettingsError as error:
         print(error, file=out)
         return 2
-    checks = run(settings, clients_factory(args.region or settings.region))
+    checks = run(settings, clients_factory(cli_region(args.region or settings.region)), hub_listing)
     print(render(checks), file=out)
     return 1 if any(c.status == BLOCK for c in checks) else 0
 

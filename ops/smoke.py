@@ -191,9 +191,9 @@ def render(results: list[Result]) -> str:
 
 def deployed(stack_name: str, region: Optional[str]) -> tuple[str, str]:
     """(API base URL, key) of a deployed stack: its outputs, and the key's value from API Gateway."""
-    import boto3
+    from ops import cdk
 
-    session = boto3.session.Session(region_name=region)
+    session = cdk.session(region)
     stack = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     key = session.client("apigateway").get_api_key(apiKey=outputs["ApiKeyId"], includeValue=True)["value"]

@@ -17,6 +17,7 @@ class AlarmThresholds:
     latency_percent: float = 80.0  # model latency p90 as a share of the time a request has
     gpu_memory_percent: float = 90.0  # of one GPU's memory (GPUMemoryUtilization / GPUs)
     job_age_seconds: int = 1800  # the oldest queued job of an async model
+    instance_hours: float = 8.0  # a day's instance-hours beyond what the minimum instances run
 
     def problems(self) -> list[str]:
         out = []
@@ -28,4 +29,6 @@ class AlarmThresholds:
             out.append(f"alarm_endpoint_5xx must be at least 1 (got {self.endpoint_5xx})")
         if not 60 <= self.job_age_seconds <= 21600:
             out.append(f"alarm_job_age_seconds must be from 60 to 21600 (got {self.job_age_seconds})")
+        if not 0.5 <= self.instance_hours <= 2400:
+            out.append(f"alarm_instance_hours must be from 0.5 to 2400 (got {self.instance_hours:g})")
         return out

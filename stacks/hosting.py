@@ -89,6 +89,8 @@ class Realtime:
     """Instances always on; autoscaled between min_instances and max_instances when they differ."""
 
     name: ClassVar[str] = "realtime"
+    # The stacks.service_regions feature a mode needs (None: wherever SageMaker hosts endpoints).
+    feature: ClassVar[Optional[str]] = None
     instance_type: str
     min_instances: int = 1
     max_instances: int = 1
@@ -172,6 +174,7 @@ class Serverless:
     """SageMaker Serverless Inference: no instances, billed per second of inference."""
 
     name: ClassVar[str] = "serverless"
+    feature: ClassVar[Optional[str]] = "hosting=serverless"
     memory_mb: int = 4096
     max_concurrency: int = 5
     provisioned_concurrency: Optional[int] = None
@@ -251,6 +254,7 @@ class Async:
     The job bucket (input, output and failure objects) is the stack's; ModelEndpoint takes it as a prop."""
 
     name: ClassVar[str] = "async"
+    feature: ClassVar[Optional[str]] = None
     instance_type: str
     min_instances: int = 0
     max_instances: int = 1
@@ -364,6 +368,7 @@ class Shared:
     created with 0 copies (reported: "copy count an integer larger than 0"), so it starts with one and scales in."""
 
     name: ClassVar[str] = "shared"
+    feature: ClassVar[Optional[str]] = "hosting=shared (inference components)"
     instance_type: str
     memory_mb: int = SHARED_MEMORY_MB
     cpu_cores: float = 1.0
@@ -552,6 +557,10 @@ def hosting_problems(model: "ModelSpec") -> list[str]:
                            "hf-inference or hf-inference-cpu, or hosting=realtime)")
         if model.volume_size_gb is not None:
             out.append(p + "volume_size_gb does not apply to serverless hosting (SageMaker manages its storage)")
+        if model.network_isolation:
+            out.append(p + "network_isolation cannot be used with serverless hosting (Serverless Inference supports "
+                           "no network isolation: SageMaker Developer Guide, Serverless Inference, feature "
+                           "exclusions); use hosting=realtime or async")
         # weights_gb unset (a model of your own): its size is unknown here; SageMaker fails it if it does not fit.
         if model.weights_gb is None:
             pass

@@ -170,8 +170,7 @@ class ImageBucket(Construct):
                                        resource_arns=[self.bucket.arn_for_objects(self.key_prefix + "*")])
             if self.encryption_key is not None:
                 # Whoever follows a presigned URL reads with the signer's permissions, so it decrypts too.
-                iam.Grant.add_to_principal(grantee=self.url_signer, actions=["kms:Decrypt"],
-                                           resource_arns=[self.encryption_key.key_arn])
+                self.url_signer.add_to_principal_policy(self.key_statement(["kms:Decrypt"]))
             bucket_id = Stack.of(self).get_logical_id(self.bucket.node.default_child)
             Validations.of(self.url_signer).acknowledge(Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{self.key_prefix}*]",
@@ -194,11 +193,7 @@ class ImageBucket(Construct):
         )
         if self.encryption_key is not None:
             # SSE-KMS uploads need a data key (and Decrypt where S3 re-reads it, e.g. bucket keys, multipart).
-            iam.Grant.add_to_principal(
-                grantee=grantee,
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resource_arns=[self.encryption_key.key_arn],
-            )
+            grantee.grant_principal.add_to_principal_policy(self.key_statement(["kms:Decrypt", "kms:GenerateDataKey"]))
 
     # ------------------------------------------------------------------------------------------------ async jobs
     # Layout (lambda/model_api/jobs.py): <job_prefix><job id>/input-<model>.json, job.json and result.json, written
@@ -233,8 +228,7 @@ class ImageBucket(Construct):
             actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn],
             conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}}))
         if self.encryption_key is not None:
-            iam.Grant.add_to_principal(grantee=grantee, actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                                       resource_arns=[self.encryption_key.key_arn])
+            grantee.grant_principal.add_to_principal_policy(self.key_statement(["kms:Decrypt", "kms:GenerateDataKey"]))
         self.acknowledge_job_wildcards(grantee, [f"*/input-{model}.json", "*/job.json", "*/result.json", "*"],
                                        "Job ids are 128-bit random values made per request, so a model's Lambda "
                                        "needs its job files under any id; it writes only its own inputs and the job "
@@ -259,8 +253,9 @@ class ImageBucket(Construct):
                                            self.bucket.arn_for_objects(f"{prefix}failures/{model}/*")]),
         ]
         if self.encryption_key is not None:
-            statements.append(iam.PolicyStatement(sid="UseJobKey", actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                                                  resources=[self.encryption_key.key_arn]))
+            # SageMaker writes answers "encrypted with KmsKeyId" (AsyncInferenceOutputConfig): through S3, or itself.
+            statements.append(self.key_statement(["kms:Decrypt", "kms:GenerateDataKey"], "UseJobKey",
+                                                 ("s3", "sagemaker")))
         return statements
 
     # ------------------------------------------------------------------------------------------------ batch jobs
@@ -288,6 +283,14 @@ class ImageBucket(Construct):
                                 resources=[self.bucket.arn_for_objects(f"{prefix}*/output/*")]),
         ]
         if self.encryption_key is not None:
-            statements.append(iam.PolicyStatement(sid="UseBatchKey", actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                                                  resources=[self.encryption_key.key_arn]))
+            statements.append(self.key_statement(["kms:Decrypt", "kms:GenerateDataKey"], "UseBatchKey"))
         return statements
+
+    def key_statement(self, actions: list[str], sid: Optional[str] = None,
+                      services: tuple[str, ...] = ("s3",)) -> iam.PolicyStatement:
+        """Use of the bucket's key only through the services that encrypt this bucket's objects with it
+        (kms:ViaService "<service>.<region>.amazonaws.com", AWS KMS Developer Guide, "kms:ViaService"): a leaked
+        session of a role cannot call KMS with the key directly."""
+        region = Stack.of(self).region
+        return iam.PolicyStatement(sid=sid, actions=actions, resources=[self.encryption_key.key_arn], conditions={
+            "StringEquals": {"kms:ViaService": [f"{service}.{region}.amazonaws.com" for service in services]}})

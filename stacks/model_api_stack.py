@@ -25,6 +25,7 @@ from constructs import Construct
 from stacks.api_firewall import ApiFirewall
 from stacks.batch_model import BatchModel
 from stacks.container_images import ContainerImage
+from stacks.cost_budget import SageMakerBudget
 from stacks.hosting import BATCH_PREFIX, JOB_PREFIX, hosting_of
 from stacks.image_bucket import ImageBucket
 from stacks.lambda_source import load_lambda_module
@@ -37,6 +38,7 @@ from stacks.private_network import PrivateNetwork
 from stacks.rest_api import ModelRestApi, static_cors_headers
 from stacks.settings import LOG_RETENTION_DAYS, Settings
 from stacks.shared_endpoint import ModelComponent, SharedEndpoint
+from stacks.unrouted_function import UnroutedFunction
 
 _routes = load_lambda_module("model_api.routes")
 _openapi = load_lambda_module("model_api.openapi")
@@ -61,17 +63,21 @@ class ModelApiStack(Stack):
         self.settings = settings
         retention = _retention(settings)
         key = kms.Key.from_key_arn(self, "ImageKey", settings.kms_key_arn) if settings.kms_key_arn else None
+        hosts_jobs = any(m.hosting == "async" for m in settings.catalog)
+        takes_batches = any(m.batch for m in settings.catalog)
+        needs_bucket = hosts_jobs or takes_batches or any(settings.stores_images(m) for m in settings.catalog)
         self.network = PrivateNetwork(
             self, "Network", vpc_id=settings.vpc_id, subnet_ids=settings.subnet_id_list,
             route_table_ids=settings.route_table_id_list, endpoints=settings.vpc_endpoints,
-            interface_services=settings.interface_services, log_retention=retention) if settings.in_vpc else None
+            interface_services=settings.interface_services, log_retention=retention,
+            # S3 from the VPC: the bucket, and model artifacts (our code's, or an s3:// source).
+            s3_endpoint=needs_bucket or any(m.code or m.source_type == "s3" for m in settings.catalog
+                                            if m.existing_endpoint is None)) if settings.in_vpc else None
         model_placement = self.network.model_placement if self.network else None
         self._model_placement = model_placement
         self.images = None
         self._sources: dict[str, tuple] = {}
-        hosts_jobs = any(m.hosting == "async" for m in settings.catalog)
-        takes_batches = any(m.batch for m in settings.catalog)
-        if hosts_jobs or takes_batches or any(settings.stores_images(m) for m in settings.catalog):
+        if needs_bucket:
             # One bucket for images, async jobs and batch jobs: all expire after image_expiry_days, under their own
             # prefixes.
             self.images = ImageBucket(self, "Images", expiry_days=settings.image_expiry_days, encryption_key=key,
@@ -90,7 +96,8 @@ class ModelApiStack(Stack):
                 self, "Shared", instance_type=first.instance_type, instance_count=fleet.initial,
                 max_instance_count=fleet.maximum, scale_to_zero=fleet.to_zero,
                 endpoint_name=settings.shared_endpoint_name,
-                volume_kms_key_arn=None if first.nvme else settings.kms_key_arn, log_retention=retention)
+                volume_kms_key_arn=None if first.nvme else settings.kms_key_arn, log_retention=retention,
+                placement=model_placement, network_isolation=first.network_isolation)
         self.components: dict[str, ModelComponent] = {}
         for model in settings.catalog:
             endpoint_name = settings.endpoint_name(model)
@@ -125,6 +132,9 @@ class ModelApiStack(Stack):
             throttle_rate=settings.throttle_rate,
             throttle_burst=settings.throttle_burst,
             daily_quota=settings.daily_quota,
+            stage_throttle_rate=settings.stage_throttle_rate,
+            stage_throttle_burst=settings.stage_throttle_burst,
+            authorizer_concurrency=settings.authorizer_concurrency,
             log_retention=retention,
             logging=settings.api_logging,
             tracing=settings.tracing,
@@ -153,6 +163,12 @@ class ModelApiStack(Stack):
         # at synth: app.py).
         self.openapi = settings.openapi_json()
         self.openapi_method = self.api.add_document(_openapi.OPENAPI_PATH, self.openapi)
+        # Every other path and method: 404 naming the routes, 405 with the path's methods (not API Gateway's
+        # "Missing Authentication Token"); then the keyless methods' own throttle, once every method exists.
+        self.unrouted = UnroutedFunction(self, "Unrouted", environment=settings.unrouted_environment(),
+                                         log_retention=retention, tracing=settings.tracing)
+        self.api.add_fallback(self.unrouted.function)
+        self.api.limit_keyless(settings.keyless_throttle_rate, settings.keyless_throttle_burst)
         self.monitoring = ModelApiMonitoring(
             self, "Monitoring", api=self.api.api, metrics_namespace=settings.metrics_namespace,
             thresholds=settings.alarm_thresholds, alarm_email=settings.alarm_email,
@@ -164,9 +180,14 @@ class ModelApiStack(Stack):
                                       or settings.invoke_read_timeout_seconds),
                 gpus=gpu_count(m.instance_type) if m.gpu and m.existing_endpoint is None else 0,
                 always_on=m.hosting == "realtime" and m.existing_endpoint is None)
-                for m in settings.catalog])
+                for m in settings.catalog], shared=self.shared)
+        self.budget = SageMakerBudget(self, "Budget", monthly_usd=settings.monthly_budget_usd,
+                                      email=settings.alarm_email, budget_name=f"{settings.stack_name}-sagemaker") \
+            if settings.monthly_budget_usd is not None else None
         if settings.kms_key_arn and settings.region is None:
             self._key_in_stack_region(settings.kms_key_arn)
+        if self.network is not None:
+            self._allow_through_network()
         self._outputs(catalog)
         self._acknowledge_nag_findings()
 
@@ -202,7 +223,7 @@ class ModelApiStack(Stack):
             pascal(model.name), component_name=component_name, image=image, hosting=hosting_of(model),
             environment=_model_environment(model, self.settings), model_data_url=data_url, model_data_arn=data_arn,
             readable_secret_arn=self._hub_token_arn() if model.code_downloads and self.settings.hub_token_secret
-            else None, placement=self._model_placement, network_isolation=model.network_isolation)
+            else None)
 
     def _endpoint(self, model: ModelSpec, endpoint_name: str, retention) -> ModelEndpoint:
         image, data_url, data_arn = self._model_source(model)
@@ -236,6 +257,34 @@ class ModelApiStack(Stack):
             model_data_url=data_url, model_data_arn=data_arn,
             readable_secret_arn=self._hub_token_arn() if model.code_downloads and self.settings.hub_token_secret
             else None, placement=self._model_placement, network_isolation=model.network_isolation)
+
+    def _allow_through_network(self) -> None:
+        """Each VPC endpoint's policy: exactly what the functions and containers in the VPC call through it."""
+        network, settings = self.network, self.settings
+        if self.images is not None:
+            network.allow("s3", ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:ListBucket",
+                                 "s3:PutObject"],
+                          [self.images.bucket.bucket_arn, self.images.bucket.arn_for_objects("*")])
+        artifacts = [data_arn for _, _, data_arn in self._sources.values() if data_arn is not None]
+        if artifacts:  # the model.tar.gz of each model: ours in the CDK asset bucket, or its s3:// source
+            network.allow("s3", ["s3:GetObject"], artifacts)
+        invoked = [e.endpoint_arn for e in self.endpoints.values()] + [
+            arn for c in self.components.values() for arn in (c.shared.endpoint_arn, c.component_arn)] + [
+            self.format_arn(service="sagemaker", resource="endpoint", resource_name=settings.endpoint_name(m).lower())
+            for m in settings.catalog if m.existing_endpoint is not None]
+        network.allow("sagemaker.runtime", ["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointAsync"],
+                      list(dict.fromkeys(invoked)))
+        if self.images is not None and self.images.url_signer is not None:
+            network.allow("sts", ["sts:AssumeRole"], [self.images.url_signer.role_arn])
+        # Containers log to their groups under /aws/sagemaker/ (endpoints, components, transform jobs).
+        network.allow("logs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams",
+                               "logs:PutLogEvents"],
+                      [self.format_arn(service="logs", resource="log-group", resource_name="/aws/sagemaker/*",
+                                       arn_format=ArnFormat.COLON_RESOURCE_NAME)])
+        if settings.hub_token_secret:
+            network.allow("secretsmanager", ["secretsmanager:GetSecretValue"], [self._hub_token_arn()])
+        # X-Ray's two actions take no resource: AWS allows only "*" for them.
+        network.allow("xray", ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"])
 
     def _hub_token_arn(self) -> str:
         """The hub token secret's ARN for IAM: as given, or with Secrets Manager's random "-XXXXXX" suffix
@@ -386,8 +435,10 @@ class ModelApiStack(Stack):
                              "AWSLambdaVPCAccessExecutionRole, on '*' as there: Lambda makes the function's "
                              "interfaces in the VPC with them (inline instead of the managed policy)."))
         if self.settings.tracing:
-            for function in self.functions.values():
-                acks.append((function.role, "AwsSolutions-IAM5[Resource::*]", "tracing=true: X-Ray's "
+            traced = [function.role for function in self.functions.values()] + [self.unrouted.role] + (
+                [self.api.key_authorizer.role] if self.api.key_authorizer else [])
+            for role in traced:
+                acks.append((role, "AwsSolutions-IAM5[Resource::*]", "tracing=true: X-Ray's "
                              "xray:PutTraceSegments and xray:PutTelemetryRecords take no resource, AWS allows only "
                              "'*' for them (Lambda adds exactly these two for active tracing)."))
         for scope, rule, reason in acks:
@@ -422,6 +473,8 @@ def _model_environment(model: ModelSpec, settings: Settings, request_seconds: in
             if settings.hub_token_secret:
                 # model_fn reads the secret with the execution role (ReadHubToken), so DescribeModel shows no token.
                 environment["HF_TOKEN_SECRET_ID"] = settings.hub_token_secret
+                if settings.hub_token_field:
+                    environment["HF_TOKEN_SECRET_FIELD"] = settings.hub_token_field
                 token_in_environment = False
         elif model.hub_id:
             environment["HF_MODEL_ID"] = model.hub_id
@@ -451,10 +504,15 @@ def _model_environment(model: ModelSpec, settings: Settings, request_seconds: in
                             "EMBEDDINGS_MAX_BATCH": str(settings.max_batch_inputs)})
     if model.revision:
         environment["MODEL_HUB_REVISION" if model.code_downloads else "HF_MODEL_REVISION"] = model.revision
+    if model.allow_pickle_weights:  # our inference code loads safetensors only unless this says otherwise
+        environment["ALLOW_PICKLE_WEIGHTS"] = "true"
     if token_in_environment:
         # The container reads the token from its environment (TGI, the toolkit's own download): a CloudFormation
         # dynamic reference keeps it out of the template, but DescribeModel shows it (README, threat model).
-        token = SecretValue.secrets_manager(settings.hub_token_secret).unsafe_unwrap()
+        # With hub_token_field, {{resolve:secretsmanager:<id>:SecretString:<field>}}: the token alone, never a JSON
+        # secret's other keys (CloudFormation, "Use dynamic references": json-key).
+        token = SecretValue.secrets_manager(settings.hub_token_secret,
+                                            json_field=settings.hub_token_field).unsafe_unwrap()
         environment["HF_API_TOKEN"] = token
         environment["HF_TOKEN"] = token
     environment.update(model.environment)

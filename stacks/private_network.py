@@ -18,11 +18,12 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+import jsii
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
-from constructs import Construct
+from constructs import Construct, IValidation
 
 from stacks.settings import INTERFACE_SERVICES, network_problems  # noqa: F401 (INTERFACE_SERVICES re-exported)
 
@@ -68,8 +69,17 @@ class PrivateNetwork(Construct):
         two Availability Zones: no internet gateway, no NAT, flow logs to a log group of the stack.
       endpoints: create the VPC endpoints (default True; an existing VPC that has them: False, since a second
         interface endpoint with private DNS for the same service fails).
-      interface_services: interface endpoints to create (keys of INTERFACE_SERVICES; S3's gateway endpoint always).
+      interface_services: interface endpoints to create (keys of INTERFACE_SERVICES).
+      s3_endpoint: create S3's gateway endpoint too (default True; False when nothing in the VPC calls S3).
       log_retention: retention of the flow log group (a new VPC only).
+
+    Endpoint policies: every endpoint made here allows only what `allow` granted through it (the S3 gateway: the
+    stack's bucket and the model artifacts; SageMaker runtime: the stack's endpoints; ...), so a role in the VPC
+    cannot reach another account's bucket or endpoint through them even where its IAM policy would let it; synth
+    fails for an endpoint nothing was allowed through. Principal "*": the callers' own IAM policies still decide
+    who may. A gateway endpoint's policy governs all S3 traffic of the route tables it is in (VPC User Guide,
+    "Control access to VPC endpoints using endpoint policies"): in a VPC of yours, only this API's traffic should
+    use those route tables.
 
     Security groups: `models` (SageMaker's interfaces) and `functions` (the Lambdas') allow outbound HTTPS only and
     nothing inbound (SageMaker reaches its containers on its own network); `endpoints` allows HTTPS in from those two.
@@ -80,7 +90,7 @@ class PrivateNetwork(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, vpc_id: Optional[str] = None,
                  subnet_ids: Sequence[str] = (), route_table_ids: Sequence[str] = (), endpoints: bool = True,
-                 interface_services: Sequence[str] = ("sagemaker.runtime",),
+                 interface_services: Sequence[str] = ("sagemaker.runtime",), s3_endpoint: bool = True,
                  log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH):
         super().__init__(scope, construct_id)
         problems = network_problems(vpc_id, subnet_ids, route_table_ids, endpoints, interface_services)
@@ -116,17 +126,33 @@ class PrivateNetwork(Construct):
                                         description="HTTPS to the VPC endpoints")
         self.interface_endpoints: dict[str, ec2.CfnVPCEndpoint] = {}
         self.s3_endpoint = None
+        # service ("s3" for the gateway) -> the policy of its endpoint, filled by allow()
+        self.endpoint_policies: dict[str, iam.PolicyDocument] = {}
         if endpoints:
             region = Stack.of(self).region
-            self.s3_endpoint = ec2.CfnVPCEndpoint(
-                self, "S3", vpc_id=vpc_id, service_name=f"com.amazonaws.{region}.s3", vpc_endpoint_type="Gateway",
-                route_table_ids=list(self.route_table_ids))
+            if s3_endpoint:
+                self.s3_endpoint = ec2.CfnVPCEndpoint(
+                    self, "S3", vpc_id=vpc_id, service_name=f"com.amazonaws.{region}.s3", vpc_endpoint_type="Gateway",
+                    route_table_ids=list(self.route_table_ids), policy_document=self._policy("s3"))
             for service in interface_services:
                 self.interface_endpoints[service] = ec2.CfnVPCEndpoint(
                     self, "".join(part.capitalize() for part in re.split(r"[.-]", service)),
                     vpc_id=vpc_id, service_name=f"com.amazonaws.{region}.{service}", vpc_endpoint_type="Interface",
                     private_dns_enabled=True, subnet_ids=list(self.subnet_ids),
-                    security_group_ids=[self.endpoints.attr_group_id])
+                    security_group_ids=[self.endpoints.attr_group_id], policy_document=self._policy(service))
+        self.node.add_validation(_EndpointPoliciesGranted(self))
+
+    def _policy(self, service: str) -> iam.PolicyDocument:
+        self.endpoint_policies[service] = iam.PolicyDocument()
+        return self.endpoint_policies[service]
+
+    def allow(self, service: str, actions: Sequence[str], resources: Sequence[str]) -> None:
+        """Let what runs in the VPC call `actions` on `resources` through the endpoint of `service` (an
+        INTERFACE_SERVICES key, or "s3" for the gateway endpoint). Nothing when that endpoint is not made here."""
+        policy = self.endpoint_policies.get(service)
+        if policy is not None:
+            policy.add_statements(iam.PolicyStatement(principals=[iam.AnyPrincipal()], actions=sorted(actions),
+                                                      resources=list(resources)))
 
     def _group(self, construct_id: str, description: str, outbound: bool = True) -> ec2.CfnSecurityGroup:
         egress = ec2.CfnSecurityGroup.EgressProperty(
@@ -146,3 +172,16 @@ class PrivateNetwork(Construct):
     @property
     def function_placement(self) -> Placement:
         return Placement(self.subnet_ids, (self.functions.attr_group_id,))
+
+
+@jsii.implements(IValidation)
+class _EndpointPoliciesGranted:
+    """An endpoint whose policy nothing was allowed through would deny everything: refuse it at synth."""
+
+    def __init__(self, network: PrivateNetwork):
+        self.network = network
+
+    def validate(self) -> list[str]:
+        return [f"PrivateNetwork {self.network.node.id}: nothing was allowed through the {service} endpoint "
+                "(allow()); its policy would deny every call" for service, policy in
+                self.network.endpoint_policies.items() if policy.is_empty]

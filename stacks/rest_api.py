@@ -35,7 +35,11 @@ class ModelRestApi(Construct):
 
     Props:
       timeout_seconds: integration timeout (default 29, the REST maximum without a quota increase).
-      throttle_rate, throttle_burst, daily_quota: usage plan of the key, also the stage's throttle (2/s, 5, 1000).
+      throttle_rate, throttle_burst, daily_quota: usage plan of the key (2/s, 5, 1000).
+      stage_throttle_rate, stage_throttle_burst: the stage's limit per method, for every caller together (10/s,
+        20): above the key's, so callers without a valid key cannot use up what a key holder may send; with iam
+        and cognito the only limit.
+      authorizer_concurrency: Lambda concurrency reserved for the key authorizer (bearer_keys; default 10, 0 none).
       log_retention: access log retention (default one month).
       stage_name: the stage (default "v1").
       tracing: X-Ray tracing of the stage (default off).
@@ -49,10 +53,12 @@ class ModelRestApi(Construct):
         need execute-api:Invoke, grant_invoke) or "cognito" (an ID token of user_pool_arn's users in
         Authorization). With iam and cognito there is no key and no usage plan: the stage's throttle applies to
         all callers together, and daily_quota is not enforced.
+      tracing also traces the key authorizer.
       bearer_keys: auth=api_key: also take the key from `Authorization: Bearer <key>` (KeyAuthorizer; default on).
       user_pool_arn: auth=cognito: the existing user pool.
 
-    Routes are added with add_route. Errors raised by API Gateway itself (bad key, unknown route, throttled, ...)
+    Routes are added with add_route and add_document; then add_fallback answers every other path and method, and
+    limit_keyless gives the methods that need no key their own small throttle. Errors raised by API Gateway itself (bad key, unknown route, throttled, ...)
     answer in the API's JSON error shape (model_api.errors.GATEWAY_ERRORS). Request bodies are validated by the
     functions, not here: API Gateway's validator tells a client only "Invalid request body", and its gateway
     response templates are not processed by VTL, so its detailed $context.error.validationErrorString (which holds
@@ -71,6 +77,9 @@ class ModelRestApi(Construct):
         throttle_rate: float = 2.0,
         throttle_burst: int = 5,
         daily_quota: int = 1000,
+        stage_throttle_rate: float = 10.0,
+        stage_throttle_burst: int = 20,
+        authorizer_concurrency: int = 10,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         stage_name: str = "v1",
         description: str = "Models on SageMaker endpoints",
@@ -85,8 +94,12 @@ class ModelRestApi(Construct):
         problems = []
         if not 1 <= timeout_seconds <= 29:
             problems.append("timeout_seconds must be from 1 to 29")
-        if throttle_rate <= 0 or throttle_burst < 1 or daily_quota < 1:
-            problems.append("throttle_rate, throttle_burst and daily_quota must be positive")
+        if min(throttle_rate, stage_throttle_rate) <= 0 or min(throttle_burst, stage_throttle_burst, daily_quota) < 1:
+            problems.append("throttle_rate, throttle_burst, stage_throttle_rate, stage_throttle_burst and daily_quota "
+                            "must be positive")
+        elif auth == "api_key" and (stage_throttle_rate <= throttle_rate or stage_throttle_burst <= throttle_burst):
+            problems.append("stage_throttle_rate and stage_throttle_burst must be above the key's throttle_rate and "
+                            "throttle_burst (every caller shares the stage's)")
         if logging not in ("account-role", "create-role", "off"):
             problems.append("logging must be account-role, create-role or off")
         problems += _cors.origin_problems(cors_origins)
@@ -99,6 +112,8 @@ class ModelRestApi(Construct):
         self._timeout = Duration.seconds(timeout_seconds)
         self.auth = auth
         self._integrations: dict[str, apigw.LambdaIntegration] = {}
+        self._keyless: list[apigw.Method] = []  # the methods that need no key (add_document)
+        self.fallback_methods: list[apigw.Method] = []
 
         self.access_log_group = None if logging == "off" else logs.LogGroup(
             self, "AccessLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
@@ -128,8 +143,8 @@ class ModelRestApi(Construct):
             cloud_watch_role=False,
             deploy_options=apigw.StageOptions(
                 stage_name=stage_name,
-                throttling_rate_limit=throttle_rate,
-                throttling_burst_limit=throttle_burst,
+                throttling_rate_limit=stage_throttle_rate,
+                throttling_burst_limit=stage_throttle_burst,
                 tracing_enabled=tracing,  # X-Ray: a trace per request, through the Lambda (tracing setting)
                 **access_logs,
             ),
@@ -160,7 +175,8 @@ class ModelRestApi(Construct):
             )
             self.usage_plan.add_api_key(self.api_key)
             if bearer_keys:
-                self.key_authorizer = KeyAuthorizer(self, "KeyAuthorizer", log_retention=log_retention)
+                self.key_authorizer = KeyAuthorizer(self, "KeyAuthorizer", log_retention=log_retention,
+                                                    tracing=tracing, reserved_concurrency=authorizer_concurrency)
         elif auth == "cognito":
             # No authorization scopes on the methods: the authorizer then takes the pool's ID tokens (Amazon Cognito
             # Developer Guide, "Accessing resources with API Gateway after sign-in"; access tokens need scopes).
@@ -219,12 +235,46 @@ class ModelRestApi(Construct):
         (it describes the routes; it holds nothing a key protects). The integration response is a VTL template,
         so every $ and # of the document is written as a variable set to that character: the template renders the
         document's exact bytes (checked with airspeed, a Python Velocity engine, in the tests)."""
-        return self.api.root.resource_for_path(path).add_method("GET", apigw.MockIntegration(
+        method = self.api.root.resource_for_path(path).add_method("GET", apigw.MockIntegration(
             request_templates={"application/json": '{"statusCode": 200}'},
             passthrough_behavior=apigw.PassthroughBehavior.NEVER,
             integration_responses=[apigw.IntegrationResponse(
                 status_code="200", response_templates={"application/json": vtl_literal(document)})],
         ), method_responses=[apigw.MethodResponse(status_code="200")], api_key_required=False)
+        self._keyless.append(method)
+        return method
+
+    def add_fallback(self, function: lambda_.IFunction) -> list[apigw.Method]:
+        """ANY on every resource and on /{proxy+} (each path no resource has), proxied to `function`
+        (UnroutedFunction: 405 with the path's methods, or 404 naming the routes), behind the API's auth like every
+        route: a valid key gets an answer that says what exists, and a request without one stays 401/403. A
+        method a resource has wins over its ANY, and a resource over /{proxy+} (API Gateway Developer Guide, "Set
+        up a proxy integration with a proxy resource"). Call it after the last route. One permission lets the API
+        invoke the function from any of these methods."""
+        integration = apigw.LambdaIntegration(function, proxy=True, timeout=self._timeout, allow_test_invoke=False,
+                                              scope_permission_to_method=False)
+        resources = [self.api.root]
+        for resource in resources:  # grows while walked: every resource of the tree, the root first
+            resources += [child for child in resource.node.children if isinstance(child, apigw.Resource)]
+        resources.append(self.api.root.add_resource("{proxy+}"))
+        for resource in resources:
+            self.fallback_methods.append(resource.add_method("ANY", integration, **self._method_auth()))
+        return self.fallback_methods
+
+    def limit_keyless(self, rate: float, burst: int) -> None:
+        """Give every method that needs no key (GET of add_document, the CORS preflight OPTIONS of each resource) a
+        throttle of its own in the stage's method settings, below the stage's: anonymous requests then use up only
+        that (the stage-wide setting is per method: API Gateway Developer Guide, "Throttle requests to your REST
+        APIs"). Call it after the last method is added. A MethodSetting's ResourcePath is "/" then the path with
+        every / as ~1 ("/~1openapi.json"), the root "/": as CDK's own parseMethodOptionsPath writes it."""
+        keyless = self._keyless + [m for m in self.api.methods if m.http_method == "OPTIONS"]
+        stage = self.api.deployment_stage.node.default_child
+        stage.method_settings = list(stage.method_settings or []) + [
+            apigw.CfnStage.MethodSettingProperty(
+                http_method=method.http_method,
+                resource_path="/" + method.resource.path.replace("/", "~1") if method.resource.path != "/" else "/",
+                throttling_rate_limit=rate, throttling_burst_limit=burst)
+            for method in keyless]
 
     def add_domain(self, domain_name: str, certificate_arn: str, hosted_zone_id: Optional[str] = None):
         """Serve the stage at https://<domain_name>/ (a regional custom domain, TLS 1.2, the certificate an ACM

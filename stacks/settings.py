@@ -8,6 +8,7 @@ one message that lists every problem at once.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import re
 import typing
@@ -20,6 +21,7 @@ from stacks.container_images import repository_regions
 from stacks.hosting import SharedFleet, hosting_of, shared_fit_problems
 from stacks.lambda_source import load_lambda_module
 from stacks.model_catalog import FIELD_ALIASES, OVERRIDABLE, PRESETS, ModelSpec, gpu_count, vcpus
+from stacks.service_regions import missing_feature
 
 _schema = load_lambda_module("model_api.schema")
 _images = load_lambda_module("model_api.kinds.text_to_image")
@@ -50,6 +52,17 @@ API_LOGGING = ("account-role", "create-role", "off")
 # The Lambdas' application log level (Lambda's JSON log format). Each request's line, which carries its metrics
 # (model_api.telemetry), is INFO: a higher level would drop the metrics with it.
 LOG_LEVELS = ("INFO", "DEBUG")
+
+
+def bounded_name(text: str, limit: int) -> str:
+    """text in lowercase (SageMaker writes endpoint and component ARNs in lowercase and IAM compares them exactly), at
+    most `limit` characters. A longer one keeps its start and ends in "-" and 8 hex digits of the whole text's
+    SHA-256: two names cut at the same place (a 57-character stack name with models gpt2-cpu and gpt2-tgi) stay
+    distinct, and every name that fits is unchanged."""
+    text = text.lower()
+    if len(text) <= limit:
+        return text
+    return text[:limit - 9].rstrip("-") + "-" + hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 class SettingsError(ValueError):
@@ -122,6 +135,7 @@ class Settings:
     models: str = "stable-diffusion"
     model_specs: dict = field(default_factory=dict)  # your own models: {"name": {"kind": ..., "source": ...}}
     hub_token_secret: Optional[str] = None  # Secrets Manager secret (name or ARN) holding a Hugging Face token
+    hub_token_field: Optional[str] = None  # the key of the token when that secret is a JSON object
     # Image bucket
     image_expiry_days: int = 7
     retain_bucket: bool = False
@@ -129,9 +143,20 @@ class Settings:
     url_ttl_seconds: int = 900
     # API
     api_timeout_seconds: int = 29
-    throttle_rate: float = 2.0
+    throttle_rate: float = 2.0  # per API key (its usage plan)
     throttle_burst: int = 5
     daily_quota: int = 1000
+    # The stage's own limit per method, for every caller together (keyed or not): above the key's, so one key holder
+    # never meets it, and the only limit with auth=iam or cognito
+    stage_throttle_rate: float = 10.0
+    stage_throttle_burst: int = 20
+    # The routes that need no key (GET /openapi.json, CORS preflights): a small limit of their own, so anonymous
+    # traffic cannot use up what key holders share
+    keyless_throttle_rate: float = 1.0
+    keyless_throttle_burst: int = 2
+    # Lambda concurrency reserved for the key authorizer (bearer_keys): always there for callers, and never more
+    # (0: none reserved; Lambda keeps 100 of the account's concurrency unreserved, make preflight checks it)
+    authorizer_concurrency: int = 10
     api_logging: str = "account-role"  # see API_LOGGING
     # Custom domain: the API at https://<domain_name>/ with an ACM certificate of the stack's region, and an alias
     # record in a Route 53 hosted zone of yours if given (else point your DNS at the CustomDomainTarget output)
@@ -170,6 +195,8 @@ class Settings:
     alarm_latency_percent: float = 80.0
     alarm_gpu_memory_percent: float = 90.0
     alarm_job_age_seconds: int = 1800
+    alarm_instance_hours: float = 8.0  # a model's instance-hours a day above what its minimum runs, before an alarm
+    monthly_budget_usd: Optional[float] = None  # an AWS Budgets cost budget for SageMaker, telling alarm_email
     # Request limits (model_api.schema.ImageLimits): the gateway model, the handler and local mode share them
     max_prompt_chars: int = _limit("max_prompt_chars")
     min_size: int = _limit("min_size")
@@ -258,14 +285,20 @@ class Settings:
             config = _text.TextConfig(self.text_limits_for(model), protocol=model.api_protocol)
         return {**environment, **config.to_env()}
 
+    def unrouted_environment(self) -> dict[str, str]:
+        """The environment of the function answering paths and methods the API lacks (lambda/unrouted.py)."""
+        environment = {"MODEL_CATALOG": _routes.catalog_to_json(self.model_infos())}
+        if self.cors_origin_list:
+            environment["CORS_ORIGINS"] = ",".join(self.cors_origin_list)
+        return environment
+
     def endpoint_name(self, model: ModelSpec) -> str:
-        """The endpoint's name: the existing one, or <stack>-<model> in lowercase, because SageMaker writes endpoint
-        ARNs in lowercase and IAM compares them exactly."""
+        """The endpoint's name: the existing one, the shared endpoint's, or <stack>-<model> (bounded_name)."""
         if model.existing_endpoint is not None:
             return model.existing_endpoint
         if model.hosting == "shared":
             return self.shared_endpoint_name
-        return f"{self.stack_name.lower()}-{model.name}"[:63].rstrip("-")
+        return bounded_name(f"{self.stack_name}-{model.name}", 63)
 
     @property
     def cors_origin_list(self) -> tuple[str, ...]:
@@ -309,17 +342,17 @@ class Settings:
     def batch_job_prefix(self, model: ModelSpec) -> str:
         """What a model's batch transform job names start with (<stack>-<model>-batch, lowercase, at most 40
         characters): its batch role may write only the log streams of jobs so named."""
-        return f"{self.stack_name.lower()}-{model.name}"[:34].rstrip("-") + "-batch"
+        return bounded_name(f"{self.stack_name}-{model.name}", 34) + "-batch"
 
     @property
     def shared_endpoint_name(self) -> str:
         """The endpoint every shared model's inference component runs on."""
-        return f"{self.stack_name.lower()}-shared"[:63].rstrip("-")
+        return bounded_name(f"{self.stack_name}-shared", 63)
 
     @property
     def alarm_thresholds(self) -> AlarmThresholds:
         return AlarmThresholds(self.alarm_api_5xx_percent, self.alarm_endpoint_5xx, self.alarm_latency_percent,
-                               self.alarm_gpu_memory_percent, self.alarm_job_age_seconds)
+                               self.alarm_gpu_memory_percent, self.alarm_job_age_seconds, self.alarm_instance_hours)
 
     @property
     def metrics_namespace(self) -> str:
@@ -333,7 +366,7 @@ class Settings:
 
     def component_name(self, model: ModelSpec) -> Optional[str]:
         """A shared model's inference component: <stack>-<model> in lowercase (its ARN, like an endpoint's)."""
-        return f"{self.stack_name.lower()}-{model.name}"[:63].rstrip("-") if model.hosting == "shared" else None
+        return bounded_name(f"{self.stack_name}-{model.name}", 63) if model.hosting == "shared" else None
 
     @property
     def lambda_timeout_seconds(self) -> int:
@@ -368,6 +401,11 @@ class Settings:
         if not any(p.startswith("model ") for p in out):
             out += self.shared_fleet.problems() if self.shared_fleet else []
             out += shared_fit_problems(self.catalog, self.shared_instances, vcpus, gpu_count)
+        isolated = {m.name: m.network_isolation for m in self.catalog if m.hosting == "shared"}
+        if len(set(isolated.values())) > 1:
+            out.append("network_isolation applies to the whole shared endpoint (its endpoint config's "
+                       "EnableNetworkIsolation): set it on every shared model or on none (got "
+                       + ", ".join(f"{name}={str(value).lower()}" for name, value in isolated.items()) + ")")
         if self.image_expiry_days < 1:
             out.append(f"image_expiry_days must be at least 1 (got {self.image_expiry_days})")
         key = KMS_KEY_ARN.match(self.kms_key_arn) if self.kms_key_arn is not None else None
@@ -383,6 +421,18 @@ class Settings:
         out += self.alarm_thresholds.problems()
         if self.alarm_email is not None and not re.match(EMAIL, self.alarm_email):
             out.append(f"alarm_email {self.alarm_email!r} is not an email address")
+        if self.monthly_budget_usd is not None:
+            if not 1 <= self.monthly_budget_usd <= 1_000_000:
+                out.append(f"monthly_budget_usd must be from 1 to 1000000 (got {self.monthly_budget_usd:g})")
+            if self.alarm_email is None:
+                out.append("monthly_budget_usd needs alarm_email: the budget tells that address when SageMaker's "
+                           "cost passes 80% of it, or is forecast to pass all of it")
+        if self.hub_token_field is not None:
+            if self.hub_token_secret is None:
+                out.append("hub_token_field goes with hub_token_secret (the key of the token in that JSON secret)")
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", self.hub_token_field):
+                out.append(f"hub_token_field {self.hub_token_field!r} must be a JSON key of letters, digits, '_', "
+                           "'.' or '-'")
         if self.log_level not in LOG_LEVELS:
             out.append(f"log_level must be {' or '.join(LOG_LEVELS)} (got {self.log_level!r}): each request's log "
                        "line carries its metrics and is INFO")
@@ -391,10 +441,7 @@ class Settings:
         if not STORE_BUDGET_SECONDS + 6 <= self.api_timeout_seconds <= 29:
             out.append(f"api_timeout_seconds must be from {STORE_BUDGET_SECONDS + 6} to 29 "
                        f"(got {self.api_timeout_seconds})")
-        if self.throttle_rate <= 0:
-            out.append(f"throttle_rate must be positive (got {self.throttle_rate})")
-        if self.throttle_burst < 1:
-            out.append(f"throttle_burst must be at least 1 (got {self.throttle_burst})")
+        out += self.throttle_problems()
         if self.daily_quota < 1:
             out.append(f"daily_quota must be at least 1 (got {self.daily_quota})")
         if self.log_retention_days not in LOG_RETENTION_DAYS:
@@ -409,16 +456,56 @@ class Settings:
         out += self.limits.problems()
         out += self.text_limits.problems()
         if self.region is not None and REGION.match(self.region):
-            for model in self.catalog:
-                repository = model.dlc_repository
-                if repository and self.region not in repository_regions(repository):
-                    out.append(f"model {model.name!r}: region {self.region!r} has no {repository} image (the DLC "
-                               f"registry does not publish it there); pick another region or set "
-                               f"{model.name}.container to an image URI in {self.region}")
+            out += self.region_problems(self.region)
         if not self.limits.problems():
             for model in self.catalog:
                 if self.stores_images(model) and model.step_seconds is not None:
                     out += _default_image_fits(model, self)
+        return out
+
+    def throttle_problems(self) -> list[str]:
+        """Each limit positive; with API keys, the stage's above the key's: the stage limit is shared by every caller
+        of a method (keyed or not, valid key or not), so at the key's own limit anyone could use it up for every key
+        holder (API Gateway Developer Guide, "Throttle requests to your REST APIs": per-stage limits apply at the
+        method level, per-client limits to each usage plan key)."""
+        out = []
+        for name in ("throttle_rate", "stage_throttle_rate", "keyless_throttle_rate"):
+            if getattr(self, name) <= 0:
+                out.append(f"{name} must be above 0 requests per second (got {getattr(self, name):g})")
+        for name in ("throttle_burst", "stage_throttle_burst", "keyless_throttle_burst"):
+            if getattr(self, name) < 1:
+                out.append(f"{name} must be at least 1 request (got {getattr(self, name)})")
+        if self.auth == "api_key" and not out:
+            if self.stage_throttle_rate <= self.throttle_rate:
+                out.append(f"stage_throttle_rate ({self.stage_throttle_rate:g}) must be above throttle_rate "
+                           f"({self.throttle_rate:g}): every caller shares the stage's limit, so at the key's own "
+                           "limit callers without a key could use it up for the key holders")
+            if self.stage_throttle_burst <= self.throttle_burst:
+                out.append(f"stage_throttle_burst ({self.stage_throttle_burst}) must be above throttle_burst "
+                           f"({self.throttle_burst}), for the same reason")
+        if not 0 <= self.authorizer_concurrency <= 1000:
+            out.append(f"authorizer_concurrency must be from 0 (none reserved) to 1000 (got "
+                       f"{self.authorizer_concurrency})")
+        return out
+
+    def region_problems(self, region: str) -> list[str]:
+        """What this deployment uses that `region` does not have: a DLC image, a hosting mode, AWS Budgets. Settings
+        check it when `region` is set; make preflight checks the region it deploys to."""
+        out = []
+        for model in self.catalog:
+            repository = model.dlc_repository
+            if repository and region not in repository_regions(repository):
+                out.append(f"model {model.name!r}: region {region!r} has no {repository} image (the DLC "
+                           f"registry does not publish it there); pick another region or set "
+                           f"{model.name}.container to an image URI in {region}")
+            config = hosting_of(model)
+            missing = missing_feature(config.feature, region) if config is not None and config.feature else None
+            if missing:
+                out.append(f"model {model.name!r}: {missing}; pick another region or another hosting")
+        if self.monthly_budget_usd is not None:
+            missing = missing_feature("monthly_budget_usd (AWS Budgets)", region)
+            if missing:
+                out.append(f"{missing}; deploy without monthly_budget_usd and set a budget in the Billing console")
         return out
 
     def auth_problems(self) -> list[str]:
@@ -463,6 +550,11 @@ class Settings:
             return ["vpc=create makes a VPC and vpc_id names one of yours: set one of them"]
         out = network_problems(self.vpc_id, self.subnet_id_list, self.route_table_id_list, self.vpc_endpoints,
                                self.interface_services)
+        if self.in_vpc:
+            out += [f"model {m.name!r}: hosting=serverless cannot run in a VPC (Serverless Inference supports no "
+                    "VPC configuration: SageMaker Developer Guide, Serverless Inference, feature exclusions); use "
+                    "hosting=realtime or async, or deploy it without vpc/vpc_id"
+                    for m in self.catalog if m.hosting == "serverless"]
         if self.vpc == "create":
             for model in self.catalog:
                 if model.source_type == "hub":

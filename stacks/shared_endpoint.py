@@ -21,7 +21,13 @@ from constructs import Construct
 
 from stacks.container_images import ContainerImage
 from stacks.hosting import MAX_INSTANCES, Shared
-from stacks.model_endpoint import ENDPOINT_NAME, VARIANT_NAME, container_model, metrics_statement
+from stacks.model_endpoint import (
+    ENDPOINT_NAME,
+    VARIANT_NAME,
+    container_model,
+    metrics_statement,
+    volume_key_statements,
+)
 from stacks.private_network import Placement, sagemaker_network_statements
 
 COMPONENT_NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}$")
@@ -41,14 +47,26 @@ class SharedEndpoint(Construct):
       endpoint_name: lowercase; default a name made from the construct's path.
       volume_kms_key_arn: KMS key for the instances' ML storage volume; None on NVMe instance types.
       log_retention: retention of the log groups (default one month).
+      placement: subnets and security groups of a VPC (stacks.private_network) for every component's container;
+        the role then gains the network-interface actions. Default None: SageMaker's own network.
+      network_isolation: every component's container gets no network at all (weights from model_data_url only).
 
-    Attributes: role, log_group, endpoint_config, endpoint, endpoint_name, endpoint_arn, components (by name).
+    VPC and isolation are the endpoint's: on an endpoint of inference components CreateEndpointConfig's VpcConfig
+    and EnableNetworkIsolation apply to every container deployed to it (botocore's SageMaker model:
+    EnableNetworkIsolation "Sets whether all model containers deployed to the endpoint are isolated"; both are
+    accepted only for endpoints of inference components: hashicorp/terraform-provider-aws#48738 and #48884,
+    aws-samples/amazon-nova-samples#266). Each component's model carries the same settings, so the model is
+    consistent with the endpoint whichever SageMaker reads.
+
+    Attributes: role, log_group, endpoint_config, endpoint, endpoint_name, endpoint_arn, components (by name),
+    min_instance_count and max_instance_count (the instances it keeps at least and at most).
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, instance_type: str, instance_count: int = 1,
                  max_instance_count: Optional[int] = None, scale_to_zero: bool = False,
                  endpoint_name: Optional[str] = None, volume_kms_key_arn: Optional[str] = None,
-                 log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH):
+                 log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+                 placement: Optional[Placement] = None, network_isolation: bool = False):
         super().__init__(scope, construct_id)
         endpoint_name = endpoint_name or Stack.of(self).node.id.lower() + "-shared"
         problems = []
@@ -64,8 +82,11 @@ class SharedEndpoint(Construct):
         self.endpoint_name = endpoint_name
         self.endpoint_arn = stack.format_arn(service="sagemaker", resource="endpoint", resource_name=endpoint_name)
         self.components: dict[str, "ModelComponent"] = {}
-        self._in_vpc = False  # the role has the network-interface actions
+        self.placement, self.network_isolation = placement, network_isolation
         self.scale_to_zero = scale_to_zero
+        # The instances managed scaling keeps at least and at most (both instance_count without it).
+        self.min_instance_count = 0 if scale_to_zero else instance_count
+        self.max_instance_count = max_instance_count
         self._log_retention = log_retention
         self.log_group = logs.LogGroup(self, "Logs", log_group_name=f"/aws/sagemaker/Endpoints/{endpoint_name}",
                                        retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
@@ -79,10 +100,12 @@ class SharedEndpoint(Construct):
             ])},
         )
         self._grant_logs(self.log_group)
+        if placement is not None:
+            for statement in sagemaker_network_statements():
+                self.role.add_to_principal_policy(statement)
         if volume_kms_key_arn is not None:
-            self.role.add_to_principal_policy(iam.PolicyStatement(
-                actions=["kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext"],
-                resources=[volume_kms_key_arn]))
+            for statement in volume_key_statements(volume_kms_key_arn, stack.region):
+                self.role.add_to_principal_policy(statement)
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self, "Config",
             execution_role_arn=self.role.role_arn,  # inference components run as the endpoint's role
@@ -93,6 +116,9 @@ class SharedEndpoint(Construct):
                     status="ENABLED", min_instance_count=0 if scale_to_zero else instance_count,
                     max_instance_count=max_instance_count)
                 if scale_to_zero or max_instance_count > instance_count else None)],
+            vpc_config=None if placement is None else sagemaker.CfnEndpointConfig.VpcConfigProperty(
+                subnets=list(placement.subnet_ids), security_group_ids=list(placement.security_group_ids)),
+            enable_network_isolation=True if network_isolation else None,
         )
         self.endpoint_config.node.add_dependency(self.role)
         self.endpoint = sagemaker.CfnEndpoint(self, "Endpoint", endpoint_name=endpoint_name,
@@ -111,12 +137,11 @@ class SharedEndpoint(Construct):
 
     def add_component(self, construct_id: str, *, component_name: str, image: ContainerImage, hosting: Shared,
                       environment: Optional[Mapping[str, str]] = None, model_data_url: Optional[str] = None,
-                      model_data_arn: Optional[str] = None, readable_secret_arn: Optional[str] = None,
-                      placement: Optional[Placement] = None, network_isolation: bool = False
+                      model_data_arn: Optional[str] = None, readable_secret_arn: Optional[str] = None
                       ) -> "ModelComponent":
         """One model on this endpoint: its SageMaker model and inference component (hosting: what a copy
-        reserves and how many copies run). The role gains pull rights on its image and read on its artifact, and
-        the network-interface actions once a component runs in a VPC (placement, as for ModelEndpoint)."""
+        reserves and how many copies run), in the endpoint's VPC and isolation. The role gains pull rights on its
+        image and read on its artifact."""
         problems = list(hosting.problems())
         if not COMPONENT_NAME.match(component_name):
             problems.append(f"component_name {component_name!r} must be lowercase letters, digits and hyphens")
@@ -135,13 +160,8 @@ class SharedEndpoint(Construct):
         if readable_secret_arn is not None:
             self.role.add_to_principal_policy(iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"],
                                                                   resources=[readable_secret_arn]))
-        if placement is not None and not self._in_vpc:
-            for statement in sagemaker_network_statements():
-                self.role.add_to_principal_policy(statement)
-            self._in_vpc = True
         component = ModelComponent(self, construct_id, component_name=component_name, image=image, hosting=hosting,
-                                   environment=environment, model_data_url=model_data_url, placement=placement,
-                                   network_isolation=network_isolation)
+                                   environment=environment, model_data_url=model_data_url)
         self.components[component_name] = component
         return component
 
@@ -155,8 +175,7 @@ class ModelComponent(Construct):
     """
 
     def __init__(self, scope: SharedEndpoint, construct_id: str, *, component_name: str, image: ContainerImage,
-                 hosting: Shared, environment: Optional[Mapping[str, str]], model_data_url: Optional[str],
-                 placement: Optional[Placement] = None, network_isolation: bool = False):
+                 hosting: Shared, environment: Optional[Mapping[str, str]], model_data_url: Optional[str]):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.shared = scope
@@ -174,8 +193,8 @@ class ModelComponent(Construct):
                                        removal_policy=RemovalPolicy.DESTROY)
         scope._grant_logs(self.log_group)
         self.model = container_model(self, role_arn=scope.role.role_arn, image=image, environment=environment,
-                                     model_data_url=model_data_url, placement=placement,
-                                     network_isolation=network_isolation)
+                                     model_data_url=model_data_url, placement=scope.placement,
+                                     network_isolation=scope.network_isolation)
         self.model.node.add_dependency(scope.role)  # its policy (image pull, artifact read) before the model
         self.inference_component = sagemaker.CfnInferenceComponent(
             self, "Component",

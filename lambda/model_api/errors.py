@@ -9,12 +9,14 @@ from typing import Optional
 class ApiError(Exception):
     """An error the API answers with: an HTTP status, a stable machine code and a human message."""
 
-    def __init__(self, status: int, code: str, message: str, retry_after: Optional[int] = None):
+    def __init__(self, status: int, code: str, message: str, retry_after: Optional[int] = None,
+                 headers: Optional[dict] = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.retry_after = retry_after
+        self.headers = dict(headers or {})  # what the answer says beside the body (Allow on a 405)
 
 
 def error_body(code: str, message: str, status: Optional[int] = None, style: str = "api") -> dict:
@@ -48,7 +50,8 @@ ERROR_STATUSES = {
     400: "The request is invalid: the message names every problem (Lambda), or the gateway refused its body",
     401: "No API key or token at all (API Gateway; with bearer_keys or auth=cognito)",
     403: "Wrong API key, or a signature or token API Gateway refuses (API Gateway)",
-    404: "No such route, method, job or model (model_not_found on /v1)",
+    404: "No such route, job or model (model_not_found on /v1); the message lists the routes",
+    405: "The path has no such method; the Allow header lists the methods it has",
     406: "Accept asks for an image type the model does not make",
     413: "The body is over the request limit",
     415: "The gateway could not read the body's media type (API Gateway)",
@@ -67,7 +70,9 @@ GATEWAY_ERRORS = {
     "UNAUTHORIZED": (401, "unauthorized"),
     "INVALID_API_KEY": (403, "forbidden"),
     "ACCESS_DENIED": (403, "forbidden"),
-    "MISSING_AUTHENTICATION_TOKEN": (404, "not_found"),
+    # API Gateway's answer to a request that is not signed with auth=iam (and, without a route for every path, to a
+    # path the API lacks: every path has one here, stacks/rest_api.py add_fallback).
+    "MISSING_AUTHENTICATION_TOKEN": (403, "forbidden"),
     "RESOURCE_NOT_FOUND": (404, "not_found"),
     "UNSUPPORTED_MEDIA_TYPE": (415, "unsupported_media_type"),
     "REQUEST_TOO_LARGE": (413, "request_too_large"),

@@ -43,7 +43,7 @@ def binary_response(status: int, answer: Binary, headers: Optional[dict] = None)
 
 
 def error_response(error: ApiError, request_id: Optional[str] = None, style: str = "api") -> dict:
-    headers = {}
+    headers = dict(error.headers)
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
     if request_id:

@@ -14,9 +14,8 @@ from typing import Mapping, Sequence
 
 from model_api.errors import ERROR_STATUSES
 from model_api.kinds import actions
-from model_api.routes import OPENAI_MODELS, ModelInfo, routes
+from model_api.routes import OPENAI_MODELS, OPENAPI_PATH, ModelInfo, routes  # noqa: F401 (OPENAPI_PATH re-exported)
 
-OPENAPI_PATH = "/openapi.json"
 API_KEY_HEADER = "x-api-key"
 ERROR_SCHEMA = {
     "type": "object",

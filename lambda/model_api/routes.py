@@ -17,14 +17,17 @@ finishes text jobs by the same pure code.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from typing import Mapping, Optional, Sequence
 
 from model_api.adapters.openai import PREFIX as OPENAI_PREFIX
+from model_api.errors import ApiError
 from model_api.kinds import KINDS, Action, actions
 
 CATALOG_PATH = "/endpoint"
 MODELS_PATH = "/v1/models"  # OpenAI's model list (model_api.adapters.openai.models_list)
+OPENAPI_PATH = "/openapi.json"  # the API's own description, answered by the gateway itself (no model, no key)
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,37 @@ def routes(models: Sequence[ModelInfo]) -> list[Route]:
     return out
 
 
+def api_routes(models: Sequence[ModelInfo]) -> list[Route]:
+    """Every route the API answers: the models' (routes) and GET /openapi.json, which the gateway serves."""
+    return [*routes(models), Route(OPENAPI_PATH, "GET", "", "openapi")]
+
+
 def main_action(kind: str) -> Action:
     """The action a model of this kind serves at /models/<name> (and the stack's curl example shows)."""
     return KINDS[kind].actions[0]
+
+
+def route_path(routes: Sequence[Route], path: str) -> Optional[str]:
+    """The route path a request path belongs to (literal paths as they are; a {parameter} one path segment, as API
+    Gateway matches it), or None when no route has it."""
+    path = path.rstrip("/") or "/"
+    for template in dict.fromkeys(r.path for r in routes):
+        if template == path or ("{" in template and re.fullmatch(
+                re.sub(r"\\{\w+\\}", "[^/]+", re.escape(template)), path)):
+            return template
+    return None
+
+
+def unrouted(routes: Sequence[Route], path: str, method: str) -> ApiError:
+    """What a request no route serves gets: 405 with the methods its path has (also in Allow), or 404 naming the
+    routes there are. Served by the deployed fallback function (lambda/unrouted.py) and local mode alike."""
+    method = (method or "").upper() or "(no method)"
+    template = route_path(routes, path)
+    if template is not None:
+        allowed = sorted({r.method for r in routes if r.path == template})
+        return ApiError(405, "method_not_allowed", f"{method[:20]} is not allowed on {template}; it takes "
+                                                   f"{' or '.join(allowed)}", headers={"Allow": ", ".join(allowed)})
+    shown = path if len(path) <= 100 else path[:97] + "..."
+    listed = sorted({f"{r.method} {r.path}" for r in routes}, key=lambda text: (text.split(" ")[1], text))
+    return ApiError(404, "not_found", f"no route {method[:20]} {shown}; this API has {', '.join(listed)} (GET "
+                                      "/openapi.json describes each)")

@@ -3,6 +3,8 @@ mode's gateway, which must agree."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from lambda_rig import api_event
 from model_api import cors
@@ -89,9 +91,17 @@ def test_local_gateway_answers_preflight_and_its_own_errors_as_the_deployed_one(
     deployed = {k: v.strip("'") for k, v in gateway_cors_headers((APP,)).items()}
     assert {k: headers[k] for k in deployed} == deployed
     several = gateway((APP, DEV))
+    # Every path is a method of the API (a route's or the fallback's ANY): no key is the gateway's 401, naming the
+    # request's origin back; with the key, the fallback function's 404 or 405 with its own CORS headers.
     status, headers, _ = several.handle("GET", "/nowhere", {"Origin": DEV}, b"")
-    assert status == 404 and headers["Access-Control-Allow-Origin"] == DEV and headers["Vary"] == "Origin"
+    assert status == 401 and headers["Access-Control-Allow-Origin"] == DEV and headers["Vary"] == "Origin"
+    status, headers, body = several.handle("GET", "/nowhere", {"Origin": DEV, "x-api-key": "key"}, b"")
+    assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
+    assert headers["Access-Control-Allow-Origin"] == DEV and headers["Vary"] == "Origin"
+    assert several.handle("OPTIONS", "/nowhere/at/all", {"Origin": DEV}, b"")[0] == 204  # /{proxy+} has one too
     assert gateway_cors_headers((APP, DEV))["Access-Control-Allow-Origin"] == "method.request.header.Origin"
     none = gateway(())
-    assert none.handle("OPTIONS", "/models/m", {"Origin": APP}, b"")[0] == 404  # no CORS: no OPTIONS method
+    # No CORS: no OPTIONS method, so OPTIONS is one more method the path does not have.
+    status, headers, _ = none.handle("OPTIONS", "/models/m", {"Origin": APP, "x-api-key": "key"}, b"")
+    assert (status, headers["Allow"]) == (405, "POST")
     assert not any(k.startswith("Access-Control") for k in none.handle("GET", "/x", {"Origin": APP}, b"")[1])

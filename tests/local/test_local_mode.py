@@ -97,10 +97,13 @@ def test_query_numbers_are_plain_ascii_digits(local, query):
 def test_missing_prompt_query_and_unknown_routes(local):
     status, _, body = request(local, "GET", query="?width=256")
     assert status == 400 and body["error"] == {"code": "invalid_request", "message": "prompt is required"}
+    # With the key: what exists, as the deployed fallback function says it (404 naming the routes; 405 and Allow).
     status, _, body = request(local, "POST", body={"prompt": "p"}, path="/videos")
     assert status == 404 and body["error"]["code"] == "not_found"
-    status, _, body = request(local, "DELETE", path="/images")
-    assert status == 404 and body["error"]["code"] == "not_found"
+    assert body["error"]["message"].startswith("no route POST /videos; this API has GET /endpoint, GET /images, ")
+    status, headers, body = request(local, "DELETE", path="/images")
+    assert (status, headers["Allow"]) == (405, "GET, POST") and body["error"] == {
+        "code": "method_not_allowed", "message": "DELETE is not allowed on /images; it takes GET or POST"}
 
 
 def test_the_stage_prefix_of_the_deployed_url_works_too(local):
@@ -225,15 +228,16 @@ def test_every_error_row_local_mode_can_produce_comes_back_as_the_readme_says(lo
     status, _, body = request(local, body={"prompt": "p"}, headers={"Accept": "image/jpeg"})
     produced[(status, body["error"]["code"])] = "Lambda"
     status, _, body = request(local, body={"prompt": "p"}, path="/videos")
-    produced[(status, body["error"]["code"])] = "API Gateway"
+    produced[(status, body["error"]["code"])] = "Lambda"
     status, _, body = request(local, "DELETE", path="/images")
-    assert (status, body["error"]["code"]) == (404, "not_found")
+    produced[(status, body["error"]["code"])] = "Lambda"
     status, _, body = request(local, body={"prompt": "p" * 40_000})
     produced[(status, body["error"]["code"])] = "Lambda"
     assert produced == {(400, "invalid_request"): "Lambda", (400, "request_too_heavy"): "Lambda",
                         (401, "unauthorized"): "API Gateway", (403, "forbidden"): "API Gateway",
                         (404, "model_not_found"): "Lambda", (406, "not_acceptable"): "Lambda",
-                        (404, "not_found"): "API Gateway", (413, "request_too_large"): "Lambda"}
+                        (404, "not_found"): "Lambda", (405, "method_not_allowed"): "Lambda",
+                        (413, "request_too_large"): "Lambda"}
     for row, who in produced.items():
         assert rows[row] == who, row
     # The rest of the rows local mode can produce come from the text models (test_local_text_models.py).

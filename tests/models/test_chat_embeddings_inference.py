@@ -216,7 +216,12 @@ def test_on_a_gpu_the_model_loads_in_half_precision_onto_cuda(chat_inference, ti
     monkeypatch.setattr(chat_inference.torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(chat_inference, "AutoModelForCausalLM", FakeAuto)
     chat_inference.model_fn(str(tiny_lm_dir))
-    assert loaded == {"folder": str(tiny_lm_dir), "torch_dtype": chat_inference.torch.float16, "device": "cuda"}
+    # Safetensors only (pickle .bin weights run code when loaded), unless the deployer allows pickle weights.
+    assert loaded == {"folder": str(tiny_lm_dir), "torch_dtype": chat_inference.torch.float16, "device": "cuda",
+                      "use_safetensors": True}
+    monkeypatch.setenv("ALLOW_PICKLE_WEIGHTS", "true")
+    chat_inference.model_fn(str(tiny_lm_dir))
+    assert loaded["use_safetensors"] is False
 
 
 def test_a_text_longer_than_the_model_reads_is_truncated_to_its_positions(chat_inference, bundle):

@@ -97,31 +97,54 @@ def test_shards_with_their_index_and_bin_when_there_is_no_safetensors():
              "extra/ignored.json": 1}
     index = {"unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
              "scheduler": ["diffusers", "DDIMScheduler"], "safety_checker": [None, None]}
-    paths, variant = hub_files.select_files(files, index, fp16=True)
+    paths, variant = hub_files.select_files(files, index, fp16=True, allow_pickle=True)
     assert variant is None
     assert set(paths) == set(files) - {"extra/ignored.json"}
+    # Without the deployer's leave, a component whose only weights are pickle files is refused by name.
+    with pytest.raises(ValueError, match=r"^components with only pickle \(\.bin\) weights: vae; pickle files can "
+                                         r"run code when loaded: use a repository \(or revision\) with safetensors, or "
+                                         r"set allow_pickle_weights=true for this model if you trust it$"):
+        hub_files.select_files(files, index, fp16=True)
+
+
+def test_pickle_weights_beside_safetensors_are_never_downloaded_unless_allowed():
+    files = {"model_index.json": 1, "unet/config.json": 1, "unet/diffusion_pytorch_model.bin": 10,
+             "unet/diffusion_pytorch_model.safetensors": 10, "unet/diffusion_pytorch_model.fp16.safetensors": 5,
+             "vae/diffusion_pytorch_model.fp16.bin": 3, "vae/diffusion_pytorch_model.safetensors": 6,
+             "vae/diffusion_pytorch_model.fp16.safetensors": 3}
+    index = {"unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]}
+    for fp16 in (True, False):
+        paths, _ = hub_files.select_files(files, index, fp16=fp16)
+        assert not any(p.endswith(".bin") for p in paths), (fp16, paths)
+    # Allowed, a .bin is chosen where the preference puts it (plain before fp16 on a CPU: the same as safetensors'
+    # order, so here the plain safetensors still win).
+    assert hub_files.select_files(files, index, fp16=False, allow_pickle=True)[0] == \
+        hub_files.select_files(files, index, fp16=False)[0]
+    assert hub_files.pickle_allowed({"ALLOW_PICKLE_WEIGHTS": "true"}) and not hub_files.pickle_allowed({})
 
 
 def test_on_cpu_full_precision_bin_beats_half_precision_safetensors():
     files = {"model_index.json": 1, "unet/config.json": 1, "unet/diffusion_pytorch_model.bin": 10,
              "unet/diffusion_pytorch_model.fp16.safetensors": 5}
     index = {"unet": ["diffusers", "UNet2DConditionModel"]}
-    assert hub_files.select_files(files, index, fp16=False) == (
+    assert hub_files.select_files(files, index, fp16=False, allow_pickle=True) == (
         ["model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.bin"], None)
 
 
 def test_fp16_only_weights_serve_the_cpu_too():
     files = {"model_index.json": 1, "unet/config.json": 1, "unet/diffusion_pytorch_model.fp16.safetensors": 5}
     index = {"unet": ["diffusers", "UNet2DConditionModel"]}
-    assert hub_files.select_files(files, index, fp16=False) == (
+    assert hub_files.select_files(files, index, fp16=False, allow_pickle=True) == (
         ["model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.fp16.safetensors"], "fp16")
 
 
 def test_a_component_with_no_usable_weights_is_an_error():
     files = {"model_index.json": 1, "unet/config.json": 1, "unet/model.onnx": 5, "scheduler/scheduler_config.json": 1}
     index = {"unet": ["diffusers", "UNet2DConditionModel"], "scheduler": ["diffusers", "DDIMScheduler"]}
-    with pytest.raises(ValueError, match="without weights in safetensors or bin: unet"):
+    with pytest.raises(ValueError, match="without weights in safetensors: unet"):
         hub_files.select_files(files, index, fp16=False)
+    with pytest.raises(ValueError, match="without weights in safetensors or bin: unet"):  # when .bin would do
+        hub_files.select_files(files, index, fp16=False, allow_pickle=True)
 
 
 class FakeHub:
@@ -192,15 +215,18 @@ def test_no_weights_and_no_hub_id_is_a_clear_error(sd_inference, tmp_path, monke
         sd_inference.model_folder(str(tmp_path), cuda=False)
 
 
-@pytest.mark.parametrize("stored, token", [("hf_abc", "hf_abc"), ('{"HF_TOKEN": "hf_json"}', "hf_json")])
-def test_the_hub_token_comes_from_the_secret_not_the_environment(stored, token):
+@pytest.mark.parametrize("stored, field, token", [
+    ("hf_abc", None, "hf_abc"), ('{"HF_TOKEN": "hf_json"}', None, "hf_json"),
+    ('{"HF_TOKEN": "other", "mine": "hf_field"}', "mine", "hf_field")])
+def test_the_hub_token_comes_from_the_secret_not_the_environment(stored, field, token):
     from moto import mock_aws
 
     with mock_aws():
         import boto3
 
         boto3.client("secretsmanager", region_name="us-east-1").create_secret(Name="hf-token", SecretString=stored)
-        assert hub_files.hub_token({"HF_TOKEN_SECRET_ID": "hf-token"}) == token
+        environ = {"HF_TOKEN_SECRET_ID": "hf-token", **({"HF_TOKEN_SECRET_FIELD": field} if field else {})}
+        assert hub_files.hub_token(environ) == token
     assert hub_files.hub_token({}) is None
 
 
@@ -235,7 +261,7 @@ def test_components_with_different_variants_only_are_an_error_naming_them():
     index = {"unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]}
     for fp16 in (True, False):
         with pytest.raises(ValueError, match=r"neither one plain nor one fp16 set of weights for every component "
-                                             r"\(unet, vae\) in safetensors or bin"):
+                                             r"\(unet, vae\) in safetensors$"):
             hub_files.select_files(files, index, fp16=fp16)
 
 

@@ -154,8 +154,12 @@ def test_on_a_gpu_the_pipeline_loads_in_half_precision_onto_cuda(sd_inference, s
     monkeypatch.setattr(sd_inference.torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(sd_inference, "DiffusionPipeline", FakePipeline)
     sd_inference.model_fn(str(sd_artifact_dir))
+    # Safetensors only, an artifact's weights too, unless the deployer allows pickle weights.
     assert loaded == {"folder": str(sd_artifact_dir), "torch_dtype": sd_inference.torch.float16, "device": "cuda",
-                      "progress": {"disable": True}}
+                      "progress": {"disable": True}, "use_safetensors": True}
+    monkeypatch.setenv("ALLOW_PICKLE_WEIGHTS", "true")
+    sd_inference.model_fn(str(sd_artifact_dir))
+    assert loaded["use_safetensors"] is False
 
 
 def test_png_accept_with_several_images_says_what_to_ask_for(sd_inference):
@@ -172,8 +176,8 @@ def test_weights_download_to_the_instance_storage_in_the_precision_of_the_device
                                                                                   cuda):
     asked = {}
 
-    def download(repo_id, revision, root, fp16, hub):
-        asked.update(repo_id=repo_id, revision=revision, root=root, fp16=fp16)
+    def download(repo_id, revision, root, fp16, hub, allow_pickle):
+        asked.update(repo_id=repo_id, revision=revision, root=root, fp16=fp16, allow_pickle=allow_pickle)
         return tmp_path, "fp16" if fp16 else None
 
     monkeypatch.setattr(sd_inference.hub_files, "download", download)
@@ -182,7 +186,11 @@ def test_weights_download_to_the_instance_storage_in_the_precision_of_the_device
     monkeypatch.delenv("MODEL_HUB_REVISION", raising=False)
     assert sd_inference.model_folder(str(tmp_path / "empty"), cuda=cuda, hub=object()) == (
         tmp_path, "fp16" if cuda else None)
-    assert asked == {"repo_id": "org/m", "revision": None, "root": Path("/tmp/model-weights"), "fp16": cuda}
+    assert asked == {"repo_id": "org/m", "revision": None, "root": Path("/tmp/model-weights"), "fp16": cuda,
+                     "allow_pickle": False}
+    monkeypatch.setenv("ALLOW_PICKLE_WEIGHTS", "true")
+    sd_inference.model_folder(str(tmp_path / "empty"), cuda=cuda, hub=object())
+    assert asked["allow_pickle"] is True
 
 
 def test_input_arrives_as_bytes_from_the_toolkit(sd_inference):

@@ -68,9 +68,53 @@ def test_credentials_both_ways(clients):
 def test_region_both_ways():
     assert preflight.region(settings(), "eu-west-1").status == preflight.OK
     blocked = preflight.region(settings(), "ap-southeast-7")
-    assert blocked.status == preflight.BLOCK and "stable-diffusion (huggingface-pytorch-inference)" in blocked.detail
+    assert blocked.status == preflight.BLOCK and blocked.detail.startswith(
+        "model 'stable-diffusion': region 'ap-southeast-7' has no huggingface-pytorch-inference image")
     assert preflight.region(settings(models="gpt2-tgi"), "ap-southeast-7").status == preflight.OK
     assert preflight.region(settings(), None).status == preflight.BLOCK
+
+
+def test_the_region_deployed_to_must_have_the_hosting_mode_even_when_synth_could_not_know():
+    shared = settings(models="gpt2-cpu,minilm-embeddings", **{"gpt2-cpu.hosting": "shared",
+                                                               "minilm-embeddings.hosting": "shared",
+                                                               "minilm-embeddings.instance_type": "ml.m5.xlarge"})
+    assert shared.region is None  # an environment-agnostic template: synth had no region to check
+    blocked = preflight.region(shared, "us-west-1")
+    assert blocked.status == preflight.BLOCK and blocked.detail.startswith(
+        "model 'gpt2-cpu': hosting=shared (inference components) is not available in us-west-1 (it is in 16 regions")
+    assert blocked.detail.count("is not available in us-west-1") == 2
+    assert preflight.region(shared, "us-east-1").status == preflight.OK
+    serverless = settings(models="minilm-embeddings", hosting="serverless")
+    assert preflight.region(serverless, "ap-south-2").status == preflight.BLOCK
+    budget = settings(monthly_budget_usd="100", alarm_email="ops@example.com")
+    assert "monthly_budget_usd (AWS Budgets) is not available in eu-north-1" in preflight.region(
+        budget, "eu-north-1").detail
+
+
+@pytest.mark.parametrize("environ, explicit, region", [
+    ({"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-east-2"}, None, "eu-west-1"),  # as the AWS CLI: AWS_REGION
+    ({"AWS_DEFAULT_REGION": "us-east-2"}, None, "us-east-2"),
+    ({"AWS_REGION": "eu-west-1"}, "ap-south-1", "ap-south-1"),  # --region or the region setting first
+    ({}, None, None),  # the profile's, as boto3 reads it
+])
+def test_the_region_is_the_one_the_cli_and_cdk_deploy_use(environ, explicit, region):
+    from ops.cdk import cli_region
+
+    assert cli_region(explicit, environ) == region
+
+
+def test_make_preflight_checks_the_region_in_aws_region(monkeypatch):
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    asked = []
+
+    def factory(region):
+        asked.append(region)
+        raise SystemExit(0)
+
+    with pytest.raises(SystemExit):
+        preflight.main([], clients_factory=factory, out=io.StringIO())
+    assert asked == ["eu-central-1"]
 
 
 @pytest.mark.parametrize("answer, status", [("14", preflight.OK), ("5", preflight.BLOCK), (None, preflight.BLOCK)])
@@ -216,8 +260,8 @@ def test_the_cognito_user_pool_of_auth_cognito_must_exist(clients, answer, statu
 
 
 def test_unpinned_hub_revisions_warn_and_cost_is_shown_or_unknown():
-    assert preflight.hub_revisions(settings(**{"revision": "4e63672c03103b6c636b8fb4119ba982469b2955"})) == []
-    warning, = preflight.hub_revisions(settings())
+    assert preflight.hub_revisions(settings()) == []  # every preset is pinned
+    warning, = preflight.hub_revisions(settings(revision="none"))
     assert warning.status == preflight.WARN and "stable-diffusion" in warning.detail
     cost = preflight.hourly_cost(settings(instance_count="2"), "us-east-1")
     assert cost.status == preflight.INFO and "$2.82/hour" in cost.detail and "~$2,056/month" in cost.detail
@@ -233,12 +277,75 @@ def test_a_blocker_makes_the_command_fail_with_one_table(clients):
     clients.stub("apigateway").add_response("get_account", {})
     clients.stub("logs").add_response("describe_log_groups", {"logGroups": []})
     clients.stub("sagemaker").add_client_error("describe_endpoint", "ValidationException", "Could not find")
+    clients.stub("lambda").add_response("get_account_settings", LAMBDA_ACCOUNT(1000))
     out = io.StringIO()
-    code = preflight.main(["-c", "region=us-east-1"], clients_factory=lambda region: clients, out=out)
+    code = preflight.main(["-c", "region=us-east-1", "-c", "revision=none"], clients_factory=lambda region: clients,
+                          out=out, hub_listing=lambda repo, revision: ["unet/diffusion_pytorch_model.safetensors"])
     text = out.getvalue()
     assert code == 1
     assert "BLOCKER  API Gateway logging" in text and "1 blocker(s)" in text and "ok       CDK bootstrap" in text
     assert "warning  hub revisions" in text and "info     cost" in text
+    assert "ok       authorizer concurrency" in text and "ok       hub weights stable-diffusion" in text
+
+
+def LAMBDA_ACCOUNT(unreserved: int) -> dict:
+    return {"AccountLimit": {"TotalCodeSize": 1, "CodeSizeUnzipped": 1, "CodeSizeZipped": 1,
+                             "ConcurrentExecutions": unreserved, "UnreservedConcurrentExecutions": unreserved},
+            "AccountUsage": {"TotalCodeSize": 0, "FunctionCount": 0}}
+
+
+@pytest.mark.parametrize("unreserved, exists, status", [(1000, False, preflight.OK), (110, False, preflight.OK),
+                                                        (109, False, preflight.BLOCK), (10, False, preflight.BLOCK),
+                                                        (10, True, preflight.WARN)])
+def test_the_key_authorizers_reserved_concurrency_must_fit_the_account(clients, unreserved, exists, status):
+    clients.stub("lambda").add_response("get_account_settings", LAMBDA_ACCOUNT(unreserved))
+    check, = preflight.authorizer_concurrency(settings(), clients, exists)
+    assert check.status == status, check
+    if status != preflight.OK:
+        assert f"the account has {unreserved} unreserved Lambda concurrency; reserving 10 for the key authorizer " \
+               f"leaves {unreserved - 10}, under the 100 Lambda keeps unreserved" in check.detail
+        assert check.fix.startswith("-c authorizer_concurrency=0 (reserve none)")
+    # Nothing reserved, or no key authorizer: nothing to check (and no call made).
+    for values in ({"authorizer_concurrency": "0"}, {"bearer_keys": "false"}, {"auth": "iam"}):
+        assert preflight.authorizer_concurrency(settings(**values), clients, exists) == []
+
+
+@pytest.mark.parametrize("listing, status, fragment", [
+    (["model.safetensors", "pytorch_model.bin", "config.json"], preflight.OK, "has safetensors"),
+    (["pytorch_model.bin", "config.json"], preflight.BLOCK, "has only pickle weights (pytorch_model.bin)"),
+    (["config.json"], preflight.WARN, "lists no weight files"),
+    (OSError("offline"), preflight.WARN, "could not list openai-community/gpt2@607a30d783df: OSError"),
+])
+def test_hub_models_need_safetensors_unless_pickle_is_allowed(listing, status, fragment):
+    asked = []
+
+    def hub(repo, revision):
+        asked.append((repo, revision))
+        if isinstance(listing, Exception):
+            raise listing
+        return listing
+
+    check, = preflight.hub_weights(settings(models="gpt2-cpu"), hub)
+    assert (check.name, check.status) == ("hub weights gpt2-cpu", status) and fragment in check.detail
+    assert asked == [("openai-community/gpt2", "607a30d783dfa663caf39e06633721c8d4cfcd7e")]  # the pinned commit
+    assert preflight.hub_weights(settings(models="gpt2-cpu", allow_pickle_weights="true"), hub) == []
+
+
+@pytest.mark.parametrize("secret, field, status, fragment", [
+    ("hf_abc", None, preflight.OK, "the secret's whole value is the token"),
+    ('{"HF_TOKEN": "hf_abc", "note": "x"}', None, preflight.BLOCK, "holds a JSON object with keys HF_TOKEN, note"),
+    ('{"HF_TOKEN": "hf_abc"}', "HF_TOKEN", preflight.OK, "the token under 'HF_TOKEN' reaches the model"),
+    ('{"HF_TOKEN": "hf_abc"}', "token", preflight.BLOCK, "has no text under 'token'"),
+    ("hf_abc", "token", preflight.BLOCK, "is not a JSON object, and hub_token_field is 'token'"),
+])
+def test_a_json_hub_token_secret_must_name_its_token_field(clients, secret, field, status, fragment):
+    clients.stub("secretsmanager").add_response("get_secret_value", {"SecretString": secret, "Name": "hf"})
+    values = {"hub_token_secret": "hf", **({"hub_token_field": field} if field else {})}
+    check, = preflight.hub_token_shape(settings(**values), clients)
+    assert check.status == status and fragment in check.detail
+    assert "hf_abc" not in check.detail + check.fix  # the value is never shown
+    clients.stub("secretsmanager").add_client_error("get_secret_value", "AccessDeniedException", "no")
+    assert preflight.hub_token_shape(settings(**values), clients)[0].status == preflight.WARN
 
 
 def test_settings_errors_are_reported_not_thrown():

@@ -205,7 +205,10 @@ def test_with_a_customer_key_a_lambda_may_use_that_key_for_its_job_files():
     bucket.grant_job_access(role, "sd")
     template = Template.from_stack(stack).to_json()
     policy = template["Resources"][stack.get_logical_id(role.node.find_child("DefaultPolicy").node.default_child)]
-    assert {"Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Effect": "Allow", "Resource": key_arn} in \
+    # Only through S3 (kms:ViaService): a leaked session cannot use the key directly.
+    assert {"Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Effect": "Allow", "Resource": key_arn,
+            "Condition": {"StringEquals": {"kms:ViaService": [
+                {"Fn::Join": ["", ["s3.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}]}}} in \
         policy["Properties"]["PolicyDocument"]["Statement"]
 
 

@@ -62,7 +62,7 @@ def test_auth_iam_signs_every_route_and_outputs_the_policy_to_attach(synth):
     for kind in ("AWS::ApiGateway::ApiKey", "AWS::ApiGateway::UsagePlan", "AWS::ApiGateway::Authorizer"):
         assert resources(template, kind) == {}, kind
     _, stage = one(template, "AWS::ApiGateway::Stage")
-    assert stage["Properties"]["MethodSettings"][0]["ThrottlingRateLimit"] == 2
+    assert stage["Properties"]["MethodSettings"][0]["ThrottlingRateLimit"] == 10  # stage_throttle_rate
     api_id, _ = one(template, "AWS::ApiGateway::RestApi")
     stage_id, _ = one(template, "AWS::ApiGateway::Stage")
     policy_id, policy = one(template, "AWS::IAM::ManagedPolicy")

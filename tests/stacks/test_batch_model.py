@@ -68,7 +68,9 @@ def test_a_customer_key_lets_the_role_write_encrypted_outputs():
     statements = {s["Sid"]: s for s in _role_statements(Template.from_stack(stack).to_json(), "BatchExecutionRole")}
     assert statements["UseBatchKey"] == {"Sid": "UseBatchKey", "Effect": "Allow",
                                          "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                                         "Resource": "arn:aws:kms:us-east-1:123456789012:key/abc"}
+                                         "Resource": "arn:aws:kms:us-east-1:123456789012:key/abc",
+                                         "Condition": {"StringEquals": {"kms:ViaService": [
+                                             {"Fn::Join": ["", ["s3.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}]}}}
     assert "ReadModelArtifact" not in statements  # no artifact given, no read of one
 
 
@@ -155,5 +157,7 @@ def test_settings_refuse_batch_where_no_model_is_made_and_timeouts_out_of_range(
 def test_job_name_prefixes_fit_sagemaker_names_whatever_the_stack_and_model():
     settings = load_settings(["stack_name=A-Very-Long-Stack-Name-For-Testing", "stable-diffusion.batch=true"])
     prefix = settings.batch_job_prefix(settings.catalog[0])
-    assert prefix == "a-very-long-stack-name-for-testing-batch"
+    # Cut to fit, the cut name ends in a hash of the whole: another model whose name starts alike gets its own.
+    assert re.fullmatch(r"a-very-long-stack-name-fo-[0-9a-f]{8}-batch", prefix)
     assert len(prefix) <= 40 and len(prefix + "-20261124t175856-a05e6e") <= 63
+    assert load_settings(["stack_name=Short"]).batch_job_prefix(settings.catalog[0]) == "short-stable-diffusion-batch"

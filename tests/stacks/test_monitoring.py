@@ -84,6 +84,51 @@ def test_alarm_email_gets_an_encrypted_topic_and_every_alarm_tells_it(synth):
     assert "MinilmEmbeddingsInvocation5xx" in found  # serverless endpoints report invocations too
 
 
+def test_instances_that_scale_alarm_on_a_days_instance_hours_beyond_their_minimum(synth, template):
+    found = alarms(synth(**ASYNC_WITH_EMAIL, **{"gpt2-cpu.max_instances": "3"}))
+    # Async from zero: 8 instance-hours (alarm_instance_hours) in a day; autoscaled realtime from 1: 24 + 8.
+    for name, hours, endpoint in (("StableDiffusionInstanceHours", 8, "watched-stable-diffusion"),
+                                  ("Gpt2CpuInstanceHours", 32, "watched-gpt2-cpu")):
+        alarm = found[name]
+        assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"], alarm["Period"]) == (
+            "/aws/sagemaker/Endpoints", "CPUUtilization", "SampleCount", 86400)
+        assert alarm["Threshold"] == hours * 60 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        assert alarm["TreatMissingData"] == "notBreaching"  # no instance, no data: nothing spent
+        assert dimensions(alarm) == {"EndpointName": endpoint, "VariantName": "AllTraffic"}
+    assert "MinilmEmbeddingsInstanceHours" not in found  # serverless: no instances
+    assert not any(name.endswith("InstanceHours") for name in alarms(template))  # one fixed instance: known cost
+    shared = alarms(synth(models="gpt2-cpu,minilm-embeddings", alarm_instance_hours="2", **{
+        "gpt2-cpu.hosting": "shared", "minilm-embeddings.hosting": "shared", "gpt2-cpu.min_instances": "0",
+        "minilm-embeddings.min_instances": "0", "minilm-embeddings.instance_type": "ml.m5.xlarge"}))
+    assert shared["SharedInstanceHours"]["Threshold"] == 2 * 60
+    assert dimensions(shared["SharedInstanceHours"]) == {"EndpointName": "sagemakermodelapi-shared",
+                                                         "VariantName": "AllTraffic"}
+
+
+def test_a_monthly_budget_tells_the_alarm_address_on_sagemakers_cost(synth, template):
+    assert resources(template, "AWS::Budgets::Budget") == {}
+    budgeted = synth(monthly_budget_usd="250", alarm_email="oncall@example.com")
+    (budget,) = resources(budgeted, "AWS::Budgets::Budget").values()
+    props = budget["Properties"]
+    assert props["Budget"] == {"BudgetName": "SageMakerModelApi-sagemaker", "BudgetType": "COST",
+                               "TimeUnit": "MONTHLY", "BudgetLimit": {"Amount": 250, "Unit": "USD"},
+                               "CostFilters": {"Service": ["Amazon SageMaker"]}}
+    assert [(n["Notification"]["NotificationType"], n["Notification"]["Threshold"], n["Subscribers"])
+            for n in props["NotificationsWithSubscribers"]] == [
+        ("ACTUAL", 80, [{"SubscriptionType": "EMAIL", "Address": "oncall@example.com"}]),
+        ("FORECASTED", 100, [{"SubscriptionType": "EMAIL", "Address": "oncall@example.com"}])]
+
+
+def test_the_budget_construct_refuses_what_cannot_work():
+    from aws_cdk import App, Stack
+
+    from stacks.cost_budget import SageMakerBudget
+
+    with pytest.raises(ValueError, match="^SageMakerBudget B: monthly_usd must be from 1 to 1000000 \\(got 0\\); "
+                                         "email 'x' is not an email address$"):
+        SageMakerBudget(Stack(App(), "T"), "B", monthly_usd=0, email="x")
+
+
 def test_the_dashboard_shows_api_lambdas_endpoints_and_our_request_metrics(synth):
     template = synth(**ASYNC_WITH_EMAIL)
     (dashboard,) = resources(template, "AWS::CloudWatch::Dashboard").values()
@@ -114,6 +159,11 @@ def test_the_dashboard_shows_api_lambdas_endpoints_and_our_request_metrics(synth
     ({"alarm_job_age_seconds": "30"}, "alarm_job_age_seconds must be from 60 to 21600 (got 30)"),
     ({"alarm_job_age_seconds": "21601"}, "alarm_job_age_seconds must be from 60 to 21600 (got 21601)"),
     ({"alarm_endpoint_5xx": "0"}, "alarm_endpoint_5xx must be at least 1 (got 0)"),
+    ({"alarm_instance_hours": "0.4"}, "alarm_instance_hours must be from 0.5 to 2400 (got 0.4)"),
+    ({"monthly_budget_usd": "100"}, "monthly_budget_usd needs alarm_email: the budget tells that address when "
+                                    "SageMaker's cost passes 80% of it, or is forecast to pass all of it"),
+    ({"monthly_budget_usd": "0.5", "alarm_email": "a@example.com"}, "monthly_budget_usd must be from 1 to 1000000 "
+                                                                    "(got 0.5)"),
     ({"log_level": "ERROR"}, "log_level must be INFO or DEBUG (got 'ERROR'): each request's log line carries its "
                              "metrics and is INFO"),
 ])
@@ -127,17 +177,22 @@ def test_alarm_settings_are_checked_at_synth(values, message):
 
 def test_tracing_is_off_unless_asked_and_then_covers_the_stage_and_every_lambda(template, synth):
     def traced(t):
+        """The stage's tracing, and each function in the request path's (model functions, the key authorizer, the
+        fallback for unknown routes): every function but the bucket emptier, which runs only on delete."""
         stage = [r["Properties"].get("TracingEnabled") for r in resources(t, "AWS::ApiGateway::Stage").values()]
-        functions = [r["Properties"].get("TracingConfig") for r in resources(t, "AWS::Lambda::Function").values()
-                     if "MODEL_NAME" in json.dumps(r)]
+        functions = {k.rstrip("0123456789ABCDEF"): r["Properties"].get("TracingConfig")
+                     for k, r in resources(t, "AWS::Lambda::Function").items() if "Emptier" not in k}
         return stage, functions
 
-    assert traced(template) == ([False], [None])
+    assert traced(template) == ([False], {"StableDiffusionFunction": None, "ApiKeyAuthorizerFunction": None,
+                                          "UnroutedFunction": None})
     on = synth(tracing="true", models="stable-diffusion,gpt2-cpu")
-    assert traced(on) == ([True], [{"Mode": "Active"}, {"Mode": "Active"}])
+    active = {"Mode": "Active"}
+    assert traced(on) == ([True], {"StableDiffusionFunction": active, "Gpt2CpuFunction": active,
+                                   "ApiKeyAuthorizerFunction": active, "UnroutedFunction": active})
     xray = [s for r in resources(on, "AWS::IAM::Policy").values() for s in r["Properties"]["PolicyDocument"]["Statement"]
             if any(a.startswith("xray:") for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))]
-    assert len(xray) == 2 and all(s["Action"] == ["xray:PutTelemetryRecords", "xray:PutTraceSegments"] and
+    assert len(xray) == 4 and all(s["Action"] == ["xray:PutTelemetryRecords", "xray:PutTraceSegments"] and
                                   s["Resource"] == "*" for s in xray)
 
 

@@ -9,6 +9,7 @@ import re
 import pytest
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
+from cfn_render import statements
 
 from ops import cost
 from stacks.private_network import PrivateNetwork
@@ -27,10 +28,40 @@ EXISTING = {"vpc_id": "vpc-0123456789abcdef0", "subnet_ids": ",".join(SUBNETS), 
             "tracing": "true"}
 
 
-def network(**props):
+def network(allow: bool = True, **props):
+    """A PrivateNetwork on its own; allow: one grant through each endpoint (an endpoint with none fails synth)."""
     stack = Stack(App(), "Test")
     made = PrivateNetwork(stack, "Network", **props)
+    if not allow:
+        return made, None
+    for service in made.endpoint_policies:
+        made.allow(service, [f"{service.split('.')[0]}:Call"], [f"arn:aws:{service}:::thing"])
     return made, Template.from_stack(stack)
+
+
+def test_each_endpoint_allows_only_what_was_granted_through_it_and_none_is_left_open():
+    made, _ = network(allow=False, interface_services=("sagemaker.runtime", "sts"))
+    made.allow("s3", ["s3:PutObject", "s3:GetObject"], ["arn:aws:s3:::images/*"])
+    made.allow("s3", ["s3:GetObject"], ["arn:aws:s3:::artifacts/model.tar.gz"])
+    made.allow("sagemaker.runtime", ["sagemaker:InvokeEndpoint"], ["arn:aws:sagemaker:us-east-1:1:endpoint/e"])
+    made.allow("xray", ["xray:PutTraceSegments"], ["*"])  # no X-Ray endpoint made: nothing to allow through
+    with pytest.raises(RuntimeError, match=re.escape(
+            "PrivateNetwork Network: nothing was allowed through the sts endpoint (allow()); its policy would deny "
+            "every call")):
+        Template.from_stack(Stack.of(made))
+    made.allow("sts", ["sts:AssumeRole"], ["arn:aws:iam::1:role/signer"])
+    policies = {r["Properties"]["ServiceName"]["Fn::Join"][1][2]: r["Properties"]["PolicyDocument"]["Statement"]
+                for r in Template.from_stack(Stack.of(made)).to_json()["Resources"].values()
+                if r["Type"] == "AWS::EC2::VPCEndpoint"}
+    assert policies == {
+        ".s3": [{"Action": ["s3:GetObject", "s3:PutObject"], "Effect": "Allow", "Principal": {"AWS": "*"},
+                 "Resource": "arn:aws:s3:::images/*"},
+                {"Action": "s3:GetObject", "Effect": "Allow", "Principal": {"AWS": "*"},
+                 "Resource": "arn:aws:s3:::artifacts/model.tar.gz"}],
+        ".sagemaker.runtime": [{"Action": "sagemaker:InvokeEndpoint", "Effect": "Allow", "Principal": {"AWS": "*"},
+                                "Resource": "arn:aws:sagemaker:us-east-1:1:endpoint/e"}],
+        ".sts": [{"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"AWS": "*"},
+                  "Resource": "arn:aws:iam::1:role/signer"}]}
 
 
 def test_a_new_network_has_private_subnets_in_two_zones_and_no_way_to_the_internet():
@@ -144,6 +175,33 @@ def test_every_model_container_and_lambda_of_the_app_runs_in_the_private_subnets
     assert services == [".logs", ".s3", ".sagemaker.runtime", ".sts"]
 
 
+def test_the_apps_endpoints_allow_its_bucket_artifacts_endpoints_signer_and_log_groups_only(synth):
+    template = synth(**CREATE)
+    resources = template["Resources"]
+
+    def policy(service):
+        endpoint, = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::EC2::VPCEndpoint"
+                     and r["Properties"]["ServiceName"]["Fn::Join"][1][2] == service]
+        return statements(endpoint["PolicyDocument"], template)
+
+    bucket = next(k for k, r in resources.items() if r["Type"] == "AWS::S3::Bucket")
+    assert policy(".s3") == [
+        {"Action": ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:ListBucket", "s3:PutObject"],
+         "Effect": "Allow", "Principal": {"AWS": "*"}, "Resource": [f"${{{bucket}.Arn}}", f"${{{bucket}.Arn}}/*"]},
+        {"Action": ["s3:GetObject"], "Effect": "Allow", "Principal": {"AWS": "*"},
+         "Resource": ["arn:${AWS::Partition}:s3:::my-models/sd/model.tar.gz"]}]
+    assert policy(".sagemaker.runtime") == [
+        {"Action": ["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointAsync"], "Effect": "Allow",
+         "Principal": {"AWS": "*"},
+         "Resource": ["arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:endpoint/"
+                      "sagemakermodelapi-mine"]}]
+    signer = next(k for k, r in resources.items() if r["Type"] == "AWS::IAM::Role" and k.startswith("ImagesUrlSigner"))
+    assert policy(".sts") == [{"Action": ["sts:AssumeRole"], "Effect": "Allow", "Principal": {"AWS": "*"},
+                               "Resource": [f"${{{signer}.Arn}}"]}]
+    assert policy(".logs")[0]["Resource"] == [
+        "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/sagemaker/*"]
+
+
 def test_shared_components_in_an_existing_vpc_and_their_role_attaches_once(synth):
     template = synth(**EXISTING)
     models = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::SageMaker::Model"]
@@ -158,7 +216,8 @@ def test_shared_components_in_an_existing_vpc_and_their_role_attaches_once(synth
     assert len(attach) == 1 and shared_role
     services = sorted(r["Properties"]["ServiceName"]["Fn::Join"][1][2] for r in template["Resources"].values()
                       if r["Type"] == "AWS::EC2::VPCEndpoint")
-    assert services == [".logs", ".s3", ".sagemaker.runtime", ".xray"]  # no images: no STS; tracing: X-Ray
+    # No images: no STS; tracing: X-Ray; no bucket and no artifact (Hub models, no code): no S3 endpoint at all.
+    assert services == [".logs", ".sagemaker.runtime", ".xray"]
 
 
 def test_without_vpc_settings_nothing_of_it_is_made(template):

@@ -94,7 +94,8 @@ def test_customer_kms_key_encrypts_bucket_and_is_granted_to_the_lambda(synth):
         "BucketKeyEnabled": True}]
     policy_id = logical_id(template, "AWS::IAM::Policy", "StableDiffusionFunction/Role")
     got = statements(template["Resources"][policy_id]["Properties"]["PolicyDocument"], template)
-    assert {"Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Effect": "Allow", "Resource": [KMS_KEY]} in got
+    assert {"Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Effect": "Allow", "Resource": [KMS_KEY],
+            "Condition": {"StringEquals": {"kms:ViaService": ["s3.${AWS::Region}.amazonaws.com"]}}} in got
     # g5 has NVMe instance storage: SageMaker refuses a volume key there, so none is set.
     _, config = one(template, "AWS::SageMaker::EndpointConfig")
     assert "KmsKeyId" not in config["Properties"]
@@ -106,8 +107,13 @@ def test_kms_key_encrypts_the_endpoint_volume_on_instances_without_nvme(synth):
     assert config["Properties"]["KmsKeyId"] == KMS_KEY
     _, role = one_role(template, "StableDiffusion/ExecutionRole")
     got = statements(role["Properties"]["Policies"][0]["PolicyDocument"], template)
-    assert {"Action": ["kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext"],
-            "Effect": "Allow", "Resource": [KMS_KEY]} in got
+    via = {"kms:ViaService": ["sagemaker.${AWS::Region}.amazonaws.com", "ec2.${AWS::Region}.amazonaws.com"]}
+    assert {"Action": ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext"],
+            "Effect": "Allow", "Resource": [KMS_KEY], "Condition": {"StringEquals": via}} in got
+    # Grants only for AWS resources (the volumes EBS attaches), and only through those services.
+    assert {"Action": ["kms:CreateGrant"], "Effect": "Allow", "Resource": [KMS_KEY], "Condition": {
+        "StringEquals": via, "Bool": {"kms:GrantIsForAWSResource": "true"}}} in got
+    assert not any("kms:" in str(s["Action"]) and "Condition" not in s for s in got)
 
 
 # ------------------------------------------------------------------------------------------------------ endpoint
@@ -135,6 +141,8 @@ def test_model_runs_the_gpu_dlc_with_packaged_code_and_hub_weights(template):
         "SD_MAX_STEPS": "50",
         "SD_MAX_IMAGES": "4",
         "REQUEST_DEADLINE_SECONDS": "23",
+        # The preset's pinned commit: what runs is what was tested (stacks.model_catalog.REVISIONS).
+        "MODEL_HUB_REVISION": "4e63672c03103b6c636b8fb4119ba982469b2955",
     }
     data_url = render(container["ModelDataUrl"], template)
     assert data_url.startswith("s3://cdk-hnb659fds-assets-${AWS::AccountId}-${AWS::Region}/")
@@ -246,6 +254,14 @@ def test_a_container_that_reads_the_token_gets_a_dynamic_reference(synth):
     assert env["HF_API_TOKEN"] == reference and env["HF_TOKEN"] == reference
     _, role = one_role(template, "Gpt2Tgi/ExecutionRole")
     assert "secretsmanager" not in json.dumps(role)
+    # A JSON secret: the reference names the token's key, so only the token reaches the container.
+    keyed = synth(models="gpt2-tgi", hub_token_secret="prod/hf-token", hub_token_field="HF_TOKEN")
+    env = one(keyed, "AWS::SageMaker::Model")[1]["Properties"]["PrimaryContainer"]["Environment"]
+    assert env["HF_TOKEN"] == env["HF_API_TOKEN"] == "{{resolve:secretsmanager:prod/hf-token:SecretString:HF_TOKEN::}}"
+    # Code that reads the secret itself is told the key too.
+    code = synth(hub_token_secret="prod/hf-token", hub_token_field="hf")
+    env = one(code, "AWS::SageMaker::Model")[1]["Properties"]["PrimaryContainer"]["Environment"]
+    assert (env["HF_TOKEN_SECRET_ID"], env["HF_TOKEN_SECRET_FIELD"]) == ("prod/hf-token", "hf")
 
 
 def test_image_uri_override_is_pulled_from_its_own_repository(synth):
@@ -317,7 +333,7 @@ def test_lambda_runs_latest_python_on_arm_with_no_bundled_dependencies(template,
                        "model_api/kinds/base.py", "model_api/kinds/chat.py", "model_api/kinds/embeddings.py",
                        "model_api/kinds/text_generation.py", "model_api/kinds/text_to_image.py",
                        "model_api/openapi.py", "model_api/requests.py", "model_api/routes.py", "model_api/schema.py",
-                       "model_api/telemetry.py", "model_api/text.py", "model_api/validation.py"]
+                       "model_api/telemetry.py", "model_api/text.py", "model_api/validation.py", "unrouted.py"]
 
 
 def test_timeouts_nest_gateway_then_lambda_then_endpoint_read(synth):
@@ -385,7 +401,8 @@ def test_api_is_regional_with_key_required_on_every_method(template):
     paths = {k: render_path(template, v["Properties"]["ResourceId"])
              for k, v in resources(template, "AWS::ApiGateway::Method").items()}
     by_route = {(paths[k], v["Properties"]["HttpMethod"]): v["Properties"]
-                for k, v in resources(template, "AWS::ApiGateway::Method").items()}
+                for k, v in resources(template, "AWS::ApiGateway::Method").items()
+                if v["Properties"]["HttpMethod"] != "ANY"}  # the fallback of every resource (its own test)
     assert sorted(by_route) == [("/endpoint", "GET"), ("/images", "GET"), ("/images", "POST"),
                                 ("/models/stable-diffusion", "GET"), ("/models/stable-diffusion", "POST"),
                                 ("/models/stable-diffusion/endpoint", "GET"),
@@ -420,10 +437,13 @@ def test_usage_plan_throttles_and_caps_the_key(synth):
     props = plan["Properties"]
     assert props["Throttle"] == {"RateLimit": 5, "BurstLimit": 10}
     assert props["Quota"] == {"Limit": 200, "Period": "DAY"}
-    # The stage holds the same rate and burst for every method (beside the key's plan).
+    # The stage's limit for every caller together stays above the key's (stage_throttle_*), and the one keyless
+    # method (GET /openapi.json; no CORS: no preflight) has a small limit of its own (keyless_throttle_*).
     _, stage = one(template, "AWS::ApiGateway::Stage")
-    assert [{k: m[k] for k in ("ThrottlingRateLimit", "ThrottlingBurstLimit")}
-            for m in stage["Properties"]["MethodSettings"]] == [{"ThrottlingRateLimit": 5, "ThrottlingBurstLimit": 10}]
+    assert [{k: m[k] for k in ("HttpMethod", "ResourcePath", "ThrottlingRateLimit", "ThrottlingBurstLimit")}
+            for m in stage["Properties"]["MethodSettings"]] == [
+        {"HttpMethod": "*", "ResourcePath": "/*", "ThrottlingRateLimit": 10, "ThrottlingBurstLimit": 20},
+        {"HttpMethod": "GET", "ResourcePath": "/~1openapi.json", "ThrottlingRateLimit": 1, "ThrottlingBurstLimit": 2}]
     stage_id, stage = one(template, "AWS::ApiGateway::Stage")
     stage_binding, = props["ApiStages"]
     assert stage_binding["ApiId"] == {"Ref": one(template, "AWS::ApiGateway::RestApi")[0]}
@@ -608,8 +628,14 @@ def test_the_api_construct_takes_a_quota_of_one_and_refuses_none():
 
     ModelRestApi(Stack(App(), "T"), "Api", daily_quota=1, throttle_burst=1)
     with pytest.raises(ValueError, match="^" + re.escape(
-            "ModelRestApi Api: throttle_rate, throttle_burst and daily_quota must be positive") + "$"):
+            "ModelRestApi Api: throttle_rate, throttle_burst, stage_throttle_rate, stage_throttle_burst and "
+            "daily_quota must be positive") + "$"):
         ModelRestApi(Stack(App(), "U"), "Api", daily_quota=0)
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "ModelRestApi Api: stage_throttle_rate and stage_throttle_burst must be above the key's throttle_rate "
+            "and throttle_burst (every caller shares the stage's)") + "$"):
+        ModelRestApi(Stack(App(), "V"), "Api", throttle_rate=10)
+    ModelRestApi(Stack(App(), "W"), "Api", throttle_rate=10, auth="iam")  # no key: the stage's is the one limit
 
 
 def test_the_emptiers_asset_is_its_one_file(template, synth_assembly):
@@ -652,12 +678,13 @@ def test_snapstart_publishes_a_version_and_the_api_calls_its_live_alias(synth, t
     assert alias["Properties"] == {"FunctionName": {"Ref": function_id}, "Name": "live",
                                    "FunctionVersion": {"Fn::GetAtt": [version_id, "Version"]}}
     methods = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::Method"
-               and r["Properties"].get("Integration", {}).get("Type") == "AWS_PROXY"]
+               and r["Properties"].get("Integration", {}).get("Type") == "AWS_PROXY"
+               and r["Properties"]["HttpMethod"] != "ANY"]  # ANY: the fallback function, no snapshot of its own
     assert methods and all({"Ref": alias_id} in m["Integration"]["Uri"]["Fn::Join"][1] for m in methods)
-    authorizer_id = next(k for k, r in resources.items() if r["Type"] == "AWS::Lambda::Function"
-                         and k.startswith("ApiKeyAuthorizer"))
+    others = [{"Fn::GetAtt": [k, "Arn"]} for k, r in resources.items() if r["Type"] == "AWS::Lambda::Function"
+              and k.startswith(("ApiKeyAuthorizer", "Unrouted"))]
     permissions = [r["Properties"]["FunctionName"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"
-                   and r["Properties"]["FunctionName"] != {"Fn::GetAtt": [authorizer_id, "Arn"]}]
+                   and r["Properties"]["FunctionName"] not in others]
     assert permissions and all(p == {"Ref": alias_id} for p in permissions)
     # Off (the default): no version, no alias, the API calls the function itself.
     assert not any(r["Type"] in ("AWS::Lambda::Version", "AWS::Lambda::Alias") for r in template["Resources"].values())

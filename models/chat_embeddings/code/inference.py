@@ -41,7 +41,10 @@ def model_fn(model_dir, context=None):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     # torch_dtype, not dtype: the container pins transformers 4.51, which does not know the newer name.
-    model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float16 if cuda else torch.float32)
+    # Safetensors only (pickle .bin weights run code when loaded) unless the deployer allowed them.
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, torch_dtype=torch.float16 if cuda else torch.float32,
+        use_safetensors=os.environ.get("ALLOW_PICKLE_WEIGHTS", "").lower() != "true")
     model = model.to("cuda" if cuda else "cpu").eval()
     return {"model": model, "tokenizer": tokenizer}
 

@@ -53,11 +53,40 @@ def _preference(fp16: bool) -> list[tuple[Optional[str], str]]:
     return [(None, "safetensors"), (None, "bin"), ("fp16", "safetensors"), ("fp16", "bin")]
 
 
-def select_files(files: Mapping[str, int], model_index: Mapping, fp16: bool) -> tuple[list[str], Optional[str]]:
+# Pickle (.bin) weights run code of the file's author when loaded (torch.load unpickles; the Hugging Face Hub's
+# "Pickle Scanning" page: "pickle is not secure"), safetensors hold tensors only. Refused unless the deployer says
+# the repository is trusted (<model>.allow_pickle_weights, ALLOW_PICKLE_WEIGHTS in the container).
+PICKLE_FORMATS = ("bin",)
+
+
+def pickle_allowed(environ: Mapping[str, str] = os.environ) -> bool:
+    return environ.get("ALLOW_PICKLE_WEIGHTS", "").lower() == "true"
+
+
+def select_files(files: Mapping[str, int], model_index: Mapping, fp16: bool,
+                 allow_pickle: bool = False) -> tuple[list[str], Optional[str]]:
     """The paths to download and the variant to load them with ("fp16" or None).
 
     files: path -> size of every file in the repository; model_index: its model_index.json. The fp16 variant is
-    used only when every component that has weights has it, so the pipeline loads with one `variant`."""
+    used only when every component that has weights has it, so the pipeline loads with one `variant`. Pickle
+    (.bin) weights only with allow_pickle: without it a component with none but them is refused by name."""
+    if not allow_pickle:
+        def weight_format(path: str) -> Optional[str]:
+            group = _weight_group(path.rpartition("/")[2])
+            return group[1] if group else None
+
+        formats: dict[str, set] = {}
+        for path in files:
+            if weight_format(path):
+                formats.setdefault(path.rpartition("/")[0], set()).add(weight_format(path))
+        pickled = [f for f in component_folders(model_index)
+                   if formats.get(f) and not formats[f] - set(PICKLE_FORMATS)]
+        if pickled:
+            raise ValueError(f"components with only pickle (.bin) weights: {', '.join(pickled)}; pickle files can run "
+                             "code when loaded: use a repository (or revision) with safetensors, or set "
+                             "allow_pickle_weights=true for this model if you trust it")
+        files = {p: size for p, size in files.items() if weight_format(p) not in PICKLE_FORMATS}
+    formats = " or ".join(WEIGHT_FORMATS if allow_pickle else [f for f in WEIGHT_FORMATS if f not in PICKLE_FORMATS])
     folders = component_folders(model_index)
     by_folder: dict[str, dict[tuple, list[str]]] = {f: {} for f in folders}
     configs: list[str] = ["model_index.json"]
@@ -78,9 +107,9 @@ def select_files(files: Mapping[str, int], model_index: Mapping, fp16: bool) -> 
             break
     else:
         raise ValueError("the repository has neither one plain nor one fp16 set of weights for every component "
-                         f"({', '.join(sorted(weighted))}) in {' or '.join(WEIGHT_FORMATS)}")
+                         f"({', '.join(sorted(weighted))}) in {formats}")
     if missing:
-        raise ValueError(f"components without weights in {' or '.join(WEIGHT_FORMATS)}: {', '.join(missing)}")
+        raise ValueError(f"components without weights in {formats}: {', '.join(missing)}")
     preference = [p for p in _preference(fp16) if p[0] == variant]
     chosen: list[str] = []
     for folder, groups in sorted(weighted.items()):
@@ -125,7 +154,7 @@ class HubRepository:
 
 
 def download(repo_id: str, revision: Optional[str], root: Path, fp16: bool,
-             hub: Optional[HubRepository] = None, log=print) -> tuple[Path, Optional[str]]:
+             hub: Optional[HubRepository] = None, log=print, allow_pickle: bool = False) -> tuple[Path, Optional[str]]:
     """Fetch the files the pipeline needs into root/<org>--<name>/<sha> (once: a marker records a finished
     download, so a restarted worker loads at once). Returns (folder, variant)."""
     hub = hub or HubRepository()
@@ -137,7 +166,7 @@ def download(repo_id: str, revision: Optional[str], root: Path, fp16: bool,
         if done.get("fp16") == fp16:
             return folder, done.get("variant")
     model_index = hub.read_json(repo_id, sha, "model_index.json")
-    paths, variant = select_files(files, model_index, fp16)
+    paths, variant = select_files(files, model_index, fp16, allow_pickle)
     log(json.dumps({"event": "model_download", "repo": repo_id, "revision": sha, "files": len(paths),
                     "bytes": total_bytes(files, paths), "repository_bytes": sum(files.values()),
                     "variant": variant, "to": str(folder)}))
@@ -152,8 +181,8 @@ def download(repo_id: str, revision: Optional[str], root: Path, fp16: bool,
 
 def hub_token(environ: Mapping[str, str] = os.environ) -> Optional[str]:
     """The Hub token from the Secrets Manager secret named by HF_TOKEN_SECRET_ID (read with the endpoint's execution
-    role, so the token never sits in the model's environment), or None. A JSON secret may hold it under
-    HF_TOKEN or token."""
+    role, so the token never sits in the model's environment), or None. A JSON secret holds it under
+    HF_TOKEN_SECRET_FIELD (the hub_token_field setting), else under HF_TOKEN or token."""
     secret_id = environ.get("HF_TOKEN_SECRET_ID")
     if not secret_id:
         return None
@@ -162,7 +191,8 @@ def hub_token(environ: Mapping[str, str] = os.environ) -> Optional[str]:
     value = boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"].strip()
     if value.startswith("{"):
         data = json.loads(value)
-        value = data.get("HF_TOKEN") or data.get("token") or ""
+        field = environ.get("HF_TOKEN_SECRET_FIELD")
+        value = (data.get(field) if field else data.get("HF_TOKEN") or data.get("token")) or ""
     if not value:
         raise RuntimeError(f"secret {secret_id} holds no Hub token")
     return value

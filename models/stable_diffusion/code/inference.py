@@ -71,7 +71,8 @@ def model_folder(model_dir, cuda: bool, hub=None):
         raise RuntimeError(f"{model_dir} holds no pipeline (model_index.json) and MODEL_HUB_ID is not set")
     root = Path(os.environ.get("MODEL_DOWNLOAD_DIR") or "/tmp/model-weights")
     return hub_files.download(repo_id, os.environ.get("MODEL_HUB_REVISION") or None, root, fp16=cuda,
-                              hub=hub or hub_files.HubRepository(hub_files.hub_token()))
+                              hub=hub or hub_files.HubRepository(hub_files.hub_token()),
+                              allow_pickle=hub_files.pickle_allowed())
 
 
 def model_fn(model_dir, context=None):
@@ -80,7 +81,9 @@ def model_fn(model_dir, context=None):
     cuda = torch.cuda.is_available()
     folder, variant = model_folder(model_dir, cuda)
     # torch_dtype, not dtype: older diffusers (0.33) do not know the newer name; every version accepts this one.
-    options = {"torch_dtype": torch.float16 if cuda else torch.float32}
+    # Safetensors only unless pickle weights are allowed (hub_files.PICKLE_FORMATS): an artifact's too.
+    options = {"torch_dtype": torch.float16 if cuda else torch.float32,
+               "use_safetensors": not hub_files.pickle_allowed()}
     if variant:
         options["variant"] = variant
     pipe = DiffusionPipeline.from_pretrained(str(folder), **options)
