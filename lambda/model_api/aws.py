@@ -26,6 +26,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
     ReadTimeoutError,
     ResponseStreamingError,
+    SSLError,
 )
 
 from model_api.errors import ApiError
@@ -221,7 +222,7 @@ class SageMakerEndpoint:
         except (ConnectionClosedError, ResponseStreamingError) as exc:
             raise ApiError(502, "model_connection_lost", "the connection to the model broke off mid-response") from exc
         except BotoCoreError as exc:
-            raise ApiError(502, "model_unavailable", f"invoking the model failed: {type(exc).__name__}") from exc
+            raise ApiError(502, "model_unavailable", f"invoking the model failed: {failure_words(exc)}") from exc
 
 
     def invoke_async(self, input_uri: str, content_type: str, accept: str, job_id: str) -> tuple[str, str]:
@@ -239,7 +240,7 @@ class SageMakerEndpoint:
             raise ApiError(503, "endpoint_unreachable", "the SageMaker runtime could not be reached",
                            RETRY_AFTER_UNAVAILABLE) from exc
         except BotoCoreError as exc:
-            raise ApiError(502, "model_unavailable", f"queueing the job failed: {type(exc).__name__}") from exc
+            raise ApiError(502, "model_unavailable", f"queueing the job failed: {failure_words(exc)}") from exc
         return response["OutputLocation"], response.get("FailureLocation") or ""
 
 
@@ -377,7 +378,7 @@ class S3ImageStore:
         except ClientError as exc:
             raise storage_error(exc) from exc
         except BotoCoreError as exc:
-            raise ApiError(503, "storage_unavailable", f"storing the image failed: {type(exc).__name__}",
+            raise ApiError(503, "storage_unavailable", f"storing the image failed: {failure_words(exc)}",
                            RETRY_AFTER_STORAGE) from exc
 
     def _delete_quietly(self, keys: list[str]) -> None:
@@ -501,9 +502,22 @@ class S3JobStore:
         except ClientError as exc:
             raise storage_error(exc, "storing the job") from exc
         except BotoCoreError as exc:
-            raise ApiError(503, "storage_unavailable", f"storing the job failed: {type(exc).__name__}",
+            raise ApiError(503, "storage_unavailable", f"storing the job failed: {failure_words(exc)}",
                            RETRY_AFTER_STORAGE) from exc
 
 
 def _unavailable(exc: BotoCoreError) -> ApiError:
-    return ApiError(503, "storage_unavailable", f"reading the job failed: {type(exc).__name__}", RETRY_AFTER_STORAGE)
+    return ApiError(503, "storage_unavailable", f"reading the job failed: {failure_words(exc)}", RETRY_AFTER_STORAGE)
+
+
+def failure_words(exc: BotoCoreError) -> str:
+    """What went wrong with an AWS call, in words (the request's log line names the exception class: its cause)."""
+    if isinstance(exc, (ConnectTimeoutError, EndpointConnectionError)):
+        return "the service could not be reached"
+    if isinstance(exc, ReadTimeoutError):
+        return "the service did not answer in time"
+    if isinstance(exc, (ConnectionClosedError, ResponseStreamingError)):
+        return "the connection broke off"
+    if isinstance(exc, SSLError):
+        return "the secure connection (TLS) to the service failed"
+    return "an unexpected error on the way (the request's log line names it)"

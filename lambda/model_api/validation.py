@@ -7,6 +7,7 @@ Unsupported keywords raise at once, so a schema can never be silently half-check
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -54,9 +55,24 @@ def _is_unicode(text: str) -> bool:
     return True
 
 
-def _show(value: Any) -> str:
-    text = repr(value)
+def shown(value: Any) -> str:
+    """What a caller sent, in JSON's words and at most 40 characters: null, true, 512, "text", an object, an
+    array. Never Python's (None, True, 'text'): the caller wrote JSON. Text that cannot be UTF-8 (an unpaired
+    surrogate) is shown escaped, as JSON may write it."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "a number JSON cannot hold"
+    text = json.dumps(value, ensure_ascii=False)
+    if not _is_unicode(text):
+        text = json.dumps(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _one_of(values: list) -> str:
+    return " or ".join(shown(v) for v in values)
 
 
 def validate(instance: Any, schema: dict, path: str = "") -> list[str]:
@@ -70,10 +86,11 @@ def validate(instance: Any, schema: dict, path: str = "") -> list[str]:
         kinds = kind if isinstance(kind, list) else [kind]
         if not any(_is_type(instance, k) for k in kinds):
             wanted = " or ".join(_TYPE_NAMES[k] for k in kinds)
-            return [f"{where} must be {wanted} (got {_show(instance)})"]
+            return [f"{where} must be {wanted} (got {shown(instance)})"]
     problems: list[str] = []
-    if "enum" in schema and instance not in schema["enum"]:
-        problems.append(f"{where} must be one of {schema['enum']} (got {_show(instance)})")
+    if "enum" in schema and not any(_same(instance, v) for v in schema["enum"]):
+        why = f"; {schema['description']}" if "description" in schema else ""
+        problems.append(f"{where} must be {_one_of(schema['enum'])} (got {shown(instance)}{why})")
     if isinstance(instance, str):
         if not _is_unicode(instance):
             # JSON may escape half of a UTF-16 surrogate pair ("\ud800"); no tokenizer or encoder takes that.
@@ -86,23 +103,25 @@ def validate(instance: Any, schema: dict, path: str = "") -> list[str]:
         elif "maxLength" in schema and len(instance) > schema["maxLength"]:
             problems.append(f"{where} must be at most {schema['maxLength']} characters long (got {len(instance)})")
         elif "pattern" in schema and not re.search(schema["pattern"], instance):
+            # A pattern is never shown (a regular expression is not the caller's language): blank text, or what the
+            # schema's description says the value is.
             problems.append(
                 f"{where} must not be blank" if schema["pattern"] == NOT_BLANK
-                else f"{where} must match {schema['pattern']!r}"
+                else f"{where} must be {schema.get('description', 'in the documented form')} (got {shown(instance)})"
             )
     if isinstance(instance, (int, float)) and not isinstance(instance, bool):
         if "minimum" in schema:
             if schema.get("exclusiveMinimum") and instance <= schema["minimum"]:
-                problems.append(f"{where} must be greater than {schema['minimum']} (got {_show(instance)})")
+                problems.append(f"{where} must be greater than {schema['minimum']} (got {shown(instance)})")
             elif instance < schema["minimum"]:
-                problems.append(f"{where} must be at least {schema['minimum']} (got {_show(instance)})")
+                problems.append(f"{where} must be at least {schema['minimum']} (got {shown(instance)})")
         if "maximum" in schema:
             if schema.get("exclusiveMaximum") and instance >= schema["maximum"]:
-                problems.append(f"{where} must be less than {schema['maximum']} (got {_show(instance)})")
+                problems.append(f"{where} must be less than {schema['maximum']} (got {shown(instance)})")
             elif instance > schema["maximum"]:
-                problems.append(f"{where} must be at most {schema['maximum']} (got {_show(instance)})")
+                problems.append(f"{where} must be at most {schema['maximum']} (got {shown(instance)})")
         if "multipleOf" in schema and instance % schema["multipleOf"]:
-            problems.append(f"{where} must be a multiple of {schema['multipleOf']} (got {_show(instance)})")
+            problems.append(f"{where} must be a multiple of {schema['multipleOf']} (got {shown(instance)})")
     if isinstance(instance, list):
         if "minItems" in schema and len(instance) < schema["minItems"]:
             problems.append(f"{where} must have at least {schema['minItems']} items")
@@ -120,12 +139,17 @@ def validate(instance: Any, schema: dict, path: str = "") -> list[str]:
             extra = sorted(k for k in instance if k not in properties)
             if extra:
                 allowed = ", ".join(sorted(properties))
-                shown = ", ".join(_show(k) for k in extra[:5]) + (", ..." if len(extra) > 5 else "")
-                problems.append(f"unknown field{'s' if len(extra) > 1 else ''} {shown} in {where} (allowed: {allowed})")
+                names = ", ".join(shown(k) for k in extra[:5]) + (", ..." if len(extra) > 5 else "")
+                problems.append(f"unknown field{'s' if len(extra) > 1 else ''} {names} in {where} (allowed: {allowed})")
         for name, sub in properties.items():
             if name in instance:
                 problems += validate(instance[name], sub, _join(path, name))
     return problems
+
+
+def _same(value: Any, allowed: Any) -> bool:
+    """JSON equality: true is not 1, 1 is 1.0."""
+    return value == allowed and isinstance(value, bool) == isinstance(allowed, bool)
 
 
 def _join(path: str, name: str) -> str:

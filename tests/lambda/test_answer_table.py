@@ -495,3 +495,18 @@ def test_the_table_covers_every_route_and_every_outcome_class():
         if row["answer"]["status"] >= 400 and "jobs" not in row["route"]:  # a refused one stores nothing (the job
             # rows show what the bucket holds: earlier steps' objects)
             assert row["answer"]["stored"] == [], row
+
+
+# What Python, not the API, would say: its literals, its parser's and runtime's own sentences, a regular expression.
+PYTHON_INTERNALS = re.compile(r"\b(None|True|False)\b|'[^'\s]*'|Expecting |\(char \d+\)|utf-8-sig|recursion|"
+                              r"Traceback|[A-Za-z]+Error\b|\^\(|\[0-9\]|\\d")
+
+
+def test_no_answer_shows_python_internals():
+    """Every message a caller can get names the field and what is expected in the API's (JSON's) words."""
+    _, *rows = json.loads(TABLE.read_text())
+    messages = [(row["route"], row["case"], row["answer"]["body"]["error"]["message"]) for row in rows
+                if isinstance(row["answer"].get("body"), dict) and "error" in row["answer"]["body"]]
+    assert len(messages) > 1000
+    leaks = [m for m in messages if PYTHON_INTERNALS.search(m[2])]
+    assert not leaks, "\n".join(f"{route} [{case}]: {message}" for route, case, message in leaks[:20])

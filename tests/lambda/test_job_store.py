@@ -65,7 +65,7 @@ def test_a_job_read_that_cannot_reach_s3_is_503_with_a_retry_after(read):
         read(S3JobStore(StubS3(fail=EndpointConnectionError(endpoint_url="https://s3")), "bucket"))
     error = caught.value
     assert (error.status, error.code, error.retry_after) == (503, "storage_unavailable", RETRY_AFTER_STORAGE)
-    assert error.message == "reading the job failed: EndpointConnectionError"
+    assert error.message == "reading the job failed: the service could not be reached"
 
 
 def test_a_storage_error_without_a_code_says_so():
@@ -95,7 +95,7 @@ class StubRuntime:
     (ReadTimeoutError(endpoint_url="https://runtime"), 503, "endpoint_unreachable",
      "the SageMaker runtime could not be reached"),
     (SSLError(endpoint_url="https://runtime", error="bad handshake"), 502, "model_unavailable",
-     "queueing the job failed: SSLError"),
+     "queueing the job failed: the secure connection (TLS) to the service failed"),
 ])
 def test_queueing_a_job_that_cannot_reach_sagemaker_is_a_deliberate_status(error, status, code, message):
     endpoint = SageMakerEndpoint(StubRuntime(error), "ep")

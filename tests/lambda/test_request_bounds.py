@@ -98,12 +98,41 @@ def test_invisible_only_prompts_are_blank_at_the_lambda(rig):
     assert json.dumps(NOT_BLANK).isascii()  # the same bytes in the gateway model and the Lambda
 
 
-def test_parser_messages_are_cut_at_120_characters():
-    from model_api.requests import _short
+@pytest.mark.parametrize("raw, message", [
+    ('{"a":', "request body is not valid JSON at line 1, column 6: a value (an object, array, string, number, true, "
+              "false or null) is missing"),
+    ("{a: 1}", "request body is not valid JSON at line 1, column 2: an object key must be text in double quotes"),
+    ("[1 2]", "request body is not valid JSON at line 1, column 4: a comma is missing between two items"),
+    ('{"a" 1}', "request body is not valid JSON at line 1, column 6: a colon is missing after an object key"),
+    ('{"a": "b', "request body is not valid JSON at line 1, column 7: a string has no closing double quote"),
+    ('{"a": "\x01"}', "request body is not valid JSON at line 1, column 8: a string holds a raw control character "
+                      "(write \\n, \\t, ... instead)"),
+    ('{"a": "\\q"}', "request body is not valid JSON at line 1, column 8: a string holds a backslash escape JSON "
+                     "does not have"),
+    ('{"a": "\\u12"}', "request body is not valid JSON at line 1, column 9: a string holds a \\u escape that is not "
+                       "four hex digits"),
+    ('{"a": 1}\n{"b": 2}', "request body is not valid JSON at line 2, column 1: more follows the JSON value; send one "
+                          "value"),
+    ('{"a": Infinity}', "request body is not valid JSON: Infinity is not a JSON number (JSON has no NaN or Infinity)"),
+    ("[" * 5000, "request body nests objects or arrays too deeply to read (keep it to a few levels, as the "
+                 "documented bodies are)"),
+    ("prompt=a+cat&width=256", "request body must be JSON (Content-Type: application/json), such as {}; this one is "
+                               "form-encoded (name=value&...)"),
+])
+def test_a_body_that_is_not_json_is_explained_in_the_callers_words(raw, message):
+    """Never the parser's own sentence ("Expecting value: line 1 column 1 (char 0)") or Python's (RecursionError)."""
+    from model_api.errors import ApiError
+    from model_api.requests import read_json_body
 
-    assert _short(ValueError("x" * 120)) == "x" * 120
-    assert _short(ValueError("x" * 121)) == "x" * 117 + "..."
-    assert _short(ValueError("")) == "ValueError"
+    with pytest.raises(ApiError) as caught:
+        read_json_body({"body": raw}, 100_000, "{}")
+    assert (caught.value.status, caught.value.message) == (400, message)
+
+
+def test_a_byte_order_mark_before_the_json_is_ignored():
+    from model_api.requests import read_json_body
+
+    assert read_json_body({"body": "\ufeff{\"a\": 1}"}, 1000, "{}") == {"a": 1}
 
 
 @pytest.mark.parametrize("data, message", [
@@ -203,7 +232,7 @@ def test_duplicate_keys_are_refused_not_resolved():
     with pytest.raises(ApiError) as caught:
         read_json_body({"body": '{"prompt": "", "prompt": "x"}'}, 1000, "{}")
     assert (caught.value.status, caught.value.message) == (
-        400, "request body is not valid JSON: duplicate key 'prompt' in an object")
+        400, 'request body is not valid JSON: the key "prompt" appears twice in one object')
     assert read_json_body({"body": '{"a": {"b": 1}, "b": 2}'}, 1000, "{}") == {"a": {"b": 1}, "b": 2}
 
 

@@ -135,7 +135,10 @@ def test_a_bug_is_one_json_line_with_its_traceback_and_the_request_line_after_it
     assert "secret tiger" not in json.dumps(lines)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# derandomize: the same 40 prompts every run. Random ones can spell a log key by chance (the prompt "na_ledom",
+# reversed, is in "model_answer_bytes"): a failure then would be the test's, not the code's.
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+          derandomize=True, database=None)
 @given(prompt=st.text(st.characters(codec="utf-8", categories=("L", "N", "P", "S", "Zs")), min_size=8,
                       max_size=60).filter(lambda t: t.strip() and len(set(t)) > 3))
 def test_prompts_and_urls_never_reach_a_log_line(rig, caplog, prompt):

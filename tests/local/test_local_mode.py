@@ -73,9 +73,11 @@ def test_every_client_gets_the_message_that_names_the_problem(local, content_typ
     cases = [
         ({"prompt": "", "width": 500}, "prompt must not be empty; width must be a multiple of 8 (got 500)"),
         ({"prompt": "p", "steps": 99}, "steps must be at most 50 (got 99)"),
-        ({"nothing": 1}, "prompt is required; unknown field 'nothing' in body (allowed: guidance_scale, height, "
+        ({"nothing": 1}, 'prompt is required; unknown field "nothing" in body (allowed: guidance_scale, height, '
                          "negative_prompt, num_images, prompt, seed, steps, width)"),
-        (b'{"prompt": "", "prompt": "x"}', "request body is not valid JSON: duplicate key 'prompt' in an object"),
+        (b'{"prompt": "", "prompt": "x"}', 'request body is not valid JSON: the key "prompt" appears twice in one '
+                                           "object"),
+        (b"prompt=a+cyborg+tiger", 'request body must be JSON (Content-Type: application/json), such as {"prompt": '),
         (b'{"prompt": "\\ud800"}', "prompt is not valid text: it holds an unpaired UTF-16 surrogate"),
         ({"prompt": "\u200b\u2060 "}, "prompt must not be blank"),
     ]

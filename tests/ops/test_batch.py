@@ -118,7 +118,7 @@ def test_every_bad_line_is_named_and_nothing_is_uploaded(tmp_path):
     text = out.getvalue()
     assert "nothing was uploaded" in text
     for expected in ("line 2: empty line", "line 3: prompt must not be empty", "line 4: request body is not valid "
-                     "JSON", "line 5: request body is not valid JSON: duplicate key 'prompt'",
+                     "JSON", 'line 5: request body is not valid JSON: the key "prompt" appears twice in one object',
                      "line 6:", "line 7: width must be at most 768", "line 8: request body is not valid UTF-8"):
         assert expected in text, expected
     assert "line 1:" not in text

@@ -2,9 +2,11 @@
 completions and models, so the official openai SDK works with base_url set to the API's /v1.
 
 Decisions (README, "OpenAI-compatible routes"):
-- `model` is required, as OpenAI requires it, and must name the model that serves the route: /v1/<route> is served
-  by the deployment's first model offering the action (as /images, /embeddings, ...), every model also at
-  /models/<name>/v1/<route>; another name is 404 model_not_found saying where that model answers.
+- `model` is required where OpenAI requires it (not for images, where the route's model serves a body without
+  one), and must name the model that serves the route: /v1/<route> is served by the deployment's first model
+  offering the action (as /images, /embeddings, ...), every model also at /models/<name>/v1/<route>; another name is
+  404 model_not_found saying where that model answers. A client's placeholder name (PLACEHOLDER_MODELS) is the
+  route's model.
 - Images are stored and answered as presigned URLs (response_format url, the default); b64_json is refused: the
   API never returns image bytes in JSON.
 - embeddings answer float lists or, with encoding_format base64 (what the SDK asks for by default), little-endian
@@ -29,6 +31,7 @@ from model_api.errors import ApiError
 from model_api.requests import validated
 from model_api.schema import NOT_BLANK, SEED_MAX
 from model_api.text import body_limit
+from model_api.validation import shown
 
 PREFIX = "v1/"  # action names: /v1/<route> and /models/<name>/v1/<route>
 OWNED_BY = "sagemaker-model-api"
@@ -49,10 +52,18 @@ def _object(properties: dict, required: Sequence[str], title: str) -> dict:
             "properties": properties, "required": list(required), "additionalProperties": False}
 
 
+# Names a client sends when it does not know the model's: huggingface_hub's InferenceClient(model=<url>) sends
+# "dummy" (huggingface_hub/inference/_providers/hf_inference.py), and TGI's own Messages API examples "tgi". Each is
+# served by the route's model, as TGI serves any name.
+PLACEHOLDER_MODELS = ("dummy", "tgi")
+
+
 def _served(data: dict, model: Optional[str]) -> None:
-    if model is not None and data["model"] != model:
+    """A named model must be the route's (OpenAI's images API lets a body leave it out: the route's serves it)."""
+    asked = data.get("model")
+    if model is not None and asked is not None and asked != model and asked not in PLACEHOLDER_MODELS:
         raise ApiError(404, "model_not_found",
-                       f"the model {data['model'][:80]!r} is not served at this route, which serves {model!r}; GET "
+                       f"the model {shown(asked[:80])} is not served at this route, which serves {shown(model)}; GET "
                        f"/v1/models lists the models, and each answers at /models/<name>/v1 too")
 
 
@@ -105,14 +116,16 @@ def images_schema(base: Action, config) -> dict:
         "prompt": ours["prompt"],
         "n": {**ours["num_images"], "description": "images to make"},
         "size": {"type": "string", "pattern": "^(auto|[0-9]{1,5}x[0-9]{1,5})$",
-                 "description": f"WIDTHxHEIGHT, each a multiple of 8 from {config.limits.min_size} to "
-                                f"{config.limits.max_size}; auto: {config.limits.default_size}"},
+                 "description": f"auto ({config.limits.default_size}x{config.limits.default_size}) or WIDTHxHEIGHT "
+                                f"such as 512x512, each side a multiple of 8 from {config.limits.min_size} to "
+                                f"{config.limits.max_size}"},
         "response_format": {"type": "string", "enum": ["url", "b64_json"],
                             "description": "url only: images are stored and answered as presigned URLs"},
         "user": USER_FIELD,
         **{name: ours[name] for name in IMAGE_EXTRAS},
     }
-    return _object(properties, ["model", "prompt"], "OpenAIImagesRequest")
+    # OpenAI's images API does not require model (its default serves): here the route's model does.
+    return _object(properties, ["prompt"], "OpenAIImagesRequest")
 
 
 def images_translate(base: Action, data, model: Optional[str], config) -> tuple[dict, dict]:

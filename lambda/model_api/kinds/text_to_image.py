@@ -24,6 +24,7 @@ from model_api.jobs import JobRecord
 from model_api.kinds.base import Action, Kind
 from model_api.requests import read_json_body, validated
 from model_api.schema import NOT_BLANK, SEED_MAX, SIZE_MULTIPLE, ImageLimits
+from model_api.validation import shown
 
 EXAMPLE = '{"prompt": "a cyborg tiger"}'
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -245,11 +246,11 @@ def _query_fields(params: Mapping[str, str], schema: dict) -> dict:
             if QUERY_INTEGER.match(value):
                 out[name] = int(value)
             else:
-                problems.append(f"{name} must be an integer in plain digits (got {value[:40]!r})")
+                problems.append(f"{name} must be an integer in plain digits (got {shown(value)})")
         elif kind == "number":
             number = float(value) if QUERY_NUMBER.match(value) else float("nan")
             if number != number or number in (float("inf"), float("-inf")):
-                problems.append(f"{name} must be a number in plain digits (got {value[:40]!r})")
+                problems.append(f"{name} must be a number in plain digits (got {shown(value)})")
             else:
                 out[name] = number
         else:
