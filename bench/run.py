@@ -358,6 +358,33 @@ def local_end_to_end(requests_per_level: int) -> None:
             process.stop()
 
 
+def local_image_estimate(requests: int = 3) -> None:
+    """The banner's "≈ N s per image" against requests of the default size and steps on the same model: the
+    estimate is only useful if it is within a third of the truth."""
+    import re
+
+    from local_rig import LocalProcess, request
+
+    with TemporaryDirectory() as tmp:
+        process = LocalProcess(Path(tmp), "--api-key", "k")
+        try:
+            banner = process.wait_until_serving()
+            estimate = float(re.search(r"≈ ([0-9.]+) s per image", banner).group(1))
+            info = {**json.loads((Path(tmp) / "ready.json").read_text()), "api_key": "k"}
+            measured = []
+            for seed in range(requests):
+                started = time.perf_counter()
+                status, _, _ = request(info, body={"prompt": "a cyborg tiger", "seed": seed}, key="k")
+                assert status == 200
+                measured.append(time.perf_counter() - started)
+            ratio = estimate / statistics.median(measured)
+            row("local mode: banner's image time estimate / measured request (default size and steps)",
+                f"{ratio:.2f}x ({estimate:.1f} s vs {statistics.median(measured):.1f} s)", "0.67x-1.5x",
+                0.67 <= ratio <= 1.5)
+        finally:
+            process.stop()
+
+
 # ------------------------------------------------------------------------------------------------------ GPU
 
 
@@ -448,6 +475,7 @@ def main(argv=None) -> int:
     synth_and_tests(not args.skip_tests)
     print("Local mode end to end:")
     local_end_to_end(60)
+    local_image_estimate()
     print("Model serving:")
     gpu_serving(steps=30, images=5)
     table = ["| measure | value | target | |", "|---|---|---|---|"] + [f"| {m} | {v} | {t} | {r} |" for m, v, t, r in rows]

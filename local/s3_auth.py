@@ -1,5 +1,5 @@
-"""Presigned URLs checked the way S3 checks them, in front of moto's S3 (which accepts any signature, an expired URL,
-a PUT to a GET URL and anonymous requests).
+"""Signatures checked the way AWS checks them, in front of moto's S3 and STS (which accept any signature, made-up
+credentials, an expired URL, a PUT to a GET URL and anonymous requests) and of the local SageMaker endpoint.
 
 A WSGI layer around the local S3 server:
 - a request with a query-string signature (a presigned URL) must carry a valid AWS Signature Version 4 for its
@@ -8,7 +8,10 @@ A WSGI layer around the local S3 server:
   (SignatureDoesNotMatch, or AccessDenied "Request has expired" / "Request is not yet valid");
 - a request with neither a signature nor an Authorization header is anonymous: 403 AccessDenied, as S3 answers for
   a bucket that blocks public access (object reads and bucket listings alike);
-- requests signed in the Authorization header (boto3's own calls from the Lambda) pass through to moto.
+- a request signed in the Authorization header (boto3's own calls: the Lambda's, the URL signer's AssumeRole) must
+  be signed by credentials this machine issued (local mode's own for this run, or a session moto's STS issued):
+  made-up ones are InvalidAccessKeyId, a wrong signature SignatureDoesNotMatch, a date 15 minutes off
+  RequestTimeTooSkewed (S3 API Reference, "Error responses"), as AWS answers them.
 
 The signature is recomputed from the request per the SigV4 specification (canonical request, string to sign,
 derived key), not with botocore's signer, so a URL botocore makes is checked by an independent implementation.
@@ -18,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Optional
 from urllib.parse import parse_qsl, quote
@@ -37,11 +42,12 @@ def canonical_query(pairs: list[tuple[str, str]]) -> str:
 
 
 def expected_signature(secret: str, method: str, path: str, pairs: list[tuple[str, str]], headers: dict,
-                       signed_headers: list[str], date: str, scope: str) -> str:
-    """SigV4 (query-string form, S3's UNSIGNED-PAYLOAD) of a request, as S3 computes it."""
+                       signed_headers: list[str], date: str, scope: str, payload: str = "UNSIGNED-PAYLOAD") -> str:
+    """SigV4 of a request as AWS computes it (AWS General Reference, "Create a signed AWS API request"): payload is
+    the hex SHA-256 of the body, or what x-amz-content-sha256 says (S3's UNSIGNED-PAYLOAD for presigned URLs)."""
     canonical_headers = "".join(f"{h}:{' '.join(headers.get(h, '').split())}\n" for h in signed_headers)
     canonical_request = "\n".join([method, _uri_encode(path, safe="/-_.~"), canonical_query(pairs),
-                                   canonical_headers, ";".join(signed_headers), "UNSIGNED-PAYLOAD"])
+                                   canonical_headers, ";".join(signed_headers), payload])
     string_to_sign = "\n".join(["AWS4-HMAC-SHA256", date, scope,
                                 hashlib.sha256(canonical_request.encode()).hexdigest()])
     key = ("AWS4" + secret).encode()
@@ -97,6 +103,54 @@ def check(method: str, path: str, query: str, headers: dict, secret_for: Callabl
         raise Refused("AccessDenied", "Request has expired")
 
 
+_AUTHORIZATION = re.compile(r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/\s]+)/(?P<date>\d{8})/(?P<region>[^/\s]+)/"
+                            r"(?P<service>[^/\s]+)/aws4_request,\s*SignedHeaders=(?P<signed>[a-z0-9;-]+),\s*"
+                            r"Signature=(?P<signature>[0-9a-f]{64})\Z")
+
+
+def check_header(method: str, path: str, query: str, headers: dict, body: bytes,
+                 secret_for: Callable[[str], Optional[str]], now: datetime) -> str:
+    """Raise Refused unless the request carries a SigV4 Authorization header AWS would honour: credentials secret_for
+    knows, the signature of this method, path, query, signed headers and body, a date within 15 minutes of now.
+    path: as sent (still encoded); headers: lowercased names. Returns the access key that signed it."""
+    from urllib.parse import unquote
+
+    match = _AUTHORIZATION.match(headers.get("authorization", ""))
+    if match is None:
+        raise Refused("AccessDenied", "Access Denied")
+    secret = secret_for(match["key"])
+    if secret is None:
+        raise Refused("InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
+    try:
+        signed = datetime.strptime(headers.get("x-amz-date", ""), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise Refused("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header") from None
+    payload = headers.get("x-amz-content-sha256") or hashlib.sha256(body).hexdigest()
+    scope = f"{match['date']}/{match['region']}/{match['service']}/aws4_request"
+    wanted = expected_signature(secret, method, unquote(path), parse_qsl(query, keep_blank_values=True), headers,
+                                match["signed"].split(";"), headers["x-amz-date"], scope, payload)
+    if not hmac.compare_digest(wanted, match["signature"]):
+        raise Refused("SignatureDoesNotMatch", "The request signature we calculated does not match the signature "
+                      "you provided. Check your key and signing method.")
+    if abs(now - signed) > MAX_CLOCK_SKEW:
+        raise Refused("RequestTimeTooSkewed", "The difference between the request time and the current time is too "
+                      "large.")
+    return match["key"]
+
+
+class IssuedCredentials:
+    """The credentials local mode issued: its own for this run (random, never the made-up ones a client may have in
+    its environment), and every session moto's STS issued in this process (the URL signer's)."""
+
+    def __init__(self, access_key_id: str, secret_access_key: str):
+        self.access_key_id, self.secret_access_key = access_key_id, secret_access_key
+
+    def __call__(self, access_key: str) -> Optional[str]:
+        if hmac.compare_digest(access_key.encode(), self.access_key_id.encode()):
+            return self.secret_access_key
+        return assumed_role_secret(access_key)
+
+
 def assumed_role_secret(access_key: str) -> Optional[str]:
     """The secret of a session moto's STS issued in this process (the URL signer's), or None."""
     from moto.sts.models import sts_backends
@@ -121,16 +175,25 @@ class PresignedUrlCheck:
 
     def __call__(self, environ, start_response):
         query = environ.get("QUERY_STRING", "")
-        if "X-Amz-Signature=" in query or "X-Amz-Credential=" in query:
-            headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
-                       if key.startswith("HTTP_")}
-            path = environ.get("RAW_URI", "").split("?", 1)[0] or quote(environ.get("PATH_INFO", ""))
-            try:
+        headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
+                   if key.startswith("HTTP_")}
+        # WSGI keeps these two out of HTTP_*: a signature may cover them.
+        headers.update({name.replace("_", "-").lower(): environ[name] for name in ("CONTENT_TYPE", "CONTENT_LENGTH")
+                        if environ.get(name)})
+        path = environ.get("RAW_URI", "").split("?", 1)[0] or quote(environ.get("PATH_INFO", ""))
+        try:
+            if "X-Amz-Signature=" in query or "X-Amz-Credential=" in query:
                 check(environ["REQUEST_METHOD"], path, query, headers, self.secret_for, self.now())
-            except Refused as refused:
-                return self._refuse(start_response, refused)
-        elif "HTTP_AUTHORIZATION" not in environ:
-            return self._refuse(start_response, Refused("AccessDenied", "Access Denied"))
+            elif "authorization" not in headers:
+                raise Refused("AccessDenied", "Access Denied")
+            else:
+                body = b""
+                if "x-amz-content-sha256" not in headers:  # signed over the body's hash (STS): read it, keep it
+                    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+                    environ["wsgi.input"] = io.BytesIO(body)
+                check_header(environ["REQUEST_METHOD"], path, query, headers, body, self.secret_for, self.now())
+        except Refused as refused:
+            return self._refuse(start_response, refused)
         return self.app(environ, start_response)
 
     @staticmethod

@@ -90,6 +90,12 @@ TINY_CHAT_TEMPLATE = (
 )
 
 
+# The stand-in's context window: GPT-2's (openai-community/gpt2's n_positions), so the gpt2 presets' token budgets
+# (MAX_TOTAL_TOKENS 1024) are the stand-in's too. Its byte-level tokenizer makes a token of every byte: 1024 tokens
+# are about 1,000 characters here, about 4,000 characters of English for GPT-2's own tokenizer (README, Local mode).
+POSITIONS = 1024
+
+
 def build_tiny_causal_lm(folder: Path, seed: int = 0, chat_template: bool = True) -> Path:
     """Save a random-weight GPT-2 style causal LM with a byte-level tokenizer (no merges) to folder: a stand-in for
     GPT-2 or a small chat LLM that loads with AutoModelForCausalLM / AutoTokenizer and the text-generation
@@ -103,7 +109,7 @@ def build_tiny_causal_lm(folder: Path, seed: int = 0, chat_template: bool = True
     tokens = alphabet + ["<|endoftext|>"]
     (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}), encoding="utf-8")
     (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
-    config = {"tokenizer_class": "GPT2Tokenizer", "model_max_length": 256, "bos_token": "<|endoftext|>",
+    config = {"tokenizer_class": "GPT2Tokenizer", "model_max_length": POSITIONS, "bos_token": "<|endoftext|>",
               "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "pad_token": "<|endoftext|>"}
     if chat_template:
         config["chat_template"] = TINY_CHAT_TEMPLATE
@@ -111,7 +117,7 @@ def build_tiny_causal_lm(folder: Path, seed: int = 0, chat_template: bool = True
     tokenizer = GPT2Tokenizer.from_pretrained(folder)
     torch.manual_seed(seed)
     model = GPT2LMHeadModel(GPT2Config(
-        vocab_size=len(tokenizer), n_positions=256, n_embd=32, n_layer=2, n_head=4,
+        vocab_size=len(tokenizer), n_positions=POSITIONS, n_embd=32, n_layer=2, n_head=4,
         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.eos_token_id,
     ))

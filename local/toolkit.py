@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -28,6 +28,19 @@ def _load_toolkit():
     )
 
     return HuggingFaceHandlerService, PredictionException
+
+
+class ModelWorker:
+    """One long-lived thread that runs a model's every request, in order, as one model-server worker does. Every
+    request on the same thread also keeps torch's CPU thread pool warm: OpenMP starts a new pool for each new thread
+    that computes, which made a 512x512 image about 30% slower when each HTTP connection's thread ran the model
+    itself (measured: 3.6 s against 2.8 s on 2 cores)."""
+
+    def __init__(self):
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-worker")
+
+    def run(self, function, *args):
+        return self._executor.submit(function, *args).result()
 
 
 class ModelError(Exception):
@@ -88,14 +101,16 @@ class ToolkitModel:
             while code_dir in sys.path:
                 sys.path.remove(code_dir)
         # One request at a time, as one model-server worker does (SAGEMAKER_MODEL_SERVER_WORKERS=1).
-        self._lock = threading.Lock()
+        self._worker = ModelWorker()
 
     def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-        with self._lock:
-            self._context._request = {"Content-Type": content_type, "Accept": accept}
-            try:
-                output, = self._service.handle([{"body": body}], self._context)
-            except self._prediction_exception as exc:
-                raise ModelError(exc.error_code, exc.message) from exc
-            content = output.encode("utf-8") if isinstance(output, str) else bytes(output)
-            return content, self._context.response_content_type or accept
+        return self._worker.run(self._invoke, body, content_type, accept)
+
+    def _invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        self._context._request = {"Content-Type": content_type, "Accept": accept}
+        try:
+            output, = self._service.handle([{"body": body}], self._context)
+        except self._prediction_exception as exc:
+            raise ModelError(exc.error_code, exc.message) from exc
+        content = output.encode("utf-8") if isinstance(output, str) else bytes(output)
+        return content, self._context.response_content_type or accept

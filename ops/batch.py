@@ -349,12 +349,15 @@ def local_target(settings: Settings, model, ready_file: Path) -> Target:
     if batch is None:
         raise BatchError(f"batch: local mode serves no batch model for {model.name}: start it with "
                          f"-c {model.name}.batch=true")
-    env = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local",
-           "AWS_REGION": ready["region"], "AWS_DEFAULT_REGION": ready["region"], "AWS_EC2_METADATA_DISABLED": "true",
+    # Local mode's own credentials for this run (its stand-ins refuse any other): from the ready file, which only its
+    # owner may read.
+    env = {"AWS_ACCESS_KEY_ID": ready["credentials"]["access_key_id"],
+           "AWS_SECRET_ACCESS_KEY": ready["credentials"]["secret_access_key"], "AWS_REGION": ready["region"], "AWS_DEFAULT_REGION": ready["region"], "AWS_EC2_METADATA_DISABLED": "true",
            "AWS_ENDPOINT_URL_S3": ready["s3_url"], "AWS_ENDPOINT_URL_STS": ready["s3_url"],
            "AWS_ENDPOINT_URL_SAGEMAKER": ready["endpoint_url"], "S3_ADDRESSING_STYLE": "path",
            "SIGNER_ROLE_ARN": ready["signer_role_arn"]}
-    os.environ.update(env)  # this process talks to local mode only: its loopback servers and fake credentials
+    os.environ.update(env)  # this process talks to local mode only: its loopback servers and its credentials
+    os.environ.pop("AWS_SESSION_TOKEN", None)  # never a real session's token beside them
     import boto3
 
     aws = load_lambda_module("model_api.aws")

@@ -6,6 +6,7 @@ ApiError with a deliberate status, so the caller never sees a botocore traceback
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -251,7 +252,7 @@ def invoke_error(exc: ClientError, endpoint_name: str, inputs_only_fail_400: boo
     message = (error.get("Message") or "")[:300]
     if code == "ModelError":
         original = exc.response.get("OriginalStatusCode")
-        detail = (exc.response.get("OriginalMessage") or message)[:300]
+        detail = container_words(exc.response.get("OriginalMessage") or message)[:300]
         status = f" (container status {original})" if original else ""
         if isinstance(original, int) and 400 <= original < 500 and (
                 original != 400 or detail.startswith(INPUT_REFUSED) or inputs_only_fail_400):
@@ -277,6 +278,29 @@ def invoke_error(exc: ClientError, endpoint_name: str, inputs_only_fail_400: boo
     if code in ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException"):
         return ApiError(500, "misconfigured", "this API is not allowed to invoke its endpoint (deployment error)")
     return ApiError(502, "model_unavailable", f"invoking the model failed: {code or 'unknown error'}")
+
+
+# What some containers say, and what it means for the caller: torch's embedding lookup past the model's positions (the
+# inference toolkit's text-generation pipeline answers it as a 400 when a prompt and max_new_tokens outgrow GPT-2's
+# 1024 positions; tried on the toolkit with a small GPT-2 in local mode: tests/local/test_local_text_models.py).
+KNOWN_CONTAINER_MESSAGES = {
+    "index out of range in self": "the prompt and the tokens to generate are longer than the model's context window "
+                                  "(the positions it can attend to): shorten the prompt or ask for fewer new tokens",
+}
+
+
+def container_words(text: str) -> str:
+    """A container's error in its own words: TGI answers {"error": "...", "error_type": "validation"} (its
+    router's ErrorResponse), the toolkit plain text; a message the API knows is explained, with the container's
+    words kept at the end."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        text = data["error"]
+    known = next((meaning for words, meaning in KNOWN_CONTAINER_MESSAGES.items() if words in text), None)
+    return f"{known} (the model said: {text[:120]})" if known else text
 
 
 def _means_endpoint_missing(message: str) -> bool:

@@ -303,3 +303,25 @@ def test_the_smoke_checks_of_text_answers_pass_a_right_answer_and_name_a_wrong_o
     assert generate({"generated_text": 3}, None) == "no generated_text"
     chat = KINDS["chat"].action("chat").check
     assert chat({"reply": "hello"}, None) == "" and chat({}, None) == "no reply"
+
+
+@pytest.mark.parametrize("original, status, message", [
+    # TGI's 422 body is JSON: its "error" is what the caller reads.
+    ('{"error":"Input validation error: `inputs` must have less than 768 tokens. Given: 800","error_type":"validation"}',
+     422, "the model refused the input (container status 422): Input validation error: `inputs` must have less "
+          "than 768 tokens. Given: 800"),
+    # torch's embedding past the positions, as the toolkit's text-generation pipeline answers it: explained.
+    ("index out of range in self", 400,
+     "the model refused the input (container status 400): the prompt and the tokens to generate are longer than the "
+     "model's context window (the positions it can attend to): shorten the prompt or ask for fewer new tokens (the "
+     "model said: index out of range in self)"),
+    ('{"detail": "not TGI"}', 422, 'the model refused the input (container status 422): {"detail": "not TGI"}'),
+])
+def test_a_containers_refusal_reaches_the_caller_in_its_own_words(original, status, message):
+    from botocore.exceptions import ClientError
+    from model_api.aws import invoke_error
+
+    error = ClientError({"Error": {"Code": "ModelError", "Message": "Received client error"},
+                         "OriginalStatusCode": status, "OriginalMessage": original}, "InvokeEndpoint")
+    refused = invoke_error(error, "e", inputs_only_fail_400=True)
+    assert (refused.status, refused.code, refused.message) == (400, "model_rejected_input", message)

@@ -104,6 +104,18 @@ class LocalProcess:
         return self.popen.returncode
 
 
+def local_client(local: dict, service: str, **credentials):
+    """A boto3 client of one of local mode's stand-ins (S3 and STS on s3_url, SageMaker on endpoint_url), signed
+    with this run's credentials from its ready file (the only ones it takes), or with `credentials` given."""
+    import boto3
+
+    issued = local["credentials"]
+    return boto3.client(service, region_name=local["region"],
+                        endpoint_url=local["endpoint_url" if service.startswith("sagemaker") else "s3_url"],
+                        **(credentials or {"aws_access_key_id": issued["access_key_id"],
+                                           "aws_secret_access_key": issued["secret_access_key"]}))
+
+
 def request(local, method="POST", body=None, query="", key="test-key", content_type="application/json",
             path="/images", headers=None):
     data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body

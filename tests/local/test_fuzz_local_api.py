@@ -7,11 +7,10 @@ import http.client
 import json
 from urllib.parse import urlsplit
 
-import boto3
 import pytest
 from fuzz_coverage import fuzz as run_fuzz
 from hypothesis import strategies as st
-from local_rig import LocalProcess
+from local_rig import LocalProcess, local_client
 
 EXAMPLES = 300
 # Limits so tight that any valid request is a 64 px, 1-step image: hundreds of requests stay fast.
@@ -25,8 +24,7 @@ def local(tmp_path_factory):
     process = LocalProcess(tmp_path, "--api-key", "k", *TIGHT)
     process.wait_until_serving()
     info = json.loads((tmp_path / "ready.json").read_text())
-    s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=info["s3_url"],
-                      aws_access_key_id="x", aws_secret_access_key="x")
+    s3 = local_client(info, "s3")
     info["count"] = lambda: s3.list_objects_v2(Bucket="local-images").get("KeyCount", 0)
     yield info
     assert process.stop() == 0, "".join(process.stderr[-20:])

@@ -73,6 +73,9 @@ def post(body_headers: str, body: bytes = b"") -> bytes:
     (post("X-Big: " + "b" * 11000 + "\r\nContent-Length: 2\r\n", b"{}"), 431, "headers_too_large"),
     (post("".join(f"X-{i}: v\r\n" for i in range(120)) + "Content-Length: 2\r\n", b"{}"), 431, "headers_too_large"),
     (b"BLAH\r\n\r\n", 400, "bad_request"),
+    # RFC 9112: no space between a field name and its colon, no bare CR (local/http_guard.py)
+    (post("X-Api-Key : test-key\r\nContent-Length: 2\r\n", b"{}"), 400, "bad_request"),
+    (post("X-Note: a\rb\r\nContent-Length: 2\r\n", b"{}"), 400, "bad_request"),
 ])
 def test_broken_framing_gets_a_prompt_json_4xx(local, raw, status, code):
     got, body, elapsed = exchange(local, raw)

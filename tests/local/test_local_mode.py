@@ -12,7 +12,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from local_rig import ROOT, LocalProcess, request
+from local_rig import ROOT, LocalProcess, local_client, request
 from PIL import Image
 
 # The shared local mode (conftest.py) allows 64 px images, so the tiny model answers in milliseconds.
@@ -125,10 +125,9 @@ def test_the_local_endpoint_speaks_the_container_contract(local):
 
 
 def test_the_local_endpoint_answers_boto3_like_sagemaker(local):
-    import boto3
     from botocore.exceptions import ClientError
 
-    runtime = boto3.client("sagemaker-runtime", region_name="us-east-1", endpoint_url=local["endpoint_url"])
+    runtime = local_client(local, "sagemaker-runtime")
     payload = json.dumps({"inputs": "p", "parameters": {"width": 64, "height": 64, "num_inference_steps": 1}})
     response = runtime.invoke_endpoint(EndpointName=local["endpoints"]["stable-diffusion"], Body=payload,
                                        ContentType="application/json", Accept="image/png")

@@ -107,3 +107,52 @@ def test_expiry_and_future_dates_are_judged_against_the_clock(tmp_path):
         s3_auth.check("GET", parts.path, parts.query, headers, {"ASIALOCAL": "wrong"}.get, signed)
     with pytest.raises(s3_auth.Refused, match="signature we calculated does not match"):
         s3_auth.check("HEAD", parts.path, parts.query, headers, {"ASIALOCAL": secret}.get, signed)
+
+
+def test_only_the_credentials_local_mode_issued_sign_for_its_s3_sts_and_sagemaker(image, tmp_path):
+    """A client's made-up credentials (what a laptop's environment may hold) are refused as AWS refuses unknown ones;
+    this run's credentials, from its owner-only ready file, and the sessions its STS issues are taken."""
+    import os
+    import stat
+
+    from botocore.exceptions import ClientError
+    from local_rig import local_client
+
+    assert stat.S_IMODE(os.stat(image["ready_file"]).st_mode) == 0o600  # the key and the credentials are in it
+    bucket = "local-images"
+    assert local_client(image, "s3").list_objects_v2(Bucket=bucket)["KeyCount"] >= 1
+    issued = image["credentials"]["access_key_id"]
+    for credentials, code in (({"aws_access_key_id": "testing", "aws_secret_access_key": "testing"},
+                               "InvalidAccessKeyId"),
+                              ({"aws_access_key_id": issued, "aws_secret_access_key": "guessed"},
+                               "SignatureDoesNotMatch")):
+        with pytest.raises(ClientError) as caught:
+            local_client(image, "s3", **credentials).list_objects_v2(Bucket=bucket)
+        assert caught.value.response["Error"]["Code"] == code
+        with pytest.raises(ClientError) as caught:  # STS too: no session from made-up credentials
+            local_client(image, "sts", **credentials).assume_role(RoleArn="arn:aws:iam::123456789012:role/x",
+                                                                 RoleSessionName="test-session")
+        assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        with pytest.raises(ClientError) as caught:  # the runtime API: as AWS's JSON protocols answer
+            local_client(image, "sagemaker-runtime", **credentials).invoke_endpoint(
+                EndpointName=image["endpoints"]["stable-diffusion"], Body=b"{}", ContentType="application/json")
+        assert caught.value.response["Error"]["Code"] in ("UnrecognizedClientException", "InvalidSignatureException")
+        assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    session = local_client(image, "sts").assume_role(RoleArn="arn:aws:iam::123456789012:role/x",
+                                                     RoleSessionName="test-session")["Credentials"]
+    assert local_client(image, "s3", aws_access_key_id=session["AccessKeyId"],
+                        aws_secret_access_key=session["SecretAccessKey"],
+                        aws_session_token=session["SessionToken"]).list_objects_v2(Bucket=bucket)["KeyCount"] >= 1
+
+
+def test_the_sagemaker_stand_in_bounds_a_body_as_the_runtime_does(image):
+    import socket
+    from urllib.parse import urlsplit as split
+
+    url = split(image["endpoint_url"])
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(b"POST /endpoints/x/invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 7000000\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):  # the server closes after answering
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413") and b"6291456" in answer

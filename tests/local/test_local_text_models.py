@@ -126,6 +126,26 @@ def test_text_the_model_cannot_take_is_never_a_5xx(local):
         assert status == 400 and body["error"]["code"] == "invalid_request", (payload, body)
 
 
+def test_a_prompt_past_the_token_budget_is_answered_as_the_containers_answer_it(local):
+    """gpt2-tgi's budget is the deployed one (MAX_INPUT_TOKENS 768, MAX_TOTAL_TOKENS 1024) in TGI's order and words;
+    the stand-in's byte-level tokenizer makes a token of each character (README, Local mode)."""
+    prefix = "the model refused the input (container status 422): Input validation error: "
+    status, _, body = post(local, "/generate", {"inputs": "x" * 900})  # + the default 128 new tokens > 1024
+    assert (status, body["error"]) == (400, {"code": "model_rejected_input", "message": prefix + (
+        "`inputs` tokens + `max_new_tokens` must be <= 1024. Given: 900 `inputs` tokens and 128 `max_new_tokens`")})
+    status, _, body = post(local, "/generate", {"inputs": "x" * 800, "parameters": {"max_new_tokens": 10}})
+    assert (status, body["error"]["message"]) == (400, prefix + "`inputs` must have less than 768 tokens. Given: 800")
+    assert post(local, "/generate", {"inputs": "x" * 760, "parameters": {"max_new_tokens": 2}})[0] == 200
+    # The CPU pipeline has no budget of its own: past GPT-2's 1024 positions the toolkit's error, explained.
+    status, _, body = post(local, "/models/gpt2-cpu", {"inputs": "x" * 1100, "parameters": {"max_new_tokens": 4}})
+    assert (status, body["error"]["code"]) == (400, "model_rejected_input")
+    assert body["error"]["message"] == (
+        "the model refused the input (container status 400): the prompt and the tokens to generate are longer than "
+        "the model's context window (the positions it can attend to): shorten the prompt or ask for fewer new tokens "
+        "(the model said: index out of range in self)")
+    assert post(local, "/models/gpt2-cpu", {"inputs": "x" * 1000, "parameters": {"max_new_tokens": 4}})[0] == 200
+
+
 def test_error_rows_only_local_mode_answers_with_text_models(local):
     """The README's error table, the rows these models produce (test_local_mode.py covers the image rows)."""
     from local_rig import readme_error_rows

@@ -1,0 +1,210 @@
+"""What local mode's HTTP servers (the API stand-in and the SageMaker stand-in) refuse before any request logic runs,
+on top of the standard library's server:
+
+- a whole request (request line, headers and body) must arrive within the server's request_timeout: one deadline
+  for the request, not one per read, so a client that sends a byte every few seconds is cut off like a silent one
+  (a watchdog shuts the socket's reading side at the deadline; the answer is 408);
+- a header line must be a field name, a colon and a value: whitespace between the name and the colon, a line folded
+  onto the next (starting with whitespace) or a bare CR inside the line is a 400 (RFC 9112, section 5.1: "A server
+  MUST reject, with a response status code of 400 (Bad Request), any received request message that contains
+  whitespace between a header field name and colon"; section 2.2 on bare CR);
+- at most max_connections connections are served at once: more are answered 503 with Retry-After at once, from the
+  accepting thread, and closed.
+
+Each server answers a refusal in its own shape (refuse): the API's JSON error, the runtime's AWS error.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# field-name = token (RFC 9110, section 5.1), ":", the value, then CRLF (or LF: what the library accepts).
+_HEADER_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*\r?\n\Z")
+_CONNECTION_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+
+
+class GuardedServer(ThreadingHTTPServer):
+    """A threading server that serves at most max_connections connections at once; handler: a GuardedHandler."""
+
+    daemon_threads = True
+    request_queue_size = 256
+    busy_answer = b'{"error":{"code":"busy","message":"too many connections at once; retry in a second"}}'
+    busy_headers = ""  # more header lines of the busy answer, each ending in CRLF
+
+    def __init__(self, address, handler, request_timeout: float = 10.0, max_connections: int = 64):
+        if not max_connections >= 1:
+            raise ValueError("max_connections must be at least 1")
+        self.request_timeout = request_timeout
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            self._refuse_busy(request)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse_busy(self, request) -> None:
+        head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: "
+                f"{len(self.busy_answer)}\r\nRetry-After: 1\r\n{self.busy_headers}Connection: close\r\n\r\n").encode()
+        try:
+            request.settimeout(1)
+            request.sendall(head + self.busy_answer)
+        except OSError:
+            pass
+
+
+class _RecordingReader:
+    """The connection's read side: records the lines of each request's head (request line and headers), as the
+    client sent them, for the checks the library does not make."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.lines: list[bytes] = []
+        self.recording = False
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = self.raw.readline(limit)
+        if self.recording:
+            self.lines.append(line)
+            if line in (b"\r\n", b"\n", b""):
+                self.recording = False
+        return line
+
+    def read(self, size: int = -1) -> bytes:
+        return self.raw.read(size)
+
+    def __getattr__(self, name):
+        return getattr(self.raw, name)
+
+
+class GuardedHandler(BaseHTTPRequestHandler):
+    """A request handler whose requests are bounded by one deadline and whose header lines are checked. Subclasses
+    implement refuse(status, message), and call request_read() once the request (its body too) is in."""
+
+    server: GuardedServer
+    protocol_version = "HTTP/1.1"
+    default_request_version = "HTTP/1.1"  # no HTTP/0.9: every answer, errors included, has a status line
+
+    def setup(self):
+        self.timeout = self.server.request_timeout  # each read's bound too (the watchdog bounds the whole)
+        super().setup()
+        self.rfile = _RecordingReader(self.rfile)
+        self._served = 0
+
+    def refuse(self, status: int, message: str) -> None:
+        """Answer an error and close: 408 instead of the refusal a request cut short by the deadline caused."""
+        if self.cut_off and status != 408 and status < 500:
+            status, message = 408, f"the request did not arrive within {self.server.request_timeout:g} s"
+        for name, default in (("requestline", ""), ("request_version", "HTTP/1.1"), ("command", "")):
+            if not getattr(self, name, None):  # nothing (or no request line) arrived yet
+                setattr(self, name, default)
+        try:
+            self.answer_error(status, message)
+        except _CONNECTION_GONE:
+            pass
+        self.close_connection = True
+
+    def answer_error(self, status: int, message: str) -> None:
+        """Write the error answer (the server's own shape), with Connection: close."""
+        raise NotImplementedError
+
+    def handle_one_request(self):
+        self.cut_off = False
+        self.answered = False
+        self.rfile.lines, self.rfile.recording = [], True
+        self._watchdog = threading.Timer(self.server.request_timeout, self._cut_off)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+        try:
+            super().handle_one_request()
+        finally:
+            self._watchdog.cancel()
+        if self.cut_off and not self.answered and (self._served == 0 or any(self.rfile.lines)):
+            # Cut off mid-request (or before the first one): say so. An idle kept-alive connection just closes.
+            self.refuse(408, f"the request did not arrive within {self.server.request_timeout:g} s")
+        if self.cut_off:
+            self.close_connection = True
+        self._served += 1
+
+    def request_read(self) -> None:
+        """The whole request is in: the deadline no longer applies (the answer may take minutes)."""
+        self._watchdog.cancel()
+
+    def _cut_off(self) -> None:
+        self.cut_off = True
+        try:
+            self.connection.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        for number, line in enumerate(self.rfile.lines[1:], start=1):
+            if line in (b"\r\n", b"\n"):
+                break
+            if not _HEADER_LINE.match(line):
+                self.refuse(400, f"header line {number} is not a field name, a colon and a value (no space before "
+                                 "the colon, no line folding, no bare CR)")
+                return False
+        return True
+
+    def log_error(self, format, *args):
+        # handle_one_request catches a read timeout itself and only logs it: answer it here.
+        if format.startswith("Request timed out"):
+            self.refuse(408, f"the request did not arrive within {self.server.request_timeout:g} s")
+
+    def send_error(self, code, message=None, explain=None):
+        """The library's own refusals (bad request line, long header line, too many headers, ...), in the server's
+        shape; 408 when the deadline cut the request short."""
+        from http import HTTPStatus
+
+        self.refuse(code, message or HTTPStatus(code).phrase)
+
+    def send_response(self, code, message=None):
+        self.answered = True
+        super().send_response(code, message)
+
+
+def read_body(handler: GuardedHandler, limit: int) -> bytes | None:
+    """The request's body, or None after refusing it (every check made before a byte is read): chunked uploads are
+    411 (a length is required: no body of unknown size is read), a Content-Length that is not one number in digits
+    400, one over `limit` 413; a body cut short is 408 when the deadline cut it, else the connection just closes
+    (the client went away)."""
+    if handler.headers.get("Transfer-Encoding"):
+        handler.refuse(411, "send the body with a Content-Length, not Transfer-Encoding")
+        return None
+    values = handler.headers.get_all("Content-Length") or []
+    if not values:
+        return b""
+    if len({v.strip() for v in values}) != 1 or not re.fullmatch(r"[0-9]{1,12}", values[0].strip()):
+        shown = ", ".join(values)[:40]
+        handler.refuse(400, f"Content-Length {shown} is not one length in digits")
+        return None
+    length = int(values[0])
+    if length > limit:
+        handler.refuse(413, f"the body is {length} bytes; the limit is {limit}")
+        return None
+    body = handler.rfile.read(length)
+    if len(body) < length:
+        if handler.cut_off:
+            handler.refuse(408, f"the request did not arrive within {handler.server.request_timeout:g} s")
+        handler.close_connection = True
+        return None
+    return body
