@@ -51,8 +51,8 @@ mutation: setup  ## mutation testing (mutmut, not in make test): SAMPLE=400 runs
 synth: setup  ## synthesize the CloudFormation template into cdk.out (offline); settings via CDK_ARGS="-c key=value"
 	AWS_EC2_METADATA_DISABLED=true $(CDK) synth -q $(CDK_ARGS)
 
-cost: setup  ## what the chosen settings cost per hour, per month, idle and per 1,000 images (no AWS call)
-	python -m ops.cost $(CDK_ARGS)
+cost: setup  ## what the chosen settings cost per hour, per month, idle and per 1,000 images (no AWS call; LIVE=1 asks the AWS Price List API)
+	python -m ops.cost $(if $(LIVE),--live) $(CDK_ARGS)
 
 preflight: setup  ## check your account before deploying: credentials, bootstrap, quotas, logging role, cost
 	python -m ops.preflight $(CDK_ARGS)

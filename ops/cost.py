@@ -1,11 +1,12 @@
-"""`make cost`: what the chosen settings cost before anything is deployed. No AWS call, no credentials.
+"""`make cost`: what the chosen settings cost before anything is deployed. No AWS call, no credentials, unless
+--live (`make cost LIVE=1`) asks the AWS Price List API for today's instance prices of any region.
 
-    python -m ops.cost [-c NAME=VALUE ...] [--region REGION]
+    python -m ops.cost [-c NAME=VALUE ...] [--region REGION] [--live]
 
 Per model: hosting mode, instance type, instance range, USD per hour and per month at the minimum and at the
 maximum, what it costs idle, and for image models the cost of 1,000 default images at the documented per-image time.
-Prices come from ops/prices.py (source and date there); a type or region the table does not know is shown as
-unknown, never guessed. Lambda, API Gateway, S3 and CloudWatch are left out: cents per thousand requests.
+Prices come from ops/prices.py (source and date there; it records us-east-1 only); a type or region the table does
+not know is shown as unknown, never guessed, and the output says how to ask AWS instead. Lambda, API Gateway, S3 and CloudWatch are left out: cents per thousand requests.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import Callable, Optional
 
 from ops import prices
 from ops.cdk import cli_region
@@ -47,8 +48,10 @@ def seconds_per_default_image(settings: Settings, model) -> Optional[float]:
     return step * limits.default_steps * (limits.default_size / 512) ** 2
 
 
-def rows(settings: Settings, region: Optional[str]) -> list[CostRow]:
-    book = prices.PriceBook(region)
+def rows(settings: Settings, region: Optional[str], live: Optional[prices.PriceList] = None) -> list[CostRow]:
+    """The cost table; `live` (a prices.PriceList) prices instances from the AWS Price List API instead of the table
+    (it raises prices.PriceListError when AWS cannot be asked)."""
+    book = prices.PriceBook(region, live)
     out = []
     for model in settings.catalog:
         config = hosting_of(model)
@@ -137,7 +140,7 @@ def _usd(value: Optional[float], digits: int = 2) -> str:
     return "unknown" if value is None else f"${value:,.{digits}f}"
 
 
-def table(cost_rows: list[CostRow], region: str) -> str:
+def table(cost_rows: list[CostRow], region: str, live: bool = False) -> str:
     head = ["model", "hosting", "instance", "count", "$/hour min", "$/hour max", "$/month min", "$/month max",
             "idle $/month", "$/1,000 images"]
     body = [[r.model, r.hosting, r.instance, r.instances, _usd(r.hourly_min, 3), _usd(r.hourly_max, 3),
@@ -151,8 +154,13 @@ def table(cost_rows: list[CostRow], region: str) -> str:
     known = sum(r.idle_monthly or 0 for r in cost_rows)
     unknown = [r.model for r in cost_rows if r.idle_monthly is None and r.hosting != "existing"]
     total = f"Idle total: {_usd(known, 0)}/month" + (f" plus {', '.join(unknown)} (price unknown)" if unknown else "")
-    return "\n".join([f"Costs in {region} ({prices.SOURCE}; a month is {HOURS_PER_MONTH} hours):", *lines,
-                      *(["Notes:", *notes] if notes else []), total,
+    coverage = [] if live or region in prices.PRICED_REGIONS else [
+        f"ops/prices.py records {', '.join(prices.PRICED_REGIONS)} prices only: for {region}'s, make cost LIVE=1 asks "
+        "the AWS Price List API (your credentials, pricing:GetProducts), or see https://aws.amazon.com/sagemaker/pricing/"]
+    source = f"{prices.PRICE_LIST_SOURCE}; serverless, VPC endpoints and WAF from ops/prices.py" if live else \
+        prices.SOURCE
+    return "\n".join([f"Costs in {region} ({source}; a month is {HOURS_PER_MONTH} hours):", *lines,
+                      *(["Notes:", *notes] if notes else []), total, *coverage,
                       "Lambda, API Gateway, S3 and CloudWatch add cents per thousand requests. make destroy stops "
                       "every charge above."])
 
@@ -161,11 +169,14 @@ def region_of(settings: Settings, given: Optional[str]) -> str:
     return cli_region(given or settings.region) or DEFAULT_REGION
 
 
-def main(argv=None, out=sys.stdout) -> int:
+def main(argv=None, out=sys.stdout, pricing_client_factory: Optional[Callable] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops.cost", description=__doc__.split("\n\n")[0])
     parser.add_argument("-c", "--context", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--region", help=f"prices of this region (default: the region setting, AWS_REGION, "
                                          f"else {DEFAULT_REGION})")
+    parser.add_argument("--live", action="store_true",
+                        help="instance prices from the AWS Price List API (needs credentials allowed "
+                             "pricing:GetProducts; every region), not the recorded table")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.context)
@@ -173,8 +184,26 @@ def main(argv=None, out=sys.stdout) -> int:
         print(error, file=sys.stderr)
         return 2
     region = region_of(settings, args.region)
-    print(table(rows(settings, region), region), file=out)
+    live = prices.PriceList((pricing_client_factory or pricing_client)()) if args.live else None
+    try:
+        cost_rows = rows(settings, region, live)
+    except prices.PriceListError as error:
+        print(f"make cost LIVE=1: {error}. Without LIVE=1, make cost prints the recorded prices (no AWS call).",
+              file=sys.stderr)
+        return 1
+    print(table(cost_rows, region, live=live is not None), file=out)
     return 0
+
+
+def pricing_client():
+    """A boto3 Price List client with the CLI's credentials, explicit timeouts and retries."""
+    from botocore.config import Config
+
+    from ops.cdk import session
+
+    return session().client("pricing", region_name=prices.PRICE_LIST_REGION, config=Config(
+        connect_timeout=5, read_timeout=20, retries={"mode": "standard", "max_attempts": 3}))
+
 
 
 if __name__ == "__main__":

@@ -561,18 +561,29 @@ def hub_revisions(settings: Settings) -> list[Check]:
                   "start: a change upstream changes what runs", "pin one: -c <model>.revision=<commit sha>")]
 
 
-def hourly_cost(settings: Settings, region_name: Optional[str]) -> Check:
-    """What the deployment costs idle (ops/cost.py has the whole table: make cost)."""
-    cost_rows = [r for r in cost.rows(settings, region_name) if r.hosting != "batch"]  # a batch job bills per job
+def hourly_cost(settings: Settings, region_name: Optional[str], clients=None) -> Check:
+    """What the deployment costs idle (ops/cost.py has the whole table: make cost). A region ops/prices.py does not
+    record is priced by the AWS Price List API with `clients`' credentials."""
+    live = None
+    if clients is not None and region_name not in prices.PRICED_REGIONS:
+        live = prices.PriceList(clients.other("pricing", prices.PRICE_LIST_REGION))
+    try:
+        cost_rows = [r for r in cost.rows(settings, region_name, live) if r.hosting != "batch"]  # billed per job
+    except prices.PriceListError as error:
+        return Check("cost", WARN, f"{region_name} is not in ops/prices.py and {error}",
+                     "see https://aws.amazon.com/sagemaker/pricing/")
     hourly = sum(r.hourly_min or 0 for r in cost_rows)
     unknown = sorted({r.instance for r in cost_rows if r.hourly_min is None and r.hosting != "existing"})
     detail = f"${hourly:.2f}/hour while deployed (~${hourly * prices.HOURS_PER_MONTH:,.0f}/month) at the minimum, " \
              "idle or not"
+    if live is not None:
+        detail += " (AWS Price List API)"
     if any(r.hosting == "serverless" for r in cost_rows):
         detail += "; serverless models bill per second of use"
     if unknown:
-        return Check("cost", WARN, f"{detail} plus {', '.join(unknown)} in {region_name}, whose price "
-                     "is not in ops/prices.py", "see https://aws.amazon.com/sagemaker/pricing/")
+        where = "the AWS Price List API lists" if live is not None else "ops/prices.py has"
+        return Check("cost", WARN, f"{detail} plus {', '.join(unknown)} in {region_name}, for which {where} no "
+                     "price", "see https://aws.amazon.com/sagemaker/pricing/")
     return Check("cost", INFO, detail + "; make cost has the table; make destroy stops it")
 
 
@@ -591,7 +602,7 @@ def run(settings: Settings, clients, hub_listing: Optional[Callable] = None) -> 
                *network(settings, clients), *hub_token_shape(settings, clients),
                *authorizer_concurrency(settings, clients, exists),
                *hub_revisions(settings), *hub_weights(settings, hub_listing or HubListing()),
-               hourly_cost(settings, clients.region)]
+               hourly_cost(settings, clients.region, clients)]
     return checks
 
 

@@ -46,6 +46,62 @@ WAF_RULES = 2  # the web ACL's rules (stacks/api_firewall.py: rate limit, common
 SERVERLESS_GB_SECOND_USD = {"us-east-1": 0.0000200}
 
 
+PRICED_REGIONS = tuple(sorted(HOURLY_USD))  # the regions this table prices; others print as unknown, or --live
+
+# The AWS Price List Query API (GetProducts) answers from us-east-1 for every region ("All pricing APIs are hosted in
+# IAD", the SageMaker inference samples' pricing client; the Terraform/Pulumi pricing data source: "only available in
+# a us-east-1 or ap-south-1 provider"). SageMaker hosting instances are the products of family "ML Instance" whose
+# `platoinstancetype` is "Hosting", named by `instanceName` (ml.g5.xlarge) and `regionCode` (the same samples'
+# filters); the on-demand price is terms.OnDemand.*.priceDimensions.*.pricePerUnit.USD, per "Hrs".
+PRICE_LIST_REGION = "us-east-1"
+PRICE_LIST_SOURCE = "AWS Price List API, on-demand SageMaker hosting, asked just now"
+
+
+class PriceListError(Exception):
+    """The Price List API could not be asked (no credentials, no pricing:GetProducts, no network): in words."""
+
+
+class PriceList:
+    """On-demand SageMaker hosting prices of any region and instance type from the AWS Price List API, one
+    GetProducts call per type and region (cached). `client` is a boto3 "pricing" client in PRICE_LIST_REGION."""
+
+    def __init__(self, client):
+        self._client = client
+        self._known: dict = {}
+
+    def hourly(self, region: Optional[str], instance_type: str) -> Optional[float]:
+        """USD per instance-hour; None when AWS lists no such product (or several prices for it: never guessed)."""
+        key = (region or "", instance_type)
+        if key not in self._known:
+            self._known[key] = self._ask(*key)
+        return self._known[key]
+
+    def _ask(self, region: str, instance_type: str) -> Optional[float]:
+        import json
+
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        filters = [{"Type": "TERM_MATCH", "Field": field, "Value": value} for field, value in (
+            ("productFamily", "ML Instance"), ("regionCode", region), ("instanceName", instance_type),
+            ("platoinstancetype", "Hosting"))]
+        try:
+            pages = self._client.get_paginator("get_products").paginate(ServiceCode="AmazonSageMaker",
+                                                                           Filters=filters)
+            products = [json.loads(item) for page in pages for item in page.get("PriceList", [])]
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            raise PriceListError(f"the AWS Price List API refused ({code}: {error.response['Error'].get('Message')})"
+                                 "; your credentials need pricing:GetProducts") from None
+        except BotoCoreError as error:
+            raise PriceListError(f"the AWS Price List API could not be asked ({error})") from None
+        found = {float(dimension["pricePerUnit"]["USD"])
+                 for product in products for term in product.get("terms", {}).get("OnDemand", {}).values()
+                 for dimension in term.get("priceDimensions", {}).values()
+                 if dimension.get("unit", "").lower() in ("hrs", "hours") and "USD" in dimension.get("pricePerUnit", {})}
+        found.discard(0.0)
+        return found.pop() if len(found) == 1 else None
+
+
 def hourly(region: Optional[str], instance_type: str) -> Optional[float]:
     """USD per instance-hour, or None when the table does not know the region or type."""
     return HOURLY_USD.get(region or "", {}).get(instance_type)
@@ -63,11 +119,15 @@ def serverless_gb_second(region: Optional[str]) -> Optional[float]:
 
 @dataclass(frozen=True)
 class PriceBook:
-    """One region's prices, as stacks.hosting's modes read them."""
+    """One region's prices, as stacks.hosting's modes read them: the Price List API's when `live` is given (fresh, any
+    region), else this table's."""
 
     region: Optional[str]
+    live: Optional[PriceList] = None
 
     def hourly(self, instance_type: str) -> Optional[float]:
+        if self.live is not None:
+            return self.live.hourly(self.region, instance_type)
         return hourly(self.region, instance_type)
 
     def serverless_gb_second(self) -> Optional[float]:

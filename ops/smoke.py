@@ -5,7 +5,8 @@
 
 Per model: a small valid request on its routes (images are downloaded and checked to be complete PNG/JPEG files,
 embeddings to be unit vectors), the catalog and endpoint routes, and requests that must be refused (no key: 403, an
-unknown route: 404, an empty and an invalid body: 400 in the API's error shape). Exit 1 if anything is off.
+unknown route: 404 naming the routes, an unknown method: 405 with Allow, an empty and an invalid body: 400 in the
+API's error shape). Exit 1 if anything is off.
 Small requests: 256x256 images with 4 steps, 8 new tokens, so a smoke run costs seconds of GPU. An async model's
 actions must answer 202 with a job; its first job is polled (GET /jobs/<job_id>) until done or --job-wait seconds,
 which must cover an instance start when it has scaled to zero, and an unknown job id must be 404.
@@ -167,8 +168,17 @@ def run(api: Api, fetcher: Callable[[str], bytes] = fetch, only: Optional[set] =
     # 401 with the key authorizer (bearer_keys: no key at all), 403 without it: either way refused by the gateway.
     record(first.method, f"{first.path} (no key)", status, ms, status if status in (401, 403) else 403,
            error_shape(answer))
+    # Unknown routes and methods answer from the API's fallback (lambda/unrouted.py), not API Gateway's "Missing
+    # Authentication Token": the 404 names the routes there are, the 405 the methods the path has.
     status, answer, _, ms = api.call("GET", "/no-such-route")
-    record("GET", "/no-such-route", status, ms, 404, error_shape(answer))
+    listed = first.path in str(((answer or {}).get("error") or {}).get("message", ""))
+    record("GET", "/no-such-route", status, ms, 404,
+           error_shape(answer) or ("" if status != 404 or listed else f"the 404 does not list the routes: {answer}"))
+    status, answer, headers, ms = api.call("DELETE", first.path)
+    allow = next((v for k, v in headers.items() if k.lower() == "allow"), "")
+    record("DELETE", f"{first.path} (no such method)", status, ms, 405,
+           error_shape(answer) or ("" if status != 405 or first.method in allow else f"Allow header {allow!r} "
+                                   f"does not name {first.method}"))
     return results
 
 

@@ -198,7 +198,8 @@ def test_make_smoke_passes_against_local_mode(local):
     assert smoke.main(["--url", local["api_url"], "--key", "test-key"], out=out) == 0, out.getvalue()
     text = out.getvalue()
     for row in ("GET /endpoint", "POST /images ", "GET /images ", "POST /models/stable-diffusion (invalid body)",
-                "GET /models/stable-diffusion (no key)", "GET /no-such-route"):
+                "GET /models/stable-diffusion (no key)", "GET /no-such-route",
+                "DELETE /models/stable-diffusion (no such method)"):
         assert row in text, row
     assert "FAIL" not in text and "checks fine" in text
 

@@ -116,3 +116,75 @@ def test_the_shared_endpoint_is_billed_once_and_idles_at_zero_only_when_every_mo
     idle = rows(*SHARED, "gpt2-cpu.min_instances=0", "minilm-embeddings.min_instances=0")["shared endpoint"]
     assert (idle.instances, idle.hourly_min, idle.hourly_max, idle.idle_monthly) == ("0-1", 0.0, price, 0.0)
     assert "scales to zero when idle" in idle.note
+
+
+def price_list_product(region: str, instance_type: str, usd: str) -> str:
+    """One GetProducts PriceList item, shaped as the Price List API answers (a JSON string per product)."""
+    import json
+
+    return json.dumps({"product": {"productFamily": "ML Instance", "attributes": {
+        "regionCode": region, "instanceName": instance_type, "platoinstancetype": "Hosting"}, "sku": "SKU1"},
+        "serviceCode": "AmazonSageMaker", "terms": {"OnDemand": {"SKU1.JRTCKXETXF": {"priceDimensions": {
+            "SKU1.JRTCKXETXF.6YS6EN2CT7": {"unit": "Hrs", "pricePerUnit": {"USD": usd},
+                                           "description": f"${usd} per On Demand {instance_type} hosting"}}}}}})
+
+
+@pytest.fixture
+def pricing():
+    """A real boto3 Price List client whose answers come from botocore's Stubber (no AWS, no network)."""
+    import boto3
+    from botocore.stub import Stubber
+
+    client = boto3.client("pricing", region_name=prices.PRICE_LIST_REGION, aws_access_key_id="x",
+                          aws_secret_access_key="x")
+    with Stubber(client) as stub:
+        yield client, stub
+        stub.assert_no_pending_responses()
+
+
+def expect_products(stub, region, instance_type, *items):
+    stub.add_response("get_products", {"PriceList": list(items), "FormatVersion": "aws_v1"}, {
+        "ServiceCode": "AmazonSageMaker", "Filters": [
+            {"Type": "TERM_MATCH", "Field": "productFamily", "Value": "ML Instance"},
+            {"Type": "TERM_MATCH", "Field": "regionCode", "Value": region},
+            {"Type": "TERM_MATCH", "Field": "instanceName", "Value": instance_type},
+            {"Type": "TERM_MATCH", "Field": "platoinstancetype", "Value": "Hosting"}]})
+
+
+def test_a_region_the_table_lacks_says_which_it_records_and_how_to_ask_aws():
+    out = io.StringIO()
+    assert cost.main(["--region", "eu-west-3"], out=out) == 0
+    assert "ops/prices.py records us-east-1 prices only: for eu-west-3's, make cost LIVE=1" in out.getvalue()
+    out = io.StringIO()
+    assert cost.main([], out=out) == 0 and "LIVE=1" not in out.getvalue()  # us-east-1 is recorded
+
+
+def test_live_prices_any_region_from_the_price_list_api_once_per_type(pricing):
+    client, stub = pricing
+    expect_products(stub, "eu-west-3", "ml.g5.xlarge", price_list_product("eu-west-3", "ml.g5.xlarge", "1.7250000000"))
+    out = io.StringIO()
+    assert cost.main(["--region", "eu-west-3", "--live", "-c", "stable-diffusion.batch=true",
+                      "-c", "stable-diffusion.max_instances=2"], out=out, pricing_client_factory=lambda: client) == 0
+    text = out.getvalue()
+    assert "Costs in eu-west-3 (AWS Price List API" in text and "LIVE=1" not in text
+    sd = next(line for line in text.splitlines() if line.startswith("stable-diffusion "))
+    assert "$1.725" in sd and "$3.450" in sd and "$1,259" in sd  # 1.725 x 730 hours idle
+
+
+def test_live_prices_that_aws_does_not_list_or_lists_twice_are_unknown(pricing):
+    client, stub = pricing
+    expect_products(stub, "eu-west-3", "ml.g5.xlarge")  # no product
+    expect_products(stub, "eu-west-3", "ml.g6.xlarge", price_list_product("eu-west-3", "ml.g6.xlarge", "1.1"),
+                    price_list_product("eu-west-3", "ml.g6.xlarge", "1.3"))
+    live = prices.PriceList(client)
+    assert live.hourly("eu-west-3", "ml.g5.xlarge") is None
+    assert live.hourly("eu-west-3", "ml.g6.xlarge") is None  # two prices for one type: never guessed
+
+
+def test_live_prices_refused_exit_1_in_words(pricing, capsys):
+    client, stub = pricing
+    stub.add_client_error("get_products", "AccessDeniedException", "User is not authorized to perform "
+                          "pricing:GetProducts", http_status_code=400)
+    assert cost.main(["--live"], out=io.StringIO(), pricing_client_factory=lambda: client) == 1
+    err = capsys.readouterr().err
+    assert "AccessDeniedException" in err and "pricing:GetProducts" in err and "Without LIVE=1" in err

@@ -34,6 +34,19 @@ class StubbedClients:
         self(service)
         return self.stubs[service]
 
+    def other(self, service, region):
+        key = f"{service}@{region}"
+        if key not in self._clients:
+            client = boto3.client(service, region_name=region)
+            self.stubs[key] = Stubber(client)
+            self.stubs[key].activate()
+            self._clients[key] = client
+        return self._clients[key]
+
+    def stub_other(self, service, region) -> Stubber:
+        self.other(service, region)
+        return self.stubs[f"{service}@{region}"]
+
     def verify(self):
         for stub in self.stubs.values():
             stub.assert_no_pending_responses()
@@ -513,3 +526,19 @@ def test_batch_models_need_a_transform_job_quota_for_their_default_instances(cli
     assert cpu.status == preflight.WARN and "no quota named 'ml.m5.xlarge for transform job usage'" in cpu.detail
     assert checks["quota ml.g5.xlarge"].status == preflight.OK
     assert preflight.batch_instances(settings()) == {}
+
+
+def test_cost_of_a_region_the_table_lacks_comes_from_the_price_list_api(clients):
+    import json
+
+    def product(usd):
+        return json.dumps({"product": {"sku": "S"}, "terms": {"OnDemand": {"S.T": {"priceDimensions": {
+            "S.T.R": {"unit": "Hrs", "pricePerUnit": {"USD": usd}}}}}}})
+
+    clients.stub_other("pricing", "us-east-1").add_response("get_products", {"PriceList": [product("1.725")]})
+    check = preflight.hourly_cost(settings(), "eu-west-3", clients)
+    assert check.status == preflight.INFO and "$1.73/hour" in check.detail and "AWS Price List API" in check.detail
+    clients.stub_other("pricing", "us-east-1").add_client_error("get_products", "AccessDeniedException")
+    refused = preflight.hourly_cost(settings(models="gpt2-cpu"), "eu-west-3", clients)
+    assert refused.status == preflight.WARN and "pricing:GetProducts" in refused.detail
+    assert preflight.hourly_cost(settings(), "us-east-1", clients).status == preflight.INFO  # recorded: no call
