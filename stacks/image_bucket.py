@@ -22,6 +22,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stacks.function_logs import own_logs_role
 from stacks.functions.empty_bucket import EMPTY_ON_DELETE_TAG
 from stacks.lambda_source import ASSET_EXCLUDE
 
@@ -118,11 +119,9 @@ class ImageBucket(Construct):
     def _empty_on_delete(self, log_retention: logs.RetentionDays) -> lambda_.Function:
         """A custom resource that empties the bucket before CloudFormation deletes it. Not CDK's autoDeleteObjects:
         its provider's log group is created by Lambda at run time and outlives the stack."""
-        log_group = logs.LogGroup(self, "EmptierLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
-        role = iam.Role(self, "EmptierRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                        description="Empties the image bucket when the stack is deleted")
-        iam.Grant.add_to_principal(grantee=role, actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                                   resource_arns=[log_group.log_group_arn])
+        log_group, role = own_logs_role(self, log_retention=log_retention, log_group_id="EmptierLogs",
+                                        role_id="EmptierRole",
+                                        description="Empties the image bucket when the stack is deleted")
         # Tagging: is it still to be emptied (see EMPTY_ON_DELETE_TAG); policy: deny uploads that race the delete.
         iam.Grant.add_to_principal(grantee=role, actions=["s3:GetBucketPolicy", "s3:GetBucketTagging",
                                                           "s3:ListBucket", "s3:ListBucketVersions",

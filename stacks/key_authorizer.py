@@ -10,13 +10,13 @@ of two headers" is not one source (with caching off, API Gateway makes them opti
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from stacks.function_logs import own_logs_role
 from stacks.model_function import api_lambda_function
 
 
@@ -38,11 +38,9 @@ class KeyAuthorizer(Construct):
             raise ValueError(f"KeyAuthorizer {construct_id}: memory_mb must be from 128 to 10240")
         if not 0 <= reserved_concurrency <= 1000:
             raise ValueError(f"KeyAuthorizer {construct_id}: reserved_concurrency must be from 0 to 1000")
-        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                             description="Model API key authorizer: write its own logs, nothing else")
-        iam.Grant.add_to_principal(grantee=self.role, actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                                   resource_arns=[self.log_group.log_group_arn])
+        self.log_group, self.role = own_logs_role(
+            self, log_retention=log_retention,
+            description="Model API key authorizer: write its own logs, nothing else")
         # The API's own Lambda asset (the same hash: uploaded once); the entry imports only model_api.auth.
         self.function = api_lambda_function(
             self, "Function",

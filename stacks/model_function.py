@@ -10,6 +10,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from stacks.function_logs import own_logs_role
 from stacks.image_bucket import ImageBucket
 from stacks.lambda_source import ASSET_EXCLUDE, LAMBDA_DIR
 from stacks.private_network import Placement, lambda_network_statement
@@ -87,17 +88,11 @@ class ModelFunction(Construct):
         if log_level not in ("INFO", "DEBUG"):
             raise ValueError(f"ModelFunction {construct_id}: log_level must be INFO or DEBUG (the request line, "
                              "which carries the metrics, is INFO)")
-        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
-        # Our own role and log policy instead of AWSLambdaBasicExecutionRole, which may write to every log group.
-        self.role = iam.Role(
-            self, "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        self.log_group, self.role = own_logs_role(
+            self, log_retention=log_retention,
             description=f"Model API Lambda of {model_name}: invoke its endpoint, write own logs"
                         + (", store images under one prefix" if images else "")
-                        + (", queue and read async jobs" if jobs else ""),
-        )
-        iam.Grant.add_to_principal(grantee=self.role, actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                                   resource_arns=[self.log_group.log_group_arn])
+                        + (", queue and read async jobs" if jobs else ""))
         if endpoint_arn is not None:
             iam.Grant.add_to_principal(grantee=self.role, actions=["sagemaker:InvokeEndpoint"],
                                        resource_arns=[endpoint_arn])

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from aws_cdk import Duration, RemovalPolicy
-from aws_cdk import aws_iam as iam
+from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from stacks.function_logs import own_logs_role
 from stacks.model_function import api_lambda_function
 
 
@@ -27,11 +27,9 @@ class UnroutedFunction(Construct):
             raise ValueError(f"UnroutedFunction {construct_id}: environment needs MODEL_CATALOG (the routes)")
         if not 128 <= memory_mb <= 10240:
             raise ValueError(f"UnroutedFunction {construct_id}: memory_mb must be from 128 to 10240")
-        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                             description="Model API fallback for unknown routes: write its own logs, nothing else")
-        iam.Grant.add_to_principal(grantee=self.role, actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                                   resource_arns=[self.log_group.log_group_arn])
+        self.log_group, self.role = own_logs_role(
+            self, log_retention=log_retention,
+            description="Model API fallback for unknown routes: write its own logs, nothing else")
         self.function = api_lambda_function(
             self, "Function", handler="unrouted.handler", role=self.role, log_group=self.log_group,
             memory_size=memory_mb, timeout=Duration.seconds(3), environment=dict(environment),
