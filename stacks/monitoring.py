@@ -182,7 +182,9 @@ class ModelApiMonitoring(Construct):
         """Instances that scale (async, autoscaled realtime, a shared fleet) cost what they run: alarm when a
         day's instance-hours pass what the minimum runs by thresholds.instance_hours. Each running instance reports
         CPUUtilization once a minute, so the day's sample count is its instance-minutes (a period of one day: the
-        longest an alarm period may be, CloudWatch PutMetricAlarm "Period")."""
+        longest an alarm period may be, CloudWatch PutMetricAlarm "Period"). The window slides (the default
+        EvaluationWindow, CloudWatch User Guide "Alarm evaluation window": it "advances each time the alarm is
+        evaluated", every minute), so it is the last 24 hours, not a calendar day: it fires as soon as they pass."""
         extra = self.thresholds.instance_hours
         hours = 24 * minimum + extra
         self._alarm(name, per_instance_minute, hours * 60,
