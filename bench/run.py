@@ -385,6 +385,73 @@ def local_image_estimate(requests: int = 3) -> None:
             process.stop()
 
 
+def local_streaming(runs: int = 10, tokens: int = 64) -> None:
+    """Time to first token of a streamed answer (TGI stand-in, gateway, streaming handler, event stream, SSE), as a
+    ratio to one token's share of the whole answer: how much of a token's time the streaming path adds before the
+    first one shows. And the first token's time as a share of the whole answer's."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    from local_rig import LocalProcess
+    from model_api import sse
+
+    with TemporaryDirectory() as tmp:
+        process = LocalProcess(Path(tmp), "--api-key", "k", "-c", "models=gpt2-tgi", "-c", "streaming=true")
+        try:
+            process.wait_until_serving()
+            url = urlsplit(json.loads((Path(tmp) / "ready.json").read_text())["api_url"])
+            body = json.dumps({"inputs": "Once upon a time", "parameters": {"max_new_tokens": tokens}})
+
+            connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)  # kept alive, as clients do
+
+            def one() -> tuple[float, float]:
+                started = time.perf_counter()
+                connection.request("POST", "/generate_stream", body=body, headers={"x-api-key": "k"})
+                response = connection.getresponse()
+                decoder, first, count = sse.Decoder(), None, 0
+                while chunk := response.read1(65536):
+                    found = decoder.feed(chunk)
+                    if found and first is None:
+                        first = time.perf_counter() - started
+                    count += len(found)
+                whole = time.perf_counter() - started
+                assert count == tokens, count
+                return first, whole
+
+            for _ in range(3):
+                one()
+            measured = [one() for _ in range(runs)]
+            ttft = statistics.median(m[0] for m in measured)
+            whole = statistics.median(m[1] for m in measured)
+            per_token = whole / tokens
+            ratio = ttft / per_token
+            row(f"local streaming: first token / one token's share of the answer ({tokens} tokens)",
+                f"{ratio:.2f}x (first {ttft * 1000:.1f} ms, whole {whole * 1000:.0f} ms)", "<= 1.2x", ratio <= 1.2)
+            row("local streaming: first token / whole answer", f"{ttft / whole:.2f}x", "", None)
+            # The model's own first token, in-process (the same stand-in and weights, no HTTP, no handler): what
+            # the rest of the path adds before the first token shows.
+            from local.tgi import TgiModel
+            from local.tiny_models import build_tiny_causal_lm
+
+            model = TgiModel(build_tiny_causal_lm(Path(tmp) / "lm"))
+            request = json.dumps({"inputs": "Once upon a time", "parameters": {"max_new_tokens": tokens},
+                                  "stream": True}).encode()
+
+            def direct() -> float:
+                started = time.perf_counter()
+                stream = model.invoke_stream(request, "application/json", "application/json")
+                next(stream)
+                first = time.perf_counter() - started
+                stream.close()
+                return first
+
+            own = statistics.median(direct() for _ in range(runs + 3))
+            row("local streaming: what gateway, handler and event stream add before the first token",
+                f"{(ttft - own) * 1000:.1f} ms (model's own first token {own * 1000:.1f} ms)", "", None)
+        finally:
+            process.stop()
+
+
 # ------------------------------------------------------------------------------------------------------ GPU
 
 
@@ -476,6 +543,7 @@ def main(argv=None) -> int:
     print("Local mode end to end:")
     local_end_to_end(60)
     local_image_estimate()
+    local_streaming()
     print("Model serving:")
     gpu_serving(steps=30, images=5)
     table = ["| measure | value | target | |", "|---|---|---|---|"] + [f"| {m} | {v} | {t} | {r} |" for m, v, t, r in rows]

@@ -165,13 +165,35 @@ def _route(event: dict):
     raise routes.unrouted(API_ROUTES, event.get("path") or path, method)
 
 
+def new_record(event: dict, request_id: str) -> dict:
+    """The request's log record, as it begins. Never the body, the query string or a URL: prompts and presigned
+    URLs stay out of the logs."""
+    return {"request_id": request_id, "model": MODEL.name, "method": event.get("httpMethod"),
+            "route": event.get("resource") or event.get("path") or "(none)", "action": ROUTES.get(_key(event))}
+
+
+def write_record(record: dict, status: int, started: float) -> None:
+    """The request's one JSON log line (Lambda's JSON log format puts `extra` at the line's root), its metrics
+    included: written when the answer is complete."""
+    model_ms = ENDPOINT.take_latency_ms()
+    if model_ms is not None:
+        record["model_latency_ms"] = model_ms
+    record["status"] = status
+    record["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
+    record = {k: v for k, v in record.items() if v is not None}
+    log.log(logging.ERROR if record["status"] >= 500 else logging.INFO,
+            "%s %s %s in %.0f ms", record.get("method", "-"), record["route"], record["status"], record["latency_ms"],
+            extra={**record, **telemetry.emf(record, int(time.time() * 1000), NAMESPACE)})
+
+
+def request_id_of(context) -> str:
+    return getattr(context, "aws_request_id", None) or str(uuid.uuid4())
+
+
 def handler(event: dict, context) -> dict:
     started = time.monotonic()
-    request_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
-    # Never the body, the query string or a URL: prompts and presigned URLs stay out of the logs.
-    record = {"request_id": request_id, "model": MODEL.name, "method": event.get("httpMethod"),
-              "route": event.get("resource") or event.get("path") or "(none)"}
-    record["action"] = ROUTES.get(_key(event))
+    request_id = request_id_of(context)
+    record = new_record(event, request_id)
     token = _RECORD.set(record)
     ENDPOINT.take_latency_ms()  # nothing of an earlier request on this thread
     action = KIND_ACTIONS.get(record["action"])  # None for the routes' own (endpoint, catalog, job, models)
@@ -200,14 +222,5 @@ def handler(event: dict, context) -> dict:
     finally:
         _RECORD.reset(token)
     response["headers"].update(cors.response_headers(CORS_ORIGINS, cors.request_origin(event.get("headers"))))
-    model_ms = ENDPOINT.take_latency_ms()
-    if model_ms is not None:
-        record["model_latency_ms"] = model_ms
-    record["status"] = response["statusCode"]
-    record["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
-    record = {k: v for k, v in record.items() if v is not None}
-    # One JSON line per request (Lambda's JSON log format puts `extra` at the line's root), with its metrics.
-    log.log(logging.ERROR if record["status"] >= 500 else logging.INFO,
-            "%s %s %s in %.0f ms", record.get("method", "-"), record["route"], record["status"], record["latency_ms"],
-            extra={**record, **telemetry.emf(record, int(time.time() * 1000), NAMESPACE)})
+    write_record(record, response["statusCode"], started)
     return response

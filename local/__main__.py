@@ -253,6 +253,31 @@ def load_handler(environment: dict):
     return module
 
 
+def load_stream_handler(environment: dict):
+    """lambda/stream_handler.py over a fresh lambda/handler.py (load_handler): a streaming model's function, whose
+    handler yields its answer as API Gateway's streamed proxy answer (the local gateway passes it on as it comes)."""
+    return stream_handler_over(load_handler(environment))
+
+
+def stream_handler_over(pipelines):
+    """A fresh lambda/stream_handler.py whose `import handler` is `pipelines` (a handler module loaded for one
+    model), as in that model's own function."""
+    import importlib.util
+
+    saved = sys.modules.get("handler")
+    sys.modules["handler"] = pipelines
+    try:
+        spec = importlib.util.spec_from_file_location("lambda_stream_handler", LAMBDA_DIR / "stream_handler.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        if saved is None:
+            sys.modules.pop("handler", None)
+        else:
+            sys.modules["handler"] = saved
+    return module
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     for flag, port in (("--port", args.port), ("--s3-port", args.s3_port), ("--endpoint-port", args.endpoint_port)):
@@ -350,7 +375,7 @@ def main(argv=None) -> int:
         }
         # The handlers' log lines as Lambda's JSON log format writes them to CloudWatch: the same line, metrics
         # (EMF) included, on this console.
-        from local.log_format import LambdaJsonFormatter
+        from model_api.log_json import LambdaJsonFormatter
 
         console = logging.StreamHandler(sys.stderr)
         console.setFormatter(LambdaJsonFormatter())
@@ -360,7 +385,8 @@ def main(argv=None) -> int:
         handlers = {}
         for model in catalog:
             # The deployed function's environment, with local mode's own model timeout (no 29 s gateway here).
-            handlers[model.name] = load_handler({
+            load = load_stream_handler if model.streaming else load_handler
+            handlers[model.name] = load({
                 **settings.function_environment(model), **base_environment,
                 "INVOKE_READ_TIMEOUT_SECONDS": str(args.timeout)}).handler
         import boto3

@@ -6,6 +6,8 @@
   reaches each model through boto3 with only AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME set. Errors come back the way the
   runtime reports them (ModelError with the container's status, ValidationException for an unknown endpoint).
   A shared endpoint's models are keyed <endpoint>/<component> and chosen by the inference component header.
+- `POST /endpoints/<name>/invocations-response-stream`: InvokeEndpointWithResponseStream, the answer as the
+  runtime's event stream (local.eventstream): token by token from the TGI stand-in, whole from the others.
 - `POST /endpoints/<name>/async-invocations`: InvokeEndpointAsync for a model hosted async: 202 at once, then a
   background worker (one per model, jobs in order) reads the request from the local S3, runs the model and writes
   the answer to <output path>/<inference id>.out or the error to <failure path>/<inference id>-error.out, the
@@ -29,14 +31,16 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from http import HTTPStatus
+from itertools import chain
 from urllib.parse import urlsplit
 
-from local.http_guard import GuardedHandler, GuardedServer, read_body
+from local import eventstream
+from local.http_guard import CONNECTION_GONE, GuardedHandler, GuardedServer, read_body
 from local.s3_auth import Refused, check_header
 from local.toolkit import ModelError
 from local.transform import LocalTransformJobs, TransformError
 
-RUNTIME_PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations$")
+RUNTIME_PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations(?P<stream>-response-stream)?$")
 ASYNC_PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/async-invocations$")
 LOCAL_ACCOUNT = "000000000000"
 MAX_INVOCATION_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's payload limit (real-time; an async job's is in S3)
@@ -168,6 +172,8 @@ class _Handler(GuardedHandler):
                 self._runtime_error(400, "ValidationException",
                                     f"Endpoint {match['name']} of account {LOCAL_ACCOUNT} not found."
                                     if not component else f"Inference component {component} not found.")
+            elif match["stream"]:
+                self._invoke_stream(self.server.models[name], body, content_type, accept)
             else:
                 self._invoke(self.server.models[name], body, content_type, accept, runtime=True)
 
@@ -178,17 +184,62 @@ class _Handler(GuardedHandler):
             if not runtime:  # the container contract: the container's own status and message
                 self._send(error.status, error.message.encode(), "text/plain")
                 return
-            kind = "CLIENT" if 400 <= error.status < 500 else "SERVER"
-            self._send(424, json.dumps({
-                "ErrorCode": f"{kind}_ERROR_FROM_MODEL",
-                "OriginalStatusCode": error.status,
-                "OriginalMessage": error.message,
-                "Message": f"Received {kind.lower()} error ({error.status}) from primary with message "
-                           f"\"{error.message}\".",
-            }).encode(), "application/json", {"x-amzn-ErrorType": "ModelError"})
+            self._model_error(error)
             return
         extra = {"x-Amzn-Invoked-Production-Variant": "AllTraffic"} if runtime else {}
         self._send(200, content, response_type, extra)
+
+    def _invoke_stream(self, model, body: bytes, content_type: str, accept: str) -> None:
+        """InvokeEndpointWithResponseStream: the container's answer as PayloadPart events (local.eventstream), as it
+        comes from a model that streams (invoke_stream: the TGI stand-in with "stream": true), else whole, in one
+        part, as SageMaker relays a container that answers at once. Refused before the first byte: ModelError
+        (424), as InvokeEndpoint answers. A failure after it: an InternalStreamFailure event. A caller that goes
+        away closes the model's stream, which stops its work."""
+        streams = getattr(model, "invoke_stream", None)
+        try:
+            parts = streams(body, content_type, accept) if streams is not None else iter(
+                [model.invoke(body, content_type, accept)[0]])
+            first = next(parts, None)
+        except ModelError as error:
+            self._model_error(error)
+            return
+        self.send_response(200)
+        for name, value in (("Content-Type", eventstream.CONTENT_TYPE), ("Transfer-Encoding", "chunked"),
+                            ("X-Amzn-SageMaker-Content-Type", "text/event-stream" if streams else accept),
+                            ("x-Amzn-Invoked-Production-Variant", "AllTraffic")):
+            self.send_header(name, value)
+        self.end_headers()
+        try:
+            try:
+                for part in chain([first] if first else [], parts):
+                    if part:
+                        self._chunk(eventstream.payload_part(part))
+            except CONNECTION_GONE:
+                raise
+            except Exception as error:  # the model failed mid-answer: the runtime's exception event
+                print(f"local: a streamed answer failed: {error!r}", file=sys.stderr, flush=True)
+                self._chunk(eventstream.internal_stream_failure(f"the model failed: {type(error).__name__}"))
+            self.wfile.write(b"0\r\n\r\n")
+        except CONNECTION_GONE:
+            self.close_connection = True  # the caller went away: closing its stream below stops the model
+        finally:
+            close = getattr(parts, "close", None)
+            if close is not None:
+                close()
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%X\r\n" % len(data) + data + b"\r\n")
+        self.wfile.flush()
+
+    def _model_error(self, error: ModelError) -> None:
+        kind = "CLIENT" if 400 <= error.status < 500 else "SERVER"
+        self._send(424, json.dumps({
+            "ErrorCode": f"{kind}_ERROR_FROM_MODEL",
+            "OriginalStatusCode": error.status,
+            "OriginalMessage": error.message,
+            "Message": f"Received {kind.lower()} error ({error.status}) from primary with message "
+                       f"\"{error.message}\".",
+        }).encode(), "application/json", {"x-amzn-ErrorType": "ModelError"})
 
     def _queue(self, name: str) -> None:
         """InvokeEndpointAsync: its parameters arrive as X-Amzn-SageMaker-* headers (botocore's service model)."""

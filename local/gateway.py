@@ -17,16 +17,16 @@ import time
 import uuid
 from http import HTTPStatus
 from types import SimpleNamespace
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Iterator, Mapping, Optional, Sequence
 from urllib.parse import parse_qs, urlsplit
 
-from model_api import cors
+from model_api import cors, sse
 from model_api.auth import api_key_from
 from model_api.errors import GATEWAY_ERRORS, error_body
 from model_api.routes import OPENAPI_PATH, Route, route_path
 from unrouted import answer as unrouted_answer
 
-from local.http_guard import GuardedHandler, GuardedServer, read_body
+from local.http_guard import CONNECTION_GONE, GuardedHandler, GuardedServer, read_body
 
 log = logging.getLogger("local.gateway")
 
@@ -128,9 +128,42 @@ class LocalGateway:
             response = unrouted_answer(event, context.aws_request_id, self._all_routes, self._cors)
         else:
             response = handler(event, context)
+        if not isinstance(response, dict):  # a streaming model's answer (lambda/stream_handler.py)
+            return _streamed(response)
         payload = response.get("body") or ""
         data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode("utf-8")
         return response["statusCode"], dict(response.get("headers") or {}), data
+
+
+def _streamed(chunks) -> tuple[int, dict, Iterator[bytes]]:
+    """A streamed proxy answer read as API Gateway reads it (response transfer mode STREAM): the head (status and
+    headers, model_api.sse.prelude) within its first 16 KB, then the body as it comes, passed on chunk by chunk. A
+    head that is missing or malformed is the gateway's 502, as deployed (an integration failure)."""
+    pieces = iter(chunks)
+    data = b""
+    try:
+        while (found := sse.split_prelude(data)) is None:
+            data += next(pieces)
+    except (StopIteration, ValueError) as error:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+        print(f"local: a streamed answer had no valid head ({type(error).__name__}: {error})", file=sys.stderr,
+              flush=True)
+        return _gateway_error("INTEGRATION_FAILURE", "Internal server error")
+    head, rest = found
+
+    def body() -> Iterator[bytes]:
+        try:
+            if rest:
+                yield rest
+            yield from pieces
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()  # the client went away: the Lambda's answer (and the model's) stops
+
+    return head["statusCode"], dict(head.get("headers") or {}), body()
 
 
 def _gateway_error(response_type: str, message: str | None = None) -> tuple[int, dict, bytes]:
@@ -183,7 +216,7 @@ def _proxy_event(method, resource, path, headers, query, body: bytes, source_ip,
 # - a client that goes away is one quiet log line, never a traceback.
 MAX_TARGET = 8192  # API Gateway's URL limit is about 8 KB
 MAX_HEADER_BYTES = 10240  # API Gateway: 10 KB of request headers
-_CONNECTION_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+_CONNECTION_GONE = CONNECTION_GONE
 _ERRORS = {400: "bad_request", 408: "request_timeout", 411: "length_required", 413: "request_too_large",
            414: "uri_too_long", 431: "headers_too_large", 501: "not_implemented", 505: "http_version_not_supported"}
 
@@ -193,14 +226,6 @@ class GatewayServer(GuardedServer):
                  max_connections: int = 64):
         self.gateway = gateway
         super().__init__(address, _Handler, request_timeout, max_connections)
-
-    def handle_error(self, request, client_address):
-        error = sys.exc_info()[1]
-        if isinstance(error, _CONNECTION_GONE):
-            print(f"local: client {client_address[0]} went away ({type(error).__name__})", file=sys.stderr,
-                  flush=True)
-            return
-        print(f"local: error serving {client_address[0]}: {error!r}", file=sys.stderr, flush=True)
 
 
 class _Handler(GuardedHandler):
@@ -252,12 +277,24 @@ class _Handler(GuardedHandler):
         try:
             self.send_response(status)
             for name, value in headers.items():
-                if name.lower() not in ("content-length", "connection"):
+                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
                     self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
+            if isinstance(data, bytes):
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+            else:  # streamed: each piece as it comes, chunked
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                try:
+                    for piece in data:
+                        if piece:
+                            self.wfile.write(b"%X\r\n" % len(piece) + piece + b"\r\n")
+                            self.wfile.flush()
+                    self.wfile.write(b"0\r\n\r\n")
+                finally:
+                    data.close()
         except _CONNECTION_GONE:
             self.close_connection = True
         print(f"{self.command} {urlsplit(self.path).path} -> {status} "

@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import re
 import socket
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 # field-name = token (RFC 9110, section 5.1), ":", the value, then CRLF (or LF: what the library accepts).
 _HEADER_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*\r?\n\Z")
 _CONNECTION_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+
+
+CONNECTION_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 
 
 class GuardedServer(ThreadingHTTPServer):
@@ -58,6 +62,16 @@ class GuardedServer(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self._slots.release()
+
+    def handle_error(self, request, client_address):
+        """A client that went away (a caller that hung up on a stream, a pool dropping a kept-alive connection)
+        is one quiet line, never a traceback; any other error one line too."""
+        error = sys.exc_info()[1]
+        if isinstance(error, CONNECTION_GONE):
+            print(f"local: client {client_address[0]} went away ({type(error).__name__})", file=sys.stderr,
+                  flush=True)
+            return
+        print(f"local: error serving {client_address[0]}: {error!r}", file=sys.stderr, flush=True)
 
     def _refuse_busy(self, request) -> None:
         head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: "
@@ -100,6 +114,9 @@ class GuardedHandler(BaseHTTPRequestHandler):
     server: GuardedServer
     protocol_version = "HTTP/1.1"
     default_request_version = "HTTP/1.1"  # no HTTP/0.9: every answer, errors included, has a status line
+    # TCP_NODELAY: a streamed answer's pieces go out as written. With Nagle's algorithm a small write after the
+    # headers waits for their ACK, which the client delays (~40 ms): the first token of a stream arrived 45 ms late.
+    disable_nagle_algorithm = True
 
     def setup(self):
         self.timeout = self.server.request_timeout  # each read's bound too (the watchdog bounds the whole)

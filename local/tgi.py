@@ -7,7 +7,10 @@ so the API's TGI path runs unchanged."""
 from __future__ import annotations
 
 import json
+import queue
+import threading
 from pathlib import Path
+from typing import Iterator
 
 from local.toolkit import ModelError, ModelWorker
 
@@ -15,8 +18,10 @@ PARAMETERS = {"max_new_tokens", "temperature", "top_p", "top_k", "repetition_pen
               "return_full_text", "details", "typical_p", "truncate", "watermark", "decoder_input_details"}
 
 
-# TGI's default generation length when a request names none (router/src/validation.rs DEFAULT_GENERATION_LENGTH).
+# TGI's default generation length when a request names none (router/src/validation.rs DEFAULT_GENERATION_LENGTH),
+# for its budget check; the stand-in itself makes at most this many (the API always names max_new_tokens).
 DEFAULT_GENERATION_LENGTH = 1024
+STAND_IN_NEW_TOKENS = 100
 
 
 def validation_error(problem: str) -> "ModelError":
@@ -39,8 +44,19 @@ class TgiModel:
         self.max_total_tokens = min(max_total_tokens or positions, positions)
         self.max_input_tokens = min(max_input_tokens or self.max_total_tokens - 1, self.max_total_tokens - 1)
         self._worker = ModelWorker()  # one request at a time, on one thread (local.toolkit.ModelWorker)
+        self.tokens_made = 0  # tokens the last streamed generation made
+        self.last_details: dict = {}
 
     def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        request = self._request(body)
+        parameters = request.get("parameters") or {}
+        text = self._worker.run(self._generate, request["inputs"], parameters)
+        # With details, TGI adds how the answer ended (its Details: finish_reason, generated_tokens, seed, ...).
+        answer = {"generated_text": text, **({"details": self.last_details} if parameters.get("details") else {})}
+        return json.dumps([answer]).encode(), "application/json"
+
+    def _request(self, body: bytes) -> dict:
+        """The request, checked as TGI checks it before generating (its 422s)."""
         try:
             request = json.loads(body)
         except ValueError:
@@ -52,8 +68,101 @@ class TgiModel:
         if problem:
             raise validation_error(problem)
         self._check_budget(request["inputs"], parameters.get("max_new_tokens"))
-        text = self._worker.run(self._generate, request["inputs"], parameters)
-        return json.dumps([{"generated_text": text}]).encode(), "application/json"
+        return request
+
+    def invoke_stream(self, body: bytes, content_type: str, accept: str) -> Iterator[bytes]:
+        """/invocations with "stream": true, as TGI answers it: its StreamResponse events (text/event-stream), one
+        per token as it is made, the last carrying generated_text and (with details) the finish reason and token
+        count; refused requests raise before the first byte, as TGI answers them 422. Without "stream", the whole
+        answer. Closing the stream (a caller gone) stops the generation, as TGI drops a request whose client left."""
+        request = self._request(body)
+        if not request.get("stream"):
+            return iter([self.invoke(body, content_type, accept)[0]])
+        return self._stream(request["inputs"], request.get("parameters") or {})
+
+    def _stream(self, prompt: str, parameters: dict) -> Iterator[bytes]:
+        # A token waits for its reader (a queue of one): generation keeps pace with the caller, so a caller that
+        # goes away stops it within a token.
+        tokens: queue.Queue = queue.Queue(maxsize=1)
+        cancel = threading.Event()
+        self._worker.submit(self._generate_into, prompt, parameters, tokens, cancel)
+        limit = parameters.get("max_new_tokens", STAND_IN_NEW_TOKENS)
+        eos = self.tokenizer.eos_token_id
+        ids: list[int] = []
+        sent = ""
+        try:
+            while True:
+                item = tokens.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):  # TGI's error event for a generation that failed
+                    yield _event({"error": f"Request failed during generation: {item}", "error_type": "generation"})
+                    return
+                ids.append(item)
+                special = item == eos
+                text = self.tokenizer.decode(ids, skip_special_tokens=True)
+                # A token may hold part of a UTF-8 character: its text waits until the character is whole (TGI's
+                # decode_token does the same).
+                piece = "" if text.endswith("\ufffd") else text[len(sent):]
+                sent = sent if text.endswith("\ufffd") else text
+                stop = next((s for s in parameters.get("stop") or [] if s in sent), None)
+                reason = "eos_token" if special else "stop_sequence" if stop else "length" if len(ids) >= limit \
+                    else None
+                event = {"index": len(ids), "token": {"id": item, "text": self.tokenizer.decode([item]) if special
+                                                      else piece, "logprob": 0.0, "special": special},
+                         "generated_text": None, "details": None}
+                if reason is not None:  # generated_text is the whole decode, a cut character's tail included
+                    generated = text[: text.index(stop) + len(stop)] if stop else text
+                    event["generated_text"] = prompt + generated if parameters.get("return_full_text") else generated
+                    if parameters.get("details"):
+                        event["details"] = {"finish_reason": reason, "generated_tokens": len(ids),
+                                            "seed": parameters.get("seed")}
+                    yield _event(event)
+                    return
+                yield _event(event)
+        finally:
+            cancel.set()  # a caller gone, or the answer complete: the model stops at its next token
+
+    def _generate_into(self, prompt: str, parameters: dict, tokens: queue.Queue, cancel: threading.Event) -> None:
+        """Generate on the model's thread, each new token id into `tokens`, then None; stops when `cancel` is set."""
+        from transformers import StoppingCriteria, StoppingCriteriaList
+        from transformers.generation.streamers import BaseStreamer
+
+        torch, model = self._torch, self
+        self.tokens_made = 0  # of this generation (the tests read it)
+
+        def say(item) -> None:  # to a reader that may be gone: give up once cancelled
+            while not cancel.is_set():
+                try:
+                    tokens.put(item, timeout=0.05)
+                    return
+                except queue.Full:
+                    continue
+
+        class Into(BaseStreamer):
+            prompt_seen = False
+
+            def put(self, value):
+                if not self.prompt_seen:  # generate() puts the prompt first
+                    self.prompt_seen = True
+                    return
+                for token in value.reshape(-1).tolist():
+                    model.tokens_made += 1
+                    say(token)
+
+            def end(self):
+                pass
+
+        class Cancelled(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool)
+
+        try:
+            self._generate(prompt, parameters, streamer=Into(), stopping_criteria=StoppingCriteriaList([Cancelled()]))
+        except Exception as error:
+            say(error)
+        finally:
+            say(None)
 
     def _check_budget(self, prompt: str, max_new_tokens: int | None) -> None:
         """TGI's token budget, in its order and words (router/src/validation.rs validate_input): input tokens plus
@@ -67,9 +176,9 @@ class TgiModel:
         if length > self.max_input_tokens:
             raise validation_error(f"`inputs` must have less than {self.max_input_tokens} tokens. Given: {length}")
 
-    def _generate(self, prompt: str, parameters: dict) -> str:
+    def _generate(self, prompt: str, parameters: dict, **stream) -> str:
         torch = self._torch
-        options = {"max_new_tokens": parameters.get("max_new_tokens", 100)}
+        options = {"max_new_tokens": parameters.get("max_new_tokens", STAND_IN_NEW_TOKENS), **stream}
         sampling = parameters.get("do_sample", False) or any(
             k in parameters for k in ("temperature", "top_p", "top_k"))
         options["do_sample"] = bool(sampling)
@@ -81,11 +190,20 @@ class TgiModel:
         encoded = self.tokenizer(prompt, return_tensors="pt")
         with torch.inference_mode():
             output = self.model.generate(**encoded, **options, pad_token_id=self.tokenizer.eos_token_id)
-        text = self.tokenizer.decode(output[0, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
+        new = output[0, encoded["input_ids"].shape[1]:]
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        reason = "eos_token" if len(new) and int(new[-1]) == self.tokenizer.eos_token_id else "length"
         for stop in parameters.get("stop") or []:
             if stop in text:
-                text = text[: text.index(stop) + len(stop)]
+                text, reason = text[: text.index(stop) + len(stop)], "stop_sequence"
+        self.last_details = {"finish_reason": reason, "generated_tokens": int(len(new)),
+                             "seed": parameters.get("seed"), "prefill": [], "tokens": []}
         return prompt + text if parameters.get("return_full_text") else text
+
+
+def _event(data: dict) -> bytes:
+    """One server-sent event as TGI writes it (axum's Sse: `data:` then the JSON, a blank line)."""
+    return b"data:" + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
 
 
 def _check(parameters: dict) -> str | None:

@@ -42,6 +42,11 @@ class ModelWorker:
     def run(self, function, *args):
         return self._executor.submit(function, *args).result()
 
+    def submit(self, function, *args):
+        """Queue function(*args) on the model's thread without waiting for it (a streamed answer is read while it
+        runs)."""
+        return self._executor.submit(function, *args)
+
 
 class ModelError(Exception):
     """The container answered with an error status (what SageMaker reports as ModelError)."""

@@ -6,7 +6,8 @@
 Per model: a small valid request on its routes (images are downloaded and checked to be complete PNG/JPEG files,
 embeddings to be unit vectors), the catalog and endpoint routes, and requests that must be refused (no key: 403, an
 unknown route: 404 naming the routes, an unknown method: 405 with Allow, an empty and an invalid body: 400 in the
-API's error shape). Exit 1 if anything is off.
+API's error shape); for a model deployed with streaming=true its streams too (each ends with its finish, no error
+event; images send progress, then a result whose images are checked). Exit 1 if anything is off.
 Small requests: 256x256 images with 4 steps, 8 new tokens, so a smoke run costs seconds of GPU. An async model's
 actions must answer 202 with a job; its first job is polled (GET /jobs/<job_id>) until done or --job-wait seconds,
 which must cover an instance start when it has scaled to zero, and an unknown job id must be 404.
@@ -27,6 +28,7 @@ from typing import Callable, Optional
 from stacks.lambda_source import load_lambda_module
 
 _routes = load_lambda_module("model_api.routes")
+_sse = load_lambda_module("model_api.sse")
 _kinds = load_lambda_module("model_api.kinds")
 
 # What the smoke test sends and checks, per action: each kind's own (lambda/model_api/kinds).
@@ -70,6 +72,35 @@ class Api:
             return status, None, headers, milliseconds
 
 
+    def stream(self, path: str, body: dict, accept: str = "text/event-stream"):
+        """POST expecting server-sent events: (status, [(event name, data)], headers, milliseconds to the first
+        event, milliseconds in all); a JSON answer instead (an error) comes back as one ("json", body) event."""
+        request = urllib.request.Request(f"{self.base_url}{path}", data=json.dumps(body).encode(), method="POST",
+                                         headers={"x-api-key": self.key, "Content-Type": "application/json",
+                                                  "Accept": accept})
+        started = time.monotonic()
+        first = None
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                status, headers = response.status, dict(response.headers)
+                decoder, events = _sse.Decoder(), []
+                while chunk := response.read1(65536):
+                    events += decoder.feed(chunk)
+                    if events and first is None:
+                        first = (time.monotonic() - started) * 1000
+        except urllib.error.HTTPError as error:
+            status, headers = error.code, dict(error.headers)
+            raw = error.read()
+            try:
+                events = [("json", json.loads(raw))]
+            except ValueError:
+                events = [("json", raw.decode(errors="replace"))]
+        except OSError as error:
+            return None, [("json", {"error": {"message": str(error)}})], {}, 0.0, (time.monotonic() - started) * 1000
+        total = (time.monotonic() - started) * 1000
+        return status, events, headers, first if first is not None else total, total
+
+
 def fetch(url: str, timeout: float = 60) -> bytes:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return response.read()
@@ -103,10 +134,13 @@ def run(api: Api, fetcher: Callable[[str], bytes] = fetch, only: Optional[set] =
     if not models:
         return results
     infos = [_routes.ModelInfo(m["name"], m["kind"], m["endpoint_name"], m.get("instance_type"),
-                               m.get("hosting", "realtime")) for m in models if not only or m["name"] in only]
+                               m.get("hosting", "realtime"), streaming=bool(m.get("streaming")))
+             for m in models if not only or m["name"] in only]
     hosted_async = {m.name for m in infos if m.is_async}
     for route in _routes.routes(infos):
         if route.action in ("catalog", "job"):  # jobs are read below, with the ids of real jobs
+            continue
+        if route.action in ACTIONS and ACTIONS[route.action].stream_only:  # streams are checked below
             continue
         if route.action == "endpoint":
             status, answer, _, ms = api.call("GET", route.path)
@@ -139,6 +173,9 @@ def run(api: Api, fetcher: Callable[[str], bytes] = fetch, only: Optional[set] =
             for body, what in (({**ACTIONS[route.action].smoke_invalid, **named}, "invalid"), ({}, "empty")):
                 status, answer, _, ms = api.call("POST", route.path, body)
                 record("POST", f"{route.path} ({what} body)", status, ms, 400, error_shape(answer))
+    for info in infos:
+        if info.streaming:
+            results += streams(api, info, fetcher)
     for model, (action, job_id) in first_jobs.items():
         path = f"{_routes.JOB_PATH.split('{')[0]}{job_id}"
         started, answer, status, ms = time.monotonic(), None, None, 0.0
@@ -180,6 +217,48 @@ def run(api: Api, fetcher: Callable[[str], bytes] = fetch, only: Optional[set] =
            error_shape(answer) or ("" if status != 405 or first.method in allow else f"Allow header {allow!r} "
                                    f"does not name {first.method}"))
     return results
+
+
+def streams(api: Api, info, fetcher: Callable[[str], bytes]) -> list[Result]:
+    """A streaming model's streams: each text action that streams asked to (stream true; TGI's /generate_stream
+    as it is), its events whole and error-free, the last one a finish; an image model's progress stream ending in a
+    result whose images are downloaded and checked. Latency is until the first event."""
+    out: list[Result] = []
+    prefix = f"/models/{info.name}"
+    for action in _routes.model_actions(info):
+        spec = ACTIONS[action.name]
+        path = prefix if action is _routes.model_actions(info)[0] else f"{prefix}/{action.name}"
+        if action.finish is None and action.adapter is None:  # images: progress, then the result
+            status, events, _, first, _ = api.stream(path, spec.smoke)
+            name, data = events[-1] if events else (None, None)
+            note = error_text(data) if status != 200 else (
+                f"the stream ended with {name!r}, not a result" if name != "result"
+                else check_answer(action.name, json.loads(data), fetcher))
+            out.append(Result("POST", f"{path} (progress)", status, first, status == 200 and not note,
+                              note or "ok"))
+            continue
+        adapter = action.adapter
+        if adapter is not None and adapter.stream_reply is not None:
+            body = {**spec.smoke, "model": info.name, "stream": True}
+            finished = lambda events: events[-1][1] == "[DONE]"  # noqa: E731 (OpenAI's end of stream)
+        elif adapter is None and action.stream_reply is not None:
+            body = spec.smoke if action.stream_only else {**spec.smoke, "stream": True}
+            finished = lambda events: _tgi_finish(events[-1][1])  # noqa: E731 (TGI's last token event)
+        else:
+            continue
+        status, events, _, first, _ = api.stream(path, body)
+        errors = [data for name, data in events if name in ("error", "json")]
+        note = error_text(json.loads(errors[0]) if isinstance(errors[0], str) else errors[0]) if errors else (
+            "" if status == 200 and events and finished(events) else "the stream did not end with its finish")
+        out.append(Result("POST", f"{path} (stream)", status, first, status == 200 and not note, note or "ok"))
+    return out
+
+
+def _tgi_finish(data: str) -> bool:
+    try:
+        return isinstance(json.loads(data).get("generated_text"), str)
+    except (ValueError, AttributeError):
+        return False
 
 
 def error_text(answer) -> str:

@@ -115,7 +115,8 @@ class ModelApiStack(Stack):
                 environment=settings.function_environment(model),
                 images=self.images if settings.stores_images(model) else None,
                 jobs=self.images if model.hosting == "async" else None,
-                timeout_seconds=settings.lambda_timeout_seconds,
+                timeout_seconds=settings.function_timeout_seconds(model),
+                streaming=model.streaming,
                 log_retention=retention,
                 log_level=settings.log_level,
                 tracing=settings.tracing,
@@ -150,7 +151,9 @@ class ModelApiStack(Stack):
                 self, "InvokePolicy", description=f"Call the {settings.stack_name} model API (auth=iam)")
             self.api.grant_invoke(self.invoke_policy)
         for route in _routes.routes(catalog):
-            self.api.add_route(route.path, route.method, self.functions[route.model].invocable)
+            streams = settings.model(route.model).streaming
+            self.api.add_route(route.path, route.method, self.functions[route.model].invocable,
+                               stream_seconds=settings.stream_timeout_seconds if streams else None)
         self.domain, self.domain_record = self.api.add_domain(
             settings.domain_name, settings.certificate_arn, settings.hosted_zone_id) if settings.domain_name \
             else (None, None)
@@ -175,9 +178,9 @@ class ModelApiStack(Stack):
             dashboard_name=f"{settings.stack_name}-model-api",
             models=[WatchedModel(
                 m.name, self.functions[m.name].function, self.endpoints.get(m.name), self.components.get(m.name),
-                # What one call to the model may take: the invoke read timeout, or an async job's own timeout.
-                request_seconds=float((hosting_of(m) and hosting_of(m).request_seconds)
-                                      or settings.invoke_read_timeout_seconds),
+                # What one call to the model may take: the invoke read timeout, an async job's own timeout, or
+                # a streaming model's.
+                request_seconds=float(settings.model_request_seconds(m)),
                 gpus=gpu_count(m.instance_type) if m.gpu and m.existing_endpoint is None else 0,
                 always_on=m.hosting == "realtime" and m.existing_endpoint is None)
                 for m in settings.catalog], shared=self.shared)
@@ -498,7 +501,7 @@ def _model_environment(model: ModelSpec, settings: Settings, request_seconds: in
                             # The Lambda stops waiting after its read timeout; the model stops denoising then too,
                             # so an abandoned request does not hold the single worker.
                             "REQUEST_DEADLINE_SECONDS": str(
-                                request_seconds or settings.invoke_read_timeout_seconds + 1)})
+                                request_seconds or settings.model_request_seconds(model) + 1)})
     if model.kind == "chat":
         environment.update({"CHAT_MAX_NEW_TOKENS": str(settings.max_new_tokens),
                             "EMBEDDINGS_MAX_BATCH": str(settings.max_batch_inputs)})

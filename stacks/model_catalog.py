@@ -139,6 +139,9 @@ class ModelSpec:
     network_isolation: bool = False  # the container gets no network at all: weights from an s3 artifact only
     # Pickle (.bin) weights run their author's code when loaded: refused (safetensors only) unless set
     allow_pickle_weights: bool = False
+    # Answers stream (lambda/stream_handler.py behind a STREAM integration): tokens as they are made, images with
+    # progress events, and no 29 s wall (stream_timeout_seconds instead). Off until proven on your account.
+    streaming: bool = False
 
     # ------------------------------------------------------------------------------------------------ derived
 
@@ -206,6 +209,12 @@ class ModelSpec:
         elif self.protocol is not None and self.protocol not in KINDS[self.kind].protocols:
             out.append(p + f"protocol {self.protocol!r} does not fit kind {self.kind} "
                            f"(one of {', '.join(KINDS[self.kind].protocols)})")
+        if self.streaming and self.kind in KINDS:
+            if not KINDS[self.kind].can_stream:
+                out.append(p + f"streaming: {self.kind} models answer at once, nothing to stream")
+            if self.hosting == "async":
+                out.append(p + "streaming and hosting=async: an async model answers with a job to poll (GET "
+                               "/jobs/<id>), nothing streams; pick one")
         if self.source_type == "hub":
             if not HUB_ID.match(self.hub_id or ""):
                 out.append(p + f"source {self.source!r}: expected hub:<org>/<model>")

@@ -59,6 +59,10 @@ class ModelFunction(Construct):
       snapstart: Lambda SnapStart (default off): each deploy publishes a version, Lambda snapshots it after init
         (imports, clients) and new execution environments resume from the snapshot; callers must invoke the alias
         `live` that points at that version (`invocable`), since $LATEST has no snapshot.
+      streaming: the function streams its answers (default off): lambda/stream_handler.py under our streaming
+        runtime (lambda/stream_runtime.py), which lambda/stream_bootstrap, the AWS_LAMBDA_EXEC_WRAPPER, starts with
+        the managed Python runtime's interpreter; the API must invoke it with a STREAM integration
+        (ModelRestApi.add_route stream_seconds). Not with snapstart (its snapshot hooks are the managed runtime's).
 
     Attributes: function, role, log_group, alias (None without snapstart), invocable (what a caller invokes: the
     alias with snapstart, else the function).
@@ -81,8 +85,12 @@ class ModelFunction(Construct):
         tracing: bool = False,
         placement: Optional[Placement] = None,
         snapstart: bool = False,
+        streaming: bool = False,
     ):
         super().__init__(scope, construct_id)
+        if streaming and snapstart:
+            raise ValueError(f"ModelFunction {construct_id}: streaming runs its own runtime loop; SnapStart "
+                             "snapshots the managed runtime's: not both")
         if not 1 <= timeout_seconds <= 900:
             raise ValueError(f"ModelFunction {construct_id}: timeout_seconds must be from 1 to 900")
         if log_level not in ("INFO", "DEBUG"):
@@ -106,7 +114,7 @@ class ModelFunction(Construct):
             self.role.add_to_principal_policy(lambda_network_statement())
         self.function = api_lambda_function(
             self, "Function",
-            handler="handler.handler",
+            handler="stream_handler.handler" if streaming else "handler.handler",
             role=self.role,
             log_group=self.log_group,
             application_log_level_v2=lambda_.ApplicationLogLevel[log_level],
@@ -121,6 +129,8 @@ class ModelFunction(Construct):
             timeout=Duration.seconds(timeout_seconds),
             description=f"Model API: requests for model {model_name}",
             environment={**environment,
+                         # Lambda starts this wrapper with the runtime's interpreter; it runs our streaming loop.
+                         **({"AWS_LAMBDA_EXEC_WRAPPER": "/var/task/stream_bootstrap"} if streaming else {}),
                          # In a VPC, STS is reachable only at its regional name (the interface endpoint's private
                          # DNS); botocore's older "legacy" default sends us-east-1 to the global sts.amazonaws.com.
                          **({"AWS_STS_REGIONAL_ENDPOINTS": "regional"} if placement is not None else {}),

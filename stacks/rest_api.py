@@ -210,10 +210,17 @@ class ModelRestApi(Construct):
         self.api.deployment_stage.node.add_dependency(account)
         return role
 
-    def add_route(self, path: str, method: str, function: lambda_.IFunction) -> apigw.Method:
-        """method on path, proxied to function (which validates the request), behind the API's auth."""
+    def add_route(self, path: str, method: str, function: lambda_.IFunction,
+                  stream_seconds: Optional[int] = None) -> apigw.Method:
+        """method on path, proxied to function (which validates the request), behind the API's auth.
+        stream_seconds: the function streams its answers (ModelFunction streaming): API Gateway invokes it with
+        InvokeWithResponseStream and passes the answer on as it comes (responseTransferMode STREAM), for up to this
+        many seconds, not 29 (API Gateway Developer Guide, "Set up a Lambda proxy integration with payload response
+        streaming": up to 15 minutes; an idle stream ends after 5 on a regional endpoint)."""
+        if stream_seconds is not None and not 30 <= stream_seconds <= 900:
+            raise ValueError(f"ModelRestApi: stream_seconds must be from 30 to 900 (got {stream_seconds})")
         resource = self.api.root.resource_for_path(path)
-        return resource.add_method(method, self._integration(function), **self._method_auth())
+        return resource.add_method(method, self._integration(function, stream_seconds), **self._method_auth())
 
     def _method_auth(self) -> dict:
         if self.auth == "iam":
@@ -295,13 +302,16 @@ class ModelRestApi(Construct):
     def url_for(self, path: str) -> str:
         return self.api.url_for_path(path)
 
-    def _integration(self, function: lambda_.IFunction) -> apigw.LambdaIntegration:
+    def _integration(self, function: lambda_.IFunction, stream_seconds: Optional[int] = None) \
+            -> apigw.LambdaIntegration:
         key = function.node.path
         if key not in self._integrations:
             # No test-invoke permission: halves the function's resource policy; the console's test button is all
             # it would serve.
-            self._integrations[key] = apigw.LambdaIntegration(function, proxy=True, timeout=self._timeout,
-                                                              allow_test_invoke=False)
+            streamed = {"response_transfer_mode": apigw.ResponseTransferMode.STREAM,
+                        "timeout": Duration.seconds(stream_seconds)} if stream_seconds else {"timeout": self._timeout}
+            self._integrations[key] = apigw.LambdaIntegration(function, proxy=True, allow_test_invoke=False,
+                                                              **streamed)
         return self._integrations[key]
 
 

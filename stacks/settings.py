@@ -43,6 +43,10 @@ SECRET_ID = re.compile(r"^(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secre
 REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 # The Lambda needs this long to store and presign after the model answers (S3 PUTs with retries).
 STORE_BUDGET_SECONDS = 6
+# SageMaker's limit on one real-time invocation: "A customer's model containers must respond to requests within 60
+# seconds" (SageMaker API Reference, InvokeEndpoint). What a streaming model's image request may take at most, and
+# how long its function waits on one read from the endpoint.
+SAGEMAKER_INVOKE_SECONDS = 60
 # How API access logs get the account's API Gateway CloudWatch Logs role (needed by access and execution logging
 # alike; unset in every new account and region, where the stage then fails to create):
 #   account-role: use the role the account already has (make preflight checks it and says how to set one);
@@ -143,6 +147,9 @@ class Settings:
     url_ttl_seconds: int = 900
     # API
     api_timeout_seconds: int = 29
+    # The longest a streaming model's answer may take (<model>.streaming): its integration timeout (API Gateway
+    # allows a streamed response up to 15 minutes) and, with 5 s to spare, its function's
+    stream_timeout_seconds: int = 300
     throttle_rate: float = 2.0  # per API key (its usage plan)
     throttle_burst: int = 5
     daily_quota: int = 1000
@@ -240,18 +247,16 @@ class Settings:
     def image_config_for(self, model: ModelSpec):
         """What an image model's Lambda needs: limits, URL TTL, protocol and the work bound of its instance."""
         # Async: a job may take what its invocation timeout allows, not what one API call may.
-        config = hosting_of(model)
-        budget = (config and config.request_seconds) or self.invoke_read_timeout_seconds
         return _images.ImageConfig(self.url_ttl_seconds, self.limits, protocol=model.api_protocol,
                                    step_seconds=model.step_seconds,
-                                   time_budget_seconds=float(budget),
+                                   time_budget_seconds=float(self.model_request_seconds(model)),
                                    instance_type=model.instance_type if model.existing_endpoint is None else "")
 
     def model_infos(self) -> list:
         """What every function (and local mode) is told about the catalog (model_api.routes.ModelInfo)."""
         return [_routes.ModelInfo(m.name, m.kind, self.endpoint_name(m),
                                   None if m.existing_endpoint is not None or m.hosting == "serverless"
-                                  else m.instance_type, m.hosting, self.component_name(m))
+                                  else m.instance_type, m.hosting, self.component_name(m), m.streaming)
                 for m in self.catalog]
 
     @staticmethod
@@ -270,9 +275,11 @@ class Settings:
             "MODEL_KIND": model.kind,
             "ENDPOINT_NAME": self.endpoint_name(model),
             "MODEL_CATALOG": _routes.catalog_to_json(self.model_infos()),
-            "INVOKE_READ_TIMEOUT_SECONDS": str(self.invoke_read_timeout_seconds),
+            "INVOKE_READ_TIMEOUT_SECONDS": str(self.model_read_timeout_seconds(model)),
             "METRICS_NAMESPACE": self.metrics_namespace,
         }
+        if model.streaming:
+            environment["STREAM_SECONDS"] = str(self.stream_timeout_seconds)
         if model.hosting == "shared":
             environment["INFERENCE_COMPONENT"] = self.component_name(model)
         if self.cors_origin_list:
@@ -282,7 +289,8 @@ class Settings:
         if self.stores_images(model):
             config = self.image_config_for(model)
         else:
-            config = _text.TextConfig(self.text_limits_for(model), protocol=model.api_protocol)
+            config = _text.TextConfig(self.text_limits_for(model), protocol=model.api_protocol,
+                                      streaming=model.streaming)
         return {**environment, **config.to_env()}
 
     def unrouted_environment(self) -> dict[str, str]:
@@ -378,6 +386,25 @@ class Settings:
         """Inside the Lambda timeout, leaving time to store and presign the images."""
         return self.lambda_timeout_seconds - STORE_BUDGET_SECONDS
 
+    def function_timeout_seconds(self, model: ModelSpec) -> int:
+        """A model's Lambda timeout: inside its integration's (29 s), or a streamed answer's time and 5 s more."""
+        return self.stream_timeout_seconds + 5 if model.streaming else self.lambda_timeout_seconds
+
+    def model_request_seconds(self, model: ModelSpec) -> int:
+        """What one request may take on the model: an async job's own timeout; for a streaming model (no 29 s wall)
+        SageMaker's invocation limit less 2 s, within the stream's time; else the Lambda's read timeout."""
+        config = hosting_of(model)
+        if config is not None and config.request_seconds:
+            return config.request_seconds
+        if model.streaming:
+            return min(SAGEMAKER_INVOKE_SECONDS - 2, self.stream_timeout_seconds - STORE_BUDGET_SECONDS)
+        return self.invoke_read_timeout_seconds
+
+    def model_read_timeout_seconds(self, model: ModelSpec) -> int:
+        """How long a model's Lambda waits on one read from its endpoint: what is left of the 29 s, or for a
+        streaming model SageMaker's own invocation limit and 2 s (between two parts of a streamed answer too)."""
+        return SAGEMAKER_INVOKE_SECONDS + 2 if model.streaming else self.invoke_read_timeout_seconds
+
     # ------------------------------------------------------------------------------------------------ checks
 
     def problems(self) -> list[str]:
@@ -438,6 +465,14 @@ class Settings:
                        "line carries its metrics and is INFO")
         if self.api_logging not in API_LOGGING:
             out.append(f"api_logging must be one of {', '.join(API_LOGGING)} (got {self.api_logging!r})")
+        streamed = [m.name for m in self.catalog if m.streaming]
+        if streamed and self.snapstart:
+            out.append(f"snapstart and streaming ({', '.join(streamed)}): a streaming model's function runs its own "
+                       "runtime loop (lambda/stream_runtime.py), SnapStart snapshots the managed runtime's; "
+                       "pick one")
+        if not 30 <= self.stream_timeout_seconds <= 895:
+            out.append(f"stream_timeout_seconds must be from 30 to 895 (a streamed answer's Lambda has 5 s more, "
+                       f"and Lambda allows 900; got {self.stream_timeout_seconds})")
         if not STORE_BUDGET_SECONDS + 6 <= self.api_timeout_seconds <= 29:
             out.append(f"api_timeout_seconds must be from {STORE_BUDGET_SECONDS + 6} to 29 "
                        f"(got {self.api_timeout_seconds})")

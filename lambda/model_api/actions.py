@@ -27,6 +27,9 @@ class Adapter:
     reply: Callable[[dict, dict], object]  # (our result, what translate kept) -> their answer's JSON body
     body_limit: Callable[[object], int]  # config -> largest body worth parsing
     errors: str = "api"  # "openai": error bodies also carry OpenAI's type and param (model_api.errors)
+    # (tokens of model_api.streaming, what translate kept, request id) -> the events of a streamed answer in the
+    # other API's shape. translate keeps "stream": true when the request asks to stream. None: never streams.
+    stream_reply: Optional[Callable] = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,12 @@ class Action:
     # The JSON schema of a successful answer's body (documentation only).
     response: Optional[dict] = None
     adapter: Optional[Adapter] = None  # set: another API's shapes over the action adapter.base
+    # Streaming (lambda/stream_handler.py, a model deployed with streaming=true): (ModelCall, config, endpoint) ->
+    # the answer as model_api.streaming tokens and finish, for a call whose meta has "stream": true or that an
+    # adapter streams; stream_reply: (tokens, meta, request id) -> the events of this action's own streamed answer.
+    stream_source: Optional[Callable] = None
+    stream_reply: Optional[Callable] = None
+    stream_only: bool = False  # served by streaming models only (TGI's /generate_stream)
 
     @property
     def short_path(self) -> str:

@@ -12,7 +12,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Iterator, Mapping, Optional, Sequence
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
@@ -226,6 +226,27 @@ class SageMakerEndpoint:
             raise ApiError(502, "model_unavailable", f"invoking the model failed: {failure_words(exc)}") from exc
 
 
+    def invoke_stream(self, body: bytes, content_type: str, accept: str) -> "ModelStream":
+        """InvokeEndpointWithResponseStream (a container that streams: TGI with "stream": true): the answer's bytes
+        as they come. Errors before the first byte are the ApiErrors invoke() raises (the same codes: ModelError
+        with the container's status, throttling, ...); later ones are raised while iterating (ModelStream). IAM:
+        sagemaker:InvokeEndpoint covers it (SageMaker API Reference, InvokeEndpointWithResponseStream)."""
+        started = time.monotonic()
+        try:
+            response = self._client.invoke_endpoint_with_response_stream(
+                EndpointName=self.endpoint_name, Body=body, ContentType=content_type, Accept=accept, **self._target)
+        except ClientError as exc:
+            raise invoke_error(exc, self.endpoint_name, self._inputs_only_fail_400) from exc
+        except ReadTimeoutError as exc:
+            raise ApiError(504, "model_timeout", "the model did not begin its answer in time") from exc
+        except (ConnectTimeoutError, EndpointConnectionError) as exc:
+            raise ApiError(503, "endpoint_unreachable", "the SageMaker runtime could not be reached",
+                           RETRY_AFTER_UNAVAILABLE) from exc
+        except BotoCoreError as exc:
+            raise ApiError(502, "model_unavailable", f"invoking the model failed: {failure_words(exc)}") from exc
+        self._timing.ms = round((time.monotonic() - started) * 1000, 1)  # until the answer began
+        return ModelStream(response["Body"], response.get("ContentType", ""))
+
     def invoke_async(self, input_uri: str, content_type: str, accept: str, job_id: str) -> tuple[str, str]:
         """InvokeEndpointAsync (model_api.jobs.AsyncEndpoint): the request is read from input_uri by SageMaker.
         Only parameters every botocore since async inference knows (InputLocation, InferenceId, the types, the
@@ -243,6 +264,48 @@ class SageMakerEndpoint:
         except BotoCoreError as exc:
             raise ApiError(502, "model_unavailable", f"queueing the job failed: {failure_words(exc)}") from exc
         return response["OutputLocation"], response.get("FailureLocation") or ""
+
+
+class ModelStream:
+    """The bytes of a streamed model answer (the PayloadParts of InvokeEndpointWithResponseStream's event stream),
+    as an iterable; close() ends it early (a caller that went away), which closes the connection to SageMaker.
+    Errors in the stream become ApiErrors: ModelStreamError (its ErrorCode ModelInvocationTimeExceeded: the model
+    took longer than SageMaker allows; StreamBroken: the connection to the model broke) and InternalStreamFailure
+    (SageMaker API Reference, ResponseStream)."""
+
+    def __init__(self, events, content_type: str = ""):
+        self._events = events
+        self.content_type = content_type
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for event in self._events:
+                part = event.get("PayloadPart")
+                if part and part.get("Bytes"):
+                    yield part["Bytes"]
+        except ClientError as exc:  # botocore's EventStreamError for an exception event
+            error = exc.response.get("Error", {})
+            code, message = error.get("Code", ""), (error.get("Message") or "")[:300]
+            if code == "ModelStreamError" and ("time" in message.lower() or "Exceeded" in message):
+                raise ApiError(504, "model_timeout", f"the model did not finish its answer in the time SageMaker "
+                                                     f"allows: {message}") from exc
+            if code == "ModelStreamError":
+                raise ApiError(502, "model_connection_lost", f"the model's answer broke off: {message}") from exc
+            raise ApiError(502, "model_unavailable", f"the model's answer failed ({code or 'unknown error'})") \
+                from exc
+        except ReadTimeoutError as exc:
+            raise ApiError(504, "model_timeout", "the model went quiet in the middle of its answer") from exc
+        except BotoCoreError as exc:
+            raise ApiError(502, "model_connection_lost", f"the model's answer broke off: {failure_words(exc)}") \
+                from exc
+
+    def close(self) -> None:
+        close = getattr(self._events, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception as exc:  # closing a broken connection may fail: nothing left to do about it
+                log.debug("closing the model stream failed: %r", exc)
 
 
 def invoke_error(exc: ClientError, endpoint_name: str, inputs_only_fail_400: bool = False) -> ApiError:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Iterable, Protocol
 
 JSON = "application/json"
 
@@ -21,3 +21,7 @@ class ModelCall:
 class Endpoint(Protocol):
     def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
         """Send one request to the model; return (response body, its content type). Raises ApiError."""
+
+    def invoke_stream(self, body: bytes, content_type: str, accept: str) -> Iterable[bytes]:
+        """Send one request to a model that streams its answer; return its bytes as they come (an iterable with
+        close()). Raises ApiError, before the first byte and while iterating."""

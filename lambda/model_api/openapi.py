@@ -145,6 +145,10 @@ def document(models: Sequence[ModelInfo], configs: Mapping[str, object], title: 
                 operation["responses"]["200"]["content"].update(
                     {media: {"schema": {"type": "string", "format": "binary"}}
                      for media in ("image/png", "image/jpeg")})
+            streamed = _streamed(action, model)
+            if streamed:
+                operation["responses"]["200"]["content"]["text/event-stream"] = {
+                    "schema": {"type": "string", "description": streamed}}
         operation["responses"].update(_errors())
         paths.setdefault(route.path, {})[route.method.lower()] = operation
     return {
@@ -161,6 +165,20 @@ def document(models: Sequence[ModelInfo], configs: Mapping[str, object], title: 
                           for status, description in sorted(ERROR_STATUSES.items())},
         },
     }
+
+
+def _streamed(action, model: ModelInfo) -> str:
+    """How an action of a streaming model streams (lambda/stream_handler.py), or "" when it does not."""
+    if not model.streaming or model.is_async:
+        return ""
+    if action.finish is None and action.adapter is None:
+        return "with Accept: text/event-stream: `progress` events (elapsed_seconds, estimated_seconds), then a " \
+               "`result` event holding the JSON answer"
+    if action.adapter is not None and action.adapter.stream_reply is not None:
+        return "with stream true: OpenAI's chunks, then data: [DONE]"
+    if action.stream_reply is not None:
+        return "TGI's StreamResponse events, a token each" + ("" if action.stream_only else " (with stream true)")
+    return ""
 
 
 def document_json(models: Sequence[ModelInfo], configs: Mapping[str, object], **kwargs) -> str:

@@ -40,6 +40,7 @@ class ModelInfo:
     instance_type: Optional[str] = None  # None for an endpoint the stack did not create
     hosting: str = "realtime"  # realtime | serverless | async | shared (stacks.hosting)
     component: Optional[str] = None  # shared: the inference component on endpoint_name that serves it
+    streaming: bool = False  # its answers may stream (lambda/stream_handler.py): stream-only routes exist
 
     @property
     def is_async(self) -> bool:
@@ -52,7 +53,7 @@ class ModelInfo:
     def describe(self, region: str) -> dict:
         return {"name": self.name, "kind": self.kind, "endpoint_name": self.endpoint_name,
                 "runtime_url": self.runtime_url(region), "instance_type": self.instance_type,
-                "hosting": self.hosting, "inference_component": self.component,
+                "hosting": self.hosting, "inference_component": self.component, "streaming": self.streaming,
                 "path": f"/models/{self.name}"}
 
 
@@ -65,9 +66,10 @@ class Route:
 
 
 def catalog_to_json(models: Sequence[ModelInfo]) -> str:
-    """Compact: every Lambda carries it in its 4 KB environment (no component unless the model has one)."""
-    return json.dumps([{k: v for k, v in asdict(m).items() if k != "component" or v is not None} for m in models],
-                      separators=(",", ":"))
+    """Compact: every Lambda carries it in its 4 KB environment (no component unless the model has one, no
+    streaming unless it streams)."""
+    return json.dumps([{k: v for k, v in asdict(m).items() if (k != "component" or v is not None)
+                        and (k != "streaming" or v)} for m in models], separators=(",", ":"))
 
 
 def catalog_from_env(env: Mapping[str, str]) -> list[ModelInfo]:
@@ -76,8 +78,9 @@ def catalog_from_env(env: Mapping[str, str]) -> list[ModelInfo]:
 
 def model_actions(model: ModelInfo) -> tuple[Action, ...]:
     """The actions a model serves: its kind's, but no adapted ones (OpenAI, TEI) when it is hosted async, as their
-    clients expect the answer, not a job."""
-    return tuple(a for a in KINDS[model.kind].actions if not (model.is_async and a.adapter is not None))
+    clients expect the answer, not a job, and stream-only ones (TGI's /generate_stream) only when it streams."""
+    return tuple(a for a in KINDS[model.kind].actions if not (model.is_async and a.adapter is not None)
+                 and (model.streaming or not a.stream_only))
 
 
 def default_models(models: Sequence[ModelInfo]) -> dict[str, str]:

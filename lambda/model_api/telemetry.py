@@ -32,6 +32,10 @@ def metric_members(record: Mapping) -> tuple[dict, list[dict]]:
         values["ModelLatency"] = (record["model_latency_ms"], MILLISECONDS)
         # Ours: what the Lambda adds around the model (parse, validate, store, sign, respond).
         values["GlueLatency"] = (round(max(record["latency_ms"] - record["model_latency_ms"], 0.0), 1), MILLISECONDS)
+    if record.get("first_token_ms") is not None:  # a streamed answer: how long until its first event
+        values["TimeToFirstToken"] = (record["first_token_ms"], MILLISECONDS)
+    if record.get("stream_error"):  # a streamed answer that broke after its 200 (the error went out as an event)
+        values["StreamErrors"] = (1, COUNT)
     if record.get("images"):
         values["Images"] = (record["images"], COUNT)
     if record.get("job") in JOB_METRICS:

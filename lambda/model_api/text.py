@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterator, Mapping
 
+from model_api import streaming
 from model_api.calls import JSON, Endpoint, ModelCall
 from model_api.errors import ApiError
 from model_api.requests import read_json_body, validated
@@ -22,13 +23,18 @@ class TextConfig:
     # text generation: "tgi" (Text Generation Inference) or "pipeline" (HF inference container, HF_TASK);
     # embeddings: "pipeline" (feature-extraction: token vectors, pooled here) or "toolkit" (our code, pooled there).
     protocol: str = "toolkit"
+    # The model's answers may stream (its function streams: lambda/stream_handler.py); off, a request that asks to
+    # stream is refused.
+    streaming: bool = False
 
     def to_env(self) -> dict[str, str]:
-        return {"TEXT_LIMITS": self.limits.to_json(), "MODEL_PROTOCOL": self.protocol}
+        return {"TEXT_LIMITS": self.limits.to_json(), "MODEL_PROTOCOL": self.protocol,
+                **({"MODEL_STREAMING": "true"} if self.streaming else {})}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "TextConfig":
-        return cls(limits=TextLimits.from_env(env), protocol=env.get("MODEL_PROTOCOL", "toolkit"))
+        return cls(limits=TextLimits.from_env(env), protocol=env.get("MODEL_PROTOCOL", "toolkit"),
+                   streaming=env.get("MODEL_STREAMING") == "true")
 
 
 def max_text_body_bytes(limits: TextLimits) -> int:
@@ -71,8 +77,28 @@ def has_text(name: str):
 
 def run(call: ModelCall, endpoint: Endpoint, finish, request_id: str) -> dict:
     """A synchronous text request: send the call, shape the answer, add the request id."""
+    if call.meta.get("stream"):  # only a streaming function (lambda/stream_handler.py) answers these
+        raise ApiError(500, "misconfigured", "a streamed request reached a function that does not stream "
+                                             "(deployment error)")
     body, content_type = endpoint.invoke(call.body, call.content_type, call.accept)
     return {**finish(body, call.meta, content_type), "request_id": request_id}
+
+
+def allow_stream(config: TextConfig, model_field: str = "stream") -> None:
+    """A request that asks to stream, to a model that does not: 400, saying how to turn it on."""
+    if not config.streaming:
+        raise ApiError(400, "streaming_off", f"{model_field} true: this model's answers do not stream; deploy it "
+                                             "with -c <model>.streaming=true, or leave stream out for the whole "
+                                             "answer at once")
+
+
+def answered_at_once(finish, field: str):
+    """A stream source (Action.stream_source) for a container that answers at once (the HF inference toolkit
+    cannot stream): the whole answer as one token, then the finish."""
+    def source(call: ModelCall, config: TextConfig, endpoint: Endpoint) -> Iterator[streaming.Item]:
+        body, content_type = endpoint.invoke(call.body, call.content_type, call.accept)
+        return streaming.whole(finish(body, call.meta, content_type)[field])
+    return source
 
 
 def generation_parameters(limits: TextLimits, tgi: bool) -> dict:
@@ -89,6 +115,8 @@ def generation_parameters(limits: TextLimits, tgi: bool) -> dict:
     }
     if tgi:
         properties["seed"] = {"type": "integer", "minimum": 0, "maximum": SEED_MAX}
+        properties["details"] = {"type": "boolean", "description": "true: also how the answer ended (TGI's details: "
+                                                                   "finish_reason, generated_tokens, seed)"}
         properties["stop"] = {"type": "array", "maxItems": 4,
                               "items": {"type": "string", "minLength": 1, "maxLength": 100}}
     return {"type": "object", "properties": properties, "additionalProperties": False}

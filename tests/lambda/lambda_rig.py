@@ -76,6 +76,63 @@ class FakeEndpoint:
         return AWSResponse(request.url, status, headers, _Raw(json.dumps(body).encode()))
 
 
+class FakeStreamingEndpoint:
+    """Answers InvokeEndpointWithResponseStream calls of one client with the runtime's event stream (PayloadPart
+    events, then optionally an exception event), encoded as SageMaker sends it and parsed by the real botocore
+    client; or with an error before the stream. Records every request's body."""
+
+    def __init__(self, client):
+        self.requests: list[dict] = []
+        self.answers: list = []
+        self.closed = 0
+        client.meta.events.register("before-send.sagemaker-runtime.InvokeEndpointWithResponseStream", self._answer)
+
+    def streams(self, *parts: bytes, then: bytes = b"") -> "FakeStreamingEndpoint":
+        """parts: the payload of each PayloadPart; then: raw event bytes after them (an exception event)."""
+        self.answers.append(("ok", parts, then))
+        return self
+
+    def streams_tgi(self, tokens, finish_reason: str = "length", cut: int = 7) -> "FakeStreamingEndpoint":
+        """TGI's events for these token texts, the bytes cut into parts of `cut` bytes (anywhere, as SageMaker may)."""
+        events = b""
+        for i, text in enumerate(tokens, 1):
+            last = i == len(tokens)
+            events += b"data:" + json.dumps({
+                "index": i, "token": {"id": i, "text": text, "logprob": -0.5, "special": False},
+                "generated_text": "".join(tokens) if last else None,
+                "details": {"finish_reason": finish_reason, "generated_tokens": len(tokens), "seed": None}
+                if last else None}).encode() + b"\n\n"
+        return self.streams(*[events[i:i + cut] for i in range(0, len(events), cut)])
+
+    def fails(self, status: int, error_type: str, body: dict) -> "FakeStreamingEndpoint":
+        self.answers.append(("error", status, error_type, body))
+        return self
+
+    def _answer(self, request, **_):
+        from local import eventstream
+
+        self.requests.append({"url": request.url, "body": json.loads(request.body)})
+        answer = self.answers.pop(0)
+        if answer[0] == "error":
+            _, status, error_type, body = answer
+            return AWSResponse(request.url, status, {"Content-Type": "application/json", "x-amzn-ErrorType":
+                                                     error_type}, _Raw(json.dumps(body).encode()))
+        _, parts, then = answer
+        raw = _ClosableRaw(b"".join(eventstream.payload_part(p) for p in parts) + then, self)
+        return AWSResponse(request.url, 200, {"Content-Type": eventstream.CONTENT_TYPE,
+                                              "X-Amzn-SageMaker-Content-Type": "text/event-stream"}, raw)
+
+
+class _ClosableRaw(_Raw):
+    def __init__(self, data: bytes, owner):
+        super().__init__(data)
+        self._owner = owner
+
+    def close(self):
+        self._owner.closed += 1
+        super().close()
+
+
 SIGNER_ROLE_ARN = "arn:aws:iam::123456789012:role/url-signer"
 
 
@@ -103,6 +160,24 @@ def load_handler(env: dict):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def load_stream_handler(env: dict):
+    """lambda/stream_handler.py over a fresh lambda/handler.py (load_handler) with the given environment: the
+    module the streaming runtime calls. Returns (stream handler module, handler module)."""
+    from local.__main__ import stream_handler_over
+
+    pipelines = load_handler(env)
+    return stream_handler_over(pipelines), pipelines
+
+
+def streamed(chunks) -> tuple[dict, bytes]:
+    """A streamed answer's head (status, headers) and body, read as API Gateway reads it."""
+    from model_api import sse
+
+    data = b"".join(chunks)
+    head, body = sse.split_prelude(data)
+    return head, body
 
 
 def api_event(method="POST", body=None, query=None, resource="/images", base64_body=False, headers=None):
@@ -177,8 +252,8 @@ class FakeAsyncEndpoint:
 
 
 def request_lines(caplog) -> list[dict]:
-    """The handler's per-request log lines, as Lambda's JSON log format writes them (local.log_format)."""
-    from local.log_format import LambdaJsonFormatter
+    """The handler's per-request log lines, as Lambda's JSON log format writes them (model_api.log_json)."""
+    from model_api.log_json import LambdaJsonFormatter
 
     formatter = LambdaJsonFormatter()
     return [json.loads(formatter.format(r)) for r in caplog.records

@@ -32,10 +32,9 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, EndpointConnectionError
 from lambda_rig import REGION, FakeAsyncEndpoint, _Raw, load_handler, tiny_png
 from model_api.kinds.text_to_image import FIELD_ALIASES
+from model_api.log_json import LambdaJsonFormatter
 from model_api.routes import ModelInfo, Route, catalog_to_json, model_actions, routes
 from test_handler import ENDPOINT_FAILURES, model_error
-
-from local.log_format import LambdaJsonFormatter
 
 TABLE = Path(__file__).parent / "snapshots" / "answers.json"
 UPDATE = os.environ.get("UPDATE_SNAPSHOTS") == "1"  # make snapshots

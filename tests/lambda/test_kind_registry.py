@@ -17,7 +17,8 @@ from model_api.text import TextConfig
 
 
 def config_for(kind):
-    return ImageConfig() if kind.stores_images else TextConfig(protocol=kind.protocols[0])
+    """A model's config, streaming on (so the stream-only actions take their bodies too)."""
+    return ImageConfig() if kind.stores_images else TextConfig(protocol=kind.protocols[0], streaming=True)
 
 
 @pytest.mark.parametrize("name", sorted(KINDS))
@@ -40,7 +41,8 @@ def test_each_action_accepts_its_example_and_smoke_body_and_refuses_its_invalid_
 def test_the_registry_names_each_kind_by_its_own_name_and_each_action_once():
     assert list(KINDS) == ["text-to-image", "text-generation", "embeddings", "chat"]
     assert all(kind.name == name for name, kind in KINDS.items())
-    assert list(actions()) == ["images", "v1/images/generations", "generate", "v1/completions", "embeddings",
+    assert list(actions()) == ["images", "v1/images/generations", "generate", "generate_stream", "v1/completions",
+                               "embeddings",
                                "v1/embeddings", "embed", "chat", "v1/chat/completions"]
     # The chat kind embeds with the embeddings kind's action itself, not a copy that could drift.
     assert KINDS["chat"].action("embeddings") is KINDS["embeddings"].action("embeddings")

@@ -251,7 +251,7 @@ def test_endpoint_routes_describe_the_models(tgi):
                             "runtime_url": f"https://runtime.sagemaker.{REGION}.amazonaws.com/endpoints/api-gpt2-tgi"
                                            "/invocations",
                             "instance_type": "ml.g5.xlarge", "hosting": "realtime", "inference_component": None,
-                            "path": "/models/gpt2-tgi"}
+                            "streaming": False, "path": "/models/gpt2-tgi"}
     own = tgi.call(api_event("GET", resource="/models/gpt2-tgi/endpoint"))["json"]
     assert own == endpoints[0]
 

@@ -124,7 +124,7 @@ def test_the_namespace_is_the_deployments(make_rig, caplog):
 def test_a_bug_is_one_json_line_with_its_traceback_and_the_request_line_after_it(rig, caplog, monkeypatch):
     monkeypatch.setattr(rig.handler, "_action", lambda event, request_id: 1 / 0)
     rig.endpoint.returns(tiny_png())
-    from local.log_format import LambdaJsonFormatter
+    from model_api.log_json import LambdaJsonFormatter
 
     with caplog.at_level(logging.INFO, logger="model_api"):
         rig.call(api_event("POST", {"prompt": "a secret tiger"}))
@@ -144,7 +144,7 @@ def test_a_bug_is_one_json_line_with_its_traceback_and_the_request_line_after_it
 def test_prompts_and_urls_never_reach_a_log_line(rig, caplog, prompt):
     caplog.clear()
     rig.endpoint.returns(tiny_png())
-    from local.log_format import LambdaJsonFormatter
+    from model_api.log_json import LambdaJsonFormatter
 
     # Every logger at DEBUG, as log_level=DEBUG sets the root: botocore's own DEBUG lines (request bodies, signed
     # URLs) must stay off, ours carry sizes only.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from local_rig import SETTINGS, TEXT_BATCH, TEXT_MODELS, LocalProcess
+from local_rig import SETTINGS, TEXT_BATCH, TEXT_MODELS, TEXT_STREAMING, LocalProcess
 
 # Clients get REQUEST_TIMEOUT seconds to send a request (default 10; short here for the framing tests).
 REQUEST_TIMEOUT = 1.0
@@ -38,14 +38,15 @@ def local(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def local_text(tmp_path_factory):
-    """Local mode with every text kind (shared by the text-model and client-library tests)."""
+    """Local mode with every text kind (shared by the text-model, streaming and client-library tests): GPT-2 on TGI
+    and the chat model stream, GPT-2 on CPU does not."""
     tmp_path = tmp_path_factory.mktemp("local-text")
     # The JumpStart model is an existing endpoint: not served locally, its routes answer 503.
     # Hosting modes as deployed: MiniLM serverless, GPT-2 on CPU autoscaled; local mode serves both the same way.
     process = LocalProcess(tmp_path, "--api-key", "k", "-c", f"models={TEXT_MODELS}",
                            "-c", "jumpstart-stable-diffusion.source=endpoint:js-sd",
                            "-c", "minilm-embeddings.hosting=serverless", "-c", "minilm-embeddings.memory_mb=2048",
-                           "-c", "gpt2-cpu.max_instances=3", *TEXT_BATCH)
+                           "-c", "gpt2-cpu.max_instances=3", *TEXT_BATCH, *TEXT_STREAMING)
     banner = process.wait_until_serving()
     info = json.loads((tmp_path / "ready.json").read_text())
     info["banner"] = banner

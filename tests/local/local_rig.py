@@ -23,6 +23,7 @@ SETTINGS = ("-c", "min_size=64", "-c", "stable-diffusion.batch=true")
 # The session's local mode with every text kind (tests/local/conftest.py local_text).
 TEXT_MODELS = "gpt2-tgi,minilm-embeddings,chat-embeddings,gpt2-cpu,jumpstart-stable-diffusion"
 TEXT_BATCH = ("-c", "minilm-embeddings.batch=true")
+TEXT_STREAMING = ("-c", "gpt2-tgi.streaming=true", "-c", "chat-embeddings.streaming=true")
 
 
 class LocalProcess:

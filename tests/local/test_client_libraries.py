@@ -114,14 +114,30 @@ def test_openai_chat_and_completions_on_the_text_models(local_text):
     with pytest.raises(openai.BadRequestError) as seed:
         cpu.completions.create(model="gpt2-cpu", prompt="Hi", seed=1)
     assert 'unknown field "seed"' in seed.value.message
-    with pytest.raises(openai.BadRequestError) as stream:
-        client.chat.completions.create(model="chat-embeddings", messages=[{"role": "user", "content": "x"}],
-                                       stream=True)
-    assert "stream must be false (got true; streaming is not served)" in stream.value.message
+    with pytest.raises(openai.BadRequestError) as stream:  # a model deployed without streaming
+        cpu.completions.create(model="gpt2-cpu", prompt="Hi", stream=True)
+    assert stream.value.code == "streaming_off" and "-c <model>.streaming=true" in stream.value.message
     with pytest.raises(openai.BadRequestError) as bounds:
         client.completions.create(model="gpt2-tgi", prompt="x", max_tokens=100000, temperature=3)
     assert "max_tokens must be at most 256 (got 100000)" in bounds.value.message  # local max_new_tokens
     assert "temperature must be at most 2" in bounds.value.message
+
+
+def test_openai_streams_completions_and_chat_chunk_by_chunk(local_text):
+    client = sdk(local_text, "k")
+    # Greedy: the same answer streamed and whole. A token inside a UTF-8 character has no text of its own (the tiny
+    # model's tokens are bytes), so there are up to 6 text chunks; the last one before the finish carries any tail.
+    chunks = list(client.completions.create(model="gpt2-tgi", prompt="Once upon a time", max_tokens=6,
+                                            temperature=0, stream=True, stream_options={"include_usage": True}))
+    texts = [c.choices[0].text for c in chunks if c.choices]
+    whole = client.completions.create(model="gpt2-tgi", prompt="Once upon a time", max_tokens=6, temperature=0)
+    assert "".join(texts) == whole.choices[0].text
+    assert 3 <= len(texts) <= 7 and chunks[-2].choices[0].finish_reason == "length" and texts[-1] == ""
+    assert chunks[-1].usage.completion_tokens == 6
+    chat = list(client.chat.completions.create(model="chat-embeddings", max_tokens=4, stream=True,
+                                               messages=[{"role": "user", "content": "Hello!"}]))
+    assert chat[0].choices[0].delta.role == "assistant" and chat[-1].choices[0].finish_reason == "stop"
+    assert all(c.object == "chat.completion.chunk" for c in chat)
 
 
 def test_openai_models_lists_every_model_with_openai_routes(local_text):
@@ -158,6 +174,22 @@ def test_huggingface_text_generation_and_chat(local_text):
     by_url = InferenceClient(model=local_text["api_url"] + "/models/chat-embeddings", token="k").chat_completion(
         [{"role": "user", "content": "Hi"}], max_tokens=4)
     assert by_url.model == "chat-embeddings" and isinstance(by_url.choices[0].message.content, str)
+
+
+def test_huggingface_streams_text_generation_and_chat(local_text):
+    client = InferenceClient(model=local_text["api_url"] + "/generate", token="k")
+    tokens = list(client.text_generation("Once upon a time", max_new_tokens=5, stream=True))
+    assert len(tokens) == 5 and all(isinstance(t, str) for t in tokens)
+    # The same greedy answer; a token that ends inside a UTF-8 character has no text of its own (TGI's
+    # decode_token), so the tokens' text is the whole answer's, up to such a tail.
+    assert client.text_generation("Once upon a time", max_new_tokens=5).startswith("".join(tokens))
+    detailed = list(client.text_generation("Once upon a time", max_new_tokens=3, stream=True, details=True))
+    assert detailed[-1].details.finish_reason == "length" and detailed[-1].generated_text is not None
+    chatter = InferenceClient(base_url=local_text["api_url"] + "/v1", api_key="k")  # it holds the open stream
+    chat = list(chatter.chat_completion([{"role": "user", "content": "Hi"}], model="chat-embeddings", max_tokens=4,
+                                        stream=True))
+    assert chat[-1].choices[0].finish_reason == "stop"
+    assert isinstance("".join(c.choices[0].delta.content or "" for c in chat), str)
 
 
 def test_huggingface_text_to_image_gets_the_image_itself(local):

@@ -242,8 +242,11 @@ def test_every_error_row_local_mode_can_produce_comes_back_as_the_readme_says(lo
                         (413, "request_too_large"): "Lambda"}
     for row, who in produced.items():
         assert rows[row] == who, row
-    # The rest of the rows local mode can produce come from the text models (test_local_text_models.py).
-    assert set(rows) - set(produced) == {(400, "model_rejected_input"), (503, "endpoint_unavailable")}
+    # The rest of the rows local mode can produce come from the text models (test_local_text_models.py) and the
+    # streaming models (test_local_streaming.py; a stream past stream_timeout_seconds, 30 s at the least, in
+    # tests/lambda/test_streaming.py).
+    assert set(rows) - set(produced) == {(400, "model_rejected_input"), (503, "endpoint_unavailable"),
+                                         (400, "streaming_off"), (504, "stream_timeout")}
 
 
 def test_a_run_that_fails_on_settings_leaves_nothing_behind_and_says_why(tmp_path):

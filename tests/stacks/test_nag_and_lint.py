@@ -12,7 +12,7 @@ from app import build_app
 
 SETTING_VARIANTS = [
     {},
-    {"instance_type": "ml.p3.2xlarge", "waf": "true", "kms_key_arn":
+    {"instance_type": "ml.p3.2xlarge", "waf": "true", "streaming": "true", "kms_key_arn":
         "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"},
     {"retain_bucket": "true", "hub_token_secret": "hf-token", "region": "eu-west-1", "snapstart": "true",
      "domain_name": "api.example.com", "hosted_zone_id": "Z0123456789ABCDEFGHIJ",
@@ -41,7 +41,7 @@ SETTING_VARIANTS = [
     {"auth": "iam", "models": "stable-diffusion,minilm-embeddings"},
     {"auth": "cognito", "cognito_user_pool_arn": "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_AbCdEf123", "cors_origins": "*"},
 ]
-VARIANT_IDS = ["default", "ebs-kms-waf", "retained-token-region-snapstart-domain", "autoscaled-and-serverless", "async-kms-batch",
+VARIANT_IDS = ["default", "ebs-kms-waf-streaming", "retained-token-region-snapstart-domain", "autoscaled-and-serverless", "async-kms-batch",
                "shared-traced-batch", "vpc-create-isolated-batch", "vpc-existing-shared-traced",
                "vpc-existing-no-endpoints", "auth-iam", "auth-cognito"]
 

@@ -112,3 +112,22 @@ def test_vtl_escaping_survives_dollars_hashes_and_comments():
 
     text = '{"$ref": "#/x", "c": "## not a comment", "v": "$input.body #if(1) \\\\$ ${x} #*block*#"}'
     assert airspeed.Template(vtl_literal(text)).merge({}) == text
+
+
+def test_a_streaming_models_operations_document_their_event_streams():
+    settings = load_settings(["models=stable-diffusion,gpt2-tgi,chat-embeddings,gpt2-cpu",
+                              "stable-diffusion.streaming=true", "gpt2-tgi.streaming=true",
+                              "chat-embeddings.streaming=true"])
+    document = json.loads(settings.openapi_json())
+    validate(document)
+
+    def streamed(path):
+        return document["paths"][path]["post"]["responses"]["200"]["content"].get("text/event-stream", {}).get(
+            "schema", {}).get("description", "")
+
+    assert "progress" in streamed("/models/stable-diffusion")
+    assert "with stream true" in streamed("/generate") and "TGI's" in streamed("/generate_stream")
+    assert "OpenAI's chunks" in streamed("/v1/completions") and "OpenAI's chunks" in streamed(
+        "/models/chat-embeddings/v1/chat/completions")
+    assert streamed("/models/chat-embeddings") == ""  # our own /chat answers whole
+    assert streamed("/models/gpt2-cpu") == "" and "/models/gpt2-cpu/generate_stream" not in document["paths"]

@@ -329,11 +329,17 @@ def test_lambda_runs_latest_python_on_arm_with_no_bundled_dependencies(template,
     assert shipped == ["authorizer.py", "handler.py", "model_api/__init__.py", "model_api/actions.py",
                        "model_api/adapters/__init__.py", "model_api/adapters/openai.py", "model_api/adapters/tei.py",
                        "model_api/auth.py", "model_api/aws.py", "model_api/calls.py",
-                       "model_api/cors.py", "model_api/errors.py", "model_api/http.py", "model_api/jobs.py", "model_api/kinds/__init__.py",
+                       "model_api/cors.py", "model_api/errors.py", "model_api/http.py", "model_api/jobs.py",
+                       "model_api/kinds/__init__.py",
                        "model_api/kinds/base.py", "model_api/kinds/chat.py", "model_api/kinds/embeddings.py",
                        "model_api/kinds/text_generation.py", "model_api/kinds/text_to_image.py",
-                       "model_api/openapi.py", "model_api/requests.py", "model_api/routes.py", "model_api/schema.py",
-                       "model_api/telemetry.py", "model_api/text.py", "model_api/validation.py", "unrouted.py"]
+                       "model_api/log_json.py", "model_api/openapi.py", "model_api/requests.py", "model_api/routes.py",
+                       "model_api/schema.py", "model_api/sse.py", "model_api/streaming.py",
+                       "model_api/telemetry.py", "model_api/text.py", "model_api/validation.py",
+                       "stream_bootstrap", "stream_handler.py", "stream_runtime.py", "unrouted.py"]
+    # The streaming functions' exec wrapper must stay executable: the staged asset keeps the file's mode, and the
+    # CDK CLI's zip keeps it too (aws/aws-cdk#3413, "preserve asset's files mode").
+    assert os.access(f"{asset}/stream_bootstrap", os.X_OK)
 
 
 def test_timeouts_nest_gateway_then_lambda_then_endpoint_read(synth):

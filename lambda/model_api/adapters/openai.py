@@ -11,8 +11,10 @@ Decisions (README, "OpenAI-compatible routes"):
   API never returns image bytes in JSON.
 - embeddings answer float lists or, with encoding_format base64 (what the SDK asks for by default), little-endian
   float32 arrays in base64, as OpenAI does.
-- No streaming (stream true is refused: API Gateway REST with a Lambda proxy answers whole bodies), n is 1, token
-  counts in usage are 0 (the model containers do not report them) and finish_reason is "stop".
+- stream true (completions and chat) answers OpenAI's server-sent events, chunk by chunk, then `data: [DONE]`, on a
+  model deployed with streaming=true (lambda/stream_handler.py; model_api.streaming writes the chunks); elsewhere it
+  is refused with 400 streaming_off. n is 1; token counts in usage are 0 (the containers do not report them) but
+  for a streamed TGI answer's completion tokens; finish_reason is "stop" unless a stream says "length".
 - Our own fields an OpenAI body has no name for (negative_prompt, steps, guidance_scale, seed on images) may be sent
   as extra fields (the SDK's extra_body).
 - Errors on these routes carry OpenAI's type and param beside our code and message (model_api.errors).
@@ -30,7 +32,8 @@ from model_api.actions import Action, Adapter, adapted_action
 from model_api.errors import ApiError
 from model_api.requests import validated
 from model_api.schema import NOT_BLANK, SEED_MAX
-from model_api.text import body_limit
+from model_api.streaming import openai_chat_events, openai_completion_events
+from model_api.text import allow_stream, body_limit
 from model_api.validation import shown
 
 PREFIX = "v1/"  # action names: /v1/<route> and /models/<name>/v1/<route>
@@ -40,7 +43,10 @@ MODEL_FIELD = {"type": "string", "minLength": 1, "maxLength": 256,
                "description": "the name of the model serving this route (GET /v1/models)"}
 USER_FIELD = {"type": "string", "maxLength": 256, "description": "accepted and ignored"}
 ONE = {"type": "integer", "enum": [1], "description": "one choice per request"}
-NO_STREAM = {"type": "boolean", "enum": [False], "description": "streaming is not served"}
+STREAM = {"type": "boolean", "description": "true: server-sent events, chunk by chunk, then data: [DONE] (a model "
+                                             "deployed with streaming=true)"}
+STREAM_OPTIONS = {"type": "object", "properties": {"include_usage": {"type": "boolean"}},
+                  "additionalProperties": False, "description": "with stream true only"}
 TEMPERATURE = {"type": "number", "minimum": 0, "maximum": 2, "description": "0: greedy decoding"}
 TOP_P = {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 1}
 # Images: our fields an OpenAI body has no name for, accepted as they are.
@@ -102,6 +108,20 @@ def _reply_head(id_prefix: str, object_name: str, keep: dict, result: dict) -> d
 
 def _keep(model: str, **more) -> dict:
     return {"model": model, "created": int(time.time()), **more}
+
+
+def _streamed(data: dict, config) -> dict:
+    """What a stream needs kept (stream, include_usage), after refusing a stream the model cannot give."""
+    if "stream_options" in data and not data.get("stream"):
+        raise ApiError(400, "invalid_request", "stream_options is only for a request with stream true")
+    if not data.get("stream"):
+        return {}
+    allow_stream(config)
+    return {"stream": True, "include_usage": bool((data.get("stream_options") or {}).get("include_usage"))}
+
+
+def _stream_head(id_prefix: str, keep: dict, request_id: str) -> dict:
+    return {"id": f"{id_prefix}-{request_id}", "created": keep["created"], "model": keep["model"]}
 
 
 # ------------------------------------------------------------------------------------------------------ images
@@ -249,8 +269,8 @@ def chat_schema(base: Action, config) -> dict:
         "model": MODEL_FIELD,
         "messages": {"type": "array", "minItems": 1, "maxItems": limits.max_messages, "items": message},
         "max_tokens": tokens, "max_completion_tokens": tokens, "temperature": TEMPERATURE, "top_p": TOP_P,
-        "seed": {"type": "integer", "minimum": 0, "maximum": SEED_MAX}, "n": ONE, "stream": NO_STREAM,
-        "user": USER_FIELD,
+        "seed": {"type": "integer", "minimum": 0, "maximum": SEED_MAX}, "n": ONE, "stream": STREAM,
+        "stream_options": STREAM_OPTIONS, "user": USER_FIELD,
     }, ["model", "messages"], "OpenAIChatCompletionRequest")
 
 
@@ -263,7 +283,12 @@ def chat_translate(base: Action, data, model: Optional[str], config) -> tuple[di
     messages = [{"role": "system" if m["role"] == "developer" else m["role"], "content": _text(m["content"])}
                 for m in data["messages"]]
     parameters = {**_max_tokens(data), **_sampling(data), **({"seed": data["seed"]} if "seed" in data else {})}
-    return {"messages": messages, **({"parameters": parameters} if parameters else {})}, _keep(model)
+    return {"messages": messages, **({"parameters": parameters} if parameters else {})}, _keep(
+        model, **_streamed(data, config))
+
+
+def chat_stream(items, keep: dict, request_id: str):
+    return openai_chat_events(items, _stream_head("chatcmpl", keep, request_id), keep.get("include_usage", False))
 
 
 def chat_reply(result: dict, keep: dict) -> dict:
@@ -291,7 +316,8 @@ def has_choice(field: str, answer: dict, fetch) -> str:
 
 
 def chat_action(base: Action) -> Action:
-    adapter = Adapter(base.name, partial(chat_translate, base), chat_reply, body_limit, errors="openai")
+    adapter = Adapter(base.name, partial(chat_translate, base), chat_reply, body_limit, errors="openai",
+                      stream_reply=chat_stream)
     return adapted_action(
         PREFIX + "chat/completions", '{"model": "chat", "messages": [{"role": "user", "content": "Hello!"}]}',
         base, adapter,
@@ -311,7 +337,8 @@ def completions_schema(base: Action, config) -> dict:
     model_parameters = ours["parameters"]["properties"]
     properties = {"model": MODEL_FIELD, "prompt": prompt,
                   "max_tokens": {"type": "integer", "minimum": 1, "maximum": config.limits.max_new_tokens},
-                  "temperature": TEMPERATURE, "top_p": TOP_P, "n": ONE, "stream": NO_STREAM,
+                  "temperature": TEMPERATURE, "top_p": TOP_P, "n": ONE, "stream": STREAM,
+                  "stream_options": STREAM_OPTIONS,
                   "echo": {"type": "boolean", "description": "true: the prompt and the completion"},
                   "user": USER_FIELD}
     if "seed" in model_parameters:  # what the model's container takes (TGI: seed and stop)
@@ -332,7 +359,15 @@ def completions_translate(base: Action, data, model: Optional[str], config) -> t
         parameters["seed"] = data["seed"]
     if "stop" in data:
         parameters["stop"] = [data["stop"]] if isinstance(data["stop"], str) else data["stop"]
-    return {"inputs": prompt, **({"parameters": parameters} if parameters else {})}, _keep(model)
+    stream = _streamed(data, config)
+    if stream and data.get("echo"):
+        stream["prefix"] = prompt  # a stream of new tokens: the prompt goes first
+    return {"inputs": prompt, **({"parameters": parameters} if parameters else {})}, _keep(model, **stream)
+
+
+def completions_stream(items, keep: dict, request_id: str):
+    return openai_completion_events(items, _stream_head("cmpl", keep, request_id), keep.get("prefix", ""),
+                                    keep.get("include_usage", False))
 
 
 def completions_reply(result: dict, keep: dict) -> dict:
@@ -343,7 +378,7 @@ def completions_reply(result: dict, keep: dict) -> dict:
 
 def completions_action(base: Action) -> Action:
     adapter = Adapter(base.name, partial(completions_translate, base), completions_reply, body_limit,
-                      errors="openai")
+                      errors="openai", stream_reply=completions_stream)
     return adapted_action(
         PREFIX + "completions", '{"model": "gpt2", "prompt": "Once upon a time"}', base, adapter,
         smoke={"prompt": "The capital of France is", "max_tokens": 8},

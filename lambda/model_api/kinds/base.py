@@ -29,6 +29,11 @@ class Kind:
     # URL signer role; its config is the image config).
     stores_images: bool = False
 
+    @property
+    def can_stream(self) -> bool:
+        """Some answer of the kind streams: tokens (an action with a stream source) or image progress."""
+        return self.stores_images or any(a.stream_source is not None for a in self.actions)
+
     def action(self, name: str) -> Action:
         return next(a for a in self.actions if a.name == name)
 

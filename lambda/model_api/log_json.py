@@ -1,5 +1,6 @@
-"""Log lines as Lambda's JSON log format writes them, for local mode's console and the tests: what a user sees locally
-is what CloudWatch holds.
+"""Log lines as Lambda's JSON log format writes them: the streaming runtime's (lambda/stream_runtime.py, which has no
+managed runtime to write them), local mode's console and the tests: what a user sees locally is what CloudWatch
+holds.
 
 The deployed format is the Python runtime's (aws-lambda-python-runtime-interface-client, lambda_runtime_log_utils
 JsonFormatter): timestamp (UTC, milliseconds, Z), level, message, logger, requestId, and for an exception errorType,

@@ -1,0 +1,294 @@
+"""A model deployed with streaming=true: lambda/stream_handler.py answers as API Gateway's streamed proxy answer
+(head, then body), tokens from the endpoint's event stream (encoded as SageMaker sends it, parsed by the real
+botocore client) in TGI's and OpenAI's event shapes, errors before and after the first byte, and the formats
+themselves (model_api.sse, model_api.streaming)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from types import SimpleNamespace
+
+import pytest
+from lambda_rig import FakeEndpoint, FakeStreamingEndpoint, api_event, load_stream_handler, streamed, tiny_png
+from model_api import sse, streaming
+from model_api.errors import ApiError
+from model_api.routes import ModelInfo, catalog_to_json
+
+CATALOG = [ModelInfo("gpt2-tgi", "text-generation", "api-gpt2-tgi", "ml.g5.xlarge", streaming=True),
+           ModelInfo("assistant", "chat", "api-assistant", "ml.g5.xlarge", streaming=True),
+           ModelInfo("gpt2-cpu", "text-generation", "api-gpt2-cpu", "ml.m5.xlarge")]
+
+
+def model_env(name: str, protocol: str, streams: bool = True) -> dict:
+    info = next(m for m in CATALOG if m.name == name)
+    return {"MODEL_NAME": name, "MODEL_KIND": info.kind, "ENDPOINT_NAME": info.endpoint_name,
+            "MODEL_PROTOCOL": protocol, "MODEL_CATALOG": catalog_to_json(CATALOG), "AWS_REGION": "eu-west-1",
+            **({"MODEL_STREAMING": "true", "STREAM_SECONDS": "60"} if streams else {})}
+
+
+def rig(name: str, protocol: str, streams: bool = True):
+    module, pipelines = load_stream_handler(model_env(name, protocol, streams))
+    client = pipelines.ENDPOINT._client
+    return SimpleNamespace(module=module, pipelines=pipelines, stream=FakeStreamingEndpoint(client),
+                           endpoint=FakeEndpoint(client))
+
+
+@pytest.fixture(scope="module")
+def tgi():
+    return rig("gpt2-tgi", "tgi")
+
+
+@pytest.fixture(scope="module")
+def chat():
+    return rig("assistant", "toolkit")
+
+
+def call(r, body, resource, headers=None) -> tuple[dict, bytes]:
+    chunks = r.module.handler(api_event("POST", body, resource=resource, headers=headers),
+                              SimpleNamespace(aws_request_id=f"req-{uuid.uuid4().hex[:8]}"))
+    return streamed(chunks)
+
+
+def data_events(body: bytes) -> list:
+    return [(name, data if data == "[DONE]" else json.loads(data)) for name, data in sse.events([body])]
+
+
+# ------------------------------------------------------------------------------------------------------- TGI
+
+
+def test_generate_with_stream_true_streams_tgi_events_a_token_each(tgi):
+    tgi.stream.streams_tgi([" there", " was", " a", " tiger"])
+    head, body = call(tgi, {"inputs": "Once upon a time", "stream": True}, "/generate")
+    assert head["statusCode"] == 200 and head["headers"]["Content-Type"].startswith("text/event-stream")
+    request = tgi.stream.requests[-1]
+    assert request["url"].endswith("/endpoints/api-gpt2-tgi/invocations-response-stream")
+    assert request["body"] == {"inputs": "Once upon a time", "stream": True, "parameters": {
+        "max_new_tokens": 128, "return_full_text": False, "details": True}}
+    events = data_events(body)
+    assert [e["token"]["text"] for _, e in events] == [" there", " was", " a", " tiger"]
+    assert [e["generated_text"] for _, e in events] == [None, None, None, " there was a tiger"]
+    assert events[-1][1]["details"]["finish_reason"] == "length"
+    assert tgi.stream.closed >= 1  # the model's stream is closed once the answer is whole
+
+
+def test_generate_stream_route_streams_without_asking(tgi):
+    tgi.stream.streams_tgi(["a", "b"], finish_reason="eos_token")
+    head, body = call(tgi, {"inputs": "x"}, "/generate_stream")
+    events = data_events(body)
+    assert head["statusCode"] == 200 and events[-1][1]["details"]["finish_reason"] == "eos_token"
+
+
+def test_openai_completions_stream_chunks_then_done(tgi):
+    tgi.stream.streams_tgi(["Hel", "lo"], cut=3)
+    head, body = call(tgi, {"model": "gpt2-tgi", "prompt": "Say", "stream": True, "echo": True,
+                            "stream_options": {"include_usage": True}}, "/v1/completions")
+    events = data_events(body)
+    assert head["statusCode"] == 200 and events[-1] == (None, "[DONE]")
+    chunks = [e for _, e in events[:-1]]
+    assert [c["choices"][0]["text"] for c in chunks if c["choices"]] == ["Say", "Hel", "lo", ""]
+    assert chunks[-2]["choices"][0]["finish_reason"] == "length"
+    assert chunks[-1]["usage"] == {"prompt_tokens": 0, "completion_tokens": 2, "total_tokens": 2}
+    assert {c["object"] for c in chunks} == {"text_completion"} and chunks[0]["id"].startswith("cmpl-req-")
+
+
+def test_an_error_before_the_first_token_keeps_its_status_and_json(tgi):
+    tgi.stream.fails(424, "ModelError", {"ErrorCode": "CLIENT_ERROR_FROM_MODEL", "OriginalStatusCode": 422,
+                                         "OriginalMessage": '{"error": "Input validation error: too long", '
+                                                            '"error_type": "validation"}',
+                                         "Message": "Received client error (422)"})
+    head, body = call(tgi, {"inputs": "x", "stream": True}, "/generate")
+    assert head["statusCode"] == 400 and head["headers"]["Content-Type"] == "application/json"
+    error = json.loads(body)["error"]
+    assert error["code"] == "model_rejected_input" and "Input validation error: too long" in error["message"]
+
+
+def test_an_error_after_the_first_token_is_an_error_event_in_the_api_shape(tgi):
+    from local import eventstream
+
+    tgi.stream.streams(b'data:{"index":1,"token":{"id":1,"text":"a","logprob":0,"special":false},'
+                       b'"generated_text":null,"details":null}\n\n',
+                       then=eventstream.model_stream_error("Your model primary did not complete sending the "
+                                                           "inference response in the allotted time."))
+    head, body = call(tgi, {"model": "gpt2-tgi", "prompt": "x", "stream": True}, "/v1/completions")
+    events = data_events(body)
+    assert head["statusCode"] == 200
+    name, last = events[-1]
+    assert name == "error" and last["error"]["code"] == "model_timeout" and last["error"]["type"] == "server_error"
+    assert (None, "[DONE]") not in events
+
+
+def test_tgi_error_events_mid_stream_become_ours(tgi):
+    tgi.stream.streams(b'data:{"error":"Request failed during generation: CUDA out of memory","error_type":'
+                       b'"generation"}\n\n')
+    head, body = call(tgi, {"inputs": "x", "stream": True}, "/generate")
+    # The first item failed: nothing was sent yet, so the status says it.
+    assert head["statusCode"] == 502 and json.loads(body)["error"]["code"] == "model_error"
+
+
+def test_a_stream_cut_short_is_an_error_event(tgi):
+    tgi.stream.streams(b'data:{"index":1,"token":{"id":1,"text":"a","logprob":0,"special":false},'
+                       b'"generated_text":null,"details":null}\n\n')
+    head, body = call(tgi, {"inputs": "x", "stream": True}, "/generate")
+    name, last = data_events(body)[-1]
+    assert name == "error" and last["error"]["code"] == "model_connection_lost"
+
+
+def test_a_reader_that_goes_away_closes_the_model_stream(tgi):
+    tgi.stream.streams_tgi(["a", "b", "c", "d"], cut=200)
+    closed = tgi.stream.closed
+    chunks = tgi.module.handler(api_event("POST", {"inputs": "x", "stream": True}, resource="/generate"),
+                                SimpleNamespace(aws_request_id="req-gone"))
+    next(chunks), next(chunks)  # the head and the first token, then the client hangs up
+    chunks.close()
+    assert tgi.stream.closed == closed + 1
+
+
+def test_buffered_requests_of_a_streaming_model_answer_whole_after_the_head(tgi):
+    tgi.endpoint.returns_json([{"generated_text": " whole"}])
+    head, body = call(tgi, {"inputs": "x"}, "/generate")
+    assert head["statusCode"] == 200 and json.loads(body)["generated_text"] == " whole"
+    head, body = call(tgi, {"inputs": "x", "stream": "yes"}, "/generate")
+    assert head["statusCode"] == 400 and "stream must be true or false" in json.loads(body)["error"]["message"]
+
+
+# ------------------------------------------------------------------------------------------------------ chat
+
+
+def test_chat_stream_from_a_toolkit_model_is_the_whole_reply_in_openai_chunks(chat):
+    chat.endpoint.returns_json({"reply": "Hello there!"})
+    head, body = call(chat, {"model": "assistant", "messages": [{"role": "user", "content": "Hi"}],
+                             "stream": True}, "/v1/chat/completions")
+    events = [e for _, e in data_events(body)]
+    assert head["statusCode"] == 200 and events[-1] == "[DONE]"
+    deltas = [c["choices"][0]["delta"] for c in events[:-1]]
+    assert deltas == [{"role": "assistant", "content": ""}, {"content": "Hello there!"}, {}]
+    assert events[-2]["choices"][0]["finish_reason"] == "stop" and events[0]["object"] == "chat.completion.chunk"
+
+
+def test_openai_errors_before_the_stream_keep_openai_shape(chat):
+    head, body = call(chat, {"model": "other", "messages": [{"role": "user", "content": "Hi"}], "stream": True},
+                      "/v1/chat/completions")
+    error = json.loads(body)["error"]
+    assert head["statusCode"] == 404 and error["code"] == "model_not_found" and "type" in error
+
+
+# ------------------------------------------------------------------------------------------- streaming off
+
+
+def test_a_model_that_does_not_stream_refuses_stream_true_and_has_no_stream_route():
+    r = load_stream_handler(model_env("gpt2-cpu", "pipeline", streams=False))[1]
+    response = r.handler(api_event("POST", {"inputs": "x", "stream": True}, resource="/models/gpt2-cpu"),
+                         SimpleNamespace(aws_request_id="r"))
+    error = json.loads(response["body"])["error"]
+    assert response["statusCode"] == 400 and error["code"] == "streaming_off" and "streaming=true" in \
+        error["message"]
+    assert ("/models/gpt2-cpu/generate_stream", "POST") not in r.ROUTES
+    assert ("/models/gpt2-tgi/generate_stream", "POST") in {(x.path, x.method) for x in r.API_ROUTES}
+
+
+def test_the_buffered_handler_never_answers_a_stream_it_cannot_send(tgi):
+    response = tgi.pipelines.handler(api_event("POST", {"inputs": "x", "stream": True}, resource="/generate"),
+                                     SimpleNamespace(aws_request_id="r"))
+    assert response["statusCode"] == 500 and "misconfigured" in response["body"]
+
+
+# ------------------------------------------------------------------------------------------------- formats
+
+
+def test_sse_decoder_takes_any_cut_and_any_line_ending():
+    stream = "data: {\"a\": 1}\r\n\r\n: keep-alive\n\nevent: error\ndata: x\ndata: y\r\r"
+    raw = stream.encode() + "data: é\n\n".encode()
+    for size in (1, 2, 3, 5, 64):
+        decoder = sse.Decoder()
+        found = [e for i in range(0, len(raw), size) for e in decoder.feed(raw[i:i + size])]
+        assert found == [(None, '{"a": 1}'), ("error", "x\ny"), (None, "é")], size
+
+
+def test_sse_event_is_one_data_line_and_refuses_line_breaks():
+    assert sse.event({"a": "b\nc"}) == b'data: {"a":"b\\nc"}\n\n'
+    assert sse.event({"x": 1}, "progress") == b'event: progress\ndata: {"x":1}\n\n'
+    with pytest.raises(ValueError):
+        sse.event("two\nlines")
+
+
+def test_prelude_is_json_then_eight_nul_bytes_within_16_kb():
+    data = sse.prelude(201, {"A": "b"}) + b"body"
+    assert sse.split_prelude(data) == ({"statusCode": 201, "headers": {"A": "b"}}, b"body")
+    assert sse.split_prelude(data[:10]) is None
+    with pytest.raises(ValueError):
+        sse.prelude(200, {"X": "y" * 20000})
+    with pytest.raises(ValueError):
+        sse.split_prelude(b"x" * (17 * 1024))
+
+
+def test_tgi_events_carry_the_finish_on_the_last_token():
+    items = [streaming.Token("a", 5), streaming.Token("b", 6), streaming.Finish("ab", "stop", 2)]
+    events = [json.loads(d) for _, d in sse.events(streaming.tgi_events(items))]
+    assert [e["index"] for e in events] == [1, 2] and events[0]["token"]["id"] == 5
+    assert events[1]["generated_text"] == "ab" and events[1]["details"]["finish_reason"] == "eos_token"
+    whole = [json.loads(d) for _, d in sse.events(streaming.tgi_events(streaming.whole("all")))]
+    assert len(whole) == 1 and whole[0]["token"]["text"] == "all" and whole[0]["generated_text"] == "all"
+
+
+def test_a_stream_past_its_time_ends_with_504():
+    clock = iter([0.0, 1.0, 5.0, 11.0]).__next__
+    with pytest.raises(ApiError) as caught:
+        list(streaming.within([streaming.Token("a"), streaming.Token("b"), streaming.Token("c")], 10, clock))
+    assert caught.value.status == 504 and caught.value.code == "stream_timeout"
+
+
+def test_image_progress_events_then_the_result():
+    import base64
+
+
+    png = tiny_png()
+    env = {"MODEL_NAME": "sd", "MODEL_KIND": "text-to-image", "ENDPOINT_NAME": "api-sd", "MODEL_PROTOCOL": "toolkit",
+           "MODEL_CATALOG": catalog_to_json([ModelInfo("sd", "text-to-image", "api-sd", "ml.g5.xlarge",
+                                                       streaming=True)]),
+           "AWS_REGION": "eu-west-1", "BUCKET_NAME": "b", "MODEL_STREAMING": "true", "IMAGE_STEP_SECONDS": "0.09",
+           "INSTANCE_TYPE": "ml.g5.xlarge", "IMAGE_TIME_BUDGET_SECONDS": "58"}
+    module, pipelines = load_stream_handler(env)
+    module.PROGRESS_SECONDS = 0.01
+    answered = []
+
+    class Store:
+        def presign(self, key, ttl):
+            from datetime import datetime, timezone
+            return f"https://example/{key}", datetime(2030, 1, 1, tzinfo=timezone.utc)
+
+        def put_all(self, objects, content_type):
+            answered.extend(objects)
+
+    pipelines.STORE = Store()
+    gate = []
+
+    def slow(request, **_):
+        import time
+
+        from botocore.awsrequest import AWSResponse
+        from lambda_rig import _Raw
+        time.sleep(0.1)  # long enough for a few progress events at 10 ms
+        gate.append(1)
+        return AWSResponse(request.url, 200, {"Content-Type": "application/json"}, _Raw(json.dumps(
+            {"generated_images": [base64.b64encode(png).decode()]}).encode()))
+
+    pipelines.ENDPOINT._client.meta.events.register("before-send.sagemaker-runtime.InvokeEndpoint", slow)
+    head, body = streamed(module.handler(api_event("POST", {"prompt": "a tiger", "steps": 30}, resource="/images",
+                                                   headers={"Accept": "text/event-stream"}),
+                                         SimpleNamespace(aws_request_id="req-img")))
+    events = [(name, json.loads(data)) for name, data in sse.events([body])]
+    assert head["statusCode"] == 200 and gate
+    progress = [e for name, e in events if name == "progress"]
+    from model_api.kinds.text_to_image import DECODE_STEPS, FIXED_SECONDS
+
+    # The estimate the work bound uses: 512x512 at 30 steps of 0.09 s, plus the fixed and decode time.
+    expected = round(FIXED_SECONDS + 0.09 * (30 + DECODE_STEPS), 1)
+    assert progress and all(e["estimated_seconds"] == expected for e in progress)
+    name, result = events[-1]
+    assert name == "result" and result["images"][0]["url"].startswith("https://example/") and len(answered) == 1
+    # Refused before the answer begins: the status says it, nothing runs.
+    head, body = streamed(module.handler(api_event("POST", {"prompt": "x", "width": 100000}, resource="/images",
+                                                   headers={"Accept": "text/event-stream"}),
+                                         SimpleNamespace(aws_request_id="req-bad")))
+    assert head["statusCode"] == 400 and len(gate) == 1
