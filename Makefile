@@ -38,8 +38,9 @@ test: setup  ## run every test, offline
 snapshots: setup  ## rewrite the reviewed snapshots (templates, settings, API answers, costs, inference input) after an intended change; review git diff
 	AWS_EC2_METADATA_DISABLED=true UPDATE_SNAPSHOTS=1 python -m pytest -q tests/stacks/test_template_snapshots.py tests/stacks/test_settings_table.py tests/lambda/test_answer_table.py tests/ops/test_cost_table.py tests/models/test_inference_input_table.py tests/models/test_hub_files.py::test_each_repository_shape_selects_what_the_reviewed_table_says
 
-lint: setup  ## static checks of the Python code (ruff)
+lint: setup  ## static checks of the Python code (ruff) and the contract package's types (mypy, mypy.ini)
 	ruff check --select F,E9,I --line-length 120 app.py stacks lambda local ops models tests bench
+	mypy
 
 bench: setup  ## measure the request path, cold start, synth, tests and local mode (writes bench/latest.md)
 	python bench/run.py --output bench/latest.md

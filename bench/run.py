@@ -105,10 +105,10 @@ def glue(runs: int, kind: str, judge: bool, latency_ms: float = 20) -> None:
                             "AWS_ENDPOINT_URL_S3": s3_url, "S3_ADDRESSING_STYLE": "path", "MODEL_CATALOG": ""})
     # The URL signer assumes its role once per ~40 minutes, not per request: answer that one STS call here (the S3
     # stand-in speaks no STS), so the rounds measure what every request does.
-    handler.STORE.signer._sts = SimpleNamespace(assume_role=lambda **_: {"Credentials": {
+    handler.store.signer._sts = SimpleNamespace(assume_role=lambda **_: {"Credentials": {
         "AccessKeyId": "ASIABENCH", "SecretAccessKey": "bench", "SessionToken": "bench",
         "Expiration": datetime.now().astimezone() + timedelta(hours=1)}})
-    endpoint = FakeEndpoint(handler.ENDPOINT._client)
+    endpoint = FakeEndpoint(handler.endpoint._client)
     png = sd_like_png()
     pngs4 = [sd_like_png(seed=i) for i in range(4)]
     # The endpoint's answers are encoded once, up front: encoding them is the GPU instance's work, not the Lambda's.
@@ -117,17 +117,17 @@ def glue(runs: int, kind: str, judge: bool, latency_ms: float = 20) -> None:
              "body": json.dumps({"prompt": "a cyborg tiger", "seed": 1})}
     event4 = {**event, "body": json.dumps({"prompt": "a cyborg tiger", "seed": 1, "num_images": 4})}
     context = SimpleNamespace(aws_request_id="bench")
-    s3, runtime = handler.STORE.client, handler.ENDPOINT._client
+    s3, runtime = handler.store.client, handler.endpoint._client
 
     def ours():
         endpoint.returns(png)
-        assert handler.handler(event, context)["statusCode"] == 200
+        assert handler.handle(event, context)["statusCode"] == 200
 
     def ours4():
         # Four images as our inference code answers them (models/stable_diffusion/code: raw PNGs back to back,
         # Accept application/x-png-sequence), not as the base64 JSON of a JumpStart endpoint.
         endpoint.returns_png_sequence(pngs4)
-        assert handler.handler(event4, context)["statusCode"] == 200
+        assert handler.handle(event4, context)["statusCode"] == 200
 
     def minimum():
         key = f"images/{uuid.uuid4()}.png"
@@ -194,12 +194,12 @@ def async_jobs(runs: int, latency_ms: float = 20) -> None:
     handler = load_handler({"AWS_REGION": REGION, "ENDPOINT_NAME": "bench", "BUCKET_NAME": bucket,
                             "AWS_ENDPOINT_URL_S3": s3_url, "S3_ADDRESSING_STYLE": "path", "MODEL_CATALOG": catalog,
                             "MODEL_HOSTING": "async"})
-    handler.STORE.signer._sts = SimpleNamespace(assume_role=lambda **_: {"Credentials": {
+    handler.store.signer._sts = SimpleNamespace(assume_role=lambda **_: {"Credentials": {
         "AccessKeyId": "ASIABENCH", "SecretAccessKey": "bench", "SessionToken": "bench",
         "Expiration": datetime.now().astimezone() + timedelta(hours=1)}})
-    FakeAsyncEndpoint(handler.ENDPOINT._client, bucket)
-    s3, runtime = handler.STORE.client, handler.ENDPOINT._client
-    signer = handler.STORE.signing_client
+    FakeAsyncEndpoint(handler.endpoint._client, bucket)
+    s3, runtime = handler.store.client, handler.endpoint._client
+    signer = handler.store.signing_client
     context = SimpleNamespace(aws_request_id="bench")
     submit_event = {"resource": "/images", "httpMethod": "POST", "isBase64Encoded": False,
                     "body": json.dumps({"prompt": "a cyborg tiger", "seed": 1}), "requestContext": {}}
@@ -214,7 +214,7 @@ def async_jobs(runs: int, latency_ms: float = 20) -> None:
                   "requestContext": {}}
 
     def submit():
-        assert handler.handler(submit_event, context)["statusCode"] == 202
+        assert handler.handle(submit_event, context)["statusCode"] == 202
 
     def submit_floor():
         job = uuid.uuid4().hex
@@ -224,7 +224,7 @@ def async_jobs(runs: int, latency_ms: float = 20) -> None:
                                       ContentType="application/json", Accept="image/png", InferenceId=job)
 
     def poll():
-        response = handler.handler(poll_event, context)
+        response = handler.handle(poll_event, context)
         assert response["statusCode"] == 200 and json.loads(response["body"])["status"] == "done"
 
     def poll_floor():
@@ -266,7 +266,7 @@ def cold_start(runs: int) -> None:
     ours = ("import sys, time; sys.path.insert(0, 'lambda'); t = time.perf_counter(); import handler; "
             "print(time.perf_counter() - t)")
     ours_all = ("import sys, time; sys.path.insert(0, 'lambda'); t = time.perf_counter(); import handler; "
-                "handler.STORE.signing_client; print(time.perf_counter() - t)")
+                "handler.app.store.signing_client; print(time.perf_counter() - t)")
 
     def measure(code):
         return float(subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 
 from model_api import cors, routes
-from model_api.http import error_response
+from model_api.app import request_id_of
+from model_api.fallback import answer
 
 log = logging.getLogger("model_api")
 log.setLevel(logging.INFO)
@@ -21,17 +21,9 @@ ROUTES = routes.api_routes(routes.catalog_from_env(os.environ))
 CORS_ORIGINS = cors.parse_origins(os.environ.get("CORS_ORIGINS"))
 
 
-def answer(event: dict, request_id: str, api_routes=ROUTES, cors_origins=CORS_ORIGINS) -> dict:
-    """The proxy response for an event no route serves (pure: local mode's gateway calls it too)."""
-    error = routes.unrouted(api_routes, event.get("path") or "/", event.get("httpMethod") or "")
-    response = error_response(error, request_id)
-    response["headers"].update(cors.response_headers(cors_origins, cors.request_origin(event.get("headers"))))
-    return response
-
-
 def handler(event: dict, context) -> dict:
-    request_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
-    response = answer(event, request_id)
+    request_id = request_id_of(context)
+    response = answer(event, request_id, ROUTES, CORS_ORIGINS)
     # Never the path's text beyond the resource (it may carry anything a caller typed), never a body or query.
     log.info("%s %s %s", event.get("httpMethod"), event.get("resource"), response["statusCode"],
              extra={"request_id": request_id, "method": event.get("httpMethod"), "route": event.get("resource"),

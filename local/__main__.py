@@ -18,12 +18,11 @@ import sys
 import threading
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "lambda")) if p not in sys.path]
+from model_api.app import ModelApp, configure_logging
 
-from stacks.hosting import JOB_PREFIX, hosting_of  # noqa: E402
-from stacks.lambda_source import LAMBDA_DIR  # noqa: E402
-from stacks.settings import Settings, SettingsError, load_settings  # noqa: E402
+from stacks.hosting import JOB_PREFIX, hosting_of
+from stacks.lambda_source import ROOT
+from stacks.settings import Settings, SettingsError, load_settings
 
 HOST = "127.0.0.1"  # loopback only: local mode is never reachable from the network
 BUCKET = "local-images"
@@ -231,53 +230,6 @@ def start_s3(port: int, credentials):
     return server
 
 
-_BASE_ENVIRON: dict = {}
-
-
-def load_handler(environment: dict):
-    """A fresh copy of lambda/handler.py that reads exactly `environment` over the process's own: nothing one model
-    sets (MODEL_HOSTING, INFERENCE_COMPONENT, ...) leaks into the next model's handler, as in separate Lambdas."""
-    import importlib.util
-
-    if not _BASE_ENVIRON:
-        _BASE_ENVIRON.update(os.environ)
-    for name in set(os.environ) - set(_BASE_ENVIRON):
-        del os.environ[name]
-    os.environ.update(_BASE_ENVIRON)
-    os.environ.update(environment)
-    spec = importlib.util.spec_from_file_location("lambda_handler", LAMBDA_DIR / "handler.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if getattr(module, "STORE", None) is not None:
-        module.STORE.signing_client  # finish the background build before the next handler changes os.environ
-    return module
-
-
-def load_stream_handler(environment: dict):
-    """lambda/stream_handler.py over a fresh lambda/handler.py (load_handler): a streaming model's function, whose
-    handler yields its answer as API Gateway's streamed proxy answer (the local gateway passes it on as it comes)."""
-    return stream_handler_over(load_handler(environment))
-
-
-def stream_handler_over(pipelines):
-    """A fresh lambda/stream_handler.py whose `import handler` is `pipelines` (a handler module loaded for one
-    model), as in that model's own function."""
-    import importlib.util
-
-    saved = sys.modules.get("handler")
-    sys.modules["handler"] = pipelines
-    try:
-        spec = importlib.util.spec_from_file_location("lambda_stream_handler", LAMBDA_DIR / "stream_handler.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        if saved is None:
-            sys.modules.pop("handler", None)
-        else:
-            sys.modules["handler"] = saved
-    return module
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     for flag, port in (("--port", args.port), ("--s3-port", args.s3_port), ("--endpoint-port", args.endpoint_port)):
@@ -382,13 +334,19 @@ def main(argv=None) -> int:
         api_log = logging.getLogger("model_api")
         api_log.addHandler(console)
         api_log.propagate = False
+        # This process's credentials, once (boto3 reads them from the environment, as in a Lambda); everything else
+        # each model's app is given in its own environment.
+        os.environ.update({k: base_environment[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                                             "AWS_REGION", "AWS_DEFAULT_REGION")})
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        configure_logging(base_environment)
         handlers = {}
         for model in catalog:
-            # The deployed function's environment, with local mode's own model timeout (no 29 s gateway here).
-            load = load_stream_handler if model.streaming else load_handler
-            handlers[model.name] = load({
-                **settings.function_environment(model), **base_environment,
-                "INVOKE_READ_TIMEOUT_SECONDS": str(args.timeout)}).handler
+            # The deployed function's environment, with local mode's own model timeout (no 29 s gateway here): one
+            # app per model, as one function per model is deployed.
+            app = ModelApp({**settings.function_environment(model), **base_environment,
+                            "INVOKE_READ_TIMEOUT_SECONDS": str(args.timeout)})
+            handlers[model.name] = app.stream if model.streaming else app.handle
         import boto3
         from botocore.config import Config
 

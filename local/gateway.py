@@ -23,8 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 from model_api import cors, sse
 from model_api.auth import api_key_from
 from model_api.errors import GATEWAY_ERRORS, error_body
+from model_api.fallback import answer as unrouted_answer
 from model_api.routes import OPENAPI_PATH, Route, route_path
-from unrouted import answer as unrouted_answer
 
 from local.http_guard import CONNECTION_GONE, GuardedHandler, GuardedServer, read_body
 

@@ -35,18 +35,16 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
+from model_api import calls as _calls
+from model_api import errors as _errors
+from model_api import kinds as _kinds
+from model_api.kinds import text_to_image as _images
 
 from ops import cdk
 from ops.cdk import stack_outputs
 from stacks.hosting import BATCH_PREFIX
-from stacks.lambda_source import load_lambda_module
 from stacks.model_catalog import instance_family, pascal, step_seconds
 from stacks.settings import Settings, SettingsError, load_settings
-
-_kinds = load_lambda_module("model_api.kinds")
-_images = load_lambda_module("model_api.kinds.text_to_image")
-_errors = load_lambda_module("model_api.errors")
-_calls = load_lambda_module("model_api.calls")
 
 JSON = _calls.JSON
 DEFAULT_LINES_PER_FILE = 50
@@ -330,7 +328,7 @@ def aws_target(settings: Settings, model, session=None) -> Target:
     if any(key not in outputs for key in keys) or "BucketName" not in outputs:
         raise BatchError(f"batch: the deployed stack has no batch model for {model.name}: deploy with "
                          f"-c {model.name}.batch=true first")
-    aws = load_lambda_module("model_api.aws")
+    from model_api import aws
     s3 = aws.s3_client({"AWS_REGION": region})
     return Target(outputs["BucketName"], outputs[keys[0]], outputs[keys[1]],
                   session.client("sagemaker", config=Config(retries={"mode": "standard", "max_attempts": 5},
@@ -359,8 +357,7 @@ def local_target(settings: Settings, model, ready_file: Path) -> Target:
     os.environ.update(env)  # this process talks to local mode only: its loopback servers and its credentials
     os.environ.pop("AWS_SESSION_TOKEN", None)  # never a real session's token beside them
     import boto3
-
-    aws = load_lambda_module("model_api.aws")
+    from model_api import aws
     s3 = aws.s3_client(env)
     return Target(ready["bucket"], batch["model_name"], batch["job_prefix"],
                   boto3.client("sagemaker", region_name=ready["region"]), s3,

@@ -25,11 +25,9 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from stacks.lambda_source import load_lambda_module
-
-_routes = load_lambda_module("model_api.routes")
-_sse = load_lambda_module("model_api.sse")
-_kinds = load_lambda_module("model_api.kinds")
+from model_api import kinds as _kinds
+from model_api import routes as _routes
+from model_api import sse as _sse
 
 # What the smoke test sends and checks, per action: each kind's own (lambda/model_api/kinds).
 ACTIONS = _kinds.actions()

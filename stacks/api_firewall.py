@@ -20,10 +20,8 @@ from aws_cdk import Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
+from model_api import errors as _errors
 
-from stacks.lambda_source import load_lambda_module
-
-_errors = load_lambda_module("model_api.errors")
 MIN_RATE_LIMIT, MAX_RATE_LIMIT = 10, 2_000_000_000  # WAF's bounds for a rate-based rule's limit
 COMMON_RULE_SET = "AWSManagedRulesCommonRuleSet"
 OVER_8_KB = "SizeRestrictions_BODY"

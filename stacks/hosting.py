@@ -21,8 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Optional, Protocol
 
-from stacks.lambda_source import load_lambda_module
-
 if TYPE_CHECKING:
     from stacks.model_catalog import ModelSpec
 
@@ -36,7 +34,7 @@ SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
 
 # Default autoscaling targets per kind, each kind's own (lambda/model_api/kinds): SageMakerVariantInvocationsPerInstance
 # (invocations per instance per minute, realtime and per copy for shared) and jobs waiting per instance (async).
-_KINDS = load_lambda_module("model_api.kinds").KINDS
+from model_api.kinds import KINDS as _KINDS
 
 
 def _kind_target(model: "ModelSpec", name: str) -> float:

@@ -1,24 +1,18 @@
-"""The Lambda source folder, and importing its modules from the CDK app.
+"""Where the Lambda source lives, and what of it is never shipped.
 
-`lambda` is a Python keyword, so the folder cannot be imported as a package: its own package (model_api) is put on
-sys.path instead, which is also how the Lambda runtime sees it. The CDK app uses the same schema, limits and error
-shapes as the handler through this, so each is defined once.
+The contract package (lambda/model_api) is installed into the venv (editable, lambda/pyproject.toml), so the CDK
+app, ops and local mode import it by name, as the Lambda runtime does beside handler.py: the same schema, limits and
+error shapes everywhere, each defined once.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LAMBDA_DIR = ROOT / "lambda"
 MODELS_DIR = ROOT / "models"
-# Never shipped in an asset: caches, and the sidecars mutation testing (make mutation) writes beside each file.
-ASSET_EXCLUDE = ["__pycache__", "**/__pycache__", "*.pyc", "*.pyo", "*.py.meta", "*.py.spans"]
-
-
-def load_lambda_module(name: str):
-    if str(LAMBDA_DIR) not in sys.path:
-        sys.path.insert(0, str(LAMBDA_DIR))
-    return importlib.import_module(name)
+# Never shipped in an asset: caches, the sidecars mutation testing (make mutation) writes beside each file, and the
+# package's install metadata (the runtime imports model_api as a folder beside handler.py).
+ASSET_EXCLUDE = ["__pycache__", "**/__pycache__", "*.pyc", "*.pyo", "*.py.meta", "*.py.spans", "pyproject.toml",
+                 "*.egg-info", "**/*.egg-info", ".mypy_cache"]

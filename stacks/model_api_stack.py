@@ -21,6 +21,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+from model_api import openapi as _openapi
+from model_api import routes as _routes
 
 from stacks.api_firewall import ApiFirewall
 from stacks.batch_model import BatchModel
@@ -28,7 +30,6 @@ from stacks.container_images import ContainerImage
 from stacks.cost_budget import SageMakerBudget
 from stacks.hosting import BATCH_PREFIX, JOB_PREFIX, hosting_of
 from stacks.image_bucket import ImageBucket
-from stacks.lambda_source import load_lambda_module
 from stacks.model_artifact import ModelArtifact
 from stacks.model_catalog import S3_URI, ModelSpec, gpu_count, pascal
 from stacks.model_endpoint import ModelEndpoint
@@ -40,8 +41,6 @@ from stacks.settings import LOG_RETENTION_DAYS, Settings
 from stacks.shared_endpoint import ModelComponent, SharedEndpoint
 from stacks.unrouted_function import UnroutedFunction
 
-_routes = load_lambda_module("model_api.routes")
-_openapi = load_lambda_module("model_api.openapi")
 # Where a model whose code downloads its weights puts them: on SageMaker hosting the instance's large storage (the
 # ML storage volume, or the NVMe instance store on g4dn/g5/... types) is mounted at /tmp, while the container's own
 # root volume holds only tens of GB (sagemaker-huggingface-inference-toolkit issues 78 and 115; "the volume is

@@ -14,12 +14,10 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_route53 as route53
 from constructs import Construct
+from model_api import cors as _cors
+from model_api import errors as _errors
 
 from stacks.key_authorizer import KeyAuthorizer
-from stacks.lambda_source import load_lambda_module
-
-_errors = load_lambda_module("model_api.errors")
-_cors = load_lambda_module("model_api.cors")
 
 # ResponseType names in CDK differ from API Gateway's for the DEFAULT_ types.
 _RESPONSE_TYPES = {"DEFAULT_4XX": "DEFAULT_4_XX", "DEFAULT_5XX": "DEFAULT_5_XX"}

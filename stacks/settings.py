@@ -16,20 +16,20 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
+from model_api import cors as _cors
+from model_api import kinds as _kinds
+from model_api import openapi as _openapi
+from model_api import routes as _routes
+from model_api import schema as _schema
+from model_api import text as _text
+from model_api.kinds import text_to_image as _images
+
 from stacks.alarm_thresholds import EMAIL, AlarmThresholds
 from stacks.container_images import repository_regions
 from stacks.hosting import SharedFleet, hosting_of, shared_fit_problems
-from stacks.lambda_source import load_lambda_module
 from stacks.model_catalog import FIELD_ALIASES, OVERRIDABLE, PRESETS, ModelSpec, gpu_count, vcpus
 from stacks.service_regions import missing_feature
 
-_schema = load_lambda_module("model_api.schema")
-_images = load_lambda_module("model_api.kinds.text_to_image")
-_text = load_lambda_module("model_api.text")
-_routes = load_lambda_module("model_api.routes")
-_kinds = load_lambda_module("model_api.kinds")
-_openapi = load_lambda_module("model_api.openapi")
-_cors = load_lambda_module("model_api.cors")
 ImageLimits = _schema.ImageLimits
 TextLimits = _schema.TextLimits
 MAX_URL_TTL_SECONDS = _images.MAX_URL_TTL_SECONDS

@@ -1,4 +1,5 @@
-"""Shared test setup: offline everywhere, and the Lambda source importable the way the Lambda runtime sees it."""
+"""Shared test setup: offline everywhere. The contract package (lambda/model_api) is installed in the venv; the
+Lambda entries beside it (handler.py, stream_runtime.py, ...) are loaded by path where a test needs one."""
 
 import os
 import sys
@@ -21,9 +22,8 @@ os.environ.update({
     "CDK_DISABLE_CLI_TELEMETRY": "true",
 })
 os.environ.pop("AWS_PROFILE", None)
-for path in (str(ROOT), str(LAMBDA_DIR)):
-    if path not in sys.path:
-        sys.path.insert(0, path)
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 # No test may reach the network: any name lookup other than this machine's fails at once, in this process (a test
 # that would have called AWS fails loudly instead of quietly trying the internet).

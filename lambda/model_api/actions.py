@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from model_api.requests import read_json_body
 
@@ -23,9 +23,9 @@ class Adapter:
     base: str  # the action whose pipeline runs (an action of the same kind)
     # (their request JSON, the name of the model this route serves, config) -> (our request body, what reply
     # needs). Raises ApiError naming their fields.
-    translate: Callable[[object, str, object], tuple[dict, dict]]
-    reply: Callable[[dict, dict], object]  # (our result, what translate kept) -> their answer's JSON body
-    body_limit: Callable[[object], int]  # config -> largest body worth parsing
+    translate: Callable[[Any, Optional[str], Any], tuple[dict, dict]]
+    reply: Callable[[dict, dict], Any]  # (our result, what translate kept) -> their answer's JSON body
+    body_limit: Callable[[Any], int]  # config -> largest body worth parsing
     errors: str = "api"  # "openai": error bodies also carry OpenAI's type and param (model_api.errors)
     # (tokens of model_api.streaming, what translate kept, request id) -> the events of a streamed answer in the
     # other API's shape. translate keeps "stream": true when the request asks to stream. None: never streams.
@@ -49,7 +49,7 @@ class Action:
     methods: tuple[str, ...] = ("POST",)
     # config -> the JSON schema (draft 4) of the request body, bounded by the deployment's limits: what prepare
     # validates against, and what the OpenAPI document shows (model_api.openapi). None: not documented.
-    schema: Optional[Callable[[object], dict]] = None
+    schema: Optional[Callable[[Any], dict]] = None
     # The JSON schema of a successful answer's body (documentation only).
     response: Optional[dict] = None
     adapter: Optional[Adapter] = None  # set: another API's shapes over the action adapter.base
@@ -63,6 +63,10 @@ class Action:
     @property
     def short_path(self) -> str:
         return f"/{self.name}"
+
+    def schema_for(self, config: Any) -> dict:
+        """The request body's JSON schema under a deployment's config (an action without one: any object)."""
+        return self.schema(config) if self.schema is not None else {"type": "object"}
 
 
 def adapt_event(adapter: Adapter, event: Mapping, config, model: Optional[str], example: str) -> tuple[dict, dict]:

@@ -22,7 +22,7 @@ class ApiError(Exception):
 def error_body(code: str, message: str, status: Optional[int] = None, style: str = "api") -> dict:
     """style "openai" (the /v1 routes, model_api.adapters.openai): also OpenAI's type and param, so its SDK and its
     users read the error as OpenAI's own."""
-    error = {"code": code, "message": message}
+    error: dict[str, Optional[str]] = {"code": code, "message": message}
     if style == "openai":
         error.update(type=openai_error_type(status or 500), param=None)
     return {"error": error}

@@ -32,7 +32,7 @@ class LambdaJsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             kind, error, tb = record.exc_info
-            line.update(errorType=kind.__name__, errorMessage=str(error), stackTrace=traceback.format_tb(tb),
+            line.update(errorType=kind.__name__ if kind is not None else None, errorMessage=str(error), stackTrace=traceback.format_tb(tb),
                         location=f"{record.pathname}:{record.funcName}:{record.lineno}")
         line.update((k, v) for k, v in vars(record).items() if k not in STANDARD and k not in line)
         return json.dumps({k: v for k, v in line.items() if v is not None}, ensure_ascii=False, default=str)

@@ -73,7 +73,7 @@ def _query_parameters(schema: dict) -> list[dict]:
 
 # How a caller proves who it is, by the deployment's auth (stacks/rest_api.py): the schemes and each operation's
 # security requirement (alternatives: any one of them).
-SECURITY = {
+SECURITY: dict[str, tuple[dict, list]] = {
     "api_key": ({"apiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}}, [{"apiKey": []}]),
     "iam": ({"sigv4": {"type": "apiKey", "in": "header", "name": "Authorization",
                        "description": "AWS Signature Version 4 (service execute-api) of an IAM principal allowed "
@@ -124,7 +124,7 @@ def document(models: Sequence[ModelInfo], configs: Mapping[str, object], title: 
             action = by_name[route.action]
             name = _pascal(action.name)
             # A kind may leave its schema out (documented as any JSON object): it still deploys and serves.
-            request = schema_2020(action.schema(configs[model.name])) if action.schema else {"type": "object"}
+            request = schema_2020(action.schema_for(configs[model.name]))
             schemas[f"{name}Request{_pascal(model.name)}"] = request
             reference = {"$ref": f"#/components/schemas/{name}Request{_pascal(model.name)}"}
             if action.response is not None:

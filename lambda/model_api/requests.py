@@ -6,13 +6,13 @@ import base64
 import binascii
 import json
 import re
-from typing import Mapping
+from typing import Any, Mapping
 
 from model_api.errors import ApiError
 from model_api.validation import shown, validate
 
 
-def read_json_body(event: Mapping, limit: int, example: str) -> object:
+def read_json_body(event: Mapping, limit: int, example: str) -> Any:
     """The JSON value in a proxy event's body (base64 or not), or ApiError 400/413 saying what is wrong."""
     raw = event.get("body")
     if raw is None or raw == "":
@@ -90,7 +90,7 @@ def _json_problem(text: str, error: json.JSONDecodeError, example: str) -> str:
     return f"request body is not valid JSON at line {error.lineno}, column {error.colno}: {words}"
 
 
-def validated(data: object, schema: dict) -> dict:
+def validated(data: Any, schema: dict) -> Any:
     """data if it satisfies schema, else ApiError 400 listing every problem."""
     problems = validate(data, schema)
     if problems:

@@ -50,7 +50,7 @@ class Decoder:
 
     def feed(self, chunk: bytes) -> list[tuple[Optional[str], str]]:
         self._buffer += chunk
-        events = []
+        events: list[tuple[Optional[str], str]] = []
         while True:
             line, found = self._next_line()
             if not found:

@@ -73,15 +73,15 @@ def tgi_tokens(parts: Iterable[bytes]) -> Iterator[Item]:
             if not isinstance(message, dict):
                 raise ApiError(502, "bad_model_response", "the model's stream holds an event that is not an object")
             if message.get("error") is not None:
-                status, code, words = TGI_ERRORS.get(message.get("error_type"), (502, "model_error",
-                                                                                  "the model failed"))
+                status, code, words = TGI_ERRORS.get(str(message.get("error_type")), (502, "model_error",
+                                                                                       "the model failed"))
                 raise ApiError(status, code, f"{words}: {str(message['error'])[:300]}")
             token = message.get("token")
             if isinstance(token, dict) and isinstance(token.get("text"), str):
                 yield Token(token["text"], int(token.get("id") or 0), token.get("logprob"), bool(token.get("special")))
             if isinstance(message.get("generated_text"), str):
                 details = message.get("details") or {}
-                yield Finish(message["generated_text"], FINISH_REASONS.get(details.get("finish_reason"), "stop"),
+                yield Finish(message["generated_text"], FINISH_REASONS.get(str(details.get("finish_reason")), "stop"),
                              details.get("generated_tokens"))
                 return
     raise ApiError(502, "model_connection_lost", "the model's stream ended before its last token")

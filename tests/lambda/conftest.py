@@ -59,10 +59,10 @@ def rig(make_rig):
 
 
 def _rig(handler, bucket):
-    endpoint = FakeEndpoint(handler.ENDPOINT._client)
+    endpoint = FakeEndpoint(handler.endpoint._client)
 
     def call(event):
-        response = handler.handler(event, SimpleNamespace(aws_request_id=f"req-{uuid.uuid4().hex[:8]}"))
+        response = handler.handle(event, SimpleNamespace(aws_request_id=f"req-{uuid.uuid4().hex[:8]}"))
         response["json"] = json.loads(response["body"])
         return response
 

@@ -4,7 +4,6 @@ client builds and sends the request; a before-send hook answers it like the runt
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import json
 import uuid
@@ -137,38 +136,24 @@ SIGNER_ROLE_ARN = "arn:aws:iam::123456789012:role/url-signer"
 
 
 def load_handler(env: dict):
-    """Import lambda/handler.py afresh (by path: `lambda` is a keyword) with the given environment. Image models
-    sign URLs as SIGNER_ROLE_ARN, assumed through the same moto server that serves S3."""
-    import os
+    """A model's app (model_api.app.ModelApp) built from the given environment, as its function builds it. Image
+    models sign URLs as SIGNER_ROLE_ARN, assumed through the same moto server that serves S3."""
+    from model_api.app import ModelApp
 
     env = {"SIGNER_ROLE_ARN": SIGNER_ROLE_ARN, **env}
     if "AWS_ENDPOINT_URL_S3" in env:
         env.setdefault("AWS_ENDPOINT_URL_STS", env["AWS_ENDPOINT_URL_S3"])
-
-    previous = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        spec = importlib.util.spec_from_file_location(f"handler_{uuid.uuid4().hex}", LAMBDA_DIR / "handler.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        if getattr(module, "STORE", None) is not None:
-            module.STORE.signing_client  # let the background build finish while the environment is the test's
-        return module
-    finally:
-        for k, v in previous.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    app = ModelApp(env)
+    if app.store is not None:
+        app.store.signing_client  # the background build, finished before the test's fakes are registered
+    return app
 
 
 def load_stream_handler(env: dict):
-    """lambda/stream_handler.py over a fresh lambda/handler.py (load_handler) with the given environment: the
-    module the streaming runtime calls. Returns (stream handler module, handler module)."""
-    from local.__main__ import stream_handler_over
-
-    pipelines = load_handler(env)
-    return stream_handler_over(pipelines), pipelines
+    """A streaming model's app: its stream() is the handler the streaming runtime calls. Returns (app, app), the
+    streaming entry and the buffered pipelines being one object."""
+    app = load_handler(env)
+    return app, app
 
 
 def streamed(chunks) -> tuple[dict, bytes]:

@@ -197,7 +197,7 @@ def test_accept_image_png_answers_the_image_itself_and_stores_nothing(make_rig):
     rig.endpoint.returns(png)
     event = api_event("POST", {"inputs": "a cat", "parameters": {"seed": 3, "num_inference_steps": 2}},
                       headers={"Accept": "image/png, */*;q=0.5"})
-    response = rig.handler.handler(event, SimpleNamespace(aws_request_id="r1"))
+    response = rig.handler.handle(event, SimpleNamespace(aws_request_id="r1"))
     assert response["statusCode"] == 200 and response["isBase64Encoded"] is True
     assert response["headers"]["Content-Type"] == "image/png" and response["headers"]["X-Seed"] == "3"
     assert base64.b64decode(response["body"]) == png

@@ -176,9 +176,9 @@ def deployment(bucket, moto_endpoint, monkeypatch, request_log):
             "MODEL_NAME": name, "MODEL_KIND": kind, "MODEL_PROTOCOL": protocol, "MODEL_CATALOG": catalog_to_json(CATALOG),
             **(ASYNC_ENV if name in ASYNC_MODELS else {}),
         })
-        endpoints[name] = TableEndpoint(handlers[name].ENDPOINT._client)
+        endpoints[name] = TableEndpoint(handlers[name].endpoint._client)
         if name in ASYNC_MODELS:
-            async_endpoints[name] = FakeAsyncEndpoint(handlers[name].ENDPOINT._client, bucket.name, name)
+            async_endpoints[name] = FakeAsyncEndpoint(handlers[name].endpoint._client, bucket.name, name)
     return SimpleNamespace(handlers=handlers, endpoints=endpoints, async_endpoints=async_endpoints, bucket=bucket,
                            log=request_log)
 
@@ -273,7 +273,7 @@ def cases(handlers: dict) -> list[tuple[str, str, dict, object]]:
         example = json.loads(action.example)
         if "model" in example:  # another API's shape names the model: the route's own
             example["model"] = route.model
-        schema = action.schema(handlers[route.model].CONFIG) if action.schema else {}
+        schema = action.schema(handlers[route.model].config) if action.schema else {}
         if route.method == "GET":
             out.append((label, "no query", event(route), None))
             plain = {k: str(x) for k, x in example.items()}
@@ -325,7 +325,7 @@ def answer(deployment, route_label: str, request: dict, arrange) -> dict:
     endpoint.calls.clear()
     if arrange is not None:
         arrange(endpoint)
-    response = deployment.handlers[model].handler(request, SimpleNamespace(aws_request_id="lambda-request"))
+    response = deployment.handlers[model].handle(request, SimpleNamespace(aws_request_id="lambda-request"))
     endpoint.answers.clear()
     body = response.get("body")
     if response.get("isBase64Encoded"):
@@ -382,7 +382,7 @@ def job_rows(deployment) -> list[dict]:
     client, bucket = deployment.bucket.client, deployment.bucket.name
 
     def row(label, case, model, request):
-        response = deployment.handlers[model].handler(request, SimpleNamespace(aws_request_id="lambda-request"))
+        response = deployment.handlers[model].handle(request, SimpleNamespace(aws_request_id="lambda-request"))
         keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", []))
         rows.append({"route": label, "case": case, "answer": _normalized(
             {"status": response["statusCode"], "headers": response.get("headers"),
@@ -429,7 +429,7 @@ def job_rows(deployment) -> list[dict]:
             sent.fails(status, error_type, message)
             row(label, f"runtime: {case}", model, event(submit_route, example))
         row(label, "invalid request", model, event(submit_route, "{}"))
-        store = deployment.handlers[model].JOBS.client
+        store = deployment.handlers[model].jobs.client
         for case, error in STORAGE_FAILURES:
             with _failing(store, "put_object", error):
                 row(label, f"storage: {case}", model, event(submit_route, example))

@@ -27,7 +27,7 @@ GPT2 = ModelInfo("gpt2", "text-generation", "test-gpt2", "ml.g5.xlarge", "async"
 @pytest.fixture
 def jobs(make_rig):
     rig = make_rig(**ASYNC_ENV, MODEL_CATALOG=catalog(SD))
-    rig.async_endpoint = FakeAsyncEndpoint(rig.handler.ENDPOINT._client, rig.bucket.name)
+    rig.async_endpoint = FakeAsyncEndpoint(rig.handler.endpoint._client, rig.bucket.name)
     return rig
 
 
@@ -104,7 +104,7 @@ def test_a_job_is_queued_then_done_with_each_image_stored_once_and_fresh_urls_ea
         with urllib.request.urlopen(image["url"], timeout=10) as answer:
             assert answer.read() == png
     puts = []
-    jobs.handler.STORE.client.meta.events.register("before-send.s3.PutObject", lambda **kw: puts.append(1))
+    jobs.handler.store.client.meta.events.register("before-send.s3.PutObject", lambda **kw: puts.append(1))
     again = jobs.call(job_event(job_id))["json"]
     assert [i["key"] for i in again["images"]] == keys and puts == []  # stored once, read from result.json
     saved = json.loads(read_key(jobs, f"jobs/{job_id}/result.json"))
@@ -142,7 +142,7 @@ def test_unknown_or_malformed_job_ids_are_404(jobs, job_id):
 
 def test_a_model_route_reads_only_its_own_jobs(make_rig):
     rig = make_rig(**ASYNC_ENV, MODEL_CATALOG=catalog(SD, GPT2))
-    rig.async_endpoint = FakeAsyncEndpoint(rig.handler.ENDPOINT._client, rig.bucket.name)
+    rig.async_endpoint = FakeAsyncEndpoint(rig.handler.endpoint._client, rig.bucket.name)
     job_id = submit(rig)["json"]["job_id"]
     assert rig.call(job_event(job_id, "/models/stable-diffusion/jobs/{job_id}"))["json"]["status"] == "queued"
     text = make_rig(**ASYNC_ENV, MODEL_CATALOG=catalog(SD, GPT2), MODEL_NAME="gpt2", MODEL_KIND="text-generation",
@@ -166,7 +166,7 @@ def test_a_job_may_take_what_the_job_timeout_allows_not_what_one_call_may(make_r
     env = {**ASYNC_ENV, "MODEL_CATALOG": catalog(SD), "IMAGE_STEP_SECONDS": "0.09", "INSTANCE_TYPE": "ml.g5.xlarge",
            "IMAGE_TIME_BUDGET_SECONDS": "1200"}
     rig = make_rig(**env)
-    rig.async_endpoint = FakeAsyncEndpoint(rig.handler.ENDPOINT._client, rig.bucket.name)
+    rig.async_endpoint = FakeAsyncEndpoint(rig.handler.endpoint._client, rig.bucket.name)
     heavy = {"prompt": "p", "num_images": 4, "steps": 50, "width": 768, "height": 768}
     assert submit(rig, heavy)["statusCode"] == 202  # ~48 s of work: over any API call, well inside a job
 
@@ -181,7 +181,7 @@ def test_an_endpoint_that_refuses_the_job_leaves_nothing_behind(jobs):
 def test_a_text_job_answers_the_synchronous_body(make_rig):
     rig = make_rig(**ASYNC_ENV, MODEL_CATALOG=catalog(GPT2), MODEL_NAME="gpt2", MODEL_KIND="text-generation",
                    MODEL_PROTOCOL="tgi", ENDPOINT_NAME="test-gpt2")
-    rig.async_endpoint = FakeAsyncEndpoint(rig.handler.ENDPOINT._client, rig.bucket.name, "gpt2")
+    rig.async_endpoint = FakeAsyncEndpoint(rig.handler.endpoint._client, rig.bucket.name, "gpt2")
     submitted = submit(rig, {"inputs": "Once upon"}, resource="/generate")
     assert submitted["statusCode"] == 202
     job_id = submitted["json"]["job_id"]
@@ -215,7 +215,7 @@ def test_a_finished_job_is_one_get_per_poll(jobs):
     put_uri(jobs, f"{jobs.async_endpoint.output_path}/{job_id}.out", tiny_png() * 2)
     assert jobs.call(job_event(job_id))["json"]["status"] == "done"
     calls = []
-    jobs.handler.STORE.client.meta.events.register("before-send.s3", lambda event_name, **_: calls.append(
+    jobs.handler.store.client.meta.events.register("before-send.s3", lambda event_name, **_: calls.append(
         event_name.split(".")[-1]))
     assert jobs.call(job_event(job_id))["json"]["status"] == "done"
     assert calls == ["GetObject"]

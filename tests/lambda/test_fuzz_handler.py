@@ -56,7 +56,7 @@ def fuzz(moto_endpoint):
     handler = load_handler({"AWS_REGION": REGION, "ENDPOINT_NAME": ENDPOINT_NAME, "BUCKET_NAME": bucket,
                             "AWS_ENDPOINT_URL_S3": moto_endpoint, "S3_ADDRESSING_STYLE": "path",
                             "MODEL_NAME": "stable-diffusion", "MODEL_KIND": "text-to-image", "MODEL_CATALOG": ""})
-    endpoint = ImagesForAnyRequest(handler.ENDPOINT._client)
+    endpoint = ImagesForAnyRequest(handler.endpoint._client)
     count = lambda: s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0)  # noqa: E731
     return SimpleNamespace(handler=handler, endpoint=endpoint, count=count)
 
@@ -78,7 +78,7 @@ KNOWN = [
 
 def call(fuzz, event) -> int:
     before = fuzz.count()
-    response = fuzz.handler.handler(event, SimpleNamespace(aws_request_id=str(uuid.uuid4())))
+    response = fuzz.handler.handle(event, SimpleNamespace(aws_request_id=str(uuid.uuid4())))
     status = response["statusCode"]
     body = json.loads(response["body"])
     assert status < 500, (event, body)

@@ -365,7 +365,7 @@ def test_wrong_image_count_or_bad_json_from_the_model_is_502(rig):
 
 def test_missing_bucket_is_a_deployment_error_500(rig):
     rig.endpoint.returns(tiny_png())
-    rig.handler.STORE.bucket = "no-such-bucket-anywhere"
+    rig.handler.store.bucket = "no-such-bucket-anywhere"
     response = rig.call(api_event("POST", {"prompt": "p"}))
     assert_error(response, 500, "misconfigured", rig)
 
@@ -387,7 +387,7 @@ def _fail_puts(client, should_fail):
 
 def test_s3_outage_is_503_with_retry_after_and_nothing_stored(rig):
     rig.endpoint.returns(tiny_png())
-    _fail_puts(rig.handler.STORE.client, lambda body: True)
+    _fail_puts(rig.handler.store.client, lambda body: True)
     response = rig.call(api_event("POST", {"prompt": "p"}))
     assert_error(response, 503, "storage_unavailable", rig)
     assert response["headers"]["Retry-After"] == "1"
@@ -396,7 +396,7 @@ def test_s3_outage_is_503_with_retry_after_and_nothing_stored(rig):
 def test_a_partly_stored_request_is_rolled_back(rig, monkeypatch):
     pngs = [tiny_png(8, 8, s) for s in (1, 2, 3)]
     rig.endpoint.returns_png_sequence(pngs)
-    client = rig.handler.STORE.client
+    client = rig.handler.store.client
     _fail_puts(client, lambda body: body == pngs[1])  # the second image fails on every retry
     stored, deleted = [], []
 
@@ -417,7 +417,7 @@ def test_a_partly_stored_request_is_rolled_back(rig, monkeypatch):
 def test_a_rollback_that_fails_too_is_logged_with_the_key_and_the_error(rig, monkeypatch, caplog):
     from botocore.exceptions import ClientError
 
-    store = rig.handler.STORE
+    store = rig.handler.store
 
     def refuse(**kwargs):
         raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "DeleteObject")
@@ -437,7 +437,7 @@ def test_presign_failure_stores_nothing(rig, monkeypatch):
     def no_credentials(*args, **kwargs):
         raise NoCredentialsError()
 
-    monkeypatch.setattr(rig.handler.STORE.signing_client, "generate_presigned_url", no_credentials)
+    monkeypatch.setattr(rig.handler.store.signing_client, "generate_presigned_url", no_credentials)
     assert_error(rig.call(api_event("POST", {"prompt": "p"})), 500, "presign_failed", rig)
 
 
@@ -445,7 +445,9 @@ def test_unexpected_bugs_become_500_without_internals(rig, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(rig.handler.images, "decode_model_images", broken)
+    from model_api.kinds import text_to_image
+
+    monkeypatch.setattr(text_to_image, "decode_model_images", broken)
     rig.endpoint.returns(tiny_png())
     response = rig.call(api_event("POST", {"prompt": "p"}))
     assert "secret internal detail" not in assert_error(response, 500, "internal_error", rig)
@@ -457,10 +459,10 @@ def test_unexpected_bugs_become_500_without_internals(rig, monkeypatch):
 def test_clients_have_explicit_timeouts_and_retries():
     handler = load_handler({"AWS_REGION": REGION, "ENDPOINT_NAME": "e", "BUCKET_NAME": "b",
                             "INVOKE_READ_TIMEOUT_SECONDS": "13"})
-    runtime = handler.ENDPOINT._client.meta.config
+    runtime = handler.endpoint._client.meta.config
     assert (runtime.read_timeout, runtime.connect_timeout) == (13.0, 2.0)
     assert runtime.retries["total_max_attempts"] == 1
-    s3 = handler.STORE.client.meta.config
+    s3 = handler.store.client.meta.config
     assert (s3.read_timeout, s3.connect_timeout, s3.retries["total_max_attempts"]) == (5, 2, 3)
     assert s3.signature_version == "s3v4"
 
@@ -473,7 +475,7 @@ def test_s3_unreachable_is_503_naming_the_failure_with_retry_after(rig, monkeypa
     def unreachable(**kwargs):
         raise EndpointConnectionError(endpoint_url="https://s3.example")
 
-    monkeypatch.setattr(rig.handler.STORE.client, "put_object", unreachable)
+    monkeypatch.setattr(rig.handler.store.client, "put_object", unreachable)
     response = rig.call(api_event("POST", {"prompt": "p"}))
     message = assert_error(response, 503, "storage_unavailable", rig)
     assert message == "storing the image failed: the service could not be reached"

@@ -261,7 +261,7 @@ def test_a_model_serves_only_its_own_routes(tgi):
     assert_error(tgi.call(api_event("POST", {"inputs": "x"}, resource="/models/minilm")), 404, "not_found")
     assert_error(tgi.call(api_event("GET", resource="/generate")), 405, "method_not_allowed")
     assert tgi.endpoint.requests == []
-    assert sorted(tgi.handler.ROUTES) == [("/endpoint", "GET"), ("/generate", "POST"), ("/models/gpt2-tgi", "POST"),
+    assert sorted(tgi.handler.routes) == [("/endpoint", "GET"), ("/generate", "POST"), ("/models/gpt2-tgi", "POST"),
                                           ("/models/gpt2-tgi/endpoint", "GET"), ("/models/gpt2-tgi/v1/completions", "POST"),
                                           ("/models/gpt2-tgi/v1/models", "GET"), ("/v1/completions", "POST"),
                                           ("/v1/models", "GET")]

@@ -29,7 +29,7 @@ def model_env(name: str, protocol: str, streams: bool = True) -> dict:
 
 def rig(name: str, protocol: str, streams: bool = True):
     module, pipelines = load_stream_handler(model_env(name, protocol, streams))
-    client = pipelines.ENDPOINT._client
+    client = pipelines.endpoint._client
     return SimpleNamespace(module=module, pipelines=pipelines, stream=FakeStreamingEndpoint(client),
                            endpoint=FakeEndpoint(client))
 
@@ -45,7 +45,7 @@ def chat():
 
 
 def call(r, body, resource, headers=None) -> tuple[dict, bytes]:
-    chunks = r.module.handler(api_event("POST", body, resource=resource, headers=headers),
+    chunks = r.module.stream(api_event("POST", body, resource=resource, headers=headers),
                               SimpleNamespace(aws_request_id=f"req-{uuid.uuid4().hex[:8]}"))
     return streamed(chunks)
 
@@ -137,7 +137,7 @@ def test_a_stream_cut_short_is_an_error_event(tgi):
 def test_a_reader_that_goes_away_closes_the_model_stream(tgi):
     tgi.stream.streams_tgi(["a", "b", "c", "d"], cut=200)
     closed = tgi.stream.closed
-    chunks = tgi.module.handler(api_event("POST", {"inputs": "x", "stream": True}, resource="/generate"),
+    chunks = tgi.module.stream(api_event("POST", {"inputs": "x", "stream": True}, resource="/generate"),
                                 SimpleNamespace(aws_request_id="req-gone"))
     next(chunks), next(chunks)  # the head and the first token, then the client hangs up
     chunks.close()
@@ -178,17 +178,17 @@ def test_openai_errors_before_the_stream_keep_openai_shape(chat):
 
 def test_a_model_that_does_not_stream_refuses_stream_true_and_has_no_stream_route():
     r = load_stream_handler(model_env("gpt2-cpu", "pipeline", streams=False))[1]
-    response = r.handler(api_event("POST", {"inputs": "x", "stream": True}, resource="/models/gpt2-cpu"),
+    response = r.handle(api_event("POST", {"inputs": "x", "stream": True}, resource="/models/gpt2-cpu"),
                          SimpleNamespace(aws_request_id="r"))
     error = json.loads(response["body"])["error"]
     assert response["statusCode"] == 400 and error["code"] == "streaming_off" and "streaming=true" in \
         error["message"]
-    assert ("/models/gpt2-cpu/generate_stream", "POST") not in r.ROUTES
-    assert ("/models/gpt2-tgi/generate_stream", "POST") in {(x.path, x.method) for x in r.API_ROUTES}
+    assert ("/models/gpt2-cpu/generate_stream", "POST") not in r.routes
+    assert ("/models/gpt2-tgi/generate_stream", "POST") in {(x.path, x.method) for x in r.api_routes}
 
 
 def test_the_buffered_handler_never_answers_a_stream_it_cannot_send(tgi):
-    response = tgi.pipelines.handler(api_event("POST", {"inputs": "x", "stream": True}, resource="/generate"),
+    response = tgi.pipelines.handle(api_event("POST", {"inputs": "x", "stream": True}, resource="/generate"),
                                      SimpleNamespace(aws_request_id="r"))
     assert response["statusCode"] == 500 and "misconfigured" in response["body"]
 
@@ -238,8 +238,10 @@ def test_a_stream_past_its_time_ends_with_504():
     assert caught.value.status == 504 and caught.value.code == "stream_timeout"
 
 
-def test_image_progress_events_then_the_result():
+def test_image_progress_events_then_the_result(monkeypatch):
     import base64
+
+    from model_api import streamed as streamed_module
 
 
     png = tiny_png()
@@ -249,7 +251,7 @@ def test_image_progress_events_then_the_result():
            "AWS_REGION": "eu-west-1", "BUCKET_NAME": "b", "MODEL_STREAMING": "true", "IMAGE_STEP_SECONDS": "0.09",
            "INSTANCE_TYPE": "ml.g5.xlarge", "IMAGE_TIME_BUDGET_SECONDS": "58"}
     module, pipelines = load_stream_handler(env)
-    module.PROGRESS_SECONDS = 0.01
+    monkeypatch.setattr(streamed_module, "PROGRESS_SECONDS", 0.01)
     answered = []
 
     class Store:
@@ -260,7 +262,7 @@ def test_image_progress_events_then_the_result():
         def put_all(self, objects, content_type):
             answered.extend(objects)
 
-    pipelines.STORE = Store()
+    pipelines.store = Store()
     gate = []
 
     def slow(request, **_):
@@ -273,8 +275,8 @@ def test_image_progress_events_then_the_result():
         return AWSResponse(request.url, 200, {"Content-Type": "application/json"}, _Raw(json.dumps(
             {"generated_images": [base64.b64encode(png).decode()]}).encode()))
 
-    pipelines.ENDPOINT._client.meta.events.register("before-send.sagemaker-runtime.InvokeEndpoint", slow)
-    head, body = streamed(module.handler(api_event("POST", {"prompt": "a tiger", "steps": 30}, resource="/images",
+    pipelines.endpoint._client.meta.events.register("before-send.sagemaker-runtime.InvokeEndpoint", slow)
+    head, body = streamed(module.stream(api_event("POST", {"prompt": "a tiger", "steps": 30}, resource="/images",
                                                    headers={"Accept": "text/event-stream"}),
                                          SimpleNamespace(aws_request_id="req-img")))
     events = [(name, json.loads(data)) for name, data in sse.events([body])]
@@ -288,7 +290,7 @@ def test_image_progress_events_then_the_result():
     name, result = events[-1]
     assert name == "result" and result["images"][0]["url"].startswith("https://example/") and len(answered) == 1
     # Refused before the answer begins: the status says it, nothing runs.
-    head, body = streamed(module.handler(api_event("POST", {"prompt": "x", "width": 100000}, resource="/images",
+    head, body = streamed(module.stream(api_event("POST", {"prompt": "x", "width": 100000}, resource="/images",
                                                    headers={"Accept": "text/event-stream"}),
                                          SimpleNamespace(aws_request_id="req-bad")))
     assert head["statusCode"] == 400 and len(gate) == 1

@@ -122,7 +122,7 @@ def test_the_namespace_is_the_deployments(make_rig, caplog):
 
 
 def test_a_bug_is_one_json_line_with_its_traceback_and_the_request_line_after_it(rig, caplog, monkeypatch):
-    monkeypatch.setattr(rig.handler, "_action", lambda event, request_id: 1 / 0)
+    monkeypatch.setattr(rig.handler, "action", lambda event, request_id: 1 / 0)
     rig.endpoint.returns(tiny_png())
     from model_api.log_json import LambdaJsonFormatter
 

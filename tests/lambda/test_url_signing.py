@@ -111,8 +111,8 @@ def test_the_handler_signs_as_the_role_in_its_environment(moto_sts):
     handler = load_handler({"AWS_REGION": REGION, "ENDPOINT_NAME": "e", "BUCKET_NAME": "my-images",
                             "SIGNER_ROLE_ARN": "arn:aws:iam::123456789012:role/other-signer",
                             "URL_TTL_SECONDS": "600"})
-    assert handler.STORE.signer.role_arn == "arn:aws:iam::123456789012:role/other-signer"
-    url, expires = handler.STORE.presign("images/x.png", 600)
+    assert handler.store.signer.role_arn == "arn:aws:iam::123456789012:role/other-signer"
+    url, expires = handler.store.presign("images/x.png", 600)
     assert parse_qs(urlparse(url).query)["X-Amz-Expires"] == ["600"]
 
 

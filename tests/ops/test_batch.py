@@ -13,14 +13,13 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
+from model_api import aws
 from moto import mock_aws
 from PIL import Image
 
 from ops import batch, cost, destroy
-from stacks.lambda_source import load_lambda_module
 from stacks.settings import load_settings
 
-aws = load_lambda_module("model_api.aws")
 BUCKET = "deploy-bucket"
 PREFIX = "sagemakermodelapi-stable-diffusion-batch"
 NOW = datetime(2026, 11, 24, 18, 0, 0, tzinfo=timezone.utc)

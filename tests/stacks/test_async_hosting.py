@@ -158,9 +158,9 @@ def test_async_needs_an_endpoint_of_its_own():
 
 
 def test_the_lambda_looks_for_outcomes_where_the_endpoint_config_sends_them():
-    from stacks.lambda_source import load_lambda_module
+    from model_api.aws import S3JobStore
 
-    store = load_lambda_module("model_api.aws").S3JobStore(None, "bucket")
+    store = S3JobStore(None, "bucket")
     stack, bucket, _ = async_stack(Async("ml.g5.xlarge"))
     template = Template.from_stack(stack).to_json()
     (config,) = [r["Properties"] for r in template["Resources"].values()

@@ -226,9 +226,8 @@ def test_the_request_metrics_graphs_name_each_metric_exactly_as_the_lambdas_writ
     widgets = json.loads(render(dashboard["Properties"]["DashboardBody"], template))["widgets"]
     (images,) = [w for w in widgets if w["properties"].get("title") == "Images and jobs"]
     names = [m[1] for m in images["properties"]["metrics"]]
-    from stacks.lambda_source import load_lambda_module
+    from model_api import telemetry
 
-    telemetry = load_lambda_module("model_api.telemetry")
     assert names == ["Images", "JobsSubmitted", "JobsCompleted", "JobsFailed"]
     assert names[1:] == [telemetry.JOB_METRICS[state] for state in ("submitted", "completed", "failed")]
 

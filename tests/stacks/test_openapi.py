@@ -10,15 +10,13 @@ from pathlib import Path
 import airspeed
 import pytest
 from jsonschema import Draft202012Validator
+from model_api import errors as _errors
+from model_api import kinds as _kinds
+from model_api import routes as _routes
 from openapi_spec_validator import validate
 
-from stacks.lambda_source import load_lambda_module
 from stacks.settings import load_settings
 
-_openapi = load_lambda_module("model_api.openapi")
-_routes = load_lambda_module("model_api.routes")
-_kinds = load_lambda_module("model_api.kinds")
-_errors = load_lambda_module("model_api.errors")
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 EVERY_KIND = ["models=stable-diffusion,gpt2-tgi,minilm-embeddings,chat-embeddings,gpt2-cpu", "gpt2-cpu.hosting=async"]
 

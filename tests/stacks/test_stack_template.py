@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from cfn_render import one, render, resources, statements
@@ -328,13 +329,14 @@ def test_lambda_runs_latest_python_on_arm_with_no_bundled_dependencies(template,
     shipped = sorted(os.path.relpath(os.path.join(d, f), asset) for d, _, fs in os.walk(asset) for f in fs)
     assert shipped == ["authorizer.py", "handler.py", "model_api/__init__.py", "model_api/actions.py",
                        "model_api/adapters/__init__.py", "model_api/adapters/openai.py", "model_api/adapters/tei.py",
-                       "model_api/auth.py", "model_api/aws.py", "model_api/calls.py",
-                       "model_api/cors.py", "model_api/errors.py", "model_api/http.py", "model_api/jobs.py",
+                       "model_api/app.py", "model_api/auth.py", "model_api/aws.py", "model_api/calls.py",
+                       "model_api/cors.py", "model_api/errors.py", "model_api/fallback.py", "model_api/http.py",
+                       "model_api/jobs.py",
                        "model_api/kinds/__init__.py",
                        "model_api/kinds/base.py", "model_api/kinds/chat.py", "model_api/kinds/embeddings.py",
                        "model_api/kinds/text_generation.py", "model_api/kinds/text_to_image.py",
                        "model_api/log_json.py", "model_api/openapi.py", "model_api/requests.py", "model_api/routes.py",
-                       "model_api/schema.py", "model_api/sse.py", "model_api/streaming.py",
+                       "model_api/schema.py", "model_api/sse.py", "model_api/streamed.py", "model_api/streaming.py",
                        "model_api/telemetry.py", "model_api/text.py", "model_api/validation.py",
                        "stream_bootstrap", "stream_handler.py", "stream_runtime.py", "unrouted.py"]
     # The streaming functions' exec wrapper must stay executable: the staged asset keeps the file's mode, and the
@@ -722,14 +724,11 @@ def test_cors_origins_add_keyless_preflight_to_every_resource_and_cors_headers_t
     assert "Access-Control" not in json.dumps(template)
 
 
-def test_the_cdk_app_imports_lambda_modules_from_the_lambda_folder_itself(monkeypatch):
-    """`lambda` is a keyword: the app reaches model_api by putting the folder first on sys.path, as the runtime does."""
-    import sys
+def test_the_contract_package_is_the_lambda_folders_own():
+    """model_api is one package: installed (editable) into the venv from lambda/, and shipped from there in the
+    asset, so the app, ops, local mode and the Lambda import the very same files, with no sys.path edits."""
+    import model_api
 
-    from stacks.lambda_source import LAMBDA_DIR, load_lambda_module
+    from stacks.lambda_source import LAMBDA_DIR
 
-    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(LAMBDA_DIR)])
-    assert load_lambda_module("model_api.errors").ApiError.__name__ == "ApiError"
-    assert sys.path[0] == str(LAMBDA_DIR)
-    load_lambda_module("model_api.schema")
-    assert sys.path.count(str(LAMBDA_DIR)) == 1  # added once, not per call
+    assert Path(model_api.__file__).resolve().parent == LAMBDA_DIR / "model_api"

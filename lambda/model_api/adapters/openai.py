@@ -26,7 +26,7 @@ import base64
 import struct
 import time
 from functools import partial
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from model_api.actions import Action, Adapter, adapted_action
 from model_api.errors import ApiError
@@ -73,7 +73,7 @@ def _served(data: dict, model: Optional[str]) -> None:
                        f"/v1/models lists the models, and each answers at /models/<name>/v1 too")
 
 
-def _request(data: object, schema: dict, model: Optional[str]) -> dict:
+def _request(data: Any, schema: dict, model: Optional[str]) -> dict:
     validated(data, schema)
     _served(data, model)
     return data
@@ -106,7 +106,7 @@ def _reply_head(id_prefix: str, object_name: str, keep: dict, result: dict) -> d
             "model": keep["model"]}
 
 
-def _keep(model: str, **more) -> dict:
+def _keep(model: Optional[str], **more) -> dict:
     return {"model": model, "created": int(time.time()), **more}
 
 
@@ -130,7 +130,7 @@ def _stream_head(id_prefix: str, keep: dict, request_id: str) -> dict:
 
 
 def images_schema(base: Action, config) -> dict:
-    ours = base.schema(config)["properties"]
+    ours = base.schema_for(config)["properties"]
     properties = {
         "model": MODEL_FIELD,
         "prompt": ours["prompt"],
@@ -201,7 +201,7 @@ def images_action(base: Action, body_limit) -> Action:
 
 
 def embeddings_schema(base: Action, config) -> dict:
-    inputs = dict(base.schema(config)["properties"]["inputs"])
+    inputs = dict(base.schema_for(config)["properties"]["inputs"])
     inputs["description"] = "text, or a list of texts (token ids are not served)"
     return _object({"model": MODEL_FIELD, "input": inputs,
                     "encoding_format": {"type": "string", "enum": ["float", "base64"]}, "user": USER_FIELD},
@@ -331,7 +331,7 @@ def chat_action(base: Action) -> Action:
 
 
 def completions_schema(base: Action, config) -> dict:
-    ours = base.schema(config)["properties"]
+    ours = base.schema_for(config)["properties"]
     prompt = {**ours["inputs"], "type": ["string", "array"], "minItems": 1, "maxItems": 1, "items": ours["inputs"],
               "description": "one prompt (a list of one is accepted; batches are not served)"}
     model_parameters = ours["parameters"]["properties"]

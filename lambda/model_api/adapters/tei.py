@@ -17,7 +17,7 @@ from model_api.text import body_limit
 
 def embed_schema(base: Action, config) -> dict:
     return {"$schema": "http://json-schema.org/draft-04/schema#", "title": "EmbedRequest", "type": "object",
-            "properties": {"inputs": base.schema(config)["properties"]["inputs"],
+            "properties": {"inputs": base.schema_for(config)["properties"]["inputs"],
                            "normalize": {"type": "boolean", "enum": [True],
                                          "description": "vectors are always unit length"},
                            "truncate": {"type": "boolean",

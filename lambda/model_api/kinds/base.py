@@ -8,7 +8,7 @@ scaling targets (stacks/), local mode's banner and the smoke test (ops/smoke.py)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from model_api.actions import Action, Adapter, SmokeCheck  # noqa: F401 (the kinds' modules import them here)
 
@@ -20,7 +20,7 @@ class Kind:
     # The request formats the Lambda can speak to models of this kind; default_protocol picks one for a model from
     # its source, container and code (a stacks.model_catalog.ModelSpec), unless the model sets protocol.
     protocols: tuple[str, ...]
-    default_protocol: Callable[[object], str]
+    default_protocol: Callable[[Any], str]
     # Autoscaling defaults (stacks/hosting.py): invocations per instance (or copy) per minute for realtime and
     # shared hosting, queued jobs per instance for async hosting. Each from what one request of the kind costs.
     target_invocations: float

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Callable, Mapping, Optional, Protocol, Sequence
+from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
 
 from model_api.adapters import openai
 from model_api.calls import JSON, Endpoint, ModelCall
@@ -154,7 +154,7 @@ def max_body_bytes(limits: ImageLimits) -> int:
 FIELD_ALIASES = {"num_inference_steps": "steps", "num_images_per_prompt": "num_images"}
 
 
-def canonical_fields(data: object) -> object:
+def canonical_fields(data: Any) -> Any:
     """A request body in any accepted shape -> the API's own field names, or 400 naming each conflict (a field
     given twice under two names would leave which one counts to chance)."""
     if not isinstance(data, dict):
@@ -189,6 +189,7 @@ def parse_image_request(event: Mapping, limits: ImageLimits) -> ImageRequest:
     """Turn an API Gateway REST proxy event into a validated ImageRequest, or raise ApiError(4xx)."""
     method = (event.get("httpMethod") or "").upper()
     schema = image_request_schema(limits)
+    data: Any
     if method == "POST":
         data = canonical_fields(read_json_body(event, max_body_bytes(limits), EXAMPLE))
     elif method == "GET":
@@ -277,7 +278,7 @@ def model_request(request: ImageRequest, seed: int, protocol: str = "toolkit") -
         if request.negative_prompt:
             fields["negative_prompt"] = request.negative_prompt
         return json.dumps(fields, separators=(",", ":")).encode(), JUMPSTART_ACCEPT
-    parameters = {
+    parameters: dict[str, object] = {
         "width": request.width,
         "height": request.height,
         "num_inference_steps": request.steps,
@@ -311,9 +312,10 @@ def decode_model_images(body: bytes, content_type: str, expected: int) -> tuple[
     if len(images) != expected:
         raise ApiError(502, "bad_model_response", f"the model returned {len(images)} images, expected {expected}")
     kinds = {PNG if is_complete_png(i) else JPEG if is_complete_jpeg(i) else None for i in images}
-    if None in kinds or len(kinds) != 1:
+    made = kinds.pop() if len(kinds) == 1 else None
+    if made is None:
         raise ApiError(502, "bad_model_response", "the model returned a truncated or unknown image")
-    return images, kinds.pop()
+    return images, made
 
 
 def split_png_sequence(data: bytes) -> list[bytes]:
