@@ -21,7 +21,7 @@ INPUT ?=
 LOCAL ?=
 BATCH_ARGS ?=
 
-.PHONY: help setup local test snapshots lint bench mutation synth cost preflight deploy smoke logs batch destroy clean
+.PHONY: help setup local test snapshots docs lint bench mutation synth cost preflight deploy smoke logs batch destroy clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -37,6 +37,9 @@ test: setup  ## run every test, offline
 
 snapshots: setup  ## rewrite the reviewed snapshots (templates, settings, API answers, costs, inference input) after an intended change; review git diff
 	AWS_EC2_METADATA_DISABLED=true UPDATE_SNAPSHOTS=1 python -m pytest -q tests/stacks/test_template_snapshots.py tests/stacks/test_settings_table.py tests/lambda/test_answer_table.py tests/ops/test_cost_table.py tests/models/test_inference_input_table.py tests/models/test_hub_files.py::test_each_repository_shape_selects_what_the_reviewed_table_says
+
+docs: setup  ## rewrite the pages generated from the code (docs/settings.md, docs/errors.md); the tests check them
+	python -m ops.docs
 
 lint: setup  ## static checks of the Python code (ruff) and the contract package's types (mypy, mypy.ini)
 	ruff check --select F,E9,I --line-length 120 app.py stacks lambda local ops models tests bench

@@ -216,7 +216,7 @@ def start_s3(port: int, credentials):
 
     from local.s3_auth import PresignedUrlCheck
 
-    # werkzeug logs every request line, presigned URLs included: URLs are never printed (README, threat model).
+    # werkzeug logs every request line, presigned URLs included: URLs are never printed (docs/security.md).
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     try:
         # S3's own checks of presigned URLs and anonymous requests, in front of moto's (which has none).

@@ -92,7 +92,7 @@ TINY_CHAT_TEMPLATE = (
 
 # The stand-in's context window: GPT-2's (openai-community/gpt2's n_positions), so the gpt2 presets' token budgets
 # (MAX_TOTAL_TOKENS 1024) are the stand-in's too. Its byte-level tokenizer makes a token of every byte: 1024 tokens
-# are about 1,000 characters here, about 4,000 characters of English for GPT-2's own tokenizer (README, Local mode).
+# are about 1,000 characters here, about 4,000 characters of English for GPT-2's own tokenizer (docs/local.md).
 POSITIONS = 1024
 
 

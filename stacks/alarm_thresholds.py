@@ -10,7 +10,7 @@ EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 @dataclass(frozen=True)
 class AlarmThresholds:
-    """When each alarm fires (settings alarm_*; README "Operating it")."""
+    """When each alarm fires (settings alarm_*; docs/operating.md)."""
 
     api_5xx_percent: float = 5.0  # of the API's requests over 5 minutes
     endpoint_5xx: int = 5  # model invocations that failed in 5 minutes

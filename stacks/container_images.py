@@ -88,7 +88,7 @@ def partition(region: str) -> str:
 
 
 def dlc_image_uri(region: str, repository: str, tag: str) -> str:
-    """The plain URI of a DLC image in a region where its repository is published (README, tests, preflight)."""
+    """The plain URI of a DLC image in a region where its repository is published (docs, tests, preflight)."""
     return f"{IMAGE_REGIONS[repository][region]}.dkr.ecr.{region}.{url_suffix(region)}/{repository}:{tag}"
 
 

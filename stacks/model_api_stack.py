@@ -510,7 +510,7 @@ def _model_environment(model: ModelSpec, settings: Settings, request_seconds: in
         environment["ALLOW_PICKLE_WEIGHTS"] = "true"
     if token_in_environment:
         # The container reads the token from its environment (TGI, the toolkit's own download): a CloudFormation
-        # dynamic reference keeps it out of the template, but DescribeModel shows it (README, threat model).
+        # dynamic reference keeps it out of the template, but DescribeModel shows it (docs/security.md).
         # With hub_token_field, {{resolve:secretsmanager:<id>:SecretString:<field>}}: the token alone, never a JSON
         # secret's other keys (CloudFormation, "Use dynamic references": json-key).
         token = SecretValue.secrets_manager(settings.hub_token_secret,

@@ -50,7 +50,7 @@ SAGEMAKER_INVOKE_SECONDS = 60
 # How API access logs get the account's API Gateway CloudWatch Logs role (needed by access and execution logging
 # alike; unset in every new account and region, where the stage then fails to create):
 #   account-role: use the role the account already has (make preflight checks it and says how to set one);
-#   create-role: the stack creates the role and sets the account-wide setting (both outlive cdk destroy, see README);
+#   create-role: the stack creates the role and sets the account-wide setting (both outlive cdk destroy, see docs/deploy.md);
 #   off: no access logs, nothing account-wide needed.
 API_LOGGING = ("account-role", "create-role", "off")
 # The Lambdas' application log level (Lambda's JSON log format). Each request's line, which carries its metrics

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Optional
 
 
@@ -44,7 +45,7 @@ def gateway_response_template(code: str) -> str:
     return prefix.replace('"__MESSAGE__"', "$context.error.messageString")
 
 
-# Every status an error of the API can have, with who answers it (the README's error table has each code): the
+# Every status an error of the API can have, with who answers it (docs/errors.md, from ERROR_CATALOG below, has each code): the
 # OpenAPI document lists them on every operation.
 ERROR_STATUSES = {
     400: "The request is invalid: the message names every problem (Lambda), or the gateway refused its body",
@@ -83,3 +84,85 @@ GATEWAY_ERRORS = {
     "DEFAULT_4XX": (400, "bad_request"),
     "DEFAULT_5XX": (500, "internal_error"),
 }
+
+
+@dataclass(frozen=True)
+class ErrorDoc:
+    """One row of the error catalog (docs/errors.md, written from this by `python -m ops.docs`): a status, the codes
+    answered with it, who answers (API Gateway itself, before any code runs, or the model's Lambda) and when. A row
+    whose `when` says "not in local mode" is one a laptop cannot produce."""
+
+    status: int
+    codes: tuple[str, ...]
+    source: str  # "API Gateway" | "Lambda"
+    when: str
+    joiner: str = ", "  # how the codes are listed: alternatives ("/") or a family (",")
+
+
+# Every error the deployed API answers (the tests check each ApiError the Lambda code raises, and each gateway
+# response, against it, and the page against it).
+ERROR_CATALOG: tuple[ErrorDoc, ...] = (
+    ErrorDoc(400, ('invalid_request',), 'Lambda',
+             'body not JSON (or a key twice in one object), missing or empty fields, wrong types, values out of '
+             'bounds, unknown fields, text that is blank (white space and invisible characters only) or not valid '
+             'text (an unpaired UTF-16 surrogate such as `\\ud800`), query numbers not in plain ASCII digits; the '
+             'message lists every problem, whatever the `Content-Type`'),
+    ErrorDoc(400, ('streaming_off',), 'Lambda',
+             '`stream: true` to a model deployed without `streaming=true` (see [Streaming](#streaming))'),
+    ErrorDoc(400, ('request_too_heavy',), 'Lambda',
+             'an image request that cannot finish in the time a request has on this instance (see [The '
+             'API](#the-api))'),
+    ErrorDoc(400, ('model_rejected_input',), 'Lambda',
+             "the model refused the input: TGI's 422 (e.g. too many input tokens), our inference code's marked 400 "
+             "(e.g. a conversation longer than the model takes), or a pipeline model's 400; the message quotes the "
+             'model (a bare 400 from the inference toolkit running our code, which it also answers for its own '
+             'faults, stays a 502)'),
+    ErrorDoc(401, ('unauthorized',), 'API Gateway',
+             'no API key at all (with `bearer_keys`, the default: neither `x-api-key` nor `Authorization: Bearer`), '
+             'or no Cognito token'),
+    ErrorDoc(403, ('forbidden',), 'API Gateway',
+             'wrong API key (missing too with `bearer_keys=false`), or a SigV4 signature or token API Gateway '
+             'refuses (`auth=iam`: an unsigned request, "Missing Authentication Token")'),
+    ErrorDoc(404, ('not_found',), 'Lambda',
+             'no such route (asked with a valid key: every path is a method of the API, behind the same key); the '
+             'message lists the routes there are'),
+    ErrorDoc(405, ('method_not_allowed',), 'Lambda',
+             "the path is a route's, without this method; the `Allow` header and the message list the methods it "
+             'has'),
+    ErrorDoc(404, ('model_not_found',), 'Lambda',
+             "a `/v1` request names a model other than the route's (the message says where that one answers)"),
+    ErrorDoc(404, ('job_not_found',), 'Lambda',
+             'GET /jobs/<job_id> (an async model) for an id no job has: job ids are 128 random bits, the only handle '
+             'on a job'),
+    ErrorDoc(406, ('not_acceptable',), 'Lambda',
+             '`Accept: image/jpeg` (or `image/png`) for a model that makes the other type'),
+    ErrorDoc(413, ('request_too_large',), 'Lambda',
+             'body over the request limit (28 KB with the default image limits); API Gateway answers bodies over '
+             'its 10 MB payload limit the same way (not in local mode)'),
+    ErrorDoc(429, ('throttled', 'quota_exceeded'), 'API Gateway',
+             'usage-plan rate or daily quota hit, `Retry-After` (not in local mode)',
+             joiner=' / '),
+    ErrorDoc(429, ('throttled',), 'Lambda',
+             'the endpoint throttles, `Retry-After` (not in local mode)'),
+    ErrorDoc(500, ('misconfigured', 'presign_failed', 'internal_error'), 'Lambda',
+             'a deployment error or a bug (quote the `X-Request-Id` header; not in local mode)',
+             joiner=' / '),
+    ErrorDoc(502, ('model_error', 'bad_model_response', 'model_connection_lost', 'model_unavailable'), 'Lambda',
+             'the container failed (message carries its status), returned no valid image, or the connection broke '
+             '(not in local mode)'),
+    ErrorDoc(502, ('integration_failure',), 'API Gateway',
+             'the Lambda itself failed (not in local mode)'),
+    ErrorDoc(503, ('endpoint_unavailable',), 'Lambda',
+             'the endpoint is missing, not in service or not ready, or a shared model scaled to zero is starting '
+             '(`Retry-After: 60`), `Retry-After` (in local mode: the routes of an `endpoint:` model, which is not '
+             'served)'),
+    ErrorDoc(503, ('endpoint_unreachable', 'storage_unavailable'), 'Lambda',
+             'the SageMaker runtime or S3 cannot be reached, `Retry-After` (not in local mode)'),
+    ErrorDoc(504, ('model_timeout',), 'Lambda',
+             'the model did not answer within the read timeout (not in local mode: no 29 s limit there)'),
+    ErrorDoc(504, ('timeout',), 'API Gateway',
+             'the integration ran past `api_timeout_seconds` (not in local mode)'),
+    ErrorDoc(504, ('stream_timeout',), 'Lambda',
+             'a streamed answer ran past `stream_timeout_seconds`: an `error` event at the end of the stream, its '
+             'status already 200'),
+)

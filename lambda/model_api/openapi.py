@@ -21,7 +21,7 @@ ERROR_SCHEMA = {
     "type": "object",
     "required": ["error"],
     "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-        "code": {"type": "string", "description": "stable machine code (the README's error table)"},
+        "code": {"type": "string", "description": "stable machine code (docs/errors.md)"},
         "message": {"type": "string", "description": "what is wrong and what to send instead"}}}},
 }
 JOB_SCHEMA = {

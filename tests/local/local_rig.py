@@ -133,17 +133,15 @@ def request(local, method="POST", body=None, query="", key="test-key", content_t
         return error.code, dict(error.headers), json.loads(error.read())
 
 
-def readme_error_rows(local_only: bool = False) -> dict[tuple[int, str], str]:
-    """(status, code) -> who answers, for every row of the README's error table (local_only: the rows local mode
-    can produce, i.e. not marked "not in local mode")."""
-    import re
+def error_rows(local_only: bool = False) -> dict[tuple[int, str], str]:
+    """(status, code) -> who answers, for every row of the error catalog (model_api.errors.ERROR_CATALOG, the
+    source of docs/errors.md); local_only: the rows local mode can produce, i.e. not marked "not in local mode"."""
+    from model_api.errors import ERROR_CATALOG
 
-    readme = (ROOT / "README.md").read_text().split("## The API", 1)[1].split("\n## ", 1)[0]
     rows = {}
-    for line in readme.splitlines():
-        match = re.match(r"^\| (\d{3}) \| (.+?) \| (API Gateway|Lambda) \| (.*) \|$", line)
-        if not match or (local_only and "not in local mode" in match[4] and "the same way" not in match[4]):
+    for row in ERROR_CATALOG:
+        if local_only and "not in local mode" in row.when and "the same way" not in row.when:
             continue
-        for code in re.findall(r"`([a-z_]+)`", match[2]):
-            rows[(int(match[1]), code)] = match[3]
+        for code in row.codes:
+            rows[(row.status, code)] = row.source
     return rows

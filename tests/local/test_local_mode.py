@@ -213,9 +213,9 @@ def test_make_smoke_fails_loudly_on_a_wrong_key(local):
 
 
 def test_every_error_row_local_mode_can_produce_comes_back_as_the_readme_says(local):
-    from local_rig import readme_error_rows
+    from local_rig import error_rows
 
-    rows = readme_error_rows(local_only=True)
+    rows = error_rows(local_only=True)
     produced = {}
     status, _, body = request(local, body={"prompt": ""})
     produced[(status, body["error"]["code"])] = "Lambda"
@@ -242,11 +242,12 @@ def test_every_error_row_local_mode_can_produce_comes_back_as_the_readme_says(lo
                         (413, "request_too_large"): "Lambda"}
     for row, who in produced.items():
         assert rows[row] == who, row
-    # The rest of the rows local mode can produce come from the text models (test_local_text_models.py) and the
+    # The rest of the rows local mode can produce come from the text models (test_local_text_models.py), the async
+    # jobs (test_local_async_jobs.py) and the
     # streaming models (test_local_streaming.py; a stream past stream_timeout_seconds, 30 s at the least, in
     # tests/lambda/test_streaming.py).
     assert set(rows) - set(produced) == {(400, "model_rejected_input"), (503, "endpoint_unavailable"),
-                                         (400, "streaming_off"), (504, "stream_timeout")}
+                                         (400, "streaming_off"), (504, "stream_timeout"), (404, "job_not_found")}
 
 
 def test_a_run_that_fails_on_settings_leaves_nothing_behind_and_says_why(tmp_path):

@@ -128,7 +128,7 @@ def test_text_the_model_cannot_take_is_never_a_5xx(local):
 
 def test_a_prompt_past_the_token_budget_is_answered_as_the_containers_answer_it(local):
     """gpt2-tgi's budget is the deployed one (MAX_INPUT_TOKENS 768, MAX_TOTAL_TOKENS 1024) in TGI's order and words;
-    the stand-in's byte-level tokenizer makes a token of each character (README, Local mode)."""
+    the stand-in's byte-level tokenizer makes a token of each character (docs/local.md)."""
     prefix = "the model refused the input (container status 422): Input validation error: "
     status, _, body = post(local, "/generate", {"inputs": "x" * 900})  # + the default 128 new tokens > 1024
     assert (status, body["error"]) == (400, {"code": "model_rejected_input", "message": prefix + (
@@ -147,10 +147,10 @@ def test_a_prompt_past_the_token_budget_is_answered_as_the_containers_answer_it(
 
 
 def test_error_rows_only_local_mode_answers_with_text_models(local):
-    """The README's error table, the rows these models produce (test_local_mode.py covers the image rows)."""
-    from local_rig import readme_error_rows
+    """The error catalog (docs/errors.md), the rows these models produce (test_local_mode.py covers the image rows)."""
+    from local_rig import error_rows
 
-    rows = readme_error_rows()
+    rows = error_rows()
     status, _, body = post(local, "/chat", {"messages": [{"role": "user", "content": "tiger " * 1300}]})
     assert (status, body["error"]["code"]) == (400, "model_rejected_input") and (400, "model_rejected_input") in rows
     status, _, body = post(local, "/images", {"prompt": "a tiger"})

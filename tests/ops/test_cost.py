@@ -80,12 +80,12 @@ def test_bad_settings_exit_2_with_the_message(capsys):
     assert "memory_mb must be one of" in capsys.readouterr().err
 
 
-def test_readme_cost_table_is_what_make_cost_prints():
-    """The README's Costs section quotes `make cost` for the documented settings; regenerate it when prices or
-    defaults change (the command is in the README, above the table)."""
-    readme = (ROOT / "README.md").read_text()
+def test_the_costs_page_table_is_what_make_cost_prints():
+    """docs/costs.md quotes `make cost` for the documented settings; regenerate it when prices or defaults change
+    (the command is on the page, above the table)."""
+    readme = (ROOT / "docs" / "costs.md").read_text()
     blocks = re.findall(r"make cost CDK_ARGS=\"(?P<args>[^\"]*)\"\n```\n```text\n(?P<out>.*?)```", readme, re.S)
-    assert blocks, "the README's Costs section must quote make cost"
+    assert blocks, "docs/costs.md must quote make cost"
     for args, quoted in blocks:
         out = io.StringIO()
         assert cost.main(shlex.split(args), out=out) == 0

@@ -1,7 +1,7 @@
 """The OpenAI API's shapes under /v1 (and /models/<name>/v1): images/generations, embeddings, chat/completions,
 completions and models, so the official openai SDK works with base_url set to the API's /v1.
 
-Decisions (README, "OpenAI-compatible routes"):
+Decisions (docs/api.md, "OpenAI-compatible routes"):
 - `model` is required where OpenAI requires it (not for images, where the route's model serves a body without
   one), and must name the model that serves the route: /v1/<route> is served by the deployment's first model
   offering the action (as /images, /embeddings, ...), every model also at /models/<name>/v1/<route>; another name is

@@ -148,7 +148,7 @@ def max_body_bytes(limits: ImageLimits) -> int:
 # ---------------------------------------------------------------------------------------------------------- parse
 
 
-# Names other clients give the same fields, accepted as they are (README, "Clients people already have"): JumpStart's
+# Names other clients give the same fields, accepted as they are (docs/api.md): JumpStart's
 # Stable Diffusion endpoints and diffusers call steps and images num_inference_steps and num_images_per_prompt; the
 # Hugging Face inference style sends the prompt as "inputs" and everything else inside "parameters".
 FIELD_ALIASES = {"num_inference_steps": "steps", "num_images_per_prompt": "num_images"}
