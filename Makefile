@@ -20,8 +20,10 @@ LOGS_ARGS ?=
 INPUT ?=
 LOCAL ?=
 BATCH_ARGS ?=
+TEST ?=
+INTEG_ARGS ?=
 
-.PHONY: help setup local test snapshots docs lint bench mutation synth cost preflight deploy smoke logs batch destroy clean
+.PHONY: help setup local test snapshots docs lint bench mutation synth cost preflight deploy smoke integ logs batch destroy clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -36,7 +38,7 @@ test: setup  ## run every test, offline
 	AWS_EC2_METADATA_DISABLED=true python -m pytest
 
 snapshots: setup  ## rewrite the reviewed snapshots (templates, settings, API answers, costs, inference input) after an intended change; review git diff
-	AWS_EC2_METADATA_DISABLED=true UPDATE_SNAPSHOTS=1 python -m pytest -q tests/stacks/test_template_snapshots.py tests/stacks/test_settings_table.py tests/lambda/test_answer_table.py tests/ops/test_cost_table.py tests/models/test_inference_input_table.py tests/models/test_hub_files.py::test_each_repository_shape_selects_what_the_reviewed_table_says
+	AWS_EC2_METADATA_DISABLED=true UPDATE_SNAPSHOTS=1 python -m pytest -q tests/stacks/test_template_snapshots.py tests/stacks/test_settings_table.py tests/lambda/test_answer_table.py tests/ops/test_cost_table.py tests/models/test_inference_input_table.py tests/models/test_hub_files.py::test_each_repository_shape_selects_what_the_reviewed_table_says tests/integ/test_integ_snapshots.py
 
 docs: setup  ## rewrite the pages generated from the code (docs/settings.md, docs/errors.md); the tests check them
 	python -m ops.docs
@@ -66,6 +68,9 @@ deploy: setup  ## preflight, then deploy to your AWS CLI credentials' account an
 
 smoke: setup  ## after a deploy: call every route of every model and print a table (SMOKE_ARGS="--url U --key K")
 	python -m ops.smoke $(SMOKE_ARGS) $(CDK_ARGS)
+
+integ: setup  ## the integration tests in your account: deploy, assert on the live API, destroy (TEST=integ_default.py; INTEG_ARGS=--no-clean)
+	python -m ops.integ $(TEST) $(INTEG_ARGS)
 
 logs: setup  ## follow a model's endpoint and Lambda logs (MODEL=stable-diffusion; LOGS_ARGS="--since 2h")
 	python -m ops.logs $(or $(MODEL),$(error set MODEL=<model name>)) $(LOGS_ARGS) $(CDK_ARGS)
