@@ -1,18 +1,23 @@
-"""What the API answers to a grid of requests, against the reviewed table tests/lambda/snapshots/answers.json.
+"""What the API answers to a grid of requests, against the reviewed tables tests/lambda/snapshots/answers/<kind>.json
+(one per kind) and jobs.json.
 
 The other handler tests state the rules; this table notices what they do not name. Every route of a deployment with
-one model of each kind and protocol (stable-diffusion with our inference code, a JumpStart endpoint, TGI, a pipeline
-text generator and embedder, a chat model with our code) gets: its action's example body; that body with each field
+one model of each kind and protocol the kinds registry declares (model_api.kinds: a new kind or protocol is in the
+table without an edit here, named <kind>-<protocol>) gets: its action's example body; that body with each field
 (and each field of a nested object) removed, set to each of a set of awkward values, and with an unknown field
 beside it; broken bodies (none, blank, not JSON, a list, duplicate keys, base64, too large); queries on GET routes;
-Accept headers; and the example again with each way the SageMaker runtime can fail. Two async models (an image
-and a text model) take their jobs through submit, queued, done, failed, refused, unknown, another model's route and
+Accept headers; and the example again with each way the SageMaker runtime can fail. An async model of each kind
+(<kind>-async) takes its jobs through submit, queued, done, failed, refused, unknown, another model's route and
 S3 failing to store or read them. Each row is the request and what
 came back: the status, the headers, the body (presigned URLs, ids, dates and the bucket's name normalized), every
 model call the Lambda made (path, types, body), the objects stored and the request's log line with its metrics
-(timings normalized). A changed message, status, header,
-bound, model parameter or stored object fails here with the rows that changed. After an intended change,
-`make snapshots` rewrites the table and `git diff tests/lambda/snapshots` is the review.
+(timings normalized). A changed status, error code, header, bound, model parameter or stored object fails here with
+the rows that changed.
+
+Error messages are reviewed as sentences, not per row: a row keeps its error's code (and OpenAI's type and param),
+and each file's "messages" entry lists every message its rows got with how many got it, so rewording one message is
+a one-line change. Which message a rule gives is asserted where the rule is tested (test_handler.py and the others).
+After an intended change, `make snapshots` rewrites the tables and `git diff tests/lambda/snapshots` is the review.
 """
 
 from __future__ import annotations
@@ -31,25 +36,23 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, EndpointConnectionError
 from lambda_rig import REGION, FakeAsyncEndpoint, _Raw, load_handler, tiny_png
+from model_api.kinds import KIND_MODULES
 from model_api.kinds.text_to_image import FIELD_ALIASES
 from model_api.log_json import LambdaJsonFormatter
 from model_api.routes import ModelInfo, Route, catalog_to_json, model_actions, routes
 from test_handler import ENDPOINT_FAILURES, model_error
 
-TABLE = Path(__file__).parent / "snapshots" / "answers.json"
+TABLES = Path(__file__).parent / "snapshots" / "answers"
 UPDATE = os.environ.get("UPDATE_SNAPSHOTS") == "1"  # make snapshots
+JOBS = "jobs"  # the async models' table
 
-# name -> (kind, protocol); one model of each kind and protocol the Lambda speaks.
-MODELS = {
-    "stable-diffusion": ("text-to-image", "toolkit"),
-    "studio-sd": ("text-to-image", "jumpstart"),
-    "gpt2-tgi": ("text-generation", "tgi"),
-    "gpt2": ("text-generation", "pipeline"),
-    "minilm": ("embeddings", "pipeline"),
-    "assistant": ("chat", "toolkit"),
-}
-# Hosted async (jobs): an image model and a text model.
-ASYNC_MODELS = {"sd-async": ("text-to-image", "toolkit"), "gpt2-async": ("text-generation", "pipeline")}
+# The product's kinds (a test may register another one in KINDS meanwhile: not these tables' business).
+PRODUCT_KINDS = {module.KIND.name: module.KIND for module in KIND_MODULES}
+# name -> (kind, protocol): one model of each kind and each protocol the kind speaks.
+MODELS = {f"{kind}-{protocol}": (kind, protocol) for kind, spec in PRODUCT_KINDS.items() for protocol in spec.protocols}
+# Hosted async (jobs): one model of each kind, in its first protocol.
+ASYNC_MODELS = {f"{kind}-async": (kind, spec.protocols[0]) for kind, spec in PRODUCT_KINDS.items()}
+# A JumpStart model is an existing endpoint: no instance type of ours.
 CATALOG = [ModelInfo(name, kind, f"api-{name}", None if protocol == "jumpstart" else "ml.g5.xlarge")
            for name, (kind, protocol) in MODELS.items()] + [
     ModelInfo(name, kind, f"api-{name}", "ml.g5.xlarge", "async") for name, (kind, _) in ASYNC_MODELS.items()]
@@ -336,7 +339,7 @@ def answer(deployment, route_label: str, request: dict, arrange) -> dict:
         except (TypeError, ValueError):
             pass
     stored = []
-    if MODELS[model][0] == "text-to-image":  # the only kind that stores (the others have no bucket to write to)
+    if PRODUCT_KINDS[MODELS[model][0]].stores_images:  # the others have no bucket to write to
         stored = [o["Key"] for o in deployment.bucket.client.list_objects_v2(Bucket=deployment.bucket.name)
                   .get("Contents", [])]
         for key in stored:
@@ -454,30 +457,77 @@ def _with_metric_directives_by_number(rows: list[dict]) -> list[dict]:
     return [{"route": "-", "case": "metric_directives", "answer": [json.loads(t) for t in seen]}, *rows]
 
 
+MESSAGE = "<in messages>"
+
+
+def _with_messages_listed(rows: list[dict]) -> list[dict]:
+    """Each error's message moves to one "messages" row (message -> how many rows got it); the rows keep the rest
+    of the error (code, and OpenAI's type and param)."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        error = row["answer"].get("body", {}).get("error") if isinstance(row["answer"].get("body"), dict) else None
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            counts[error["message"]] = counts.get(error["message"], 0) + 1
+            error["message"] = MESSAGE
+    return [{"route": "-", "case": "messages", "answer": dict(sorted(counts.items()))}, *rows]
+
+
+def table_of(route_label: str) -> str:
+    """The table a row belongs to: its model's kind, or jobs for the async models' rows."""
+    model = MODEL_OF_ROUTE.get(route_label)
+    return JOBS if model is None or model in ASYNC_MODELS else MODELS[model][0]
+
+
+def tables(rows: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {name: [] for name in [*PRODUCT_KINDS, JOBS]}
+    for row in rows:
+        out[table_of(row["route"])].append(row)
+    return {name: _with_metric_directives_by_number(_with_messages_listed(part)) for name, part in out.items()}
+
+
+def stored_tables() -> dict[str, list[dict]]:
+    return {path.stem: json.loads(path.read_text()) for path in sorted(TABLES.glob("*.json"))}
+
+
 def test_every_request_gets_the_answer_the_reviewed_table_gives(deployment):
     rows = [{"route": label, "case": case, "answer": answer(deployment, label, request, arrange)}
             for label, case, request, arrange in cases(deployment.handlers)]
     rows += job_rows(deployment)
-    rows = _with_metric_directives_by_number(rows)
+    now = tables(rows)
     if UPDATE:
-        TABLE.parent.mkdir(exist_ok=True)
-        TABLE.write_text("[\n" + ",\n".join(json.dumps(row, ensure_ascii=False, sort_keys=True) for row in rows)
-                         + "\n]\n")
-    expected = {(row["route"], row["case"]): row for row in json.loads(TABLE.read_text())}
+        TABLES.mkdir(parents=True, exist_ok=True)
+        for stale in set(stored_tables()) - set(now):
+            (TABLES / f"{stale}.json").unlink()
+        for name, part in now.items():
+            (TABLES / f"{name}.json").write_text(
+                "[\n" + ",\n".join(json.dumps(row, ensure_ascii=False, sort_keys=True,
+                                                # one message a line: rewording one is a one-line diff
+                                                indent=1 if row["case"] == "messages" else None) for row in part)
+                + "\n]\n")
+    stored = stored_tables()
+    assert sorted(stored) == sorted(now), "the tables are one per kind and jobs: `make snapshots`"
     changed = []
-    for row in rows:
-        before = expected.pop((row["route"], row["case"]), None)
-        if before != json.loads(json.dumps(row, ensure_ascii=False)):
-            changed.append(f"{row['route']} [{row['case']}]\n  table: {json.dumps(before and before['answer'])[:600]}"
-                           f"\n  now:   {json.dumps(row['answer'])[:600]}")
-    changed += [f"{route} [{case}]: in the table, no longer tried" for route, case in expected]
-    assert not changed, (f"{len(changed)} of {len(rows)} answers differ from the reviewed table (intended? `make "
+    for name, part in now.items():
+        expected = {(row["route"], row["case"]): row for row in stored[name]}
+        for row in part:
+            before = expected.pop((row["route"], row["case"]), None)
+            if before != json.loads(json.dumps(row, ensure_ascii=False)):
+                changed.append(f"{name}: {row['route']} [{row['case']}]\n  table: "
+                               f"{json.dumps(before and before['answer'])[:600]}\n  now:   {json.dumps(row['answer'])[:600]}")
+        changed += [f"{name}: {route} [{case}]: in the table, no longer tried" for route, case in expected]
+    assert not changed, (f"{len(changed)} of {len(rows)} answers differ from the reviewed tables (intended? `make "
                          "snapshots`, then review git diff):\n" + "\n".join(changed[:30]))
 
 
+def _rows(part: list[dict]) -> list[dict]:
+    return [row for row in part if row["route"] != "-"]
+
+
 def test_the_table_covers_every_route_and_every_outcome_class():
-    directives, *rows = json.loads(TABLE.read_text())
-    assert directives["case"] == "metric_directives" and len(directives["answer"]) >= 2
+    stored = stored_tables()
+    for name, part in stored.items():
+        assert [row["case"] for row in part[:2]] == ["metric_directives", "messages"], name
+    rows = [row for part in stored.values() for row in _rows(part)]
     assert {row["route"] for row in rows} >= {f"{r.method} {r.path}" for r in routes(CATALOG)
                                               if r.model not in ASYNC_MODELS or "jobs" in r.path}
     statuses = {row["answer"]["status"] for row in rows}
@@ -494,6 +544,12 @@ def test_the_table_covers_every_route_and_every_outcome_class():
         if row["answer"]["status"] >= 400 and "jobs" not in row["route"]:  # a refused one stores nothing (the job
             # rows show what the bucket holds: earlier steps' objects)
             assert row["answer"]["stored"] == [], row
+        body = row["answer"].get("body")
+        if isinstance(body, dict) and "error" in body:  # every error has its code, its message is listed
+            assert body["error"]["code"] and body["error"]["message"] == MESSAGE, row
+    for name, part in stored.items():  # each listed message was given as often as the file says
+        given = sum(isinstance(r["answer"].get("body"), dict) and "error" in r["answer"]["body"] for r in _rows(part))
+        assert sum(part[1]["answer"].values()) == given, name
 
 
 # What Python, not the API, would say: its literals, its parser's and runtime's own sentences, a regular expression.
@@ -503,9 +559,7 @@ PYTHON_INTERNALS = re.compile(r"\b(None|True|False)\b|'[^'\s]*'|Expecting |\(cha
 
 def test_no_answer_shows_python_internals():
     """Every message a caller can get names the field and what is expected in the API's (JSON's) words."""
-    _, *rows = json.loads(TABLE.read_text())
-    messages = [(row["route"], row["case"], row["answer"]["body"]["error"]["message"]) for row in rows
-                if isinstance(row["answer"].get("body"), dict) and "error" in row["answer"]["body"]]
-    assert len(messages) > 1000
-    leaks = [m for m in messages if PYTHON_INTERNALS.search(m[2])]
-    assert not leaks, "\n".join(f"{route} [{case}]: {message}" for route, case, message in leaks[:20])
+    messages = [(name, message) for name, part in stored_tables().items() for message in part[1]["answer"]]
+    assert len(messages) > 800
+    leaks = [m for m in messages if PYTHON_INTERNALS.search(m[1])]
+    assert not leaks, "\n".join(f"{name}: {message}" for name, message in leaks[:20])

@@ -26,7 +26,9 @@ UPDATE = os.environ.get("UPDATE_SNAPSHOTS") == "1"  # make snapshots
 # The nag/lint variants cover every construct and setting family; "all" adds every model preset's kind and source.
 SNAPSHOT_VARIANTS = {**dict(zip(VARIANT_IDS, SETTING_VARIANTS)), "all-presets": LEAST_PRIVILEGE_VARIANTS["all"],
                      # the API's logging modes beyond the default, and a model from an S3 artifact
-                     **{name: LEAST_PRIVILEGE_VARIANTS[name] for name in ("logging-off", "logging-role", "s3-artifact")}}
+                     **{name: LEAST_PRIVILEGE_VARIANTS[name] for name in ("logging-off", "logging-role", "s3-artifact")},
+                     # the one kind and protocol pair no other variant deploys (the coverage test below names it)
+                     "embeddings-toolkit": {"models": "minilm-embeddings", "minilm-embeddings.protocol": "toolkit"}}
 
 ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
 VERSION_ID = re.compile(r"(CurrentVersion[0-9A-F]{8})[0-9a-f]{32}")
@@ -80,3 +82,16 @@ def test_the_template_is_the_reviewed_snapshot(variant, synth_assembly):
 
 def test_every_snapshot_belongs_to_a_variant():
     assert sorted(p.stem for p in SNAPSHOTS.glob("*.json")) == sorted(SNAPSHOT_VARIANTS)
+
+
+def test_the_snapshots_cover_every_kind_protocol_and_hosting_mode_registered():
+    """The variants follow the registries: a kind, a protocol or a hosting mode no snapshot deploys fails here."""
+    from model_api.kinds import KIND_MODULES
+
+    from stacks.hosting import HOSTING_MODES
+    from stacks.settings import Settings
+
+    deployed = [m for variant in SNAPSHOT_VARIANTS.values() for m in Settings.from_values(dict(variant)).catalog]
+    assert {m.hosting for m in deployed} >= set(HOSTING_MODES)
+    assert {(m.kind, m.api_protocol) for m in deployed} >= {(module.KIND.name, protocol) for module in KIND_MODULES
+                                   for protocol in module.KIND.protocols}
