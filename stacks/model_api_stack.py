@@ -23,6 +23,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 from model_api import openapi as _openapi
 from model_api import routes as _routes
+from model_api.kinds import KINDS
 
 from stacks.api_firewall import ApiFirewall
 from stacks.batch_model import BatchModel
@@ -494,16 +495,10 @@ def _model_environment(model: ModelSpec, settings: Settings, request_seconds: in
         # An async job may run up to job_timeout_seconds: the server must not cut it off first.
         environment["SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS"] = str(
             max(model.startup_timeout_seconds, request_seconds or 0))
-    if model.kind == "text-to-image":  # our inference code, from the repo or inside an s3 artifact
-        environment.update({"SD_MAX_SIZE": str(settings.max_size), "SD_MAX_STEPS": str(settings.max_steps),
-                            "SD_MAX_IMAGES": str(settings.max_images),
-                            # The Lambda stops waiting after its read timeout; the model stops denoising then too,
-                            # so an abandoned request does not hold the single worker.
-                            "REQUEST_DEADLINE_SECONDS": str(
-                                request_seconds or settings.model_request_seconds(model) + 1)})
-    if model.kind == "chat":
-        environment.update({"CHAT_MAX_NEW_TOKENS": str(settings.max_new_tokens),
-                            "EMBEDDINGS_MAX_BATCH": str(settings.max_batch_inputs)})
+    kind = KINDS[model.kind]
+    if kind.container_environment is not None:  # our inference code's bounds, from the repo or inside an s3 artifact
+        environment.update(kind.container_environment(
+            settings, model, request_seconds or settings.model_request_seconds(model) + 1))
     if model.revision:
         environment["MODEL_HUB_REVISION" if model.code_downloads else "HF_MODEL_REVISION"] = model.revision
     if model.allow_pickle_weights:  # our inference code loads safetensors only unless this says otherwise

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Protocol
 
 from model_api.requests import read_json_body
 
@@ -32,6 +32,18 @@ class Adapter:
     stream_reply: Optional[Callable] = None
 
 
+class Context(Protocol):
+    """What an action's own hooks (Action.run, finish_job, job_body) get from the function that runs them
+    (model_api.app.ModelApp): its kind's config, its endpoint, and its image store (which raises a deployment error
+    in a function that has none)."""
+
+    config: Any
+    endpoint: Any
+
+    @property
+    def image_store(self) -> Any: ...
+
+
 @dataclass(frozen=True)
 class Action:
     """One thing a model does for a caller: a POST (or also a GET) at /<name> and /models/<model>[/<name>]."""
@@ -40,8 +52,7 @@ class Action:
     example: str  # a request body that works: error hints, the stack's curl example, local mode's banner
     # (event, config) -> ModelCall: parse, validate and bound the request; the same call for a request and a job.
     prepare: Callable
-    # (answer, meta, content_type) -> the result's body. None for an action whose answer is images to store: the
-    # handler runs those through the image store (model_api.kinds.text_to_image).
+    # (answer, meta, content_type) -> the result's body. None for an action that runs its own way (run, below).
     finish: Optional[Callable]
     smoke: dict  # what the smoke test sends: small and quick
     smoke_invalid: dict  # a body the API must refuse with 400
@@ -59,6 +70,18 @@ class Action:
     stream_source: Optional[Callable] = None
     stream_reply: Optional[Callable] = None
     stream_only: bool = False  # served by streaming models only (TGI's /generate_stream)
+    # An action whose answer is more than one model call and a finish (images: stored and signed, or the image
+    # itself when the request accepts it) runs itself: (event, Context, request_id, negotiate) -> the body (a dict,
+    # or model_api.http.Binary); negotiate False: JSON whatever the request accepts (an adapter's reply needs it).
+    run: Optional[Callable] = None
+    # Its async jobs likewise: finish_job (record, answer, load_input, Context) -> the result kept with the job;
+    # job_body (record, result, Context) -> a finished job's body. None: finish(answer, meta), and the result.
+    finish_job: Optional[Callable] = None
+    job_body: Optional[Callable] = None
+    # An answer that comes whole after a long time (an image) streams progress when the request accepts
+    # text/event-stream (a streaming model): (event, config) -> the estimated seconds, or None; it raises ApiError
+    # to refuse the request before the answer begins.
+    progress: Optional[Callable] = None
 
     @property
     def short_path(self) -> str:

@@ -24,7 +24,6 @@ from model_api.adapters import openai
 from model_api.errors import ApiError
 from model_api.http import Binary, binary_response, error_response, json_response
 from model_api.kinds import kind
-from model_api.kinds import text_to_image as images
 
 log = logging.getLogger("model_api")
 
@@ -51,8 +50,8 @@ class ModelApp:
     def __init__(self, env: Mapping[str, str], runtime: Any = None, s3: Any = None):
         env = dict(env)
         self.env = env
-        self.model = routes.ModelInfo(name=env.get("MODEL_NAME", "stable-diffusion"),
-                                      kind=env.get("MODEL_KIND", "text-to-image"), endpoint_name=env["ENDPOINT_NAME"])
+        # Every function's environment names its model and kind (deployment.settings.function_environment).
+        self.model = routes.ModelInfo(name=env["MODEL_NAME"], kind=env["MODEL_KIND"], endpoint_name=env["ENDPOINT_NAME"])
         self.kind = kind(self.model.kind)
         self.catalog = routes.catalog_from_env(env) or [self.model]
         self.region = env.get("AWS_REGION", "us-east-1")
@@ -105,15 +104,13 @@ class ModelApp:
         return self._run(action, event, request_id)
 
     def _run(self, action, event: dict, request_id: str, negotiate: bool = True):
-        if action.finish is None:  # images: stored and answered with presigned URLs, or the image itself when asked
-            media_type = images.accepted_image_type(event) if negotiate else None
-            if media_type is not None:
-                data, seed = images.image_answer(event, self.config, self.endpoint, media_type)
-                return Binary(data, media_type, {"X-Seed": str(seed)})
-            return images.generate_images(event, self.config, self.endpoint, self._image_store(), request_id=request_id)
+        if action.run is not None:  # an action that runs its own way (images: stored and signed)
+            return action.run(event, self, request_id, negotiate)
         return text.run(action.prepare(event, self.config), self.endpoint, action.finish, request_id)
 
-    def _image_store(self) -> aws.S3ImageStore:
+    @property
+    def image_store(self) -> aws.S3ImageStore:
+        """What model_api.actions.Context promises the actions' own hooks."""
         if self.store is None:  # a kind that stores images always has one (__init__)
             raise ApiError(500, "misconfigured", "this function cannot store images (deployment error)")
         return self.store
@@ -150,13 +147,14 @@ class ModelApp:
 
     def _finish(self, record: jobs.JobRecord, answer: bytes, load_input) -> dict:
         action = self._job_action(record)
-        if action.finish is None:  # routes.job_reader picks an image model's function when one is async
-            return images.store_job_images(record, answer, load_input, self.config, self._image_store())
+        if action.finish_job is not None:  # routes.job_reader picks an image model's function when one is async
+            return action.finish_job(record, answer, load_input, self)
         return action.finish(answer, record.meta)
 
     def _respond(self, record: jobs.JobRecord, result: dict) -> dict:
-        if self._job_action(record).finish is None:
-            return images.job_images_body(record, result, self.config, self._image_store())
+        action = self._job_action(record)
+        if action.job_body is not None:
+            return action.job_body(record, result, self)
         return {**result, "request_id": record.request_id}
 
     def _job(self, event: dict, request_id: str) -> dict:
@@ -217,10 +215,9 @@ class ModelApp:
                 record["images"] = 1
             else:
                 response = json_response(status, body, {"X-Request-Id": request_id})
-                made = None if not isinstance(body, dict) else body.get("images") or (
-                    body.get("data") if self.kind.stores_images and action is not None and action.adapter else None)
-                if isinstance(made, list) and (record["action"] != "job" or record.get("job") == "completed"):
-                    record["images"] = len(made)  # made now, not shown again by a later poll
+                made = self.kind.made_images(body, action) if self.kind.made_images is not None else None
+                if made is not None and (record["action"] != "job" or record.get("job") == "completed"):
+                    record["images"] = made  # made now, not shown again by a later poll
         except ApiError as error:
             response = error_response(error, request_id, action.adapter.errors if action and action.adapter
                                       else "api")

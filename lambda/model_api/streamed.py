@@ -9,7 +9,7 @@ body's bytes. Which requests stream:
   server-sent events in TGI's or OpenAI's shape, a token at a time from TGI, in one piece from a container that
   cannot stream (model_api.streaming);
 - images, with Accept: text/event-stream: `progress` events while the model works (elapsed and estimated
-  seconds), then one `result` event with the JSON answer (model_api.kinds.text_to_image);
+  seconds), then one `result` event with the JSON answer (an action with a progress hook);
 - everything else: the buffered answer (ModelApp.handle), whole, after the head. The request-time bound is this
   function's (stream_timeout_seconds), not API Gateway's 29 s.
 
@@ -33,7 +33,6 @@ from model_api.actions import adapt_event
 from model_api.app import key_of, request_id_of
 from model_api.errors import ApiError
 from model_api.http import error_response, json_response
-from model_api.kinds import text_to_image as images
 
 log = logging.getLogger("model_api")
 PROGRESS_SECONDS = 1.0  # between progress events of an image stream (also keeps idle proxies from closing it)
@@ -107,13 +106,11 @@ def _stream(app, event: dict, request_id: str, started: float):
         items = base.stream_source(call, app.config, app.endpoint)
         return _events(app, event, request_id, started, items,
                        lambda tokens: action.adapter.stream_reply(tokens, keep, request_id), action.adapter.errors)
-    if action.finish is None:  # images
+    if action.progress is not None:  # a long whole answer (images): progress events, then the result
         if not _wants_events(event):
             return None
-        request, _ = images.prepare_images(event, app.config)  # refused now, before the answer begins
-        estimate = images.estimate_seconds(request, app.config.step_seconds) \
-            if app.config.step_seconds is not None else None
-        return _progress(app, event, request_id, started, estimate)
+        estimate = action.progress(event, app.config)  # refuses the request now, before the answer begins
+        return _progress(app, event, request_id, started, estimate, action)
     if action.stream_source is None:
         return None
     call = action.prepare(event, app.config)
@@ -180,8 +177,8 @@ def _close(items) -> None:
         close()
 
 
-def _progress(app, event: dict, request_id: str, started: float, estimate) -> Iterator[bytes]:
-    """An image request with Accept: text/event-stream: the buffered pipeline runs on a thread; meanwhile a
+def _progress(app, event: dict, request_id: str, started: float, estimate, action) -> Iterator[bytes]:
+    """A request for a long whole answer (an image) with Accept: text/event-stream: the buffered pipeline runs on a thread; meanwhile a
     `progress` event each PROGRESS_SECONDS, then `result` (the JSON answer) or `error`."""
     record = app.new_record(event, request_id)
     record["streamed"] = True
@@ -202,7 +199,7 @@ def _progress(app, event: dict, request_id: str, started: float, estimate) -> It
         finally:
             done.set()
 
-    threading.Thread(target=work, name=f"images-{request_id[:8]}", daemon=True).start()
+    threading.Thread(target=work, name=f"{action.name}-{request_id[:8]}", daemon=True).start()
     try:
         yield _head(app, event, request_id)
         record["first_token_ms"] = round((time.monotonic() - started) * 1000, 1)
@@ -216,7 +213,9 @@ def _progress(app, event: dict, request_id: str, started: float, estimate) -> It
             yield streaming.error_event(outcome["error"])
         else:
             body = outcome["body"]
-            record["images"] = len(body.get("images") or [])
+            made = app.kind.made_images(body, action) if app.kind.made_images is not None else None
+            if made is not None:
+                record["images"] = made
             yield sse.event(json.loads(json_response(200, body)["body"]), "result")
     finally:
         record["model_latency_ms"] = outcome.get("model_ms")

@@ -135,6 +135,10 @@ class _ClosableRaw(_Raw):
 SIGNER_ROLE_ARN = "arn:aws:iam::123456789012:role/url-signer"
 
 
+# The model every image test's function serves (a function's environment always names its model and kind).
+IMAGE_MODEL = {"MODEL_NAME": "stable-diffusion", "MODEL_KIND": "text-to-image"}
+
+
 def load_handler(env: dict):
     """A model's app (model_api.app.ModelApp) built from the given environment, as its function builds it. Image
     models sign URLs as SIGNER_ROLE_ARN, assumed through the same moto server that serves S3."""

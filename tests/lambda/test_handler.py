@@ -17,6 +17,7 @@ from botocore.exceptions import (
 )
 from lambda_rig import (
     ENDPOINT_NAME,
+    IMAGE_MODEL,
     LAMBDA_DIR,
     REGION,
     _Raw,
@@ -457,7 +458,7 @@ def test_unexpected_bugs_become_500_without_internals(rig, monkeypatch):
 
 
 def test_clients_have_explicit_timeouts_and_retries():
-    handler = load_handler({"AWS_REGION": REGION, "ENDPOINT_NAME": "e", "BUCKET_NAME": "b",
+    handler = load_handler({"AWS_REGION": REGION, "ENDPOINT_NAME": "e", "BUCKET_NAME": "b", **IMAGE_MODEL,
                             "INVOKE_READ_TIMEOUT_SECONDS": "13"})
     runtime = handler.endpoint._client.meta.config
     assert (runtime.read_timeout, runtime.connect_timeout) == (13.0, 2.0)

@@ -90,3 +90,39 @@ def test_a_new_kind_is_one_module_and_its_registration(make_rig, monkeypatch):
     wrong = rig.call(api_event("POST", {"inputs": "x"}, resource="/generate"))
     assert wrong["statusCode"] == 404  # another model's route
     assert rig.stored_keys() == []
+
+
+def test_the_app_and_its_streams_name_no_kind():
+    """Kinds own themselves: the app (model_api.app), its streamed answers (model_api.streamed) and the Lambda
+    entries run every kind through the hooks of model_api.kinds.base (Kind: config type, images made, container
+    environment, local stand-in; Action: run, finish_job, job_body, progress), never by a kind's name or module."""
+    from pathlib import Path
+
+    import model_api
+
+    package = Path(model_api.__file__).parent
+    sources = {path.name: path.read_text() for path in [package / "app.py", package / "streamed.py",
+                                                         package.parent / "handler.py",
+                                                         package.parent / "stream_handler.py"]}
+    for name, source in sources.items():
+        for kind in KINDS:
+            module = kind.replace("-", "_")
+            for named in (f'"{kind}"', f"kinds.{module}", f"import {module}"):
+                assert named not in source, (name, named)
+
+
+def test_the_image_kind_runs_through_its_hooks():
+    kind = KINDS["text-to-image"]
+    images = kind.actions[0]
+    assert kind.config_from_env({}).__class__ is ImageConfig
+    assert images.run is not None and images.finish_job is not None and images.job_body is not None
+    assert images.progress is not None and kind.can_stream
+    assert kind.made_images({"images": [{}, {}]}, images) == 2 and kind.made_images(b"png", images) is None
+    environment = kind.container_environment(
+        type("S", (), {"max_size": 768, "max_steps": 50, "max_images": 4})(), None, 58)
+    assert environment == {"SD_MAX_SIZE": "768", "SD_MAX_STEPS": "50", "SD_MAX_IMAGES": "4",
+                           "REQUEST_DEADLINE_SECONDS": "58"}
+    for name, other in KINDS.items():  # the text kinds: the app's default pipeline, the text config
+        if name != "text-to-image":
+            assert all(a.run is None and a.progress is None for a in other.actions), name
+            assert isinstance(other.config_from_env({}), TextConfig), name

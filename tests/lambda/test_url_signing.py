@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from lambda_rig import REGION, SIGNER_ROLE_ARN, load_handler
+from lambda_rig import IMAGE_MODEL, REGION, SIGNER_ROLE_ARN, load_handler
 from model_api import aws
 from model_api.errors import ApiError
 from model_api.kinds.text_to_image import MAX_URL_TTL_SECONDS
@@ -108,7 +108,7 @@ def test_a_ttl_that_no_role_session_can_cover_is_refused():
 
 
 def test_the_handler_signs_as_the_role_in_its_environment(moto_sts):
-    handler = load_handler({"AWS_REGION": REGION, "ENDPOINT_NAME": "e", "BUCKET_NAME": "my-images",
+    handler = load_handler({"AWS_REGION": REGION, "ENDPOINT_NAME": "e", "BUCKET_NAME": "my-images", **IMAGE_MODEL,
                             "SIGNER_ROLE_ARN": "arn:aws:iam::123456789012:role/other-signer",
                             "URL_TTL_SECONDS": "600"})
     assert handler.store.signer.role_arn == "arn:aws:iam::123456789012:role/other-signer"

@@ -8,7 +8,7 @@ scaling targets (stacks/), local mode's banner and the smoke test (ops/smoke.py)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Optional
 
 from model_api.actions import Action, Adapter, SmokeCheck  # noqa: F401 (the kinds' modules import them here)
 
@@ -26,21 +26,29 @@ class Kind:
     target_invocations: float
     target_backlog: float
     # Answers are images stored in the bucket and returned as presigned URLs (the function gets the bucket and the
-    # URL signer role; its config is the image config).
+    # URL signer role).
     stores_images: bool = False
+    # Its functions' config: a class with from_env(env) (None: model_api.text.TextConfig).
+    config_type: Any = None
+    # (an answer's body, the action or None) -> how many images it made now (the Images metric), or None.
+    made_images: Optional[Callable[[Any, Optional[Action]], Optional[int]]] = None
+    # (settings, model, seconds one request may take) -> what our inference code for the kind reads from the
+    # container's environment (its bounds), added by the stack (stacks/model_api_stack.py) to every model of the kind.
+    container_environment: Optional[Callable[[Any, Any, int], dict]] = None
+    # model -> the offline stand-in local mode runs for it (local/tiny_models.STAND_INS: "causal-lm" by default).
+    local_stand_in: Optional[Callable[[Any], str]] = None
 
     @property
     def can_stream(self) -> bool:
-        """Some answer of the kind streams: tokens (an action with a stream source) or image progress."""
-        return self.stores_images or any(a.stream_source is not None for a in self.actions)
+        """Some answer of the kind streams: tokens (an action with a stream source) or progress."""
+        return any(a.stream_source is not None or a.progress is not None for a in self.actions)
 
     def action(self, name: str) -> Action:
         return next(a for a in self.actions if a.name == name)
 
     def config_from_env(self, env: Mapping[str, str]):
         """The pipeline config its function reads from its environment."""
-        if self.stores_images:
-            from model_api.kinds.text_to_image import ImageConfig
-            return ImageConfig.from_env(env)
+        if self.config_type is not None:
+            return self.config_type.from_env(env)
         from model_api.text import TextConfig
         return TextConfig.from_env(env)

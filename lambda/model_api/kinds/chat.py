@@ -77,4 +77,7 @@ KIND = Kind(
     "chat", (CHAT, EMBEDDINGS, V1_CHAT, V1_EMBEDDINGS, EMBED), protocols=("toolkit",), default_protocol=lambda model: "toolkit",
     # As text generation: a short reply takes ~1 s.
     target_invocations=30.0, target_backlog=20.0,
+    # models/chat/code's bounds.
+    container_environment=lambda settings, model, request_seconds: {
+        "CHAT_MAX_NEW_TOKENS": str(settings.max_new_tokens), "EMBEDDINGS_MAX_BATCH": str(settings.max_batch_inputs)},
 )

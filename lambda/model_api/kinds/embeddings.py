@@ -127,4 +127,6 @@ KIND = Kind(
     default_protocol=lambda model: "toolkit" if model.code else "pipeline",
     # About half of what one instance serves flat out (a batch ~50 ms); jobs waiting per instance for async.
     target_invocations=300.0, target_backlog=100.0,
+    # A sentence-embeddings pipeline runs the real all-MiniLM-L6-v2 locally; our own code embeds with an LLM.
+    local_stand_in=lambda model: "causal-lm" if model.code else "sentence-embeddings",
 )

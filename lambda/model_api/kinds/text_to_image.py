@@ -17,9 +17,11 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
 
+from model_api.actions import Context
 from model_api.adapters import openai
 from model_api.calls import JSON, Endpoint, ModelCall
 from model_api.errors import ApiError
+from model_api.http import Binary
 from model_api.jobs import JobRecord
 from model_api.kinds.base import Action, Kind
 from model_api.requests import read_json_body, validated
@@ -455,6 +457,30 @@ def job_images_body(record: JobRecord, result: dict, config: ImageConfig, store:
 # ---------------------------------------------------------------------------------------------------------- kind
 
 
+def run_images(event: Mapping, context: Context, request_id: str, negotiate: bool = True):
+    """The image action's run: the image itself when the request accepts image/png (or image/jpeg) and negotiate,
+    else stored and answered with presigned URLs."""
+    media_type = accepted_image_type(event) if negotiate else None
+    if media_type is not None:
+        data, seed = image_answer(event, context.config, context.endpoint, media_type)
+        return Binary(data, media_type, {"X-Seed": str(seed)})
+    return generate_images(event, context.config, context.endpoint, context.image_store, request_id=request_id)
+
+
+def progress_estimate(event: Mapping, config: ImageConfig) -> Optional[float]:
+    """Seconds an image request should take (None: no step time known); refuses it now, before a stream begins."""
+    request, _ = prepare_images(event, config)
+    return estimate_seconds(request, config.step_seconds) if config.step_seconds is not None else None
+
+
+def images_made(body: Any, action: Optional[Action]) -> Optional[int]:
+    """Images an answer made: ours name them under images, OpenAI's (an adapted route) under data."""
+    if not isinstance(body, dict):
+        return None
+    made = body.get("images") or (body.get("data") if action is not None and action.adapter else None)
+    return len(made) if isinstance(made, list) else None
+
+
 def check_images(answer: dict, fetch: Callable[[str], bytes]) -> str:
     """The smoke test's check: one image, and its URL serves a complete PNG or JPEG."""
     images = answer.get("images") or []
@@ -474,6 +500,11 @@ IMAGES = Action(
     check=check_images,
     methods=("GET", "POST"),
     schema=lambda config: image_request_schema(config.limits),
+    run=run_images,
+    finish_job=lambda record, answer, load_input, context: store_job_images(
+        record, answer, load_input, context.config, context.image_store),
+    job_body=lambda record, result, context: job_images_body(record, result, context.config, context.image_store),
+    progress=progress_estimate,
     response={"type": "object", "required": ["images", "prompt", "seed", "request_id"], "properties": {
         "images": {"type": "array", "items": {"type": "object", "required": ["url", "key", "expires_at"],
                                               "properties": {"url": {"type": "string", "description": "presigned GET"},
@@ -491,5 +522,11 @@ KIND = Kind(
     # Invocations per instance per minute: about half of what one serves flat out (an image at 30 steps takes ~3 s
     # on a g5, ~20/min), so a second instance starts before requests queue; jobs waiting per instance for async.
     target_invocations=10.0, target_backlog=5.0,
-    stores_images=True,
+    stores_images=True, config_type=ImageConfig, made_images=images_made,
+    # models/stable_diffusion/code's bounds. The Lambda stops waiting after its read timeout; the model stops
+    # denoising then too, so an abandoned request does not hold the single worker.
+    container_environment=lambda settings, model, request_seconds: {
+        "SD_MAX_SIZE": str(settings.max_size), "SD_MAX_STEPS": str(settings.max_steps),
+        "SD_MAX_IMAGES": str(settings.max_images), "REQUEST_DEADLINE_SECONDS": str(request_seconds)},
+    local_stand_in=lambda model: "stable-diffusion",
 )
