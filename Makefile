@@ -44,7 +44,7 @@ docs: setup  ## rewrite the pages generated from the code (docs/settings.md, doc
 	python -m ops.docs
 
 lint: setup  ## static checks of the Python code (ruff) and the contract package's types (mypy, mypy.ini)
-	ruff check --select F,E9,I --line-length 120 app.py stacks lambda local ops models tests bench
+	ruff check --select F,E9,I --line-length 120 app.py stacks deployment lambda local ops models tests bench
 	mypy
 
 bench: setup  ## measure the request path, cold start, synth, tests and local mode (writes bench/latest.md)

@@ -8,8 +8,8 @@ from pathlib import Path
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from deployment.settings import Settings, SettingsError
 from stacks.model_api_stack import ModelApiStack
-from stacks.settings import Settings, SettingsError
 
 
 def build_app(context: dict | None = None) -> cdk.App:

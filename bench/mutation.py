@@ -55,7 +55,7 @@ def runtime_mutant_name(relative_source_path: Path, mutant_method_name: str) -> 
 # Our own lru_caches run a function once per process, so mutmut's per-test record of who calls it names only the
 # first test, and a mutant in it is then tried against that test alone (a false "survived"). Under mutation testing
 # the caches of our modules pass through; everyone else's stay. Installed before any of our modules is imported.
-OUR_MODULES = ("model_api.", "stacks.", "hub_files", "models.", "empty_bucket")
+OUR_MODULES = ("model_api.", "stacks.", "deployment.", "hub_files", "models.", "empty_bucket")
 _lru_cache = functools.lru_cache
 
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from model_api.app import ModelApp, configure_logging
 
-from stacks.hosting import JOB_PREFIX, hosting_of
-from stacks.lambda_source import ROOT
-from stacks.settings import Settings, SettingsError, load_settings
+from deployment.hosting import JOB_PREFIX, hosting_of
+from deployment.lambda_source import ROOT
+from deployment.settings import Settings, SettingsError, load_settings
 
 HOST = "127.0.0.1"  # loopback only: local mode is never reachable from the network
 BUCKET = "local-images"

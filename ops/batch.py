@@ -40,11 +40,11 @@ from model_api import errors as _errors
 from model_api import kinds as _kinds
 from model_api.kinds import text_to_image as _images
 
+from deployment.hosting import BATCH_PREFIX
+from deployment.model_catalog import instance_family, pascal, step_seconds
+from deployment.settings import Settings, SettingsError, load_settings
 from ops import cdk
 from ops.cdk import stack_outputs
-from stacks.hosting import BATCH_PREFIX
-from stacks.model_catalog import instance_family, pascal, step_seconds
-from stacks.settings import Settings, SettingsError, load_settings
 
 JSON = _calls.JSON
 DEFAULT_LINES_PER_FILE = 50

@@ -16,10 +16,10 @@ import sys
 from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
+from deployment.hosting import HOURS_PER_MONTH, hosting_of
+from deployment.settings import Settings, SettingsError, load_settings
 from ops import prices
 from ops.cdk import cli_region
-from stacks.hosting import HOURS_PER_MONTH, hosting_of
-from stacks.settings import Settings, SettingsError, load_settings
 
 DEFAULT_REGION = "us-east-1"
 

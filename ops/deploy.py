@@ -14,9 +14,9 @@ import sys
 import time
 from typing import Callable
 
+from deployment.settings import SettingsError, load_settings
 from ops import cdk, preflight
 from ops.logs import endpoint_log_groups
-from stacks.settings import SettingsError, load_settings
 
 
 def explain_failure(settings, session, out=sys.stdout, lines: int = 40) -> None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
+from deployment.settings import SettingsError, load_settings
 from ops import cdk
-from stacks.settings import SettingsError, load_settings
 
 
 def kept(settings, outputs: dict) -> list[str]:

@@ -15,9 +15,9 @@ import sys
 import time
 from typing import Callable, Optional
 
+from deployment.model_catalog import pascal
+from deployment.settings import Settings, load_settings
 from ops import cdk
-from stacks.model_catalog import pascal
-from stacks.settings import Settings, load_settings
 
 SINCE = re.compile(r"^(?P<n>\d+)(?P<unit>[smhd])$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -20,11 +20,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from deployment.hosting import deployed_mode, hosting_of
+from deployment.model_catalog import S3_URI
+from deployment.settings import Settings, SettingsError, load_settings
 from ops import cost, prices
 from ops.cdk import cli_region
-from stacks.hosting import deployed_mode, hosting_of
-from stacks.model_catalog import S3_URI
-from stacks.settings import Settings, SettingsError, load_settings
 
 OK, INFO, WARN, BLOCK = "ok", "info", "warning", "BLOCKER"
 BOOTSTRAP_PARAMETER = "/cdk-bootstrap/hnb659fds/version"
@@ -84,7 +84,7 @@ def credentials(clients) -> tuple[Check, Optional[str]]:
 
 def region(settings: Settings, name: Optional[str]) -> Check:
     """What the deployment uses must exist in the region it deploys to: each model's image, its hosting mode (shared
-    and serverless are not everywhere), AWS Budgets (stacks.service_regions). Synth checks it only when the
+    and serverless are not everywhere), AWS Budgets (deployment.service_regions). Synth checks it only when the
     region setting is set; here it is always known."""
     if not name:
         return Check("region", BLOCK, "no region: neither the region setting nor your AWS configuration names one",

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from stacks.hosting import HOURS_PER_MONTH  # noqa: F401 (the one definition, re-exported for ops)
+from deployment.hosting import HOURS_PER_MONTH  # noqa: F401 (the one definition, re-exported for ops)
 
 SOURCE = "Amazon SageMaker AI pricing page, real-time and serverless inference on-demand (recorded 2026-11-22)"
 
@@ -119,7 +119,7 @@ def serverless_gb_second(region: Optional[str]) -> Optional[float]:
 
 @dataclass(frozen=True)
 class PriceBook:
-    """One region's prices, as stacks.hosting's modes read them: the Price List API's when `live` is given (fresh, any
+    """One region's prices, as deployment.hosting's modes read them: the Price List API's when `live` is given (fresh, any
     region), else this table's."""
 
     region: Optional[str]

@@ -301,7 +301,7 @@ def main(argv=None, out=sys.stdout) -> int:
     # Other CDK arguments (make passes CDK_ARGS to every command) are not ours: ignored.
     args, _ = parser.parse_known_args(argv)
     if not (args.url and args.key):
-        from stacks.settings import load_settings
+        from deployment.settings import load_settings
 
         settings = load_settings(args.context)
         url, key = deployed(settings.stack_name, settings.region)

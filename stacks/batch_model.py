@@ -15,7 +15,7 @@ from aws_cdk import Acknowledgment, ArnFormat, Stack, Validations
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from stacks.container_images import ContainerImage
+from deployment.container_images import ContainerImage
 from stacks.image_bucket import ImageBucket
 from stacks.model_endpoint import (
     container_model,

@@ -14,7 +14,7 @@ import re
 from aws_cdk import aws_budgets as budgets
 from constructs import Construct
 
-from stacks.alarm_thresholds import EMAIL
+from deployment.alarm_thresholds import EMAIL
 
 SAGEMAKER_SERVICE = "Amazon SageMaker"  # the SERVICE dimension value of Cost Explorer and Budgets
 

@@ -22,9 +22,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from deployment.lambda_source import ASSET_EXCLUDE
 from stacks.function_logs import own_logs_role
 from stacks.functions.empty_bucket import EMPTY_ON_DELETE_TAG
-from stacks.lambda_source import ASSET_EXCLUDE
 
 EMPTY_BUCKET_CODE = Path(__file__).resolve().parent / "functions" / "empty_bucket.py"
 

@@ -25,20 +25,20 @@ from model_api import openapi as _openapi
 from model_api import routes as _routes
 from model_api.kinds import KINDS
 
+from deployment.container_images import ContainerImage
+from deployment.hosting import BATCH_PREFIX, JOB_PREFIX, hosting_of
+from deployment.model_catalog import S3_URI, ModelSpec, gpu_count, pascal
+from deployment.settings import LOG_RETENTION_DAYS, Settings
 from stacks.api_firewall import ApiFirewall
 from stacks.batch_model import BatchModel
-from stacks.container_images import ContainerImage
 from stacks.cost_budget import SageMakerBudget
-from stacks.hosting import BATCH_PREFIX, JOB_PREFIX, hosting_of
 from stacks.image_bucket import ImageBucket
 from stacks.model_artifact import ModelArtifact
-from stacks.model_catalog import S3_URI, ModelSpec, gpu_count, pascal
 from stacks.model_endpoint import ModelEndpoint
 from stacks.model_function import ModelFunction
 from stacks.monitoring import ModelApiMonitoring, WatchedModel
 from stacks.private_network import PrivateNetwork
 from stacks.rest_api import ModelRestApi, static_cors_headers
-from stacks.settings import LOG_RETENTION_DAYS, Settings
 from stacks.shared_endpoint import ModelComponent, SharedEndpoint
 from stacks.unrouted_function import UnroutedFunction
 

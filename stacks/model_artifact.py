@@ -17,7 +17,7 @@ from typing import Optional
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from stacks.lambda_source import ROOT
+from deployment.lambda_source import ROOT
 
 BUILD_DIR = ROOT / ".build" / "models"
 _SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints"}

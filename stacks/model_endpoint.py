@@ -1,5 +1,5 @@
 """A SageMaker endpoint for one model: execution role, log group, model, endpoint config, endpoint, and (on
-instances) autoscaling. How it is hosted is a stacks.hosting config: Realtime (instances), Serverless, or Async
+instances) autoscaling. How it is hosted is a deployment.hosting config: Realtime (instances), Serverless, or Async
 (instances scaled on a job backlog, to zero)."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from stacks.container_images import ContainerImage
-from stacks.hosting import Async, Realtime, Serverless
+from deployment.container_images import ContainerImage
+from deployment.hosting import Async, Realtime, Serverless
 from stacks.image_bucket import ImageBucket
 from stacks.private_network import Placement, sagemaker_network_statements
 
@@ -119,7 +119,7 @@ class ModelEndpoint(Construct):
       endpoint_name: lowercase endpoint name (SageMaker lowercases ARNs; a fixed name lets the role and the log
         group be made before the endpoint, so the container can pull and log from its first second). Default: a
         name made from the construct's path (stack name included).
-      hosting: stacks.hosting.Realtime(instance_type, min_instances, ...), Serverless(memory_mb, ...) or
+      hosting: deployment.hosting.Realtime(instance_type, min_instances, ...), Serverless(memory_mb, ...) or
         Async(instance_type, min_instances=0, ...); default one ml.g5.xlarge instance. Realtime with max_instances
         above min_instances is autoscaled (autoscale()); Async scales on its backlog (autoscale_on_backlog()).
       job_bucket / job_model: for Async, the ImageBucket made with a job_prefix and the model's name in its job

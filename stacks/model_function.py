@@ -10,9 +10,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from deployment.lambda_source import ASSET_EXCLUDE, LAMBDA_DIR
 from stacks.function_logs import own_logs_role
 from stacks.image_bucket import ImageBucket
-from stacks.lambda_source import ASSET_EXCLUDE, LAMBDA_DIR
 from stacks.private_network import Placement, lambda_network_statement
 
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14

@@ -25,7 +25,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from stacks.alarm_thresholds import EMAIL, AlarmThresholds
+from deployment.alarm_thresholds import EMAIL, AlarmThresholds
 from stacks.model_endpoint import METRICS_NAMESPACE, VARIANT_NAME, ModelEndpoint
 from stacks.shared_endpoint import ModelComponent, SharedEndpoint
 

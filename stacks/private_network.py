@@ -25,7 +25,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct, IValidation
 
-from stacks.settings import INTERFACE_SERVICES, network_problems  # noqa: F401 (INTERFACE_SERVICES re-exported)
+from deployment.settings import INTERFACE_SERVICES, network_problems  # noqa: F401 (INTERFACE_SERVICES re-exported)
 
 HTTPS = 443
 

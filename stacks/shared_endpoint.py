@@ -19,8 +19,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from stacks.container_images import ContainerImage
-from stacks.hosting import MAX_INSTANCES, Shared
+from deployment.container_images import ContainerImage
+from deployment.hosting import MAX_INSTANCES, Shared
 from stacks.model_endpoint import (
     ENDPOINT_NAME,
     VARIANT_NAME,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from model_api.errors import ERROR_CATALOG, GATEWAY_ERRORS
 
+from deployment import setting_docs
+from deployment.model_catalog import OVERRIDABLE
+from deployment.settings import Settings, load_settings
 from ops import docs as generator
-from stacks import setting_docs
-from stacks.model_catalog import OVERRIDABLE
-from stacks.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

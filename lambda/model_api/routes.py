@@ -38,7 +38,7 @@ class ModelInfo:
     kind: str
     endpoint_name: str
     instance_type: Optional[str] = None  # None for an endpoint the stack did not create
-    hosting: str = "realtime"  # realtime | serverless | async | shared (stacks.hosting)
+    hosting: str = "realtime"  # realtime | serverless | async | shared (deployment.hosting)
     component: Optional[str] = None  # shared: the inference component on endpoint_name that serves it
     streaming: bool = False  # its answers may stream (lambda/stream_handler.py): stream-only routes exist
 

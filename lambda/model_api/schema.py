@@ -27,7 +27,7 @@ SIZE_MULTIPLE = 8
 
 @dataclass(frozen=True)
 class ImageLimits:
-    """Bounds of one image request. Settable per deployment (stacks/settings.py); the Lambda reads them from its
+    """Bounds of one image request. Settable per deployment (deployment/settings.py); the Lambda reads them from its
     environment (REQUEST_LIMITS), so the gateway, the handler and local mode enforce the same numbers."""
 
     max_prompt_chars: int = 1000

@@ -29,8 +29,8 @@ from model_api import kinds as _kinds
 from model_api import routes as _routes
 from model_api.telemetry import NAMESPACE
 
+from deployment.settings import load_settings
 from stacks.model_api_stack import ModelApiStack
-from stacks.settings import load_settings
 
 ACTIONS = _kinds.actions()
 # How long a deployed assertion may poll: an async job waits for an instance to start from zero (~10 minutes for a

@@ -1,4 +1,4 @@
-"""Integration test: one deployment per hosting mode (stacks/hosting.py HOSTING_MODES; tests/integ/
+"""Integration test: one deployment per hosting mode (deployment/hosting.py HOSTING_MODES; tests/integ/
 test_integ_snapshots.py fails when a registered mode has no scenario here), each with a model that suits it, all in
 one test case (deployed together, asserted like every deployment by deployed_api.assert_deployed_api). The realtime scenario streams (streaming=true),
 so the streaming path is asserted on AWS too. Run by `make integ TEST=integ_hosting_modes.py`."""

@@ -21,8 +21,8 @@ import pytest
 from integ_hosting_modes import SCENARIOS
 from model_api import routes as _routes
 
-from stacks.hosting import HOSTING_MODES
-from stacks.settings import load_settings
+from deployment.hosting import HOSTING_MODES
+from deployment.settings import load_settings
 
 HERE = Path(__file__).parent
 INTEG_FILES = sorted(p.name for p in HERE.glob("integ_*.py"))

@@ -34,7 +34,7 @@ def test_an_allowed_origin_is_named_back_and_any_other_gets_nothing():
 
 
 def test_origins_are_checked_at_synth_with_every_problem_named():
-    from stacks.settings import SettingsError, load_settings
+    from deployment.settings import SettingsError, load_settings
 
     with pytest.raises(SettingsError) as caught:
         load_settings([f"cors_origins={APP}/path,ftp://x,*"])

@@ -15,7 +15,7 @@ from model_api.routes import ModelInfo, catalog_to_json
 from model_api.schema import BLANK_CHARACTERS, NOT_BLANK
 from model_api.validation import validate
 
-from stacks.settings import Settings
+from deployment.settings import Settings
 
 G5 = Settings.from_values({}).image_config_for(Settings.from_values({}).catalog[0])
 

@@ -14,9 +14,9 @@ def test_model_id_goes_through_the_codes_own_download(tmp_path, monkeypatch):
     sys.path.insert(0, str(ROOT / "tests" / "models"))
     from test_hub_files import FakeHub, hub_files
 
+    from deployment.settings import Settings
     from local.__main__ import local_model, model_weights
     from local.tiny_models import build_tiny_stable_diffusion
-    from stacks.settings import Settings
 
     hub = FakeHub(build_tiny_stable_diffusion(tmp_path / "source"))
     monkeypatch.setattr(hub_files, "HubRepository", lambda token=None: hub)

@@ -288,7 +288,7 @@ def test_the_openapi_document_is_served_keyless_with_the_deployed_bytes(local):
 
     from local_rig import SETTINGS
 
-    from stacks.settings import load_settings
+    from deployment.settings import load_settings
 
     with urllib.request.urlopen(f"{local['api_url']}/openapi.json", timeout=30) as response:
         body, content_type = response.read(), response.headers["Content-Type"]

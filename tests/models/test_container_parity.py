@@ -1,12 +1,12 @@
 """The libraries local mode and these tests run the inference code with share their major versions with the
-container the code runs in on SageMaker (stacks/container_images.HF_INFERENCE_LIBRARIES), so a test that passes here
+container the code runs in on SageMaker (deployment/container_images.HF_INFERENCE_LIBRARIES), so a test that passes here
 exercises the API the container has."""
 
 from importlib.metadata import version
 
 import pytest
 
-from stacks.container_images import HF_INFERENCE_LIBRARIES, HF_INFERENCE_TAGS
+from deployment.container_images import HF_INFERENCE_LIBRARIES, HF_INFERENCE_TAGS
 
 
 @pytest.mark.parametrize("library", sorted(HF_INFERENCE_LIBRARIES))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks.model_catalog import PRESETS
+from deployment.model_catalog import PRESETS
 
 SELECTION_TABLE = Path(__file__).parent / "snapshots" / "hub_selection.json"
 

@@ -17,8 +17,8 @@ from model_api import aws
 from moto import mock_aws
 from PIL import Image
 
+from deployment.settings import load_settings
 from ops import batch, cost, destroy
-from stacks.settings import load_settings
 
 BUCKET = "deploy-bucket"
 PREFIX = "sagemakermodelapi-stable-diffusion-batch"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from deployment.settings import load_settings
 from ops import cost, prices
-from stacks.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

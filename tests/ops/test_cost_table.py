@@ -12,8 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from deployment.settings import Settings
 from ops import cost
-from stacks.settings import Settings
 
 TABLES = Path(__file__).parent / "snapshots" / "costs.txt"
 UPDATE = os.environ.get("UPDATE_SNAPSHOTS") == "1"  # make snapshots

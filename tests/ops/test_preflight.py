@@ -8,8 +8,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from deployment.settings import Settings
 from ops import preflight
-from stacks.settings import Settings
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

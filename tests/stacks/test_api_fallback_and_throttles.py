@@ -9,7 +9,7 @@ import json
 import pytest
 from cfn_render import one, resources, statements
 
-from stacks.settings import Settings, SettingsError
+from deployment.settings import Settings, SettingsError
 
 
 def path_of(template, ref) -> str:

@@ -10,9 +10,9 @@ from aws_cdk import App, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk.assertions import Template
 
+from deployment.settings import SettingsError, load_settings
 from ops import cost, prices
 from stacks.api_firewall import ApiFirewall
-from stacks.settings import SettingsError, load_settings
 
 
 def firewall(**props):

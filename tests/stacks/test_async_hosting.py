@@ -11,11 +11,11 @@ from aws_cdk import App, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 
-from stacks.container_images import ContainerImage
-from stacks.hosting import Async
+from deployment.container_images import ContainerImage
+from deployment.hosting import Async
+from deployment.settings import Settings, SettingsError
 from stacks.image_bucket import ImageBucket
 from stacks.model_endpoint import ModelEndpoint
-from stacks.settings import Settings, SettingsError
 
 IMAGE_URI = "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-inference:2.6.0-gpu"
 ASYNC_SD = {"stable-diffusion.hosting": "async"}
@@ -120,7 +120,7 @@ def test_async_needs_a_job_bucket_and_checks_its_bounds_in_one_message():
 
 def test_settings_default_async_to_zero_instances_and_refuse_what_does_not_apply():
     model = Settings.from_values(ASYNC_SD).catalog[0]
-    from stacks.hosting import hosting_of
+    from deployment.hosting import hosting_of
     config = hosting_of(model)
     assert (config.min_instances, config.max_instances, config.target_backlog) == (
         0, 1, 5.0)
@@ -224,8 +224,8 @@ def test_job_objects_expire_like_the_images():
 
 
 def test_async_cost_is_nothing_idle_at_zero_and_the_ceiling_busy():
+    from deployment.hosting import Async
     from ops import prices
-    from stacks.hosting import Async
 
     book = prices.PriceBook("us-east-1")
     price = prices.hourly("us-east-1", "ml.g5.xlarge")

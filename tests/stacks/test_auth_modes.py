@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from cfn_render import one, render, resources, statements
 
-from stacks.settings import SettingsError, load_settings
+from deployment.settings import SettingsError, load_settings
 
 POOL = "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_AbCdEf123"
 IAM = {"auth": "iam", "models": "stable-diffusion,minilm-embeddings"}  # as the nag and least-privilege variants

@@ -8,10 +8,10 @@ import pytest
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Match, Template
 
+from deployment.container_images import ContainerImage
+from deployment.settings import SettingsError, load_settings
 from stacks.batch_model import BatchModel
-from stacks.container_images import ContainerImage
 from stacks.image_bucket import ImageBucket
-from stacks.settings import SettingsError, load_settings
 
 IMAGE = ContainerImage.from_uri("123456789012.dkr.ecr.us-east-1.amazonaws.com/my-model:1")
 BATCH = {"models": "stable-diffusion,gpt2-cpu", "stable-diffusion.batch": "true",

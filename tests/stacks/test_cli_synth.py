@@ -21,6 +21,6 @@ def test_pinned_cli_synthesizes_offline(tmp_path):
     configs = [r for r in template["Resources"].values() if r["Type"] == "AWS::SageMaker::EndpointConfig"]
     assert configs[0]["Properties"]["ProductionVariants"][0]["InitialInstanceCount"] == 2
     # The OpenAPI document is written beside the template: what the deployed API serves at GET /openapi.json.
-    from stacks.settings import load_settings
+    from deployment.settings import load_settings
 
     assert (tmp_path / "openapi.json").read_text() == load_settings(["instance_count=2"]).openapi_json()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stacks.settings import SettingsError, load_settings
+from deployment.settings import SettingsError, load_settings
 
 CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/11111111-2222-3333-4444-555555555555"
 DOMAIN = {"domain_name": "api.example.com", "certificate_arn": CERTIFICATE}

@@ -13,11 +13,11 @@ import pytest
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
 
-from stacks.container_images import ContainerImage
-from stacks.hosting import Shared
+from deployment.container_images import ContainerImage
+from deployment.hosting import Shared
+from deployment.service_regions import CFN_RESOURCE_REGIONS, FEATURES, SERVERLESS_REGIONS
+from deployment.settings import REGION, Settings, SettingsError, bounded_name, load_settings
 from stacks.private_network import Placement
-from stacks.service_regions import CFN_RESOURCE_REGIONS, FEATURES, SERVERLESS_REGIONS
-from stacks.settings import REGION, Settings, SettingsError, bounded_name, load_settings
 from stacks.shared_endpoint import SharedEndpoint
 
 SHARED = {"models": "gpt2-cpu,minilm-embeddings", "gpt2-cpu.hosting": "shared", "minilm-embeddings.hosting": "shared",

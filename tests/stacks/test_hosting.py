@@ -10,10 +10,10 @@ from aws_cdk import App, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 
-from stacks.container_images import ContainerImage
-from stacks.hosting import Realtime, Serverless, hosting_of, serverless_memory_needed_mb
+from deployment.container_images import ContainerImage
+from deployment.hosting import Realtime, Serverless, hosting_of, serverless_memory_needed_mb
+from deployment.settings import Settings, SettingsError
 from stacks.model_endpoint import ModelEndpoint
-from stacks.settings import Settings, SettingsError
 
 IMAGE_URI = "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-inference:2.6.0-cpu"
 
@@ -170,7 +170,7 @@ def test_serverless_bounds_and_memory_for_the_weights():
 def test_defaults_keep_one_instance_and_the_old_instance_count_name_still_works():
     model = Settings.from_values({}).catalog[0]
     assert (model.hosting, model.min_instances, model.max_instances) == ("realtime", None, None)
-    from stacks.hosting import hosting_of
+    from deployment.hosting import hosting_of
     assert (hosting_of(model).min_instances, hosting_of(model).max_instances) == (1, 1)
     assert Settings.from_values({"instance_count": "2"}).catalog[0].min_instances == 2
     assert Settings.from_values({"stable-diffusion.instance_count": "3"}).catalog[0].min_instances == 3

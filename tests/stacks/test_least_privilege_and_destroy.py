@@ -9,7 +9,7 @@ import re
 import pytest
 from cfn_render import resources
 
-from stacks.model_catalog import PRESETS
+from deployment.model_catalog import PRESETS
 
 # Actions AWS allows only on Resource "*": nothing narrower exists for them.
 STAR_RESOURCE_ALLOWED = {

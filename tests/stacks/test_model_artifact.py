@@ -5,8 +5,8 @@ import tarfile
 
 import pytest
 
+from deployment.model_catalog import PRESETS
 from stacks.model_artifact import archive_bytes, build_archive
-from stacks.model_catalog import PRESETS
 
 STABLE_DIFFUSION_CODE = PRESETS["stable-diffusion"].code_dir
 

@@ -9,14 +9,14 @@ import re
 import pytest
 from cfn_render import one, render, resources, statements
 
-from stacks.container_images import (
+from deployment.container_images import (
     TGI_REPOSITORY,
     TGI_TAG,
     dlc_image_uri,
     hf_inference_image_uri,
 )
-from stacks.model_catalog import PRESETS, REVISIONS
-from stacks.settings import Settings, SettingsError
+from deployment.model_catalog import PRESETS, REVISIONS
+from deployment.settings import Settings, SettingsError
 
 ALL = "stable-diffusion,gpt2-tgi,gpt2-cpu,minilm-embeddings,chat-embeddings,jumpstart-stable-diffusion"
 ALL_SETTINGS = {"models": ALL, "jumpstart-stable-diffusion.source": "endpoint:My-JumpStart-SD"}
@@ -334,7 +334,7 @@ def test_the_catalog_limit_counts_each_models_name_kind_and_endpoint_name():
 @pytest.mark.parametrize("instance_type, count", [("ml.t2.medium", 2), ("ml.m5.large", 2), ("ml.m5.xlarge", 4),
                                                   ("ml.m5.2xlarge", 8), ("ml.g5.12xlarge", 48), ("nonsense", 0)])
 def test_vcpus_by_size(instance_type, count):
-    from stacks.model_catalog import vcpus
+    from deployment.model_catalog import vcpus
 
     assert vcpus(instance_type) == count
 
@@ -345,7 +345,7 @@ def test_a_new_kind_is_deployed_from_its_module_alone(monkeypatch, synth):
     import example_kind
     from model_api.kinds import KINDS
 
-    from stacks.hosting import hosting_of
+    from deployment.hosting import hosting_of
 
     monkeypatch.setitem(KINDS, "text-classification", example_kind.KIND)
     spec = json.dumps({"sentiment": {"kind": "text-classification", "source": "hub:org/sentiment",

@@ -168,7 +168,7 @@ def test_the_dashboard_shows_api_lambdas_endpoints_and_our_request_metrics(synth
                              "metrics and is INFO"),
 ])
 def test_alarm_settings_are_checked_at_synth(values, message):
-    from stacks.settings import Settings, SettingsError
+    from deployment.settings import Settings, SettingsError
 
     with pytest.raises(SettingsError) as caught:
         Settings.from_values(values)
@@ -233,7 +233,7 @@ def test_the_request_metrics_graphs_name_each_metric_exactly_as_the_lambdas_writ
 
 
 def test_the_job_age_bounds_themselves_are_allowed():
-    from stacks.settings import Settings
+    from deployment.settings import Settings
 
     for seconds in ("60", "21600"):
         assert Settings.from_values({"alarm_job_age_seconds": seconds}).alarm_job_age_seconds == int(seconds)

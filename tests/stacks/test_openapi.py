@@ -13,7 +13,7 @@ from model_api import kinds as _kinds
 from model_api import routes as _routes
 from openapi_spec_validator import validate
 
-from stacks.settings import load_settings
+from deployment.settings import load_settings
 
 EVERY_KIND = ["models=stable-diffusion,gpt2-tgi,minilm-embeddings,chat-embeddings,gpt2-cpu", "gpt2-cpu.hosting=async"]
 

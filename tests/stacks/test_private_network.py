@@ -11,9 +11,9 @@ from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
 from cfn_render import statements
 
+from deployment.settings import SettingsError, load_settings
 from ops import cost
 from stacks.private_network import PrivateNetwork
-from stacks.settings import SettingsError, load_settings
 
 SUBNETS = ("subnet-0123456789abcdef0", "subnet-0123456789abcdef1")
 TABLES = ("rtb-0123456789abcdef0", "rtb-0123456789abcdef1")

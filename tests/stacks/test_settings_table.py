@@ -9,8 +9,8 @@ on both sides of each numeric bound. Each row is the value and the outcome: "ok"
 reworded message or a value newly accepted fails here with the rows that changed. After an intended change,
 `make snapshots` rewrites the table (new boundaries are found again by search) and `git diff` is the review.
 
-The contexts follow the registries (every preset of stacks/model_catalog.PRESETS, every hosting mode of
-stacks/hosting.HOSTING_MODES on the first preset that accepts it), and a message that lists a registry shows a
+The contexts follow the registries (every preset of deployment/model_catalog.PRESETS, every hosting mode of
+deployment/hosting.HOSTING_MODES on the first preset that accepts it), and a message that lists a registry shows a
 placeholder instead (<presets>, <kinds>, <hosting modes>, <protocols of KIND>, <auth modes>): registering a preset, a
 kind or a mode adds its own rows and rewrites none of the others.
 """
@@ -26,10 +26,10 @@ from model_api.kinds import KINDS
 from test_least_privilege_and_destroy import VARIANTS as LEAST_PRIVILEGE_VARIANTS
 from test_nag_and_lint import SETTING_VARIANTS
 
-from stacks.hosting import HOSTING_MODES
-from stacks.model_catalog import OVERRIDABLE, PRESETS, ModelSpec
+from deployment.hosting import HOSTING_MODES
+from deployment.model_catalog import OVERRIDABLE, PRESETS, ModelSpec
+from deployment.settings import Settings, SettingsError
 from stacks.rest_api import AUTH_MODES
-from stacks.settings import Settings, SettingsError
 
 TABLES = Path(__file__).parent / "snapshots" / "settings"
 UPDATE = os.environ.get("UPDATE_SNAPSHOTS") == "1"  # make snapshots

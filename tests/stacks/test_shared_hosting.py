@@ -11,9 +11,9 @@ from aws_cdk import App, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 
-from stacks.container_images import ContainerImage
-from stacks.hosting import Shared
-from stacks.settings import Settings, SettingsError
+from deployment.container_images import ContainerImage
+from deployment.hosting import Shared
+from deployment.settings import Settings, SettingsError
 from stacks.shared_endpoint import SharedEndpoint
 
 IMAGE_URI = "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-inference:2.6.0-cpu"
@@ -138,7 +138,7 @@ def test_gpu_models_reserve_a_gpu_each_and_must_fit_the_gpus():
         Settings.from_values(values)
     settings = Settings.from_values({**values, "gpt2-tgi.instance_type": "ml.g5.12xlarge",
                                      "chat-embeddings.instance_type": "ml.g5.12xlarge"})
-    from stacks.hosting import hosting_of
+    from deployment.hosting import hosting_of
     assert [hosting_of(m).accelerators for m in settings.catalog] == [1, 1]
 
 
@@ -239,7 +239,7 @@ def test_memory_per_copy_defaults_to_what_a_small_gpu_instance_schedules_and_app
                                      "minilm-embeddings.hosting": "shared",
                                      "minilm-embeddings.instance_type": "ml.g5.xlarge",
                                      "minilm-embeddings.accelerators": "1", "shared_instances": "2"})
-    from stacks.hosting import hosting_of
+    from deployment.hosting import hosting_of
     assert [hosting_of(m).memory_mb for m in settings.catalog] == [1024, 1024]
     assert hosting_of(Settings.from_values({"models": "minilm-embeddings", "hosting": "serverless"}).catalog[0]
                       ).memory_mb == 4096
@@ -269,7 +269,7 @@ def test_the_endpoint_runs_as_a_sagemaker_role_and_each_model_runs_its_own_image
 
 def test_shared_copies_scale_on_their_kinds_target_and_the_cost_table_counts_copies():
     settings = Settings.from_values(SHARED)
-    from stacks.hosting import hosting_of
+    from deployment.hosting import hosting_of
     configs = [hosting_of(m) for m in settings.catalog]
     assert [c.target_invocations for c in configs] == [30.0, 300.0]  # text generation, embeddings
     assert [c.count_label() for c in configs] == ["1-3 copies", "1 copy"]
@@ -281,7 +281,7 @@ def test_shared_copies_scale_on_their_kinds_target_and_the_cost_table_counts_cop
 def test_shared_copies_take_the_models_cooldowns_and_a_bad_endpoint_name_is_named():
     model = Settings.from_values({**SHARED, "gpt2-cpu.scale_in_cooldown_seconds": "120",
                                   "gpt2-cpu.scale_out_cooldown_seconds": "30"}).catalog[0]
-    from stacks.hosting import hosting_of
+    from deployment.hosting import hosting_of
     assert (hosting_of(model).scale_in_cooldown_seconds, hosting_of(model).scale_out_cooldown_seconds) == (120, 30)
     with pytest.raises(ValueError, match="^" + re.escape(
             "SharedEndpoint Shared: endpoint_name 'Pool_1' must be lowercase letters, digits and hyphens") + "$"):

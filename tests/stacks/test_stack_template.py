@@ -9,10 +9,10 @@ from cfn_render import one, render, resources, statements
 from model_api.errors import GATEWAY_ERRORS, gateway_response_template
 from model_api.schema import ImageLimits
 
-from stacks.container_images import hf_inference_image_uri
+from deployment.container_images import hf_inference_image_uri
+from deployment.model_catalog import PRESETS
+from deployment.settings import Settings, SettingsError
 from stacks.model_artifact import archive_bytes
-from stacks.model_catalog import PRESETS
-from stacks.settings import Settings, SettingsError
 
 STABLE_DIFFUSION_CODE = PRESETS["stable-diffusion"].code_dir
 
@@ -142,7 +142,7 @@ def test_model_runs_the_gpu_dlc_with_packaged_code_and_hub_weights(template):
         "SD_MAX_STEPS": "50",
         "SD_MAX_IMAGES": "4",
         "REQUEST_DEADLINE_SECONDS": "23",
-        # The preset's pinned commit: what runs is what was tested (stacks.model_catalog.REVISIONS).
+        # The preset's pinned commit: what runs is what was tested (deployment.model_catalog.REVISIONS).
         "MODEL_HUB_REVISION": "4e63672c03103b6c636b8fb4119ba982469b2955",
     }
     data_url = render(container["ModelDataUrl"], template)
@@ -729,6 +729,6 @@ def test_the_contract_package_is_the_lambda_folders_own():
     asset, so the app, ops, local mode and the Lambda import the very same files, with no sys.path edits."""
     import model_api
 
-    from stacks.lambda_source import LAMBDA_DIR
+    from deployment.lambda_source import LAMBDA_DIR
 
     assert Path(model_api.__file__).resolve().parent == LAMBDA_DIR / "model_api"

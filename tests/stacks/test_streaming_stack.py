@@ -11,8 +11,8 @@ import pytest
 from cfn_render import resources
 from test_stack_template import logical_id
 
+from deployment.settings import Settings, SettingsError
 from stacks.rest_api import ModelRestApi
-from stacks.settings import Settings, SettingsError
 
 STREAMING = {"models": "gpt2-tgi,stable-diffusion", "gpt2-tgi.streaming": "true",
              "stable-diffusion.streaming": "true", "stream_timeout_seconds": "120"}

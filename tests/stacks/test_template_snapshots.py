@@ -88,8 +88,8 @@ def test_the_snapshots_cover_every_kind_protocol_and_hosting_mode_registered():
     """The variants follow the registries: a kind, a protocol or a hosting mode no snapshot deploys fails here."""
     from model_api.kinds import KIND_MODULES
 
-    from stacks.hosting import HOSTING_MODES
-    from stacks.settings import Settings
+    from deployment.hosting import HOSTING_MODES
+    from deployment.settings import Settings
 
     deployed = [m for variant in SNAPSHOT_VARIANTS.values() for m in Settings.from_values(dict(variant)).catalog]
     assert {m.hosting for m in deployed} >= set(HOSTING_MODES)

@@ -18,10 +18,10 @@ class Kind:
     name: str
     actions: tuple[Action, ...]  # the first is the model's main action (POST /models/<model>)
     # The request formats the Lambda can speak to models of this kind; default_protocol picks one for a model from
-    # its source, container and code (a stacks.model_catalog.ModelSpec), unless the model sets protocol.
+    # its source, container and code (a deployment.model_catalog.ModelSpec), unless the model sets protocol.
     protocols: tuple[str, ...]
     default_protocol: Callable[[Any], str]
-    # Autoscaling defaults (stacks/hosting.py): invocations per instance (or copy) per minute for realtime and
+    # Autoscaling defaults (deployment/hosting.py): invocations per instance (or copy) per minute for realtime and
     # shared hosting, queued jobs per instance for async hosting. Each from what one request of the kind costs.
     target_invocations: float
     target_backlog: float

@@ -68,7 +68,7 @@ class ImageConfig:
     # "toolkit": models/stable_diffusion/code/inference.py (raw PNG or JSON of PNGs); "jumpstart": a JumpStart
     # Stable Diffusion endpoint (its own request fields, JSON of JPEGs).
     protocol: str = "toolkit"
-    # Seconds one 512x512 denoising step takes on the model's instance (stacks/model_catalog.STEP_SECONDS_512);
+    # Seconds one 512x512 denoising step takes on the model's instance (deployment/model_catalog.STEP_SECONDS_512);
     # None: unknown (an existing endpoint), no work bound.
     step_seconds: Optional[float] = None
     # What a request may take on the model: the endpoint read timeout. A request estimated above it is refused.

@@ -204,7 +204,7 @@ MODEL_FIELDS: tuple[tuple[tuple[str, ...], str], ...] = (
     (('task',),
      '`HF_TASK` for a Hub model with no code'),
     (('revision',),
-     'Hub revision (commit or tag); every preset pins a commit (`stacks/model_catalog.py` `REVISIONS`), so an '
+     'Hub revision (commit or tag); every preset pins a commit (`deployment/model_catalog.py` `REVISIONS`), so an '
      'instance that starts next month loads what was tested, not whatever the repository holds then'),
     (('startup_timeout_seconds',),
      'container startup health check (60–3600)'),

@@ -24,11 +24,11 @@ from model_api import schema as _schema
 from model_api import text as _text
 from model_api.kinds import text_to_image as _images
 
-from stacks.alarm_thresholds import EMAIL, AlarmThresholds
-from stacks.container_images import repository_regions
-from stacks.hosting import SharedFleet, hosting_of, shared_fit_problems
-from stacks.model_catalog import FIELD_ALIASES, OVERRIDABLE, PRESETS, ModelSpec, gpu_count, vcpus
-from stacks.service_regions import missing_feature
+from deployment.alarm_thresholds import EMAIL, AlarmThresholds
+from deployment.container_images import repository_regions
+from deployment.hosting import SharedFleet, hosting_of, shared_fit_problems
+from deployment.model_catalog import FIELD_ALIASES, OVERRIDABLE, PRESETS, ModelSpec, gpu_count, vcpus
+from deployment.service_regions import missing_feature
 
 ImageLimits = _schema.ImageLimits
 TextLimits = _schema.TextLimits
@@ -135,7 +135,7 @@ class Settings:
     # Deployment
     stack_name: str = "SageMakerModelApi"
     region: Optional[str] = None  # None: environment-agnostic template (deploys to the CLI's region)
-    # Models: presets by name, comma-separated (stacks/model_catalog.py); their fields via <model>.<field>
+    # Models: presets by name, comma-separated (deployment/model_catalog.py); their fields via <model>.<field>
     models: str = "stable-diffusion"
     model_specs: dict = field(default_factory=dict)  # your own models: {"name": {"kind": ..., "source": ...}}
     hub_token_secret: Optional[str] = None  # Secrets Manager secret (name or ARN) holding a Hugging Face token
@@ -657,7 +657,7 @@ def _default_image_fits(model: ModelSpec, settings: "Settings") -> list[str]:
 
 def load_settings(pairs: list[str] = (), cdk_json: Optional[Path] = None) -> Settings:
     """Settings as `cdk synth` reads them: cdk.json's context, then each NAME=VALUE (like -c NAME=VALUE)."""
-    from stacks.lambda_source import ROOT
+    from deployment.lambda_source import ROOT
 
     context = json.loads((cdk_json or ROOT / "cdk.json").read_text())["context"]
     for pair in pairs:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Optional, Protocol
 
 if TYPE_CHECKING:
-    from stacks.model_catalog import ModelSpec
+    from deployment.model_catalog import ModelSpec
 
 HOURS_PER_MONTH = 730
 # Where async jobs live in the deployment's bucket (lambda/model_api/aws.S3JobStore's default prefix; the stack's
@@ -87,7 +87,7 @@ class Realtime:
     """Instances always on; autoscaled between min_instances and max_instances when they differ."""
 
     name: ClassVar[str] = "realtime"
-    # The stacks.service_regions feature a mode needs (None: wherever SageMaker hosts endpoints).
+    # The deployment.service_regions feature a mode needs (None: wherever SageMaker hosts endpoints).
     feature: ClassVar[Optional[str]] = None
     instance_type: str
     min_instances: int = 1
@@ -457,7 +457,7 @@ class Shared:
 
 def shared_fit_problems(models, instances: int, vcpus_of, gpus_of) -> list[str]:
     """The shared models' minimum copies must fit on the shared endpoint's instances, each copy on one instance.
-    vcpus_of / gpus_of: instance type -> vCPUs / GPUs (stacks.model_catalog)."""
+    vcpus_of / gpus_of: instance type -> vCPUs / GPUs (deployment.model_catalog)."""
     shared = [(m, Shared.from_model(m)) for m in models if m.hosting == "shared"]
     if not shared:
         return []

@@ -13,13 +13,13 @@ from typing import Optional
 # What each kind serves and speaks: lambda/model_api/kinds, one module per kind.
 from model_api.kinds import KINDS
 
-from stacks.container_images import (
+from deployment.container_images import (
     ECR_IMAGE_URI,
     HF_INFERENCE_REPOSITORY,
     TGI_REPOSITORY,
 )
-from stacks.hosting import hosting_problems
-from stacks.lambda_source import ROOT
+from deployment.hosting import hosting_problems
+from deployment.lambda_source import ROOT
 
 # SageMaker hosting instance families this app knows, x86_64 only (the DLC images are x86_64).
 GPU_FAMILIES = {"g4dn", "g5", "g6", "g6e", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en"}

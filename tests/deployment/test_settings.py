@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from model_api.schema import ImageLimits
 
-from stacks.settings import Settings, SettingsError
+from deployment.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -189,7 +189,7 @@ def test_limits_and_text_limits_are_read_from_the_settings():
 
 
 def test_the_default_token_count_must_fit_the_maximum_and_is_checked_once_the_numbers_are_numbers():
-    from stacks.settings import TextLimits
+    from deployment.settings import TextLimits
 
     assert TextLimits(max_new_tokens=64, default_max_new_tokens=128).problems() == [
         "default_max_new_tokens (128) must not exceed max_new_tokens (64)"]
