@@ -89,6 +89,16 @@ class Realtime:
     name: ClassVar[str] = "realtime"
     # The deployment.service_regions feature a mode needs (None: wherever SageMaker hosts endpoints).
     feature: ClassVar[Optional[str]] = None
+    # The model fields (-c <model>.<field>) this mode reads: its typed options, built by from_model. A hosting
+    # option of another mode, set on a model of this one, is refused (hosting_problems), with the reason below.
+    options: ClassVar[tuple[str, ...]] = ("min_instances", "max_instances", "target_invocations",
+                                          "scale_in_cooldown_seconds", "scale_out_cooldown_seconds", "volume_size_gb")
+    not_options: ClassVar[dict[str, str]] = {"target_backlog": "realtime scales on target_invocations",
+                                             "memory_mb": "an instance's memory is its type's"}
+    # What the endpoint construct (stacks/model_endpoint.py) asks of a mode: the action that invokes it, whether it
+    # runs jobs from the bucket (async inference config, the role's job objects), and scale(endpoint), its hook.
+    invoke_action: ClassVar[str] = "sagemaker:InvokeEndpoint"
+    takes_jobs: ClassVar[bool] = False
     instance_type: str
     min_instances: int = 1
     max_instances: int = 1
@@ -166,6 +176,18 @@ class Realtime:
     def function_environment(self) -> dict:
         return {}
 
+    @staticmethod
+    def model_problems(model: "ModelSpec") -> list[str]:
+        """What a model cannot be under this mode, beyond its options' own bounds (problems)."""
+        return []
+
+    def scale(self, endpoint) -> None:
+        """The construct hook: autoscaling on invocations per instance when max_instances > min_instances."""
+        if self.autoscaled:
+            endpoint.autoscale(self.min_instances, self.max_instances, self.target_invocations,
+                               scale_in_cooldown_seconds=self.scale_in_cooldown_seconds,
+                               scale_out_cooldown_seconds=self.scale_out_cooldown_seconds)
+
 
 @dataclass(frozen=True)
 class Serverless:
@@ -173,6 +195,13 @@ class Serverless:
 
     name: ClassVar[str] = "serverless"
     feature: ClassVar[Optional[str]] = "hosting=serverless"
+    options: ClassVar[tuple[str, ...]] = ("memory_mb", "max_concurrency", "provisioned_concurrency")
+    not_options: ClassVar[dict[str, str]] = {
+        "min_instances": "serverless scales on its own up to max_concurrency",
+        "max_instances": "serverless scales on its own up to max_concurrency",
+        "volume_size_gb": "SageMaker manages a serverless endpoint's storage"}
+    invoke_action: ClassVar[str] = "sagemaker:InvokeEndpoint"
+    takes_jobs: ClassVar[bool] = False
     memory_mb: int = 4096
     max_concurrency: int = 5
     provisioned_concurrency: Optional[int] = None
@@ -233,6 +262,32 @@ class Serverless:
     def function_environment(self) -> dict:
         return {}
 
+    @classmethod
+    def model_problems(cls, model: "ModelSpec") -> list[str]:
+        out = []
+        if model.container in ("tgi", "hf-inference-gpu"):
+            out.append(f"container {model.container} needs a GPU; serverless hosting has none (use "
+                       "hf-inference or hf-inference-cpu, or hosting=realtime)")
+        if model.network_isolation:
+            out.append("network_isolation cannot be used with serverless hosting (Serverless Inference supports "
+                       "no network isolation: SageMaker Developer Guide, Serverless Inference, feature "
+                       "exclusions); use hosting=realtime or async")
+        # weights_gb unset (a model of your own): its size is unknown here; SageMaker fails it if it does not fit.
+        if model.weights_gb is None:
+            pass
+        elif serverless_memory_needed_mb(model.weights_gb) > SERVERLESS_MEMORY_MB[-1]:
+            out.append(f"about {model.weights_gb:g} GB of weights need ~"
+                       f"{serverless_memory_needed_mb(model.weights_gb) / 1024:.1f} GB of memory; serverless "
+                       f"hosting offers at most {SERVERLESS_MEMORY_MB[-1] // 1024} GB: use hosting=realtime")
+        elif serverless_memory_needed_mb(model.weights_gb) > cls.from_model(model).memory_mb:
+            out.append(f"about {model.weights_gb:g} GB of weights need ~"
+                       f"{serverless_memory_needed_mb(model.weights_gb) / 1024:.1f} GB of memory; memory_mb is "
+                       f"{cls.from_model(model).memory_mb}: raise it")
+        return out
+
+    def scale(self, endpoint) -> None:
+        """Serverless Inference scales itself (up to max_concurrency): nothing to add."""
+
 
 # Asynchronous Inference limits (SageMaker Runtime API reference, InvokeEndpointAsync): InvocationTimeoutSeconds
 # 1..3600 (default 900), RequestTTLSeconds 60..21600 (default 6 h); AsyncInferenceClientConfig
@@ -253,6 +308,13 @@ class Async:
 
     name: ClassVar[str] = "async"
     feature: ClassVar[Optional[str]] = None
+    options: ClassVar[tuple[str, ...]] = ("min_instances", "max_instances", "target_backlog",
+                                          "max_concurrent_invocations", "job_timeout_seconds", "job_ttl_seconds",
+                                          "scale_in_cooldown_seconds", "scale_out_cooldown_seconds", "volume_size_gb")
+    not_options: ClassVar[dict[str, str]] = {"target_invocations": "async scales on target_backlog",
+                                             "memory_mb": "an instance's memory is its type's"}
+    invoke_action: ClassVar[str] = "sagemaker:InvokeEndpointAsync"  # an async endpoint answers only that
+    takes_jobs: ClassVar[bool] = True
     instance_type: str
     min_instances: int = 0
     max_instances: int = 1
@@ -344,6 +406,19 @@ class Async:
         return {"MODEL_HOSTING": "async", "JOB_TIMEOUT_SECONDS": str(self.job_timeout_seconds),
                 "JOB_TTL_SECONDS": str(self.job_ttl_seconds)}
 
+    @staticmethod
+    def model_problems(model: "ModelSpec") -> list[str]:
+        if model.protocol == "jumpstart":
+            return ["hosting=async serves this app's own image code, not the JumpStart protocol"]
+        return []
+
+    def scale(self, endpoint) -> None:
+        """The construct hook: scaling on the job backlog (to zero when min_instances is 0)."""
+        if self.autoscaled:
+            endpoint.autoscale_on_backlog(self.min_instances, self.max_instances, self.target_backlog,
+                                          scale_in_cooldown_seconds=self.scale_in_cooldown_seconds,
+                                          scale_out_cooldown_seconds=self.scale_out_cooldown_seconds)
+
 
 # Memory per vCPU of each instance family (GB), for the shared-instance fit check: g5.xlarge 16 GB on 4 vCPUs, an
 # m5 4 GB, a c5 2 GB, an r5 8 GB per vCPU (instance type pages); the p families round down.
@@ -367,6 +442,13 @@ class Shared:
 
     name: ClassVar[str] = "shared"
     feature: ClassVar[Optional[str]] = "hosting=shared (inference components)"
+    options: ClassVar[tuple[str, ...]] = ("min_instances", "max_instances", "target_invocations", "memory_mb",
+                                          "cpu_cores", "accelerators", "scale_in_cooldown_seconds",
+                                          "scale_out_cooldown_seconds")
+    not_options: ClassVar[dict[str, str]] = {"volume_size_gb": "the shared endpoint's instances have it",
+                                             "target_backlog": "shared copies scale on target_invocations"}
+    invoke_action: ClassVar[str] = "sagemaker:InvokeEndpoint"
+    takes_jobs: ClassVar[bool] = False
     instance_type: str
     memory_mb: int = SHARED_MEMORY_MB
     cpu_cores: float = 1.0
@@ -453,6 +535,10 @@ class Shared:
 
     def function_environment(self) -> dict:
         return {}
+
+    @staticmethod
+    def model_problems(model: "ModelSpec") -> list[str]:
+        return []
 
 
 def shared_fit_problems(models, instances: int, vcpus_of, gpus_of) -> list[str]:
@@ -542,54 +628,31 @@ def hosting_of(model: "ModelSpec"):
     return HOSTING_MODES[model.hosting].from_model(model)
 
 
+def hosting_options() -> dict[str, tuple[str, ...]]:
+    """Every hosting option (a model field some mode reads) -> the modes that read it, in registration order."""
+    out: dict[str, tuple[str, ...]] = {}
+    for mode in HOSTING_MODES.values():
+        for option in mode.options:
+            out[option] = out.get(option, ()) + (mode.name,)
+    return out
+
+
 def hosting_problems(model: "ModelSpec") -> list[str]:
-    """Every problem of a model's hosting settings, each starting with the model's name."""
+    """Every problem of a model's hosting settings, each starting with the model's name: the mode's own checks
+    (its options' bounds, what a model cannot be under it), and every hosting option of other modes the model sets
+    (a field away from ModelSpec's default), said with the modes that read it."""
+    from deployment.model_catalog import ModelSpec
+
     p = f"model {model.name!r}: "
     if model.hosting not in HOSTING_MODES:
         return [p + f"hosting {model.hosting!r} must be one of {', '.join(HOSTING_MODES)}"]
+    mode = HOSTING_MODES[model.hosting]
     config = hosting_of(model)
     out = [p + problem for problem in config.problems()] if config is not None else []
-    if model.hosting == "serverless":
-        if model.container in ("tgi", "hf-inference-gpu"):
-            out.append(p + f"container {model.container} needs a GPU; serverless hosting has none (use "
-                           "hf-inference or hf-inference-cpu, or hosting=realtime)")
-        if model.volume_size_gb is not None:
-            out.append(p + "volume_size_gb does not apply to serverless hosting (SageMaker manages its storage)")
-        if model.network_isolation:
-            out.append(p + "network_isolation cannot be used with serverless hosting (Serverless Inference supports "
-                           "no network isolation: SageMaker Developer Guide, Serverless Inference, feature "
-                           "exclusions); use hosting=realtime or async")
-        # weights_gb unset (a model of your own): its size is unknown here; SageMaker fails it if it does not fit.
-        if model.weights_gb is None:
-            pass
-        elif serverless_memory_needed_mb(model.weights_gb) > SERVERLESS_MEMORY_MB[-1]:
-            out.append(p + f"about {model.weights_gb:g} GB of weights need ~"
-                           f"{serverless_memory_needed_mb(model.weights_gb) / 1024:.1f} GB of memory; serverless "
-                           f"hosting offers at most {SERVERLESS_MEMORY_MB[-1] // 1024} GB: use hosting=realtime")
-        elif serverless_memory_needed_mb(model.weights_gb) > Serverless.from_model(model).memory_mb:
-            out.append(p + f"about {model.weights_gb:g} GB of weights need ~"
-                           f"{serverless_memory_needed_mb(model.weights_gb) / 1024:.1f} GB of memory; memory_mb is "
-                           f"{Serverless.from_model(model).memory_mb}: raise it")
-        if model.max_instances is not None or model.min_instances is not None:
-            out.append(p + "min_instances and max_instances apply to realtime hosting; serverless scales on its own "
-                           "up to max_concurrency")
-    elif model.provisioned_concurrency is not None:
-        out.append(p + "provisioned_concurrency applies to serverless hosting only")
-    if model.hosting not in ("serverless", "shared") and model.memory_mb is not None:
-        out.append(p + "memory_mb applies to hosting=serverless and shared only (an instance's memory is its type's)")
-    if model.hosting == "async":
-        if model.protocol == "jumpstart":
-            out.append(p + "hosting=async serves this app's own image code, not the JumpStart protocol")
-    else:
-        for name, default in (("target_backlog", None), ("job_timeout_seconds", 900), ("job_ttl_seconds", 21600),
-                              ("max_concurrent_invocations", 1)):
-            if getattr(model, name) != default:
-                out.append(p + f"{name} applies to hosting=async only")
-    if model.hosting not in ("realtime", "shared") and model.target_invocations is not None:
-        out.append(p + "target_invocations applies to hosting=realtime and shared only (async scales on "
-                       "target_backlog)")
-    if model.hosting != "shared" and (model.cpu_cores != 1.0 or model.accelerators is not None):
-        out.append(p + "cpu_cores and accelerators apply to hosting=shared only")
-    if model.hosting == "shared" and model.volume_size_gb is not None:
-        out.append(p + "volume_size_gb does not apply to a shared model (the shared endpoint's instances have it)")
+    out += [p + problem for problem in mode.model_problems(model)]
+    for option, modes in hosting_options().items():
+        if option in mode.options or getattr(model, option) == ModelSpec.__dataclass_fields__[option].default:
+            continue
+        why = mode.not_options.get(option)
+        out.append(p + f"{option} applies to hosting={' or '.join(modes)} only" + (f" ({why})" if why else ""))
     return out

@@ -26,7 +26,7 @@ from model_api import routes as _routes
 from model_api.kinds import KINDS
 
 from deployment.container_images import ContainerImage
-from deployment.hosting import BATCH_PREFIX, JOB_PREFIX, hosting_of
+from deployment.hosting import BATCH_PREFIX, HOSTING_MODES, JOB_PREFIX, hosting_of
 from deployment.model_catalog import S3_URI, ModelSpec, gpu_count, pascal
 from deployment.settings import LOG_RETENTION_DAYS, Settings
 from stacks.api_firewall import ApiFirewall
@@ -63,7 +63,7 @@ class ModelApiStack(Stack):
         self.settings = settings
         retention = _retention(settings)
         key = kms.Key.from_key_arn(self, "ImageKey", settings.kms_key_arn) if settings.kms_key_arn else None
-        hosts_jobs = any(m.hosting == "async" for m in settings.catalog)
+        hosts_jobs = any(_takes_jobs(m) for m in settings.catalog)
         takes_batches = any(m.batch for m in settings.catalog)
         needs_bucket = hosts_jobs or takes_batches or any(settings.stores_images(m) for m in settings.catalog)
         self.network = PrivateNetwork(
@@ -114,7 +114,7 @@ class ModelApiStack(Stack):
                                                                    resource_name=endpoint_name.lower()),
                 environment=settings.function_environment(model),
                 images=self.images if settings.stores_images(model) else None,
-                jobs=self.images if model.hosting == "async" else None,
+                jobs=self.images if _takes_jobs(model) else None,
                 timeout_seconds=settings.function_timeout_seconds(model),
                 streaming=model.streaming,
                 log_retention=retention,
@@ -238,11 +238,13 @@ class ModelApiStack(Stack):
             model_data_url=data_url,
             model_data_arn=data_arn,
             hosting=hosting_of(model),
-            job_bucket=self.images if model.hosting == "async" else None,
+            job_bucket=self.images if _takes_jobs(model) else None,
             job_model=model.name,
             # SageMaker rejects a volume key on instance types with NVMe storage (encrypted by the hardware);
             # serverless hosting has no volume.
-            volume_kms_key_arn=None if model.nvme or model.hosting == "serverless" else self.settings.kms_key_arn,
+            # none on NVMe instance types (SageMaker rejects it), nor where the mode runs no instances (no volume)
+            volume_kms_key_arn=None if model.nvme or hosting_of(model).instances() is None
+            else self.settings.kms_key_arn,
             log_retention=retention,
             readable_secret_arn=self._hub_token_arn() if model.code_downloads and self.settings.hub_token_secret
             else None,
@@ -452,6 +454,11 @@ def _retention(settings: Settings) -> logs.RetentionDays:
     # RetentionDays lists CloudWatch's allowed periods in the order of LOG_RETENTION_DAYS (INFINITE last).
     finite = [r for r in logs.RetentionDays if r is not logs.RetentionDays.INFINITE]
     return dict(zip(LOG_RETENTION_DAYS, finite))[settings.log_retention_days]
+
+
+def _takes_jobs(model: ModelSpec) -> bool:
+    """The model's hosting mode runs jobs from the bucket (async)."""
+    return model.hosting in HOSTING_MODES and HOSTING_MODES[model.hosting].takes_jobs
 
 
 def _model_environment(model: ModelSpec, settings: Settings, request_seconds: int | None = None) -> dict[str, str]:

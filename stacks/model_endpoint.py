@@ -1,11 +1,13 @@
 """A SageMaker endpoint for one model: execution role, log group, model, endpoint config, endpoint, and (on
-instances) autoscaling. How it is hosted is a deployment.hosting config: Realtime (instances), Serverless, or Async
-(instances scaled on a job backlog, to zero)."""
+instances) autoscaling. How it is hosted is a deployment.hosting config (Realtime, Serverless, Async, or any mode
+registered in HOSTING_MODES): the construct asks the mode, never its type: its production variant (variant()),
+whether it takes jobs from the bucket (takes_jobs), the action that invokes it (invoke_action), and its scaling
+(scale(endpoint), which calls autoscale or autoscale_on_backlog here)."""
 
 from __future__ import annotations
 
 import re
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 from aws_cdk import ArnFormat, Duration, Names, RemovalPolicy, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
@@ -16,7 +18,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from deployment.container_images import ContainerImage
-from deployment.hosting import Async, Realtime, Serverless
+from deployment.hosting import Realtime
 from stacks.image_bucket import ImageBucket
 from stacks.private_network import Placement, sagemaker_network_statements
 
@@ -119,11 +121,13 @@ class ModelEndpoint(Construct):
       endpoint_name: lowercase endpoint name (SageMaker lowercases ARNs; a fixed name lets the role and the log
         group be made before the endpoint, so the container can pull and log from its first second). Default: a
         name made from the construct's path (stack name included).
-      hosting: deployment.hosting.Realtime(instance_type, min_instances, ...), Serverless(memory_mb, ...) or
-        Async(instance_type, min_instances=0, ...); default one ml.g5.xlarge instance. Realtime with max_instances
-        above min_instances is autoscaled (autoscale()); Async scales on its backlog (autoscale_on_backlog()).
-      job_bucket / job_model: for Async, the ImageBucket made with a job_prefix and the model's name in its job
-        layout; the role may read that model's job inputs and write its answers and failures, nothing else.
+      hosting: a deployment.hosting mode config: Realtime(instance_type, min_instances, ...), Serverless(memory_mb,
+        ...), Async(instance_type, min_instances=0, ...); default one ml.g5.xlarge instance. Its scale() hook
+        autoscales it: Realtime with max_instances above min_instances on invocations (autoscale()), Async on its
+        backlog (autoscale_on_backlog()).
+      job_bucket / job_model: for a mode that takes jobs (Async), the ImageBucket made with a job_prefix and the
+        model's name in its job layout; the role may read that model's job inputs and write its answers and
+        failures, nothing else.
       image: the container image (ContainerImage); the role may pull from its repository only.
       environment: container environment (e.g. HF_MODEL_ID); values may be tokens such as dynamic references.
       model_data_url / model_data_arn: the model.tar.gz (S3 URL for SageMaker, object ARN for the role), optional.
@@ -147,7 +151,7 @@ class ModelEndpoint(Construct):
         *,
         image: ContainerImage,
         endpoint_name: Optional[str] = None,
-        hosting: Optional[Realtime | Serverless | Async] = None,
+        hosting: Optional[Any] = None,
         job_bucket: Optional[ImageBucket] = None,
         job_model: Optional[str] = None,
         environment: Optional[Mapping[str, str]] = None,
@@ -166,12 +170,13 @@ class ModelEndpoint(Construct):
         if not ENDPOINT_NAME.match(endpoint_name):
             problems.append(f"endpoint_name {endpoint_name!r} must be lowercase letters, digits and hyphens, "
                             "at most 63 characters")
-        if isinstance(hosting, Serverless) and volume_kms_key_arn is not None:
-            problems.append("volume_kms_key_arn does not apply to serverless hosting (it has no ML storage volume)")
+        if hosting.instances() is None and volume_kms_key_arn is not None:
+            problems.append(f"volume_kms_key_arn does not apply to {hosting.name} hosting (it has no ML storage "
+                            "volume)")
         if (model_data_url is None) != (model_data_arn is None):
             problems.append("model_data_url and model_data_arn go together")
-        if isinstance(hosting, Async) and (job_bucket is None or job_bucket.job_prefix is None or not job_model):
-            problems.append("async hosting needs job_bucket (an ImageBucket with a job_prefix) and job_model")
+        if hosting.takes_jobs and (job_bucket is None or job_bucket.job_prefix is None or not job_model):
+            problems.append(f"{hosting.name} hosting needs job_bucket (an ImageBucket with a job_prefix) and job_model")
         if problems:
             raise ValueError(f"ModelEndpoint {construct_id}: " + "; ".join(problems))
 
@@ -205,7 +210,7 @@ class ModelEndpoint(Construct):
             ),
             metrics_statement(),
         ] + model_data_statements(model_data_arn, readable_secret_arn)
-        if isinstance(hosting, Async):
+        if hosting.takes_jobs:
             statements += job_bucket.job_processing_statements(job_model)
         if placement is not None:
             statements += sagemaker_network_statements()
@@ -227,8 +232,7 @@ class ModelEndpoint(Construct):
                 initial_variant_weight=1.0,
                 **_variant_properties(hosting),
             )],
-            async_inference_config=_async_config(hosting, job_bucket, job_model) if isinstance(hosting, Async)
-            else None,
+            async_inference_config=_async_config(hosting, job_bucket, job_model) if hosting.takes_jobs else None,
         )
         self.endpoint = sagemaker.CfnEndpoint(
             self, "Endpoint",
@@ -240,25 +244,18 @@ class ModelEndpoint(Construct):
             retain_all_variant_properties=True if hosting.autoscaled else None,
         )
         self.endpoint.node.add_dependency(self.log_group)
-        if isinstance(hosting, Async):
+        if hosting.takes_jobs:
             job_bucket.acknowledge_job_wildcards(
                 self.role, [f"*/input-{job_model}.json", f"output/{job_model}/*", f"failures/{job_model}/*"],
                 "SageMaker reads each job's input by its random job id and names each answer and failure itself, so "
                 "the role reads this model's job inputs and writes under this model's output and failure folders.")
-        if isinstance(hosting, Async) and hosting.autoscaled:
-            self.autoscale_on_backlog(hosting.min_instances, hosting.max_instances, hosting.target_backlog,
-                                      scale_in_cooldown_seconds=hosting.scale_in_cooldown_seconds,
-                                      scale_out_cooldown_seconds=hosting.scale_out_cooldown_seconds)
-        elif hosting.autoscaled:
-            self.autoscale(hosting.min_instances, hosting.max_instances, hosting.target_invocations,
-                           scale_in_cooldown_seconds=hosting.scale_in_cooldown_seconds,
-                           scale_out_cooldown_seconds=hosting.scale_out_cooldown_seconds)
+        hosting.scale(self)
 
     def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
-        """sagemaker:InvokeEndpoint on this endpoint only; sagemaker:InvokeEndpointAsync instead when it is async
-        (an async endpoint answers only that)."""
-        action = "sagemaker:InvokeEndpointAsync" if isinstance(self.hosting, Async) else "sagemaker:InvokeEndpoint"
-        return iam.Grant.add_to_principal(grantee=grantee, actions=[action], resource_arns=[self.endpoint_arn])
+        """The hosting mode's invoke action on this endpoint only: sagemaker:InvokeEndpoint, or
+        sagemaker:InvokeEndpointAsync for async (an async endpoint answers only that)."""
+        return iam.Grant.add_to_principal(grantee=grantee, actions=[self.hosting.invoke_action],
+                                          resource_arns=[self.endpoint_arn])
 
     def autoscale(self, min_instances: int, max_instances: int, target_invocations: float, *,
                   scale_in_cooldown_seconds: int = 900, scale_out_cooldown_seconds: int = 300
@@ -270,7 +267,7 @@ class ModelEndpoint(Construct):
         gains scaling rights. Changing the instance type of an autoscaled endpoint fails the update (SageMaker
         refuses it while the variant is registered): set max_instances to min_instances, deploy, then change it.
         """
-        if not isinstance(self.hosting, Realtime):
+        if self.hosting.instances() is None or self.hosting.takes_jobs:
             raise ValueError(f"ModelEndpoint {self.node.id}: only instance (realtime) hosting autoscales on "
                              "invocations")
         if not 1 <= min_instances <= max_instances:
@@ -314,7 +311,7 @@ class ModelEndpoint(Construct):
         alone would not leave zero until the backlog exceeded the target (Developer Guide, "Autoscale an
         asynchronous endpoint": its HasBacklogWithoutCapacity alarm, 2 of 2 one-minute periods >= 1). The
         service-linked role does the scaling, as for autoscale()."""
-        if not isinstance(self.hosting, Async):
+        if not self.hosting.takes_jobs:
             raise ValueError(f"ModelEndpoint {self.node.id}: only async hosting scales on a backlog")
         if not 0 <= min_instances <= max_instances or max_instances < 1:
             raise ValueError(f"ModelEndpoint {self.node.id}: need 0 <= min_instances <= max_instances, max >= 1")
@@ -388,7 +385,7 @@ class ModelEndpoint(Construct):
         return self.metric("Invocation4XXErrors", **kwargs)
 
 
-def _async_config(hosting: Async, bucket: ImageBucket, model: str):
+def _async_config(hosting, bucket: ImageBucket, model: str):
     """CfnEndpointConfig.AsyncInferenceConfigProperty: answers and failures under the bucket's job prefix."""
     return sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty(
         output_config=sagemaker.CfnEndpointConfig.AsyncInferenceOutputConfigProperty(

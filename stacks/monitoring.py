@@ -150,7 +150,7 @@ class ModelApiMonitoring(Construct):
                     t.gpu_memory_percent * model.gpus,
                     f"{model.name}'s GPU memory is over {t.gpu_memory_percent:g}% full: larger requests will fail "
                     "with out-of-memory errors", periods=2)
-            if endpoint is not None and endpoint.hosting.name == "async":
+            if endpoint is not None and endpoint.hosting.takes_jobs:
                 self._alarm(f"{prefix}JobAge", _endpoint_metric(endpoint, "ApproximateAgeOfOldestRequest",
                                                                 FIVE_MINUTES), t.job_age_seconds,
                             f"A {model.name} job has waited over {t.job_age_seconds} s: no instance started, or the "
@@ -251,7 +251,7 @@ class ModelApiMonitoring(Construct):
                     for n in ("ModelLatency", "OverheadLatency")]),
             ]
             endpoint = model.endpoint
-            if endpoint is not None and endpoint.hosting.name != "serverless":
+            if endpoint is not None and endpoint.hosting.instances() is not None:  # instances to watch
                 row.append(cloudwatch.GraphWidget(title=f"{model.name}: instances (%; per core or GPU)", width=width,
                                                   left=[endpoint.metric(n, statistic="Average", period=minute,
                                                                         namespace=METRICS_NAMESPACE).with_(label=n)
@@ -260,7 +260,7 @@ class ModelApiMonitoring(Construct):
                                                   right=[endpoint.metric("CPUUtilization", statistic="SampleCount",
                                                                          period=minute, namespace=METRICS_NAMESPACE)
                                                          .with_(label="instances reporting")]))
-            if endpoint is not None and endpoint.hosting.name == "async":
+            if endpoint is not None and endpoint.hosting.takes_jobs:
                 row.append(cloudwatch.GraphWidget(title=f"{model.name}: job backlog", width=width, left=[
                     _endpoint_metric(endpoint, "ApproximateBacklogSize", minute, "Average").with_(
                         label="jobs waiting")], right=[

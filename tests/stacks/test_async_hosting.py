@@ -129,7 +129,8 @@ def test_settings_default_async_to_zero_instances_and_refuse_what_does_not_apply
                               "minilm-embeddings.hosting": "async", "minilm-embeddings.target_invocations": "5"})
     message = str(caught.value)
     assert "model 'gpt2-tgi': job_timeout_seconds applies to hosting=async only" in message
-    assert "model 'minilm-embeddings': target_invocations applies to hosting=realtime and shared only" in message
+    assert "model 'minilm-embeddings': target_invocations applies to hosting=realtime or shared only (async scales " \
+           "on target_backlog)" in message
 
 
 def test_the_app_grants_each_async_lambda_its_jobs_and_routes_jobs(synth):

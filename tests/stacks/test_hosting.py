@@ -141,8 +141,10 @@ def test_serverless_refuses_gpu_containers_oversized_models_and_instance_fields(
     assert "model 'gpt2-tgi': container tgi needs a GPU; serverless hosting has none" in message
     assert "model 'stable-diffusion': about 5.2 GB of weights need ~8.8 GB of memory; serverless hosting offers " \
            "at most 6 GB" in message
-    assert "min_instances and max_instances apply to realtime hosting" in message
-    assert "volume_size_gb does not apply to serverless hosting" in message
+    assert "max_instances applies to hosting=realtime or async or shared only (serverless scales on its own up to " \
+           "max_concurrency)" in message
+    assert "volume_size_gb applies to hosting=realtime or async only (SageMaker manages a serverless endpoint's " \
+           "storage)" in message
     # 12.5 GB * 1.5 + 1 GB of runtime = 19.75 GB: the message converts MB to GB by 1024.
     message = problems(**{"models": "x", "x.hosting": "serverless", "model_specs": json.dumps(
         {"x": {"kind": "embeddings", "source": "hub:a/b", "task": "feature-extraction", "weights_gb": 12.5}})})
@@ -163,7 +165,7 @@ def test_serverless_bounds_and_memory_for_the_weights():
     # The bounds themselves are allowed.
     for memory, concurrency in ((1024, 1), (6144, 200)):
         assert Serverless(memory, concurrency, concurrency).problems() == []
-    assert "provisioned_concurrency applies to serverless hosting only" in problems(provisioned_concurrency="1")
+    assert "provisioned_concurrency applies to hosting=serverless only" in problems(provisioned_concurrency="1")
     assert "hosting 'spot' must be one of realtime, serverless" in problems(hosting="spot")
 
 

@@ -127,7 +127,7 @@ def test_settings_check_that_the_minimum_copies_fit_the_shared_instances():
         Settings.from_values({**SHARED, "minilm-embeddings.instance_type": "ml.m5.large"})
     with pytest.raises(SettingsError, match="one copy needs 32768 MB of memory; one ml.m5.xlarge has 16384"):
         Settings.from_values({**SHARED, "gpt2-cpu.memory_mb": "32768"})
-    with pytest.raises(SettingsError, match="cpu_cores and accelerators apply to hosting=shared only"):
+    with pytest.raises(SettingsError, match="cpu_cores applies to hosting=shared only"):
         Settings.from_values({"cpu_cores": "2"})
 
 
@@ -243,7 +243,8 @@ def test_memory_per_copy_defaults_to_what_a_small_gpu_instance_schedules_and_app
     assert [hosting_of(m).memory_mb for m in settings.catalog] == [1024, 1024]
     assert hosting_of(Settings.from_values({"models": "minilm-embeddings", "hosting": "serverless"}).catalog[0]
                       ).memory_mb == 4096
-    with pytest.raises(SettingsError, match="memory_mb applies to hosting=serverless and shared only"):
+    with pytest.raises(SettingsError, match=r"memory_mb applies to hosting=serverless or shared only \(an "
+                                            r"instance's memory is its type's\)"):
         Settings.from_values({"models": "gpt2-cpu", "memory_mb": "2048"})
 
 

@@ -1,0 +1,72 @@
+"""A hosting mode that is not in the product: a pinned fleet (a fixed number of instances, never autoscaled), written
+the way a new mode is added: one class with the mode interface of deployment.hosting, registered in HOSTING_MODES.
+Tests register it and check that settings, the stack, monitoring and the cost report needed no edit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Optional
+
+from deployment.hosting import HOURS_PER_MONTH, MAX_INSTANCES, CostLine
+
+
+@dataclass(frozen=True)
+class Pinned:
+    name: ClassVar[str] = "pinned"
+    feature: ClassVar[Optional[str]] = None
+    options: ClassVar[tuple[str, ...]] = ("min_instances", "volume_size_gb")
+    not_options: ClassVar[dict[str, str]] = {"max_instances": "a pinned fleet does not scale: set min_instances"}
+    invoke_action: ClassVar[str] = "sagemaker:InvokeEndpoint"
+    takes_jobs: ClassVar[bool] = False
+    autoscaled: ClassVar[bool] = False
+    request_seconds: ClassVar[Optional[int]] = None
+    instance_type: str
+    count: int = 2
+    startup_timeout_seconds: int = 600
+    volume_size_gb: Optional[int] = None
+
+    @classmethod
+    def from_model(cls, model) -> "Pinned":
+        return cls(instance_type=model.instance_type, count=2 if model.min_instances is None else model.min_instances,
+                   startup_timeout_seconds=model.startup_timeout_seconds, volume_size_gb=model.volume_size_gb)
+
+    def problems(self) -> list[str]:
+        return [] if 1 <= self.count <= MAX_INSTANCES else [f"min_instances must be from 1 to {MAX_INSTANCES} for a "
+                                                            f"pinned fleet (got {self.count})"]
+
+    @staticmethod
+    def model_problems(model) -> list[str]:
+        return []
+
+    def variant(self) -> dict:
+        return {"instance_type": self.instance_type, "initial_instance_count": self.count,
+                "container_startup_health_check_timeout_in_seconds": self.startup_timeout_seconds,
+                "volume_size_in_gb": self.volume_size_gb}
+
+    def cost(self, prices) -> CostLine:
+        price = prices.hourly(self.instance_type)
+        if price is None:
+            return CostLine(None, None, None, None, f"{self.instance_type}: not in the price table")
+        return CostLine(price * self.count, price * self.count, price * self.count * HOURS_PER_MONTH, None)
+
+    def size_label(self) -> str:
+        return self.instance_type
+
+    def count_label(self) -> str:
+        return f"{self.count} (pinned)"
+
+    def summary(self) -> Optional[str]:
+        return f"on {self.count} x {self.instance_type} (pinned)"
+
+    def instances(self) -> Optional[tuple[str, int]]:
+        return self.instance_type, self.count
+
+    @staticmethod
+    def runs(config: dict) -> bool:
+        return False  # never told apart from realtime in a deployed config
+
+    def function_environment(self) -> dict:
+        return {}
+
+    def scale(self, endpoint) -> None:
+        """Never scales."""
