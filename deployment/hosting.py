@@ -617,8 +617,9 @@ HOSTING_MODES = {mode.name: mode for mode in (Realtime, Serverless, Async, Share
 
 
 def deployed_mode(config: dict) -> str:
-    """The hosting mode a DescribeEndpointConfig answer shows (realtime last: it is what none of the others is)."""
-    return next(mode.name for mode in (Serverless, Async, Shared, Realtime) if mode.runs(config))
+    """The hosting mode a DescribeEndpointConfig answer shows: the modes asked latest registered first, so realtime
+    (registered first: it is what none of the others is) answers last."""
+    return next(mode.name for mode in reversed(list(HOSTING_MODES.values())) if mode.runs(config))
 
 
 def hosting_of(model: "ModelSpec"):
