@@ -82,8 +82,31 @@ class CostLine:
     note: str = ""
 
 
+class _InstanceFleet:
+    """What a mode on its own instances (realtime, async) answers alike: instance_type, min_instances and
+    max_instances are its fields."""
+
+    instance_type: str
+    min_instances: int
+    max_instances: int
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.max_instances > self.min_instances
+
+    def size_label(self) -> str:
+        return self.instance_type
+
+    def count_label(self) -> str:
+        return f"{self.min_instances}-{self.max_instances}" if self.autoscaled else str(self.min_instances)
+
+    def instances(self) -> Optional[tuple[str, int]]:
+        """(instance type, most instances it may run), for the endpoint-usage quota."""
+        return self.instance_type, self.max_instances
+
+
 @dataclass(frozen=True)
-class Realtime:
+class Realtime(_InstanceFleet):
     """Instances always on; autoscaled between min_instances and max_instances when they differ."""
 
     name: ClassVar[str] = "realtime"
@@ -119,10 +142,6 @@ class Realtime:
                    scale_out_cooldown_seconds=model.scale_out_cooldown_seconds,
                    startup_timeout_seconds=model.startup_timeout_seconds, volume_size_gb=model.volume_size_gb)
 
-    @property
-    def autoscaled(self) -> bool:
-        return self.max_instances > self.min_instances
-
     def problems(self) -> list[str]:
         out = []
         if self.min_instances < 1:
@@ -154,19 +173,9 @@ class Realtime:
     # What the rest of the app asks of a mode (cost table, local banner, preflight): one answer per mode.
     request_seconds: ClassVar[Optional[int]] = None  # a request's own time bound; None: the API call's
 
-    def size_label(self) -> str:
-        return self.instance_type
-
-    def count_label(self) -> str:
-        return f"{self.min_instances}-{self.max_instances}" if self.autoscaled else str(self.min_instances)
-
     def summary(self) -> Optional[str]:
         return f"on {self.min_instances}-{self.max_instances} x {self.instance_type} (autoscaled)" \
             if self.autoscaled else None
-
-    def instances(self) -> Optional[tuple[str, int]]:
-        """(instance type, most instances it may run), for the endpoint-usage quota."""
-        return self.instance_type, self.max_instances
 
     @staticmethod
     def runs(config: dict) -> bool:
@@ -301,7 +310,7 @@ MAX_CONCURRENT_INVOCATIONS = 1000
 
 
 @dataclass(frozen=True)
-class Async:
+class Async(_InstanceFleet):
     """SageMaker Asynchronous Inference on instances that scale on the job backlog, to zero when min_instances is 0.
 
     The job bucket (input, output and failure objects) is the stack's; ModelEndpoint takes it as a prop."""
@@ -339,10 +348,6 @@ class Async:
                    scale_in_cooldown_seconds=model.scale_in_cooldown_seconds,
                    scale_out_cooldown_seconds=model.scale_out_cooldown_seconds,
                    startup_timeout_seconds=model.startup_timeout_seconds, volume_size_gb=model.volume_size_gb)
-
-    @property
-    def autoscaled(self) -> bool:
-        return self.max_instances > self.min_instances
 
     @property
     def scales_to_zero(self) -> bool:
@@ -385,18 +390,9 @@ class Async:
     def request_seconds(self) -> int:
         return self.job_timeout_seconds  # a job may run as long as its invocation timeout, not one API call
 
-    def size_label(self) -> str:
-        return self.instance_type
-
-    def count_label(self) -> str:
-        return f"{self.min_instances}-{self.max_instances}" if self.autoscaled else str(self.min_instances)
-
     def summary(self) -> Optional[str]:
         return f"as async jobs on {self.min_instances}-{self.max_instances} x {self.instance_type} (scaled on the " \
                "backlog)"
-
-    def instances(self) -> Optional[tuple[str, int]]:
-        return self.instance_type, self.max_instances
 
     @staticmethod
     def runs(config: dict) -> bool:
