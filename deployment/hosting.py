@@ -122,6 +122,10 @@ class Realtime(_InstanceFleet):
     # runs jobs from the bucket (async inference config, the role's job objects), and scale(endpoint), its hook.
     invoke_action: ClassVar[str] = "sagemaker:InvokeEndpoint"
     takes_jobs: ClassVar[bool] = False
+    # Runs on instances of the model's instance_type (the catalog shows it; batch jobs default to it).
+    on_instances: ClassVar[bool] = True
+    # Why the mode cannot run in a VPC (vpc, vpc_id), or None where it can.
+    vpc_refusal: ClassVar[Optional[str]] = None
     instance_type: str
     min_instances: int = 1
     max_instances: int = 1
@@ -211,6 +215,9 @@ class Serverless:
         "volume_size_gb": "SageMaker manages a serverless endpoint's storage"}
     invoke_action: ClassVar[str] = "sagemaker:InvokeEndpoint"
     takes_jobs: ClassVar[bool] = False
+    on_instances: ClassVar[bool] = False
+    vpc_refusal: ClassVar[Optional[str]] = ("Serverless Inference supports no VPC configuration: SageMaker Developer "
+                                            "Guide, Serverless Inference, feature exclusions")
     memory_mb: int = 4096
     max_concurrency: int = 5
     provisioned_concurrency: Optional[int] = None
@@ -324,6 +331,8 @@ class Async(_InstanceFleet):
                                              "memory_mb": "an instance's memory is its type's"}
     invoke_action: ClassVar[str] = "sagemaker:InvokeEndpointAsync"  # an async endpoint answers only that
     takes_jobs: ClassVar[bool] = True
+    on_instances: ClassVar[bool] = True
+    vpc_refusal: ClassVar[Optional[str]] = None
     instance_type: str
     min_instances: int = 0
     max_instances: int = 1
@@ -445,6 +454,10 @@ class Shared:
                                              "target_backlog": "shared copies scale on target_invocations"}
     invoke_action: ClassVar[str] = "sagemaker:InvokeEndpoint"
     takes_jobs: ClassVar[bool] = False
+    # Runs on instances of the model's instance_type (the catalog shows it; batch jobs default to it).
+    on_instances: ClassVar[bool] = True
+    # Why the mode cannot run in a VPC (vpc, vpc_id), or None where it can.
+    vpc_refusal: ClassVar[Optional[str]] = None
     instance_type: str
     memory_mb: int = SHARED_MEMORY_MB
     cpu_cores: float = 1.0

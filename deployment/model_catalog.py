@@ -18,7 +18,7 @@ from deployment.container_images import (
     HF_INFERENCE_REPOSITORY,
     TGI_REPOSITORY,
 )
-from deployment.hosting import hosting_problems
+from deployment.hosting import HOSTING_MODES, hosting_problems
 from deployment.lambda_source import ROOT
 
 # SageMaker hosting instance families this app knows, x86_64 only (the DLC images are x86_64).
@@ -159,8 +159,13 @@ class ModelSpec:
 
     @property
     def gpu(self) -> bool:
-        """Runs on a GPU: a GPU instance type, hosted on instances (serverless hosting is CPU only)."""
-        return instance_family(self.instance_type) in GPU_FAMILIES and self.hosting != "serverless"
+        """Runs on a GPU: a GPU instance type, hosted on instances (serverless hosting has none, and no GPU)."""
+        return instance_family(self.instance_type) in GPU_FAMILIES and self.on_instances
+
+    @property
+    def on_instances(self) -> bool:
+        """Its hosting runs on instances of its instance_type (every mode but serverless)."""
+        return self.hosting not in HOSTING_MODES or HOSTING_MODES[self.hosting].on_instances
 
     @property
     def nvme(self) -> bool:
@@ -212,8 +217,8 @@ class ModelSpec:
         if self.streaming and self.kind in KINDS:
             if not KINDS[self.kind].can_stream:
                 out.append(p + f"streaming: {self.kind} models answer at once, nothing to stream")
-            if self.hosting == "async":
-                out.append(p + "streaming and hosting=async: an async model answers with a job to poll (GET "
+            if self.hosting in HOSTING_MODES and HOSTING_MODES[self.hosting].takes_jobs:
+                out.append(p + f"streaming and hosting={self.hosting}: an async model answers with a job to poll (GET "
                                "/jobs/<id>), nothing streams; pick one")
         if self.source_type == "hub":
             if not HUB_ID.match(self.hub_id or ""):
@@ -252,7 +257,7 @@ class ModelSpec:
             out.append(p + f"instance_type {self.instance_type!r}: unknown instance family {family!r}; known GPU "
                            f"families: {', '.join(sorted(GPU_FAMILIES))}; CPU families: "
                            f"{', '.join(sorted(CPU_FAMILIES))}")
-        elif self.container in ("tgi", "hf-inference-gpu") and not self.gpu and self.hosting != "serverless":
+        elif self.container in ("tgi", "hf-inference-gpu") and not self.gpu and self.on_instances:
             out.append(p + f"container {self.container} needs a GPU instance; {self.instance_type} has none")
         if self.container not in CONTAINERS and not ECR_IMAGE_URI.match(self.container):
             out.append(p + f"container {self.container!r}: expected {', '.join(CONTAINERS)} or an ECR image URI")

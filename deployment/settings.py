@@ -26,7 +26,7 @@ from model_api.kinds import text_to_image as _images
 
 from deployment.alarm_thresholds import EMAIL, AlarmThresholds
 from deployment.container_images import repository_regions
-from deployment.hosting import SharedFleet, hosting_of, shared_fit_problems
+from deployment.hosting import HOSTING_MODES, SharedFleet, hosting_of, shared_fit_problems
 from deployment.model_catalog import FIELD_ALIASES, OVERRIDABLE, PRESETS, ModelSpec, gpu_count, vcpus
 from deployment.service_regions import missing_feature
 
@@ -255,7 +255,7 @@ class Settings:
     def model_infos(self) -> list:
         """What every function (and local mode) is told about the catalog (model_api.routes.ModelInfo)."""
         return [_routes.ModelInfo(m.name, m.kind, self.endpoint_name(m),
-                                  None if m.existing_endpoint is not None or m.hosting == "serverless"
+                                  None if m.existing_endpoint is not None or not m.on_instances
                                   else m.instance_type, m.hosting, self.component_name(m), m.streaming)
                 for m in self.catalog]
 
@@ -586,10 +586,10 @@ class Settings:
         out = network_problems(self.vpc_id, self.subnet_id_list, self.route_table_id_list, self.vpc_endpoints,
                                self.interface_services)
         if self.in_vpc:
-            out += [f"model {m.name!r}: hosting=serverless cannot run in a VPC (Serverless Inference supports no "
-                    "VPC configuration: SageMaker Developer Guide, Serverless Inference, feature exclusions); use "
-                    "hosting=realtime or async, or deploy it without vpc/vpc_id"
-                    for m in self.catalog if m.hosting == "serverless"]
+            out += [f"model {m.name!r}: hosting={m.hosting} cannot run in a VPC ({HOSTING_MODES[m.hosting].vpc_refusal});"
+                    f" use hosting={' or '.join(n for n, mode in HOSTING_MODES.items() if mode.vpc_refusal is None)},"
+                    " or deploy it without vpc/vpc_id"
+                    for m in self.catalog if m.hosting in HOSTING_MODES and HOSTING_MODES[m.hosting].vpc_refusal]
         if self.vpc == "create":
             for model in self.catalog:
                 if model.source_type == "hub":

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from model_api.app import ModelApp, configure_logging
 
-from deployment.hosting import JOB_PREFIX, hosting_of
+from deployment.hosting import HOSTING_MODES, JOB_PREFIX, hosting_of
 from deployment.lambda_source import ROOT
 from deployment.settings import Settings, SettingsError, load_settings
 
@@ -290,11 +290,12 @@ def main(argv=None) -> int:
             endpoint_server.models[served_as] = local_model(model, weights, args.cache_dir, ids.get(model.name))
             if model.batch:  # transform jobs on its batch model run on the same local worker
                 endpoint_server.transforms.models[batch_model_name(info)] = endpoint_server.models[served_as]
-            if model.hosting == "async":  # the stack's AsyncInferenceConfig paths (stacks/image_bucket.py)
+            takes_jobs = HOSTING_MODES[model.hosting].takes_jobs
+            if takes_jobs:  # the stack's AsyncInferenceConfig paths (stacks/image_bucket.py)
                 endpoint_server.async_paths[info.endpoint_name] = (
                     f"s3://{BUCKET}/{JOB_PREFIX}output/{model.name}", f"s3://{BUCKET}/{JOB_PREFIX}failures/{model.name}")
             served.append(f"  {model.name} ({model.kind}): {description}")
-            if model.hosting == "async":
+            if takes_jobs:
                 served.append(f"    hosted {hosting_summary(model)} on AWS; here jobs run in the background on one "
                               "local worker (POST answers 202, poll GET /jobs/<job_id>)")
             elif hosting_summary(model):

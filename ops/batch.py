@@ -368,7 +368,8 @@ def local_target(settings: Settings, model, ready_file: Path) -> Target:
 
 
 def default_instance_type(model) -> str:
-    return DEFAULT_CPU_BATCH_INSTANCE if model.hosting == "serverless" else model.instance_type
+    """The model's own instance type, or a CPU one for a mode that runs on none (serverless)."""
+    return model.instance_type if model.on_instances else DEFAULT_CPU_BATCH_INSTANCE
 
 
 def run(settings: Settings, model_name: str, input_path: Path, target_of: Callable[[object], Target], *,

@@ -64,9 +64,9 @@ def rows(settings: Settings, region: Optional[str], live: Optional[prices.PriceL
         per_image = seconds_per_default_image(settings, model)
         per_1000 = None
         if per_image is not None:
-            if model.hosting == "serverless" and line.per_second_busy is not None:
+            if not model.on_instances and line.per_second_busy is not None:
                 per_1000 = line.per_second_busy * per_image * 1000
-            elif model.hosting != "serverless" and book.hourly(model.instance_type) is not None:
+            elif model.on_instances and book.hourly(model.instance_type) is not None:
                 # One instance busy: its price per second times the seconds 1,000 images take back to back.
                 per_1000 = book.hourly(model.instance_type) / 3600 * per_image * 1000
         monthly = [None if h is None else h * HOURS_PER_MONTH for h in (line.hourly_min, line.hourly_max)]

@@ -18,6 +18,8 @@ class Pinned:
     not_options: ClassVar[dict[str, str]] = {"max_instances": "a pinned fleet does not scale: set min_instances"}
     invoke_action: ClassVar[str] = "sagemaker:InvokeEndpoint"
     takes_jobs: ClassVar[bool] = False
+    on_instances: ClassVar[bool] = True
+    vpc_refusal: ClassVar[Optional[str]] = None
     autoscaled: ClassVar[bool] = False
     request_seconds: ClassVar[Optional[int]] = None
     instance_type: str

@@ -72,8 +72,8 @@ def test_serverless_runs_neither_in_a_vpc_nor_isolated():
         "hosting": "serverless"}})}
     assert problems({**serverless, "vpc": "create"}) == [
         "model 'mine': hosting=serverless cannot run in a VPC (Serverless Inference supports no VPC configuration: "
-        "SageMaker Developer Guide, Serverless Inference, feature exclusions); use hosting=realtime or async, or "
-        "deploy it without vpc/vpc_id"]
+        "SageMaker Developer Guide, Serverless Inference, feature exclusions); use hosting=realtime or async or "
+        "shared, or deploy it without vpc/vpc_id"]
     assert problems({**serverless, "network_isolation": "true"}) == [
         "model 'mine': network_isolation cannot be used with serverless hosting (Serverless Inference supports no "
         "network isolation: SageMaker Developer Guide, Serverless Inference, feature exclusions); use "
