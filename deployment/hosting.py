@@ -19,7 +19,7 @@ settings, local mode and the cost report read this module without starting the C
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Optional, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Optional, Protocol
 
 if TYPE_CHECKING:
     from deployment.model_catalog import ModelSpec
@@ -61,6 +61,16 @@ RUNTIME_OVERHEAD_GB = 1.0
 
 def serverless_memory_needed_mb(weights_gb: float) -> int:
     return int((weights_gb * 1.5 + RUNTIME_OVERHEAD_GB) * 1024)
+
+
+@dataclass(frozen=True)
+class ModeOption:
+    """A model field a hosting mode adds beyond ModelSpec's own (a mode's `added_options`): read with
+    ModelSpec.option(name), set with -c <model>.<name>=value like any field, documented in docs/settings.md."""
+
+    hint: Any  # its type, as a ModelSpec field's annotation (int, Optional[float], ...)
+    default: Any
+    meaning: str
 
 
 class PriceBook(Protocol):
@@ -639,11 +649,25 @@ def hosting_of(model: "ModelSpec"):
 
 
 def hosting_options() -> dict[str, tuple[str, ...]]:
-    """Every hosting option (a model field some mode reads) -> the modes that read it, in registration order."""
+    """Every hosting option (a model field some mode reads, or adds) -> the modes that read it, in registration
+    order."""
     out: dict[str, tuple[str, ...]] = {}
     for mode in HOSTING_MODES.values():
-        for option in mode.options:
+        for option in (*mode.options, *added_options_of(mode)):
             out[option] = out.get(option, ()) + (mode.name,)
+    return out
+
+
+def added_options_of(mode) -> dict[str, ModeOption]:
+    return getattr(mode, "added_options", {})
+
+
+def added_options() -> dict[str, ModeOption]:
+    """Every model field a registered mode adds beyond ModelSpec's (two modes adding one name share its first)."""
+    out: dict[str, ModeOption] = {}
+    for mode in HOSTING_MODES.values():
+        for name, option in added_options_of(mode).items():
+            out.setdefault(name, option)
     return out
 
 
@@ -660,8 +684,14 @@ def hosting_problems(model: "ModelSpec") -> list[str]:
     config = hosting_of(model)
     out = [p + problem for problem in config.problems()] if config is not None else []
     out += [p + problem for problem in mode.model_problems(model)]
+    added = added_options()
     for option, modes in hosting_options().items():
-        if option in mode.options or getattr(model, option) == ModelSpec.__dataclass_fields__[option].default:
+        if option in mode.options or option in added_options_of(mode):
+            continue
+        if option in added:
+            if model.mode_options.get(option, added[option].default) == added[option].default:
+                continue
+        elif getattr(model, option) == ModelSpec.__dataclass_fields__[option].default:
             continue
         why = mode.not_options.get(option)
         out.append(p + f"{option} applies to hosting={' or '.join(modes)} only" + (f" ({why})" if why else ""))

@@ -132,6 +132,9 @@ class ModelSpec:
     max_total_tokens: Optional[int] = None  # TGI MAX_TOTAL_TOKENS
     protocol: Optional[str] = None  # how the API talks to it; derived from kind, source and container
     environment: dict = field(default_factory=dict)  # extra container environment
+    # The fields hosting modes add (deployment.hosting ModeOption, a mode's added_options): name -> value, set like
+    # any field (-c <model>.<name>=value); read with option(name).
+    mode_options: dict = field(default_factory=dict, metadata={"internal": True})
     download_by: str = "container"  # container | code: who fetches hub: weights at start (see DOWNLOADERS)
     seconds_per_step: Optional[float] = None  # image models: one 512x512 step; default from STEP_SECONDS_512
     batch: bool = False  # a SageMaker model of its own for batch transform jobs (`make batch`, stacks/batch_model.py)
@@ -161,6 +164,12 @@ class ModelSpec:
     def gpu(self) -> bool:
         """Runs on a GPU: a GPU instance type, hosted on instances (serverless hosting has none, and no GPU)."""
         return instance_family(self.instance_type) in GPU_FAMILIES and self.on_instances
+
+    def option(self, name: str):
+        """A field a hosting mode adds (deployment.hosting ModeOption): its value, or its default."""
+        from deployment.hosting import added_options
+
+        return self.mode_options.get(name, added_options()[name].default)
 
     @property
     def on_instances(self) -> bool:
@@ -298,7 +307,7 @@ class ModelSpec:
         return out
 
 
-OVERRIDABLE = [f.name for f in fields(ModelSpec) if f.name not in ("name",)]
+OVERRIDABLE = [f.name for f in fields(ModelSpec) if f.name != "name" and not f.metadata.get("internal")]
 # Older names of fields, still accepted in settings and model_specs.
 FIELD_ALIASES = {"instance_count": "min_instances"}
 

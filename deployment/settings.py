@@ -26,7 +26,7 @@ from model_api.kinds import text_to_image as _images
 
 from deployment.alarm_thresholds import EMAIL, AlarmThresholds
 from deployment.container_images import repository_regions
-from deployment.hosting import HOSTING_MODES, SharedFleet, hosting_of, shared_fit_problems
+from deployment.hosting import HOSTING_MODES, SharedFleet, added_options, hosting_of, shared_fit_problems
 from deployment.model_catalog import FIELD_ALIASES, OVERRIDABLE, PRESETS, ModelSpec, gpu_count, vcpus
 from deployment.service_regions import missing_feature
 
@@ -621,10 +621,10 @@ class Settings:
                     converted[name] = _convert(value, hints[name])
                 except ValueError as exc:
                     problems.append(f"{name}: {exc}")
-            elif name in OVERRIDABLE or name in FIELD_ALIASES:
+            elif name in OVERRIDABLE or name in FIELD_ALIASES or name in added_options():
                 model_values[(None, FIELD_ALIASES.get(name, name))] = value
             else:
-                close = difflib.get_close_matches(name, known | set(OVERRIDABLE) | set(FIELD_ALIASES), n=1)
+                close = difflib.get_close_matches(name, known | set(_model_fields()) | set(FIELD_ALIASES), n=1)
                 problems.append(f"unknown setting {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         settings = replace(cls(), **converted)
         catalog, catalog_problems = _build_catalog(settings.models, settings.model_specs, model_values)
@@ -675,25 +675,40 @@ def setting_values(context: Mapping[str, Any]) -> dict[str, Any]:
             if ":" not in key and not key.startswith("@") and key != "acknowledged-issue-numbers"}
 
 
+def _model_fields() -> list[str]:
+    """What -c <model>.<field> may name: ModelSpec's fields, and those the registered hosting modes add."""
+    return [*OVERRIDABLE, *(name for name in added_options() if name not in OVERRIDABLE)]
+
+
+def _with_values(base: ModelSpec, changes: Mapping[str, Any]) -> ModelSpec:
+    """base with fields changed: ModelSpec's own replaced, those hosting modes add merged into mode_options."""
+    added = {k: v for k, v in changes.items() if k not in OVERRIDABLE}
+    own = {k: v for k, v in changes.items() if k in OVERRIDABLE}
+    return replace(base, **own, **({"mode_options": {**base.mode_options, **added}} if added else {}))
+
+
 def _build_catalog(models: str, specs: Mapping[str, Any], values: Mapping[tuple, Any]):
     """The selected models with their per-model settings applied, and every problem found on the way."""
     problems: list[str] = []
+    known = _model_fields()
+    added = added_options()
+    hints = {**typing.get_type_hints(ModelSpec), **{name: option.hint for name, option in added.items()}}
     names = [n.strip() for n in models.split(",") if n.strip()]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"models lists {name!r} twice")
-    hints = typing.get_type_hints(ModelSpec)
     custom: dict[str, ModelSpec] = {}
     for name, spec in (specs or {}).items():
         if not isinstance(spec, dict) or not {"kind", "source"} <= set(spec):
             problems.append(f"model_specs[{name!r}] must be an object with at least kind and source")
             continue
         spec = {FIELD_ALIASES.get(k, k): v for k, v in spec.items()}
-        unknown = sorted(set(spec) - set(OVERRIDABLE))
+        unknown = sorted(set(spec) - set(known))
         if unknown:
-            problems.append(f"model_specs[{name!r}] has unknown fields {unknown}; known: {', '.join(OVERRIDABLE)}")
+            problems.append(f"model_specs[{name!r}] has unknown fields {unknown}; known: {', '.join(known)}")
             continue
         try:
-            custom[name] = ModelSpec(name=name, **{k: _convert(v, hints[k]) for k, v in spec.items()})
+            custom[name] = _with_values(ModelSpec(name=name, kind=spec["kind"], source=spec["source"]),
+                                        {k: _convert(v, hints[k]) for k, v in spec.items()})
         except ValueError as exc:
             problems.append(f"model_specs[{name!r}]: {exc}")
     catalog = []
@@ -709,17 +724,17 @@ def _build_catalog(models: str, specs: Mapping[str, Any], values: Mapping[tuple,
             if model not in (None, name):
                 continue
             try:
-                changes[field_name] = _convert(value, hints[field_name]) if field_name in OVERRIDABLE else None
+                changes[field_name] = _convert(value, hints[field_name]) if field_name in known else None
             except ValueError as exc:
                 problems.append(f"{name}.{field_name}: {exc}")
-        catalog.append(replace(base, **{k: v for k, v in changes.items() if k in OVERRIDABLE}))
+        catalog.append(_with_values(base, {k: v for k, v in changes.items() if k in known}))
     for model, field_name in values:
         if model is not None and model not in names:
             problems.append(f"setting '{model}.{field_name}' names a model that models does not select "
                             f"({', '.join(names) or 'none'})")
-        elif field_name not in OVERRIDABLE:
+        elif field_name not in known:
             problems.append(f"setting '{model}.{field_name}': models have no field {field_name!r}; "
-                            f"fields: {', '.join(OVERRIDABLE)}")
+                            f"fields: {', '.join(known)}")
         elif model is None and len(names) != 1:
             problems.append(f"setting {field_name!r} is ambiguous with {len(names)} models; use "
                             f"<model>.{field_name} (e.g. {names[0] if names else 'stable-diffusion'}.{field_name})")

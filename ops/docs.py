@@ -20,6 +20,7 @@ from typing import Any
 from model_api.errors import ERROR_CATALOG, GATEWAY_ERRORS
 
 from deployment import setting_docs
+from deployment.hosting import added_options, hosting_options
 from deployment.lambda_source import ROOT
 from deployment.model_catalog import CPU_FAMILIES, GPU_FAMILIES, ModelSpec
 from deployment.settings import Settings
@@ -59,6 +60,10 @@ def settings_page() -> str:
     model_rows = [f"| {', '.join(f'`{n}`' for n in names)} | "
                   f"{', '.join(_model_default(n) for n in names)} | {meaning} |"
                   for names, meaning in setting_docs.MODEL_FIELDS]
+    # The fields registered hosting modes add (deployment.hosting ModeOption): documented by the mode itself.
+    modes = hosting_options()
+    model_rows += [f"| `{name}` | {_shown(option.default)} | hosting={' or '.join(modes[name])}: {option.meaning} |"
+                   for name, option in added_options().items()]
     families = (f"Instance families known: GPU `{' '.join(sorted(GPU_FAMILIES))}`, CPU "
                 f"`{' '.join(sorted(CPU_FAMILIES))}` (x86_64: the DLC images are x86_64).")
     return "\n".join([

@@ -7,15 +7,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 
-from deployment.hosting import HOURS_PER_MONTH, MAX_INSTANCES, CostLine
+from deployment.hosting import HOURS_PER_MONTH, MAX_INSTANCES, CostLine, ModeOption
 
 
 @dataclass(frozen=True)
 class Pinned:
     name: ClassVar[str] = "pinned"
     feature: ClassVar[Optional[str]] = None
-    options: ClassVar[tuple[str, ...]] = ("min_instances", "volume_size_gb")
-    not_options: ClassVar[dict[str, str]] = {"max_instances": "a pinned fleet does not scale: set min_instances"}
+    options: ClassVar[tuple[str, ...]] = ("volume_size_gb",)
+    # An option no other mode has: a field of its own, documented with it.
+    added_options: ClassVar[dict[str, ModeOption]] = {
+        "pinned_instances": ModeOption(int, 2, "how many instances the fleet always runs (1..100)")}
+    not_options: ClassVar[dict[str, str]] = {
+        "min_instances": "a pinned fleet does not scale: set pinned_instances",
+        "max_instances": "a pinned fleet does not scale: set pinned_instances"}
     invoke_action: ClassVar[str] = "sagemaker:InvokeEndpoint"
     takes_jobs: ClassVar[bool] = False
     on_instances: ClassVar[bool] = True
@@ -29,12 +34,12 @@ class Pinned:
 
     @classmethod
     def from_model(cls, model) -> "Pinned":
-        return cls(instance_type=model.instance_type, count=2 if model.min_instances is None else model.min_instances,
+        return cls(instance_type=model.instance_type, count=model.option("pinned_instances"),
                    startup_timeout_seconds=model.startup_timeout_seconds, volume_size_gb=model.volume_size_gb)
 
     def problems(self) -> list[str]:
-        return [] if 1 <= self.count <= MAX_INSTANCES else [f"min_instances must be from 1 to {MAX_INSTANCES} for a "
-                                                            f"pinned fleet (got {self.count})"]
+        return [] if 1 <= self.count <= MAX_INSTANCES else [f"pinned_instances must be from 1 to {MAX_INSTANCES} "
+                                                            f"(got {self.count})"]
 
     @staticmethod
     def model_problems(model) -> list[str]:

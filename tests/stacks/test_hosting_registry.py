@@ -13,9 +13,9 @@ from aws_cdk.assertions import Template
 from deployment.hosting import HOSTING_MODES, hosting_options
 from deployment.model_catalog import ModelSpec
 from deployment.settings import Settings, SettingsError
-from ops import cost
+from ops import cost, docs
 
-PINNED = {"models": "gpt2-cpu", "gpt2-cpu.hosting": "pinned", "gpt2-cpu.min_instances": "3"}
+PINNED = {"models": "gpt2-cpu", "gpt2-cpu.hosting": "pinned", "gpt2-cpu.pinned_instances": "3"}
 
 
 @pytest.fixture
@@ -45,14 +45,26 @@ def test_an_option_of_another_mode_is_refused_with_the_modes_that_read_it():
             Settings.from_values({"models": "gpt2-cpu", "gpt2-cpu.hosting": mode})
 
 
+def test_a_mode_option_is_unknown_until_its_mode_is_registered():
+    with pytest.raises(SettingsError, match="models have no field 'pinned_instances'"):
+        Settings.from_values(PINNED)
+
+
 def test_a_new_mode_is_its_class_and_its_registration(pinned, synth_assembly):
     settings = Settings.from_values(PINNED)
-    assert settings.catalog[0].hosting == "pinned"
+    assert settings.catalog[0].hosting == "pinned" and settings.catalog[0].option("pinned_instances") == 3
     with pytest.raises(SettingsError, match=r"max_instances applies to hosting=realtime or async or shared only "
-                                            r"\(a pinned fleet does not scale: set min_instances\)"):
+                                            r"\(a pinned fleet does not scale: set pinned_instances\)"):
         Settings.from_values({**PINNED, "gpt2-cpu.max_instances": "4"})
-    with pytest.raises(SettingsError, match="min_instances must be from 1 to 100 for a pinned fleet"):
-        Settings.from_values({**PINNED, "gpt2-cpu.min_instances": "0"})
+    with pytest.raises(SettingsError, match="pinned_instances must be from 1 to 100"):
+        Settings.from_values({**PINNED, "gpt2-cpu.pinned_instances": "0"})
+    with pytest.raises(SettingsError, match="gpt2-cpu.pinned_instances: expected a whole number, got 'x'"):
+        Settings.from_values({**PINNED, "gpt2-cpu.pinned_instances": "x"})
+    # Its option is refused on the other modes, and documented with the others.
+    with pytest.raises(SettingsError, match="model 'gpt2-cpu': pinned_instances applies to hosting=pinned only"):
+        Settings.from_values({"models": "gpt2-cpu", "gpt2-cpu.pinned_instances": "3"})
+    assert "| `pinned_instances` | `2` | hosting=pinned: how many instances the fleet always runs (1..100) |" \
+        in docs.settings_page()
 
     template = Template.from_json(synth_assembly(**PINNED, stack_name="Pinned").get_stack_by_name("Pinned").template)
     config, = template.find_resources("AWS::SageMaker::EndpointConfig").values()
