@@ -92,7 +92,43 @@ class CostLine:
     note: str = ""
 
 
-class _InstanceFleet:
+class HostingMode:
+    """What every hosting mode answers, with the defaults most take; a mode (a frozen dataclass of its typed
+    options, registered in HOSTING_MODES) overrides what differs. See docs/development.md for the whole interface."""
+
+    name: ClassVar[str]
+    # The deployment.service_regions feature a mode needs (None: wherever SageMaker hosts endpoints).
+    feature: ClassVar[Optional[str]] = None
+    # The model fields (-c <model>.<field>) this mode reads: its typed options, built by from_model. A hosting
+    # option of another mode, set on a model of this one, is refused (hosting_problems), with the reason in
+    # not_options; added_options are fields of its own that ModelSpec lacks (ModeOption).
+    options: ClassVar[tuple[str, ...]] = ()
+    not_options: ClassVar[dict[str, str]] = {}
+    added_options: ClassVar[dict[str, "ModeOption"]] = {}
+    # What the endpoint construct (stacks/model_endpoint.py) asks of a mode: the action that invokes it, whether it
+    # runs jobs from the bucket (async inference config, the role's job objects), and scale(endpoint), its hook.
+    invoke_action: ClassVar[str] = "sagemaker:InvokeEndpoint"
+    takes_jobs: ClassVar[bool] = False
+    # Runs on instances of the model's instance_type (the catalog shows it; batch jobs default to it).
+    on_instances: ClassVar[bool] = True
+    # Why the mode cannot run in a VPC (vpc, vpc_id), or None where it can.
+    vpc_refusal: ClassVar[Optional[str]] = None
+    request_seconds: ClassVar[Optional[int]] = None  # a request's own time bound; None: the API call's
+
+    @staticmethod
+    def model_problems(model: "ModelSpec") -> list[str]:
+        """What a model cannot be under this mode, beyond its options' own bounds (problems)."""
+        return []
+
+    def function_environment(self) -> dict:
+        """What the model's Lambda must know of its hosting."""
+        return {}
+
+    def scale(self, endpoint) -> None:
+        """The construct hook: add the mode's scaling to a ModelEndpoint (none by default)."""
+
+
+class _InstanceFleet(HostingMode):
     """What a mode on its own instances (realtime, async) answers alike: instance_type, min_instances and
     max_instances are its fields."""
 
@@ -120,22 +156,10 @@ class Realtime(_InstanceFleet):
     """Instances always on; autoscaled between min_instances and max_instances when they differ."""
 
     name: ClassVar[str] = "realtime"
-    # The deployment.service_regions feature a mode needs (None: wherever SageMaker hosts endpoints).
-    feature: ClassVar[Optional[str]] = None
-    # The model fields (-c <model>.<field>) this mode reads: its typed options, built by from_model. A hosting
-    # option of another mode, set on a model of this one, is refused (hosting_problems), with the reason below.
     options: ClassVar[tuple[str, ...]] = ("min_instances", "max_instances", "target_invocations",
                                           "scale_in_cooldown_seconds", "scale_out_cooldown_seconds", "volume_size_gb")
     not_options: ClassVar[dict[str, str]] = {"target_backlog": "realtime scales on target_invocations",
                                              "memory_mb": "an instance's memory is its type's"}
-    # What the endpoint construct (stacks/model_endpoint.py) asks of a mode: the action that invokes it, whether it
-    # runs jobs from the bucket (async inference config, the role's job objects), and scale(endpoint), its hook.
-    invoke_action: ClassVar[str] = "sagemaker:InvokeEndpoint"
-    takes_jobs: ClassVar[bool] = False
-    # Runs on instances of the model's instance_type (the catalog shows it; batch jobs default to it).
-    on_instances: ClassVar[bool] = True
-    # Why the mode cannot run in a VPC (vpc, vpc_id), or None where it can.
-    vpc_refusal: ClassVar[Optional[str]] = None
     instance_type: str
     min_instances: int = 1
     max_instances: int = 1
@@ -184,9 +208,6 @@ class Realtime(_InstanceFleet):
         return CostLine(price * self.min_instances, price * self.max_instances,
                         price * self.min_instances * HOURS_PER_MONTH, None)
 
-    # What the rest of the app asks of a mode (cost table, local banner, preflight): one answer per mode.
-    request_seconds: ClassVar[Optional[int]] = None  # a request's own time bound; None: the API call's
-
     def summary(self) -> Optional[str]:
         return f"on {self.min_instances}-{self.max_instances} x {self.instance_type} (autoscaled)" \
             if self.autoscaled else None
@@ -195,14 +216,6 @@ class Realtime(_InstanceFleet):
     def runs(config: dict) -> bool:
         """Whether a DescribeEndpointConfig answer is this mode's (checked after the other modes)."""
         return True
-
-    def function_environment(self) -> dict:
-        return {}
-
-    @staticmethod
-    def model_problems(model: "ModelSpec") -> list[str]:
-        """What a model cannot be under this mode, beyond its options' own bounds (problems)."""
-        return []
 
     def scale(self, endpoint) -> None:
         """The construct hook: autoscaling on invocations per instance when max_instances > min_instances."""
@@ -213,7 +226,7 @@ class Realtime(_InstanceFleet):
 
 
 @dataclass(frozen=True)
-class Serverless:
+class Serverless(HostingMode):
     """SageMaker Serverless Inference: no instances, billed per second of inference."""
 
     name: ClassVar[str] = "serverless"
@@ -223,8 +236,6 @@ class Serverless:
         "min_instances": "serverless scales on its own up to max_concurrency",
         "max_instances": "serverless scales on its own up to max_concurrency",
         "volume_size_gb": "SageMaker manages a serverless endpoint's storage"}
-    invoke_action: ClassVar[str] = "sagemaker:InvokeEndpoint"
-    takes_jobs: ClassVar[bool] = False
     on_instances: ClassVar[bool] = False
     vpc_refusal: ClassVar[Optional[str]] = ("Serverless Inference supports no VPC configuration: SageMaker Developer "
                                             "Guide, Serverless Inference, feature exclusions")
@@ -267,8 +278,6 @@ class Serverless:
                         "provisioned concurrency billed at the on-demand rate (an upper bound)"
                         if self.provisioned_concurrency else "")
 
-    request_seconds: ClassVar[Optional[int]] = None
-
     def size_label(self) -> str:
         return f"{self.memory_mb} MB"
 
@@ -284,9 +293,6 @@ class Serverless:
     @staticmethod
     def runs(config: dict) -> bool:
         return "ServerlessConfig" in config["ProductionVariants"][0]
-
-    def function_environment(self) -> dict:
-        return {}
 
     @classmethod
     def model_problems(cls, model: "ModelSpec") -> list[str]:
@@ -311,9 +317,6 @@ class Serverless:
                        f"{cls.from_model(model).memory_mb}: raise it")
         return out
 
-    def scale(self, endpoint) -> None:
-        """Serverless Inference scales itself (up to max_concurrency): nothing to add."""
-
 
 # Asynchronous Inference limits (SageMaker Runtime API reference, InvokeEndpointAsync): InvocationTimeoutSeconds
 # 1..3600 (default 900), RequestTTLSeconds 60..21600 (default 6 h); AsyncInferenceClientConfig
@@ -333,7 +336,6 @@ class Async(_InstanceFleet):
     The job bucket (input, output and failure objects) is the stack's; ModelEndpoint takes it as a prop."""
 
     name: ClassVar[str] = "async"
-    feature: ClassVar[Optional[str]] = None
     options: ClassVar[tuple[str, ...]] = ("min_instances", "max_instances", "target_backlog",
                                           "max_concurrent_invocations", "job_timeout_seconds", "job_ttl_seconds",
                                           "scale_in_cooldown_seconds", "scale_out_cooldown_seconds", "volume_size_gb")
@@ -341,8 +343,6 @@ class Async(_InstanceFleet):
                                              "memory_mb": "an instance's memory is its type's"}
     invoke_action: ClassVar[str] = "sagemaker:InvokeEndpointAsync"  # an async endpoint answers only that
     takes_jobs: ClassVar[bool] = True
-    on_instances: ClassVar[bool] = True
-    vpc_refusal: ClassVar[Optional[str]] = None
     instance_type: str
     min_instances: int = 0
     max_instances: int = 1
@@ -444,7 +444,7 @@ MEMORY_GB_PER_VCPU = {"t2": 4, "m4": 4, "m5": 4, "m5d": 4, "m6i": 4, "m6id": 4, 
 
 
 @dataclass(frozen=True)
-class Shared:
+class Shared(HostingMode):
     """One model's inference component on the deployment's shared endpoint: what one copy reserves, and how many
     copies run (autoscaled on SageMakerInferenceComponentInvocationsPerCopy when max_instances > min_instances;
     min_instances 0 scales to zero copies when idle, and a request that finds none starts one).
@@ -462,12 +462,6 @@ class Shared:
                                           "scale_out_cooldown_seconds")
     not_options: ClassVar[dict[str, str]] = {"volume_size_gb": "the shared endpoint's instances have it",
                                              "target_backlog": "shared copies scale on target_invocations"}
-    invoke_action: ClassVar[str] = "sagemaker:InvokeEndpoint"
-    takes_jobs: ClassVar[bool] = False
-    # Runs on instances of the model's instance_type (the catalog shows it; batch jobs default to it).
-    on_instances: ClassVar[bool] = True
-    # Why the mode cannot run in a VPC (vpc, vpc_id), or None where it can.
-    vpc_refusal: ClassVar[Optional[str]] = None
     instance_type: str
     memory_mb: int = SHARED_MEMORY_MB
     cpu_cores: float = 1.0
@@ -530,8 +524,6 @@ class Shared:
         """A component's own share is not billed: the shared endpoint's instances are (ops/cost.py bills them once)."""
         return CostLine(0.0, 0.0, 0.0, None, "on the shared endpoint, billed there")
 
-    request_seconds: ClassVar[Optional[int]] = None
-
     def size_label(self) -> str:
         return f"{self.memory_mb} MB, {self.cpu_cores:g} cores" + (
             f", {self.accelerators} GPU" if self.accelerators else "")
@@ -551,13 +543,6 @@ class Shared:
     @staticmethod
     def runs(config: dict) -> bool:
         return "ModelName" not in config["ProductionVariants"][0]  # components name the models, not the variant
-
-    def function_environment(self) -> dict:
-        return {}
-
-    @staticmethod
-    def model_problems(model: "ModelSpec") -> list[str]:
-        return []
 
 
 def shared_fit_problems(models, instances: int, vcpus_of, gpus_of) -> list[str]:
@@ -659,7 +644,7 @@ def hosting_options() -> dict[str, tuple[str, ...]]:
 
 
 def added_options_of(mode) -> dict[str, ModeOption]:
-    return getattr(mode, "added_options", {})
+    return mode.added_options
 
 
 def added_options() -> dict[str, ModeOption]:

@@ -7,13 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 
-from deployment.hosting import HOURS_PER_MONTH, MAX_INSTANCES, CostLine, ModeOption
+from deployment.hosting import HOURS_PER_MONTH, MAX_INSTANCES, CostLine, HostingMode, ModeOption
 
 
 @dataclass(frozen=True)
-class Pinned:
+class Pinned(HostingMode):
     name: ClassVar[str] = "pinned"
-    feature: ClassVar[Optional[str]] = None
     options: ClassVar[tuple[str, ...]] = ("volume_size_gb",)
     # An option no other mode has: a field of its own, documented with it.
     added_options: ClassVar[dict[str, ModeOption]] = {
@@ -21,12 +20,7 @@ class Pinned:
     not_options: ClassVar[dict[str, str]] = {
         "min_instances": "a pinned fleet does not scale: set pinned_instances",
         "max_instances": "a pinned fleet does not scale: set pinned_instances"}
-    invoke_action: ClassVar[str] = "sagemaker:InvokeEndpoint"
-    takes_jobs: ClassVar[bool] = False
-    on_instances: ClassVar[bool] = True
-    vpc_refusal: ClassVar[Optional[str]] = None
     autoscaled: ClassVar[bool] = False
-    request_seconds: ClassVar[Optional[int]] = None
     instance_type: str
     count: int = 2
     startup_timeout_seconds: int = 600
@@ -40,10 +34,6 @@ class Pinned:
     def problems(self) -> list[str]:
         return [] if 1 <= self.count <= MAX_INSTANCES else [f"pinned_instances must be from 1 to {MAX_INSTANCES} "
                                                             f"(got {self.count})"]
-
-    @staticmethod
-    def model_problems(model) -> list[str]:
-        return []
 
     def variant(self) -> dict:
         return {"instance_type": self.instance_type, "initial_instance_count": self.count,
@@ -71,9 +61,3 @@ class Pinned:
     @staticmethod
     def runs(config: dict) -> bool:
         return False  # never told apart from realtime in a deployed config
-
-    def function_environment(self) -> dict:
-        return {}
-
-    def scale(self, endpoint) -> None:
-        """Never scales."""
