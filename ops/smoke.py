@@ -217,17 +217,41 @@ def run(api: Api, fetcher: Callable[[str], bytes] = fetch, only: Optional[set] =
     return results
 
 
+@dataclass(frozen=True)
+class StreamCase:
+    """How one action of a streaming model is asked to stream, and how its stream ends (make smoke and the
+    integration tests' assertions, tests/integ/deployed_api.py, both read it)."""
+
+    body: dict
+    accept: str  # the request's Accept: text/event-stream
+    finish: str  # "result" (images: progress, then the answer), "done" (OpenAI's [DONE]), "tgi" (the last token)
+
+
+def stream_case(action, model: str) -> Optional[StreamCase]:
+    """The stream an action of a streaming model answers with (None: it answers at once): images with progress
+    events, an adapted action (OpenAI's) with stream true, TGI's own with stream true (or as it is, when stream-only)."""
+    smoke = ACTIONS[action.name].smoke
+    if action.progress is not None and action.adapter is None:
+        return StreamCase(smoke, _sse.CONTENT_TYPE, "result")
+    if action.adapter is not None and action.adapter.stream_reply is not None:
+        return StreamCase({**smoke, "model": model, "stream": True}, _sse.CONTENT_TYPE, "done")
+    if action.adapter is None and action.stream_reply is not None:
+        return StreamCase(smoke if action.stream_only else {**smoke, "stream": True}, _sse.CONTENT_TYPE, "tgi")
+    return None
+
+
 def streams(api: Api, info, fetcher: Callable[[str], bytes]) -> list[Result]:
-    """A streaming model's streams: each text action that streams asked to (stream true; TGI's /generate_stream
-    as it is), its events whole and error-free, the last one a finish; an image model's progress stream ending in a
-    result whose images are downloaded and checked. Latency is until the first event."""
+    """A streaming model's streams (stream_case): each whole and error-free, the last event its finish; an image
+    model's result is downloaded and checked. Latency is until the first event."""
     out: list[Result] = []
     prefix = f"/models/{info.name}"
     for action in _routes.model_actions(info):
-        spec = ACTIONS[action.name]
+        case = stream_case(action, info.name)
+        if case is None:
+            continue
         path = prefix if action is _routes.model_actions(info)[0] else f"{prefix}/{action.name}"
-        if action.finish is None and action.adapter is None:  # images: progress, then the result
-            status, events, _, first, _ = api.stream(path, spec.smoke)
+        status, events, _, first, _ = api.stream(path, case.body, case.accept)
+        if case.finish == "result":
             name, data = events[-1] if events else (None, None)
             note = error_text(data) if status != 200 else (
                 f"the stream ended with {name!r}, not a result" if name != "result"
@@ -235,16 +259,8 @@ def streams(api: Api, info, fetcher: Callable[[str], bytes]) -> list[Result]:
             out.append(Result("POST", f"{path} (progress)", status, first, status == 200 and not note,
                               note or "ok"))
             continue
-        adapter = action.adapter
-        if adapter is not None and adapter.stream_reply is not None:
-            body = {**spec.smoke, "model": info.name, "stream": True}
-            finished = lambda events: events[-1][1] == "[DONE]"  # noqa: E731 (OpenAI's end of stream)
-        elif adapter is None and action.stream_reply is not None:
-            body = spec.smoke if action.stream_only else {**spec.smoke, "stream": True}
-            finished = lambda events: _tgi_finish(events[-1][1])  # noqa: E731 (TGI's last token event)
-        else:
-            continue
-        status, events, _, first, _ = api.stream(path, body)
+        finished = (lambda events: events[-1][1] == "[DONE]") if case.finish == "done" \
+            else (lambda events: _tgi_finish(events[-1][1]))
         errors = [data for name, data in events if name in ("error", "json")]
         note = error_text(json.loads(errors[0]) if isinstance(errors[0], str) else errors[0]) if errors else (
             "" if status == 200 and events and finished(events) else "the stream did not end with its finish")

@@ -30,6 +30,7 @@ from model_api import routes as _routes
 from model_api.telemetry import NAMESPACE
 
 from deployment.settings import load_settings
+from ops.smoke import StreamCase, stream_case
 from stacks.model_api_stack import ModelApiStack
 
 ACTIONS = _kinds.actions()
@@ -121,7 +122,7 @@ def assert_deployed_api(test: integ.IntegTest, stack: ModelApiStack) -> None:
         if route.action in ("catalog", "job"):
             continue
         if route.action in ACTIONS and ACTIONS[route.action].stream_only:  # TGI's /generate_stream
-            requests.append(_stream_call(api, route.path, ACTIONS[route.action], route.model))
+            requests.append(_stream_call(api, route.path, stream_case(ACTIONS[route.action], route.model)))
             continue
         if route.action in ("endpoint", _routes.OPENAI_MODELS):
             api.call("GET", route.path).expect(status(200))
@@ -156,8 +157,11 @@ def assert_deployed_api(test: integ.IntegTest, stack: ModelApiStack) -> None:
     for info in infos:
         if info.name in streaming:
             prefix, actions = f"/models/{info.name}", _routes.model_actions(info)
-            requests += [_stream_call(api, prefix if action is actions[0] else f"{prefix}/{action.name}", action,
-                                      info.name) for action in actions if not action.stream_only and _streams(action)]
+            for action in actions:
+                case = stream_case(action, info.name)
+                if case is not None and not action.stream_only:  # stream-only routes are called above
+                    path = prefix if action is actions[0] else f"{prefix}/{action.name}"
+                    requests.append(_stream_call(api, path, case))
     first = _routes.routes(infos)[0]
     # No key: API Gateway's own refusal (403 "Forbidden"; 401 from the key authorizer when bearer_keys is on).
     refused = api.call(first.method, first.path, ACTIONS[first.action].smoke if first.method == "POST" else None,
@@ -190,23 +194,13 @@ def _assert_image_url(asserts: integ.IDeployAssert, url: str) -> None:
     asserts.http_api_call(cdk.Fn.join("", [url, "0"])).expect(status(403))
 
 
-def _streams(action) -> bool:
-    """An action a streaming model streams: images (progress), OpenAI's with stream true, TGI's own."""
-    images = action.finish is None and action.adapter is None
-    return images or (action.adapter.stream_reply if action.adapter is not None else action.stream_reply) is not None
+# How each kind of stream ends (ops.smoke.StreamCase.finish), as a pattern its whole body must contain.
+STREAM_ENDS = {"result": r"event: result", "done": r"data: \[DONE\]", "tgi": r'"generated_text"'}
 
 
-def _stream_call(api: ApiCalls, path: str, action, model: str) -> integ.IApiCall:
-    """A streaming model's stream at path (ops/smoke.streams' cases): text/event-stream, ending with its finish:
-    `data: [DONE]` for OpenAI's, the last token event's generated_text for TGI's, a result event for images."""
-    spec = ACTIONS[action.name]
-    if action.finish is None and action.adapter is None:  # images: progress events, then the result
-        call, finish = api.call("POST", path, spec.smoke, accept="text/event-stream"), r"event: result"
-    elif action.adapter is not None:
-        call, finish = api.call("POST", path, {**spec.smoke, "model": model, "stream": True}), r"data: \[DONE\]"
-    else:
-        body = spec.smoke if action.stream_only else {**spec.smoke, "stream": True}
-        call, finish = api.call("POST", path, body), r'"generated_text"'
+def _stream_call(api: ApiCalls, path: str, case: StreamCase) -> integ.IApiCall:
+    """A stream (ops.smoke.stream_case: what make smoke sends): text/event-stream, ending with its finish."""
+    call = api.call("POST", path, case.body, accept=case.accept)
     sse = integ.Match.object_like({"content-type": [integ.Match.string_like_regexp("^text/event-stream")]})
-    call.expect(status(200, headers=sse, body=integ.Match.string_like_regexp(finish)))
+    call.expect(status(200, headers=sse, body=integ.Match.string_like_regexp(STREAM_ENDS[case.finish])))
     return call
