@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, Protocol
 
+from model_api.kinds import KINDS as _KINDS
+
 if TYPE_CHECKING:
     from deployment.model_catalog import ModelSpec
 
@@ -32,14 +34,6 @@ JOB_PREFIX = "jobs/"
 BATCH_PREFIX = "batch/"
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
 
-# Default autoscaling targets per kind, each kind's own (lambda/model_api/kinds): SageMakerVariantInvocationsPerInstance
-# (invocations per instance per minute, realtime and per copy for shared) and jobs waiting per instance (async).
-from model_api.kinds import KINDS as _KINDS
-
-
-def _kind_target(model: "ModelSpec", name: str) -> float:
-    """A kind's default target (read when settings are built: a kind registered later counts too)."""
-    return getattr(_KINDS[model.kind], name) if model.kind in _KINDS else 10.0
 MAX_INSTANCES = 100  # a bound on a typo, far above any default quota
 # Memory one copy of a shared model reserves by default. The reservation schedules copies, it does not cap them; and
 # what the scheduler offers is far below the instance's memory: on ml.g5.xlarge (16 GiB) 1024 MB was accepted and
@@ -57,6 +51,13 @@ SERVERLESS_INVOCATION_SECONDS = 60
 # Memory a CPU model needs beyond its fp32 weights: the Python runtime, torch and the inference toolkit (~1 GB), and
 # activations (half the weights again, a deliberate margin). Serverless refuses a model that needs more than 6 GB.
 RUNTIME_OVERHEAD_GB = 1.0
+
+
+def _kind_target(model: "ModelSpec", name: str) -> float:
+    """A kind's default autoscaling target (lambda/model_api/kinds: target_invocations, per instance or copy per
+    minute; target_backlog, jobs waiting per instance), read when settings are built: a kind registered later counts
+    too."""
+    return getattr(_KINDS[model.kind], name) if model.kind in _KINDS else 10.0
 
 
 def serverless_memory_needed_mb(weights_gb: float) -> int:

@@ -18,7 +18,7 @@ from deployment.container_images import (
     HF_INFERENCE_REPOSITORY,
     TGI_REPOSITORY,
 )
-from deployment.hosting import HOSTING_MODES, hosting_problems
+from deployment.hosting import HOSTING_MODES, added_options, hosting_problems
 from deployment.lambda_source import ROOT
 
 # SageMaker hosting instance families this app knows, x86_64 only (the DLC images are x86_64).
@@ -167,8 +167,6 @@ class ModelSpec:
 
     def option(self, name: str):
         """A field a hosting mode adds (deployment.hosting ModeOption): its value, or its default."""
-        from deployment.hosting import added_options
-
         return self.mode_options.get(name, added_options()[name].default)
 
     @property

@@ -35,10 +35,14 @@ def context_pairs(cdk_args: Sequence[str]) -> list[str]:
     return pairs
 
 
+def cli() -> list[str]:
+    """The pinned CDK CLI's command (node_modules/.bin, put on PATH by the Makefile; its CDK variable)."""
+    return shlex.split(os.environ.get("CDK", "cdk --no-notices"))
+
+
 def run_cdk(verb: str, stack_name: str, cdk_args: Sequence[str]) -> int:
-    """The pinned CDK CLI (node_modules/.bin, put on PATH by the Makefile) with the user's arguments."""
-    command = shlex.split(os.environ.get("CDK", "cdk --no-notices")) + [verb, stack_name, *cdk_args]
-    return subprocess.call(command)
+    """The pinned CDK CLI with the user's arguments."""
+    return subprocess.call(cli() + [verb, stack_name, *cdk_args])
 
 
 def stack_outputs(cloudformation, stack_name: str) -> Optional[dict]:

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from ops.cdk import cli as cdk_cli
+
 ROOT = Path(__file__).resolve().parents[1]
 INTEG_DIR = ROOT / "tests" / "integ"
 OUT_DIR = ROOT / "cdk.out" / "integ"
@@ -134,7 +136,7 @@ def report(outcomes: Sequence[Outcome]) -> str:
 def pinned_cdk(args: Sequence[str]) -> int:
     """The pinned CDK CLI (node_modules/.bin via the Makefile's PATH); the integ apps import stacks/ from the root
     and their shared assertions (deployed_api.py) from their own folder."""
-    command = shlex.split(os.environ.get("CDK", "cdk --no-notices")) + list(args)
+    command = cdk_cli() + list(args)
     environ = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     return subprocess.call(command, cwd=ROOT, env=environ)
 

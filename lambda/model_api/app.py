@@ -215,7 +215,7 @@ class ModelApp:
                 record["images"] = 1
             else:
                 response = json_response(status, body, {"X-Request-Id": request_id})
-                made = self.kind.made_images(body, action) if self.kind.made_images is not None else None
+                made = self.kind.made_images(body, action)
                 if made is not None and (record["action"] != "job" or record.get("job") == "completed"):
                     record["images"] = made  # made now, not shown again by a later poll
         except ApiError as error:

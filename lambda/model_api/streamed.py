@@ -178,8 +178,8 @@ def _close(items) -> None:
 
 
 def _progress(app, event: dict, request_id: str, started: float, estimate, action) -> Iterator[bytes]:
-    """A request for a long whole answer (an image) with Accept: text/event-stream: the buffered pipeline runs on a thread; meanwhile a
-    `progress` event each PROGRESS_SECONDS, then `result` (the JSON answer) or `error`."""
+    """A request for a long whole answer (an image) with Accept: text/event-stream: the buffered pipeline runs on a
+    thread; meanwhile a `progress` event each PROGRESS_SECONDS, then `result` (the JSON answer) or `error`."""
     record = app.new_record(event, request_id)
     record["streamed"] = True
     outcome: dict = {}
@@ -213,7 +213,7 @@ def _progress(app, event: dict, request_id: str, started: float, estimate, actio
             yield streaming.error_event(outcome["error"])
         else:
             body = outcome["body"]
-            made = app.kind.made_images(body, action) if app.kind.made_images is not None else None
+            made = app.kind.made_images(body, action)
             if made is not None:
                 record["images"] = made
             yield sse.event(json.loads(json_response(200, body)["body"]), "result")

@@ -31,7 +31,7 @@ class Kind:
     # Its functions' config: a class with from_env(env) (None: model_api.text.TextConfig).
     config_type: Any = None
     # (an answer's body, the action or None) -> how many images it made now (the Images metric), or None.
-    made_images: Optional[Callable[[Any, Optional[Action]], Optional[int]]] = None
+    made_images: Callable[[Any, Optional[Action]], Optional[int]] = lambda body, action: None
     # (settings, model, seconds one request may take) -> what our inference code for the kind reads from the
     # container's environment (its bounds), added by the stack (stacks/model_api_stack.py) to every model of the kind.
     container_environment: Optional[Callable[[Any, Any, int], dict]] = None
