@@ -286,6 +286,9 @@ class ModelStream:
         except ClientError as exc:  # botocore's EventStreamError for an exception event
             error = exc.response.get("Error", {})
             code, message = error.get("Code", ""), (error.get("Message") or "")[:300]
+            # botocore keeps only Code and Message of an event stream's exception (parsers.py, EventStream JSON
+            # _do_error_parse), not ModelStreamError's ErrorCode: a timeout is told by its message ("did not
+            # complete sending the inference response in the allotted time", tests/lambda/test_streaming.py).
             if code == "ModelStreamError" and ("time" in message.lower() or "Exceeded" in message):
                 raise ApiError(504, "model_timeout", f"the model did not finish its answer in the time SageMaker "
                                                      f"allows: {message}") from exc
