@@ -141,9 +141,13 @@ class ModelApp:
         return body
 
     def _job_action(self, record: jobs.JobRecord):
-        """The action a job ran, from the kind of the model that ran it (GET /jobs/<id> reads every model's jobs)."""
-        model = next((m for m in self.catalog if m.name == record.model), self.model)
-        return kind(model.kind).action(record.action)
+        """The action a job ran, from the kind of the model that ran it (GET /jobs/<id> reads every model's jobs). A
+        job of a model the deployment no longer serves (its jobs outlive a redeploy until they expire) is gone."""
+        model = next((m for m in self.catalog if m.name == record.model), None)
+        action = next((a for a in kind(model.kind).actions if a.name == record.action), None) if model else None
+        if action is None:
+            raise ApiError(404, "job_not_found", jobs.NOT_FOUND)
+        return action
 
     def _finish(self, record: jobs.JobRecord, answer: bytes, load_input) -> dict:
         action = self._job_action(record)

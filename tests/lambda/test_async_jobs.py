@@ -156,6 +156,19 @@ def test_a_model_route_reads_only_its_own_jobs(make_rig):
     assert (response["statusCode"], response["json"]["error"]["code"]) == (404, "job_not_found")
 
 
+def test_a_job_of_a_model_the_deployment_no_longer_serves_is_not_found(make_rig):
+    """A redeploy without the image model: its jobs stay in the bucket until they expire, and GET /jobs/<id> (now
+    the text model's route) says they are gone, not 500 (the text kind has no action that could read them)."""
+    rig = make_rig(**ASYNC_ENV, MODEL_CATALOG=catalog(SD))
+    rig.async_endpoint = FakeAsyncEndpoint(rig.handler.endpoint._client, rig.bucket.name)
+    job_id = submit(rig)["json"]["job_id"]
+    put_uri(rig, f"{rig.async_endpoint.output_path}/{job_id}.out", tiny_png(8, 8, 1) + tiny_png(8, 8, 2))
+    after = make_rig(**ASYNC_ENV, MODEL_CATALOG=catalog(GPT2), MODEL_NAME="gpt2", MODEL_KIND="text-generation",
+                     MODEL_PROTOCOL="tgi", ENDPOINT_NAME="test-gpt2")
+    response = after.call(job_event(job_id))
+    assert (response["statusCode"], response["json"]["error"]["code"]) == (404, "job_not_found")
+
+
 def test_an_invalid_request_is_400_and_queues_nothing(jobs):
     response = submit(jobs, {"prompt": "", "width": 500})
     assert response["statusCode"] == 400 and response["json"]["error"]["code"] == "invalid_request"
