@@ -56,11 +56,12 @@ class ModelRestApi(Construct):
       user_pool_arn: auth=cognito: the existing user pool.
 
     Routes are added with add_route and add_document; then add_fallback answers every other path and method, and
-    limit_keyless gives the methods that need no key their own small throttle. Errors raised by API Gateway itself (bad key, unknown route, throttled, ...)
-    answer in the API's JSON error shape (model_api.errors.GATEWAY_ERRORS). Request bodies are validated by the
-    functions, not here: API Gateway's validator tells a client only "Invalid request body", and its gateway
-    response templates are not processed by VTL, so its detailed $context.error.validationErrorString (which holds
-    double quotes) cannot be escaped into a JSON body. The functions name every problem, for every content type.
+    limit_keyless gives the methods that need no key their own small throttle. Errors raised by API Gateway itself
+    (bad key, unknown route, throttled, ...) answer in the API's JSON error shape (model_api.errors.GATEWAY_ERRORS).
+    Request bodies are validated by the functions, not here: API Gateway's validator tells a client only "Invalid
+    request body", and its gateway response templates are not processed by VTL, so its detailed
+    $context.error.validationErrorString (which holds double quotes) cannot be escaped into a JSON body. The
+    functions name every problem, for every content type.
     Attributes: api, api_key and usage_plan (None unless auth=api_key), key_authorizer (a KeyAuthorizer with
     bearer_keys, else None), cognito_authorizer (auth=cognito, else None), access_log_group (None when logging is
     off), cloudwatch_role (the account-wide role when logging is "create-role", else None).
@@ -256,7 +257,8 @@ class ModelRestApi(Construct):
         method a resource has wins over its ANY, and a resource over /{proxy+} (API Gateway Developer Guide, "Set
         up a proxy integration with a proxy resource"). Call it after the last route. One permission lets the API
         invoke the function from any of these methods."""
-        integration = apigw.LambdaIntegration(function, proxy=True, timeout=self._timeout, allow_test_invoke=False,
+        # One permission for the whole API (scope_permission_to_method=False), so no test-invoke one to refuse.
+        integration = apigw.LambdaIntegration(function, proxy=True, timeout=self._timeout,
                                               scope_permission_to_method=False)
         resources = [self.api.root]
         for resource in resources:  # grows while walked: every resource of the tree, the root first
