@@ -88,7 +88,7 @@ class RuntimeApi:
         except Exception as error:  # the handler failed mid-answer: Lambda passes the trailers on as an error
             failure = error
             try:
-                connection.send(b"0\r\n" + _trailers(error) + b"\r\n")
+                connection.send(b"0\r\n" + _trailers(error, request_id) + b"\r\n")
             except OSError:
                 pass  # the Runtime API connection itself broke: nothing more can be said on it
         finally:
@@ -127,8 +127,12 @@ def _error_document(error: BaseException) -> dict:
             "stackTrace": traceback.format_tb(error.__traceback__)}
 
 
-def _trailers(error: BaseException) -> bytes:
-    body = base64.b64encode(json.dumps(_error_document(error)).encode()).decode("ascii")
+def _trailers(error: BaseException, request_id: str = "") -> bytes:
+    """The error trailers of an answer that broke off: the error's type and where to read about it, never its
+    text or stack (an exception's text may hold a host, a port or a path; the log has the whole of it)."""
+    document = {"errorMessage": f"the answer broke off ({type(error).__name__}); the function's log has the "
+                                f"details under request {request_id}", "errorType": type(error).__name__}
+    body = base64.b64encode(json.dumps(document).encode()).decode("ascii")
     return f"{ERROR_TYPE}: {_error_type(error)}\r\n{ERROR_BODY}: {body}\r\n".encode()
 
 

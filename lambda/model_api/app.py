@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 from model_api import aws, cors, jobs, routes, telemetry, text
 from model_api.actions import adapt_event
 from model_api.adapters import openai
-from model_api.errors import ApiError
+from model_api.errors import ApiError, internal_error
 from model_api.http import Binary, binary_response, error_response, json_response
 from model_api.kinds import kind
 
@@ -230,8 +230,7 @@ class ModelApp:
                 record["cause"] = type(error.__cause__).__name__
         except Exception:  # a bug, not a user error: log the traceback, tell the caller nothing internal
             log.exception("unhandled error in request %s", request_id)
-            response = error_response(ApiError(500, "internal_error", "unexpected error; quote the X-Request-Id "
-                                                                       "header when reporting it"), request_id)
+            response = error_response(internal_error(), request_id)
             record["error_code"] = "internal_error"
         finally:
             self._record.reset(token)

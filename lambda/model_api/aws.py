@@ -6,7 +6,6 @@ ApiError with a deliberate status, so the caller never sees a botocore traceback
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -17,8 +16,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import botocore.session
+import urllib3.exceptions
 from botocore.config import Config
 from botocore.credentials import CredentialProvider, RefreshableCredentials
+from botocore.eventstream import ParserError as EventStreamParserError
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -30,6 +31,7 @@ from botocore.exceptions import (
     SSLError,
 )
 
+from model_api.container_text import INPUT_REFUSED, container_summary
 from model_api.errors import ApiError
 from model_api.jobs import JobRecord
 
@@ -40,9 +42,6 @@ RETRY_AFTER_THROTTLED = 2
 RETRY_AFTER_UNAVAILABLE = 30
 RETRY_AFTER_STARTING = 60
 RETRY_AFTER_STORAGE = 1
-# How our inference code marks a refused input (models/*/code/inference.py INVALID_INPUT): the HF inference toolkit
-# answers 400 for every exception, CUDA faults included, so a bare 400 from it says nothing about who is at fault.
-INPUT_REFUSED = "invalid input: "
 # SageMaker real-time responses are at most 6 MB; a longer body is not something to hold in memory and parse.
 MAX_MODEL_RESPONSE_BYTES = 6 * 1024 * 1024
 
@@ -296,8 +295,17 @@ class ModelStream:
                 raise ApiError(502, "model_connection_lost", f"the model's answer broke off: {message}") from exc
             raise ApiError(502, "model_unavailable", f"the model's answer failed ({code or 'unknown error'})") \
                 from exc
-        except ReadTimeoutError as exc:
+        # botocore's EventStream reads the connection with urllib3's HTTPResponse.stream() and wraps none of its
+        # errors (botocore/eventstream.py, EventStream._create_raw_event_generator), nor its own parse errors
+        # (eventstream.ParserError): each is named here. Their text holds the host and port: never passed on.
+        except (ReadTimeoutError, urllib3.exceptions.ReadTimeoutError) as exc:
             raise ApiError(504, "model_timeout", "the model went quiet in the middle of its answer") from exc
+        except EventStreamParserError as exc:
+            raise ApiError(502, "bad_model_response", "the model's answer stream could not be read (a damaged "
+                                                      "event)") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ApiError(502, "model_connection_lost", "the model's answer broke off: the connection broke "
+                                                         "off") from exc
         except BotoCoreError as exc:
             raise ApiError(502, "model_connection_lost", f"the model's answer broke off: {failure_words(exc)}") \
                 from exc
@@ -318,14 +326,18 @@ def invoke_error(exc: ClientError, endpoint_name: str, inputs_only_fail_400: boo
     message = (error.get("Message") or "")[:300]
     if code == "ModelError":
         original = exc.response.get("OriginalStatusCode")
-        detail = container_words(exc.response.get("OriginalMessage") or message)[:300]
+        said = exc.response.get("OriginalMessage") or message
         status = f" (container status {original})" if original else ""
-        if isinstance(original, int) and 400 <= original < 500 and (
-                original != 400 or detail.startswith(INPUT_REFUSED) or inputs_only_fail_400):
+        refused = isinstance(original, int) and 400 <= original < 500 and (
+            original != 400 or said.startswith(INPUT_REFUSED) or inputs_only_fail_400)
+        # The whole text for whoever reads the logs (the line carries the request id); the caller gets a summary.
+        log.warning("the model container answered %s", original, extra={"container_message": said[:4000]})
+        if refused:
             # The container refused this input (TGI's 422 for a token budget; our inference code's marked 400): the
             # caller's to fix, in the container's own words. A bare 400 from the toolkit may be its own fault: 502.
-            return ApiError(400, "model_rejected_input", f"the model refused the input{status}: {detail}")
-        return ApiError(502, "model_error", f"the model failed{status}: {detail}")
+            return ApiError(400, "model_rejected_input", f"the model refused the input{status}: "
+                                                         f"{container_summary(said, refused=True)}")
+        return ApiError(502, "model_error", f"the model failed{status}: {container_summary(said, refused=False)}")
     if code == "ThrottlingException":
         return ApiError(429, "throttled", "the model endpoint is busy; retry later", RETRY_AFTER_THROTTLED)
     if code in ("ModelNotReadyException", "ServiceUnavailable", "ServiceUnavailableException"):
@@ -344,29 +356,6 @@ def invoke_error(exc: ClientError, endpoint_name: str, inputs_only_fail_400: boo
     if code in ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException"):
         return ApiError(500, "misconfigured", "this API is not allowed to invoke its endpoint (deployment error)")
     return ApiError(502, "model_unavailable", f"invoking the model failed: {code or 'unknown error'}")
-
-
-# What some containers say, and what it means for the caller: torch's embedding lookup past the model's positions (the
-# inference toolkit's text-generation pipeline answers it as a 400 when a prompt and max_new_tokens outgrow GPT-2's
-# 1024 positions; tried on the toolkit with a small GPT-2 in local mode: tests/local/test_local_text_models.py).
-KNOWN_CONTAINER_MESSAGES = {
-    "index out of range in self": "the prompt and the tokens to generate are longer than the model's context window "
-                                  "(the positions it can attend to): shorten the prompt or ask for fewer new tokens",
-}
-
-
-def container_words(text: str) -> str:
-    """A container's error in its own words: TGI answers {"error": "...", "error_type": "validation"} (its
-    router's ErrorResponse), the toolkit plain text; a message the API knows is explained, with the container's
-    words kept at the end."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        data = None
-    if isinstance(data, dict) and isinstance(data.get("error"), str):
-        text = data["error"]
-    known = next((meaning for words, meaning in KNOWN_CONTAINER_MESSAGES.items() if words in text), None)
-    return f"{known} (the model said: {text[:120]})" if known else text
 
 
 def _means_endpoint_missing(message: str) -> bool:

@@ -20,6 +20,11 @@ class ApiError(Exception):
         self.headers = dict(headers or {})  # what the answer says beside the body (Allow on a 405)
 
 
+def internal_error() -> ApiError:
+    """What the caller is told of a bug: nothing internal, only how to find it in the logs."""
+    return ApiError(500, "internal_error", "unexpected error; quote the X-Request-Id header when reporting it")
+
+
 def error_body(code: str, message: str, status: Optional[int] = None, style: str = "api") -> dict:
     """style "openai" (the /v1 routes, model_api.adapters.openai): also OpenAI's type and param, so its SDK and its
     users read the error as OpenAI's own."""

@@ -17,6 +17,7 @@ The job id is 128 random bits in hex: unguessable, and the only handle on a job.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 from dataclasses import asdict, dataclass, field
@@ -24,14 +25,13 @@ from datetime import datetime, timezone
 from typing import Callable, Mapping, Optional, Protocol
 
 from model_api.calls import ModelCall
+from model_api.container_text import INPUT_REFUSED, container_summary
 from model_api.errors import ApiError
 
+log = logging.getLogger("model_api")
 JOB_ID = re.compile(r"[0-9a-f]{32}\Z")
 JOBS_PATH = "/jobs"
 QUEUED, DONE, FAILED = "queued", "done", "failed"
-# How our inference code marks a refused input (model_api.aws.INPUT_REFUSED), as it appears in a failure object.
-INPUT_REFUSED = "invalid input: "
-FAILURE_MESSAGE_CHARS = 300
 INPUT = "input-{model}.json"
 NOT_FOUND = "no such job; job ids are the 32 hex characters POST returned, and jobs expire"
 
@@ -161,6 +161,9 @@ def status(job_id: str, *, store: JobStore, finish: Finish, respond: Callable[[J
     if outcome is None:
         return {"job_id": job_id, "submitted_at": record.created_at, "status": QUEUED}
     if is_error:
+        # The whole text stays in the failure object; the log has it with the request id, the caller a summary.
+        log.warning("job %s failed in the model", job_id, extra={"container_message": outcome[:4000].decode(
+            "utf-8", "replace")})
         saved = {"error": failure_error(outcome)}
     else:
         try:
@@ -183,12 +186,12 @@ def _answer(record: JobRecord, saved: dict, respond: Callable[[JobRecord, dict],
 
 
 def failure_error(data: bytes) -> dict:
-    """The error body of a failed job from SageMaker's failure object: the model's own words, cut short."""
+    """The error body of a failed job from SageMaker's failure object (the container's error text): worded as the
+    synchronous route words the same outcome (model_api.aws.invoke_error), the container's words only as a short,
+    safe summary (model_api.container_text)."""
     text = data.decode("utf-8", "replace").strip()
-    refused = INPUT_REFUSED in text
-    if len(text) > FAILURE_MESSAGE_CHARS:
-        text = text[:FAILURE_MESSAGE_CHARS - 3] + "..."
-    # Worded as the synchronous route words the same outcome (model_api.aws.invoke_error).
-    if refused:
-        return {"code": "model_rejected_input", "message": f"the model refused the input: {text}"}
-    return {"code": "model_error", "message": f"the model failed: {text or 'no detail'}"}
+    if INPUT_REFUSED in text:  # our inference code's refusal, wherever the toolkit put it in its text
+        said = text[text.index(INPUT_REFUSED):]
+        return {"code": "model_rejected_input", "message": f"the model refused the input: "
+                                                           f"{container_summary(said, refused=True)}"}
+    return {"code": "model_error", "message": f"the model failed: {container_summary(text, refused=False)}"}

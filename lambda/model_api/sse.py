@@ -3,7 +3,9 @@ and the head of a streamed API Gateway answer.
 
 - event(): one event as bytes: an optional `event:` line, one `data:` line of compact JSON (JSON never holds a raw
   line break, so one line always suffices), then the blank line that ends it. OpenAI's streams and TGI's are such
-  events; OpenAI's end with `data: [DONE]` (DONE).
+  events; OpenAI's end with `data: [DONE]` (DONE). U+2028, U+2029 and U+0085 are written as JSON escapes: the
+  standard splits lines on CR and LF only, but clients that read a stream with Python's str.splitlines()
+  (huggingface_hub's) split on those three as well, and would get half an event.
 - Decoder: the events of a byte stream that arrives in arbitrary pieces (SageMaker's PayloadParts cut TGI's stream
   anywhere, even inside a UTF-8 character). Lines end with LF, CRLF or CR; `data:` lines of one event are joined
   with LF; comment lines (`:`) and other fields are skipped, as the standard's parsing rules say.
@@ -19,6 +21,8 @@ import json
 from typing import Iterator, Optional
 
 CONTENT_TYPE = "text/event-stream"
+# Characters that are line breaks to str.splitlines() but not to the SSE standard, and their JSON escapes.
+_SPLITLINES_BREAKS = {ord("\u2028"): "\\u2028", ord("\u2029"): "\\u2029", ord("\u0085"): "\\u0085"}
 DONE = b"data: [DONE]\n\n"
 DELIMITER = b"\0" * 8
 MAX_PRELUDE_BYTES = 16 * 1024
@@ -29,7 +33,12 @@ STREAM_HEADERS = {"Content-Type": f"{CONTENT_TYPE}; charset=utf-8", "Cache-Contr
 
 def event(data, name: Optional[str] = None) -> bytes:
     """One event: data (JSON-able, written compact; a str is written as it is) under an optional event name."""
-    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(data, str):
+        text = data
+        if any(ord(c) in _SPLITLINES_BREAKS for c in text):
+            raise ValueError("an event's text data must not hold U+2028, U+2029 or U+0085")
+    else:  # inside JSON those characters can only stand in strings, where their escapes mean the same
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":")).translate(_SPLITLINES_BREAKS)
     if "\n" in text or "\r" in text:
         raise ValueError("an event's data must be one line")
     return (f"event: {name}\n" if name else "").encode() + b"data: " + text.encode("utf-8") + b"\n\n"

@@ -31,7 +31,7 @@ from typing import Callable, Iterable, Iterator
 from model_api import cors, sse, streaming
 from model_api.actions import adapt_event
 from model_api.app import key_of, request_id_of
-from model_api.errors import ApiError
+from model_api.errors import ApiError, internal_error
 from model_api.http import error_response, json_response
 
 log = logging.getLogger("model_api")
@@ -48,8 +48,7 @@ def answer(app, event: dict, context) -> Iterator[bytes]:
         return _refused(app, event, request_id, started, error)
     except Exception:  # a bug, not a user error: as lambda/handler.py answers one
         log.exception("unhandled error in request %s", request_id)
-        return _refused(app, event, request_id, started, ApiError(
-            500, "internal_error", "unexpected error; quote the X-Request-Id header when reporting it"))
+        return _refused(app, event, request_id, started, internal_error())
     if stream is None:
         return _buffered(app, app.handle(event, context), event)
     return stream
@@ -163,7 +162,13 @@ def _written(app, event, request_id, started, record, body: Iterable[bytes], tok
                 yield chunk
         except ApiError as error:
             record["stream_error"] = error.code
+            if error.__cause__ is not None:
+                record["cause"] = type(error.__cause__).__name__
             yield streaming.error_event(error, style)
+        except Exception as error:  # a bug, or a failure nothing named: the client is told only that it broke
+            log.exception("unhandled error in request %s after its answer began", request_id)
+            record["stream_error"], record["cause"] = "internal_error", type(error).__name__
+            yield streaming.error_event(internal_error(), style)
     finally:  # also when the reader stops early (GeneratorExit): the model's stream is closed
         _close(tokens)
         record["events"] = count
@@ -193,8 +198,7 @@ def _progress(app, event: dict, request_id: str, started: float, estimate, actio
             outcome["error"] = error
         except Exception as error:  # a bug: logged with its traceback, the caller told nothing internal
             log.exception("unhandled error in request %s", request_id)
-            outcome["error"] = ApiError(500, "internal_error", "unexpected error; quote the X-Request-Id header "
-                                                               "when reporting it")
+            outcome["error"] = internal_error()
             outcome["bug"] = error
         finally:
             done.set()

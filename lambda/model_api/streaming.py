@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Optional, Union
 
 from model_api import sse
+from model_api.container_text import container_summary
 from model_api.errors import ApiError, error_body
 
 
@@ -75,7 +76,7 @@ def tgi_tokens(parts: Iterable[bytes]) -> Iterator[Item]:
             if message.get("error") is not None:
                 status, code, words = TGI_ERRORS.get(str(message.get("error_type")), (502, "model_error",
                                                                                        "the model failed"))
-                raise ApiError(status, code, f"{words}: {str(message['error'])[:300]}")
+                raise ApiError(status, code, f"{words}: {container_summary(str(message['error']), status < 500)}")
             token = message.get("token")
             if isinstance(token, dict) and isinstance(token.get("text"), str):
                 yield Token(token["text"], int(token.get("id") or 0), token.get("logprob"), bool(token.get("special")))

@@ -317,10 +317,30 @@ def test_an_unreachable_runtime_is_503_and_says_so(rig):
     assert assert_error(response, 503, "endpoint_unreachable", rig) == "the SageMaker runtime could not be reached"
 
 
-def test_model_error_message_carries_the_container_status(rig):
-    rig.endpoint.fails(424, "ModelError", model_error(500, "CUDA error: an illegal memory access"))
-    message = assert_error(rig.call(api_event("POST", {"prompt": "p"})), 502, "model_error", rig)
-    assert "container status 500" in message and "illegal memory access" in message
+def test_model_error_message_carries_the_container_status_and_no_internals(rig, caplog):
+    said = ("CUDA error: an illegal memory access was encountered\nTraceback (most recent call last):\n  File "
+            "\"/opt/conda/lib/python3.11/site-packages/torch/nn/modules/module.py\", line 1553")
+    rig.endpoint.fails(424, "ModelError", model_error(500, said))
+    with caplog.at_level(logging.WARNING, logger="model_api"):
+        message = assert_error(rig.call(api_event("POST", {"prompt": "p"})), 502, "model_error", rig)
+    assert message == ("the model failed (container status 500): an error inside the model container (details in "
+                       "the function's log, under this request's id)")
+    logged, = [r for r in caplog.records if getattr(r, "container_message", None)]
+    assert logged.container_message == said  # the whole text, for whoever reads the logs
+
+
+@pytest.mark.parametrize("words", ["`inputs` tokens + `max_new_tokens` must be <= 1024\n  at /opt/ml/x.py",
+                                   "x" * 500])
+def test_a_refusal_in_the_containers_words_is_its_first_line_cut_short(rig, words):
+    rig.endpoint.fails(424, "ModelError", model_error(422, words))
+    message = assert_error(rig.call(api_event("POST", {"prompt": "p"})), 400, "model_rejected_input", rig)
+    assert message == "the model refused the input (container status 422): " + words.splitlines()[0][:200]
+
+
+def test_a_refusal_that_shows_internals_is_summarized(rig):
+    rig.endpoint.fails(424, "ModelError", model_error(413, 'File "/opt/ml/model/code/inference.py", line 3'))
+    message = assert_error(rig.call(api_event("POST", {"prompt": "p"})), 400, "model_rejected_input", rig)
+    assert "/opt/ml" not in message and message.endswith("under this request's id)")
 
 
 @pytest.mark.parametrize("status, words", [(400, "invalid input: width must be a multiple of 8"),
@@ -335,11 +355,12 @@ def test_a_bare_toolkit_400_is_not_blamed_on_the_caller(rig):
     # The inference toolkit answers 400 for every exception, its own CUDA faults included.
     rig.endpoint.fails(424, "ModelError", model_error(400, "CUDA out of memory. Tried to allocate 2.00 GiB"))
     message = assert_error(rig.call(api_event("POST", {"prompt": "p"})), 502, "model_error", rig)
-    assert "container status 400" in message and "CUDA out of memory" in message
+    assert message == ("the model failed (container status 400): out of accelerator memory: ask for "
+                       "less at once (fewer or smaller images, fewer tokens), or retry")
 
 
 def test_the_marker_is_the_one_the_inference_code_uses():
-    from model_api.aws import INPUT_REFUSED
+    from model_api.container_text import INPUT_REFUSED
 
     for name in ("stable_diffusion", "chat_embeddings"):
         source = (LAMBDA_DIR.parent / "models" / name / "code" / "inference.py").read_text()

@@ -119,19 +119,23 @@ def test_an_answer_streams_in_chunks_with_the_streaming_headers(api):
     assert seen["trace"] == "Root=1-xyz"
 
 
-def test_a_failure_after_the_first_byte_goes_in_the_trailers(api):
-    api.queue_event({})
+def test_a_failure_after_the_first_byte_goes_in_the_trailers_without_its_text_or_stack(api, caplog):
+    api.queue_event({}, "req-5")
 
     def handler(event, context):
         yield b"head" + b"\0" * 8
-        raise ValueError("broke mid-answer")
+        raise ValueError("HTTPSConnectionPool(host='runtime.sagemaker.eu-west-1.amazonaws.com', port=443)")
 
     stream_runtime.serve(stream_runtime.RuntimeApi(api.address), handler, invocations=1, environ={})
     post, = api.posts
     assert post["chunks"] == [b"head" + b"\0" * 8]
     assert post["trailers"]["Lambda-Runtime-Function-Error-Type"] == "Runtime.ValueError"
     document = json.loads(base64.b64decode(post["trailers"]["Lambda-Runtime-Function-Error-Body"]))
-    assert document["errorMessage"] == "broke mid-answer" and document["errorType"] == "ValueError"
+    assert document == {"errorType": "ValueError", "errorMessage": "the answer broke off (ValueError); the "
+                        "function's log has the details under request req-5"}
+    # The whole of it goes to the function's log instead.
+    logged, = [r for r in caplog.records if r.getMessage() == "the answer broke off"]
+    assert "port=443" in str(logged.exc_info[1])
 
 
 def test_a_failure_before_any_byte_is_an_invocation_error(api):

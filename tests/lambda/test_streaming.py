@@ -212,6 +212,23 @@ def test_sse_event_is_one_data_line_and_refuses_line_breaks():
         sse.event("two\nlines")
 
 
+def test_line_separators_in_tokens_reach_huggingface_hubs_stream_parser_whole(tgi):
+    """huggingface_hub reads a stream's lines with httpx's LineDecoder, which splits as str.splitlines() does: on
+    U+2028, U+2029 and U+0085 too (httpx2 _decoders.LineDecoder). Written raw, such a token cuts its event in two
+    and the client fails mid-stream; escaped, it arrives as sent."""
+    from httpx2._decoders import LineDecoder
+    from huggingface_hub.inference._common import _stream_text_generation_response
+
+    tokens = ["a\u2028b", "\u2029", "c\u0085d"]
+    tgi.stream.streams_tgi(tokens)
+    head, body = call(tgi, {"inputs": "x"}, "/generate_stream")
+    decoder = LineDecoder()
+    lines = decoder.decode(body.decode("utf-8")) + decoder.flush()
+    assert [t.token.text for t in _stream_text_generation_response(iter(lines), details=True)] == tokens
+    with pytest.raises(ValueError):
+        sse.event("a\u2028b")  # text data is written as it is: refused rather than cut by such a client
+
+
 def test_prelude_is_json_then_eight_nul_bytes_within_16_kb():
     data = sse.prelude(201, {"A": "b"}) + b"body"
     assert sse.split_prelude(data) == ({"statusCode": 201, "headers": {"A": "b"}}, b"body")

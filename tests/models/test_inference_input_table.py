@@ -116,5 +116,5 @@ def test_the_table_has_each_outcome_for_each_module():
         outcomes = {next(iter(result)) for w, _, result in rows if w == where}
         assert outcomes == {"ok", "error"}, where
     refused = [result["error"] for w, _, result in rows if w.endswith("input") and "error" in result]
-    # every refused request is the caller's mistake, said as such (model_api.aws.INPUT_REFUSED)
+    # every refused request is the caller's mistake, said as such (model_api.container_text.INPUT_REFUSED)
     assert all(message.startswith("InvalidInput: invalid input: ") for message in refused), refused[:3]

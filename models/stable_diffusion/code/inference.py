@@ -48,7 +48,7 @@ REQUEST_DEADLINE_SECONDS = float(os.environ.get("REQUEST_DEADLINE_SECONDS", "0")
 
 
 # The toolkit answers 400 for every exception, its own faults included; a message starting with this marks the
-# caller's mistake, which the API passes on as its own 400 (model_api.aws.INPUT_REFUSED: keep the two equal).
+# caller's mistake, which the API passes on as its own 400 (model_api.container_text.INPUT_REFUSED: keep the two equal).
 INVALID_INPUT = "invalid input: "
 
 
