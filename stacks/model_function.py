@@ -10,7 +10,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from deployment.lambda_source import ASSET_EXCLUDE, LAMBDA_DIR
+from deployment.lambda_source import ASSET_EXCLUDE, LAMBDA_DIR, STREAM_WRAPPER, not_executable
 from stacks.function_logs import own_logs_role
 from stacks.image_bucket import ImageBucket
 from stacks.private_network import Placement, lambda_network_statement
@@ -91,6 +91,8 @@ class ModelFunction(Construct):
         if streaming and snapstart:
             raise ValueError(f"ModelFunction {construct_id}: streaming runs its own runtime loop; SnapStart "
                              "snapshots the managed runtime's: not both")
+        if streaming and not_executable(STREAM_WRAPPER):
+            raise ValueError(f"ModelFunction {construct_id}: {not_executable(STREAM_WRAPPER)}")
         if not 1 <= timeout_seconds <= 900:
             raise ValueError(f"ModelFunction {construct_id}: timeout_seconds must be from 1 to 900")
         if log_level not in ("INFO", "DEBUG"):

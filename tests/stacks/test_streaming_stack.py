@@ -5,12 +5,14 @@ SageMaker's own limit; the settings that cannot stream are refused at synth; the
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
 from cfn_render import resources
 from test_stack_template import logical_id
 
+from deployment.lambda_source import not_executable
 from deployment.settings import Settings, SettingsError
 from stacks.rest_api import ModelRestApi
 
@@ -98,3 +100,29 @@ def test_the_rest_api_construct_bounds_a_stream():
                                 code=lambda_.Code.from_inline("def y(e, c): pass"))
     with pytest.raises(ValueError, match="stream_seconds must be from 30 to 900"):
         api.add_route("/x", "POST", function, stream_seconds=901)
+
+
+def test_the_streaming_wrapper_is_executable_in_the_synthesized_asset(synth_assembly, streaming):
+    """Lambda runs AWS_LAMBDA_EXEC_WRAPPER as a program: the asset folder the CLI zips (keeping each file's mode)
+    holds it executable."""
+    assembly = synth_assembly(models="gpt2-tgi,minilm-embeddings", **{"gpt2-tgi.streaming": "true"})
+    folders = {p for p in Path(assembly.directory).glob("asset.*") if (p / "stream_handler.py").is_file()}
+    assert folders
+    for folder in folders:
+        assert not_executable(folder / "stream_bootstrap") is None, folder
+
+
+def test_a_wrapper_that_lost_its_executable_bit_is_refused_at_synth(tmp_path, monkeypatch):
+    from stacks import model_function
+
+    wrapper = tmp_path / "stream_bootstrap"
+    wrapper.write_text("#!/bin/bash\n")
+    wrapper.chmod(0o644)  # as a Windows checkout, or core.fileMode=false, leaves it
+    assert "is not executable" in not_executable(wrapper) and "chmod +x" in not_executable(wrapper)
+    monkeypatch.setattr(model_function, "STREAM_WRAPPER", wrapper)
+    stack = cdk.Stack(cdk.App(), "S")
+    with pytest.raises(ValueError, match="stream_bootstrap is not executable"):
+        model_function.ModelFunction(stack, "F", model_name="m", environment={}, streaming=True)
+    model_function.ModelFunction(stack, "Buffered", model_name="m", environment={})  # only streaming needs it
+    wrapper.chmod(0o755)
+    model_function.ModelFunction(stack, "G", model_name="m", environment={}, streaming=True)
