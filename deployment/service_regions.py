@@ -54,3 +54,12 @@ def missing_feature(feature: str, region: str) -> str | None:
         return None
     return (f"{feature} is not available in {region} (it is in {len(regions)} regions: "
             f"{', '.join(sorted(regions))}; {source})")
+
+# Lambda response streaming (streaming=true: the STREAM integrations invoke the function with InvokeWithResponseStream)
+# "is not yet available in all AWS Regions" (Lambda Developer Guide, "Response streaming for Lambda functions", read
+# 2026-12-05), and the guide sends the reader to Builder Center's "AWS Capabilities by Region" page for the list. No
+# list is published in the guide, and no API reports it, so nothing is refused at synth: make preflight warns before
+# every streaming deployment, naming the page, and make integ's stream assertions prove it in the region. (API
+# Gateway's own response streaming "is available in all AWS Regions": What's New, 2025-11-19.)
+LAMBDA_STREAMING_SOURCE = ("Lambda Developer Guide, 'Response streaming for Lambda functions': \"not yet available "
+                           "in all AWS Regions\"; the list is Builder Center's 'AWS Capabilities by Region' page")

@@ -63,6 +63,10 @@ def main(argv=None, run: Callable = cdk.run_cdk, session=None, clients_factory=p
         print(preflight.render(checks) + "\n", file=out, flush=True)
         if any(c.status == preflight.BLOCK for c in checks):
             return 1
+    else:  # what preflight would warn of without asking AWS: said even when the rest is skipped
+        warnings = preflight.unwatched_spend(settings)
+        if warnings:
+            print(preflight.render(warnings).rsplit("\n\n", 1)[0] + "\n", file=out, flush=True)
     models = [m.name for m in settings.catalog if m.existing_endpoint is None]
     if models:
         print(f"The endpoint takes minutes to start; to watch it: make logs MODEL={models[0]} (another terminal)",

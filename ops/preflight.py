@@ -22,6 +22,7 @@ from typing import Callable, Optional
 
 from deployment.hosting import deployed_mode, hosting_of
 from deployment.model_catalog import S3_URI
+from deployment.service_regions import LAMBDA_STREAMING_SOURCE
 from deployment.settings import Settings, SettingsError, load_settings
 from ops import cost, prices
 from ops.cdk import cli_region
@@ -561,6 +562,58 @@ def hub_revisions(settings: Settings) -> list[Check]:
                   "start: a change upstream changes what runs", "pin one: -c <model>.revision=<commit sha>")]
 
 
+def streaming_region(settings: Settings, region_name: str) -> list[Check]:
+    """A streaming model needs Lambda response streaming in the region, which AWS lists only on a web page
+    (deployment.service_regions.LAMBDA_STREAMING_SOURCE): said before the deploy, not after it."""
+    streaming = [m.name for m in settings.catalog if m.streaming]
+    if not streaming:
+        return []
+    return [Check("streaming region", WARN, f"{', '.join(streaming)} stream through Lambda response streaming, which "
+                  f"is not in every region and has no API that says where ({LAMBDA_STREAMING_SOURCE})",
+                  f"check {region_name} on https://builder.aws.com/build/capabilities (AWS Lambda, response "
+                  "streaming), or deploy with -c <model>.streaming=false; make integ asserts the streams")]
+
+
+class _UnitPrices:
+    """Every instance-hour priced 1: what costs nothing idle yet something busy, whatever the region's prices."""
+
+    @staticmethod
+    def hourly(instance_type: str) -> Optional[float]:
+        return 1.0
+
+    @staticmethod
+    def serverless_gb_second() -> Optional[float]:
+        return None
+
+
+def _scales_to_zero(model) -> bool:
+    config = hosting_of(model)
+    line = config.cost(_UnitPrices()) if config is not None and model.on_instances else None
+    return line is not None and line.idle_monthly == 0 and (line.hourly_max or 0) > 0
+
+
+def unwatched_spend(settings: Settings) -> list[Check]:
+    """A model that scales to zero costs nothing idle, but a trickle of requests keeps its instance up all day
+    (docs/security.md); its InstanceHours alarm and the monthly_budget_usd budget tell alarm_email, and no one
+    without it. Pure: make deploy says it even when it skips the rest of preflight."""
+    waking = [model.name for model in settings.catalog if _scales_to_zero(model)]
+    fleet = settings.shared_fleet
+    if fleet is not None and fleet.all_to_zero:
+        waking.append("the shared endpoint")
+    if not waking:
+        return []
+    fix = "-c alarm_email=<you@example.com> -c monthly_budget_usd=<USD a month> (docs/security.md)"
+    said = (f"{', '.join(waking)} scale{'s' if len(waking) == 1 else ''} to zero and cost nothing idle, but a "
+            "request every ~15 minutes keeps an instance running all day")
+    if settings.alarm_email is None:
+        return [Check("spend watch", WARN, f"{said}, and no one is told: no alarm_email", fix)]
+    if settings.monthly_budget_usd is None:
+        return [Check("spend watch", INFO, f"{said}: the InstanceHours alarm mails {settings.alarm_email}; no budget "
+                      "on the account's SageMaker spend", fix)]
+    return [Check("spend watch", OK, f"{', '.join(waking)}: the InstanceHours alarm and a "
+                  f"${settings.monthly_budget_usd:g} budget mail {settings.alarm_email}")]
+
+
 def hourly_cost(settings: Settings, region_name: Optional[str], clients=None) -> Check:
     """What the deployment costs idle (ops/cost.py has the whole table: make cost). A region ops/prices.py does not
     record is priced by the AWS Price List API with `clients`' credentials."""
@@ -602,6 +655,7 @@ def run(settings: Settings, clients, hub_listing: Optional[Callable] = None) -> 
                *network(settings, clients), *hub_token_shape(settings, clients),
                *authorizer_concurrency(settings, clients, exists),
                *hub_revisions(settings), *hub_weights(settings, hub_listing or HubListing()),
+               *streaming_region(settings, clients.region), *unwatched_spend(settings),
                hourly_cost(settings, clients.region, clients)]
     return checks
 

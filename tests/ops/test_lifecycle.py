@@ -172,3 +172,13 @@ def test_logs_of_a_shared_model_follow_its_component_too(aws, monkeypatch):
 def test_logs_refuses_an_unknown_model():
     out = io.StringIO()
     assert logs.main(["nope"], out=out) == 2 and "no model 'nope'" in out.getvalue()
+
+
+def test_deploy_says_a_scale_to_zero_model_is_unwatched_even_when_it_skips_preflight(aws):
+    out = io.StringIO()
+    assert deploy.main(["--skip-preflight", "-c", "hosting=async"], run=Recorder(), session=aws, out=out) == 0
+    assert "warning  spend watch  stable-diffusion scales to zero" in out.getvalue()
+    assert "-> -c alarm_email=" in out.getvalue()
+    quiet = io.StringIO()
+    deploy.main(["--skip-preflight"], run=Recorder(), session=aws, out=quiet)
+    assert "spend watch" not in quiet.getvalue()

@@ -542,3 +542,28 @@ def test_cost_of_a_region_the_table_lacks_comes_from_the_price_list_api(clients)
     refused = preflight.hourly_cost(settings(models="gpt2-cpu"), "eu-west-3", clients)
     assert refused.status == preflight.WARN and "pricing:GetProducts" in refused.detail
     assert preflight.hourly_cost(settings(), "us-east-1", clients).status == preflight.INFO  # recorded: no call
+
+
+def test_a_streaming_model_warns_that_lambda_streaming_is_not_in_every_region():
+    assert preflight.streaming_region(settings(), "eu-west-1") == []
+    warning, = preflight.streaming_region(settings(models="gpt2-tgi", **{"gpt2-tgi.streaming": "true"}), "eu-west-1")
+    assert warning.status == preflight.WARN and warning.detail.startswith("gpt2-tgi stream through Lambda response")
+    assert "not yet available in all AWS Regions" in warning.detail and "check eu-west-1 on" in warning.fix
+
+
+@pytest.mark.parametrize("values, status, fragment", [
+    ({}, None, None),  # an always-on instance: its cost is the same busy or idle
+    ({"models": "minilm-embeddings", "hosting": "serverless"}, None, None),  # billed per second, bounded by quota
+    ({"hosting": "async"}, preflight.WARN, "stable-diffusion scales to zero and cost nothing idle, but a request every "
+                                           "~15 minutes keeps an instance running all day, and no one is told: no "
+                                           "alarm_email"),
+    ({"hosting": "async", "alarm_email": "me@example.com"}, preflight.INFO, "mails me@example.com; no budget"),
+    ({"hosting": "async", "alarm_email": "me@example.com", "monthly_budget_usd": "100"}, preflight.OK,
+     "a $100 budget mail me@example.com"),
+    ({"hosting": "async", "min_instances": "1"}, None, None),
+])
+def test_a_model_that_scales_to_zero_without_alarm_email_is_said_plainly(values, status, fragment):
+    found = preflight.unwatched_spend(settings(**values))
+    assert [c.status for c in found] == ([status] if status else [])
+    if fragment:
+        assert fragment in found[0].detail
