@@ -100,7 +100,15 @@ SETTINGS: tuple[tuple[tuple[str, ...], str], ...] = (
      'route tables (for the S3 gateway endpoint)'),
     (('vpc_endpoints',),
      'create the VPC endpoints (S3 gateway; interface endpoints for SageMaker runtime, CloudWatch Logs, and STS, '
-     'Secrets Manager, X-Ray where the features call them); `false` for a VPC of yours that has them already'),
+     'Secrets Manager, X-Ray where the features call them); `false` for a VPC of yours that has them all already'),
+    (('vpc_endpoints_skip',),
+     'endpoints a VPC of yours has already, comma-separated (`s3`, `sagemaker.runtime`, `logs`, `sts`, '
+     '`secretsmanager`, `xray`): the stack makes the others. A second interface endpoint with private DNS, or a '
+     'second S3 gateway endpoint on a route table, fails the deploy; `make preflight` names the ones to skip'),
+    (('vpc_endpoint_policies',),
+     '`restrict`: each endpoint the stack makes lets only its own calls through; `open`: AWS\'s default policy. '
+     'Default: `restrict` for `vpc=create`, `open` for a VPC of yours, whose other workloads use the same '
+     'endpoints (see [Private networking](models.md#private-networking))'),
     (('log_retention_days',),
      'retention of every log group (a CloudWatch value: 1, 3, 5, 7, 14, 30, 60, 90, …)'),
     (('log_level',),

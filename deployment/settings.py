@@ -106,9 +106,27 @@ INTERFACE_SERVICES = {
     "xray": "tracing=true: the Lambdas send traces",
 }
 
+# The S3 gateway endpoint, beside the interface endpoints: the names vpc_endpoints_skip takes.
+GATEWAY_SERVICES = ("s3",)
+# Endpoint policies: `restrict` lets only this stack's calls through its endpoints; `open` leaves AWS's default
+# (full access). Each endpoint serves every workload of the VPC (an interface endpoint with private DNS answers the
+# service's name for all of it; a gateway endpoint carries all S3 traffic of its route tables: AWS PrivateLink
+# guide), so restricting them in a VPC of yours would cut its other workloads' STS, Logs, SageMaker and S3 calls.
+ENDPOINT_POLICIES = ("restrict", "open")
+
+
 def network_problems(vpc_id: Optional[str], subnet_ids: Sequence[str], route_table_ids: Sequence[str],
-                     endpoints: bool, services: Sequence[str]) -> list[str]:
+                     endpoints: bool, services: Sequence[str], skipped: Sequence[str] = (),
+                     policies: Optional[str] = None) -> list[str]:
     problems = []
+    if policies is not None and policies not in ENDPOINT_POLICIES:
+        problems.append(f"vpc_endpoint_policies must be one of {', '.join(ENDPOINT_POLICIES)} (got {policies!r})")
+    known = (*INTERFACE_SERVICES, *GATEWAY_SERVICES)
+    problems += [f"vpc_endpoints_skip: unknown endpoint {s!r} (known: {', '.join(known)})" for s in skipped
+                 if s not in known]
+    if skipped and vpc_id is None:
+        problems.append("vpc_endpoints_skip names endpoints a VPC of yours (vpc_id) has already; a VPC the stack "
+                        "creates has none")
     if vpc_id is not None:
         if not VPC_ID.match(vpc_id):
             problems.append(f"vpc_id {vpc_id!r} is not a VPC id such as vpc-0123456789abcdef0")
@@ -123,7 +141,7 @@ def network_problems(vpc_id: Optional[str], subnet_ids: Sequence[str], route_tab
                      for r in route_table_ids if not ROUTE_TABLE_ID.match(r)]
         if endpoints and not route_table_ids:
             problems.append("route_table_ids: the subnets' route tables, for the S3 gateway endpoint (or "
-                            "vpc_endpoints=false when the VPC has its endpoints already)")
+                            "vpc_endpoints_skip=s3 when their route tables have one already)")
     elif subnet_ids or route_table_ids:
         problems.append("subnet_ids and route_table_ids go with vpc_id (vpc=create makes its own)")
     problems += [f"unknown interface endpoint service {s!r}" for s in services if s not in INTERFACE_SERVICES]
@@ -192,6 +210,8 @@ class Settings:
     subnet_ids: Optional[str] = None  # comma-separated, at least two in different Availability Zones
     route_table_ids: Optional[str] = None  # comma-separated
     vpc_endpoints: bool = True  # create the VPC endpoints (false: the VPC of vpc_id has them already)
+    vpc_endpoints_skip: Optional[str] = None  # comma-separated: endpoints the VPC of vpc_id has already (s3, sts, ...)
+    vpc_endpoint_policies: Optional[str] = None  # restrict | open (default: restrict for vpc=create, open for vpc_id)
     log_level: str = "INFO"  # see LOG_LEVELS
     tracing: bool = False  # X-Ray on the API stage and the Lambdas
     snapstart: bool = False  # Lambda SnapStart for the model Lambdas: cold starts resume a snapshot taken after init
@@ -327,6 +347,25 @@ class Settings:
     @property
     def route_table_id_list(self) -> tuple[str, ...]:
         return self._ids(self.route_table_ids)
+
+    @property
+    def skipped_endpoints(self) -> tuple[str, ...]:
+        return self._ids(self.vpc_endpoints_skip)
+
+    @property
+    def restricts_endpoints(self) -> bool:
+        """Whether the endpoints the stack makes let only its own calls through (ENDPOINT_POLICIES): by default in
+        a VPC the stack creates, where nothing else runs; only when asked in a VPC of yours."""
+        if self.vpc_endpoint_policies is not None:
+            return self.vpc_endpoint_policies == "restrict"
+        return self.vpc == "create"
+
+    @property
+    def created_interface_services(self) -> tuple[str, ...]:
+        """The interface endpoints the stack makes: those its parts call, less those the VPC has already."""
+        if not self.vpc_endpoints:
+            return ()
+        return tuple(s for s in self.interface_services if s not in self.skipped_endpoints)
 
     @property
     def interface_services(self) -> tuple[str, ...]:
@@ -583,8 +622,9 @@ class Settings:
             return [f"vpc must be one of {', '.join(VPC_MODES)} (got {self.vpc!r}); vpc_id=<id> uses a VPC of yours"]
         if self.vpc == "create" and self.vpc_id is not None:
             return ["vpc=create makes a VPC and vpc_id names one of yours: set one of them"]
-        out = network_problems(self.vpc_id, self.subnet_id_list, self.route_table_id_list, self.vpc_endpoints,
-                               self.interface_services)
+        out = network_problems(self.vpc_id, self.subnet_id_list, self.route_table_id_list,
+                               self.vpc_endpoints and "s3" not in self.skipped_endpoints, self.interface_services,
+                               self.skipped_endpoints, self.vpc_endpoint_policies)
         if self.in_vpc:
             out += [f"model {m.name!r}: hosting={m.hosting} cannot run in a VPC ({HOSTING_MODES[m.hosting].vpc_refusal});"
                     f" use hosting={' or '.join(n for n, mode in HOSTING_MODES.items() if mode.vpc_refusal is None)},"

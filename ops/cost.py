@@ -124,7 +124,7 @@ def waf_row() -> CostRow:
 def network_row(settings: Settings, region: Optional[str]) -> CostRow:
     """The interface VPC endpoints of private networking: billed per endpoint and Availability Zone while they exist.
     A new VPC has two zones; an existing one is counted one zone per subnet given (an upper bound)."""
-    services = settings.interface_services
+    services = settings.created_interface_services
     zones = 2 if settings.vpc == "create" else len(settings.subnet_id_list)
     price = prices.interface_endpoint_hourly(region)
     hourly = None if price is None else price * len(services) * zones

@@ -422,25 +422,43 @@ def network(settings: Settings, clients) -> list[Check]:
     else:
         checks.append(Check("network subnets", OK, f"{len(subnets)} subnets in {', '.join(sorted(zones))}"))
     region = clients.region
-    present = {e["ServiceName"].removeprefix(f"com.amazonaws.{region}.") for e in endpoints
-               if e.get("State", "available") not in ("deleted", "deleting", "failed", "rejected")}
+    live = [e for e in endpoints if e.get("State", "available") not in ("deleted", "deleting", "failed", "rejected")]
+    present = {e["ServiceName"].removeprefix(f"com.amazonaws.{region}.") for e in live}
     wanted = set(settings.interface_services) | {"s3"}
-    if settings.vpc_endpoints:
-        clash = sorted(s for s in present & set(settings.interface_services)
-                       if any(e.get("PrivateDnsEnabled") and e["ServiceName"].endswith("." + s) for e in endpoints))
-        if clash:
-            checks.append(Check("network endpoints", BLOCK, f"{settings.vpc_id} already has private-DNS endpoints "
-                                f"for {', '.join(clash)}: the stack's own would clash",
-                                "deploy with -c vpc_endpoints=false (and check that every service below is there)"))
-        else:
-            checks.append(Check("network endpoints", OK, f"the stack creates endpoints for {', '.join(sorted(wanted))}"))
-    else:
-        missing = sorted(wanted - present)
-        checks.append(Check("network endpoints", WARN if missing else OK,
-                            f"{settings.vpc_id} has no endpoint for {', '.join(missing)}" if missing else
-                            f"{settings.vpc_id} has endpoints for {', '.join(sorted(wanted))}",
-                            "add them, or give the VPC a NAT gateway, or deploy with vpc_endpoints=true"
-                            if missing else ""))
+    skipped = set(settings.skipped_endpoints)
+    if not settings.vpc_endpoints:
+        skipped = wanted
+    # A second interface endpoint with private DNS for a service fails ("private-dns-enabled cannot be set because
+    # there is already a conflicting DNS domain"), and so does a second S3 gateway endpoint on a route table ("route
+    # table ... already has a route with destination-prefix-list-id"): EC2's answers, seen in CloudFormation
+    # deploys that hit them.
+    private_dns = {e["ServiceName"].removeprefix(f"com.amazonaws.{region}.") for e in live
+                   if e.get("VpcEndpointType", "Interface") == "Interface" and e.get("PrivateDnsEnabled")}
+    s3_tables = {t for e in live if e.get("VpcEndpointType") == "Gateway" and e["ServiceName"].endswith(".s3")
+                 for t in e.get("RouteTableIds", [])}
+    clash = sorted(s for s in (private_dns & set(settings.interface_services)) - skipped)
+    if "s3" not in skipped and s3_tables & set(settings.route_table_id_list):
+        clash.append("s3")
+    if clash:
+        checks.append(Check("network endpoints", BLOCK, f"{settings.vpc_id} already has endpoints for "
+                            f"{', '.join(clash)} (private DNS, or S3 on these route tables): the stack's own would "
+                            "fail to create", "-c vpc_endpoints_skip=" + ",".join(sorted(set(clash) | (skipped & wanted)))))
+    missing = sorted((skipped & wanted) - present)
+    if missing:
+        checks.append(Check("network endpoints", WARN, f"{settings.vpc_id} has no endpoint for {', '.join(missing)}, "
+                            "which the stack then does not make either",
+                            "add them, or give the VPC a NAT gateway, or let the stack make them (vpc_endpoints_skip)"))
+    if not clash and not missing:
+        made = sorted(wanted - skipped)
+        checks.append(Check("network endpoints", OK, (f"the stack creates endpoints for {', '.join(made)}" if made
+                                                      else "the stack creates no endpoints")
+                            + (f"; {', '.join(sorted(skipped & wanted))} are the VPC's own" if skipped & wanted
+                               else "")))
+    if not settings.restricts_endpoints and set(wanted) - skipped:
+        checks.append(Check("network endpoint policies", INFO, "the endpoints the stack makes keep AWS's default "
+                            "policy: every workload of the VPC uses them",
+                            "-c vpc_endpoint_policies=restrict to let only this stack's calls through them (and "
+                            "cut everything else's)"))
     return checks
 
 

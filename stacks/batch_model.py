@@ -97,7 +97,7 @@ class BatchModel(Construct):
             iam.PolicyStatement(sid="WriteOwnJobLogs", actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                                 resources=[f"{log_group_arn}:log-stream:{job_name_prefix}-*"]),
             metrics_statement(TRANSFORM_METRICS_NAMESPACE, sid="PublishJobMetrics"),
-        ] + bucket.batch_processing_statements(model) + (sagemaker_network_statements() if placement else [])
+        ] + bucket.batch_processing_statements(model) + (sagemaker_network_statements(placement.vpc_id) if placement else [])
         self.role = execution_role(self, f"Execution role of the batch transform jobs {job_name_prefix}-*",
                                    "RunBatchJobs", statements)
         self.model = container_model(self, role_arn=self.role.role_arn, image=image, environment=environment,

@@ -69,10 +69,12 @@ class ModelApiStack(Stack):
         self.network = PrivateNetwork(
             self, "Network", vpc_id=settings.vpc_id, subnet_ids=settings.subnet_id_list,
             route_table_ids=settings.route_table_id_list, endpoints=settings.vpc_endpoints,
-            interface_services=settings.interface_services, log_retention=retention,
+            interface_services=settings.created_interface_services, log_retention=retention,
+            restrict_policies=settings.restricts_endpoints,
             # S3 from the VPC: the bucket, and model artifacts (our code's, or an s3:// source).
-            s3_endpoint=needs_bucket or any(m.code or m.source_type == "s3" for m in settings.catalog
-                                            if m.existing_endpoint is None)) if settings.in_vpc else None
+            s3_endpoint="s3" not in settings.skipped_endpoints and (needs_bucket or any(
+                m.code or m.source_type == "s3" for m in settings.catalog if m.existing_endpoint is None)),
+        ) if settings.in_vpc else None
         model_placement = self.network.model_placement if self.network else None
         self._model_placement = model_placement
         self.images = None
@@ -435,6 +437,11 @@ class ModelApiStack(Stack):
                 acks.append((role, "AwsSolutions-IAM5[Resource::*]", "Only actions AWS allows on '*' alone: ECR "
                              "login, metrics scoped by namespace, and the network-interface actions the Developer "
                              "Guide lists on '*' for containers in a VPC (SageMaker makes their interfaces)."))
+                for kind in ("network-interface", "subnet", "security-group"):
+                    acks.append((role, f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:"
+                                 f"<AWS::AccountId>:{kind}/*]", "SageMaker creates and deletes its containers' "
+                                 "network interfaces with this role, named by EC2 when made; the ec2:Vpc condition "
+                                 "holds them to this deployment's VPC."))
             for function in self.functions.values():
                 acks.append((function.role, "AwsSolutions-IAM5[Resource::*]", "The network-interface actions of "
                              "AWSLambdaVPCAccessExecutionRole, on '*' as there: Lambda makes the function's "

@@ -213,7 +213,7 @@ class ModelEndpoint(Construct):
         if hosting.takes_jobs:
             statements += job_bucket.job_processing_statements(job_model)
         if placement is not None:
-            statements += sagemaker_network_statements()
+            statements += sagemaker_network_statements(placement.vpc_id)
         if volume_kms_key_arn is not None:
             statements += volume_key_statements(volume_kms_key_arn, stack.region)
         self.role = execution_role(self, f"Execution role of SageMaker endpoint {endpoint_name}", "ServeModel",

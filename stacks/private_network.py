@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import jsii
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import Aws, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -32,23 +32,38 @@ HTTPS = 443
 
 @dataclass(frozen=True)
 class Placement:
-    """Where network interfaces go: subnets and security groups (a SageMaker model's VpcConfig, a Lambda's)."""
+    """Where network interfaces go: subnets and security groups (a SageMaker model's VpcConfig, a Lambda's), and
+    the VPC they are in (what the roles' network-interface rights are bounded to; None: not bounded)."""
 
     subnet_ids: tuple[str, ...]
     security_group_ids: tuple[str, ...]
+    vpc_id: Optional[str] = None
 
 
-def sagemaker_network_statements() -> list[iam.PolicyStatement]:
+def sagemaker_network_statements(vpc_id: Optional[str] = None) -> list[iam.PolicyStatement]:
     """What a SageMaker execution role needs to attach its containers to a VPC: the Developer Guide lists these
     actions on Resource "*" ("Add Permissions for Endpoint Access for Containers Running in a VPC to Custom IAM
-    Policies"); the Describe calls have no resource type at all."""
-    return [iam.PolicyStatement(
+    Policies"). Narrowed where EC2 lets a condition hold: CreateNetworkInterface (on the network interface, subnet
+    and security group it uses) and DeleteNetworkInterface (on the interface) only in the placement's VPC, through
+    the ec2:Vpc condition key, which EC2 sets on those resource types (Service Authorization Reference, Amazon EC2).
+    The Describe calls have no resource type at all, and the two interface-permission actions are left as SageMaker
+    documents them: a condition EC2 does not evaluate for them would deny SageMaker at the first deploy."""
+    statements = [iam.PolicyStatement(
         sid="AttachToVpc",
-        actions=["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface",
-                 "ec2:DeleteNetworkInterfacePermission", "ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces",
-                 "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcEndpoints",
-                 "ec2:DescribeVpcs"],
+        actions=["ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterfacePermission",
+                 "ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroups",
+                 "ec2:DescribeSubnets", "ec2:DescribeVpcEndpoints", "ec2:DescribeVpcs"],
         resources=["*"])]
+    interfaces = ["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface"]
+    if vpc_id is None:
+        statements[0].add_actions(*interfaces)
+        return statements
+    arn = f"arn:{Aws.PARTITION}:ec2:{Aws.REGION}:{Aws.ACCOUNT_ID}"
+    statements.append(iam.PolicyStatement(
+        sid="InterfacesInOwnVpc", actions=interfaces,
+        resources=[f"{arn}:network-interface/*", f"{arn}:subnet/*", f"{arn}:security-group/*"],
+        conditions={"ArnEquals": {"ec2:Vpc": f"{arn}:vpc/{vpc_id}"}}))
+    return statements
 
 
 def lambda_network_statement() -> iam.PolicyStatement:
@@ -67,19 +82,28 @@ class PrivateNetwork(Construct):
       vpc_id, subnet_ids, route_table_ids: an existing VPC and at least two of its subnets (and their route tables,
         for the S3 gateway endpoint). Default (vpc_id None): a new VPC, 10.0.0.0/16, one isolated subnet in each of
         two Availability Zones: no internet gateway, no NAT, flow logs to a log group of the stack.
-      endpoints: create the VPC endpoints (default True; an existing VPC that has them: False, since a second
-        interface endpoint with private DNS for the same service fails).
-      interface_services: interface endpoints to create (keys of INTERFACE_SERVICES).
-      s3_endpoint: create S3's gateway endpoint too (default True; False when nothing in the VPC calls S3).
+      endpoints: create the VPC endpoints (default True; an existing VPC that has them all: False).
+      interface_services: interface endpoints to create (keys of INTERFACE_SERVICES). A VPC that has an interface
+        endpoint with private DNS for a service already cannot have a second ("private-dns-enabled cannot be set
+        because there is already a conflicting DNS domain for <service name> in the VPC", EC2's InvalidParameter
+        at deploy): leave such services out.
+      s3_endpoint: create S3's gateway endpoint too (default True; False when nothing in the VPC calls S3, or when
+        the route tables have one: a route table holds one route per prefix list, and EC2 refuses a second gateway
+        endpoint on it: "route table rtb-... already has a route with destination-prefix-list-id pl-...").
+      restrict_policies: each endpoint allows only what `allow` granted through it (default True); False leaves
+        AWS's default policy (full access).
       log_retention: retention of the flow log group (a new VPC only).
 
-    Endpoint policies: every endpoint made here allows only what `allow` granted through it (the S3 gateway: the
-    stack's bucket and the model artifacts; SageMaker runtime: the stack's endpoints; ...), so a role in the VPC
-    cannot reach another account's bucket or endpoint through them even where its IAM policy would let it; synth
-    fails for an endpoint nothing was allowed through. Principal "*": the callers' own IAM policies still decide
-    who may. A gateway endpoint's policy governs all S3 traffic of the route tables it is in (VPC User Guide,
-    "Control access to VPC endpoints using endpoint policies"): in a VPC of yours, only this API's traffic should
-    use those route tables.
+    Endpoint policies (restrict_policies): every endpoint made here allows only what `allow` granted through it (the
+    S3 gateway: the stack's bucket and the model artifacts; SageMaker runtime: the stack's endpoints; ...), so a
+    role in the VPC cannot reach another account's bucket or endpoint through them even where its IAM policy would
+    let it; synth fails for an endpoint nothing was allowed through. Principal "*": the callers' own IAM policies
+    still decide who may. But an endpoint serves the whole VPC, not this stack: an interface endpoint with private
+    DNS answers the service's public name for every workload in the VPC, and a gateway endpoint's policy governs
+    all S3 traffic of the route tables it is in (AWS PrivateLink guide, "Access an AWS service using an interface
+    VPC endpoint" and "Control access to VPC endpoints using endpoint policies"). In a VPC of yours, restricted
+    policies would cut your other workloads' STS, Logs, SageMaker runtime and S3 calls: the stack restricts them by
+    default only in the VPC it creates (deployment.settings.Settings.restricts_endpoints).
 
     Security groups: `models` (SageMaker's interfaces) and `functions` (the Lambdas') allow outbound HTTPS only and
     nothing inbound (SageMaker reaches its containers on its own network); `endpoints` allows HTTPS in from those two.
@@ -91,9 +115,10 @@ class PrivateNetwork(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, vpc_id: Optional[str] = None,
                  subnet_ids: Sequence[str] = (), route_table_ids: Sequence[str] = (), endpoints: bool = True,
                  interface_services: Sequence[str] = ("sagemaker.runtime",), s3_endpoint: bool = True,
-                 log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH):
+                 restrict_policies: bool = True, log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH):
         super().__init__(scope, construct_id)
-        problems = network_problems(vpc_id, subnet_ids, route_table_ids, endpoints, interface_services)
+        problems = network_problems(vpc_id, subnet_ids, route_table_ids, endpoints and s3_endpoint,
+                                    interface_services)
         if problems:
             raise ValueError(f"PrivateNetwork {construct_id}: " + "; ".join(problems))
         self.vpc = None
@@ -126,7 +151,8 @@ class PrivateNetwork(Construct):
                                         description="HTTPS to the VPC endpoints")
         self.interface_endpoints: dict[str, ec2.CfnVPCEndpoint] = {}
         self.s3_endpoint = None
-        # service ("s3" for the gateway) -> the policy of its endpoint, filled by allow()
+        # service ("s3" for the gateway) -> the policy of its endpoint, filled by allow(); none: AWS's default
+        self.restrict_policies = restrict_policies
         self.endpoint_policies: dict[str, iam.PolicyDocument] = {}
         if endpoints:
             region = Stack.of(self).region
@@ -142,13 +168,16 @@ class PrivateNetwork(Construct):
                     security_group_ids=[self.endpoints.attr_group_id], policy_document=self._policy(service))
         self.node.add_validation(_EndpointPoliciesGranted(self))
 
-    def _policy(self, service: str) -> iam.PolicyDocument:
+    def _policy(self, service: str) -> Optional[iam.PolicyDocument]:
+        if not self.restrict_policies:
+            return None
         self.endpoint_policies[service] = iam.PolicyDocument()
         return self.endpoint_policies[service]
 
     def allow(self, service: str, actions: Sequence[str], resources: Sequence[str]) -> None:
         """Let what runs in the VPC call `actions` on `resources` through the endpoint of `service` (an
-        INTERFACE_SERVICES key, or "s3" for the gateway endpoint). Nothing when that endpoint is not made here."""
+        INTERFACE_SERVICES key, or "s3" for the gateway endpoint). Nothing when that endpoint is not made here, or
+        its policy is AWS's default (restrict_policies False)."""
         policy = self.endpoint_policies.get(service)
         if policy is not None:
             policy.add_statements(iam.PolicyStatement(principals=[iam.AnyPrincipal()], actions=sorted(actions),
@@ -167,11 +196,11 @@ class PrivateNetwork(Construct):
 
     @property
     def model_placement(self) -> Placement:
-        return Placement(self.subnet_ids, (self.models.attr_group_id,))
+        return Placement(self.subnet_ids, (self.models.attr_group_id,), self.vpc_id)
 
     @property
     def function_placement(self) -> Placement:
-        return Placement(self.subnet_ids, (self.functions.attr_group_id,))
+        return Placement(self.subnet_ids, (self.functions.attr_group_id,), self.vpc_id)
 
 
 @jsii.implements(IValidation)

@@ -101,7 +101,7 @@ class SharedEndpoint(Construct):
         )
         self._grant_logs(self.log_group)
         if placement is not None:
-            for statement in sagemaker_network_statements():
+            for statement in sagemaker_network_statements(placement.vpc_id):
                 self.role.add_to_principal_policy(statement)
         if volume_kms_key_arn is not None:
             for statement in volume_key_statements(volume_kms_key_arn, stack.region):

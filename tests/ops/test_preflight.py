@@ -455,13 +455,16 @@ def in_your_vpc(**values):
     return settings(vpc_id=VPC, subnet_ids=SUBNETS, route_table_ids="rtb-0123456789abcdef0", **values)
 
 
-def stub_network(clients, zones=("us-east-1a", "us-east-1b"), vpcs=(VPC, VPC), endpoints=()):
+def stub_network(clients, zones=("us-east-1a", "us-east-1b"), vpcs=(VPC, VPC), endpoints=(),
+                 route_table="rtb-0123456789abcdef0"):
     clients.stub("ec2").add_response("describe_subnets", {"Subnets": [
         {"SubnetId": s, "VpcId": v, "AvailabilityZone": z} for s, v, z in zip(SUBNETS.split(","), vpcs, zones)]},
         {"SubnetIds": SUBNETS.split(",")})
     clients.stub("ec2").add_response("describe_vpc_endpoints", {"VpcEndpoints": [
         {"VpcEndpointId": f"vpce-{i}", "ServiceName": f"com.amazonaws.{REGION}.{service}", "State": "available",
-         "PrivateDnsEnabled": service != "s3", "VpcId": VPC} for i, service in enumerate(endpoints)]},
+         "VpcEndpointType": "Gateway" if service == "s3" else "Interface", "PrivateDnsEnabled": service != "s3",
+         "RouteTableIds": [route_table] if service == "s3" else [], "VpcId": VPC}
+        for i, service in enumerate(endpoints)]},
         {"Filters": [{"Name": "vpc-id", "Values": [VPC]}]})
 
 
@@ -479,18 +482,43 @@ def test_your_vpc_needs_its_subnets_in_two_zones(clients):
     assert other.status == preflight.BLOCK and "subnet-0123456789abcdef1 not in" in other.detail
 
 
-def test_endpoints_the_stack_would_duplicate_block_and_missing_ones_warn(clients):
+def test_endpoints_the_stack_would_duplicate_block_and_name_what_to_skip(clients):
     stub_network(clients, endpoints=("s3", "sagemaker.runtime"))
     clash = {c.name: c for c in preflight.network(in_your_vpc(), clients)}["network endpoints"]
-    assert clash.status == preflight.BLOCK and "sagemaker.runtime" in clash.detail
-    assert "vpc_endpoints=false" in clash.fix
+    assert clash.status == preflight.BLOCK and "already has endpoints for sagemaker.runtime, s3" in clash.detail
+    assert clash.fix == "-c vpc_endpoints_skip=s3,sagemaker.runtime"
+    # Another route table's S3 gateway endpoint is no clash: one route per prefix list and route table.
+    stub_network(clients, endpoints=("s3", "sagemaker.runtime"), route_table="rtb-0ffffffffffffffff")
+    other = {c.name: c for c in preflight.network(in_your_vpc(), clients)}["network endpoints"]
+    assert other.fix == "-c vpc_endpoints_skip=sagemaker.runtime"
+    stub_network(clients, endpoints=("s3", "sagemaker.runtime"))
+    skipped = [c for c in preflight.network(in_your_vpc(vpc_endpoints_skip="s3,sagemaker.runtime"), clients)
+               if c.name == "network endpoints"]
+    assert [c.status for c in skipped] == [preflight.OK]
+    assert skipped[0].detail == ("the stack creates endpoints for logs, sts; s3, sagemaker.runtime are the VPC's own")
+
+
+def test_endpoints_skipped_but_missing_warn(clients):
     stub_network(clients, endpoints=("s3", "sagemaker.runtime"))
     missing = {c.name: c for c in preflight.network(in_your_vpc(vpc_endpoints="false"), clients)}["network endpoints"]
     # Stable Diffusion makes images: the Lambda needs STS for its URL signer, and logs are in the list too.
-    assert missing.status == preflight.WARN and missing.detail.endswith("has no endpoint for logs, sts")
+    assert missing.status == preflight.WARN and "has no endpoint for logs, sts" in missing.detail
+    stub_network(clients, endpoints=("s3",))
+    one = {c.name: c for c in preflight.network(in_your_vpc(vpc_endpoints_skip="s3,sts"), clients)}
+    assert one["network endpoints"].status == preflight.WARN and "no endpoint for sts," in one["network endpoints"].detail
     stub_network(clients, endpoints=("s3", "sagemaker.runtime", "logs", "sts"))
     ready = {c.name: c for c in preflight.network(in_your_vpc(vpc_endpoints="false"), clients)}["network endpoints"]
     assert ready.status == preflight.OK
+
+
+def test_open_endpoint_policies_in_your_vpc_are_said_with_how_to_restrict_them(clients):
+    stub_network(clients)
+    found = {c.name: c for c in preflight.network(in_your_vpc(), clients)}
+    assert found["network endpoint policies"].status == preflight.INFO
+    assert "vpc_endpoint_policies=restrict" in found["network endpoint policies"].fix
+    stub_network(clients)
+    restricted = {c.name for c in preflight.network(in_your_vpc(vpc_endpoint_policies="restrict"), clients)}
+    assert "network endpoint policies" not in restricted
 
 
 def test_network_is_not_checked_without_a_vpc_of_yours(clients):

@@ -220,6 +220,68 @@ def test_shared_components_in_an_existing_vpc_and_their_role_attaches_once(synth
     assert services == [".logs", ".sagemaker.runtime", ".xray"]
 
 
+def test_in_a_vpc_of_yours_the_endpoints_keep_awss_default_policy_unless_asked(synth):
+    """Your other workloads use the endpoints the stack makes (private DNS answers for the whole VPC; a gateway
+    endpoint carries every S3 call of its route tables): restricting them by default would cut their calls."""
+    def endpoint_policies(**values):
+        template = synth(**values)
+        return {r["Properties"]["ServiceName"]["Fn::Join"][1][2]: r["Properties"].get("PolicyDocument")
+                for r in template["Resources"].values() if r["Type"] == "AWS::EC2::VPCEndpoint"}
+
+    yours = {"vpc_id": "vpc-0123456789abcdef0", "subnet_ids": ",".join(SUBNETS), "route_table_ids": ",".join(TABLES)}
+    open_ = endpoint_policies(**yours)
+    assert sorted(open_) == [".logs", ".s3", ".sagemaker.runtime", ".sts"] and set(open_.values()) == {None}
+    restricted = endpoint_policies(**yours, vpc_endpoint_policies="restrict")
+    assert all(policy is not None for policy in restricted.values())
+    assert all(policy is not None for policy in endpoint_policies(**CREATE).values())  # the stack's own VPC
+    created_open = endpoint_policies(**CREATE, vpc_endpoint_policies="open")
+    assert set(created_open.values()) == {None}
+
+
+def test_endpoints_your_vpc_has_are_skipped_by_name(synth):
+    yours = {"vpc_id": "vpc-0123456789abcdef0", "subnet_ids": ",".join(SUBNETS)}
+    template = synth(**yours, vpc_endpoints_skip="s3,sts")  # no route tables needed: no gateway endpoint
+    services = sorted(r["Properties"]["ServiceName"]["Fn::Join"][1][2] for r in template["Resources"].values()
+                      if r["Type"] == "AWS::EC2::VPCEndpoint")
+    assert services == [".logs", ".sagemaker.runtime"]
+    settings = load_settings([f"{k}={v}" for k, v in yours.items()] + ["vpc_endpoints_skip=s3,sts"])
+    network_cost, = [r for r in cost.rows(settings, "us-east-1") if r.model == "vpc endpoints"]
+    assert network_cost.instance == "2 x 2 zones" and network_cost.hourly_min == pytest.approx(0.01 * 2 * 2)  # two interface endpoints, two zones
+
+
+def test_settings_refuse_endpoint_skips_and_policies_that_cannot_apply():
+    with pytest.raises(SettingsError) as error:
+        load_settings(["vpc=create", "vpc_endpoints_skip=s3,dynamodb", "vpc_endpoint_policies=strict",
+                       "models=mine", f"model_specs={S3_MODEL}"])
+    message = str(error.value)
+    assert "vpc_endpoints_skip: unknown endpoint 'dynamodb' (known: sagemaker.runtime, sts, logs, " in message
+    assert "vpc_endpoints_skip names endpoints a VPC of yours (vpc_id) has already" in message
+    assert "vpc_endpoint_policies must be one of restrict, open (got 'strict')" in message
+
+
+def test_sagemaker_makes_and_deletes_network_interfaces_only_in_the_deployments_vpc(synth):
+    def role_statements(template):
+        documents = [r["Properties"]["PolicyDocument"] for r in template["Resources"].values()
+                     if r["Type"] == "AWS::IAM::Policy"]
+        documents += [p["PolicyDocument"] for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role"
+                      for p in r["Properties"].get("Policies", [])]
+        return [s for document in documents for s in statements(document, template)]
+
+    for values, vpc in ((EXISTING, "vpc/vpc-0123456789abcdef0"), (CREATE, None)):
+        found = role_statements(synth(**values))
+        bounded = [s for s in found if "ec2:Vpc" in json.dumps(s)]
+        assert bounded, values
+        for statement in bounded:
+            assert statement["Action"] == ["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface"]
+            condition = statement["Condition"]["ArnEquals"]["ec2:Vpc"]
+            assert condition.startswith("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:vpc/")
+            if vpc:
+                assert condition.endswith(vpc)
+        unbounded = [s for s in found if s["Resource"] == ["*"] and "ec2:DescribeVpcs" in s["Action"]]
+        assert unbounded and all("ec2:CreateNetworkInterface" not in s["Action"] and "ec2:DeleteNetworkInterface"
+                                 not in s["Action"] for s in unbounded)
+
+
 def test_without_vpc_settings_nothing_of_it_is_made(template):
     assert not any(r["Type"].startswith("AWS::EC2::") for r in template["Resources"].values())
     assert all("VpcConfig" not in r["Properties"] for r in template["Resources"].values()
@@ -246,8 +308,8 @@ def test_settings_name_every_network_problem_at_once():
     for part in ("vpc_id 'vpc-xyz'", "subnet id 'bad'"):
         assert part in message, part
     # One problem per line, each line the whole problem.
-    assert "\n  - route_table_ids: the subnets' route tables, for the S3 gateway endpoint (or vpc_endpoints=false " \
-           "when the VPC has its endpoints already)\n" in message + "\n"
+    assert "\n  - route_table_ids: the subnets' route tables, for the S3 gateway endpoint (or vpc_endpoints_skip=s3 " \
+           "when their route tables have one already)\n" in message + "\n"
     with pytest.raises(SettingsError, match="set one of them"):
         load_settings(["vpc=create", "vpc_id=vpc-0123456789abcdef0"])
     with pytest.raises(SettingsError, match="vpc must be one of none, create"):
