@@ -14,20 +14,32 @@ asserted without an edit here. Per deployment, what a fresh account alone can co
   own methods: API Gateway's method precedence, checked here rather than assumed);
 - a streaming model's streams answer text/event-stream and end with their finish (`data: [DONE]` for OpenAI's);
 - the account has the API Gateway CloudWatch logging role the stage's logs need (APIGateway GetAccount);
-- the Lambdas' EMF request metrics arrive in CloudWatch (ListMetrics, polled: metrics take minutes to appear).
+- the Lambdas' EMF request metrics arrive in CloudWatch, in the deployment's own namespace (ListMetrics, polled:
+  "it can take up to 15 minutes for a new metric to appear": CloudWatch API Reference, ListMetrics).
+
+Three things CloudFormation imposes, each checked offline by tests/integ/test_integ_offline.py, which runs these
+same assertion stacks against local mode:
+- a custom resource's response is at most 4,096 bytes (CloudFormation User Guide, "Custom resource response
+  objects"), and integ-tests-alpha's HttpApiCall returns the whole HTTP answer: every HTTP call goes through the
+  probe function (tests/integ/probe/index.py), whose answer is the verdict and the few values read; every AWS call
+  keeps only the paths it asserts (outputPaths);
+- resources with no dependency between them are created at once: every call is chained after the one before, so
+  the API sees one request at a time (the key's throttle_burst, a serverless model's max_concurrency);
+- a call whose values are read is flattened, so each call asserts one path (assert_at_path), never the whole answer.
 """
 
 from __future__ import annotations
 
 import json
 import urllib.parse
-from typing import Iterable, Optional
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
 
 import aws_cdk as cdk
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import integ_tests_alpha as integ
 from model_api import kinds as _kinds
 from model_api import routes as _routes
-from model_api.telemetry import NAMESPACE
 
 from deployment.settings import load_settings
 from ops.smoke import StreamCase, stream_case
@@ -35,10 +47,13 @@ from stacks.model_api_stack import ModelApiStack
 
 ACTIONS = _kinds.actions()
 # How long a deployed assertion may poll: an async job waits for an instance to start from zero (~10 minutes for a
-# GPU instance and the model's download); metrics appear a few minutes after the request that made them.
+# GPU instance and the model's download); a new metric may take "up to 15 minutes" to be listed (CloudWatch API
+# Reference, ListMetrics), after the request that made it.
 JOB_WAIT = cdk.Duration.minutes(30)
-METRICS_WAIT = cdk.Duration.minutes(15)
+METRICS_WAIT = cdk.Duration.minutes(20)
 POLL = cdk.Duration.seconds(30)
+PROBE_DIR = Path(__file__).resolve().parent / "probe"
+OK = integ.ExpectedResult.exact("ok")
 
 
 def deployment(app: cdk.App, stack_name: str, pairs: Iterable[str] = ()) -> ModelApiStack:
@@ -51,24 +66,74 @@ def deployment(app: cdk.App, stack_name: str, pairs: Iterable[str] = ()) -> Mode
 def integ_test(app: cdk.App, name: str, stacks: list[ModelApiStack]) -> integ.IntegTest:
     """The app's one test case (integ-tests-alpha writes one per app: a second IntegTest replaces the first) over
     its deployments. Its DeployAssert stack is deployed after them (integ-runner's order, and ops/integ.py's) with
-    the assertions of assert_deployed_api for each."""
+    the assertions of assert_deployed_api for each, all in one chain."""
     test = integ.IntegTest(app, name, test_cases=stacks, diff_assets=False)
+    assert_stack = next(c for c in test.node.find_all() if cdk.Stack.is_stack(c))
+    probe = lambda_.Function(
+        assert_stack, "Probe", runtime=lambda_.Runtime.PYTHON_3_13, handler="index.handler",
+        code=lambda_.Code.from_asset(str(PROBE_DIR), exclude=["__pycache__"]), timeout=cdk.Duration.seconds(90),
+        description="Integration tests: one HTTP call, answered with its verdict and the values read")
+    chain = Chain(test.assertions, probe)
     for stack in stacks:
-        assert_deployed_api(test, stack)
+        assert_deployed_api(chain, stack)
     return test
 
 
-class ApiCalls:
-    """HTTP calls to the deployed API from the assertion provider, with the deployment's API key."""
+class Chain:
+    """The assertion calls in the order they are made: each depends on the one before (CloudFormation creates
+    resources with no dependency between them at once), so the API under test sees one request at a time."""
 
-    def __init__(self, test: integ.IntegTest, stack: ModelApiStack):
-        self.assertions, self.stack = test.assertions, stack
+    def __init__(self, assertions: integ.IDeployAssert, probe: lambda_.Function):
+        self.assertions, self.probe = assertions, probe
+        self._last: Optional[integ.IApiCall] = None
+
+    def add(self, call: integ.IApiCall) -> integ.IApiCall:
+        if self._last is not None:
+            self._last.next(call)
+        self._last = call
+        return call
+
+    def aws(self, service: str, api: str, parameters: dict, path: str, expected: integ.ExpectedResult,
+            output_paths: Sequence[str] = ()) -> integ.IApiCall:
+        """An AWS API call that keeps only `path` (and output_paths) of its answer and asserts `path`."""
+        call = self.assertions.aws_api_call(service, api, parameters, list({path, *output_paths}))
+        call.assert_at_path(path, expected)
+        return self.add(call)
+
+    def http(self, url: str, method: str = "GET", headers: Optional[dict] = None,
+             body: Optional[dict] = None, expect: Optional[dict] = None,
+             read: Optional[dict] = None) -> integ.IApiCall:
+        """One HTTP call through the probe (tests/integ/probe/index.py): asserts its verdict is "ok"; `read` names
+        values of the answer for later calls (call.get_att_string(f"Payload.{name}"))."""
+        event = {"method": method, "url": url, "headers": headers or {}, "expect": expect or {}, "read": read or {},
+                 "body": json.dumps(body, separators=(",", ":")) if body is not None else None}
+        call = self.assertions.invoke_function(function_name=self.probe.function_name, payload=probe_payload(event))
+        for name in read or {}:
+            call.get_att_string(f"Payload.{name}")  # kept in the answer (outputPaths)
+        call.assert_at_path("Payload.check", OK)
+        return self.add(call)
+
+
+def probe_payload(event: dict) -> str:
+    """The probe's event as LambdaInvokeFunction's Payload: its JSON text, tokens (the API's URL, the key, a job id)
+    left in it as they are. The construct writes each parameter JSON-encoded, escaping a string's own text around
+    its tokens, and its handler JSON-parses it back (lambda-handler/utils.js decodeParameters; on failure the text
+    is kept as it is). Not Stack.to_json_string: its Fn::Join counts as JSON already and is written unescaped, which
+    the handler cannot parse (tests/integ/test_integ_offline.py decodes each payload as the handler does)."""
+    return json.dumps(event, separators=(",", ":"))
+
+
+class ApiCalls:
+    """HTTP calls to the deployed API through the probe, with the deployment's API key."""
+
+    def __init__(self, chain: Chain, stack: ModelApiStack):
+        self.chain, self.stack = chain, stack
         self.base = stack.api.url_for("/").rstrip("/")
-        self._checks = 0
         self.key: Optional[str] = None
         if stack.api.api_key is not None:
             key_id = stack.api.api_key.key_id
-            call = self.assertions.aws_api_call("APIGateway", "getApiKey", {"apiKey": key_id, "includeValue": True})
+            call = chain.aws("APIGateway", "getApiKey", {"apiKey": key_id, "includeValue": True}, "id",
+                             integ.ExpectedResult.exact(key_id), output_paths=["value"])
             # API Gateway's IAM actions are HTTP verbs on resource paths (not GetApiKey): Service Authorization
             # Reference, "Actions, resources, and condition keys for Amazon API Gateway Management".
             call.provider.add_to_role_policy({
@@ -76,16 +141,9 @@ class ApiCalls:
                 "Resource": [f"arn:{cdk.Aws.PARTITION}:apigateway:{cdk.Aws.REGION}::/apikeys/{key_id}"]})
             self.key = call.get_att_string("value")
 
-    def expect_status(self, call: integ.IApiCall, code: int) -> None:
-        """The status of a call whose answer is also read (get_att_string): such a call's answer is flattened, and
-        its own expect() would compare the whole answer, which is then absent; an assertion of its own reads the
-        one attribute (integ-tests-alpha: the handler's `actual` is result.apiCallResponse, unset when flattened)."""
-        self._checks += 1
-        self.assertions.expect(f"{self.stack.stack_name}Status{self._checks}", integ.ExpectedResult.exact(code),
-                               integ.ActualResult.from_aws_api_call(call, "status"))
-
     def call(self, method: str, path: str, body: Optional[dict] = None, key: bool = True,
-             accept: Optional[str] = None) -> integ.IApiCall:
+             accept: Optional[str] = None, expect: Optional[dict] = None,
+             read: Optional[dict] = None) -> integ.IApiCall:
         headers = {}
         if key and self.key is not None:
             headers["x-api-key"] = self.key
@@ -93,114 +151,99 @@ class ApiCalls:
             headers["Content-Type"] = "application/json"
         if accept:
             headers["Accept"] = accept
-        return self.assertions.http_api_call(
-            self.base + path, method=method, headers=headers,
-            body=json.dumps(body, separators=(",", ":")) if body is not None else None)
+        return self.chain.http(self.base + path, method, headers, body, expect, read)
+
+    def url(self, url: str, expect: dict) -> integ.IApiCall:
+        return self.chain.http(url, expect=expect)
 
 
-def status(code: int, **fields) -> integ.ExpectedResult:
-    return integ.ExpectedResult.object_like({"status": code, **fields})
-
-
-def error_code(code: int, error: str) -> integ.ExpectedResult:
+def error_code(status: int, error: str) -> dict:
     """Our error shape (model_api.errors) with its status and code; the message's wording is not the point."""
-    return status(code, body={"error": integ.Match.object_like({"code": error})})
+    return {"status": status, "json": {"body.error.code": error}}
 
 
-def assert_deployed_api(test: integ.IntegTest, stack: ModelApiStack) -> None:
+def assert_deployed_api(chain: Chain, stack: ModelApiStack) -> None:
     settings = stack.settings
     infos = settings.model_infos()
-    api = ApiCalls(test, stack)
-    asserts = test.assertions
+    api = ApiCalls(chain, stack)
     for endpoint in sorted({info.endpoint_name for info in infos if info.endpoint_name}):
-        asserts.aws_api_call("SageMaker", "describeEndpoint", {"EndpointName": endpoint}).expect(
-            integ.ExpectedResult.object_like({"EndpointStatus": "InService"}))
+        chain.aws("SageMaker", "describeEndpoint", {"EndpointName": endpoint}, "EndpointStatus",
+                  integ.ExpectedResult.exact("InService"))
     hosted_async = {info.name for info in infos if info.is_async}
-    requests: list[integ.IApiCall] = []
     streaming = {info.name for info in infos if info.streaming}
     for route in _routes.routes(infos):
         if route.action in ("catalog", "job"):
             continue
         if route.action in ACTIONS and ACTIONS[route.action].stream_only:  # TGI's /generate_stream
-            requests.append(_stream_call(api, route.path, stream_case(ACTIONS[route.action], route.model)))
+            _stream_call(api, route.path, stream_case(ACTIONS[route.action], route.model))
             continue
         if route.action in ("endpoint", _routes.OPENAI_MODELS):
-            api.call("GET", route.path).expect(status(200))
+            api.call("GET", route.path, expect={"status": 200})
             continue
         action = ACTIONS[route.action]
         named = {"model": route.model} if _routes.is_openai(route.action) else {}
-        if route.method == "GET":
-            call = api.call("GET", route.path + "?" + urllib.parse.urlencode(action.smoke))
-        else:
-            call = api.call("POST", route.path, {**action.smoke, **named})
-        requests.append(call)
+        path, body = (route.path + "?" + urllib.parse.urlencode(action.smoke), None) if route.method == "GET" \
+            else (route.path, {**action.smoke, **named})
         stores_images = action.finish is None and action.adapter is None
         if route.model in hosted_async:
             if route.method != "POST":  # a job by query string: its 202 is what is asserted
-                call.expect(status(202))
+                api.call("GET", path, expect={"status": 202})
                 continue
-            api.expect_status(call, 202)
-            job_path = _routes.JOB_PATH.replace("{job_id}", call.get_att_string("body.job_id"))
-            job = api.call("GET", job_path)  # polled until done (its whole answer is compared: not flattened)
-            job.expect(status(200, body=integ.Match.object_like({"status": "done"})))
-            job.wait_for_assertions(total_timeout=JOB_WAIT, interval=POLL)
-            if stores_images:  # the done job read once more, for its image's URL
-                done = api.call("GET", job_path)
-                job.next(done)
-                api.expect_status(done, 200)
-                _assert_image_url(asserts, done.get_att_string("body.images.0.url"))
+            submitted = api.call("POST", path, body, expect={"status": 202}, read={"job": "body.job_id"})
+            job_path = _routes.JOB_PATH.replace("{job_id}", submitted.get_att_string("Payload.job"))
+            done = api.call("GET", job_path, expect={"status": 200, "json": {"body.status": "done"}},
+                            read={"url": "body.images.0.url"} if stores_images else None)
+            done.wait_for_assertions(total_timeout=JOB_WAIT, interval=POLL)
+            if stores_images:
+                _assert_image_url(api, done.get_att_string("Payload.url"))
         elif stores_images:
-            api.expect_status(call, 200)
-            _assert_image_url(asserts, call.get_att_string("body.images.0.url"))
+            made = api.call(route.method, path, body, expect={"status": 200}, read={"url": "body.images.0.url"})
+            _assert_image_url(api, made.get_att_string("Payload.url"))
         else:
-            call.expect(status(200))
+            api.call(route.method, path, body, expect={"status": 200})
     for info in infos:
         if info.name in streaming:
             prefix, actions = f"/models/{info.name}", _routes.model_actions(info)
             for action in actions:
                 case = stream_case(action, info.name)
                 if case is not None and not action.stream_only:  # stream-only routes are called above
-                    path = prefix if action is actions[0] else f"{prefix}/{action.name}"
-                    requests.append(_stream_call(api, path, case))
+                    _stream_call(api, prefix if action is actions[0] else f"{prefix}/{action.name}", case)
     first = _routes.routes(infos)[0]
     # No key: API Gateway's own refusal (403 "Forbidden"; 401 from the key authorizer when bearer_keys is on).
-    refused = api.call(first.method, first.path, ACTIONS[first.action].smoke if first.method == "POST" else None,
-                       key=False)
-    refused.expect(status(401 if stack.api.key_authorizer is not None else 403))
-    api.call("GET", "/no-such-route").expect(error_code(404, "not_found"))
-    api.call("DELETE", first.path).expect(error_code(405, "method_not_allowed"))
+    api.call(first.method, first.path, ACTIONS[first.action].smoke if first.method == "POST" else None, key=False,
+             expect={"status": 401 if stack.api.key_authorizer is not None else 403})
+    api.call("GET", "/no-such-route", expect=error_code(404, "not_found"))
+    api.call("DELETE", first.path, expect=error_code(405, "method_not_allowed"))
     if settings.api_logging != "off":
         # The stage's access and execution logs need the account's API Gateway CloudWatch role (set once per
         # account and region: API Gateway Developer Guide, "Set up CloudWatch logging for REST APIs").
-        account = asserts.aws_api_call("APIGateway", "getAccount", {})
+        account = chain.aws("APIGateway", "getAccount", {}, "cloudwatchRoleArn",
+                            integ.ExpectedResult.string_like_regexp("^arn:"))
         account.provider.add_to_role_policy({
             "Effect": "Allow", "Action": ["apigateway:GET"],
             "Resource": [f"arn:{cdk.Aws.PARTITION}:apigateway:{cdk.Aws.REGION}::/account"]})
-        account.expect(integ.ExpectedResult.object_like({"cloudwatchRoleArn": integ.Match.string_like_regexp("^arn:")}))
-    for info in infos:  # after the requests: their EMF lines become metrics within minutes
-        metrics = asserts.aws_api_call("CloudWatch", "listMetrics", {
-            "Namespace": NAMESPACE, "MetricName": "Requests", "Dimensions": [{"Name": "model", "Value": info.name}]})
-        for request in requests:
-            metrics.node.add_dependency(request)
-        metrics.expect(integ.ExpectedResult.object_like({"Metrics": integ.Match.array_with([
-            integ.Match.object_like({"MetricName": "Requests"})])}))
+    for info in infos:  # after the requests: their EMF lines become metrics, in the deployment's namespace
+        metrics = chain.aws("CloudWatch", "listMetrics", {
+            "Namespace": settings.metrics_namespace, "MetricName": "Requests",
+            "Dimensions": [{"Name": "model", "Value": info.name}]}, "Metrics.0.MetricName",
+            integ.ExpectedResult.exact("Requests"))
         metrics.wait_for_assertions(total_timeout=METRICS_WAIT, interval=POLL)
 
 
-def _assert_image_url(asserts: integ.IDeployAssert, url: str) -> None:
+def _assert_image_url(api: ApiCalls, url: str) -> None:
     """The presigned URL serves the PNG; the same URL with its signature changed is refused by S3. boto3's SigV4
     query presigning puts X-Amz-Signature last, so one more character breaks the signature only."""
-    asserts.http_api_call(url).expect(status(200, headers=integ.Match.object_like({"content-type": ["image/png"]})))
-    asserts.http_api_call(cdk.Fn.join("", [url, "0"])).expect(status(403))
+    api.url(url, expect={"status": 200, "type": "^image/png", "png": True})
+    api.url(cdk.Fn.join("", [url, "0"]), expect={"status": 403})
 
 
 # How each kind of stream ends (ops.smoke.StreamCase.finish), as a pattern its whole body must contain.
-STREAM_ENDS = {"result": r"event: result", "done": r"data: \[DONE\]", "tgi": r'"generated_text"'}
+STREAM_ENDS = {"result": r"event: result", "done": r"data: \[DONE\]", "tgi": r'"generated_text":"'}
 
 
 def _stream_call(api: ApiCalls, path: str, case: StreamCase) -> integ.IApiCall:
-    """A stream (ops.smoke.stream_case: what make smoke sends): text/event-stream, ending with its finish."""
-    call = api.call("POST", path, case.body, accept=case.accept)
-    sse = integ.Match.object_like({"content-type": [integ.Match.string_like_regexp("^text/event-stream")]})
-    call.expect(status(200, headers=sse, body=integ.Match.string_like_regexp(STREAM_ENDS[case.finish])))
-    return call
+    """A stream (ops.smoke.stream_case: what make smoke sends): text/event-stream, ending with its finish, and no
+    error event in it."""
+    return api.call("POST", path, case.body, accept=case.accept,
+                    expect={"status": 200, "type": "^text/event-stream", "pattern": STREAM_ENDS[case.finish],
+                            "absent": "event: error"})

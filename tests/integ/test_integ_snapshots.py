@@ -18,6 +18,7 @@ from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
+from cloudformation_offline import OfflineStack
 from integ_hosting_modes import SCENARIOS
 from model_api import routes as _routes
 
@@ -33,6 +34,8 @@ ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
 SALT = re.compile(r'"salt": "\d+"')
 # An equality assertion's output is named by a hash of its actual value's token, which numbers tokens in the order
 # the process made them (integ-tests-alpha assertions.js: md5hash({actual, expected})).
+# The API path of a probe call's URL, after the deployment's base URL (as cloudformation_offline renders it).
+API_PATH = re.compile(r"https://<import:[^>]+>\.execute-api\.[^/]+/<import:[^>]+>(/[^\"]*)")
 TOKEN_HASH = re.compile(r"(AssertionResultsEqualsAssertion\w+?Status\d+)[0-9a-f]{32}")
 
 
@@ -88,16 +91,17 @@ def test_every_hosting_mode_has_a_deployed_scenario():
 
 
 def http_calls(assembly, integ_json: dict) -> list[tuple[str, dict]]:
-    """(the API path called, or "" for a URL from an answer; what is expected, {} where the call's answer is read
-    and its status asserted apart) of every HTTP call."""
+    """(the API path called, or "" for a URL from an answer; what the probe is told to expect) of every HTTP
+    call (each goes through the probe: tests/integ/probe/index.py)."""
     out = []
     for case in integ_json["testCases"].values():
-        for resource in assembly.get_stack_artifact(case["assertionStackName"]).template["Resources"].values():
-            if resource["Type"] == "Custom::DeployAssert@HttpCall":
-                url = resource["Properties"]["parameters"]["url"]
-                last = url["Fn::Join"][1][-1] if isinstance(url, dict) and "Fn::Join" in url else ""
-                path = last.split("?")[0] if isinstance(last, str) and last.startswith("/") else ""
-                out.append((path, json.loads(resource["Properties"].get("expected") or "{}")))
+        template = assembly.get_stack_artifact(case["assertionStackName"]).template
+        offline = OfflineStack(template, {}, probe=None)
+        for logical_id in template["Resources"]:
+            event = offline._static_probe_event(logical_id)
+            if event is not None:
+                found = API_PATH.match(event["url"])
+                out.append((found.group(1).split("?")[0] if found else "", event["expect"]))
     return out
 
 
@@ -126,8 +130,7 @@ def test_every_route_of_every_deployed_model_is_called(file_name, assemblies):
 def test_refusals_and_deployment_facts_are_asserted(file_name, assemblies):
     assembly = assemblies(file_name)
     integ_json = json.loads(Path(assembly.directory, "integ.json").read_text())
-    expected = [e for _, e in http_calls(assembly, integ_json) if e]
-    statuses = [e["$ObjectLike"]["status"] for e in expected]
+    statuses = [e["status"] for _, e in http_calls(assembly, integ_json)]
     cases = sum(len(case["stacks"]) for case in integ_json["testCases"].values())
     assert statuses.count(404) == cases and statuses.count(405) == cases
     assert sum(s in (401, 403) for s in statuses) >= cases  # no key (and, where images are stored, bad signatures)
@@ -148,23 +151,22 @@ def test_the_assertion_constructs_are_the_release_of_the_cdk_library():
 
 
 @pytest.mark.parametrize("file_name", INTEG_FILES)
-def test_a_call_whose_answer_is_read_has_its_status_asserted_apart(file_name, assemblies):
-    """integ-tests-alpha flattens the answer of a call whose attributes are read, and then compares nothing in its
-    own expect(): such calls carry no expected result, and an assertion of their status reads the attribute."""
+def test_every_call_asserts_one_path_and_keeps_only_what_it_reads(file_name, assemblies):
+    """integ-tests-alpha flattens the answer of a call that is read or asserts at a path, and keeps its outputPaths
+    only: every call asserts at a path (so its own assertion compares that value, never the flattened whole), keeps
+    each attribute another resource reads, and no HttpApiCall (whose whole answer would go to CloudFormation) is
+    left."""
     assembly = assemblies(file_name)
     integ_json = json.loads(Path(assembly.directory, "integ.json").read_text())
     for case in integ_json["testCases"].values():
         resources = assembly.get_stack_artifact(case["assertionStackName"]).template["Resources"]
-        read = {attribute[0] for resource in resources.values() for attribute in _get_atts(resource["Properties"])}
-        status_checked = {attribute[0] for resource in resources.values()
-                          if resource["Type"] == "Custom::DeployAssert@AssertEquals"
-                          for attribute in _get_atts(resource["Properties"].get("actual"))
-                          if attribute[1] == "apiCallResponse.status"}
-        for logical_id in read:
-            properties = resources[logical_id]["Properties"]
-            if resources[logical_id]["Type"] == "Custom::DeployAssert@HttpCall":
-                assert properties["flattenResponse"] == "true" and "expected" not in properties, logical_id
-                assert logical_id in status_checked, logical_id
+        calls = {k: r["Properties"] for k, r in resources.items() if r["Type"].startswith("Custom::DeployAssert@")}
+        assert not [k for k, r in resources.items() if r["Type"].startswith("Custom::DeployAssert@HttpCall")]
+        for logical_id, properties in calls.items():
+            assert properties["flattenResponse"] == "true" and properties["actualPath"] in properties["outputPaths"]
+        for logical_id, attribute in {a for r in resources.values() for a in _get_atts(r.get("Properties", {}))}:
+            if logical_id in calls:
+                assert attribute.removeprefix("apiCallResponse.") in calls[logical_id]["outputPaths"], attribute
 
 
 def _get_atts(value) -> list[tuple[str, str]]:
