@@ -142,15 +142,30 @@ def model_weights(model, dirs: dict, ids: dict, cache_dir: Path) -> tuple[Path |
     return tiny_weights(model, cache_dir)
 
 
-def local_model(model, weights: Path | None, cache_dir: Path, hub_id: str | None = None):
-    """The model served the way its container would serve it. weights None: its code downloads hub_id."""
+def container_environment(model, settings: Settings | None, request_seconds: int) -> dict:
+    """What the stack puts in the model container's environment for its inference code (the kind's bounds: the
+    image limits SD_MAX_*, the request deadline), here with local mode's own wait for the model: the container
+    stops one second after its Lambda stops waiting (stacks/model_api_stack.py, as deployed)."""
+    from model_api.kinds import KINDS
+
+    kind = KINDS[model.kind]
+    if settings is None or kind.container_environment is None:
+        return {}
+    return kind.container_environment(settings, model, request_seconds + 1)
+
+
+def local_model(model, weights: Path | None, cache_dir: Path, hub_id: str | None = None,
+                settings: Settings | None = None, request_seconds: int = 900):
+    """The model served the way its container would serve it. weights None: its code downloads hub_id. settings:
+    the deployment's, for the container's bounds (container_environment)."""
     from local.tgi import TgiModel
     from local.toolkit import ToolkitModel
 
     if model.container == "tgi":
         return TgiModel(weights, max_input_tokens=model.max_input_tokens, max_total_tokens=model.max_total_tokens)
     if model.code:
-        environment = {"ALLOW_PICKLE_WEIGHTS": "true" if model.allow_pickle_weights else None}
+        environment = {"ALLOW_PICKLE_WEIGHTS": "true" if model.allow_pickle_weights else None,
+                       **container_environment(model, settings, request_seconds)}
         if weights is None:
             environment.update({"MODEL_HUB_ID": hub_id, "MODEL_HUB_REVISION": model.revision,
                                 "MODEL_DOWNLOAD_DIR": str(cache_dir / "hub")})
@@ -287,7 +302,8 @@ def main(argv=None) -> int:
                 continue
             weights, description = model_weights(model, dirs, ids, args.cache_dir)
             served_as = f"{info.endpoint_name}/{info.component}" if info.component else info.endpoint_name
-            endpoint_server.models[served_as] = local_model(model, weights, args.cache_dir, ids.get(model.name))
+            endpoint_server.models[served_as] = local_model(model, weights, args.cache_dir, ids.get(model.name),
+                                                            settings, args.timeout)
             if model.batch:  # transform jobs on its batch model run on the same local worker
                 endpoint_server.transforms.models[batch_model_name(info)] = endpoint_server.models[served_as]
             takes_jobs = HOSTING_MODES[model.hosting].takes_jobs

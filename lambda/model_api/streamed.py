@@ -31,6 +31,7 @@ from typing import Callable, Iterable, Iterator
 from model_api import cors, sse, streaming
 from model_api.actions import adapt_event
 from model_api.app import key_of, request_id_of
+from model_api.calls import Abandoned, abandon_with
 from model_api.errors import ApiError, internal_error
 from model_api.http import error_response, json_response
 
@@ -188,12 +189,15 @@ def _progress(app, event: dict, request_id: str, started: float, estimate, actio
     record = app.new_record(event, request_id)
     record["streamed"] = True
     outcome: dict = {}
-    done = threading.Event()
+    done, gone = threading.Event(), threading.Event()
 
     def work():
+        abandon_with(gone)
         try:
             outcome["body"] = app.action(event, request_id)
             outcome["model_ms"] = app.endpoint.take_latency_ms()  # measured on this thread
+        except Abandoned:
+            outcome["abandoned"] = True
         except ApiError as error:
             outcome["error"] = error
         except Exception as error:  # a bug: logged with its traceback, the caller told nothing internal
@@ -222,5 +226,8 @@ def _progress(app, event: dict, request_id: str, started: float, estimate, actio
                 record["images"] = made
             yield sse.event(json.loads(json_response(200, body)["body"]), "result")
     finally:
+        if not done.is_set():  # the reader stopped first (a caller that hung up): the work stops at its next step
+            gone.set()
+            record["abandoned"] = True
         record["model_latency_ms"] = outcome.get("model_ms")
         app.write_record(record, 200, started)

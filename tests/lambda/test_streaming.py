@@ -311,3 +311,57 @@ def test_image_progress_events_then_the_result(monkeypatch):
                                                    headers={"Accept": "text/event-stream"}),
                                          SimpleNamespace(aws_request_id="req-bad")))
     assert head["statusCode"] == 400 and len(gate) == 1
+
+
+def test_an_image_stream_whose_caller_hangs_up_stores_nothing(monkeypatch, caplog):
+    """The model's answer cannot be stopped mid-call, but the work stops at its next step: no image is stored for
+    a caller that went away (and the request's line says so)."""
+    import base64
+    import logging
+    import threading
+
+    from lambda_rig import _Raw, request_lines
+
+    from model_api import streamed as streamed_module
+
+    env = {"MODEL_NAME": "sd", "MODEL_KIND": "text-to-image", "ENDPOINT_NAME": "api-sd", "MODEL_PROTOCOL": "toolkit",
+           "MODEL_CATALOG": catalog_to_json([ModelInfo("sd", "text-to-image", "api-sd", "ml.g5.xlarge",
+                                                       streaming=True)]),
+           "AWS_REGION": "eu-west-1", "BUCKET_NAME": "b", "MODEL_STREAMING": "true", "IMAGE_STEP_SECONDS": "0.09",
+           "INSTANCE_TYPE": "ml.g5.xlarge", "IMAGE_TIME_BUDGET_SECONDS": "58"}
+    module, pipelines = load_stream_handler(env)
+    monkeypatch.setattr(streamed_module, "PROGRESS_SECONDS", 0.01)
+    stored, presigned = [], []
+
+    class Store:
+        def presign(self, key, ttl):
+            presigned.append(key)
+            from datetime import datetime, timezone
+            return f"https://example/{key}", datetime(2030, 1, 1, tzinfo=timezone.utc)
+
+        def put_all(self, objects, content_type):
+            stored.extend(objects)
+
+    pipelines.store = Store()
+    release, answered = threading.Event(), threading.Event()
+
+    def model(request, **_):
+        from botocore.awsrequest import AWSResponse
+
+        release.wait(10)  # the model works until the caller has gone
+        answered.set()
+        return AWSResponse(request.url, 200, {"Content-Type": "application/json"}, _Raw(json.dumps(
+            {"generated_images": [base64.b64encode(tiny_png()).decode()]}).encode()))
+
+    pipelines.endpoint._client.meta.events.register("before-send.sagemaker-runtime.InvokeEndpoint", model)
+    with caplog.at_level(logging.INFO, logger="model_api"):
+        chunks = module.stream(api_event("POST", {"prompt": "a tiger", "steps": 30}, resource="/images",
+                                         headers={"Accept": "text/event-stream"}), SimpleNamespace(aws_request_id="r"))
+        next(chunks), next(chunks)  # the head and a progress event, then the caller hangs up
+        worker, = [t for t in threading.enumerate() if t.name == "images-r"]
+        chunks.close()
+        release.set()
+        worker.join(10)
+    assert answered.is_set() and stored == [] and presigned == []
+    line, = request_lines(caplog)
+    assert line["abandoned"] is True and "stream_error" not in line

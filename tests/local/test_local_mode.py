@@ -142,6 +142,29 @@ def test_the_local_endpoint_answers_boto3_like_sagemaker(local):
     assert caught.value.response["Error"]["Code"] == "ValidationException"
 
 
+def test_the_local_container_has_the_deployed_containers_bounds(local):
+    """The stack puts the kind's bounds in the container's environment (SD_MAX_*, the request deadline): local mode
+    gives its container the same, so the inference code refuses what the deployed one refuses, past the API's own
+    check (here sent to the endpoint directly: 1024 px is within the code's default, over the deployment's)."""
+    from botocore.exceptions import ClientError
+
+    from deployment.settings import load_settings
+    from local.__main__ import container_environment
+
+    settings = load_settings([])
+    model = settings.model("stable-diffusion")
+    assert container_environment(model, settings, 900) == {
+        "SD_MAX_SIZE": str(settings.max_size), "SD_MAX_STEPS": str(settings.max_steps),
+        "SD_MAX_IMAGES": str(settings.max_images), "REQUEST_DEADLINE_SECONDS": "901"}
+    runtime = local_client(local, "sagemaker-runtime")
+    payload = json.dumps({"inputs": "p", "parameters": {"width": 1024, "height": 64, "num_inference_steps": 1}})
+    with pytest.raises(ClientError) as caught:
+        runtime.invoke_endpoint(EndpointName=local["endpoints"]["stable-diffusion"], Body=payload,
+                                ContentType="application/json", Accept="image/png")
+    assert caught.value.response["OriginalStatusCode"] == 400
+    assert f"width must be an integer from 64 to {settings.max_size}" in caught.value.response["OriginalMessage"]
+
+
 def test_100_concurrent_requests_all_succeed_with_distinct_keys(local):
     def one(i):
         return request(local, body={"prompt": f"tiger {i}", "seed": i, **SMALL})

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
 
 from model_api.actions import Context
 from model_api.adapters import openai
-from model_api.calls import JSON, Endpoint, ModelCall
+from model_api.calls import JSON, Endpoint, ModelCall, stop_if_abandoned
 from model_api.errors import ApiError
 from model_api.http import Binary
 from model_api.jobs import JobRecord
@@ -397,6 +397,7 @@ def generate_images(
     request, call = prepare_images(event, config, new_seed)
     response_body, response_type = endpoint.invoke(call.body, call.content_type, call.accept)
     images, media_type = decode_model_images(response_body, response_type, call.meta["num_images"])
+    stop_if_abandoned()  # a stream's caller that hung up while the model worked gets nothing stored
     issued = now()
     extension = "png" if media_type == PNG else "jpg"
     keys = [image_key(config.key_prefix, issued, new_unique(), extension) for _ in images]
