@@ -23,13 +23,16 @@ BATCH_ARGS ?=
 TEST ?=
 INTEG_ARGS ?=
 
-.PHONY: help setup local test snapshots docs lint bench mutation synth cost preflight deploy smoke integ logs batch destroy clean
+.PHONY: help setup lock local test snapshots docs lint bench mutation synth cost preflight deploy smoke integ logs batch destroy clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
 
 setup:  ## install Python packages (.venv) and the pinned CDK CLI (node_modules)
 	@bin/setup
+
+lock: setup  ## regenerate requirements.lock (the deploy toolchain, with hashes) from requirements.txt after a version change
+	pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-header --no-emit-index-url --no-emit-find-links -o requirements.lock requirements.txt
 
 local: setup  ## run the API on this machine, no AWS account (Ctrl-C stops it); LOCAL_ARGS="--port 9000 ..."
 	python -m local $(LOCAL_ARGS)
