@@ -205,9 +205,12 @@ def image_time_estimate(served_model, limits) -> str:
     seconds(1)  # the first call warms up (memory, kernels) and would overstate everything
     # The fastest of two runs each (a busy moment inflates one run, never the fastest): the steps' cost is the
     # difference of 1 and 5 steps, the rest (encode, decode, PNG) fixed. The model runs on its one worker thread,
-    # as every request does (local.toolkit.ModelWorker).
-    one, five = min(seconds(1), seconds(1)), min(seconds(5), seconds(5))
-    step = max((five - one) / 4, 0.0)
+    # as every request does (local.toolkit.ModelWorker). Never more steps than the container allows (SD_MAX_STEPS,
+    # the deployment's max_steps): with one, the whole first call counts as its step.
+    more = min(5, limits.max_steps)
+    one = min(seconds(1), seconds(1))
+    many = min(seconds(more), seconds(more)) if more > 1 else one
+    step = max((many - one) / (more - 1), 0.0) if more > 1 else one
     total = max(one - step, 0.0) + step * limits.default_steps
     note = "" if total < 5 else "  (slow on CPU: lower steps and size per request, or use --model-dir on a GPU)"
     return f"on this machine: {size}x{size}, {limits.default_steps} steps ≈ {total:.1f} s per image{note}"

@@ -96,7 +96,7 @@ class Chain:
     def aws(self, service: str, api: str, parameters: dict, path: str, expected: integ.ExpectedResult,
             output_paths: Sequence[str] = ()) -> integ.IApiCall:
         """An AWS API call that keeps only `path` (and output_paths) of its answer and asserts `path`."""
-        call = self.assertions.aws_api_call(service, api, parameters, list({path, *output_paths}))
+        call = self.assertions.aws_api_call(service, api, parameters, list(dict.fromkeys([path, *output_paths])))
         call.assert_at_path(path, expected)
         return self.add(call)
 

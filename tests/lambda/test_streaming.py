@@ -20,6 +20,14 @@ CATALOG = [ModelInfo("gpt2-tgi", "text-generation", "api-gpt2-tgi", "ml.g5.xlarg
            ModelInfo("gpt2-cpu", "text-generation", "api-gpt2-cpu", "ml.m5.xlarge")]
 
 
+# A streaming image model's function (the image tests below).
+IMAGE_STREAM_ENV = {
+    "MODEL_NAME": "sd", "MODEL_KIND": "text-to-image", "ENDPOINT_NAME": "api-sd", "MODEL_PROTOCOL": "toolkit",
+    "MODEL_CATALOG": catalog_to_json([ModelInfo("sd", "text-to-image", "api-sd", "ml.g5.xlarge", streaming=True)]),
+    "AWS_REGION": "eu-west-1", "BUCKET_NAME": "b", "MODEL_STREAMING": "true", "IMAGE_STEP_SECONDS": "0.09",
+    "INSTANCE_TYPE": "ml.g5.xlarge", "IMAGE_TIME_BUDGET_SECONDS": "58"}
+
+
 def model_env(name: str, protocol: str, streams: bool = True) -> dict:
     info = next(m for m in CATALOG if m.name == name)
     return {"MODEL_NAME": name, "MODEL_KIND": info.kind, "ENDPOINT_NAME": info.endpoint_name,
@@ -262,12 +270,7 @@ def test_image_progress_events_then_the_result(monkeypatch):
 
 
     png = tiny_png()
-    env = {"MODEL_NAME": "sd", "MODEL_KIND": "text-to-image", "ENDPOINT_NAME": "api-sd", "MODEL_PROTOCOL": "toolkit",
-           "MODEL_CATALOG": catalog_to_json([ModelInfo("sd", "text-to-image", "api-sd", "ml.g5.xlarge",
-                                                       streaming=True)]),
-           "AWS_REGION": "eu-west-1", "BUCKET_NAME": "b", "MODEL_STREAMING": "true", "IMAGE_STEP_SECONDS": "0.09",
-           "INSTANCE_TYPE": "ml.g5.xlarge", "IMAGE_TIME_BUDGET_SECONDS": "58"}
-    module, pipelines = load_stream_handler(env)
+    module, pipelines = load_stream_handler(IMAGE_STREAM_ENV)
     monkeypatch.setattr(streamed_module, "PROGRESS_SECONDS", 0.01)
     answered = []
 
@@ -321,15 +324,9 @@ def test_an_image_stream_whose_caller_hangs_up_stores_nothing(monkeypatch, caplo
     import threading
 
     from lambda_rig import _Raw, request_lines
-
     from model_api import streamed as streamed_module
 
-    env = {"MODEL_NAME": "sd", "MODEL_KIND": "text-to-image", "ENDPOINT_NAME": "api-sd", "MODEL_PROTOCOL": "toolkit",
-           "MODEL_CATALOG": catalog_to_json([ModelInfo("sd", "text-to-image", "api-sd", "ml.g5.xlarge",
-                                                       streaming=True)]),
-           "AWS_REGION": "eu-west-1", "BUCKET_NAME": "b", "MODEL_STREAMING": "true", "IMAGE_STEP_SECONDS": "0.09",
-           "INSTANCE_TYPE": "ml.g5.xlarge", "IMAGE_TIME_BUDGET_SECONDS": "58"}
-    module, pipelines = load_stream_handler(env)
+    module, pipelines = load_stream_handler(IMAGE_STREAM_ENV)
     monkeypatch.setattr(streamed_module, "PROGRESS_SECONDS", 0.01)
     stored, presigned = [], []
 
