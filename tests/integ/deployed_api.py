@@ -71,7 +71,8 @@ def integ_test(app: cdk.App, name: str, stacks: list[ModelApiStack]) -> integ.In
     assert_stack = next(c for c in test.node.find_all() if cdk.Stack.is_stack(c))
     probe = lambda_.Function(
         assert_stack, "Probe", runtime=lambda_.Runtime.PYTHON_3_13, handler="index.handler",
-        code=lambda_.Code.from_asset(str(PROBE_DIR), exclude=["__pycache__"]), timeout=cdk.Duration.seconds(90),
+        # Four tries of up to 60 s each with pauses between (tests/integ/probe/index.py): within five minutes.
+        code=lambda_.Code.from_asset(str(PROBE_DIR), exclude=["__pycache__"]), timeout=cdk.Duration.minutes(5),
         description="Integration tests: one HTTP call, answered with its verdict and the values read")
     chain = Chain(test.assertions, probe)
     for stack in stacks:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.error
 import urllib.request
 
@@ -74,14 +75,33 @@ def verdict(expect: dict, status: int, headers: dict, data: bytes, answer: dict)
     return ("; ".join(problems) + f" (answer: {text[:200]!r})")[:MAX_CHECK_CHARS]
 
 
-def handler(event: dict, context=None) -> dict:
-    status, headers, data = call(event)
+# Answers that say "not now" rather than "no": a serverless endpoint's cold start, an instance still warming, a
+# burst of the throttle. A call expecting success asks again, after Retry-After (at most RETRY_PAUSE_MAX), up to
+# ATTEMPTS times; a call expecting one of these statuses gets its first answer.
+NOT_NOW = (429, 502, 503, 504)
+ATTEMPTS = 4
+RETRY_PAUSE = 5.0
+RETRY_PAUSE_MAX = 30.0
+
+
+def handler(event: dict, context=None, sleep=time.sleep) -> dict:
+    wanted = (event.get("expect") or {}).get("status")
+    for attempt in range(1, ATTEMPTS + 1):
+        status, headers, data = call(event)
+        if status not in NOT_NOW or wanted in NOT_NOW or attempt == ATTEMPTS:
+            break
+        try:
+            pause = float(headers.get("retry-after", RETRY_PAUSE))
+        except ValueError:
+            pause = RETRY_PAUSE
+        sleep(min(max(pause, 0.0), RETRY_PAUSE_MAX))
     try:
         body = json.loads(data)
     except ValueError:
         body = None
     answer = {"body": body, "headers": headers}
-    out = {"check": verdict(event.get("expect") or {}, status, headers, data, answer), "status": status}
+    out = {"check": verdict(event.get("expect") or {}, status, headers, data, answer), "status": status,
+           "attempts": attempt}
     for name, path in (event.get("read") or {}).items():
         value = dig(answer, path)
         out[name] = "" if value is None else str(value)[:MAX_VALUE_CHARS]
