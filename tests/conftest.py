@@ -24,6 +24,15 @@ os.environ.update({
 os.environ.pop("AWS_PROFILE", None)
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+# Under `make mutation` (mutmut sets MUTANT_UNDER_TEST) the tests run in mutants/, and model_api must be the mutated
+# copy there: the editable install's finder (a sys.meta_path hook, ahead of sys.path) would import the checkout's,
+# and every mutant of the contract package would have no test.
+if os.environ.get("MUTANT_UNDER_TEST"):
+    sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")
+                        and not type(f).__module__.startswith("__editable__")]
+    sys.path.insert(0, str(LAMBDA_DIR))
+    for loaded in [m for m in sys.modules if m == "model_api" or m.startswith("model_api.")]:
+        del sys.modules[loaded]
 
 # No test may reach the network: any name lookup other than this machine's fails at once, in this process (a test
 # that would have called AWS fails loudly instead of quietly trying the internet).

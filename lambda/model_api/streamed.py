@@ -196,8 +196,8 @@ def _progress(app, event: dict, request_id: str, started: float, estimate, actio
         try:
             outcome["body"] = app.action(event, request_id)
             outcome["model_ms"] = app.endpoint.take_latency_ms()  # measured on this thread
-        except Abandoned:
-            outcome["abandoned"] = True
+        except Abandoned:  # nothing to answer: the reader is gone (the request's line says so)
+            pass
         except ApiError as error:
             outcome["error"] = error
         except Exception as error:  # a bug: logged with its traceback, the caller told nothing internal

@@ -264,8 +264,18 @@ def test_jobs_are_counted_when_submitted_and_once_when_they_finish(jobs, caplog)
     ("invalid input: " + "x" * 300, "the model refused the input: invalid input: " + "x" * 185),
     ("RuntimeError: CUDA error: device-side assert triggered at /opt/conda/lib/python3.11/site-packages/torch",
      "the model failed: an error inside the model container (details in the function's log, under this request's id)"),
+    # A failure's own words, however plain, are never passed on: only a refusal's are.
+    ("the worker stopped", "the model failed: an error inside the model container (details in the function's log, "
+                           "under this request's id)"),
 ])
 def test_a_failed_jobs_message_is_a_short_safe_summary_of_the_containers(text, message):
     from model_api.jobs import failure_error
 
     assert failure_error(text.encode())["message"] == message
+
+
+def test_a_failure_object_that_is_not_utf8_is_still_summarized():
+    from model_api.jobs import failure_error
+
+    assert failure_error(b"invalid input: width \xff too big")["message"] == \
+        "the model refused the input: invalid input: width \ufffd too big"

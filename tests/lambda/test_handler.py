@@ -337,6 +337,13 @@ def test_a_refusal_in_the_containers_words_is_its_first_line_cut_short(rig, word
     assert message == "the model refused the input (container status 422): " + words.splitlines()[0][:200]
 
 
+def test_a_refusal_without_words_gets_the_summary(rig):
+    rig.endpoint.fails(424, "ModelError", model_error(422, "   "))
+    message = assert_error(rig.call(api_event("POST", {"prompt": "p"})), 400, "model_rejected_input", rig)
+    assert message.endswith("an error inside the model container (details in the function's log, under this "
+                            "request's id)")
+
+
 def test_a_refusal_that_shows_internals_is_summarized(rig):
     rig.endpoint.fails(424, "ModelError", model_error(413, 'File "/opt/ml/model/code/inference.py", line 3'))
     message = assert_error(rig.call(api_event("POST", {"prompt": "p"})), 400, "model_rejected_input", rig)

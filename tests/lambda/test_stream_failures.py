@@ -115,6 +115,7 @@ def test_a_model_stream_that_fails_after_one_part_ends_with_an_error_event(runti
     assert str(runtime.port) not in text and "127.0.0.1" not in text and "Traceback" not in text
     line, = request_lines(caplog)
     assert line["request_id"] == request_id and line["stream_error"] == code and line["status"] == 200
+    assert line["events"] == 1  # the chunk of the part before the failure
     assert line["cause"] == {"stall": "ReadTimeoutError", "drop": "ProtocolError", "damaged": "ChecksumMismatch"}[mode]
     assert line["_aws"]["CloudWatchMetrics"][0]["Metrics"] and line["StreamErrors"] == 1
 
@@ -136,8 +137,39 @@ def test_an_unexpected_failure_mid_stream_is_an_internal_error_event_and_logged(
         head, body = streamed(chunks)
     name, last = list(sse.events([body]))[-1]
     assert head["statusCode"] == 200
-    assert name == "error" and json.loads(last)["error"]["code"] == "internal_error"
+    assert name == "error" and json.loads(last)["error"] == {
+        "code": "internal_error", "message": "unexpected error; quote the X-Request-Id header when reporting it",
+        "type": "server_error", "param": None}
     assert "/var/task" not in body.decode() and "KeyError" not in body.decode()
     assert any(r.exc_info and isinstance(r.exc_info[1], KeyError) for r in caplog.records)
     line, = request_lines(caplog)
     assert line["stream_error"] == "internal_error" and line["cause"] == "KeyError"
+
+
+@pytest.mark.parametrize("raised, status, code", [
+    ("stream-broken", 502, "model_connection_lost"),
+    ("timeout", 504, "model_timeout"),
+    ("internal", 502, "model_unavailable"),
+    ("botocore", 502, "model_connection_lost"),
+])
+def test_each_model_stream_failure_has_its_status(raised, status, code):
+    """What ModelStream raises is the status a stream refused at its first item answers with."""
+    from botocore.exceptions import ClientError, ConnectionClosedError
+    from model_api.aws import ModelStream
+    from model_api.errors import ApiError
+
+    def events():
+        yield {"PayloadPart": {"Bytes": b"x"}}
+        if raised == "botocore":
+            raise ConnectionClosedError(endpoint_url="https://runtime.sagemaker.eu-west-1.amazonaws.com")
+        message = {"stream-broken": "the connection to the model broke", "internal": "internal failure",
+                   "timeout": "did not complete sending the inference response in the allotted time"}[raised]
+        error_code = "InternalStreamFailure" if raised == "internal" else "ModelStreamError"
+        raise ClientError({"Error": {"Code": error_code, "Message": message}}, "InvokeEndpointWithResponseStream")
+
+    parts = iter(ModelStream(events()))
+    assert next(parts) == b"x"
+    with pytest.raises(ApiError) as caught:
+        next(parts)
+    assert (caught.value.status, caught.value.code) == (status, code)
+    assert "amazonaws.com" not in caught.value.message

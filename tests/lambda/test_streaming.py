@@ -6,11 +6,20 @@ themselves (model_api.sse, model_api.streaming)."""
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from types import SimpleNamespace
 
 import pytest
-from lambda_rig import FakeEndpoint, FakeStreamingEndpoint, api_event, load_stream_handler, streamed, tiny_png
+from lambda_rig import (
+    FakeEndpoint,
+    FakeStreamingEndpoint,
+    api_event,
+    load_stream_handler,
+    request_lines,
+    streamed,
+    tiny_png,
+)
 from model_api import sse, streaming
 from model_api.errors import ApiError
 from model_api.routes import ModelInfo, catalog_to_json
@@ -216,7 +225,9 @@ def test_sse_decoder_takes_any_cut_and_any_line_ending():
 def test_sse_event_is_one_data_line_and_refuses_line_breaks():
     assert sse.event({"a": "b\nc"}) == b'data: {"a":"b\\nc"}\n\n'
     assert sse.event({"x": 1}, "progress") == b'event: progress\ndata: {"x":1}\n\n'
-    with pytest.raises(ValueError):
+    assert sse.event({"t": "é"}) == 'data: {"t":"é"}\n\n'.encode()  # UTF-8 as it is, not \\u escapes
+    assert sse.event("[DONE]") == sse.DONE
+    with pytest.raises(ValueError, match="an event's data must be one line"):
         sse.event("two\nlines")
 
 
@@ -263,7 +274,7 @@ def test_a_stream_past_its_time_ends_with_504():
     assert caught.value.status == 504 and caught.value.code == "stream_timeout"
 
 
-def test_image_progress_events_then_the_result(monkeypatch):
+def test_image_progress_events_then_the_result(monkeypatch, caplog):
     import base64
 
     from model_api import streamed as streamed_module
@@ -296,9 +307,14 @@ def test_image_progress_events_then_the_result(monkeypatch):
             {"generated_images": [base64.b64encode(png).decode()]}).encode()))
 
     pipelines.endpoint._client.meta.events.register("before-send.sagemaker-runtime.InvokeEndpoint", slow)
-    head, body = streamed(module.stream(api_event("POST", {"prompt": "a tiger", "steps": 30}, resource="/images",
-                                                   headers={"Accept": "text/event-stream"}),
-                                         SimpleNamespace(aws_request_id="req-img")))
+    with caplog.at_level(logging.INFO, logger="model_api"):
+        head, body = streamed(module.stream(api_event("POST", {"prompt": "a tiger", "steps": 30}, resource="/images",
+                                                       headers={"Accept": "text/event-stream"}),
+                                             SimpleNamespace(aws_request_id="req-img")))
+    line, = request_lines(caplog)
+    assert line["request_id"] == "req-img" and line["streamed"] is True and "abandoned" not in line
+    assert isinstance(line["first_token_ms"], float) and isinstance(line["model_latency_ms"], float)
+    assert line["model_latency_ms"] >= 100  # the model's 0.1 s, measured on the worker thread
     events = [(name, json.loads(data)) for name, data in sse.events([body])]
     assert head["statusCode"] == 200 and gate
     progress = [e for name, e in events if name == "progress"]
@@ -362,3 +378,20 @@ def test_an_image_stream_whose_caller_hangs_up_stores_nothing(monkeypatch, caplo
     assert answered.is_set() and stored == [] and presigned == []
     line, = request_lines(caplog)
     assert line["abandoned"] is True and "stream_error" not in line
+
+
+def test_an_image_stream_whose_model_fails_ends_with_the_error_and_logs_it(caplog):
+    from lambda_rig import request_lines
+
+    module, pipelines = load_stream_handler(IMAGE_STREAM_ENV)
+    FakeEndpoint(pipelines.endpoint._client).fails(424, "ModelError", {
+        "ErrorCode": "INTERNAL_FAILURE_FROM_MODEL", "OriginalStatusCode": 500, "OriginalMessage": "CUDA error",
+        "Message": "Received server error (500) from primary"})
+    with caplog.at_level(logging.INFO, logger="model_api"):
+        head, body = streamed(module.stream(api_event("POST", {"prompt": "a tiger"}, resource="/images",
+                                                       headers={"Accept": "text/event-stream"}),
+                                             SimpleNamespace(aws_request_id="req-fail")))
+    name, data = list(sse.events([body]))[-1]
+    assert head["statusCode"] == 200 and name == "error" and json.loads(data)["error"]["code"] == "model_error"
+    line, = request_lines(caplog)
+    assert line["stream_error"] == "model_error" and line["StreamErrors"] == 1

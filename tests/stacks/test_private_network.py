@@ -255,7 +255,8 @@ def test_settings_refuse_endpoint_skips_and_policies_that_cannot_apply():
                        "models=mine", f"model_specs={S3_MODEL}"])
     message = str(error.value)
     assert "vpc_endpoints_skip: unknown endpoint 'dynamodb' (known: sagemaker.runtime, sts, logs, " in message
-    assert "vpc_endpoints_skip names endpoints a VPC of yours (vpc_id) has already" in message
+    assert "\n  - vpc_endpoints_skip names endpoints a VPC of yours (vpc_id) has already; a VPC the stack creates " \
+           "has none\n" in message + "\n"
     assert "vpc_endpoint_policies must be one of restrict, open (got 'strict')" in message
 
 

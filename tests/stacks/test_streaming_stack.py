@@ -118,7 +118,14 @@ def test_a_wrapper_that_lost_its_executable_bit_is_refused_at_synth(tmp_path, mo
     wrapper = tmp_path / "stream_bootstrap"
     wrapper.write_text("#!/bin/bash\n")
     wrapper.chmod(0o644)  # as a Windows checkout, or core.fileMode=false, leaves it
-    assert "is not executable" in not_executable(wrapper) and "chmod +x" in not_executable(wrapper)
+    assert not_executable(wrapper) == (
+        f"{wrapper} is not executable, and Lambda runs it as a program (the streaming runtime's "
+        "AWS_LAMBDA_EXEC_WRAPPER): run `chmod +x` on it (or `git update-index --chmod=+x` and check out again); a "
+        "Windows checkout cannot keep the bit, so deploy a streaming model from Linux, macOS or WSL")
+    assert not_executable(tmp_path / "absent") == f"absent is missing from {tmp_path}"
+    from deployment.lambda_source import STREAM_WRAPPER
+    assert not_executable(STREAM_WRAPPER) is None
+    assert not_executable_copy(STREAM_WRAPPER, tmp_path).startswith("lambda/stream_bootstrap is not executable")
     monkeypatch.setattr(model_function, "STREAM_WRAPPER", wrapper)
     stack = cdk.Stack(cdk.App(), "S")
     with pytest.raises(ValueError, match="stream_bootstrap is not executable"):
@@ -126,3 +133,16 @@ def test_a_wrapper_that_lost_its_executable_bit_is_refused_at_synth(tmp_path, mo
     model_function.ModelFunction(stack, "Buffered", model_name="m", environment={})  # only streaming needs it
     wrapper.chmod(0o755)
     model_function.ModelFunction(stack, "G", model_name="m", environment={}, streaming=True)
+
+
+def not_executable_copy(wrapper, tmp_path):
+    """The message for the repository's own wrapper had it lost its bit: named relative to the repository."""
+    import os
+    import stat
+
+    mode = wrapper.stat().st_mode
+    try:
+        os.chmod(wrapper, mode & ~0o111)
+        return not_executable(wrapper)
+    finally:
+        os.chmod(wrapper, stat.S_IMODE(mode))
