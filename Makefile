@@ -22,6 +22,9 @@ LOCAL ?=
 BATCH_ARGS ?=
 TEST ?=
 INTEG_ARGS ?=
+FORCE ?=
+SINCE ?=
+SAMPLE ?=
 
 .PHONY: help setup lock local test snapshots docs lint bench mutation synth cost preflight deploy smoke integ logs batch destroy clean
 
@@ -53,8 +56,8 @@ lint: setup  ## static checks of the Python code (ruff) and the contract package
 bench: setup  ## measure the request path, cold start, synth, tests and local mode (writes bench/latest.md)
 	python bench/run.py --output bench/latest.md
 
-mutation: setup  ## mutation testing (mutmut, not in make test): SAMPLE=400 runs a fixed-seed sample, else every mutant (hours)
-	cd $(CURDIR) && python bench/mutation.py $(if $(SAMPLE),sample --size $(SAMPLE),run) && python bench/mutation.py report $(if $(SAMPLE),--only mutants/sample.txt) > bench/mutation-latest.md
+mutation: setup  ## mutation testing (mutmut, not in make test): SINCE=<commit> the functions changed since it (SAMPLE=N of them), SAMPLE=400 a fixed-seed sample, else every mutant (hours)
+	cd $(CURDIR) && python bench/mutation.py $(if $(SINCE),changed --since $(SINCE) $(if $(SAMPLE),--size $(SAMPLE)),$(if $(SAMPLE),sample --size $(SAMPLE),run)) && python bench/mutation.py report $(if $(SINCE),--only mutants/changed.txt,$(if $(SAMPLE),--only mutants/sample.txt)) > bench/mutation-latest.md
 	@echo "score and surviving mutants: bench/mutation-latest.md"
 
 synth: setup  ## synthesize the CloudFormation template into cdk.out (offline); settings via CDK_ARGS="-c key=value"
@@ -81,8 +84,8 @@ logs: setup  ## follow a model's endpoint and Lambda logs (MODEL=stable-diffusio
 batch: setup  ## a JSON Lines file through a model with Batch Transform (MODEL=, INPUT=; LOCAL=1: local mode)
 	python -m ops.batch $(or $(MODEL),$(error set MODEL=<model name>)) $(or $(INPUT),$(error set INPUT=<file.jsonl>)) $(if $(LOCAL),--local) $(BATCH_ARGS) $(CDK_ARGS)
 
-destroy: setup  ## delete everything the stack made, and say what stays behind on purpose
-	python -m ops.destroy $(CDK_ARGS)
+destroy: setup  ## delete everything the stack made (asks first; FORCE=1: without asking, for scripts and CI), and say what stays
+	python -m ops.destroy $(if $(FORCE),--force) $(CDK_ARGS)
 
 clean:  ## remove build outputs (keeps .venv and node_modules)
 	rm -rf cdk.out .build .pytest_cache .hypothesis .local

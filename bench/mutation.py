@@ -2,6 +2,8 @@
 
     python bench/mutation.py run [MUTANT ...]     every mutant, or the ones named (mutmut's own `run`)
     python bench/mutation.py sample --size N      a stratified random sample (fixed seed), N mutants
+    python bench/mutation.py changed --since REF  the mutants of every function changed since a commit (--size N:
+                                                  a sample of them); names in mutants/changed.txt
     python bench/mutation.py report               score per file and every surviving mutant's diff (Markdown)
     python bench/mutation.py show MUTANT          one mutant's diff
 
@@ -20,9 +22,12 @@ names before handing over to it.
 from __future__ import annotations
 
 import argparse
+import ast
 import functools
 import math
 import random
+import re
+import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -156,6 +161,63 @@ def sample(size: int, seed: int, max_children: int | None) -> None:
     mutmut_main._run(names, max_children)
 
 
+def changed_lines(since: str, path: str) -> set[int]:
+    """The lines of path (as it is now) that differ from commit `since`: added or changed (git diff, no context)."""
+    diff = subprocess.run(["git", "diff", "-U0", since, "--", path], capture_output=True, text=True, check=True)
+    lines: set[int] = set()
+    for start, count in re.findall(r"^@@ -\S+ \+(\d+)(?:,(\d+))? @@", diff.stdout, re.M):
+        lines.update(range(int(start), int(start) + int(count or 1)))
+    if not diff.stdout and subprocess.run(["git", "ls-files", "--error-unmatch", path],
+                                          capture_output=True).returncode:
+        lines.update(range(1, len(Path(path).read_text().splitlines()) + 1))  # a new file: every line
+    return lines
+
+
+def function_spans(source: str) -> dict[tuple[str, ...], range]:
+    """(function,) or (class, method) -> its lines, for the functions mutmut mutates (top level and methods)."""
+    spans = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            spans[(node.name,)] = range(node.lineno, node.end_lineno + 1)
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    spans[(node.name, item.name)] = range(item.lineno, item.end_lineno + 1)
+    return spans
+
+
+def mutated_function(name: str) -> tuple[str, ...]:
+    """The function a mutant's name points into: x_f__mutmut_3 -> (f,), xǁCǁm__mutmut_3 -> (C, m)."""
+    key = name.rsplit(".", 1)[-1].rsplit("__mutmut_", 1)[0]
+    return tuple(key.split("ǁ")[1:3]) if key.startswith("xǁ") else (key[2:],)
+
+
+def changed_mutants(data: dict, since: str) -> list[str]:
+    """Every mutant of a function that has a line changed since the commit."""
+    names = []
+    for path, file_data in sorted(data.items()):
+        lines = changed_lines(since, path)
+        if not lines:
+            continue
+        spans = function_spans(Path(path).read_text())
+        names += [name for name in sorted(file_data.exit_code_by_key)
+                  if lines.intersection(spans.get(mutated_function(name), ()))]
+    return names
+
+
+def changed(since: str, size: int | None, seed: int, max_children: int | None) -> None:
+    data = mutation_data()
+    names = changed_mutants(data, since)
+    if size is not None and size < len(names):
+        by_file: dict[str, list[str]] = defaultdict(list)
+        for name in names:
+            by_file[next(p for p, d in data.items() if name in d.exit_code_by_key)].append(name)
+        names = stratified_sample(by_file, size, seed)
+    Path("mutants/changed.txt").write_text("\n".join(names) + "\n")
+    print(f"{len(names)} mutants in functions changed since {since}; names in mutants/changed.txt")
+    mutmut_main._run(names, max_children)
+
+
 def report(only: Path | None) -> str:
     """Markdown: per file, the mutants run, killed, survived (and no tests / timeouts), the score, each survivor."""
     names = set(only.read_text().split()) if only else None
@@ -190,7 +252,7 @@ def report(only: Path | None) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] not in (["sample"], ["report"]):
+    if argv[:1] not in (["sample"], ["report"], ["changed"]):
         sys.argv = [sys.argv[0], *argv]
         return mutmut_main.cli()
     parser = argparse.ArgumentParser(prog="bench/mutation.py")
@@ -199,11 +261,18 @@ def main(argv: list[str]) -> int:
     s.add_argument("--size", type=int, default=300)
     s.add_argument("--seed", type=int, default=10)
     s.add_argument("--max-children", type=int)
+    c = sub.add_parser("changed")
+    c.add_argument("--since", required=True, help="a commit: the functions changed since it are mutated")
+    c.add_argument("--size", type=int, help="a stratified sample of this many (default: all of them)")
+    c.add_argument("--seed", type=int, default=10)
+    c.add_argument("--max-children", type=int)
     r = sub.add_parser("report")
     r.add_argument("--only", type=Path, help="a file of mutant names (e.g. mutants/sample.txt)")
     args = parser.parse_args(argv)
     if args.command == "sample":
         sample(args.size, args.seed, args.max_children)
+    elif args.command == "changed":
+        changed(args.since, args.size, args.seed, args.max_children)
     else:
         print(report(args.only))
     return 0

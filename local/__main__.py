@@ -35,8 +35,12 @@ DEFAULT_CACHE = ROOT / ".local"
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m local", description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=8000, help="API port (default 8000; 0 picks a free one)")
-    parser.add_argument("--s3-port", type=int, default=8001, help="local S3 port (default 8001)")
-    parser.add_argument("--endpoint-port", type=int, default=8002, help="local SageMaker endpoint port (default 8002)")
+    # The S3 and SageMaker stand-ins take free ports unless told: only the API's port is one a person types, so a
+    # second run, or another program on 8001/8002, never stops local mode from starting.
+    parser.add_argument("--s3-port", type=int, default=0, help="local S3 port (default 0: a free one; the banner and "
+                                                               "the ready file say which)")
+    parser.add_argument("--endpoint-port", type=int, default=0, help="local SageMaker endpoint port (default 0: a "
+                                                                     "free one)")
     parser.add_argument("--api-key", default=None, help="API key to require (default: a new random key)")
     parser.add_argument("--model-dir", action="append", default=[], metavar="[MODEL=]DIR",
                         help="serve real weights from DIR for MODEL (default: the first model)")
@@ -47,16 +51,35 @@ def parse_args(argv):
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where the tiny model is cached")
     parser.add_argument("--ready-file", type=Path,
                         help="write the URLs and key here as JSON once serving, removed on exit (default "
-                             "<cache dir>/ready.json: make batch --local reads it)")
+                             "<cache dir>/ready.json: make batch LOCAL=1 reads it)")
     parser.add_argument("--request-timeout", type=float, default=10,
                         help="seconds a client has to send its whole request, line, headers and body (default 10; "
                              "then 408)")
     parser.add_argument("--max-connections", type=int, default=128,
                         help="connections the API serves at once (default 128); more are answered 503 at once")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also print each request's full JSON log line (as CloudWatch has it) on the console, "
+                             "beside the short line")
+    parser.add_argument("--log-file", type=Path,
+                        help="where each request's full JSON log line goes (default <cache dir>/requests.log)")
     parser.add_argument("--timeout", type=int, default=900,
                         help="seconds to wait for a model answer (default 900: CPU inference with real weights is "
                              "slow, and there is no API Gateway 29 s limit here)")
     return parser.parse_args(argv)
+
+
+# Over this, the default image is too slow for a first try: the banner's example asks for a small one.
+QUICK_TRY_SECONDS = 10.0
+
+
+def try_body(action, estimate: float | None, settings) -> str:
+    """The banner's example body: the action's own, or, when its default image takes over QUICK_TRY_SECONDS here,
+    the smallest image with few steps (a first curl should answer in seconds)."""
+    if estimate is None or estimate <= QUICK_TRY_SECONDS:
+        return action.example
+    small = {**json.loads(action.example), "width": settings.limits.min_size, "height": settings.limits.min_size,
+             "steps": min(4, settings.limits.max_steps)}
+    return json.dumps(small)
 
 
 def hosting_summary(model) -> str:
@@ -83,13 +106,18 @@ def write_private(path: Path, text: str) -> None:
         file.write(text)
 
 
+def busy_port(port: int, what: str, flag: str) -> str:
+    """What a port already in use says: how to pick another, in the make form people run."""
+    return (f"local: port {port} on {HOST} ({what}) is already in use (another make local?); pick another: make "
+            f"local LOCAL_ARGS=\"{flag} 9000\" (python -m local {flag} 9000; 0 picks a free one)")
+
+
 def bind(server_class, port: int, what: str, flag: str, *args):
     try:
         return server_class((HOST, port), *args)
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
-            raise SystemExit(f"local: port {port} on {HOST} ({what}) is already in use; "
-                             f"pick another with {flag} PORT (0 picks a free one)") from None
+            raise SystemExit(busy_port(port, what, flag)) from None
         raise
 
 
@@ -161,16 +189,20 @@ def local_model(model, weights: Path | None, cache_dir: Path, hub_id: str | None
     from local.tgi import TgiModel
     from local.toolkit import ToolkitModel
 
+    # The container stops one second after its Lambda stops waiting (container_environment): so does the worker.
+    deadline = request_seconds + 1
     if model.container == "tgi":
-        return TgiModel(weights, max_input_tokens=model.max_input_tokens, max_total_tokens=model.max_total_tokens)
+        return TgiModel(weights, max_input_tokens=model.max_input_tokens, max_total_tokens=model.max_total_tokens,
+                        deadline_seconds=deadline)
     if model.code:
         environment = {"ALLOW_PICKLE_WEIGHTS": "true" if model.allow_pickle_weights else None,
                        **container_environment(model, settings, request_seconds)}
         if weights is None:
             environment.update({"MODEL_HUB_ID": hub_id, "MODEL_HUB_REVISION": model.revision,
                                 "MODEL_DOWNLOAD_DIR": str(cache_dir / "hub")})
-        return ToolkitModel(staged_model_dir(model, weights, cache_dir), environment=environment)
-    return ToolkitModel(weights, task=model.task)
+        return ToolkitModel(staged_model_dir(model, weights, cache_dir), environment=environment,
+                            deadline_seconds=deadline)
+    return ToolkitModel(weights, task=model.task, deadline_seconds=deadline)
 
 
 def staged_model_dir(model, weights: Path | None, cache_dir: Path) -> Path:
@@ -188,7 +220,7 @@ def staged_model_dir(model, weights: Path | None, cache_dir: Path) -> Path:
     return stage
 
 
-def image_time_estimate(served_model, limits) -> str:
+def image_time_estimate(served_model, limits) -> tuple[float, str]:
     """Time one denoising step of a default-size image on this machine, and say what the default request takes
     (a real model on a laptop CPU takes minutes: better said at start than discovered at the first curl)."""
     import time
@@ -213,7 +245,7 @@ def image_time_estimate(served_model, limits) -> str:
     step = max((many - one) / (more - 1), 0.0) if more > 1 else one
     total = max(one - step, 0.0) + step * limits.default_steps
     note = "" if total < 5 else "  (slow on CPU: lower steps and size per request, or use --model-dir on a GPU)"
-    return f"on this machine: {size}x{size}, {limits.default_steps} steps ≈ {total:.1f} s per image{note}"
+    return total, f"on this machine: {size}x{size}, {limits.default_steps} steps ≈ {total:.1f} s per image{note}"
 
 
 def start_s3(port: int, credentials):
@@ -235,9 +267,8 @@ def start_s3(port: int, credentials):
         server = make_server(HOST, port, PresignedUrlCheck(DomainDispatcherApplication(create_backend_app),
                                                            secret_for=credentials),
                              threaded=True, request_handler=MotoRequestHandler)
-    except (OSError, SystemExit) as error:
-        raise SystemExit(f"local: port {port} on {HOST} (S3) is already in use; pick another with --s3-port "
-                         f"PORT (0 picks a free one) [{error}]") from None
+    except (OSError, SystemExit):
+        raise SystemExit(busy_port(port, "S3", "--s3-port")) from None
     threading.Thread(target=server.serve_forever, daemon=True, name="s3").start()
     return server
 
@@ -277,8 +308,9 @@ def main(argv=None) -> int:
     gateway_server = bind(GatewayServer, args.port, "API", "--port", None, args.request_timeout,
                           args.max_connections)
     # The endpoint's callers are the API's requests (at most max_connections) and make batch: room for both.
+    endpoint_token = secrets.token_urlsafe(24)  # the container contract's /invocations takes it (or a signature)
     endpoint_server = bind(EndpointServer, args.endpoint_port, "SageMaker endpoint", "--endpoint-port", credentials,
-                           args.request_timeout, 2 * args.max_connections)
+                           args.request_timeout, 2 * args.max_connections, endpoint_token)
     s3_server = start_s3(args.s3_port, credentials)
     servers = [gateway_server, endpoint_server, s3_server]
     api_url = f"http://{HOST}:{gateway_server.server_address[1]}"
@@ -299,6 +331,7 @@ def main(argv=None) -> int:
         ids = _per_model(args.model_id, catalog, "--model-id")
         infos = settings.model_infos()
         served = []
+        estimates: dict[str, float] = {}  # model -> seconds its default image takes here
         for model, info in zip(catalog, infos):
             if model.existing_endpoint is not None:
                 served.append(f"  {model.name}: not served (an existing endpoint; its routes answer 503 here)")
@@ -321,8 +354,9 @@ def main(argv=None) -> int:
                 served.append(f"    hosted {hosting_summary(model)} on AWS; here one local worker serves it the "
                               "same way")
             if settings.stores_images(model) and model.container != "tgi":
-                served.append("    " + image_time_estimate(endpoint_server.models[served_as],
-                                                           settings.limits))
+                seconds, words = image_time_estimate(endpoint_server.models[served_as], settings.limits)
+                estimates[model.name] = seconds
+                served.append("    " + words)
 
         if settings.auth != "api_key":
             served.append(f"  auth={settings.auth} is checked by API Gateway only: local mode asks for the API key "
@@ -343,10 +377,15 @@ def main(argv=None) -> int:
         # (EMF) included, on this console.
         from model_api.log_json import LambdaJsonFormatter
 
-        console = logging.StreamHandler(sys.stderr)
-        console.setFormatter(LambdaJsonFormatter())
+        # The console has the gateway's short line per request; the full line goes to the log file (and with
+        # --verbose to the console too), where no one reads it by accident.
+        log_file = args.log_file or Path(args.cache_dir) / "requests.log"
+        log_file.parent.mkdir(parents=True, exist_ok=True)
         api_log = logging.getLogger("model_api")
-        api_log.addHandler(console)
+        for handler in [logging.FileHandler(log_file, encoding="utf-8"),
+                        *([logging.StreamHandler(sys.stderr)] if args.verbose else [])]:
+            handler.setFormatter(LambdaJsonFormatter())
+            api_log.addHandler(handler)
         api_log.propagate = False
         # This process's credentials, once (boto3 reads them from the environment, as in a Lambda); everything else
         # each model's app is given in its own environment.
@@ -381,6 +420,7 @@ def main(argv=None) -> int:
         # credentials: readable by its owner only.
         write_private(ready_file, json.dumps({
             "api_url": api_url, "api_key": api_key, "s3_url": s3_url, "endpoint_url": endpoint_url,
+            "endpoint_token": endpoint_token,
             "endpoints": {i.name: i.endpoint_name for i in infos}, "bucket": BUCKET, "region": REGION,
             "signer_role_arn": SIGNER_ROLE_ARN,
             "credentials": {"access_key_id": credentials.access_key_id,
@@ -395,10 +435,12 @@ def main(argv=None) -> int:
               f"  API key:    {api_key}\n"
               f"  S3:         {s3_url} (bucket {BUCKET}; presigned URLs point here)\n"
               f"  SageMaker:  {endpoint_url} (/endpoints/<name>/invocations; /ping, /invocations)\n\n"
-              f"Try:\n  curl -s -H 'x-api-key: {api_key}' -d '{action.example}' "
+              f"Try:\n  curl -s -H 'x-api-key: {api_key}' -d '{try_body(action, estimates.get(first.name), settings)}' "
               f"{api_url}{action.short_path}\n"
               + (f"  OpenAI SDK: OpenAI(base_url='{api_url}/v1', api_key='{api_key}')\n"
                  if api_routes.openai_models(infos) else "") + "\n"
+              f"Each request's full log line (JSON, as CloudWatch has it): {log_file}"
+              + ("" if args.verbose else " (--verbose prints them here too)") + "\n"
               "Ctrl-C stops everything.", flush=True)
         while not stop.wait(0.5):
             pass

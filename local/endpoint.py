@@ -13,18 +13,21 @@
   the answer to <output path>/<inference id>.out or the error to <failure path>/<inference id>-error.out, the
   layout the stack configures (AsyncInferenceConfig). The S3 write is what the Lambda polls for, as deployed.
 - `POST /` with `X-Amz-Target: SageMaker.<Operation>`: the SageMaker API's batch transform calls
-  (local/transform.py), for `make batch --local`.
+  (local/transform.py), for `make batch LOCAL=1`.
 
 Like the service, it takes only requests signed (SigV4) by credentials local mode issued for this run: the runtime
 and SageMaker API calls; made-up credentials are UnrecognizedClientException, a wrong signature
-InvalidSignatureException (403, the AWS JSON protocols' codes). The container contract (/ping, /invocations) has
-no authentication on SageMaker either: only SageMaker reaches a container; here only this machine does (the
-server listens on 127.0.0.1). Bodies are bounded as the service bounds them (6 MB for a real-time invocation:
+InvalidSignatureException (403, the AWS JSON protocols' codes). The container contract's /invocations has no
+authentication on SageMaker (only SageMaker reaches a container); here any process or web page of this machine
+could, so it takes the run's signature or its token (`Authorization: Bearer <endpoint_token>` from the ready
+file), and never a form's content type (text/plain, form-urlencoded, multipart: what a cross-site form may post
+without asking). /ping stays open, as a health check. Bodies are bounded as the service bounds them (6 MB for a real-time invocation:
 SageMaker Developer Guide, "Real-time inference" payload limit), and requests by local/http_guard.py's deadline.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 import sys
@@ -32,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from http import HTTPStatus
 from itertools import chain
+from typing import Optional
 from urllib.parse import urlsplit
 
 from local import eventstream
@@ -41,6 +45,8 @@ from local.toolkit import ModelError
 from local.transform import LocalTransformJobs, TransformError
 
 RUNTIME_PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations(?P<stream>-response-stream)?$")
+# What a web page may post to any origin without a CORS preflight (the Fetch standard's CORS-safelisted types).
+FORM_TYPES = ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data")
 ASYNC_PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/async-invocations$")
 LOCAL_ACCOUNT = "000000000000"
 MAX_INVOCATION_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's payload limit (real-time; an async job's is in S3)
@@ -59,10 +65,13 @@ class EndpointServer(GuardedServer):
     busy_answer = b'{"message": "too many requests at once"}'
     busy_headers = "x-amzn-ErrorType: ServiceUnavailable\r\n"
 
-    def __init__(self, address, credentials=None, request_timeout: float = 10.0, max_connections: int = 64):
+    def __init__(self, address, credentials=None, request_timeout: float = 10.0, max_connections: int = 64,
+                 token: Optional[str] = None):
         """credentials: who may call the runtime and SageMaker APIs (local.s3_auth.IssuedCredentials); None takes
-        any signature (tests that drive the stand-in alone)."""
+        any signature (tests that drive the stand-in alone). token: what else /invocations takes as a bearer
+        token (None: a signature only)."""
         self.credentials = credentials
+        self.token = token
         # endpoint name -> anything with invoke(body, content_type, accept) -> (bytes, content_type)
         self.models: dict = {}
         # endpoint name -> (S3 output URI, S3 failure URI) for models hosted async; `s3` reads and writes them.
@@ -140,12 +149,34 @@ class _Handler(GuardedHandler):
             return False
         return True
 
+    def _contract_caller(self, body: bytes) -> bool:
+        """Whether /invocations may be served: a form's content type never (415), then the run's token or
+        signature (403 otherwise)."""
+        media = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if media in FORM_TYPES:
+            self._runtime_error(415, "UnsupportedMediaType", f"content type {media} is what a web form posts; "
+                                                             "send the model's own (application/json)")
+            return False
+        token = self.server.token
+        sent = self.headers.get("Authorization") or ""
+        if token is not None and hmac.compare_digest(sent.encode("utf-8", "surrogatepass"),
+                                                     f"Bearer {token}".encode()):
+            return True
+        if token is not None and sent.startswith("Bearer "):
+            self._runtime_error(403, "AccessDeniedException", "the token is not this run's (endpoint_token in the "
+                                                              "ready file)")
+            return False
+        return self._signed(body)
+
     def do_POST(self):
         body = read_body(self, MAX_INVOCATION_BYTES)
         if body is None:
             return
         self.request_read()
-        if self.path != "/invocations" and not self._signed(body):  # the container contract has no signature
+        if self.path == "/invocations":
+            if not self._contract_caller(body):
+                return
+        elif not self._signed(body):
             return
         content_type = self.headers.get("Content-Type", "application/json")
         accept = self.headers.get("Accept", "application/json")

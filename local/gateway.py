@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from model_api import cors, sse
 from model_api.auth import api_key_from
-from model_api.errors import GATEWAY_ERRORS, error_body
+from model_api.errors import GATEWAY_ERRORS, KEY_MESSAGES, error_body
 from model_api.fallback import answer as unrouted_answer
 from model_api.routes import OPENAPI_PATH, Route, route_path
 
@@ -33,9 +33,8 @@ log = logging.getLogger("local.gateway")
 # API Gateway's own messages for the errors it raises before the Lambda runs.
 MESSAGES = {
     "MISSING_AUTHENTICATION_TOKEN": "Missing Authentication Token",
-    "INVALID_API_KEY": "Forbidden",
-    "UNAUTHORIZED": "Unauthorized",
     "REQUEST_TOO_LARGE": "Request Too Long",
+    **KEY_MESSAGES,  # the deployed stage's own (stacks/rest_api.py)
 }
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # REST API payload limit
 STAGE = "v1"
@@ -72,16 +71,46 @@ class LocalGateway:
                   if pattern.startswith("{")]
         return template, dict(zip(names, values))
 
-    def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes,
-               source_ip: str = "127.0.0.1") -> tuple[int, dict, bytes]:
-        url = urlsplit(target)
-        path = url.path.rstrip("/") or "/"
+    def _path(self, target: str) -> str:
+        path = urlsplit(target).path.rstrip("/") or "/"
         if path.startswith(f"/{STAGE}/") and self._resource(path)[0] is None:
             # The deployed URL's stage (/v1/images); a route of its own that starts so (/v1/embeddings, OpenAI's)
             # is that route, as on a custom domain. Deployed with the stage: /v1/v1/embeddings.
             path = path[len(STAGE) + 1:]
+        return path
+
+    def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes,
+               source_ip: str = "127.0.0.1") -> tuple[int, dict, bytes]:
         lowered = {k.lower(): v for k, v in headers.items()}
-        return self._answer(method, path, url.query, headers, lowered, body, source_ip)
+        return self._answer(method, self._path(target), urlsplit(target).query, headers, lowered, body, source_ip)
+
+    def before_body(self, method: str, target: str, headers: Mapping[str, str],
+                    source_ip: str = "127.0.0.1") -> Optional[tuple[int, dict, bytes]]:
+        """The answer a request gets from its request line and headers alone, before its body is read (as API
+        Gateway checks the key before any integration runs): a missing or wrong key, or a path and method no route
+        has (the fallback's 404 or 405, which reads no body). None when the body is needed."""
+        path = self._path(target)
+        lowered = {k.lower(): v for k, v in headers.items()}
+        if (method == "OPTIONS" and self._cors) or (path == OPENAPI_PATH and method == "GET" and
+                                                    self._openapi is not None):
+            return None
+        refused = self._key_refusal(lowered)
+        if refused is not None:
+            return refused
+        resource, _ = self._resource(path)
+        if (self._routes.get(resource) or {}).get(method) is None:
+            return self._answer(method, path, urlsplit(target).query, headers, lowered, b"", source_ip)
+        return None
+
+    def _key_refusal(self, lowered: Mapping[str, str]) -> Optional[tuple[int, dict, bytes]]:
+        """The gateway's answer to a request without the key (401, with bearer keys) or with another (403)."""
+        origin = lowered.get("origin")
+        key = api_key_from(lowered) if self._bearer_keys else lowered.get("x-api-key")
+        if key is None and self._bearer_keys:
+            return self._gateway_error("UNAUTHORIZED", origin)
+        if not hmac.compare_digest((key or "").encode("utf-8", "surrogatepass"), self._api_key.encode()):
+            return self._gateway_error("INVALID_API_KEY", origin)
+        return None
 
     def _gateway_error(self, response_type: str, origin: Optional[str]) -> tuple[int, dict, bytes]:
         status, headers, data = _gateway_error(response_type)
@@ -108,11 +137,9 @@ class LocalGateway:
             return 200, {"Content-Type": "application/json"}, self._openapi.encode("utf-8")
         # Every other method and path is a method of the API too (a route's, or the fallback's ANY): the same key
         # is required before anything answers.
-        key = api_key_from(lowered) if self._bearer_keys else lowered.get("x-api-key")
-        if key is None and self._bearer_keys:
-            return self._gateway_error("UNAUTHORIZED", origin)
-        if not hmac.compare_digest((key or "").encode("utf-8", "surrogatepass"), self._api_key.encode()):
-            return self._gateway_error("INVALID_API_KEY", origin)
+        refused = self._key_refusal(lowered)
+        if refused is not None:
+            return refused
         if len(body) > MAX_PAYLOAD_BYTES:
             return self._gateway_error("REQUEST_TOO_LARGE", origin)
         resource, parameters = self._resource(path)
@@ -217,8 +244,9 @@ def _proxy_event(method, resource, path, headers, query, body: bytes, source_ip,
 MAX_TARGET = 8192  # API Gateway's URL limit is about 8 KB
 MAX_HEADER_BYTES = 10240  # API Gateway: 10 KB of request headers
 _CONNECTION_GONE = CONNECTION_GONE
-_ERRORS = {400: "bad_request", 408: "request_timeout", 411: "length_required", 413: "request_too_large",
-           414: "uri_too_long", 431: "headers_too_large", 501: "not_implemented", 505: "http_version_not_supported"}
+# The HTTP server's own refusals, each a row of the error catalog (model_api.errors, source "local mode").
+FRAMING_ERRORS = {400: "bad_request", 408: "request_timeout", 411: "length_required", 413: "request_too_large",
+                  414: "uri_too_long", 431: "headers_too_large", 505: "http_version_not_supported"}
 
 
 class GatewayServer(GuardedServer):
@@ -248,7 +276,7 @@ class _Handler(GuardedHandler):
         return True
 
     def answer_error(self, status: int, message: str) -> None:
-        body = json.dumps(error_body(_ERRORS.get(status, "bad_request"), message)).encode()
+        body = json.dumps(error_body(FRAMING_ERRORS.get(status, "bad_request"), message)).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -265,6 +293,14 @@ class _Handler(GuardedHandler):
 
     def _serve(self):
         started = time.monotonic()
+        early = None if self.server.gateway is None else self.server.gateway.before_body(
+            self.command, self.path, dict(self.headers.items()), self.client_address[0])
+        if early is not None:  # answered from the headers: a body is never read, and its connection closes
+            self.request_read()
+            if self.headers.get("Transfer-Encoding") or self.headers.get("Content-Length", "0").strip() != "0":
+                self.close_connection = True
+            self._write(started, *early)
+            return
         body = self._body()
         if body is None:
             return
@@ -274,11 +310,16 @@ class _Handler(GuardedHandler):
         else:
             status, headers, data = self.server.gateway.handle(
                 self.command, self.path, dict(self.headers.items()), body, self.client_address[0])
+        self._write(started, status, headers, data)
+
+    def _write(self, started: float, status: int, headers: dict, data) -> None:
         try:
             self.send_response(status)
             for name, value in headers.items():
                 if name.lower() not in ("content-length", "connection", "transfer-encoding"):
                     self.send_header(name, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
             if isinstance(data, bytes):
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

@@ -8,8 +8,14 @@ on top of the standard library's server:
   onto the next (starting with whitespace) or a bare CR inside the line is a 400 (RFC 9112, section 5.1: "A server
   MUST reject, with a response status code of 400 (Bad Request), any received request message that contains
   whitespace between a header field name and colon"; section 2.2 on bare CR);
-- at most max_connections connections are served at once: more are answered 503 with Retry-After at once, from the
-  accepting thread, and closed.
+- at most max_connections connections are served at once: more are answered 503 with Retry-After at once, and
+  closed;
+- a Host header must name this machine's loopback (127.0.0.1, localhost, [::1], any port): a web page whose
+  name was made to resolve to 127.0.0.1 (DNS rebinding) sends its own name and is refused (400);
+- a connection closed with a request still coming (a refusal before its body, a 503, a 408) lingers: the server
+  stops writing, then reads and drops what is still in flight for up to LINGER_SECONDS, so the client reads the
+  answer instead of a reset (closing a socket with unread data makes the kernel send RST, which can destroy the
+  answer before the client reads it).
 
 Each server answers a refusal in its own shape (refuse): the API's JSON error, the runtime's AWS error.
 """
@@ -20,11 +26,46 @@ import re
 import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 # field-name = token (RFC 9110, section 5.1), ":", the value, then CRLF (or LF: what the library accepts).
 _HEADER_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*\r?\n\Z")
 _CONNECTION_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 16 * 1024 * 1024
+
+
+def linger_close(sock) -> None:
+    """Stop writing, read and drop what the client still sends (bounded in time and bytes), then close."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + LINGER_SECONDS
+        dropped = 0
+        while dropped < LINGER_BYTES:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            sock.settimeout(left)
+            data = sock.recv(65536)
+            if not data:
+                break
+            dropped += len(data)
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+def loopback_host(value: str) -> bool:
+    """Whether a Host header names this machine's loopback (with or without a port)."""
+    host = value.strip().lower()
+    if host.startswith("["):
+        host = host[:host.find("]") + 1]
+    elif host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    return host in LOOPBACK_HOSTS
 
 
 CONNECTION_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
@@ -48,8 +89,8 @@ class GuardedServer(ThreadingHTTPServer):
 
     def process_request(self, request, client_address):
         if not self._slots.acquire(blocking=False):
-            self._refuse_busy(request)
-            self.shutdown_request(request)
+            # Answered on a thread of its own: its linger must not hold up the accepting thread.
+            threading.Thread(target=self._refuse_busy, args=(request,), daemon=True, name="busy").start()
             return
         try:
             super().process_request(request, client_address)
@@ -81,6 +122,11 @@ class GuardedServer(ThreadingHTTPServer):
             request.sendall(head + self.busy_answer)
         except OSError:
             pass
+        linger_close(request)
+
+    def shutdown_request(self, request):
+        """Close a connection, lingering while the client may still be sending (linger_close)."""
+        linger_close(request)
 
 
 class _RecordingReader:
@@ -180,7 +226,23 @@ class GuardedHandler(BaseHTTPRequestHandler):
                 self.refuse(400, f"header line {number} is not a field name, a colon and a value (no space before "
                                  "the colon, no line folding, no bare CR)")
                 return False
+        host = self.headers.get("Host")
+        if host is not None and not loopback_host(host):
+            self.refuse(400, f"Host {host[:60]!r} is not this machine: local mode answers only Host 127.0.0.1 or "
+                             "localhost (a web page's own name pointed at 127.0.0.1 is refused: DNS rebinding)")
+            return False
         return True
+
+    def handle_expect_100(self) -> bool:
+        """No 100 Continue from the library before the request is checked: the server sends it (continue_body)
+        once the headers are accepted, and a refusal goes out instead of it."""
+        return True
+
+    def continue_body(self) -> None:
+        """The headers are accepted: a client waiting for 100 Continue (Expect) may send the body now."""
+        if self.headers.get("Expect", "").lower() == "100-continue" and self.request_version >= "HTTP/1.1":
+            self.send_response_only(100)
+            self.end_headers()
 
     def log_error(self, format, *args):
         # handle_one_request catches a read timeout itself and only logs it: answer it here.
@@ -210,14 +272,22 @@ def read_body(handler: GuardedHandler, limit: int) -> bytes | None:
     values = handler.headers.get_all("Content-Length") or []
     if not values:
         return b""
-    if len({v.strip() for v in values}) != 1 or not re.fullmatch(r"[0-9]{1,12}", values[0].strip()):
+    if len({v.strip() for v in values}) != 1 or not re.fullmatch(r"[0-9]+", values[0].strip()):
         shown = ", ".join(values)[:40]
         handler.refuse(400, f"Content-Length {shown} is not one length in digits")
         return None
-    length = int(values[0])
+    digits = values[0].strip().lstrip("0") or "0"
+    # More digits than the limit has is over it (never converted: a length of thousands of digits is no number
+    # worth reading).
+    length = int(digits) if len(digits) <= len(str(limit)) else limit + 1
     if length > limit:
+        if len(digits) > len(str(limit)):
+            handler.refuse(413, f"the body is {digits[:20]}{'...' if len(digits) > 20 else ''} bytes; the limit is "
+                                f"{limit}")
+            return None
         handler.refuse(413, f"the body is {length} bytes; the limit is {limit}")
         return None
+    handler.continue_body()
     body = handler.rfile.read(length)
     if len(body) < length:
         if handler.cut_off:

@@ -31,7 +31,8 @@ def validation_error(problem: str) -> "ModelError":
 
 
 class TgiModel:
-    def __init__(self, model_dir: Path, max_input_tokens: int | None = None, max_total_tokens: int | None = None):
+    def __init__(self, model_dir: Path, max_input_tokens: int | None = None, max_total_tokens: int | None = None,
+                 deadline_seconds: float | None = None):
         """max_input_tokens, max_total_tokens: the container's MAX_INPUT_TOKENS and MAX_TOTAL_TOKENS (unset: TGI's
         defaults from the model, its positions and one less), never beyond the stand-in model's own positions."""
         import torch
@@ -43,7 +44,10 @@ class TgiModel:
         positions = self.model.config.max_position_embeddings
         self.max_total_tokens = min(max_total_tokens or positions, positions)
         self.max_input_tokens = min(max_input_tokens or self.max_total_tokens - 1, self.max_total_tokens - 1)
-        self._worker = ModelWorker()  # one request at a time, on one thread (local.toolkit.ModelWorker)
+        # One request at a time, on one thread (local.toolkit.ModelWorker); a generation stops at the deadline
+        # (transformers' max_time), so a caller that gave up does not hold the worker.
+        self._worker = ModelWorker(deadline_seconds)
+        self.deadline_seconds = deadline_seconds
         self.tokens_made = 0  # tokens the last streamed generation made
         self.last_details: dict = {}
 
@@ -67,6 +71,7 @@ class TgiModel:
         problem = _check(parameters)
         if problem:
             raise validation_error(problem)
+        request["parameters"] = parameters = _typed(parameters)
         self._check_budget(request["inputs"], parameters.get("max_new_tokens"))
         return request
 
@@ -179,6 +184,8 @@ class TgiModel:
     def _generate(self, prompt: str, parameters: dict, **stream) -> str:
         torch = self._torch
         options = {"max_new_tokens": parameters.get("max_new_tokens", STAND_IN_NEW_TOKENS), **stream}
+        if self.deadline_seconds:
+            options["max_time"] = self.deadline_seconds
         sampling = parameters.get("do_sample", False) or any(
             k in parameters for k in ("temperature", "top_p", "top_k"))
         options["do_sample"] = bool(sampling)
@@ -201,9 +208,25 @@ class TgiModel:
         return prompt + text if parameters.get("return_full_text") else text
 
 
+def shown_type(value) -> str:
+    return f"boolean `{str(value).lower()}`" if isinstance(value, bool) else f"floating point `{value}`"
+
+
 def _event(data: dict) -> bytes:
     """One server-sent event as TGI writes it (axum's Sse: `data:` then the JSON, a blank line)."""
     return b"data:" + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+
+
+# TGI's GenerateParameters (router/src/lib.rs): these are f32, which serde reads from any JSON number (2 is 2.0);
+# the integer ones (max_new_tokens u32, top_k i32, seed u64) it refuses as floats (_check).
+FLOAT_PARAMETERS = ("temperature", "top_p", "repetition_penalty", "typical_p")
+INTEGER_PARAMETERS = ("max_new_tokens", "top_k", "seed")
+
+
+def _typed(parameters: dict) -> dict:
+    """The parameters as TGI holds them: its f32 fields floats."""
+    return {name: float(value) if name in FLOAT_PARAMETERS and isinstance(value, int) and not isinstance(value, bool)
+            else value for name, value in parameters.items()}
 
 
 def _check(parameters: dict) -> str | None:
@@ -213,6 +236,10 @@ def _check(parameters: dict) -> str | None:
     unknown = set(parameters) - PARAMETERS
     if unknown:
         return f"unknown parameters {sorted(unknown)}"
+    for name in INTEGER_PARAMETERS:  # serde's words for a float where an integer goes
+        value = parameters.get(name)
+        if isinstance(value, float) or isinstance(value, bool):
+            return f"invalid type: {shown_type(value)}, expected an integer for `{name}`"
     checks = [
         ("temperature", lambda v: v > 0, "`temperature` must be strictly positive"),
         ("top_p", lambda v: 0 < v < 1, "`top_p` must be > 0.0 and < 1.0"),

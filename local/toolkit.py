@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -36,11 +37,20 @@ class ModelWorker:
     that computes, which made a 512x512 image about 30% slower when each HTTP connection's thread ran the model
     itself (measured: 3.6 s against 2.8 s on 2 cores)."""
 
-    def __init__(self):
+    def __init__(self, deadline_seconds: float | None = None):
+        """deadline_seconds: how long a caller waits for its answer (local mode's --timeout, plus the second the
+        deployed container gets past its Lambda); a request still queued when its caller stops waiting never
+        runs, so an abandoned request does not hold up the ones behind it. None: callers wait as long as it takes."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-worker")
+        self.deadline_seconds = deadline_seconds
 
     def run(self, function, *args):
-        return self._executor.submit(function, *args).result()
+        future = self._executor.submit(function, *args)
+        try:
+            return future.result(timeout=self.deadline_seconds)
+        except FutureTimeout:
+            future.cancel()  # not started yet: it never will; started: the model's own deadline stops it
+            raise ModelError(504, f"the model did not answer within {self.deadline_seconds:g} s") from None
 
     def submit(self, function, *args):
         """Queue function(*args) on the model's thread without waiting for it (a streamed answer is read while it
@@ -83,9 +93,10 @@ class ToolkitModel:
     """One model folder (weights and/or code/inference.py) loaded once, invoked like /invocations."""
 
     def __init__(self, model_dir: Path, program: str = "inference.py", task: str | None = None,
-                 environment: dict | None = None):
+                 environment: dict | None = None, deadline_seconds: float | None = None):
         """task: HF_TASK for a model served without code (the toolkit's own pipeline); environment: the container
-        environment the model loads with (e.g. MODEL_HUB_ID for code that downloads its weights)."""
+        environment the model loads with (e.g. MODEL_HUB_ID for code that downloads its weights); deadline_seconds:
+        ModelWorker's."""
         service_class, self._prediction_exception = _load_toolkit()
         self.model_dir = str(model_dir)
         module, code_dir = Path(program).stem, str(Path(model_dir) / "code")
@@ -106,7 +117,7 @@ class ToolkitModel:
             while code_dir in sys.path:
                 sys.path.remove(code_dir)
         # One request at a time, as one model-server worker does (SAGEMAKER_MODEL_SERVER_WORKERS=1).
-        self._worker = ModelWorker()
+        self._worker = ModelWorker(deadline_seconds)
 
     def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
         return self._worker.run(self._invoke, body, content_type, accept)

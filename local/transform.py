@@ -1,5 +1,5 @@
 """Local SageMaker batch transform: CreateTransformJob, DescribeTransformJob and StopTransformJob, as the SageMaker
-API's JSON protocol carries them (POST / with X-Amz-Target: SageMaker.<Operation>), so `make batch --local` runs the
+API's JSON protocol carries them (POST / with X-Amz-Target: SageMaker.<Operation>), so `make batch LOCAL=1` runs the
 very boto3 calls it makes on AWS with only AWS_ENDPOINT_URL_SAGEMAKER set.
 
 A job runs in the background, one at a time, the way the Developer Guide describes batch transform ("Use Batch

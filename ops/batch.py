@@ -15,7 +15,7 @@
    ...} with what the API would answer (images: each stored under images/ with its key and a presigned URL), or
    {"line": n, "error": {"code", "message"}}. Exit 0 when every line has a result, 1 when any has an error.
 
---local runs the same against local mode (`make local`): its ready file (.local/ready.json) gives the local S3 and
+--local (make batch LOCAL=1) runs the same against local mode (`make local`): its ready file (.local/ready.json) gives the local S3 and
 the local SageMaker stand-in, which runs transform jobs itself (local/transform.py).
 """
 

@@ -153,7 +153,9 @@ def table(cost_rows: list[CostRow], region: str, live: bool = False) -> str:
     notes = [f"  {r.model}: {r.note}" for r in cost_rows if r.note]
     known = sum(r.idle_monthly or 0 for r in cost_rows)
     unknown = [r.model for r in cost_rows if r.idle_monthly is None and r.hosting != "existing"]
-    total = f"Idle total: {_usd(known, 0)}/month" + (f" plus {', '.join(unknown)} (price unknown)" if unknown else "")
+    # A part of unknown price makes the total unknown: never "$0" for what has no recorded price.
+    total = f"Idle total: {_usd(known, 0)}/month" + (f" plus {', '.join(unknown)} (price unknown)" if unknown else "") \
+        if known or not unknown else f"Idle total: unknown ({', '.join(unknown)}: price unknown)"
     coverage = [] if live or region in prices.PRICED_REGIONS else [
         f"ops/prices.py records {', '.join(prices.PRICED_REGIONS)} prices only: for {region}'s, make cost LIVE=1 asks "
         "the AWS Price List API (your credentials, pricing:GetProducts), or see https://aws.amazon.com/sagemaker/pricing/"]

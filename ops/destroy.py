@@ -1,6 +1,8 @@
 """`make destroy`: `cdk destroy`, then say plainly what stays behind on purpose and how to remove it.
 
-    python -m ops.destroy [CDK ARGUMENTS ...]        (make destroy CDK_ARGS="-c a=b")
+    python -m ops.destroy [--force] [CDK ARGUMENTS ...]        (make destroy [FORCE=1] CDK_ARGS="-c a=b")
+
+It asks before deleting when there is a terminal; without one (a script, CI) only FORCE=1 deletes.
 
 Everything the stack made goes with it (failed deploys included), except what a setting asked to keep:
 - retain_bucket=true keeps the image bucket and its images;
@@ -12,9 +14,8 @@ Everything the stack made goes with it (failed deploys included), except what a 
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from typing import Callable, Optional
 
-from deployment.settings import SettingsError, load_settings
 from ops import cdk
 
 
@@ -45,19 +46,46 @@ def kept(settings, outputs: dict) -> list[str]:
     return notes
 
 
-def main(argv=None, run: Callable = cdk.run_cdk, session=None, out=sys.stdout) -> int:
+def confirmed(stack_name: str, region: str, force: bool, ask: Optional[Callable[[str], str]], out) -> bool:
+    """Whether to delete: FORCE=1 (--force) says yes; else a person answers at the terminal. Without a terminal
+    (a script, CI) and without FORCE=1 nothing is deleted: cdk destroy would refuse to confirm, and a script that
+    means to stop the billing says so with FORCE=1."""
+    if force:
+        return True
+    if ask is None:
+        print("make destroy: no terminal to confirm at; run `make destroy FORCE=1` to delete the stack without "
+              "asking (scripts and CI)", file=out)
+        return False
+    answer = ask(f"Delete the stack {stack_name} in {region} and everything it made? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def main(argv=None, run: Callable = cdk.run_cdk, session=None, out=sys.stdout,
+         ask: Optional[Callable[[str], str]] = None) -> int:
+    """ask: how a person at the terminal answers (input); None when there is none (default: input when stdin is
+    a terminal)."""
     cdk_args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        settings = load_settings(cdk.context_pairs(cdk_args))
-    except SettingsError as error:
-        print(error, file=out)
+    force = "--force" in cdk_args or "-f" in cdk_args
+    cdk_args = [a for a in cdk_args if a not in ("--force", "-f", "--")]
+    if argv is None and ask is None and sys.stdin.isatty():
+        ask = input
+    ready = cdk.settings_and_session(cdk.context_pairs(cdk_args), "make destroy", out, session)
+    if ready is None:
         return 2
-    session = session or cdk.session(settings.region)
-    outputs = cdk.stack_outputs(session.client("cloudformation"), settings.stack_name) or {}
-    code = run("destroy", settings.stack_name, cdk_args)
+    settings, session = ready
+    outputs = cdk.stack_outputs(session.client("cloudformation"), settings.stack_name)
+    if outputs is None:
+        print(f"make destroy: no stack {settings.stack_name} in {session.region_name}: nothing to delete (another "
+              "region? set AWS_REGION or -c region=...; another name? -c stack_name=...)", file=out)
+        return 0
+    if not confirmed(settings.stack_name, session.region_name, force, ask, out):
+        return 1
+    # Confirmed here: cdk destroy is told so (it would ask again, and without a terminal refuse).
+    code = run("destroy", settings.stack_name, ["--force", *cdk_args])
     if code != 0:
-        print(f"make destroy: cdk destroy failed (exit {code}); run it again, or see the stack's events in the "
-              "CloudFormation console.", file=out)
+        print(f"make destroy: cdk destroy failed (exit {code}); its last lines above say why. Run make destroy "
+              f"again; if it fails the same way, the stack's events in the CloudFormation console ({settings.stack_name}, "
+              f"{session.region_name}) name the resource that cannot be deleted.", file=out)
         return code
     if cdk.stack_outputs(session.client("cloudformation"), settings.stack_name) is not None:
         print(f"make destroy: {settings.stack_name} still exists (was the destroy cancelled?)", file=out)

@@ -85,10 +85,12 @@ def errors_page() -> str:
     return "\n".join([
         "# Errors", "", GENERATED, "",
         "Every error is JSON: `{\"error\": {\"code\": \"...\", \"message\": \"...\"}}` (on `/v1` routes also "
-        "OpenAI's `type` and `param`). Each comes from one of two places: **API Gateway** itself (before any code "
-        "runs) or the model's **Lambda**. Local mode answers the same; the rows marked \"not in local mode\" cannot "
-        "be produced on a laptop. A streamed answer's errors after its first event come as an `error` event in the "
-        "same shape ([Streaming](api.md#streaming)).", "",
+        "OpenAI's `type` and `param`). Each comes from one of three places: **API Gateway** itself (before any "
+        "code runs), the model's **Lambda**, or, on a laptop, **local mode**'s HTTP server, which refuses what API "
+        "Gateway's front door refuses deployed (its rows are local mode's; deployed, API Gateway answers such "
+        "requests its own way). Local mode answers every other row the same; the rows marked \"not in local mode\" "
+        "cannot be produced on a laptop. A streamed answer's errors after its first event come as an `error` event "
+        "in the same shape ([Streaming](api.md#streaming)).", "",
         "| status | code | answered by | when |", "|---|---|---|---|", *rows, "",
         f"API Gateway's own answers (its gateway responses) use the same shape: "
         f"{', '.join(sorted({f'`{code}` ({status})' for status, code in GATEWAY_ERRORS.values()}))}.", ""])

@@ -116,7 +116,8 @@ def run_test(file_name: str, cdk: Cdk, out_dir: Path, clean: bool = True) -> lis
                 stacks = [*([case.assertion_stack] if case.assertion_stack else []), *case.stacks]
                 if cdk(["destroy", "--app", str(assembly), "--force", *stacks]) != 0:
                     outcome.error = (outcome.error + "; " if outcome.error else "") + \
-                        f"destroying {', '.join(stacks)} failed: delete them in the CloudFormation console"
+                        f"destroying {', '.join(stacks)} failed: run cdk destroy --app {assembly} --force " \
+                        f"{' '.join(stacks)} again, or delete what is left in the CloudFormation console"
     return outcomes
 
 
@@ -141,7 +142,15 @@ def pinned_cdk(args: Sequence[str]) -> int:
     return subprocess.call(command, cwd=ROOT, env=environ)
 
 
-def main(argv=None, cdk: Cdk = pinned_cdk, out=None) -> int:
+def account_ready(out) -> bool:
+    """AWS can be called (a region, credentials STS accepts), checked before anything is synthesized or deployed:
+    without them every deploy would fail and there would be nothing to destroy."""
+    from ops import cdk
+
+    return cdk.checked_session(None, "make integ", out) is not None
+
+
+def main(argv=None, cdk: Cdk = pinned_cdk, out=None, ready: Callable = account_ready) -> int:
     out = out or sys.stdout
     parser = argparse.ArgumentParser(prog="make integ", description=__doc__.split("\n\n")[0])
     parser.add_argument("tests", nargs="*", help="integ_*.py files of tests/integ (default: all)")
@@ -152,6 +161,8 @@ def main(argv=None, cdk: Cdk = pinned_cdk, out=None) -> int:
     unknown = [t for t in args.tests if t not in known]
     if unknown:
         print(f"unknown integration tests {unknown}; there are {known}", file=out)
+        return 2
+    if not ready(out):
         return 2
     outcomes = [o for name in (args.tests or known) for o in run_test(name, cdk, OUT_DIR, args.clean)]
     print(report(outcomes), file=out)

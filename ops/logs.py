@@ -103,7 +103,10 @@ def main(argv=None, session=None, out=sys.stdout) -> int:
     if args.model not in {m.name for m in settings.catalog}:
         print(f"logs: no model {args.model!r}; models: {', '.join(m.name for m in settings.catalog)}", file=out)
         return 2
-    session = session or cdk.session(settings.region)
+    ready = cdk.settings_and_session(args.context, "make logs", out, session)
+    if ready is None:
+        return 2
+    settings, session = ready
     groups = endpoint_log_groups(settings, args.model)
     function_group = function_log_group(session.client("cloudformation"), settings.stack_name, args.model)
     if function_group:

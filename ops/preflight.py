@@ -24,7 +24,7 @@ from deployment.hosting import deployed_mode, hosting_of
 from deployment.model_catalog import S3_URI
 from deployment.service_regions import LAMBDA_STREAMING_SOURCE
 from deployment.settings import Settings, SettingsError, load_settings
-from ops import cost, prices
+from ops import cdk, cost, prices
 from ops.cdk import cli_region
 
 OK, INFO, WARN, BLOCK = "ok", "info", "warning", "BLOCKER"
@@ -79,7 +79,7 @@ def credentials(clients) -> tuple[Check, Optional[str]]:
         identity = clients("sts").get_caller_identity()
     except (BotoCoreError, ClientError) as error:
         return Check("credentials", BLOCK, f"no usable AWS credentials ({type(error).__name__}: {error})",
-                     "configure credentials: aws configure, or AWS_PROFILE / AWS_ACCESS_KEY_ID"), None
+                     cdk.NO_CREDENTIALS_FIX), None
     return Check("credentials", OK, f"account {identity['Account']} as {identity['Arn']}"), identity["Account"]
 
 
@@ -88,8 +88,7 @@ def region(settings: Settings, name: Optional[str]) -> Check:
     and serverless are not everywhere), AWS Budgets (deployment.service_regions). Synth checks it only when the
     region setting is set; here it is always known."""
     if not name:
-        return Check("region", BLOCK, "no region: neither the region setting nor your AWS configuration names one",
-                     "set AWS_REGION (or AWS_DEFAULT_REGION), or -c region=<region>")
+        return Check("region", BLOCK, cdk.NO_REGION, cdk.NO_REGION_FIX)
     missing = settings.region_problems(name)
     if missing:
         return Check("region", BLOCK, "; ".join(missing), "deploy to another region, or change what it lacks")

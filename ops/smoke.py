@@ -145,6 +145,12 @@ def run(api: Api, fetcher: Callable[[str], bytes] = fetch, only: Optional[set] =
             record("GET", route.path, status, ms, 200,
                    "" if status != 200 or (answer or {}).get("name") == route.model else "wrong model described")
             continue
+        if route.action == _routes.OPENAI_MODEL:  # the route's own model, by id
+            path = route.path.replace(_routes.MODEL_ID, "/" + route.model)
+            status, answer, _, ms = api.call("GET", path)
+            record("GET", path, status, ms, 200,
+                   "" if status != 200 or (answer or {}).get("id") == route.model else "another model answered")
+            continue
         if route.action == _routes.OPENAI_MODELS:
             status, answer, _, ms = api.call("GET", route.path)
             listed = [m.get("id") for m in (answer or {}).get("data") or []] if status == 200 else []
@@ -292,18 +298,23 @@ def render(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def deployed(stack_name: str, region: Optional[str]) -> tuple[str, str]:
-    """(API base URL, key) of a deployed stack: its outputs, and the key's value from API Gateway."""
+def deployed(session, stack_name: str) -> tuple[str, str]:
+    """(API base URL, key) of a deployed stack: its outputs, and the key's value from API Gateway; ValueError
+    saying what is missing when there is no such stack, or it has no API key (auth other than api_key)."""
     from ops import cdk
 
-    session = cdk.session(region)
-    stack = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    outputs = cdk.stack_outputs(session.client("cloudformation"), stack_name)
+    if outputs is None:
+        raise ValueError(f"no stack {stack_name} in {session.region_name}: make deploy first (another region? set "
+                         "AWS_REGION or -c region=...), or pass SMOKE_ARGS=\"--url U --key K\"")
+    if "ApiKeyId" not in outputs or "ApiUrl" not in outputs:
+        raise ValueError(f"{stack_name} has no API key output (auth other than api_key?): pass SMOKE_ARGS=\"--url "
+                         "U --key K\"")
     key = session.client("apigateway").get_api_key(apiKey=outputs["ApiKeyId"], includeValue=True)["value"]
     return outputs["ApiUrl"], key
 
 
-def main(argv=None, out=sys.stdout) -> int:
+def main(argv=None, out=sys.stdout, session=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops.smoke", description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="base URL of the API (default: the deployed stack's ApiUrl output)")
     parser.add_argument("--key", help="API key (default: fetched from API Gateway)")
@@ -317,10 +328,17 @@ def main(argv=None, out=sys.stdout) -> int:
     # Other CDK arguments (make passes CDK_ARGS to every command) are not ours: ignored.
     args, _ = parser.parse_known_args(argv)
     if not (args.url and args.key):
-        from deployment.settings import load_settings
+        from ops import cdk
 
-        settings = load_settings(args.context)
-        url, key = deployed(settings.stack_name, settings.region)
+        ready = cdk.settings_and_session(args.context, "make smoke", out, session)
+        if ready is None:
+            return 2
+        settings, session = ready
+        try:
+            url, key = deployed(session, settings.stack_name)
+        except ValueError as error:
+            print(f"make smoke: {error}", file=out)
+            return 2
         args.url, args.key = args.url or url, args.key or key
     results = run(Api(args.url, args.key, args.timeout), lambda u: fetch(u, args.timeout), set(args.model),
                   job_wait=args.job_wait)

@@ -159,7 +159,8 @@ class ModelRestApi(Construct):
                 f"Gateway{response_type.title().replace('_', '')}",
                 type=getattr(apigw.ResponseType, _RESPONSE_TYPES.get(response_type, response_type)),
                 status_code=None if response_type.startswith("DEFAULT_") else str(status),
-                templates={"application/json": _errors.gateway_response_template(code)},
+                templates={"application/json": _errors.gateway_response_template(
+                    code, _errors.KEY_MESSAGES.get(response_type) if auth == "api_key" else None)},
                 response_headers=headers,
             )
         self.api_key = self.usage_plan = self.key_authorizer = self.cognito_authorizer = None

@@ -24,6 +24,7 @@ from model_api.adapters import openai
 from model_api.errors import ApiError, internal_error
 from model_api.http import Binary, binary_response, error_response, json_response
 from model_api.kinds import kind
+from model_api.validation import shown
 
 log = logging.getLogger("model_api")
 
@@ -85,7 +86,8 @@ class ModelApp:
         self._record: contextvars.ContextVar[dict] = contextvars.ContextVar("record")
         # The routes' own actions; every other action is the kind's (synchronous, or queued as a job when async).
         self.pipelines: dict[str, Callable] = {"endpoint": self._endpoint, "catalog": self._catalog, "job": self._job,
-                                               routes.OPENAI_MODELS: self._openai_models}
+                                               routes.OPENAI_MODELS: self._openai_models,
+                                               routes.OPENAI_MODEL: self._openai_model}
         self.kind_actions = {a.name: a for a in self.kind.actions}
         # (path, method) -> action, for the routes this model serves; every route of the API, for what none serves.
         self.api_routes = routes.api_routes(self.catalog)
@@ -129,8 +131,20 @@ class ModelApp:
 
     def _openai_models(self, event: dict, request_id: str) -> dict:
         """GET /v1/models: every model with OpenAI routes; GET /models/<name>/v1/models: this one."""
-        listed = routes.openai_models(self.catalog) if key_of(event)[0] == routes.MODELS_PATH else [self.model]
+        listed = routes.openai_models(self.catalog) if key_of(event)[0].startswith(routes.MODELS_PATH) \
+            else [self.model]
         return openai.models_list([(m.name, m.kind) for m in listed])
+
+    def _openai_model(self, event: dict, request_id: str) -> dict:
+        """GET /v1/models/{model_id} (the openai SDK's models.retrieve): the model's entry of the list, or 404."""
+        listed = self._openai_models(event, request_id)["data"]
+        wanted = (event.get("pathParameters") or {}).get("model_id") or ""
+        found = next((entry for entry in listed if entry["id"] == wanted), None)
+        if found is None:
+            names = ", ".join(entry["id"] for entry in listed)
+            raise ApiError(404, "model_not_found", f"no model {shown(wanted[:80])} here; the models are {names} "
+                                                   "(GET /v1/models)")
+        return found
 
     def _submit(self, event: dict, request_id: str) -> dict:
         """Any action of an async model: validate as the synchronous route does, then queue it (202)."""
@@ -182,6 +196,13 @@ class ModelApp:
 
     # ------------------------------------------------------------------------------------------------ requests
 
+    def error_style(self, action_name: Optional[str]) -> str:
+        """The shape of a route's errors: its adapter's (OpenAI's on /v1), OpenAI's on the model list, else ours."""
+        action = self.kind_actions.get(action_name or "")
+        if action is not None and action.adapter is not None:
+            return action.adapter.errors
+        return "openai" if action_name in (routes.OPENAI_MODELS, routes.OPENAI_MODEL) else "api"
+
     def new_record(self, event: dict, request_id: str) -> dict:
         """The request's log record, as it begins. Never the body, the query string or a URL: prompts and presigned
         URLs stay out of the logs."""
@@ -223,8 +244,7 @@ class ModelApp:
                 if made is not None and (record["action"] != "job" or record.get("job") == "completed"):
                     record["images"] = made  # made now, not shown again by a later poll
         except ApiError as error:
-            response = error_response(error, request_id, action.adapter.errors if action and action.adapter
-                                      else "api")
+            response = error_response(error, request_id, self.error_style(record["action"]))
             record["error_code"] = error.code
             if error.__cause__ is not None:
                 record["cause"] = type(error.__cause__).__name__

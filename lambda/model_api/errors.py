@@ -40,14 +40,26 @@ def openai_error_type(status: int) -> str:
     return named.get(status, "invalid_request_error" if status < 500 else "server_error")
 
 
-def gateway_response_template(code: str) -> str:
+def gateway_response_template(code: str, message: Optional[str] = None) -> str:
     """Body template of an API Gateway gateway response in the same shape.
 
     Gateway response templates only substitute variables (no VTL, no escaping helpers), so the message comes from
-    $context.error.messageString, which API Gateway already emits as a quoted, escaped JSON string.
+    $context.error.messageString, which API Gateway already emits as a quoted, escaped JSON string; or, given, a
+    message of ours, fixed.
     """
+    if message is not None:
+        return json.dumps({"error": {"code": code, "message": message}}, separators=(",", ":"))
     prefix = json.dumps({"error": {"code": code, "message": "__MESSAGE__"}}, separators=(",", ":"))
     return prefix.replace('"__MESSAGE__"', "$context.error.messageString")
+
+
+# What a caller without the right API key is told (auth=api_key), instead of API Gateway's bare "Unauthorized" and
+# "Forbidden": how to send the key. The deployed gateway responses and local mode say the same.
+KEY_MESSAGES = {
+    "UNAUTHORIZED": "no API key: send it in the x-api-key header (or as Authorization: Bearer <key>)",
+    "INVALID_API_KEY": "no API key, or not this API's: send this deployment's key in the x-api-key header (make "
+                       "deploy prints how to read it; local mode prints it at start)",
+}
 
 
 # Every status an error of the API can have, with who answers it (docs/errors.md, from ERROR_CATALOG below, has each code): the
@@ -59,13 +71,18 @@ ERROR_STATUSES = {
     404: "No such route, job or model (model_not_found on /v1); the message lists the routes",
     405: "The path has no such method; the Allow header lists the methods it has",
     406: "Accept asks for an image type the model does not make",
+    408: "The whole request did not arrive in time (the HTTP server, before any route runs)",
+    411: "A body sent without a Content-Length (chunked): refused by the HTTP server",
     413: "The body is over the request limit",
+    414: "The request line (path and query string) is too long: refused by the HTTP server",
     415: "The gateway could not read the body's media type (API Gateway)",
     429: "Throttled: the usage plan's rate or daily quota, or the endpoint itself; Retry-After says when",
+    431: "The request headers are too large: refused by the HTTP server",
     500: "A deployment error or a bug: quote the X-Request-Id header",
     502: "The model failed, returned no valid answer, or the Lambda itself failed",
     503: "The endpoint or storage is not available right now; Retry-After says when",
     504: "The model did not answer in time, or the integration timed out",
+    505: "The HTTP version is not 1.0 or 1.1: refused by the HTTP server",
 }
 
 # Errors raised by API Gateway itself, before the Lambda runs: response type -> (status, code).
@@ -99,7 +116,7 @@ class ErrorDoc:
 
     status: int
     codes: tuple[str, ...]
-    source: str  # "API Gateway" | "Lambda"
+    source: str  # "API Gateway" | "Lambda" | "local mode" (its HTTP server, where API Gateway's front door is)
     when: str
     joiner: str = ", "  # how the codes are listed: alternatives ("/") or a family (",")
 
@@ -143,20 +160,20 @@ ERROR_CATALOG: tuple[ErrorDoc, ...] = (
              '`Accept: image/jpeg` (or `image/png`) for a model that makes the other type'),
     ErrorDoc(413, ('request_too_large',), 'Lambda',
              'body over the request limit (28 KB with the default image limits); API Gateway answers bodies over '
-             'its 10 MB payload limit the same way (not in local mode)'),
+             'its 10 MB payload limit the same way, and so does local mode, from the `Content-Length` alone'),
     ErrorDoc(429, ('throttled', 'quota_exceeded'), 'API Gateway',
              'usage-plan rate or daily quota hit, `Retry-After` (not in local mode)',
              joiner=' / '),
     ErrorDoc(429, ('throttled',), 'Lambda',
              'the endpoint throttles, `Retry-After` (not in local mode)'),
     ErrorDoc(500, ('misconfigured', 'presign_failed', 'internal_error'), 'Lambda',
-             'a deployment error or a bug (quote the `X-Request-Id` header; not in local mode)',
+             'a deployment error (`misconfigured`, `presign_failed`: not in local mode) or a bug (`internal_error`: '
+             'quote the `X-Request-Id` header)',
              joiner=' / '),
     ErrorDoc(502, ('model_error', 'bad_model_response', 'model_connection_lost', 'model_unavailable'), 'Lambda',
-             'the container failed (message carries its status), returned no valid image, or the connection broke '
-             '(not in local mode)'),
+             'the container failed (message carries its status), returned no valid answer, or the connection broke'),
     ErrorDoc(502, ('integration_failure',), 'API Gateway',
-             'the Lambda itself failed (not in local mode)'),
+             'the Lambda itself failed (in local mode: a streamed answer that came without its head)'),
     ErrorDoc(503, ('endpoint_unavailable',), 'Lambda',
              'the endpoint is missing, not in service or not ready, or a shared model scaled to zero is starting '
              '(`Retry-After: 60`), `Retry-After` (in local mode: the routes of an `endpoint:` model, which is not '
@@ -164,9 +181,24 @@ ERROR_CATALOG: tuple[ErrorDoc, ...] = (
     ErrorDoc(503, ('endpoint_unreachable', 'storage_unavailable'), 'Lambda',
              'the SageMaker runtime or S3 cannot be reached, `Retry-After` (not in local mode)'),
     ErrorDoc(504, ('model_timeout',), 'Lambda',
-             'the model did not answer within the read timeout (not in local mode: no 29 s limit there)'),
+             'the model did not answer within the read timeout (in local mode: within `--timeout`)'),
     ErrorDoc(504, ('timeout',), 'API Gateway',
              'the integration ran past `api_timeout_seconds` (not in local mode)'),
+    # Local mode's HTTP server refuses what API Gateway's front door refuses deployed (local/gateway.py), before
+    # any route runs: its own codes, in the same shape.
+    ErrorDoc(400, ('bad_request',), 'local mode',
+             'HTTP framing: a `Content-Length` that is not one length in digits, a header line with space before '
+             'its colon, folded or with a bare CR, a lowercase or malformed method or request line'),
+    ErrorDoc(408, ('request_timeout',), 'local mode',
+             'the whole request (line, headers and body) did not arrive within `--request-timeout` seconds'),
+    ErrorDoc(411, ('length_required',), 'local mode',
+             'a body sent chunked (`Transfer-Encoding`) instead of with a `Content-Length`'),
+    ErrorDoc(414, ('uri_too_long',), 'local mode', 'a request line over 8 KB (API Gateway\'s URL limit)'),
+    ErrorDoc(431, ('headers_too_large',), 'local mode', 'request headers over 10 KB (API Gateway\'s limit)'),
+    ErrorDoc(503, ('busy',), 'local mode',
+             'more connections at once than `--max-connections`, `Retry-After: 1`'),
+    ErrorDoc(503, ('starting',), 'local mode', 'the model is still loading; retry once `make local` says ready'),
+    ErrorDoc(505, ('http_version_not_supported',), 'local mode', 'an HTTP version other than 1.0 or 1.1'),
     ErrorDoc(504, ('stream_timeout',), 'Lambda',
              'a streamed answer ran past `stream_timeout_seconds`: an `error` event at the end of the stream, its '
              'status already 200'),

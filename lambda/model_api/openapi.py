@@ -12,9 +12,10 @@ import copy
 import json
 from typing import Mapping, Sequence
 
+from model_api.adapters.openai import PLACEHOLDER_MODELS
 from model_api.errors import ERROR_STATUSES
 from model_api.kinds import actions
-from model_api.routes import OPENAI_MODELS, OPENAPI_PATH, ModelInfo, routes  # noqa: F401 (OPENAPI_PATH re-exported)
+from model_api.routes import OPENAI_MODEL, OPENAI_MODELS, OPENAPI_PATH, ModelInfo, routes  # noqa: F401 (OPENAPI_PATH re-exported)
 
 API_KEY_HEADER = "x-api-key"
 ERROR_SCHEMA = {
@@ -56,6 +57,22 @@ def schema_2020(schema: dict) -> dict:
                 walk(value)
 
     walk(out)
+    return out
+
+
+def exact(schema: dict, model: ModelInfo) -> dict:
+    """A request schema as this deployment's model takes it: `model` (OpenAI's routes) names the model serving the
+    route, or a client's placeholder (another is 404 model_not_found); `stream` of a model that does not stream
+    is false only (true is 400 streaming_off)."""
+    properties = schema.get("properties", {})
+    out = {**schema, "properties": dict(properties)}
+    if "model" in properties:
+        out["properties"]["model"] = {**properties["model"], "enum": [model.name, *PLACEHOLDER_MODELS]}
+    stream = properties.get("stream")
+    if stream is not None and not model.streaming:
+        out["properties"]["stream"] = {**stream, "enum": [False, *([None] if "null" in stream["type"] else [])],
+                                       "description": "false only: this model's answers do not stream (deploy it "
+                                                      "with -c <model>.streaming=true)"}
     return out
 
 
@@ -107,7 +124,13 @@ def document(models: Sequence[ModelInfo], configs: Mapping[str, object], title: 
         if route.action == OPENAI_MODELS:
             operation.update(summary="The models with OpenAI-compatible routes (OpenAI's model list)",
                              responses={"200": _json("The models", {"type": "object", "required": ["data"],
-                                                                    "properties": {"data": {"type": "array"}}})})
+                                                                    "properties": {"data": {
+                                                                        "type": "array", "items": MODEL_ENTRY}}})})
+        elif route.action == OPENAI_MODEL:
+            operation.update(summary="One model of the list (OpenAI's model object), or 404 model_not_found",
+                             parameters=[{"name": "model_id", "in": "path", "required": True,
+                                          "schema": {"type": "string"}}],
+                             responses={"200": _json("The model", MODEL_ENTRY)})
         elif route.action == "catalog":
             operation.update(summary="Every model of this deployment", responses={"200": _json("The catalog", {
                 "type": "object", "required": ["endpoints"], "additionalProperties": False,
@@ -124,7 +147,7 @@ def document(models: Sequence[ModelInfo], configs: Mapping[str, object], title: 
             action = by_name[route.action]
             name = _pascal(action.name)
             # A kind may leave its schema out (documented as any JSON object): it still deploys and serves.
-            request = schema_2020(action.schema_for(configs[model.name]))
+            request = schema_2020(exact(action.schema_for(configs[model.name]), model))
             schemas[f"{name}Request{_pascal(model.name)}"] = request
             reference = {"$ref": f"#/components/schemas/{name}Request{_pascal(model.name)}"}
             if action.response is not None:
@@ -135,8 +158,11 @@ def document(models: Sequence[ModelInfo], configs: Mapping[str, object], title: 
             if route.method == "GET":
                 operation["parameters"] = _query_parameters(request)
             else:
+                example = json.loads(action.example)
+                if "model" in example:  # the model this route serves (exact: the only name it takes)
+                    example["model"] = model.name
                 operation["requestBody"] = {"required": True, "content": {"application/json": {
-                    "schema": reference, "example": json.loads(action.example)}}}
+                    "schema": reference, "example": example}}}
             operation["responses"] = {"202": _json("Queued as a job (the model is hosted async)",
                                                    {"$ref": "#/components/schemas/Job"})} if model.is_async else \
                 {"200": _json("The result", answer)}
@@ -147,8 +173,9 @@ def document(models: Sequence[ModelInfo], configs: Mapping[str, object], title: 
                      for media in ("image/png", "image/jpeg")})
             streamed = _streamed(action, model)
             if streamed:
-                operation["responses"]["200"]["content"]["text/event-stream"] = {
-                    "schema": {"type": "string", "description": streamed}}
+                events = {"text/event-stream": {"schema": {**SSE_EVENT, "description": streamed}}}
+                content = operation["responses"]["200"]["content"]
+                operation["responses"]["200"]["content"] = events if action.stream_only else {**content, **events}
         operation["responses"].update(_errors())
         paths.setdefault(route.path, {})[route.method.lower()] = operation
     return {
@@ -165,6 +192,17 @@ def document(models: Sequence[ModelInfo], configs: Mapping[str, object], title: 
                           for status, description in sorted(ERROR_STATUSES.items())},
         },
     }
+
+
+# One server-sent event (each event of a text/event-stream answer, as OpenAPI 3.2's itemSchema reads one): its
+# name and its data line (JSON, or OpenAI's [DONE]).
+SSE_EVENT = {"type": "object", "required": ["data"], "properties": {
+    "event": {"type": "string", "description": "message, or progress, result, error"},
+    "data": {"type": "string", "description": "JSON (or [DONE], OpenAI's last event)"},
+    "id": {"type": "string"}, "retry": {"type": "integer"}}}
+MODEL_ENTRY = {"type": "object", "required": ["id", "object", "created", "owned_by"], "properties": {
+    "id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"},
+    "owned_by": {"type": "string"}, "kind": {"type": "string"}, "base_path": {"type": "string"}}}
 
 
 def _streamed(action, model: ModelInfo) -> str:

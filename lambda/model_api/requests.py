@@ -6,10 +6,11 @@ import base64
 import binascii
 import json
 import re
+import sys
 from typing import Any, Mapping
 
 from model_api.errors import ApiError
-from model_api.validation import shown, validate
+from model_api.validation import normalized, shown, validate
 
 
 def read_json_body(event: Mapping, limit: int, example: str) -> Any:
@@ -41,9 +42,17 @@ def read_json_body(event: Mapping, limit: int, example: str) -> Any:
         raise ApiError(400, "invalid_request", f"request body is not valid JSON: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ApiError(400, "invalid_request", _json_problem(text, exc, example)) from None
+    except ValueError:
+        # The one other refusal of json.loads: an integer over Python's conversion limit (sys.int_info
+        # default_max_str_digits, 4,300 digits) raises while it is read. No field takes such a number.
+        raise ApiError(400, "invalid_request", f"request body holds a number of more than {_DIGITS_LIMIT:,} digits; "
+                                               "no field takes one") from None
     except RecursionError:
         raise ApiError(400, "invalid_request", "request body nests objects or arrays too deeply to read (keep it "
                                                "to a few levels, as the documented bodies are)") from None
+
+
+_DIGITS_LIMIT = sys.get_int_max_str_digits() or sys.int_info.default_max_str_digits
 
 
 class _NotJson(ValueError):
@@ -91,8 +100,9 @@ def _json_problem(text: str, error: json.JSONDecodeError, example: str) -> str:
 
 
 def validated(data: Any, schema: dict) -> Any:
-    """data if it satisfies schema, else ApiError 400 listing every problem."""
+    """data, its numbers in the types the schema names (validation.normalized), if it satisfies schema; else
+    ApiError 400 listing every problem."""
     problems = validate(data, schema)
     if problems:
         raise ApiError(400, "invalid_request", "; ".join(problems))
-    return data
+    return normalized(data, schema)

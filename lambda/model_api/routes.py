@@ -94,6 +94,8 @@ def default_models(models: Sequence[ModelInfo]) -> dict[str, str]:
 
 
 OPENAI_MODELS = "v1-models"  # the action of GET /v1/models and /models/<name>/v1/models
+OPENAI_MODEL = "v1-model"  # GET /v1/models/{model_id}: one of them (the openai SDK's models.retrieve)
+MODEL_ID = "/{model_id}"
 
 
 def is_openai(action: str) -> bool:
@@ -126,6 +128,7 @@ def routes(models: Sequence[ModelInfo]) -> list[Route]:
         out += [Route(f"/models/{model.name}/{action.name}", "POST", model.name, action.name) for action in others]
         if model in openai:
             out.append(Route(f"/models/{model.name}{MODELS_PATH}", "GET", model.name, OPENAI_MODELS))
+            out.append(Route(f"/models/{model.name}{MODELS_PATH}{MODEL_ID}", "GET", model.name, OPENAI_MODEL))
         out.append(Route(f"/models/{model.name}/endpoint", "GET", model.name, "endpoint"))
         if model.is_async:
             out.append(Route(f"/models/{model.name}/jobs", "POST", model.name, main.name))
@@ -137,6 +140,7 @@ def routes(models: Sequence[ModelInfo]) -> list[Route]:
         out.append(Route(CATALOG_PATH, "GET", models[0].name, "catalog"))
     if openai:
         out.append(Route(MODELS_PATH, "GET", openai[0].name, OPENAI_MODELS))
+        out.append(Route(MODELS_PATH + MODEL_ID, "GET", openai[0].name, OPENAI_MODEL))
     reader = job_reader(models)
     if reader is not None:
         out.append(Route(JOB_PATH, "GET", reader, "job"))
@@ -167,11 +171,17 @@ def route_path(routes: Sequence[Route], path: str) -> Optional[str]:
 def unrouted(routes: Sequence[Route], path: str, method: str) -> ApiError:
     """What a request no route serves gets: 405 with the methods its path has (also in Allow), or 404 naming the
     routes there are. Served by the deployed fallback function (lambda/unrouted.py) and local mode alike."""
-    method = (method or "").upper() or "(no method)"
+    sent = method or ""
+    method = sent.upper() or "(no method)"
     template = route_path(routes, path)
     if template is not None:
         allowed = sorted({r.method for r in routes if r.path == template})
-        return ApiError(405, "method_not_allowed", f"{method[:20]} is not allowed on {template}; it takes "
+        if sent != method and method in allowed:
+            # API Gateway matches methods as sent (RFC 9110: a method is case-sensitive): "get" is not GET.
+            return ApiError(405, "method_not_allowed", f"methods are case-sensitive: {sent[:20]} is not {method}; "
+                                                       f"{template} takes {' or '.join(allowed)}",
+                            headers={"Allow": ", ".join(allowed)})
+        return ApiError(405, "method_not_allowed", f"{sent[:20] or method} is not allowed on {template}; it takes "
                                                    f"{' or '.join(allowed)}", headers={"Allow": ", ".join(allowed)})
     shown = path if len(path) <= 100 else path[:97] + "..."
     listed = sorted({f"{r.method} {r.path}" for r in routes}, key=lambda text: (text.split(" ")[1], text))

@@ -65,8 +65,7 @@ def _refused(app, event: dict, request_id: str, started: float, error: ApiError)
 
 
 def _style(app, event: dict) -> str:
-    action = app.kind_actions.get(app.routes.get(key_of(event)))
-    return action.adapter.errors if action is not None and action.adapter is not None else "api"
+    return app.error_style(app.routes.get(key_of(event)))
 
 
 def _buffered(app, response: dict, event: dict) -> Iterator[bytes]:

@@ -16,6 +16,18 @@ from model_api.errors import ApiError
 from model_api.requests import read_json_body, validated
 from model_api.schema import SEED_MAX, TextLimits
 
+# The smallest temperature and repetition penalty a model is given. Both divide the logits (transformers'
+# TemperatureLogitsWarper and RepetitionPenaltyLogitsProcessor; TGI's own warpers do the same), in float32: a real
+# model's logits (|x| well under 1e3) divided by 0.01, and once more by 0.01, stay far below float32's 3.4e38, where
+# 5e-324 (inside "greater than 0") overflows them to inf and sampling fails ("probability tensor contains inf, nan
+# or element < 0", a 502). Our routes refuse less (400); OpenAI's temperature, where 0 means greedy, decodes
+# greedily under it. tests/models/test_sampling_bounds.py shows both ends.
+MIN_TEMPERATURE = 0.01
+MIN_REPETITION_PENALTY = 0.01
+MAX_SAMPLING_DIVISOR = 100  # the largest temperature and repetition penalty (flat sampling; no penalty beyond it)
+STOP_SEQUENCES = {"type": "array", "maxItems": 4, "items": {"type": "string", "minLength": 1, "maxLength": 100},
+                  "description": "up to 4 texts; the answer ends at the first"}
+
 
 @dataclass(frozen=True)
 class TextConfig:
@@ -102,14 +114,16 @@ def answered_at_once(finish, field: str):
 
 
 def generation_parameters(limits: TextLimits, tgi: bool) -> dict:
-    """Generation parameters by TGI's own rules (temperature > 0, 0 < top_p < 1, top_k > 0, repetition_penalty > 0),
-    so a caller gets our 400 instead of an opaque model error. seed and stop exist on TGI only."""
+    """Generation parameters by TGI's own rules (0 < top_p < 1, top_k > 0), and temperature and repetition_penalty
+    within what the model computes with (MIN_TEMPERATURE), so a caller gets our 400 instead of an opaque model
+    error. seed and stop exist on TGI only."""
     properties = {
         "max_new_tokens": {"type": "integer", "minimum": 1, "maximum": limits.max_new_tokens},
-        "temperature": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 100},
+        "temperature": {"type": "number", "minimum": MIN_TEMPERATURE, "maximum": MAX_SAMPLING_DIVISOR},
         "top_p": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 1, "exclusiveMaximum": True},
         "top_k": {"type": "integer", "minimum": 1, "maximum": 100000},
-        "repetition_penalty": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 100},
+        "repetition_penalty": {"type": "number", "minimum": MIN_REPETITION_PENALTY,
+                               "maximum": MAX_SAMPLING_DIVISOR},
         "do_sample": {"type": "boolean"},
         "return_full_text": {"type": "boolean"},
     }
@@ -117,6 +131,5 @@ def generation_parameters(limits: TextLimits, tgi: bool) -> dict:
         properties["seed"] = {"type": "integer", "minimum": 0, "maximum": SEED_MAX}
         properties["details"] = {"type": "boolean", "description": "true: also how the answer ended (TGI's details: "
                                                                    "finish_reason, generated_tokens, seed)"}
-        properties["stop"] = {"type": "array", "maxItems": 4,
-                              "items": {"type": "string", "minLength": 1, "maxLength": 100}}
+        properties["stop"] = STOP_SEQUENCES
     return {"type": "object", "properties": properties, "additionalProperties": False}

@@ -17,7 +17,7 @@ from model_api.schema import NOT_BLANK
 SUPPORTED = {
     "$schema", "title", "description", "type", "properties", "required", "additionalProperties",
     "minLength", "maxLength", "pattern", "minimum", "maximum", "multipleOf", "enum", "items", "minItems", "maxItems",
-    "exclusiveMinimum", "exclusiveMaximum",
+    "exclusiveMinimum", "exclusiveMaximum", "maxProperties",
 }
 
 _TYPE_NAMES = {
@@ -40,8 +40,10 @@ def _is_type(value: Any, name: str) -> bool:
     if isinstance(value, bool):  # bool is an int in Python, never a number in JSON
         return False
     if name == "integer":
-        # Draft 4: an integer is a number without a fraction part; 512.0 is not one.
-        return isinstance(value, int)
+        # A number without a fraction part, 512.0 included: JSON Schema says so from draft 6 on (2020-12, which the
+        # OpenAPI 3.1 document uses), as pydantic-based servers read it; draft 4 alone said otherwise. normalized()
+        # then hands the model 512.
+        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
     if name == "number":
         return isinstance(value, (int, float)) and not (isinstance(value, float) and not math.isfinite(value))
     raise ValueError(f"unsupported type {name!r}")
@@ -131,6 +133,10 @@ def validate(instance: Any, schema: dict, path: str = "") -> list[str]:
             for i, item in enumerate(instance):
                 problems += validate(item, schema["items"], f"{where}[{i}]")
     if isinstance(instance, dict):
+        if "maxProperties" in schema and len(instance) > schema["maxProperties"]:
+            why = f"; {schema['description']}" if "description" in schema else ""
+            problems.append(f"{where} must be {{}} (got {len(instance)} fields{why})" if not schema["maxProperties"]
+                            else f"{where} must have at most {schema['maxProperties']} fields (got {len(instance)})")
         properties = schema.get("properties", {})
         for name in schema.get("required", []):
             if name not in instance:
@@ -145,6 +151,28 @@ def validate(instance: Any, schema: dict, path: str = "") -> list[str]:
             if name in instance:
                 problems += validate(instance[name], sub, _join(path, name))
     return problems
+
+
+def normalized(instance: Any, schema: dict) -> Any:
+    """instance (valid against schema) with each number in the type its field names: an integral number where an
+    integer is asked for becomes an int (354.0 -> 354), a whole number where a number is asked for a float
+    (temperature 2 -> 2.0; transformers refuses an int temperature). What the model gets is then one type per
+    field, whatever the client wrote."""
+    kinds = schema.get("type")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    if isinstance(instance, bool) or instance is None:
+        return instance
+    if isinstance(instance, float) and "integer" in kinds and instance.is_integer():
+        return int(instance)
+    if isinstance(instance, int) and "number" in kinds and "integer" not in kinds:
+        return float(instance)
+    if isinstance(instance, list) and "items" in schema:
+        return [normalized(item, schema["items"]) for item in instance]
+    if isinstance(instance, dict) and "properties" in schema:
+        properties = schema["properties"]
+        return {name: normalized(value, properties[name]) if name in properties else value
+                for name, value in instance.items()}
+    return instance
 
 
 def _same(value: Any, allowed: Any) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from model_api.schema import ImageLimits
 
-from deployment.settings import Settings, SettingsError
+from deployment.settings import Settings, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -197,3 +197,25 @@ def test_the_default_token_count_must_fit_the_maximum_and_is_checked_once_the_nu
     # A value that is no number is named alone: no comparison with it.
     assert TextLimits(max_new_tokens=0, default_max_new_tokens=128).problems() == [
         "max_new_tokens must be a positive whole number (got 0)"]
+
+
+def test_each_hosting_mode_is_checked_against_its_own_region_table():
+    """A region that has one mode's feature but not another's: the mode that needs it passes there, the other is
+    refused naming its own feature; a mode without a feature is never refused for its region."""
+    from deployment.hosting import HOSTING_MODES
+    from deployment.service_regions import FEATURES
+
+    tables = {name: FEATURES[mode.feature][0] for name, mode in HOSTING_MODES.items() if mode.feature}
+    assert set(tables) == {"serverless", "shared"}
+    everywhere = set().union(*tables.values())
+    checked = 0
+    for name, mode in HOSTING_MODES.items():
+        for region in sorted(everywhere):
+            problems = [p for p in load_settings([f"hosting={name}", "models=minilm-embeddings"]).region_problems(
+                region) if "hosting=" in p]
+            if mode.feature is None or region in tables[name]:
+                assert problems == [], (name, region)
+            else:
+                assert len(problems) == 1 and f"{mode.feature} is not available in {region}" in problems[0]
+                checked += 1
+    assert checked >= 2  # some region lacks each table's feature while having the other's

@@ -181,6 +181,9 @@ def assert_deployed_api(chain: Chain, stack: ModelApiStack) -> None:
         if route.action in ("endpoint", _routes.OPENAI_MODELS):
             api.call("GET", route.path, expect={"status": 200})
             continue
+        if route.action == _routes.OPENAI_MODEL:  # the route's own model, by id
+            api.call("GET", route.path.replace(_routes.MODEL_ID, "/" + route.model), expect={"status": 200})
+            continue
         action = ACTIONS[route.action]
         named = {"model": route.model} if _routes.is_openai(route.action) else {}
         path, body = (route.path + "?" + urllib.parse.urlencode(action.smoke), None) if route.method == "GET" \

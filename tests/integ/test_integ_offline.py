@@ -54,7 +54,7 @@ def deployment_of(process: LocalProcess, key: str, folder: Path, pairs: list[str
     info = json.loads((folder / "ready.json").read_text())
     settings = load_settings(pairs)
     return Deployment(api_url=info["api_url"], key=key,
-                      namespace_seen=lambda: set(NAMESPACE.findall("".join(process.stderr))),
+                      namespace_seen=lambda: set(NAMESPACE.findall(process.log_text())),
                       throttle_burst=settings.throttle_burst,
                       serverless={m.name: m.max_concurrency for m in settings.catalog if m.hosting == "serverless"})
 

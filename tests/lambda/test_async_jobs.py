@@ -279,3 +279,54 @@ def test_a_failure_object_that_is_not_utf8_is_still_summarized():
 
     assert failure_error(b"invalid input: width \xff too big")["message"] == \
         "the model refused the input: invalid input: width \ufffd too big"
+
+
+class _FinishedJobStore:
+    """A job store whose job has its model's answer, and which records what is saved."""
+
+    def __init__(self):
+        from model_api.jobs import JobRecord
+
+        self.saved: dict = {}
+        self.job = JobRecord("j" * 32, "sd", "images", "application/json", "2026-12-05T00:00:00Z", "req-1")
+
+    def result(self, job_id):
+        return self.saved.get("result.json")
+
+    def files(self, job_id):
+        return ["input-sd.json"]
+
+    def record(self, job_id, owner):
+        return self.job
+
+    def outcome(self, job_id, owner, locations):
+        return b'{"generated_images": []}', False
+
+    def put_json(self, job_id, name, data):
+        self.saved[name] = data
+
+
+@pytest.mark.parametrize("status, code, recorded", [(503, "storage_unavailable", False), (502, "bad_model_response",
+                                                                                          True)])
+def test_a_storage_outage_while_a_job_is_finished_is_a_503_and_the_job_stays_to_finish(status, code, recorded):
+    """Storing the job's images failed (S3 down): the caller is told to come back (503), and nothing is recorded, so
+    the next poll finishes the job. A model's unusable answer (502-class) fails the job for good."""
+    from model_api import jobs as jobs_module
+    from model_api.errors import ApiError
+
+    store, told = _FinishedJobStore(), []
+
+    def finish(record, answer, load_input):
+        raise ApiError(status, code, "S3 is not available" if status == 503 else "no images")
+
+    call = lambda: jobs_module.status(store.job.job_id, store=store, finish=finish,  # noqa: E731
+                                      respond=lambda record, result: result, finished=told.append)
+    if recorded:
+        answer = call()
+        assert (answer["status"], answer["error"]["code"]) == ("failed", code) and told == ["failed"]
+        assert json.loads(store.saved["result.json"])["error"] == {"code": code, "message": "no images"}
+    else:
+        with pytest.raises(ApiError) as outage:
+            call()
+        assert (outage.value.status, outage.value.code) == (503, "storage_unavailable")
+        assert store.saved == {} and told == []

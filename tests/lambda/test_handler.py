@@ -161,7 +161,7 @@ BAD_REQUESTS = [
     ({"prompt": "p", "height": 4096}, "height must be at most 768"),
     ({"prompt": "p", "width": 128}, "width must be at least 256"),
     ({"prompt": "p", "width": "512"}, "width must be an integer"),
-    ({"prompt": "p", "width": 512.0}, "width must be an integer"),
+    ({"prompt": "p", "width": 512.5}, "width must be an integer"),
     ({"prompt": "p", "steps": 0}, "steps must be at least 1"),
     ({"prompt": "p", "steps": 51}, "steps must be at most 50"),
     ({"prompt": "p", "num_images": 5}, "num_images must be at most 4"),

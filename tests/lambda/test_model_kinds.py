@@ -65,11 +65,11 @@ def test_generate_answers_at_its_own_path_too(tgi):
     (None, "body is empty"),
     ({}, "inputs is required"),
     ({"inputs": ""}, "inputs must not be empty"),
-    ({"inputs": "a", "parameters": {"temperature": 0}}, "parameters.temperature must be greater than 0"),
+    ({"inputs": "a", "parameters": {"temperature": 0}}, "parameters.temperature must be at least 0.01 (got 0)"),
     ({"inputs": "a", "parameters": {"top_p": 1.0}}, "parameters.top_p must be less than 1"),
     ({"inputs": "a", "parameters": {"top_p": 0}}, "parameters.top_p must be greater than 0"),
     ({"inputs": "a", "parameters": {"top_k": 0}}, "parameters.top_k must be at least 1"),
-    ({"inputs": "a", "parameters": {"repetition_penalty": 0}}, "parameters.repetition_penalty must be greater than 0"),
+    ({"inputs": "a", "parameters": {"repetition_penalty": 0}}, "parameters.repetition_penalty must be at least 0.01 (got 0)"),
     ({"inputs": "a", "parameters": {"max_new_tokens": 5000}}, "parameters.max_new_tokens must be at most 1024"),
     ({"inputs": "a", "parameters": {"stop": ["a", "b", "c", "d", "e"]}}, "parameters.stop must have at most 4 items"),
     ({"inputs": "a", "parameters": {"do_sample": "yes"}}, "parameters.do_sample must be true or false"),
@@ -263,8 +263,10 @@ def test_a_model_serves_only_its_own_routes(tgi):
     assert tgi.endpoint.requests == []
     assert sorted(tgi.handler.routes) == [("/endpoint", "GET"), ("/generate", "POST"), ("/models/gpt2-tgi", "POST"),
                                           ("/models/gpt2-tgi/endpoint", "GET"), ("/models/gpt2-tgi/v1/completions", "POST"),
-                                          ("/models/gpt2-tgi/v1/models", "GET"), ("/v1/completions", "POST"),
-                                          ("/v1/models", "GET")]
+                                          ("/models/gpt2-tgi/v1/models", "GET"),
+                                          ("/models/gpt2-tgi/v1/models/{model_id}", "GET"),
+                                          ("/v1/completions", "POST"), ("/v1/models", "GET"),
+                                          ("/v1/models/{model_id}", "GET")]
 
 
 def test_a_shared_model_names_its_inference_component_in_every_invocation(make_rig):

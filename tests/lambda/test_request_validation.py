@@ -11,7 +11,14 @@ from model_api.schema import ImageLimits
 from model_api.validation import validate
 
 SCHEMA = image_request_schema(ImageLimits())
-REFERENCE = jsonschema.Draft4Validator(SCHEMA)
+# Draft 4's keywords (boolean exclusive bounds), with an integer as every later draft reads it: 512.0 is one.
+def _integral(checker, value) -> bool:
+    return jsonschema.Draft6Validator.TYPE_CHECKER.is_type(value, "integer")
+
+
+Draft4Integral = jsonschema.validators.extend(
+    jsonschema.Draft4Validator, type_checker=jsonschema.Draft4Validator.TYPE_CHECKER.redefine("integer", _integral))
+REFERENCE = Draft4Integral(SCHEMA)
 FIELDS = list(SCHEMA["properties"]) + ["extra"]
 
 json_values = st.recursive(
@@ -38,6 +45,32 @@ def test_agrees_with_jsonschema_draft4(instance):
 def test_valid_request_has_no_problems():
     assert validate({"prompt": "p", "width": 512, "height": 768, "steps": 1, "guidance_scale": 0,
                      "seed": 0, "num_images": 4, "negative_prompt": ""}, SCHEMA) == []
+
+
+def test_integral_numbers_are_integers_and_reach_the_model_as_ints():
+    from model_api.validation import normalized
+
+    assert validate({"prompt": "p", "width": 512.0, "seed": 354.0}, SCHEMA) == []
+    assert validate({"prompt": "p", "width": 512.5}, SCHEMA) == ["width must be an integer (got 512.5)"]
+    data = normalized({"prompt": "p", "width": 512.0, "seed": 354.0, "guidance_scale": 7, "extra": 1.0}, SCHEMA)
+    assert data == {"prompt": "p", "width": 512, "seed": 354, "guidance_scale": 7.0, "extra": 1.0}
+    assert [type(data[k]) for k in ("width", "seed", "guidance_scale", "extra")] == [int, int, float, float]
+    # Through lists and nested objects, and where a field takes several types; true is never a number.
+    schema = {"type": "object", "properties": {"n": {"type": ["integer", "null"]}, "xs": {
+        "type": "array", "items": {"type": "object", "properties": {"t": {"type": "number"}}}},
+        "b": {"type": "number"}}}
+    assert normalized({"n": 2.0, "xs": [{"t": 1}, {"t": 0.5}], "b": True}, schema) == {
+        "n": 2, "xs": [{"t": 1.0}, {"t": 0.5}], "b": True}
+    assert type(normalized({"n": None}, schema)["n"]) is type(None)
+    assert normalized([1], {"type": "array"}) == [1] and normalized(3, {"type": ["integer", "number"]}) == 3
+
+
+def test_max_properties_says_what_the_object_must_be():
+    assert validate({"a": 1}, {"type": "object", "maxProperties": 0, "description": "{} only"}) == [
+        "body must be {} (got 1 fields; {} only)"]
+    assert validate({"a": 1, "b": 2}, {"type": "object", "maxProperties": 1}) == [
+        "body must have at most 1 fields (got 2)"]
+    assert validate({}, {"type": "object", "maxProperties": 0}) == []
 
 
 def test_null_is_a_type_of_its_own():

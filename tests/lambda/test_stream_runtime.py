@@ -181,3 +181,24 @@ def test_a_handler_that_cannot_load_is_an_init_error(api):
     post, = api.posts
     assert done.returncode == 1 and post["path"] == "/2018-06-01/runtime/init/error"
     assert json.loads(post["chunks"][0])["errorType"] == "ModuleNotFoundError"
+
+
+def test_an_invocation_without_a_trace_does_not_inherit_the_one_before(api):
+    api.queue_event({"n": 1}, "req-1", trace="Root=1-first")
+    api.queue_event({"n": 2}, "req-2", trace="")  # X-Ray off for this one: the runtime sends no trace id
+    traces, environ = [], {}
+
+    def handler(event, context):
+        traces.append(environ.get("_X_AMZN_TRACE_ID"))
+        yield b'{"statusCode":200,"headers":{}}' + b"\0" * 8
+
+    stream_runtime.serve(stream_runtime.RuntimeApi(api.address), handler, invocations=2, environ=environ)
+    assert traces == ["Root=1-first", None]
+
+
+def test_the_remaining_time_is_milliseconds_to_the_deadline_and_never_negative(monkeypatch):
+    monkeypatch.setattr(stream_runtime.time, "time", lambda: 1_000.0)
+    context = stream_runtime.Context("r", {"lambda-runtime-deadline-ms": "1005250"}, environ={})
+    assert context.get_remaining_time_in_millis() == 5250
+    assert stream_runtime.Context("r", {"lambda-runtime-deadline-ms": "999000"}, {}).get_remaining_time_in_millis() == 0
+    assert stream_runtime.Context("r", {}, {}).get_remaining_time_in_millis() == 0

@@ -395,3 +395,40 @@ def test_an_image_stream_whose_model_fails_ends_with_the_error_and_logs_it(caplo
     assert head["statusCode"] == 200 and name == "error" and json.loads(data)["error"]["code"] == "model_error"
     line, = request_lines(caplog)
     assert line["stream_error"] == "model_error" and line["StreamErrors"] == 1
+
+
+def test_a_streams_deadline_counts_from_the_requests_start_after_a_slow_first_token(tgi, monkeypatch):
+    """The first token came 40 s after the request began: of the stream's 60 s, 19 are left for the rest (one
+    kept back for the closing events), not 60 from the first token."""
+    import time as real_time
+
+    from model_api import streamed as streamed_module
+
+    readings = iter([100.0, 140.0])
+    now = [100.0]
+
+    def clock():
+        now[0] = next(readings, now[0])
+        return now[0]
+
+    given = []
+    real_within = streaming.within
+    monkeypatch.setattr(streamed_module, "time", SimpleNamespace(monotonic=clock, time=real_time.time))
+    monkeypatch.setattr(streaming, "within", lambda items, seconds: given.append(seconds) or real_within(items, seconds))
+    tgi.stream.streams_tgi([" there", " was"])
+    head, body = call(tgi, {"inputs": "Once upon a time", "stream": True}, "/generate")
+    assert head["statusCode"] == 200 and len(data_events(body)) == 2
+    assert given == [60 - 40 - 1]
+
+
+def test_the_prelude_limit_counts_the_delimiter_to_the_byte():
+    bare = len(json.dumps({"statusCode": 200, "headers": {"X": ""}}, separators=(",", ":")))
+    fits = sse.MAX_PRELUDE_BYTES - len(sse.DELIMITER) - bare  # head and delimiter: exactly 16 KB
+    assert len(sse.prelude(200, {"X": "y" * fits})) == sse.MAX_PRELUDE_BYTES
+    with pytest.raises(ValueError, match=f"the answer's head is {bare + fits + 1} bytes; API Gateway reads at most "
+                                         "16384"):
+        sse.prelude(200, {"X": "y" * (fits + 1)})
+    # Reading: 16 KB without the delimiter may still be a head to come; one byte more is not.
+    assert sse.split_prelude(b"x" * sse.MAX_PRELUDE_BYTES) is None
+    with pytest.raises(ValueError, match="no head within the first 16 KB"):
+        sse.split_prelude(b"x" * (sse.MAX_PRELUDE_BYTES + 1))

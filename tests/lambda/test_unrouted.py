@@ -81,3 +81,13 @@ def test_local_mode_and_the_deployed_function_match_paths_the_same_way():
     assert routes.route_path(api, "/jobs/x") == "/jobs/{job_id}" and routes.route_path(api, "/jobs/") is None
     assert routes.route_path(api, "/models/stable-diffusion/jobs/abc") == "/models/stable-diffusion/jobs/{job_id}"
     assert routes.unrouted(api, "/images", "").message == "(no method) is not allowed on /images; it takes GET or POST"
+
+
+def test_a_lowercase_method_is_told_that_methods_are_case_sensitive():
+    error = routes.unrouted(routes.routes(CATALOG), "/generate", "post")
+    assert (error.status, error.code, error.headers) == (405, "method_not_allowed", {"Allow": "POST"})
+    assert error.message == "methods are case-sensitive: post is not POST; /generate takes POST"
+    other = routes.unrouted(routes.routes(CATALOG), "/generate", "get")  # no GET there, in any case
+    assert other.message == "get is not allowed on /generate; it takes POST"
+    assert routes.unrouted(routes.routes(CATALOG), "/generate", "").message == (
+        "(no method) is not allowed on /generate; it takes POST")

@@ -26,7 +26,7 @@ def local(tmp_path_factory):
     info["ready_file"] = tmp_path / "ready.json"
     yield info
     assert process.stop() == 0, "".join(process.stderr[-20:])
-    assert not (tmp_path / "ready.json").exists()  # removed on exit: make batch --local then says it is not running
+    assert not (tmp_path / "ready.json").exists()  # removed on exit: make batch LOCAL=1 then says it is not running
     output = "".join(process.stdout + process.stderr)
     assert "local: stopping" in output
     # No traceback (clients hanging up, broken framing), and no presigned URL printed anywhere.

@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "Ctrl-C stops everything."
-# The settings of the session's shared local mode (tests/local/conftest.py): make batch --local and the OpenAPI
+# The settings of the session's shared local mode (tests/local/conftest.py): make batch LOCAL=1 and the OpenAPI
 # document must be given the same.
 SETTINGS = ("-c", "min_size=64", "-c", "stable-diffusion.batch=true")
 # The session's local mode with every text kind (tests/local/conftest.py local_text).
@@ -30,10 +30,11 @@ class LocalProcess:
     """`python -m local` as a subprocess; its output is drained by threads so pipes never fill."""
 
     def __init__(self, tmp_path: Path, *extra: str, cache_dir: Path | None = None, env: dict | None = None):
+        self.log_file = tmp_path / "requests.log"  # the handlers' full JSON lines (the console has short ones)
         self.popen = subprocess.Popen(
             [sys.executable, "-m", "local", "--port", "0", "--s3-port", "0", "--endpoint-port", "0",
              "--ready-file", str(tmp_path / "ready.json"), "--cache-dir", str(cache_dir or tmp_path / "cache"),
-             *extra],
+             "--log-file", str(self.log_file), *extra],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
@@ -48,6 +49,20 @@ class LocalProcess:
             thread.start()
         # Whatever happens to the test, no local mode outlives the test run.
         atexit.register(self._kill_if_alive)
+
+    def wait_for_log(self, matches, deadline_seconds: float = 10) -> str:
+        """The first line of the log file for which matches(line) is true, waiting for it to be written."""
+        deadline = time.monotonic() + deadline_seconds
+        while time.monotonic() < deadline:
+            found = next((line for line in self.log_text().splitlines() if matches(line)), None)
+            if found is not None:
+                return found
+            time.sleep(0.05)
+        raise AssertionError("no such log line:\n" + "\n".join(self.log_text().splitlines()[-5:]))
+
+    def log_text(self) -> str:
+        """What the handlers logged so far (JSON lines, as CloudWatch has them)."""
+        return self.log_file.read_text(encoding="utf-8") if self.log_file.exists() else ""
 
     def _kill_if_alive(self):
         if self.popen.poll() is None:

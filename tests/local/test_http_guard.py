@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from local.http_guard import GuardedHandler, GuardedServer, read_body
+from local.http_guard import GuardedHandler, GuardedServer, loopback_host, read_body
 
 TIMEOUT = 0.6
 
@@ -83,7 +83,7 @@ def _length(data: bytes) -> int:
                 0)
 
 
-REQUEST = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+REQUEST = b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}"
 
 
 def test_a_whole_request_has_one_deadline_not_one_per_read(server):
@@ -94,17 +94,17 @@ def test_a_whole_request_has_one_deadline_not_one_per_read(server):
     assert exchange(server, [REQUEST])[:2] == (200, {"length": 2})
     # A body that comes too slowly is cut off too; an answer that takes long, once the request is in, is not.
     assert exchange(server, [REQUEST[:-2], b"{", b"}"], pause=0.5)[0] == 408
-    held = REQUEST.replace(b"Host: x\r\n", b"Host: x\r\nX-Hold: 1.0\r\n")
+    held = REQUEST.replace(b"Host: 127.0.0.1\r\n", b"Host: 127.0.0.1\r\nX-Hold: 1.0\r\n")
     assert exchange(server, [held])[:2] == (200, {"length": 2})
 
 
 @pytest.mark.parametrize("line, number", [(b"X-Key : value\r\n", 2), (b"X-Key:\tok\r\n folded\r\n", 3),
                                           (b"X-Key: a\rb\r\n", 2), (b"X Key: value\r\n", 2)])
 def test_a_header_line_that_is_not_name_colon_value_is_400(server, line, number):
-    status, answer, _ = exchange(server, [b"POST / HTTP/1.1\r\nHost: x\r\n" + line + b"Content-Length: 0\r\n\r\n"])
+    status, answer, _ = exchange(server, [b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + line + b"Content-Length: 0\r\n\r\n"])
     assert status == 400 and answer["message"] == (f"header line {number} is not a field name, a colon and a value "
                                                    "(no space before the colon, no line folding, no bare CR)")
-    good = b"POST / HTTP/1.1\r\nHost: x\r\nX-Key:value \r\nContent-Length: 0\r\n\r\n"
+    good = b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Key:value \r\nContent-Length: 0\r\n\r\n"
     assert exchange(server, [good])[0] == 200
 
 
@@ -120,3 +120,29 @@ def test_connections_past_the_cap_get_503_at_once(server):
     deadline = time.monotonic() + 5
     while exchange(server, [REQUEST])[0] != 200:  # the slots come back as those connections end
         assert time.monotonic() < deadline
+
+
+def test_a_refused_client_still_sending_its_body_reads_the_503_not_a_reset(server):
+    held = [socket.create_connection(server.server_address, timeout=5) for _ in range(2)]
+    try:
+        time.sleep(0.1)
+        with socket.create_connection(server.server_address, timeout=5) as sock:
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 900\r\n\r\n")
+            try:
+                for _ in range(200):  # far more than the socket buffers hold: the server must read it away
+                    sock.sendall(b"x" * 4096)
+            except OSError:
+                pass
+            answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 503 "), answer[:60]
+    finally:
+        for sock in held:
+            sock.close()
+
+
+@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("127.0.0.1:8000", True), ("localhost", True),
+                                            ("LocalHost:1", True), ("[::1]", True), ("[::1]:8000", True),
+                                            ("evil.example", False), ("localhost.evil.example", False),
+                                            ("127.0.0.2", False), ("[::2]:80", False), ("", False)])
+def test_only_loopback_names_are_this_machine(host, loopback):
+    assert loopback_host(host) is loopback

@@ -20,7 +20,8 @@ def expected_png(local, prompt: str, seed: int) -> bytes:
     """What the model makes for this request, asked directly through the container contract."""
     body, accept = model_request(ImageRequest(prompt, None, 64, 64, 1, 7.5, seed, 1), seed)
     req = urllib.request.Request(f"{local['endpoint_url']}/invocations", data=body, method="POST",
-                                 headers={"Content-Type": "application/json", "Accept": accept})
+                                 headers={"Content-Type": "application/json", "Accept": accept,
+                                          "Authorization": f"Bearer {local['endpoint_token']}"})
     with urllib.request.urlopen(req, timeout=120) as response:
         return response.read()
 

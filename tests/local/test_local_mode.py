@@ -58,8 +58,10 @@ def test_several_images_in_one_request(local):
     assert [download_png(i["url"]) for i in body["images"]] == [(64, 64)] * 3
 
 
-@pytest.mark.parametrize("key,status,code,message", [(None, 401, "unauthorized", "Unauthorized"),
-                                                     ("wrong-key", 403, "forbidden", "Forbidden")])
+@pytest.mark.parametrize("key,status,code,message", [
+    (None, 401, "unauthorized", "no API key: send it in the x-api-key header (or as Authorization: Bearer <key>)"),
+    ("wrong-key", 403, "forbidden", "no API key, or not this API's: send this deployment's key in the x-api-key "
+                                    "header (make deploy prints how to read it; local mode prints it at start)")])
 def test_without_the_key_401_with_a_wrong_one_403_in_the_error_shape(local, key, status, code, message):
     # No key at all: the key authorizer's 401 (bearer_keys, the default); a wrong key: API Gateway's own 403.
     got, _, body = request(local, body={"prompt": "p"}, key=key)
@@ -117,11 +119,31 @@ def test_the_local_endpoint_speaks_the_container_contract(local):
     with urllib.request.urlopen(f"{local['endpoint_url']}/ping", timeout=10) as response:
         assert response.status == 200
     payload = json.dumps({"inputs": "p", "parameters": {"width": 64, "height": 64, "num_inference_steps": 1}})
+    headers = {"Content-Type": "application/json", "Accept": "image/png"}
     req = urllib.request.Request(f"{local['endpoint_url']}/invocations", data=payload.encode(), method="POST",
-                                 headers={"Content-Type": "application/json", "Accept": "image/png"})
+                                 headers={**headers, "Authorization": f"Bearer {local['endpoint_token']}"})
     with urllib.request.urlopen(req, timeout=60) as response:
         assert response.headers["Content-Type"] == "image/png"
         assert Image.open(io.BytesIO(response.read())).size == (64, 64)
+
+
+@pytest.mark.parametrize("headers, status, error_type", [
+    ({"Content-Type": "application/json"}, 403, "MissingAuthenticationTokenException"),  # any page could post
+    ({"Content-Type": "application/json", "Authorization": "Bearer guessed"}, 403, "AccessDeniedException"),
+    ({"Content-Type": "text/plain", "Authorization": "<token>"}, 415, "UnsupportedMediaType"),  # a form's type
+    ({"Content-Type": "application/x-www-form-urlencoded"}, 415, "UnsupportedMediaType"),
+    ({"Content-Type": "application/json", "Authorization": "<token>", "Host": "attacker.example:8002"}, 400,
+     "ValidationError"),  # DNS rebinding: a page's own name pointed at 127.0.0.1
+])
+def test_the_container_contract_takes_only_this_runs_callers(local, headers, status, error_type):
+    headers = {name: f"Bearer {local['endpoint_token']}" if value == "<token>" else value
+               for name, value in headers.items()}
+    req = urllib.request.Request(f"{local['endpoint_url']}/invocations", data=b'{"inputs": "p"}', method="POST",
+                                 headers=headers)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(req, timeout=30)
+    assert refused.value.code == status
+    assert refused.value.headers["x-amzn-ErrorType"].split(":")[0] == error_type
 
 
 def test_the_local_endpoint_answers_boto3_like_sagemaker(local):
@@ -184,11 +206,12 @@ def test_a_busy_port_is_a_clear_message_not_a_traceback(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, "-m", "local", "--port", str(port), "--s3-port", "0", "--endpoint-port", "0",
-             "--cache-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        # The S3 and endpoint stand-ins take free ports by default: only the API's port is asked for.
+        result = subprocess.run([sys.executable, "-m", "local", "--port", str(port), "--cache-dir", str(tmp_path)],
+                                cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
-    assert f"port {port} on 127.0.0.1 (API) is already in use" in result.stderr
+    assert f"port {port} on 127.0.0.1 (API) is already in use (another make local?); pick another: make local " \
+           'LOCAL_ARGS="--port 9000" (python -m local --port 9000; 0 picks a free one)' in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -266,11 +289,17 @@ def test_every_error_row_local_mode_can_produce_comes_back_as_the_readme_says(lo
     for row, who in produced.items():
         assert rows[row] == who, row
     # The rest of the rows local mode can produce come from the text models (test_local_text_models.py), the async
-    # jobs (test_local_async_jobs.py) and the
-    # streaming models (test_local_streaming.py; a stream past stream_timeout_seconds, 30 s at the least, in
-    # tests/lambda/test_streaming.py).
-    assert set(rows) - set(produced) == {(400, "model_rejected_input"), (503, "endpoint_unavailable"),
-                                         (400, "streaming_off"), (504, "stream_timeout"), (404, "job_not_found")}
+    # jobs (test_local_async_jobs.py), the streaming models (test_local_streaming.py; a stream past
+    # stream_timeout_seconds, 30 s at the least, in tests/lambda/test_streaming.py), its HTTP server
+    # (test_local_http_framing.py, test_local_gateway.py, test_http_guard.py) and a model that fails or takes longer
+    # than --timeout (the handler's own mapping, tests/lambda/test_handler.py, which local mode runs unchanged).
+    assert set(rows) - set(produced) == {
+        (400, "model_rejected_input"), (503, "endpoint_unavailable"), (400, "streaming_off"),
+        (504, "stream_timeout"), (404, "job_not_found"),
+        (400, "bad_request"), (408, "request_timeout"), (411, "length_required"), (414, "uri_too_long"),
+        (431, "headers_too_large"), (503, "busy"), (503, "starting"), (505, "http_version_not_supported"),
+        (502, "integration_failure"), (502, "model_error"), (502, "bad_model_response"),
+        (502, "model_connection_lost"), (502, "model_unavailable"), (504, "model_timeout")}
 
 
 def test_a_run_that_fails_on_settings_leaves_nothing_behind_and_says_why(tmp_path):
@@ -296,14 +325,18 @@ def test_the_banner_says_how_long_the_default_request_takes_here_and_requests_lo
     status, headers, _ = request(local, body={"prompt": "a private timing prompt", **SMALL})
     assert status == 200
     request_id = headers["X-Request-Id"]
-    # The handler's line as Lambda's JSON log format writes it to CloudWatch: record, latencies and EMF metrics.
-    line = json.loads(local["process"].wait_for_stderr(lambda text: request_id in text and text.startswith("{")))
+    # The handler's line as Lambda's JSON log format writes it to CloudWatch: record, latencies and EMF metrics, in
+    # the log file (the console keeps the short line: no JSON there without --verbose).
+    process = local["process"]
+    process.wait_for_stderr(lambda text: text.startswith("POST /images -> 200 ("))
+    line = json.loads(next(text for text in process.log_text().splitlines() if request_id in text))
     assert (line["level"], line["logger"], line["route"], line["status"]) == ("INFO", "model_api", "/images", 200)
     assert line["Latency"] == line["latency_ms"] and line["Images"] == 1 and line["ModelLatency"] > 0
     assert {d["Namespace"] for d in line["_aws"]["CloudWatchMetrics"]} == {"SageMakerModelApi/SageMakerModelApi"}
-    assert "private timing prompt" not in "".join(local["process"].stderr + local["process"].stdout)
-    # And the gateway's short line, as API Gateway's access log has one.
-    local["process"].wait_for_stderr(lambda text: text.startswith("POST /images -> 200 ("))
+    assert "private timing prompt" not in "".join(process.stderr + process.stdout) + process.log_text()
+    assert not any(text.startswith("{") for text in process.stderr), process.stderr[-3:]
+    assert f"Each request's full log line (JSON, as CloudWatch has it): {process.log_file} (--verbose prints them " \
+           "here too)" in local["banner"]
 
 
 def test_the_openapi_document_is_served_keyless_with_the_deployed_bytes(local):

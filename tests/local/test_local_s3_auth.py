@@ -151,8 +151,36 @@ def test_the_sagemaker_stand_in_bounds_a_body_as_the_runtime_does(image):
 
     url = split(image["endpoint_url"])
     with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
-        sock.sendall(b"POST /endpoints/x/invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 7000000\r\n\r\n")
+        sock.sendall(b"POST /endpoints/x/invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 7000000\r\n\r\n")
         answer = b""
         while chunk := sock.recv(65536):  # the server closes after answering
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 413") and b"6291456" in answer
+
+
+def test_a_header_signature_is_judged_against_the_clock_both_ways():
+    """S3 and the AWS APIs take a header signature (SigV4 Authorization) dated within 15 minutes of their clock,
+    before or after: one from a client whose clock runs 16 minutes ahead is RequestTimeTooSkewed as one 16 minutes
+    behind is."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    secret = "local-secret"
+    request = AWSRequest("POST", "http://127.0.0.1:9/endpoints/e/invocations", data=b"{}",
+                         headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials("AKLOCAL", secret), "sagemaker", "us-east-1").add_auth(request)
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    headers["host"] = "127.0.0.1:9"
+    signed = datetime.strptime(headers["x-amz-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+
+    def at(moment):
+        return s3_auth.check_header("POST", "/endpoints/e/invocations", "", headers, b"{}", {"AKLOCAL": secret}.get,
+                                    moment)
+
+    for minutes in (-14, 0, 14):
+        assert at(signed + timedelta(minutes=minutes)) == "AKLOCAL"
+    for minutes in (-16, 16):  # -16: the signature is dated 16 minutes in the future
+        with pytest.raises(s3_auth.Refused) as refused:
+            at(signed + timedelta(minutes=minutes))
+        assert refused.value.code == "RequestTimeTooSkewed"

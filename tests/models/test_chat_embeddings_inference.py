@@ -77,10 +77,66 @@ def test_chat_prompt_uses_the_template_or_a_plain_transcript(chat_inference, bun
     ({"task": "chat", "messages": [{"role": "user", "content": "x"}], "parameters": {"beam": 2}}, "parameters must"),
     ({"task": "chat", "messages": [{"role": "user", "content": "x"}], "parameters": {"max_new_tokens": 0}},
      "max_new_tokens must be"),
+    ({"task": "chat", "messages": [{"role": "user", "content": "x"}], "parameters": {"max_new_tokens": 2.5}},
+     "max_new_tokens must be an integer from 1 to"),
+    ({"task": "chat", "messages": [{"role": "user", "content": "x"}], "parameters": {"temperature": 5e-324}},
+     r"temperature must be a number from 0.01 to 100"),
+    ({"task": "chat", "messages": [{"role": "user", "content": "x"}], "parameters": {"repetition_penalty": True}},
+     r"repetition_penalty must be a number from 0.01 to 100"),
+    ({"task": "chat", "messages": [{"role": "user", "content": "x"}], "parameters": {"top_p": 1}},
+     "top_p must be a number greater than 0 and less than 1"),
+    ({"task": "chat", "messages": [{"role": "user", "content": "x"}], "parameters": {"top_k": 0}},
+     "top_k must be an integer from 1 to 100000"),
+    ({"task": "chat", "messages": [{"role": "user", "content": "x"}], "parameters": {"seed": -1}},
+     "seed must be an integer from 0 to 4294967295"),
+    ({"task": "chat", "messages": [{"role": "user", "content": "x"}], "parameters": {"do_sample": 1}},
+     "do_sample must be true or false"),
+    ({"task": "chat", "messages": [{"role": "user", "content": "x"}], "parameters": {"stop": ["a"] * 5}},
+     "stop must be a list of at most 4 non-empty strings"),
+    ({"task": "chat", "messages": [{"role": "user", "content": "x"}], "parameters": {"stop": [""]}},
+     "stop must be a list"),
 ])
 def test_bad_requests_raise(chat_inference, request_body, message):
     with pytest.raises(ValueError, match=message):
         chat_inference.input_fn(json.dumps(request_body), "application/json")
+
+
+def test_numbers_reach_the_model_in_their_types(chat_inference):
+    """A temperature of 2 is 2.0 (transformers refuses an int temperature), a max_new_tokens of 3.0 is 3: any
+    caller of the endpoint, not only the API, is served."""
+    data = chat_inference.input_fn(json.dumps({"messages": [{"role": "user", "content": "x"}], "parameters": {
+        "temperature": 2, "repetition_penalty": 1, "top_p": 0.5, "max_new_tokens": 3.0, "top_k": 5.0, "seed": 7.0,
+        "do_sample": True, "stop": ["."]}}), "application/json")
+    parameters = data["parameters"]
+    assert parameters == {"temperature": 2.0, "repetition_penalty": 1.0, "top_p": 0.5, "max_new_tokens": 3,
+                          "top_k": 5, "seed": 7, "do_sample": True, "stop": ["."]}
+    assert [type(parameters[name]) for name in ("temperature", "repetition_penalty", "max_new_tokens", "top_k",
+                                                 "seed")] == [float, float, int, int, int]
+
+
+def test_the_inference_code_bounds_are_the_apis(chat_inference):
+    from model_api import text
+    from model_api.kinds.chat import chat_request_schema
+    from model_api.schema import TextLimits
+
+    schema = chat_request_schema(TextLimits())["properties"]["parameters"]["properties"]
+    assert set(schema) == chat_inference.GENERATION
+    for name, (low, high) in chat_inference.NUMBERS.items():
+        assert (schema[name]["minimum"], schema[name]["maximum"]) == (low, high) == (
+            text.MIN_TEMPERATURE if name == "temperature" else text.MIN_REPETITION_PENALTY, text.MAX_SAMPLING_DIVISOR)
+    for name, bounds in chat_inference.INTEGERS.items():
+        if bounds is not None:
+            assert (schema[name]["minimum"], schema[name]["maximum"]) == bounds
+    assert schema["stop"]["maxItems"] == chat_inference.MAX_STOPS
+
+
+def test_a_stop_text_ends_the_reply_before_it(chat_inference, bundle):
+    request = {"messages": [{"role": "user", "content": "Hello"}], "parameters": {"max_new_tokens": 8}}
+    whole = run(chat_inference, bundle, request)["reply"]
+    assert len(whole) >= 2
+    stop = whole[1]
+    cut = run(chat_inference, bundle, {**request, "parameters": {"max_new_tokens": 8, "stop": [stop, "\u2603"]}})
+    assert cut["reply"] == whole[:whole.index(stop)].strip()
 
 
 @pytest.fixture(scope="module")

@@ -64,7 +64,7 @@ def test_unknown_region_or_type_is_unknown_never_guessed():
     assert "not in the price table" in row.note
     out = io.StringIO()
     assert cost.main(["--region", "eu-west-1"], out=out) == 0
-    assert "unknown" in out.getvalue() and "stable-diffusion (price unknown)" in out.getvalue()
+    assert "Idle total: unknown (stable-diffusion: price unknown)" in out.getvalue()
     assert rows("instance_type=ml.g6.xlarge")["stable-diffusion"].hourly_min is None
 
 
@@ -188,3 +188,9 @@ def test_live_prices_refused_exit_1_in_words(pricing, capsys):
     assert cost.main(["--live"], out=io.StringIO(), pricing_client_factory=lambda: client) == 1
     err = capsys.readouterr().err
     assert "AccessDeniedException" in err and "pricing:GetProducts" in err and "Without LIVE=1" in err
+
+
+def test_a_region_without_recorded_prices_says_unknown_never_zero():
+    text = cost.table(cost.rows(load_settings(["region=ap-southeast-3"]), "ap-southeast-3"), "ap-southeast-3")
+    assert "Idle total: unknown (stable-diffusion: price unknown)" in text
+    assert "$0" not in text

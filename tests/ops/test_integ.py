@@ -97,8 +97,8 @@ def test_unreadable_outputs_are_a_failure(tmp_path):
 def test_main_runs_the_named_tests_and_refuses_unknown_ones(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(integ, "OUT_DIR", tmp_path)
     cdk = FakeCdk(tmp_path)
-    assert integ.main(["integ_default.py"], cdk=cdk) == 0
+    assert integ.main(["integ_default.py"], cdk=cdk, ready=lambda out: True) == 0
     assert "PASS  integ_default.py Default/DefaultTest" in capsys.readouterr().out
-    assert integ.main(["integ_nope.py"], cdk=cdk) == 2
+    assert integ.main(["integ_nope.py"], cdk=cdk, ready=lambda out: True) == 2
     assert "unknown integration tests ['integ_nope.py']" in capsys.readouterr().out
-    assert integ.main(["integ_default.py"], cdk=FakeCdk(tmp_path, fail=["deploy"])) == 1
+    assert integ.main(["integ_default.py"], cdk=FakeCdk(tmp_path, fail=["deploy"]), ready=lambda out: True) == 1

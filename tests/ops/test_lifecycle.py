@@ -86,6 +86,8 @@ def test_settings_errors_stop_before_anything_runs():
 class OutputsSession:
     """A session whose CloudFormation answers describe_stacks with given outputs (then: the stack is gone)."""
 
+    region_name = "us-east-1"
+
     def __init__(self, outputs, gone_after=True):
         self.client_ = boto3.client("cloudformation", region_name="us-east-1")
         stub = Stubber(self.client_)
@@ -106,9 +108,52 @@ class OutputsSession:
 
 
 def test_destroy_says_nothing_is_left_behind_by_default():
-    out = io.StringIO()
-    assert destroy.main([], run=Recorder(), session=OutputsSession({"BucketName": "b"}), out=out) == 0
+    out, recorder = io.StringIO(), Recorder()
+    assert destroy.main([], run=recorder, session=OutputsSession({"BucketName": "b"}), out=out,
+                        ask=lambda question: "y") == 0
     assert "Nothing left behind" in out.getvalue()
+    # Confirmed by the person at the terminal: cdk destroy is not asked to confirm again.
+    assert recorder.calls == [("destroy", "SageMakerModelApi", ["--force"])]
+
+
+def test_destroy_asks_at_a_terminal_and_deletes_nothing_unless_told_yes():
+    out, recorder, questions = io.StringIO(), Recorder(), []
+    assert destroy.main([], run=recorder, session=OutputsSession({"BucketName": "b"}), out=out,
+                        ask=lambda question: questions.append(question) or "n") == 1
+    assert recorder.calls == []
+    assert questions == ["Delete the stack SageMakerModelApi in us-east-1 and everything it made? [y/N] "]
+
+
+def test_destroy_without_a_terminal_needs_force_and_says_so():
+    out, recorder = io.StringIO(), Recorder()
+    assert destroy.main([], run=recorder, session=OutputsSession({"BucketName": "b"}), out=out) == 1
+    assert recorder.calls == []
+    assert out.getvalue() == ("make destroy: no terminal to confirm at; run `make destroy FORCE=1` to delete the "
+                              "stack without asking (scripts and CI)\n")
+    # FORCE=1 (the Makefile passes --force): deleted without a question, and no stray -- reaches cdk.
+    assert destroy.main(["--force", "--", "-c", "stack_name=SageMakerModelApi"], run=recorder,
+                        session=OutputsSession({"BucketName": "b"}), out=io.StringIO()) == 0
+    assert recorder.calls == [("destroy", "SageMakerModelApi", ["--force", "-c", "stack_name=SageMakerModelApi"])]
+
+
+def test_destroy_of_a_stack_that_is_not_there_says_where_it_looked():
+    class Missing(OutputsSession):
+        def __init__(self):
+            self.client_ = boto3.client("cloudformation", region_name="us-east-1")
+            stub = Stubber(self.client_)
+            stub.add_client_error("describe_stacks", "ValidationError", "Stack with id SageMakerModelApi does not exist")
+            stub.activate()
+
+    out, recorder = io.StringIO(), Recorder()
+    assert destroy.main(["--force"], run=recorder, session=Missing(), out=out) == 0
+    assert recorder.calls == []
+    assert "no stack SageMakerModelApi in us-east-1: nothing to delete" in out.getvalue()
+
+
+def test_a_failed_destroy_says_what_to_do():
+    out = io.StringIO()
+    assert destroy.main(["--force"], run=Recorder(code=1), session=OutputsSession({}), out=out) == 1
+    assert "cdk destroy failed (exit 1); its last lines above say why. Run make destroy again" in out.getvalue()
 
 
 def test_destroy_names_what_the_settings_asked_to_keep_and_how_to_remove_it():
@@ -118,15 +163,15 @@ def test_destroy_names_what_the_settings_asked_to_keep_and_how_to_remove_it():
     assert destroy.main(["-c", "retain_bucket=true", "-c", "api_logging=create-role", "--force"], run=recorder,
                         session=session, out=out) == 0
     text = out.getvalue()
-    assert recorder.calls == [("destroy", "SageMakerModelApi", ["-c", "retain_bucket=true", "-c",
-                                                                "api_logging=create-role", "--force"])]
+    assert recorder.calls == [("destroy", "SageMakerModelApi", ["--force", "-c", "retain_bucket=true", "-c",
+                                                                "api_logging=create-role"])]
     assert "Left behind on purpose" in text and "aws iam delete-role --role-name Stack-AccountCwRole-1" in text
     assert "every API there logs through it" in text and "aws s3 rb s3://img-bucket --force" in text
 
 
 def test_a_cancelled_destroy_is_not_reported_as_done():
     out = io.StringIO()
-    assert destroy.main([], run=Recorder(), session=OutputsSession({}, gone_after=False), out=out) == 1
+    assert destroy.main(["--force"], run=Recorder(), session=OutputsSession({}, gone_after=False), out=out) == 1
     assert "still exists" in out.getvalue()
 
 

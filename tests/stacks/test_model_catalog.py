@@ -111,7 +111,10 @@ def test_minilm_embeddings_with_no_code(synth):
                                           # the same action in OpenAI's and TEI's shapes, and OpenAI's model list
                                           ("/v1/embeddings", "POST"), ("/models/minilm-embeddings/v1/embeddings", "POST"),
                                           ("/embed", "POST"), ("/models/minilm-embeddings/embed", "POST"),
-                                          ("/v1/models", "GET"), ("/models/minilm-embeddings/v1/models", "GET")}
+                                          ("/v1/models", "GET"), ("/models/minilm-embeddings/v1/models", "GET"),
+                                          # one model of the list, by id (the openai SDK's models.retrieve)
+                                          ("/v1/models/{model_id}", "GET"),
+                                          ("/models/minilm-embeddings/v1/models/{model_id}", "GET")}
 
 
 def test_chat_embeddings_code_is_packaged_and_serves_both_routes(synth):
@@ -128,7 +131,8 @@ def test_chat_embeddings_code_is_packaged_and_serves_both_routes(synth):
         ("/v1/chat/completions", "POST"), ("/models/chat-embeddings/v1/chat/completions", "POST"),
         ("/v1/embeddings", "POST"), ("/models/chat-embeddings/v1/embeddings", "POST"),
         ("/embed", "POST"), ("/models/chat-embeddings/embed", "POST"),
-        ("/v1/models", "GET"), ("/models/chat-embeddings/v1/models", "GET")}
+        ("/v1/models", "GET"), ("/models/chat-embeddings/v1/models", "GET"),
+        ("/v1/models/{model_id}", "GET"), ("/models/chat-embeddings/v1/models/{model_id}", "GET")}
 
 
 def test_a_pinned_revision_reaches_whatever_downloads_the_weights(synth):
@@ -192,8 +196,9 @@ def test_every_route_reaches_only_its_models_function(everything):
     assert table[("/v1/embeddings", "POST")] == table[("/embed", "POST")] == functions["MinilmEmbeddings"]
     assert table[("/v1/chat/completions", "POST")] == functions["ChatEmbeddings"]
     assert table[("/v1/models", "GET")] == functions["StableDiffusion"]  # the first model, as /endpoint
+    assert table[("/v1/models/{model_id}", "GET")] == functions["StableDiffusion"]
     assert table[("/models/chat-embeddings/v1/embeddings", "POST")] == functions["ChatEmbeddings"]
-    assert len(table) == 42
+    assert len(table) == 49  # 42, and GET .../v1/models/{model_id} beside each of the 7 model lists
 
 
 def test_each_function_may_invoke_only_its_own_endpoint(everything):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from cfn_render import one, render, resources, statements
-from model_api.errors import GATEWAY_ERRORS, gateway_response_template
+from model_api.errors import GATEWAY_ERRORS, KEY_MESSAGES, gateway_response_template
 from model_api.schema import ImageLimits
 
 from deployment.container_images import hf_inference_image_uri
@@ -416,8 +416,10 @@ def test_api_is_regional_with_key_required_on_every_method(template):
                                 ("/models/stable-diffusion", "GET"), ("/models/stable-diffusion", "POST"),
                                 ("/models/stable-diffusion/endpoint", "GET"),
                                 ("/models/stable-diffusion/v1/images/generations", "POST"),
-                                ("/models/stable-diffusion/v1/models", "GET"), ("/openapi.json", "GET"),
-                                ("/v1/images/generations", "POST"), ("/v1/models", "GET")]
+                                ("/models/stable-diffusion/v1/models", "GET"),
+                                ("/models/stable-diffusion/v1/models/{model_id}", "GET"), ("/openapi.json", "GET"),
+                                ("/v1/images/generations", "POST"), ("/v1/models", "GET"),
+                                ("/v1/models/{model_id}", "GET")]
     document = by_route.pop(("/openapi.json", "GET"))
     # The gateway answers the OpenAPI document itself, keyless (it describes the routes, it holds nothing secret).
     assert document["ApiKeyRequired"] is False and document["Integration"]["Type"] == "MOCK"
@@ -485,7 +487,9 @@ def test_gateway_errors_use_the_api_error_shape(template):
     assert sorted(responses) == sorted(GATEWAY_ERRORS)
     for response_type, (status, code) in GATEWAY_ERRORS.items():
         props = responses[response_type]
-        assert props["ResponseTemplates"] == {"application/json": gateway_response_template(code)}
+        # A caller without the right key is told how to send it (KEY_MESSAGES); the rest carry API Gateway's words.
+        assert props["ResponseTemplates"] == {"application/json": gateway_response_template(
+            code, KEY_MESSAGES.get(response_type))}
         assert props["ResponseParameters"]["gatewayresponse.header.Content-Type"] == "'application/json'"
         if not response_type.startswith("DEFAULT_"):
             assert props["StatusCode"] == str(status)
@@ -627,7 +631,8 @@ def test_the_chat_model_gets_the_token_and_batch_bounds_of_the_api(synth):
     template = synth(models="chat-embeddings", max_new_tokens="300", max_batch_inputs="8")
     env = one(template, "AWS::SageMaker::Model")[1]["Properties"]["PrimaryContainer"]["Environment"]
     assert (env["CHAT_MAX_NEW_TOKENS"], env["EMBEDDINGS_MAX_BATCH"]) == ("300", "8")
-    assert env["SAGEMAKER_PROGRAM"] == "inference.py" and "REQUEST_DEADLINE_SECONDS" not in env
+    # Generation stops one second after the Lambda stops waiting (its 29 s API Gateway budget by default).
+    assert env["SAGEMAKER_PROGRAM"] == "inference.py" and env["REQUEST_DEADLINE_SECONDS"] == "23"
 
 
 def test_the_api_construct_takes_a_quota_of_one_and_refuses_none():

@@ -146,3 +146,23 @@ def not_executable_copy(wrapper, tmp_path):
         return not_executable(wrapper)
     finally:
         os.chmod(wrapper, stat.S_IMODE(mode))
+
+
+def test_a_streaming_function_may_invoke_its_endpoint_with_the_one_action_streaming_needs(streaming):
+    """InvokeEndpointWithResponseStream is authorized as sagemaker:InvokeEndpoint (SageMaker API Reference,
+    InvokeEndpointWithResponseStream: "your IAM permissions must allow the sagemaker:InvokeEndpoint action"): the
+    streaming function's role has exactly that, on its own endpoint, and API Gateway may invoke the function."""
+    function_id = logical_id(streaming, "AWS::Lambda::Function", "Gpt2TgiFunction/Function")
+    role = streaming["Resources"][function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = [s for policy in resources(streaming, "AWS::IAM::Policy").values()
+                  if {"Ref": role} in policy["Properties"]["Roles"]
+                  for s in policy["Properties"]["PolicyDocument"]["Statement"]]
+    sagemaker = [s for s in statements if any(a.startswith("sagemaker:") for a in
+                                              ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))]
+    assert [s["Action"] for s in sagemaker] == ["sagemaker:InvokeEndpoint"]
+    endpoint = json.dumps(sagemaker[0]["Resource"])
+    assert endpoint.endswith(':endpoint/sagemakermodelapi-gpt2-tgi"]]}')
+    permissions = [p["Properties"] for p in resources(streaming, "AWS::Lambda::Permission").values()
+                   if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]}]
+    assert permissions and {p["Action"] for p in permissions} == {"lambda:InvokeFunction"}
+    assert {p["Principal"] for p in permissions} == {"apigateway.amazonaws.com"}

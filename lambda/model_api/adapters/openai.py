@@ -33,7 +33,7 @@ from model_api.errors import ApiError
 from model_api.requests import validated
 from model_api.schema import NOT_BLANK, SEED_MAX
 from model_api.streaming import openai_chat_events, openai_completion_events
-from model_api.text import allow_stream, body_limit
+from model_api.text import MIN_TEMPERATURE, allow_stream, body_limit
 from model_api.validation import shown
 
 PREFIX = "v1/"  # action names: /v1/<route> and /models/<name>/v1/<route>
@@ -46,16 +46,45 @@ ONE = {"type": "integer", "enum": [1], "description": "one choice per request"}
 STREAM = {"type": "boolean", "description": "true: server-sent events, chunk by chunk, then data: [DONE] (a model "
                                              "deployed with streaming=true)"}
 STREAM_OPTIONS = {"type": "object", "properties": {"include_usage": {"type": "boolean"}},
-                  "additionalProperties": False, "description": "with stream true only"}
-TEMPERATURE = {"type": "number", "minimum": 0, "maximum": 2, "description": "0: greedy decoding"}
+                  "additionalProperties": False, "description": "read with stream true, ignored without"}
+MAX_PARTS = 8  # text parts of one chat message
+TEMPERATURE = {"type": "number", "minimum": 0, "maximum": 2,
+               "description": f"0 (or under {MIN_TEMPERATURE}): greedy decoding"}
 TOP_P = {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 1}
+# Fields the models cannot honor, accepted at the value that asks for nothing (what frameworks built on the openai
+# SDK send by default: LangChain's BaseOpenAI._default_params has frequency_penalty and presence_penalty 0 and
+# logit_bias {}), refused clearly at any other.
+NEUTRAL = {
+    "frequency_penalty": {"type": "number", "enum": [0], "description": "0 only: the models apply no frequency "
+                                                                          "penalty (repetition_penalty via "
+                                                                          "extra_body on /generate routes)"},
+    "presence_penalty": {"type": "number", "enum": [0], "description": "0 only: the models apply no presence "
+                                                                         "penalty"},
+    "logit_bias": {"type": "object", "maxProperties": 0, "description": "{} only: the models take no logit bias"},
+}
 # Images: our fields an OpenAI body has no name for, accepted as they are.
 IMAGE_EXTRAS = ("negative_prompt", "steps", "guidance_scale", "seed")
 
 
 def _object(properties: dict, required: Sequence[str], title: str) -> dict:
+    """An OpenAI request body: `null` for an optional field means unset, as in OpenAI's own API (the SDK and the
+    frameworks on it send "seed": null), so every optional field also takes null (_request drops them)."""
     return {"$schema": "http://json-schema.org/draft-04/schema#", "title": title, "type": "object",
-            "properties": properties, "required": list(required), "additionalProperties": False}
+            "properties": {name: field if name in required else nullable(field)
+                           for name, field in properties.items()},
+            "required": list(required), "additionalProperties": False}
+
+
+def nullable(field: dict) -> dict:
+    """field, also taking null."""
+    out = dict(field)
+    kinds = field.get("type")
+    if kinds is not None:
+        kinds = kinds if isinstance(kinds, list) else [kinds]
+        out["type"] = kinds if "null" in kinds else [*kinds, "null"]
+    if "enum" in field and None not in field["enum"]:
+        out["enum"] = [*field["enum"], None]
+    return out
 
 
 # Names a client sends when it does not know the model's: huggingface_hub's InferenceClient(model=<url>) sends
@@ -74,24 +103,27 @@ def _served(data: dict, model: Optional[str]) -> None:
 
 
 def _request(data: Any, schema: dict, model: Optional[str]) -> dict:
-    validated(data, schema)
+    """The body, valid, its numbers in their fields' types, and without the fields sent as null (unset)."""
+    data = validated(data, schema)
+    data = {name: value for name, value in data.items() if value is not None}
     _served(data, model)
     return data
 
 
 def _max_tokens(data: dict) -> dict:
-    if "max_tokens" in data and "max_completion_tokens" in data:
-        raise ApiError(400, "invalid_request", "send max_tokens or max_completion_tokens, not both")
+    """max_completion_tokens (OpenAI's newer name) wins over max_tokens when both come, as vLLM reads them
+    (vllm/entrypoints/openai/protocol.py: `self.max_completion_tokens or self.max_tokens`)."""
     value = data.get("max_completion_tokens", data.get("max_tokens"))
     return {} if value is None else {"max_new_tokens": value}
 
 
 def _sampling(data: dict) -> dict:
-    """OpenAI's sampling fields as the model's: temperature 0 is greedy (TGI and transformers refuse 0), top_p 1
-    is no nucleus filter (TGI refuses 1)."""
+    """OpenAI's sampling fields as the model's: temperature 0 is greedy (TGI and transformers refuse 0), and so is
+    one under MIN_TEMPERATURE (sampling that cold is greedy, and colder overflows the logits); top_p 1 is no
+    nucleus filter (TGI refuses 1)."""
     out: dict = {}
     if "temperature" in data:
-        if data["temperature"] == 0:
+        if data["temperature"] < MIN_TEMPERATURE:
             out["do_sample"] = False
         else:
             out.update(temperature=data["temperature"], do_sample=True)
@@ -112,8 +144,6 @@ def _keep(model: Optional[str], **more) -> dict:
 
 def _streamed(data: dict, config) -> dict:
     """What a stream needs kept (stream, include_usage), after refusing a stream the model cannot give."""
-    if "stream_options" in data and not data.get("stream"):
-        raise ApiError(400, "invalid_request", "stream_options is only for a request with stream true")
     if not data.get("stream"):
         return {}
     allow_stream(config)
@@ -135,12 +165,13 @@ def images_schema(base: Action, config) -> dict:
         "model": MODEL_FIELD,
         "prompt": ours["prompt"],
         "n": {**ours["num_images"], "description": "images to make"},
-        "size": {"type": "string", "pattern": "^(auto|[0-9]{1,5}x[0-9]{1,5})$",
+        "size": {"type": "string", "pattern": size_pattern(config.limits),
                  "description": f"auto ({config.limits.default_size}x{config.limits.default_size}) or WIDTHxHEIGHT "
                                 f"such as 512x512, each side a multiple of 8 from {config.limits.min_size} to "
                                 f"{config.limits.max_size}"},
-        "response_format": {"type": "string", "enum": ["url", "b64_json"],
-                            "description": "url only: images are stored and answered as presigned URLs"},
+        "response_format": {"type": "string", "enum": ["url"],
+                            "description": "url only: images are stored and answered as presigned URLs, never as "
+                                           "b64_json"},
         "user": USER_FIELD,
         **{name: ours[name] for name in IMAGE_EXTRAS},
     }
@@ -148,21 +179,19 @@ def images_schema(base: Action, config) -> dict:
     return _object(properties, ["prompt"], "OpenAIImagesRequest")
 
 
+def size_pattern(limits) -> str:
+    """auto, or WIDTHxHEIGHT with each side one the model makes (a multiple of 8 within the limits), exactly."""
+    sides = "|".join(str(side) for side in range(limits.min_size, limits.max_size + 1, 8))
+    return f"^(auto|({sides})x({sides}))$"
+
+
 def images_translate(base: Action, data, model: Optional[str], config) -> tuple[dict, dict]:
-    _request(data, images_schema(base, config), model)
-    if data.get("response_format") == "b64_json":
-        raise ApiError(400, "invalid_request", "response_format b64_json is not served: images are stored and "
-                                               "answered as presigned URLs; send response_format url or leave it "
-                                               "out")
+    data = _request(data, images_schema(base, config), model)
     ours = {"prompt": data["prompt"], "num_images": data.get("n", 1),
             **{name: data[name] for name in IMAGE_EXTRAS if name in data}}
     size = data.get("size", "auto")
     if size != "auto":
-        width, height = (int(side) for side in size.split("x"))
-        limits = config.limits
-        if not all(limits.min_size <= side <= limits.max_size and side % 8 == 0 for side in (width, height)):
-            raise ApiError(400, "invalid_request", f"size {size}: each side must be a multiple of 8 from "
-                                                   f"{limits.min_size} to {limits.max_size}")
+        width, height = (int(side) for side in size.split("x"))  # size_pattern: sides the model makes
         ours.update(width=width, height=height)
     return ours, _keep(model)
 
@@ -216,8 +245,9 @@ def float32_base64(vector: Sequence[float]) -> str:
 def embeddings_translate(base: Action, data, model: Optional[str], config) -> tuple[dict, dict]:
     if isinstance(data, dict) and isinstance(data.get("input"), list) and any(
             isinstance(item, (int, list)) and not isinstance(item, bool) for item in data["input"]):
-        raise ApiError(400, "invalid_request", "input as token ids is not served; send the text")
-    _request(data, embeddings_schema(base, config), model)
+        raise ApiError(400, "invalid_request", "input must be text or a list of texts; token ids (integers, or "
+                                               "lists of them) are not served: send the text itself")
+    data = _request(data, embeddings_schema(base, config), model)
     return {"inputs": data["input"]}, _keep(model, format=data.get("encoding_format", "float"))
 
 
@@ -257,21 +287,39 @@ def embeddings_action(base: Action) -> Action:
 def chat_schema(base: Action, config) -> dict:
     limits = config.limits
     content = {"type": "string", "minLength": 1, "maxLength": limits.max_input_chars, "pattern": NOT_BLANK}
-    part = {"type": "object", "properties": {"type": {"type": "string", "enum": ["text"]}, "text": content},
+    # A message's parts are joined into one text of at most max_input_chars: each part gets its share, so whatever
+    # the document allows is served.
+    part_text = {**content, "maxLength": max(1, limits.max_input_chars // MAX_PARTS)}
+    part = {"type": "object", "properties": {"type": {"type": "string", "enum": ["text"]}, "text": part_text},
             "required": ["type", "text"], "additionalProperties": False}
     message = {"type": "object", "properties": {
         "role": {"type": "string", "enum": ["system", "developer", "user", "assistant"]},
-        "content": {**content, "type": ["string", "array"], "minItems": 1, "maxItems": 16, "items": part},
+        "content": {**content, "type": ["string", "array"], "minItems": 1, "maxItems": MAX_PARTS, "items": part,
+                    "description": f"text, or up to {MAX_PARTS} text parts of at most 1/{MAX_PARTS} of it each"},
         "name": {"type": "string", "maxLength": 64}},
         "required": ["role", "content"], "additionalProperties": False}
     tokens = {"type": "integer", "minimum": 1, "maximum": limits.max_new_tokens}
+    model_parameters = base.schema_for(config)["properties"]["parameters"]["properties"]
     return _object({
         "model": MODEL_FIELD,
         "messages": {"type": "array", "minItems": 1, "maxItems": limits.max_messages, "items": message},
         "max_tokens": tokens, "max_completion_tokens": tokens, "temperature": TEMPERATURE, "top_p": TOP_P,
         "seed": {"type": "integer", "minimum": 0, "maximum": SEED_MAX}, "n": ONE, "stream": STREAM,
-        "stream_options": STREAM_OPTIONS, "user": USER_FIELD,
+        "stream_options": STREAM_OPTIONS, "user": USER_FIELD, "stop": _stop(model_parameters["stop"]), **NEUTRAL,
+        "logprobs": {"type": "boolean", "enum": [False], "description": "false only: token log-probabilities are "
+                                                                         "not served"},
     }, ["model", "messages"], "OpenAIChatCompletionRequest")
+
+
+def _stop(stop: dict) -> dict:
+    """OpenAI's stop: one text, or a list of them (the model's own field is the list)."""
+    return {**stop["items"], **stop, "type": ["string", "array"]}
+
+
+def _stops(data: dict) -> dict:
+    if "stop" not in data:
+        return {}
+    return {"stop": [data["stop"]] if isinstance(data["stop"], str) else data["stop"]}
 
 
 def _text(content) -> str:
@@ -279,10 +327,11 @@ def _text(content) -> str:
 
 
 def chat_translate(base: Action, data, model: Optional[str], config) -> tuple[dict, dict]:
-    _request(data, chat_schema(base, config), model)
+    data = _request(data, chat_schema(base, config), model)
     messages = [{"role": "system" if m["role"] == "developer" else m["role"], "content": _text(m["content"])}
                 for m in data["messages"]]
-    parameters = {**_max_tokens(data), **_sampling(data), **({"seed": data["seed"]} if "seed" in data else {})}
+    parameters = {**_max_tokens(data), **_sampling(data), **({"seed": data["seed"]} if "seed" in data else {}),
+                  **_stops(data)}
     return {"messages": messages, **({"parameters": parameters} if parameters else {})}, _keep(
         model, **_streamed(data, config))
 
@@ -340,25 +389,25 @@ def completions_schema(base: Action, config) -> dict:
                   "temperature": TEMPERATURE, "top_p": TOP_P, "n": ONE, "stream": STREAM,
                   "stream_options": STREAM_OPTIONS,
                   "echo": {"type": "boolean", "description": "true: the prompt and the completion"},
-                  "user": USER_FIELD}
+                  "user": USER_FIELD, **NEUTRAL,
+                  "best_of": {**ONE, "description": "1 only: one candidate per request"},
+                  "logprobs": {"type": "null", "description": "null only: token log-probabilities are not served"}}
     if "seed" in model_parameters:  # what the model's container takes (TGI: seed and stop)
         properties["seed"] = model_parameters["seed"]
     if "stop" in model_parameters:
-        stop = model_parameters["stop"]  # one text, or a list of them
-        properties["stop"] = {**stop["items"], **stop, "type": ["string", "array"]}
+        properties["stop"] = _stop(model_parameters["stop"])
     return _object(properties, ["model", "prompt"], "OpenAICompletionRequest")
 
 
 def completions_translate(base: Action, data, model: Optional[str], config) -> tuple[dict, dict]:
-    _request(data, completions_schema(base, config), model)
+    data = _request(data, completions_schema(base, config), model)
     prompt = data["prompt"] if isinstance(data["prompt"], str) else data["prompt"][0]
     parameters = {**_max_tokens(data), **_sampling(data)}
     if "echo" in data:
         parameters["return_full_text"] = data["echo"]
     if "seed" in data:
         parameters["seed"] = data["seed"]
-    if "stop" in data:
-        parameters["stop"] = [data["stop"]] if isinstance(data["stop"], str) else data["stop"]
+    parameters.update(_stops(data))
     stream = _streamed(data, config)
     if stream and data.get("echo"):
         stream["prefix"] = prompt  # a stream of new tokens: the prompt goes first

@@ -23,6 +23,7 @@ def chat_request_schema(limits: TextLimits) -> dict:
     """POST /chat: {"messages": [{"role": "user", "content": "..."}, ...], "parameters": {...}}."""
     parameters = text.generation_parameters(limits, tgi=False)
     parameters["properties"]["seed"] = {"type": "integer", "minimum": 0, "maximum": SEED_MAX}
+    parameters["properties"]["stop"] = text.STOP_SEQUENCES  # models/chat_embeddings: the reply ends before one
     del parameters["properties"]["return_full_text"]
     return {
         "$schema": "http://json-schema.org/draft-04/schema#",
@@ -79,5 +80,6 @@ KIND = Kind(
     target_invocations=30.0, target_backlog=20.0,
     # models/chat/code's bounds.
     container_environment=lambda settings, model, request_seconds: {
-        "CHAT_MAX_NEW_TOKENS": str(settings.max_new_tokens), "EMBEDDINGS_MAX_BATCH": str(settings.max_batch_inputs)},
+        "CHAT_MAX_NEW_TOKENS": str(settings.max_new_tokens), "EMBEDDINGS_MAX_BATCH": str(settings.max_batch_inputs),
+        "REQUEST_DEADLINE_SECONDS": str(request_seconds)},
 )

@@ -198,7 +198,7 @@ def parse_image_request(event: Mapping, limits: ImageLimits) -> ImageRequest:
         data = _query_fields(canonical_fields(dict(event.get("queryStringParameters") or {})), schema)
     else:
         raise ApiError(405, "method_not_allowed", f"method {method or '(none)'} is not allowed; use GET or POST")
-    validated(data, schema)
+    data = validated(data, schema)
     return ImageRequest(
         prompt=data["prompt"],
         # Blank-looking (white space, zero-width characters) is no negative prompt, as "" is: nothing to steer from.

@@ -12,6 +12,7 @@ the bounds here protect the container from any other caller.
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import torch
@@ -21,7 +22,16 @@ MAX_NEW_TOKENS = int(os.environ.get("CHAT_MAX_NEW_TOKENS", "1024"))
 DEFAULT_NEW_TOKENS = 128  # a request without max_new_tokens; capped by MAX_NEW_TOKENS
 MAX_INPUT_TOKENS = int(os.environ.get("CHAT_MAX_INPUT_TOKENS", "4096"))
 MAX_BATCH = int(os.environ.get("EMBEDDINGS_MAX_BATCH", "32"))
-GENERATION = {"max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "do_sample", "seed"}
+# The Lambda stops waiting for a reply after its request time; the stack sets this a second later, and generation
+# stops there (transformers' max_time) instead of finishing a reply nobody reads. 0: no deadline.
+REQUEST_DEADLINE_SECONDS = float(os.environ.get("REQUEST_DEADLINE_SECONDS", "0"))
+GENERATION = {"max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "do_sample", "seed", "stop"}
+# The API's bounds (lambda/model_api/text.py generation_parameters; tests/models/test_chat_embeddings_inference.py
+# keeps them equal): what the model computes with. A temperature or repetition penalty divides the logits, and one
+# near 0 overflows them ("probability tensor contains inf, nan or element < 0").
+NUMBERS = {"temperature": (0.01, 100.0), "repetition_penalty": (0.01, 100.0)}
+INTEGERS = {"max_new_tokens": None, "top_k": (1, 100000), "seed": (0, 2**32 - 1)}
+MAX_STOPS = 4
 ROLES = {"system", "user", "assistant"}
 
 
@@ -75,13 +85,42 @@ def input_fn(input_data, content_type, context=None):
             isinstance(m, dict) and isinstance(m.get("role"), str) and m["role"] in ROLES
             and isinstance(m.get("content"), str) for m in messages):  # a list or object as role: not hashable
         raise InvalidInput("messages must be a non-empty list of {role: system|user|assistant, content: string}")
-    parameters = request.get("parameters") or {}
+    return {"task": "chat", "messages": messages, "parameters": generation_parameters(request.get("parameters"))}
+
+
+def generation_parameters(parameters) -> dict:
+    """The parameters, checked, each number in its type (a temperature of 2 is 2.0: transformers refuses an int
+    temperature; a max_new_tokens of 8.0 is 8), or InvalidInput: any caller of the endpoint gets a 400."""
+    parameters = parameters or {}
     if not isinstance(parameters, dict) or set(parameters) - GENERATION:
         raise InvalidInput(f"parameters must be an object with keys from {sorted(GENERATION)}")
-    new_tokens = parameters.get("max_new_tokens", min(DEFAULT_NEW_TOKENS, MAX_NEW_TOKENS))
-    if isinstance(new_tokens, bool) or not isinstance(new_tokens, int) or not 1 <= new_tokens <= MAX_NEW_TOKENS:
-        raise InvalidInput(f"max_new_tokens must be an integer from 1 to {MAX_NEW_TOKENS}")
-    return {"task": "chat", "messages": messages, "parameters": parameters}
+    out = {}
+    for name, value in parameters.items():
+        if name == "do_sample":
+            if not isinstance(value, bool):
+                raise InvalidInput("do_sample must be true or false")
+        elif name == "stop":
+            if not isinstance(value, list) or len(value) > MAX_STOPS or not all(isinstance(s, str) and s
+                                                                                  for s in value):
+                raise InvalidInput(f"stop must be a list of at most {MAX_STOPS} non-empty strings")
+        elif name in INTEGERS:
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            low, high = INTEGERS[name] or (1, MAX_NEW_TOKENS)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise InvalidInput(f"{name} must be an integer from {low} to {high}")
+        elif name == "top_p":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+                raise InvalidInput("top_p must be a number greater than 0 and less than 1")
+            value = float(value)
+        else:
+            low, high = NUMBERS[name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or not low <= value <= high:
+                raise InvalidInput(f"{name} must be a number from {low:g} to {high:g}")
+            value = float(value)
+        out[name] = value
+    return out
 
 
 def predict_fn(data, bundle, context=None):
@@ -119,7 +158,7 @@ def chat_prompt(tokenizer, messages) -> str:
 
 def reply(model, tokenizer, messages, parameters) -> str:
     encoded = tokenizer(chat_prompt(tokenizer, messages), return_tensors="pt").to(model.device)
-    options = {k: v for k, v in parameters.items() if k != "seed"}
+    options = {k: v for k, v in parameters.items() if k not in ("seed", "stop")}
     options.setdefault("max_new_tokens", min(DEFAULT_NEW_TOKENS, MAX_NEW_TOKENS))
     used, limit = encoded["input_ids"].shape[1], positions(model)
     if used + options["max_new_tokens"] > limit:
@@ -131,9 +170,17 @@ def reply(model, tokenizer, messages, parameters) -> str:
     options.setdefault("do_sample", any(k in options for k in ("temperature", "top_p", "top_k")))
     if "seed" in parameters:
         torch.manual_seed(parameters["seed"])
+    if REQUEST_DEADLINE_SECONDS > 0:
+        options["max_time"] = REQUEST_DEADLINE_SECONDS
+    stops = parameters.get("stop") or []
+    if stops:  # generation ends at a stop text (transformers' StopStringCriteria reads the tokenizer's pieces)
+        options.update(stop_strings=stops, tokenizer=tokenizer)
     with torch.inference_mode():
         output = model.generate(**encoded, **options, pad_token_id=tokenizer.pad_token_id)
-    return tokenizer.decode(output[0, encoded["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+    answer = tokenizer.decode(output[0, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
+    # The reply ends before the first stop text, as OpenAI's stop does.
+    ends = [answer.index(stop) for stop in stops if stop in answer]
+    return (answer[:min(ends)] if ends else answer).strip()
 
 
 def output_fn(prediction, accept, context=None):
