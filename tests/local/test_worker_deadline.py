@@ -13,14 +13,22 @@ from local.toolkit import ModelError, ModelWorker
 
 def test_a_request_still_queued_when_its_caller_gives_up_never_runs():
     worker = ModelWorker(deadline_seconds=0.2)
-    release, ran = threading.Event(), []
-    first = threading.Thread(target=lambda: worker.run(release.wait, 5))
+    release, ran, first_caller = threading.Event(), [], []
+
+    def wait_for_the_first():
+        try:
+            worker.run(release.wait, 5)
+        except ModelError as error:  # its caller gives up too; the work itself runs on until released
+            first_caller.append(error.status)
+
+    first = threading.Thread(target=wait_for_the_first)
     first.start()
     with pytest.raises(ModelError) as late:
         worker.run(ran.append, "second")  # waits behind the first, past its deadline
     assert (late.value.status, late.value.message) == (504, "the model did not answer within 0.2 s")
     release.set()
     first.join()
+    assert first_caller == [504]
     assert worker.run(ran.append, "third") is None
     assert ran == ["third"]  # the abandoned second request never ran
 
