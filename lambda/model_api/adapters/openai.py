@@ -56,8 +56,8 @@ TOP_P = {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 1}
 # logit_bias {}), refused clearly at any other.
 NEUTRAL = {
     "frequency_penalty": {"type": "number", "enum": [0], "description": "0 only: the models apply no frequency "
-                                                                          "penalty (repetition_penalty via "
-                                                                          "extra_body on /generate routes)"},
+                                                                          "penalty (/generate and /chat take "
+                                                                          "repetition_penalty)"},
     "presence_penalty": {"type": "number", "enum": [0], "description": "0 only: the models apply no presence "
                                                                          "penalty"},
     "logit_bias": {"type": "object", "maxProperties": 0, "description": "{} only: the models take no logit bias"},
