@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
 # Under `make mutation` (mutmut sets MUTANT_UNDER_TEST) the tests run in mutants/, and model_api must be the mutated
 # copy there: the editable install's finder (a sys.meta_path hook, ahead of sys.path) would import the checkout's,
 # and every mutant of the contract package would have no test.
-if os.environ.get("MUTANT_UNDER_TEST"):
+if "MUTANT_UNDER_TEST" in os.environ:  # set, even empty (mutmut's clean run): under mutation
     sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")
                         and not type(f).__module__.startswith("__editable__")]
     sys.path.insert(0, str(LAMBDA_DIR))
@@ -55,7 +55,7 @@ socket.getaddrinfo = _local_only
 # once, for whichever test came first: mutmut would record only that test as reaching the code, and a mutant would
 # meet a fixture value built before it was switched on. So every fixture that runs our code is set up per test then.
 # Fixtures that only build offline test models stay shared (they run no product code, and take seconds).
-if os.environ.get("MUTANT_UNDER_TEST"):
+if "MUTANT_UNDER_TEST" in os.environ:  # set, even empty (mutmut's clean run): under mutation
     import pytest  # noqa: E402
 
     _fixture = pytest.fixture

@@ -50,7 +50,6 @@ class ModelApp:
 
     def __init__(self, env: Mapping[str, str], runtime: Any = None, s3: Any = None):
         env = dict(env)
-        self.env = env
         # Every function's environment names its model and kind (deployment.settings.function_environment).
         self.model = routes.ModelInfo(name=env["MODEL_NAME"], kind=env["MODEL_KIND"], endpoint_name=env["ENDPOINT_NAME"])
         self.kind = kind(self.model.kind)

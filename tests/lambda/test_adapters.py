@@ -144,6 +144,26 @@ def test_v1_models_lists_the_models_with_openai_routes(make_rig):
     assert [m["id"] for m in rig.call(api_event("GET", resource="/models/sd/v1/models"))["json"]["data"]] == ["sd"]
 
 
+def test_v1_models_retrieves_one_model_by_id_or_answers_openais_404(make_rig):
+    rig = rig_for(make_rig, "sd", "toolkit")
+
+    def retrieve(resource, model_id):
+        event = api_event("GET", resource=resource)
+        event["path"] = resource.replace("{model_id}", model_id)
+        event["pathParameters"] = {"model_id": model_id}
+        return rig.call(event)
+
+    one = retrieve("/v1/models/{model_id}", "gpt2-tgi")
+    assert one["statusCode"] == 200 and one["json"]["id"] == "gpt2-tgi" and one["json"]["kind"] == "text-generation"
+    missing = retrieve("/v1/models/{model_id}", "gpt-4o")
+    assert openai_error(missing, 404, "model_not_found") == (
+        'no model "gpt-4o" here; the models are sd, gpt2-tgi, minilm, assistant (GET /v1/models)')
+    assert missing["json"]["error"]["type"] == "invalid_request_error"  # OpenAI's shape, as its SDK reads it
+    # At a model's own base URL only that model is there.
+    assert retrieve("/models/sd/v1/models/{model_id}", "sd")["json"]["id"] == "sd"
+    assert retrieve("/models/sd/v1/models/{model_id}", "gpt2-tgi")["statusCode"] == 404
+
+
 def test_an_async_model_serves_no_adapted_route():
     from model_api import routes
     hosted = [ModelInfo("gpt2", "text-generation", "e", hosting="async"), ModelInfo("sd", "text-to-image", "e2")]

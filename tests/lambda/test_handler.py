@@ -470,7 +470,7 @@ def test_presign_failure_stores_nothing(rig, monkeypatch):
     assert_error(rig.call(api_event("POST", {"prompt": "p"})), 500, "presign_failed", rig)
 
 
-def test_unexpected_bugs_become_500_without_internals(rig, monkeypatch):
+def test_unexpected_bugs_become_500_without_internals(rig, monkeypatch, caplog):
     def broken(*args, **kwargs):
         raise RuntimeError("secret internal detail")
 
@@ -478,8 +478,13 @@ def test_unexpected_bugs_become_500_without_internals(rig, monkeypatch):
 
     monkeypatch.setattr(text_to_image, "decode_model_images", broken)
     rig.endpoint.returns(tiny_png())
-    response = rig.call(api_event("POST", {"prompt": "p"}))
+    with caplog.at_level("ERROR", logger="model_api"):
+        response = rig.call(api_event("POST", {"prompt": "p"}))
     assert "secret internal detail" not in assert_error(response, 500, "internal_error", rig)
+    # The log has the traceback under the request id the caller was told to quote.
+    bug = next(r for r in caplog.records if r.exc_info)
+    assert bug.getMessage() == f"unhandled error in request {response['headers']['X-Request-Id']}"
+    assert "secret internal detail" in caplog.text
 
 
 # ------------------------------------------------------------------------------------------------------ presigned URLs

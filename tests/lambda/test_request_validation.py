@@ -59,8 +59,9 @@ def test_integral_numbers_are_integers_and_reach_the_model_as_ints():
     schema = {"type": "object", "properties": {"n": {"type": ["integer", "null"]}, "xs": {
         "type": "array", "items": {"type": "object", "properties": {"t": {"type": "number"}}}},
         "b": {"type": "number"}}}
-    assert normalized({"n": 2.0, "xs": [{"t": 1}, {"t": 0.5}], "b": True}, schema) == {
-        "n": 2, "xs": [{"t": 1.0}, {"t": 0.5}], "b": True}
+    data = normalized({"n": 2.0, "xs": [{"t": 1}, {"t": 0.5}], "b": True}, schema)
+    assert data == {"n": 2, "xs": [{"t": 1.0}, {"t": 0.5}], "b": True}
+    assert (type(data["n"]), type(data["xs"][0]["t"])) == (int, float)  # 1 == 1.0: the types tell
     assert type(normalized({"n": None}, schema)["n"]) is type(None)
     assert normalized([1], {"type": "array"}) == [1] and normalized(3, {"type": ["integer", "number"]}) == 3
 
@@ -187,3 +188,12 @@ def test_an_alias_still_meets_the_fields_bounds():
 
     with pytest.raises(ApiError, match="steps must be at most 50"):
         _parse({"inputs": "a cat", "parameters": {"num_inference_steps": 500}})
+
+
+def test_a_body_with_an_unpaired_surrogate_is_refused_as_text_not_a_crash():
+    from model_api.errors import ApiError
+    from model_api.requests import read_json_body
+
+    with pytest.raises(ApiError) as refused:  # a str body as a proxy event may carry it, escaped or not
+        read_json_body({"body": '{"prompt": "\ud800"}'}, 1000, "{}")
+    assert (refused.value.status, refused.value.message) == (400, "request body is not valid UTF-8")
