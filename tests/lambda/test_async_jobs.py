@@ -330,3 +330,14 @@ def test_a_storage_outage_while_a_job_is_finished_is_a_503_and_the_job_stays_to_
             call()
         assert (outage.value.status, outage.value.code) == (503, "storage_unavailable")
         assert store.saved == {} and told == []
+
+
+def test_a_function_that_is_not_async_reads_no_jobs(make_rig):
+    """Routing sends job reads to async models only; should one reach another function (a deployment error), it says
+    so instead of failing on a store it does not have."""
+    from model_api.errors import ApiError
+
+    rig = make_rig(MODEL_CATALOG=catalog(ModelInfo("stable-diffusion", "text-to-image", "e", "ml.g5.xlarge")))
+    with pytest.raises(ApiError) as caught:
+        rig.handler._job_store()
+    assert (caught.value.status, caught.value.code) == (500, "misconfigured")
